@@ -1,0 +1,166 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ActionKind names an outbound operation; a Sender knows how to deliver each.
+type ActionKind string
+
+// Action kinds.
+const (
+	// ActionWelcome: externalcontact/send_welcome_msg with a one-time welcome code.
+	ActionWelcome ActionKind = "welcome"
+	// ActionMarkTag: externalcontact/mark_tag, tags given by name (resolved, created if missing).
+	ActionMarkTag ActionKind = "mark_tag"
+	// ActionMassSend: externalcontact/add_msg_template (staff confirm it in the client).
+	ActionMassSend ActionKind = "mass_send"
+	// ActionGroupWelcome: externalcontact/group_welcome_template add/edit.
+	ActionGroupWelcome ActionKind = "group_welcome"
+	// ActionStaffMessage: message/send to internal staff.
+	ActionStaffMessage ActionKind = "staff_message"
+	// ActionKfMessage: kf/send_msg to a WeChat user in 微信客服.
+	ActionKfMessage ActionKind = "kf_message"
+	// ActionRobot: a group robot webhook message.
+	ActionRobot ActionKind = "robot"
+)
+
+// Action statuses in the outbox.
+const (
+	ActionPending = "pending"
+	ActionSent    = "sent"
+	ActionFailed  = "failed"
+)
+
+// Action is one owed outbound operation, stored in the outbox until delivered.
+type Action struct {
+	// ID is the outbox sequence, assigned on enqueue.
+	ID uint64 `json:"id,omitempty"`
+	// Key makes enqueueing idempotent: a second action with the same key is dropped.
+	Key  string     `json:"key"`
+	Kind ActionKind `json:"kind"`
+	// MemberID is the customer the action is for, when there is one.
+	MemberID string `json:"member_id,omitempty"`
+	// EventSeq is the event that caused the action.
+	EventSeq uint64 `json:"event_seq,omitempty"`
+	// DueAt is the earliest time to send; zero means now.
+	DueAt time.Time `json:"due_at"`
+	// NotAfter, when set, is the last moment sending makes sense (a welcome code's 20 s).
+	NotAfter  time.Time `json:"not_after,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Status    string    `json:"status"`
+	Attempts  int       `json:"attempts,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	SentAt    time.Time `json:"sent_at,omitempty"`
+	// Payload is the kind's message (WelcomeMessage, MarkTag, ...), as JSON.
+	Payload json.RawMessage `json:"payload"`
+}
+
+// NewAction builds an action with payload encoded as JSON.
+func NewAction(kind ActionKind, key string, payload any) (*Action, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", kind, err)
+	}
+	return &Action{Kind: kind, Key: key, Payload: raw, Status: ActionPending}, nil
+}
+
+// Decode unmarshals the payload into v.
+func (a *Action) Decode(v any) error {
+	if err := json.Unmarshal(a.Payload, v); err != nil {
+		return fmt.Errorf("decode %s payload of action %d: %w", a.Kind, a.ID, err)
+	}
+	return nil
+}
+
+// Attachment is a message attachment (welcome message, mass send, kf).
+type Attachment struct {
+	// Type is image, link, miniprogram, video or file.
+	Type string `json:"type"`
+	// Link fields.
+	Title  string `json:"title,omitempty"`
+	URL    string `json:"url,omitempty"`
+	PicURL string `json:"pic_url,omitempty"`
+	Desc   string `json:"desc,omitempty"`
+	// MediaID for image/video/file (uploaded media) or the mini-program's cover.
+	MediaID string `json:"media_id,omitempty"`
+	// Mini-program fields.
+	AppID string `json:"appid,omitempty"`
+	Page  string `json:"page,omitempty"`
+}
+
+// WelcomeMessage is the payload of ActionWelcome.
+type WelcomeMessage struct {
+	WelcomeCode string       `json:"welcome_code"`
+	StaffID     string       `json:"staff_id,omitempty"`
+	Text        string       `json:"text"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// MarkTag is the payload of ActionMarkTag: tags by corp tag name.
+type MarkTag struct {
+	StaffID        string   `json:"staff_id"`
+	ExternalUserID string   `json:"external_user_id"`
+	Add            []string `json:"add,omitempty"`
+	Remove         []string `json:"remove,omitempty"`
+	// Group is the corp tag group new tags are created in.
+	Group string `json:"group,omitempty"`
+}
+
+// MassSend is the payload of ActionMassSend (add_msg_template).
+type MassSend struct {
+	// ChatType is "single" (to customers) or "group" (to customer groups).
+	ChatType        string       `json:"chat_type"`
+	Sender          string       `json:"sender,omitempty"`
+	ExternalUserIDs []string     `json:"external_user_ids,omitempty"`
+	ChatIDs         []string     `json:"chat_ids,omitempty"`
+	Text            string       `json:"text"`
+	Attachments     []Attachment `json:"attachments,omitempty"`
+}
+
+// GroupWelcome is the payload of ActionGroupWelcome: the join greeting template.
+type GroupWelcome struct {
+	// TemplateID, when set, edits that template; otherwise one is added.
+	TemplateID  string       `json:"template_id,omitempty"`
+	Name        string       `json:"name"`
+	Text        string       `json:"text"`
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// StaffMessage is the payload of ActionStaffMessage (message/send to staff).
+type StaffMessage struct {
+	ToUsers []string `json:"to_users"`
+	Text    string   `json:"text"`
+}
+
+// KfMessage is the payload of ActionKfMessage (kf/send_msg).
+type KfMessage struct {
+	OpenKfID       string `json:"open_kfid"`
+	ExternalUserID string `json:"external_user_id"`
+	Text           string `json:"text"`
+	// MsgID lets WeCom drop a resend of the same message.
+	MsgID string `json:"msg_id,omitempty"`
+}
+
+// RobotMessage is the payload of ActionRobot (group robot webhook).
+type RobotMessage struct {
+	// Robot is the webhook key's name in config, not the key itself.
+	Robot    string `json:"robot"`
+	Text     string `json:"text,omitempty"`
+	Markdown string `json:"markdown,omitempty"`
+}
+
+// SendResult is what a Sender learned from a successful delivery.
+type SendResult struct {
+	// Detail is a short, secret-free note for the outbox record (e.g. a msgid).
+	Detail string
+}
+
+// Sender delivers one outbox action. retry=true asks the outbox to try again
+// later (rate limits, system busy, network); retry=false with an error is final.
+type Sender interface {
+	Send(ctx context.Context, a *Action) (res SendResult, retry bool, err error)
+}

@@ -1,0 +1,152 @@
+package bot
+
+import "time"
+
+// Stage is a member's place in the AIPL funnel.
+type Stage string
+
+// AIPL stages, in order. StageNone is a member we know of but who is not (yet) a contact.
+const (
+	StageNone     Stage = ""
+	StageAware    Stage = "aware"
+	StageInterest Stage = "interest"
+	StagePurchase Stage = "purchase"
+	StageLoyal    Stage = "loyal"
+)
+
+// Stages lists the funnel stages in order.
+var Stages = []Stage{StageAware, StageInterest, StagePurchase, StageLoyal}
+
+// Rank is the stage's position in the funnel (0 for StageNone, 1 for Aware …).
+func (s Stage) Rank() int {
+	for i, st := range Stages {
+		if st == s {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Valid reports whether s is one of the AIPL stages.
+func (s Stage) Valid() bool { return s.Rank() > 0 }
+
+// Follow is one staff member the customer has added (follow_user).
+type Follow struct {
+	StaffID   string    `json:"staff_id"`
+	State     string    `json:"state,omitempty"`
+	AddedAt   time.Time `json:"added_at"`
+	DeletedAt time.Time `json:"deleted_at,omitempty"`
+	// DeletedBy is "customer" (del_follow_user) or "staff" (del_external_contact).
+	DeletedBy string `json:"deleted_by,omitempty"`
+}
+
+// Active reports whether the follow relation still stands.
+func (f Follow) Active() bool { return f.DeletedAt.IsZero() }
+
+// StageChange records one move in the funnel.
+type StageChange struct {
+	From     Stage     `json:"from"`
+	To       Stage     `json:"to"`
+	At       time.Time `json:"at"`
+	Cause    string    `json:"cause"`
+	EventSeq uint64    `json:"event_seq,omitempty"`
+}
+
+// Member is a customer (external contact) of the brand.
+type Member struct {
+	ExternalUserID string `json:"external_user_id"`
+	Name           string `json:"name,omitempty"`
+	// Channel is the name of the channel the member first came through, State its raw state.
+	Channel string   `json:"channel,omitempty"`
+	State   string   `json:"state,omitempty"`
+	Follows []Follow `json:"follows,omitempty"`
+	// Tags are corp tag names wecombot applied or learned of.
+	Tags []string `json:"tags,omitempty"`
+	// Groups are the customer group chat ids the member is in.
+	Groups       []string      `json:"groups,omitempty"`
+	Stage        Stage         `json:"stage,omitempty"`
+	StageHistory []StageChange `json:"stage_history,omitempty"`
+	// Lost is set when the member deleted every staff member; history is kept.
+	Lost      bool      `json:"lost,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Commerce and engagement counters, maintained by the engine.
+	Orders   int   `json:"orders,omitempty"`
+	SpendFen int64 `json:"spend_fen,omitempty"`
+	Points   int64 `json:"points,omitempty"`
+	Level    string `json:"level,omitempty"`
+	CheckIns int   `json:"check_ins,omitempty"`
+}
+
+// Follow returns the follow relation with staffID, or nil.
+func (m *Member) Follow(staffID string) *Follow {
+	for i := range m.Follows {
+		if m.Follows[i].StaffID == staffID {
+			return &m.Follows[i]
+		}
+	}
+	return nil
+}
+
+// HasActiveFollow reports whether any staff relation still stands.
+func (m *Member) HasActiveFollow() bool {
+	for _, f := range m.Follows {
+		if f.Active() {
+			return true
+		}
+	}
+	return false
+}
+
+// PrimaryStaff is the most recent staff member the customer still follows, or "".
+func (m *Member) PrimaryStaff() string {
+	staff := ""
+	var at time.Time
+	for _, f := range m.Follows {
+		if f.Active() && !f.AddedAt.Before(at) {
+			staff, at = f.StaffID, f.AddedAt
+		}
+	}
+	return staff
+}
+
+// HasTag reports whether the member carries tag name.
+func (m *Member) HasTag(name string) bool {
+	for _, t := range m.Tags {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+// AddTag adds name unless present; it reports whether it was added.
+func (m *Member) AddTag(name string) bool {
+	if name == "" || m.HasTag(name) {
+		return false
+	}
+	m.Tags = append(m.Tags, name)
+	return true
+}
+
+// RemoveTag removes name; it reports whether it was there.
+func (m *Member) RemoveTag(name string) bool {
+	for i, t := range m.Tags {
+		if t == name {
+			m.Tags = append(m.Tags[:i], m.Tags[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// InGroup reports whether the member is in customer group chatID.
+func (m *Member) InGroup(chatID string) bool {
+	for _, g := range m.Groups {
+		if g == chatID {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+// Package metrics holds wecombot's Prometheus collectors. Each server builds
+// its own registry (no globals), so tests and `bench` can run several servers
+// in one process.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the collectors every component records into. A nil *Metrics is
+// valid and records nothing, so components can be used without one.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Callbacks counts inbound callback requests by endpoint and result
+	// (accepted, duplicate, bad_signature, bad_request, too_large, error, verified).
+	Callbacks *prometheus.CounterVec
+	// CallbackSeconds is the time to acknowledge a callback.
+	CallbackSeconds *prometheus.HistogramVec
+	// Events counts processed events by type and result (ok, error, skipped).
+	Events *prometheus.CounterVec
+	// EventLag is the number of appended, unprocessed events.
+	EventLag prometheus.Gauge
+	// EventSeconds is the time from receipt to processing of an event.
+	EventSeconds prometheus.Histogram
+	// OutboxDepth is the number of pending outbox actions.
+	OutboxDepth prometheus.Gauge
+	// Outbox counts delivery attempts by kind and result (sent, retry, failed).
+	Outbox *prometheus.CounterVec
+	// ActionSeconds is the time from an action's due time to its delivery.
+	ActionSeconds *prometheus.HistogramVec
+	// WeComCalls counts WeCom API calls by api and errcode ("0" for success, "http" for transport errors).
+	WeComCalls *prometheus.CounterVec
+	// WeComSeconds is WeCom API latency by api.
+	WeComSeconds *prometheus.HistogramVec
+	// ScenarioReloads counts scenario reloads by result (ok, error).
+	ScenarioReloads *prometheus.CounterVec
+	// ScenarioLoaded is 1 when the last reload succeeded, 0 when it failed.
+	ScenarioLoaded prometheus.Gauge
+}
+
+// New builds the collectors in a fresh registry, with Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &Metrics{
+		Registry: r,
+		Callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_callbacks_total", Help: "Inbound callback requests by endpoint and result.",
+		}, []string{"endpoint", "result"}),
+		CallbackSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wecombot_callback_seconds", Help: "Time to acknowledge a callback.", Buckets: latency,
+		}, []string{"endpoint"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_events_total", Help: "Processed events by type and result.",
+		}, []string{"type", "result"}),
+		EventLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wecombot_event_log_lag", Help: "Appended events not yet processed.",
+		}),
+		EventSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "wecombot_event_process_seconds", Help: "Time from receipt to processing of an event.", Buckets: latency,
+		}),
+		OutboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wecombot_outbox_depth", Help: "Pending outbox actions.",
+		}),
+		Outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_outbox_attempts_total", Help: "Outbox delivery attempts by kind and result.",
+		}, []string{"kind", "result"}),
+		ActionSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wecombot_action_delay_seconds", Help: "Time from an action's due time to its delivery.", Buckets: latency,
+		}, []string{"kind"}),
+		WeComCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_wecom_api_calls_total", Help: "WeCom API calls by api and errcode.",
+		}, []string{"api", "errcode"}),
+		WeComSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wecombot_wecom_api_seconds", Help: "WeCom API call latency.", Buckets: latency,
+		}, []string{"api"}),
+		ScenarioReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_scenario_reloads_total", Help: "Scenario reloads by result.",
+		}, []string{"result"}),
+		ScenarioLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wecombot_scenario_last_reload_ok", Help: "1 if the last scenario reload succeeded, else 0.",
+		}),
+	}
+	r.MustRegister(m.Callbacks, m.CallbackSeconds, m.Events, m.EventLag, m.EventSeconds, m.OutboxDepth,
+		m.Outbox, m.ActionSeconds, m.WeComCalls, m.WeComSeconds, m.ScenarioReloads, m.ScenarioLoaded)
+	return m
+}
+
+// Callback records one callback request.
+func (m *Metrics) Callback(endpoint, result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.Callbacks.WithLabelValues(endpoint, result).Inc()
+	m.CallbackSeconds.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// WeComCall records one WeCom API call; errcode 0 is success, -2 a transport error.
+func (m *Metrics) WeComCall(api string, errcode int64, d time.Duration) {
+	if m == nil {
+		return
+	}
+	code := strconv.FormatInt(errcode, 10)
+	if errcode == -2 {
+		code = "http"
+	}
+	m.WeComCalls.WithLabelValues(api, code).Inc()
+	m.WeComSeconds.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// Event records one processed event.
+func (m *Metrics) Event(typ, result string, sinceReceived time.Duration) {
+	if m == nil {
+		return
+	}
+	m.Events.WithLabelValues(typ, result).Inc()
+	m.EventSeconds.Observe(sinceReceived.Seconds())
+}
+
+// OutboxAttempt records one delivery attempt.
+func (m *Metrics) OutboxAttempt(kind, result string, sinceDue time.Duration) {
+	if m == nil {
+		return
+	}
+	m.Outbox.WithLabelValues(kind, result).Inc()
+	if result == "sent" {
+		m.ActionSeconds.WithLabelValues(kind).Observe(sinceDue.Seconds())
+	}
+}
+
+// Reload records a scenario reload.
+func (m *Metrics) Reload(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.ScenarioReloads.WithLabelValues("ok").Inc()
+		m.ScenarioLoaded.Set(1)
+		return
+	}
+	m.ScenarioReloads.WithLabelValues("error").Inc()
+	m.ScenarioLoaded.Set(0)
+}

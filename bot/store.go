@@ -1,0 +1,117 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by stores when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrStoreLocked is returned when another process holds the data directory.
+var ErrStoreLocked = errors.New("data directory is in use by another wecombot process")
+
+// Store is everything wecombot keeps. storage/bolt implements it on bbolt; a
+// Postgres backend would implement the same interface. storage/storagetest
+// holds the conformance tests every implementation must pass.
+type Store interface {
+	EventLog
+	Outbox
+	// Update runs fn in one read-write transaction: everything fn does commits
+	// together or not at all. fn must not call out to the network.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// EventLog is the durable, deduplicating log of inbound events.
+type EventLog interface {
+	// AppendEvent stores ev durably (fsync'd before it returns) and assigns
+	// ev.Seq, unless an event with the same non-empty DedupeKey was appended
+	// less than the store's dedupe TTL ago: then it returns dup=true and stores
+	// nothing.
+	AppendEvent(ctx context.Context, ev *Event) (dup bool, err error)
+	// PendingEvents returns up to limit events not yet marked processed, with
+	// Seq > after, in Seq order.
+	PendingEvents(ctx context.Context, after uint64, limit int) ([]Event, error)
+	// Events returns up to limit events with Seq > after in Seq order,
+	// processed or not (for audit, the dashboard and replay).
+	Events(ctx context.Context, after uint64, limit int) ([]Event, error)
+	// EventStats describes the log.
+	EventStats(ctx context.Context) (EventStats, error)
+	// PruneDedupe forgets dedupe keys recorded before cutoff; it returns how many.
+	PruneDedupe(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// EventStats describes the event log.
+type EventStats struct {
+	LastSeq uint64 `json:"last_seq"`
+	// Pending counts appended events not yet processed: the engine's lag.
+	Pending int `json:"pending"`
+	// OldestPending is when the oldest pending event was received.
+	OldestPending time.Time `json:"oldest_pending,omitempty"`
+	Failed        int       `json:"failed"`
+}
+
+// Outbox holds owed outbound actions until they are delivered.
+type Outbox interface {
+	// DueActions returns up to limit pending actions with DueAt <= now, oldest first.
+	DueActions(ctx context.Context, now time.Time, limit int) ([]Action, error)
+	// NextDue returns the earliest DueAt among pending actions (zero, false if none).
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	// MarkSent records a delivery; the action is never returned by DueActions again.
+	MarkSent(ctx context.Context, id uint64, at time.Time, detail string) error
+	// MarkRetry records a failed attempt and when to try again.
+	MarkRetry(ctx context.Context, id uint64, next time.Time, errMsg string) error
+	// MarkFailed gives up on an action (dead letter) with a reason.
+	MarkFailed(ctx context.Context, id uint64, at time.Time, errMsg string) error
+	// Action returns one action by id.
+	Action(ctx context.Context, id uint64) (*Action, error)
+	// Actions lists actions with ID > after (any status), oldest first.
+	Actions(ctx context.Context, after uint64, limit int) ([]Action, error)
+	// OutboxStats counts actions by status.
+	OutboxStats(ctx context.Context) (OutboxStats, error)
+}
+
+// OutboxStats counts outbox actions.
+type OutboxStats struct {
+	Pending int `json:"pending"`
+	Sent    int `json:"sent"`
+	Failed  int `json:"failed"`
+	// OldestDue is the DueAt of the oldest pending action.
+	OldestDue time.Time `json:"oldest_due,omitempty"`
+}
+
+// Tx is one storage transaction, handed to engine handlers so that the state
+// changes an event causes, the actions it owes and the mark that it was
+// processed commit together.
+type Tx interface {
+	// MarkProcessed records that event seq has been handled (errMsg non-empty
+	// records a permanent failure). It returns false if it already was.
+	MarkProcessed(seq uint64, errMsg string) (first bool, err error)
+
+	// Member returns a copy of the member, or ErrNotFound.
+	Member(externalUserID string) (*Member, error)
+	// PutMember inserts or replaces the member (and its secondary indexes).
+	PutMember(m *Member) error
+	// Members calls fn for each member in external_userid order after the
+	// given id; returning false stops.
+	Members(after string, fn func(*Member) bool) error
+	// MemberCount returns how many members are stored.
+	MemberCount() (int, error)
+
+	// Enqueue adds an action to the outbox and assigns its ID, unless one with
+	// the same Key exists: then it returns dup=true and adds nothing.
+	Enqueue(a *Action) (dup bool, err error)
+
+	// Get and Put are a small key-value space for features that need a fact
+	// keyed by a string inside the same transaction (e.g. "checkin|camp|day|member").
+	// Get returns ErrNotFound when missing. Buckets are created on demand.
+	Get(bucket, key string) ([]byte, error)
+	Put(bucket, key string, value []byte) error
+	Delete(bucket, key string) error
+	// Scan calls fn for keys with prefix in order; returning false stops.
+	Scan(bucket, prefix string, fn func(key string, value []byte) bool) error
+}
