@@ -1,0 +1,77 @@
+// Package logging builds wecombot's zerolog loggers: JSON by default, console
+// on a terminal, and every configured secret redacted from every line.
+package logging
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"regexp"
+	"sync"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// Redacted replaces secret values in log output.
+const Redacted = "[REDACTED]"
+
+// tokenInURL catches credentials that travel in URLs or query strings
+// (access_token=…, corpsecret=…, key=… for robot webhooks).
+var tokenInURL = regexp.MustCompile(`(?i)((?:access_token|corpsecret|secret|key|token)=)[^&\s"\\]+`)
+
+// New returns a logger writing to w at level ("debug", "info", …) in format
+// ("json", "console", or "" for console on a TTY and JSON otherwise), with
+// every value in secrets replaced by [REDACTED].
+func New(w io.Writer, level, format string, secrets []string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	out := &redactor{w: w, secrets: nonEmpty(secrets)}
+	var sink io.Writer = out
+	if format == "console" || (format == "" && isTerminal(w)) {
+		sink = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(sink).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+func nonEmpty(in []string) [][]byte {
+	var out [][]byte
+	for _, s := range in {
+		if len(s) >= 4 { // shorter values would redact ordinary words
+			out = append(out, []byte(s))
+		}
+	}
+	return out
+}
+
+// redactor scrubs secrets from each write; zerolog writes one line per call.
+type redactor struct {
+	mu      sync.Mutex
+	w       io.Writer
+	secrets [][]byte
+}
+
+func (r *redactor) Write(p []byte) (int, error) {
+	line := p
+	for _, s := range r.secrets {
+		if bytes.Contains(line, s) {
+			line = bytes.ReplaceAll(line, s, []byte(Redacted))
+		}
+	}
+	if tokenInURL.Match(line) {
+		line = tokenInURL.ReplaceAll(line, []byte("${1}"+Redacted))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.w.Write(line); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,412 @@
+// Package pipeline runs wecombot's one path for everything: events appended
+// to the durable log are handed, in order per member, to a bounded worker
+// pool that applies the engine inside a storage transaction (state change,
+// owed actions and the processed mark commit together); a relay then
+// delivers due outbox actions through a Sender, with retries and backoff.
+//
+// A crash anywhere replays from the log and the outbox without doubling: an
+// event's processed mark commits with its effects, and an action's key makes
+// enqueueing idempotent.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/metrics"
+)
+
+// HandleFunc applies one event inside tx. It must not do network I/O: what
+// it owes the outside world it enqueues as actions.
+type HandleFunc func(ctx context.Context, tx bot.Tx, ev *bot.Event) error
+
+// Options configure a Pipeline. Zero values take the defaults noted.
+type Options struct {
+	Store   bot.Store
+	Handle  HandleFunc
+	Sender  bot.Sender
+	Log     zerolog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+	// Workers is the number of event workers (default 8); QueueSize bounds
+	// each worker's queue (default 128): when full, the dispatcher waits
+	// (back-pressure) while new events keep landing safely in the log.
+	Workers   int
+	QueueSize int
+	// Senders is how many actions are delivered at once (default 8).
+	Senders int
+	// HandleAttempts is how often a failing event is retried before it is
+	// recorded as failed (default 3).
+	HandleAttempts int
+	// MaxAttempts gives up on an action after this many failed tries (default 12).
+	MaxAttempts int
+	// Backoff returns the wait before retry number attempt (1-based); default: jittered exponential, 1 s to 5 min.
+	Backoff func(attempt int) time.Duration
+	// PollInterval is the fallback poll of the log and outbox when no wake-up
+	// arrives (default 1 s).
+	PollInterval time.Duration
+}
+
+// Pipeline is the event workers plus the outbox relay.
+type Pipeline struct {
+	o       Options
+	log     zerolog.Logger
+	wakeEv  chan struct{}
+	wakeOut chan struct{}
+
+	running  atomic.Bool
+	inflight sync.Map // outbox action id → struct{}: never send one twice at once
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// Stats are counters since start, for /healthz and tests.
+type Stats struct {
+	Processed     uint64 `json:"processed"`
+	Skipped       uint64 `json:"skipped"`
+	Failed        uint64 `json:"failed"`
+	Sent          uint64 `json:"sent"`
+	SendRetries   uint64 `json:"send_retries"`
+	SendFailures  uint64 `json:"send_failures"`
+	LastProcessed uint64 `json:"last_processed_seq"`
+}
+
+// New builds a pipeline; call Run to start it.
+func New(o Options) *Pipeline {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 128
+	}
+	if o.Senders <= 0 {
+		o.Senders = 8
+	}
+	if o.HandleAttempts <= 0 {
+		o.HandleAttempts = 3
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 12
+	}
+	if o.Backoff == nil {
+		o.Backoff = Backoff
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	return &Pipeline{
+		o:       o,
+		log:     o.Log.With().Str("component", "pipeline").Logger(),
+		wakeEv:  make(chan struct{}, 1),
+		wakeOut: make(chan struct{}, 1),
+	}
+}
+
+// Backoff is full-jitter exponential backoff: up to 1 s × 2^(attempt-1), capped at 5 min.
+func Backoff(attempt int) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	ceil := time.Second << min(attempt-1, 9)
+	if ceil > 5*time.Minute {
+		ceil = 5 * time.Minute
+	}
+	return ceil/2 + rand.N(ceil/2+1)
+}
+
+// NotifyEvent wakes the dispatcher after an append; it never blocks.
+func (p *Pipeline) NotifyEvent() {
+	select {
+	case p.wakeEv <- struct{}{}:
+	default:
+	}
+}
+
+// NotifyOutbox wakes the relay after actions were enqueued; it never blocks.
+func (p *Pipeline) NotifyOutbox() {
+	select {
+	case p.wakeOut <- struct{}{}:
+	default:
+	}
+}
+
+// Running reports whether the workers and relay are up.
+func (p *Pipeline) Running() bool { return p.running.Load() }
+
+// Stats returns counters since start.
+func (p *Pipeline) Stats() Stats {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	return p.stats
+}
+
+func (p *Pipeline) count(f func(*Stats)) {
+	p.statsMu.Lock()
+	f(&p.stats)
+	p.statsMu.Unlock()
+}
+
+// Run processes events and delivers actions until ctx is cancelled, then
+// finishes the events already handed to workers and the sends under way
+// (drain) and returns.
+func (p *Pipeline) Run(ctx context.Context) error {
+	queues := make([]chan bot.Event, p.o.Workers)
+	var workers sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan bot.Event, p.o.QueueSize)
+		workers.Add(1)
+		go func(q chan bot.Event) {
+			defer workers.Done()
+			for ev := range q {
+				// Events already dispatched are finished even during shutdown:
+				// the context passed on is not the cancelled one.
+				p.process(context.WithoutCancel(ctx), ev)
+			}
+		}(queues[i])
+	}
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		p.relay(ctx)
+	}()
+	p.running.Store(true)
+	p.log.Info().Int("workers", p.o.Workers).Int("queue", p.o.QueueSize).Msg("pipeline started")
+
+	err := p.dispatch(ctx, queues)
+	for _, q := range queues {
+		close(q)
+	}
+	workers.Wait()
+	<-relayDone
+	p.running.Store(false)
+	p.log.Info().Msg("pipeline stopped")
+	return err
+}
+
+// dispatch reads pending events in log order and routes each to the worker
+// owning its member (or group), so one member's events apply in order.
+func (p *Pipeline) dispatch(ctx context.Context, queues []chan bot.Event) error {
+	var after uint64
+	ticker := time.NewTicker(p.o.PollInterval)
+	defer ticker.Stop()
+	for {
+		for {
+			evs, err := p.o.Store.PendingEvents(ctx, after, 256)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.log.Error().Err(err).Msg("read event log")
+				break
+			}
+			for _, ev := range evs {
+				q := queues[shard(&ev, len(queues))]
+				select {
+				case q <- ev:
+				case <-ctx.Done():
+					return nil
+				}
+				after = ev.Seq
+			}
+			p.updateLag(ctx)
+			if len(evs) < 256 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wakeEv:
+		case <-ticker.C:
+		}
+	}
+}
+
+func (p *Pipeline) updateLag(ctx context.Context) {
+	if p.o.Metrics == nil {
+		return
+	}
+	if st, err := p.o.Store.EventStats(ctx); err == nil {
+		p.o.Metrics.EventLag.Set(float64(st.Pending))
+	}
+}
+
+// shard picks the worker for an event: by member, else by group, else by seq.
+func shard(ev *bot.Event, n int) int {
+	key := ev.ExternalUserID
+	if key == "" {
+		key = ev.ChatID
+	}
+	if key == "" {
+		return int(ev.Seq % uint64(n))
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// process applies one event with retries; a permanently failing event is
+// recorded as failed so it never blocks the log.
+func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
+	var lastErr error
+	for attempt := 1; attempt <= p.o.HandleAttempts; attempt++ {
+		skipped := false
+		err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
+			first, err := tx.MarkProcessed(ev.Seq, "")
+			if err != nil {
+				return err
+			}
+			if !first {
+				skipped = true
+				return nil
+			}
+			return p.o.Handle(ctx, tx, &ev)
+		})
+		if err == nil {
+			since := p.o.Now().Sub(ev.ReceivedAt)
+			if skipped {
+				p.count(func(s *Stats) { s.Skipped++ })
+				p.o.Metrics.Event(string(ev.Type), "skipped", since)
+				return
+			}
+			p.count(func(s *Stats) { s.Processed++; s.LastProcessed = ev.Seq })
+			p.o.Metrics.Event(string(ev.Type), "ok", since)
+			p.NotifyOutbox()
+			return
+		}
+		lastErr = err
+		p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", attempt).Msg("event handler failed")
+		if attempt < p.o.HandleAttempts {
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		}
+	}
+	msg := fmt.Sprintf("handler failed %d times: %v", p.o.HandleAttempts, lastErr)
+	if err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
+		_, err := tx.MarkProcessed(ev.Seq, msg)
+		return err
+	}); err != nil {
+		p.log.Error().Err(err).Uint64("seq", ev.Seq).Msg("record failed event")
+		return
+	}
+	p.count(func(s *Stats) { s.Failed++ })
+	p.o.Metrics.Event(string(ev.Type), "error", p.o.Now().Sub(ev.ReceivedAt))
+	p.log.Error().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("error", msg).Msg("event recorded as failed")
+}
+
+// relay delivers due actions, at most Senders at a time, until ctx ends;
+// then it waits for the sends under way.
+func (p *Pipeline) relay(ctx context.Context) {
+	sem := make(chan struct{}, p.o.Senders)
+	var sends sync.WaitGroup
+	defer sends.Wait()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		now := p.o.Now()
+		acts, err := p.o.Store.DueActions(ctx, now, 128)
+		if err != nil && ctx.Err() == nil {
+			p.log.Error().Err(err).Msg("read outbox")
+		}
+		for _, a := range acts {
+			if _, busy := p.inflight.LoadOrStore(a.ID, struct{}{}); busy {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				p.inflight.Delete(a.ID)
+				return
+			}
+			sends.Add(1)
+			go func(a bot.Action) {
+				defer func() { <-sem; p.inflight.Delete(a.ID); sends.Done() }()
+				p.deliver(context.WithoutCancel(ctx), &a)
+			}(a)
+		}
+		if p.o.Metrics != nil {
+			if st, err := p.o.Store.OutboxStats(ctx); err == nil {
+				p.o.Metrics.OutboxDepth.Set(float64(st.Pending))
+			}
+		}
+		wait := p.o.PollInterval
+		if len(acts) == 128 {
+			wait = 0
+		} else if next, ok, err := p.o.Store.NextDue(ctx); err == nil && ok {
+			if d := next.Sub(p.o.Now()); d < wait {
+				wait = max(d, 5*time.Millisecond)
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wakeOut:
+			timer.Stop() // Go ≥1.23 timers: Stop discards a pending tick, no drain needed
+		case <-timer.C:
+		}
+	}
+}
+
+// deliver sends one action and records the outcome in the outbox.
+func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
+	now := p.o.Now()
+	log := p.log.With().Uint64("action", a.ID).Str("kind", string(a.Kind)).Str("member", a.MemberID).Logger()
+	if !a.NotAfter.IsZero() && now.After(a.NotAfter) {
+		msg := fmt.Sprintf("too late: had to be sent by %s", a.NotAfter.Format(time.RFC3339))
+		p.recordFailure(ctx, a, now, msg, log)
+		return
+	}
+	res, retry, err := p.o.Sender.Send(ctx, a)
+	now = p.o.Now()
+	if err == nil {
+		if err := p.o.Store.MarkSent(ctx, a.ID, now, res.Detail); err != nil {
+			log.Error().Err(err).Msg("sent, but could not record it")
+		}
+		p.count(func(s *Stats) { s.Sent++ })
+		due := a.DueAt
+		if due.IsZero() {
+			due = a.CreatedAt
+		}
+		p.o.Metrics.OutboxAttempt(string(a.Kind), "sent", now.Sub(due))
+		log.Debug().Str("detail", res.Detail).Msg("action sent")
+		return
+	}
+	attempt := a.Attempts + 1
+	if retry && attempt < p.o.MaxAttempts && !errors.Is(err, context.Canceled) {
+		next := now.Add(p.o.Backoff(attempt))
+		if !a.NotAfter.IsZero() && next.After(a.NotAfter) {
+			// A welcome code's window is short: one quick retry inside it beats none.
+			next = now.Add(min(p.o.Backoff(1)/4, a.NotAfter.Sub(now)/2))
+		}
+		if err2 := p.o.Store.MarkRetry(ctx, a.ID, next, err.Error()); err2 != nil {
+			log.Error().Err(err2).Msg("record retry")
+		}
+		p.count(func(s *Stats) { s.SendRetries++ })
+		p.o.Metrics.OutboxAttempt(string(a.Kind), "retry", 0)
+		log.Warn().Err(err).Int("attempt", attempt).Time("next", next).Msg("send failed, will retry")
+		return
+	}
+	p.recordFailure(ctx, a, now, err.Error(), log)
+}
+
+func (p *Pipeline) recordFailure(ctx context.Context, a *bot.Action, now time.Time, msg string, log zerolog.Logger) {
+	if err := p.o.Store.MarkFailed(ctx, a.ID, now, msg); err != nil {
+		log.Error().Err(err).Msg("record failure")
+	}
+	p.count(func(s *Stats) { s.SendFailures++ })
+	p.o.Metrics.OutboxAttempt(string(a.Kind), "failed", 0)
+	log.Error().Str("error", msg).Msg("action failed for good")
+}

@@ -1,0 +1,478 @@
+// Package config loads wecombot's configuration: one optional YAML file plus
+// environment variables, which override the file. Secrets come only from the
+// environment or from files named by *_file keys / *_FILE variables, never
+// from YAML values, so a config file can live in git.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultAPIBase is WeCom's API host.
+const DefaultAPIBase = "https://qyapi.weixin.qq.com"
+
+// Config is the resolved configuration. Secret fields are never printed by
+// String() or logged.
+type Config struct {
+	// Listen is the HTTP listen address (WECOMBOT_LISTEN, default ":8080").
+	Listen string
+	// DataDir holds the bbolt file and sandbox keys (WECOMBOT_DATA_DIR, default "./data").
+	DataDir string
+	// File is the config file that was read, if any (WECOMBOT_CONFIG).
+	File string
+	// Scenarios is a scenario file or directory; empty means the embedded demo (WECOMBOT_SCENARIOS).
+	Scenarios string
+	// PublicURL is the externally reachable base URL, used in signed H5 links (WECOMBOT_PUBLIC_URL).
+	PublicURL string
+
+	WeCom  WeCom
+	OpenAI OpenAI
+
+	// AdminToken protects /api/v1 (WECOMBOT_ADMIN_TOKEN); empty means admin only on loopback.
+	AdminToken string
+	// CallbackMaxAge rejects POST callbacks whose timestamp is older/newer than this;
+	// 0 turns the check off (WECOMBOT_CALLBACK_MAX_AGE, default 10m).
+	CallbackMaxAge time.Duration
+	// DedupeTTL is how long callback dedupe keys are kept (default 72h).
+	DedupeTTL time.Duration
+	// Workers and QueueSize size the event worker pool.
+	Workers   int
+	QueueSize int
+	// LogLevel is debug, info, warn or error (WECOMBOT_LOG_LEVEL); LogFormat json or console (WECOMBOT_LOG_FORMAT, default: console on a TTY).
+	LogLevel  string
+	LogFormat string
+}
+
+// WeCom holds the self-built app's credentials and the API endpoint.
+type WeCom struct {
+	CorpID  string // WECOM_CORP_ID (企业ID)
+	AgentID string // WECOM_AGENT_ID (应用 AgentId)
+	Secret  string // WECOM_SECRET (应用 Secret); empty → sandbox mode
+	// KfSecret is the 微信客服 secret when it differs from Secret (WECOM_KF_SECRET).
+	KfSecret string
+	Token    string // WECOM_TOKEN (回调 Token)
+	AESKey   string // WECOM_AES_KEY (回调 EncodingAESKey, 43 chars)
+	// APIBase receives every outbound WeCom call, gettoken included (WECOM_API_BASE).
+	APIBase string
+	// EgressProxy is an HTTP(S) proxy for WeCom calls whose IP is in the trusted-IP list (WECOMBOT_EGRESS_PROXY).
+	EgressProxy string
+	// Robots maps a robot name used in scenarios to its webhook key (webhook keys only from robot_key_files).
+	Robots map[string]string
+}
+
+// OpenAI configures the reply model; without an API key the offline model answers.
+type OpenAI struct {
+	APIKey  string // OPENAI_API_KEY
+	BaseURL string // OPENAI_BASE_URL
+	Model   string // OPENAI_MODEL
+}
+
+// Sandbox reports whether outbound calls are recorded instead of sent.
+func (c *Config) Sandbox() bool { return c.WeCom.Secret == "" }
+
+// DBPath is the bbolt file.
+func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "wecombot.db") }
+
+// fileConfig is the YAML shape. Secrets appear only as *_file paths.
+type fileConfig struct {
+	Listen         string `yaml:"listen"`
+	DataDir        string `yaml:"data_dir"`
+	Scenarios      string `yaml:"scenarios"`
+	PublicURL      string `yaml:"public_url"`
+	AdminTokenFile string `yaml:"admin_token_file"`
+	CallbackMaxAge string `yaml:"callback_max_age"`
+	DedupeTTL      string `yaml:"dedupe_ttl"`
+	Workers        int    `yaml:"workers"`
+	QueueSize      int    `yaml:"queue_size"`
+	Log            struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	WeCom struct {
+		CorpID       string            `yaml:"corp_id"`
+		AgentID      string            `yaml:"agent_id"`
+		SecretFile   string            `yaml:"secret_file"`
+		KfSecretFile string            `yaml:"kf_secret_file"`
+		TokenFile    string            `yaml:"token_file"`
+		AESKeyFile   string            `yaml:"aes_key_file"`
+		APIBase      string            `yaml:"api_base"`
+		EgressProxy  string            `yaml:"egress_proxy"`
+		RobotFiles   map[string]string `yaml:"robot_key_files"`
+	} `yaml:"wecom"`
+	OpenAI struct {
+		APIKeyFile string `yaml:"api_key_file"`
+		BaseURL    string `yaml:"base_url"`
+		Model      string `yaml:"model"`
+	} `yaml:"openai"`
+}
+
+// Error is a configuration problem; File and Line are set when it is in the YAML.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.File != "" && e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	case e.File != "":
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return e.Msg
+}
+
+// Errors collects every problem found, so an operator fixes them in one go.
+type Errors []error
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Load reads the config file named by WECOMBOT_CONFIG (if any), then applies
+// the environment. getenv is os.Getenv in production and a map in tests.
+func Load(getenv func(string) string) (*Config, error) {
+	c := &Config{
+		Listen:         ":8080",
+		DataDir:        "./data",
+		CallbackMaxAge: 10 * time.Minute,
+		DedupeTTL:      72 * time.Hour,
+		Workers:        8,
+		QueueSize:      1024,
+		LogLevel:       "info",
+	}
+	c.WeCom.APIBase = DefaultAPIBase
+	var errs Errors
+
+	if path := getenv("WECOMBOT_CONFIG"); path != "" {
+		c.File = path
+		if err := c.applyFile(path); err != nil {
+			var es Errors
+			if errors.As(err, &es) {
+				errs = append(errs, es...)
+			} else {
+				errs = append(errs, err)
+			}
+		}
+	}
+	errs = append(errs, c.applyEnv(getenv)...)
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+func (c *Config) applyFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &Error{File: path, Msg: fmt.Sprintf("cannot read config file: %v", err)}
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return yamlErrors(path, err)
+	}
+	var errs Errors
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Listen, fc.Listen)
+	set(&c.DataDir, fc.DataDir)
+	set(&c.Scenarios, resolveRel(path, fc.Scenarios))
+	set(&c.PublicURL, fc.PublicURL)
+	set(&c.LogLevel, fc.Log.Level)
+	set(&c.LogFormat, fc.Log.Format)
+	set(&c.WeCom.CorpID, fc.WeCom.CorpID)
+	set(&c.WeCom.AgentID, fc.WeCom.AgentID)
+	set(&c.WeCom.APIBase, fc.WeCom.APIBase)
+	set(&c.WeCom.EgressProxy, fc.WeCom.EgressProxy)
+	set(&c.OpenAI.BaseURL, fc.OpenAI.BaseURL)
+	set(&c.OpenAI.Model, fc.OpenAI.Model)
+	if fc.Workers != 0 {
+		c.Workers = fc.Workers
+	}
+	if fc.QueueSize != 0 {
+		c.QueueSize = fc.QueueSize
+	}
+	for _, d := range []struct {
+		key string
+		v   string
+		dst *time.Duration
+	}{{"callback_max_age", fc.CallbackMaxAge, &c.CallbackMaxAge}, {"dedupe_ttl", fc.DedupeTTL, &c.DedupeTTL}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := parseDuration(d.v)
+		if err != nil {
+			errs = append(errs, &Error{File: path, Line: lineOf(data, d.key), Msg: fmt.Sprintf("%s: %v", d.key, err)})
+			continue
+		}
+		*d.dst = v
+	}
+	for _, s := range []struct {
+		key, file string
+		dst       *string
+	}{
+		{"admin_token_file", fc.AdminTokenFile, &c.AdminToken},
+		{"secret_file", fc.WeCom.SecretFile, &c.WeCom.Secret},
+		{"kf_secret_file", fc.WeCom.KfSecretFile, &c.WeCom.KfSecret},
+		{"token_file", fc.WeCom.TokenFile, &c.WeCom.Token},
+		{"aes_key_file", fc.WeCom.AESKeyFile, &c.WeCom.AESKey},
+		{"api_key_file", fc.OpenAI.APIKeyFile, &c.OpenAI.APIKey},
+	} {
+		if s.file == "" {
+			continue
+		}
+		v, err := readSecret(resolveRel(path, s.file))
+		if err != nil {
+			errs = append(errs, &Error{File: path, Line: lineOf(data, s.key), Msg: fmt.Sprintf("%s: %v", s.key, err)})
+			continue
+		}
+		*s.dst = v
+	}
+	for name, file := range fc.WeCom.RobotFiles {
+		v, err := readSecret(resolveRel(path, file))
+		if err != nil {
+			errs = append(errs, &Error{File: path, Line: lineOf(data, name), Msg: fmt.Sprintf("robot_key_files.%s: %v", name, err)})
+			continue
+		}
+		if c.WeCom.Robots == nil {
+			c.WeCom.Robots = map[string]string{}
+		}
+		c.WeCom.Robots[name] = v
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// yamlErrors turns yaml.v3's "line N: msg" errors into file:line errors.
+func yamlErrors(path string, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var errs Errors
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			line, _ := strconv.Atoi(sm[1])
+			msg := strings.Replace(sm[2], " in type config.fileConfig", "", 1)
+			msg = strings.Replace(msg, "not found", "is not a known setting (secrets go in *_file paths or environment variables)", 1)
+			errs = append(errs, &Error{File: path, Line: line, Msg: msg})
+			continue
+		}
+		errs = append(errs, &Error{File: path, Msg: m})
+	}
+	return errs
+}
+
+// lineOf finds the first line that sets key, for errors found after decoding.
+func lineOf(data []byte, key string) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), key+":") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func resolveRel(configPath, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(configPath), p)
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read secret file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (use e.g. 30s, 10m, 72h, or 0 to turn it off)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q must not be negative", s)
+	}
+	return d, nil
+}
+
+// applyEnv applies the environment contract; it overrides the file.
+func (c *Config) applyEnv(getenv func(string) string) Errors {
+	var errs Errors
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	// secret reads NAME, or the file named by NAME_FILE.
+	secret := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = strings.TrimSpace(v)
+			return
+		}
+		if f := getenv(name + "_FILE"); f != "" {
+			v, err := readSecret(f)
+			if err != nil {
+				errs = append(errs, &Error{Msg: fmt.Sprintf("%s_FILE: %v", name, err)})
+				return
+			}
+			*dst = v
+		}
+	}
+	str("WECOMBOT_LISTEN", &c.Listen)
+	str("WECOMBOT_DATA_DIR", &c.DataDir)
+	str("WECOMBOT_SCENARIOS", &c.Scenarios)
+	str("WECOMBOT_PUBLIC_URL", &c.PublicURL)
+	str("WECOMBOT_LOG_LEVEL", &c.LogLevel)
+	str("WECOMBOT_LOG_FORMAT", &c.LogFormat)
+	str("WECOM_CORP_ID", &c.WeCom.CorpID)
+	str("WECOM_AGENT_ID", &c.WeCom.AgentID)
+	str("WECOM_API_BASE", &c.WeCom.APIBase)
+	str("WECOMBOT_EGRESS_PROXY", &c.WeCom.EgressProxy)
+	str("OPENAI_BASE_URL", &c.OpenAI.BaseURL)
+	str("OPENAI_MODEL", &c.OpenAI.Model)
+	secret("WECOM_SECRET", &c.WeCom.Secret)
+	secret("WECOM_KF_SECRET", &c.WeCom.KfSecret)
+	secret("WECOM_TOKEN", &c.WeCom.Token)
+	secret("WECOM_AES_KEY", &c.WeCom.AESKey)
+	secret("WECOMBOT_ADMIN_TOKEN", &c.AdminToken)
+	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
+	if v := getenv("WECOMBOT_CALLBACK_MAX_AGE"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			errs = append(errs, &Error{Msg: "WECOMBOT_CALLBACK_MAX_AGE: " + err.Error()})
+		} else {
+			c.CallbackMaxAge = d
+		}
+	}
+	for _, kv := range []struct {
+		name string
+		dst  *int
+	}{{"WECOMBOT_WORKERS", &c.Workers}, {"WECOMBOT_QUEUE_SIZE", &c.QueueSize}} {
+		if v := getenv(kv.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, &Error{Msg: fmt.Sprintf("%s: %q is not a positive whole number", kv.name, v)})
+				continue
+			}
+			*kv.dst = n
+		}
+	}
+	return errs
+}
+
+func (c *Config) validate() Errors {
+	var errs Errors
+	bad := func(format string, args ...any) {
+		errs = append(errs, &Error{File: c.File, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Listen == "" {
+		bad("listen address is empty (WECOMBOT_LISTEN, e.g. :8080)")
+	}
+	if c.DataDir == "" {
+		bad("data directory is empty (WECOMBOT_DATA_DIR, e.g. ./data)")
+	}
+	if u, err := url.Parse(c.WeCom.APIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("WECOM_API_BASE %q is not an http(s) URL", c.WeCom.APIBase)
+	}
+	if c.WeCom.EgressProxy != "" {
+		if u, err := url.Parse(c.WeCom.EgressProxy); err != nil || u.Host == "" {
+			bad("WECOMBOT_EGRESS_PROXY %q is not a proxy URL (e.g. http://10.0.0.2:3128)", c.WeCom.EgressProxy)
+		}
+	}
+	if c.WeCom.AESKey != "" && len(c.WeCom.AESKey) != 43 {
+		bad("WECOM_AES_KEY must be the 43-character EncodingAESKey from the WeCom admin console (got %d characters)", len(c.WeCom.AESKey))
+	}
+	if !c.Sandbox() {
+		if c.WeCom.CorpID == "" {
+			bad("WECOM_CORP_ID (企业ID) is required when WECOM_SECRET is set")
+		}
+		if c.WeCom.Token == "" || c.WeCom.AESKey == "" {
+			bad("WECOM_TOKEN and WECOM_AES_KEY (接收消息 Token / EncodingAESKey) are required when WECOM_SECRET is set")
+		}
+	}
+	if c.Workers <= 0 || c.QueueSize <= 0 {
+		bad("workers and queue_size must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "json", "console":
+	default:
+		bad("log format %q: use json or console", c.LogFormat)
+	}
+	return errs
+}
+
+// Summary is a one-line, secret-free description for the start-up log.
+func (c *Config) Summary() map[string]any {
+	return map[string]any{
+		"listen":           c.Listen,
+		"data_dir":         c.DataDir,
+		"config":           c.File,
+		"scenarios":        c.Scenarios,
+		"sandbox":          c.Sandbox(),
+		"corp_id":          c.WeCom.CorpID,
+		"agent_id":         c.WeCom.AgentID,
+		"api_base":         c.WeCom.APIBase,
+		"egress_proxy":     c.WeCom.EgressProxy != "",
+		"admin_token":      c.AdminToken != "",
+		"callback_max_age": c.CallbackMaxAge.String(),
+		"model":            c.OpenAI.Model,
+		"model_online":     c.OpenAI.APIKey != "",
+	}
+}
+
+// Secrets returns every secret value, for log redaction.
+func (c *Config) Secrets() []string {
+	var out []string
+	for _, s := range []string{c.WeCom.Secret, c.WeCom.KfSecret, c.WeCom.Token, c.WeCom.AESKey, c.AdminToken, c.OpenAI.APIKey} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	for _, s := range c.WeCom.Robots {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaultsAreSandbox(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Sandbox() || c.Listen != ":8080" || c.DataDir != "./data" || c.WeCom.APIBase != DefaultAPIBase || c.CallbackMaxAge != 10*time.Minute {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if c.DBPath() != filepath.Join("data", "wecombot.db") {
+		t.Fatalf("db path %q", c.DBPath())
+	}
+}
+
+func TestEnvContract(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte("s3cr3t-from-file\n"), 0o600)
+	key := strings.Repeat("k", 43)
+	c, err := Load(env(map[string]string{
+		"WECOMBOT_LISTEN":           "127.0.0.1:9999",
+		"WECOMBOT_DATA_DIR":         dir,
+		"WECOM_CORP_ID":             "ww1",
+		"WECOM_AGENT_ID":            "1000002",
+		"WECOM_SECRET_FILE":         secretFile,
+		"WECOM_TOKEN":               "tok",
+		"WECOM_AES_KEY":             key,
+		"WECOM_API_BASE":            "http://127.0.0.1:1",
+		"WECOMBOT_ADMIN_TOKEN":      "admintoken",
+		"WECOMBOT_CALLBACK_MAX_AGE": "0",
+		"OPENAI_API_KEY":            "sk-xyz",
+		"OPENAI_BASE_URL":           "http://model",
+		"OPENAI_MODEL":              "qwen",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sandbox() {
+		t.Fatal("secret set: not sandbox")
+	}
+	checks := map[string][2]string{
+		"listen":    {c.Listen, "127.0.0.1:9999"},
+		"secret":    {c.WeCom.Secret, "s3cr3t-from-file"},
+		"agent":     {c.WeCom.AgentID, "1000002"},
+		"apibase":   {c.WeCom.APIBase, "http://127.0.0.1:1"},
+		"admin":     {c.AdminToken, "admintoken"},
+		"model":     {c.OpenAI.Model, "qwen"},
+		"openaikey": {c.OpenAI.APIKey, "sk-xyz"},
+	}
+	for name, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", name, v[0], v[1])
+		}
+	}
+	if c.CallbackMaxAge != 0 {
+		t.Errorf("max age 0 should turn the check off, got %v", c.CallbackMaxAge)
+	}
+	for _, s := range []string{"s3cr3t-from-file", "tok", key, "admintoken", "sk-xyz"} {
+		found := false
+		for _, got := range c.Secrets() {
+			found = found || got == s
+		}
+		if !found {
+			t.Errorf("Secrets() misses %q", s)
+		}
+	}
+	for k, v := range c.Summary() {
+		if s, ok := v.(string); ok && (s == "s3cr3t-from-file" || s == "admintoken" || s == key) {
+			t.Errorf("Summary leaks a secret in %s", k)
+		}
+	}
+}
+
+func TestFileThenEnvOverrides(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("filetoken"), 0o600)
+	path := filepath.Join(dir, "wecombot.yaml")
+	os.WriteFile(path, []byte(`listen: ":7000"
+data_dir: /var/lib/wecombot
+scenarios: scen
+callback_max_age: 5m
+wecom:
+  corp_id: wwfile
+  token_file: token
+log:
+  level: debug
+`), 0o600)
+	c, err := Load(env(map[string]string{"WECOMBOT_CONFIG": path, "WECOMBOT_LISTEN": ":7001"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7001" {
+		t.Errorf("env must override file: listen %q", c.Listen)
+	}
+	if c.DataDir != "/var/lib/wecombot" || c.WeCom.CorpID != "wwfile" || c.WeCom.Token != "filetoken" || c.LogLevel != "debug" || c.CallbackMaxAge != 5*time.Minute {
+		t.Errorf("file values not applied: %+v", c)
+	}
+	if c.Scenarios != filepath.Join(dir, "scen") {
+		t.Errorf("relative scenario path should resolve beside the config file: %q", c.Scenarios)
+	}
+}
+
+func TestFileErrorsNameFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "listen: \":1\"\nlistne: x\n", "wecombot.yaml:2: field listne is not a known setting"},
+		{"secret inline is refused", "wecom:\n  corp_id: ww\n  secret: abc\n", "wecombot.yaml:3: field secret is not a known setting"},
+		{"wrong type", "workers: many\n", "wecombot.yaml:1:"},
+		{"bad duration", "listen: \":1\"\ncallback_max_age: soon\n", "wecombot.yaml:2: callback_max_age"},
+		{"missing secret file", "wecom:\n  secret_file: /nonexistent/secret\n", "wecombot.yaml:2: secret_file"},
+		{"bad yaml", "listen: [\n", "wecombot.yaml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "wecombot.yaml")
+			os.WriteFile(path, []byte(tc.yaml), 0o600)
+			_, err := Load(env(map[string]string{"WECOMBOT_CONFIG": path}))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"live needs corp id", map[string]string{"WECOM_SECRET": "x", "WECOM_TOKEN": "t", "WECOM_AES_KEY": strings.Repeat("a", 43)}, "WECOM_CORP_ID"},
+		{"live needs callback keys", map[string]string{"WECOM_SECRET": "x", "WECOM_CORP_ID": "ww"}, "WECOM_TOKEN and WECOM_AES_KEY"},
+		{"aes key length", map[string]string{"WECOM_AES_KEY": "short"}, "43-character"},
+		{"api base", map[string]string{"WECOM_API_BASE": "ftp://x"}, "WECOM_API_BASE"},
+		{"max age", map[string]string{"WECOMBOT_CALLBACK_MAX_AGE": "-5s"}, "WECOMBOT_CALLBACK_MAX_AGE"},
+		{"workers", map[string]string{"WECOMBOT_WORKERS": "zero"}, "WECOMBOT_WORKERS"},
+		{"log level", map[string]string{"WECOMBOT_LOG_LEVEL": "loud"}, "log level"},
+		{"secret file missing", map[string]string{"WECOM_SECRET_FILE": "/nonexistent"}, "WECOM_SECRET_FILE"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
