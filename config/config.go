@@ -146,7 +146,10 @@ func (es Errors) Error() string {
 	return strings.Join(parts, "\n")
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+var (
+	yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+	inType   = regexp.MustCompile(` in type .*$`)
+)
 
 // Load reads the config file named by WECOMBOT_CONFIG (if any), then applies
 // the environment. getenv is os.Getenv in production and a map in tests.
@@ -282,7 +285,7 @@ func yamlErrors(path string, err error) error {
 		m = strings.TrimPrefix(m, "yaml: ")
 		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
 			line, _ := strconv.Atoi(sm[1])
-			msg := strings.Replace(sm[2], " in type config.fileConfig", "", 1)
+			msg := inType.ReplaceAllString(sm[2], "")
 			msg = strings.Replace(msg, "not found", "is not a known setting (secrets go in *_file paths or environment variables)", 1)
 			errs = append(errs, &Error{File: path, Line: line, Msg: msg})
 			continue

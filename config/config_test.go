@@ -119,7 +119,7 @@ func TestFileErrorsNameFileAndLine(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown key", "listen: \":1\"\nlistne: x\n", "wecombot.yaml:2: field listne is not a known setting"},
-		{"secret inline is refused", "wecom:\n  corp_id: ww\n  secret: abc\n", "wecombot.yaml:3: field secret is not a known setting"},
+		{"secret inline is refused", "wecom:\n  corp_id: ww\n  secret: abc\n", "wecombot.yaml:3: field secret is not a known setting (secrets go in *_file paths or environment variables)"},
 		{"wrong type", "workers: many\n", "wecombot.yaml:1:"},
 		{"bad duration", "listen: \":1\"\ncallback_max_age: soon\n", "wecombot.yaml:2: callback_max_age"},
 		{"missing secret file", "wecom:\n  secret_file: /nonexistent/secret\n", "wecombot.yaml:2: secret_file"},
