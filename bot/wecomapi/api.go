@@ -1,0 +1,105 @@
+package wecomapi
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+	"unicode/utf8"
+
+	"github.com/silenceper/wechat/v2/work/externalcontact"
+	"github.com/silenceper/wechat/v2/work/kf"
+)
+
+// KfMsg is a text message a WeChat user sent to a 微信客服 account.
+type KfMsg struct {
+	MsgID          string
+	OpenKfID       string
+	ExternalUserID string
+	Text           string
+	SendTime       time.Time
+}
+
+// kfOriginCustomer marks messages the WeChat user sent (4 is system events,
+// 5 messages sent by staff or by us).
+const kfOriginCustomer = 3
+
+// KfSyncMsg pulls 微信客服 messages after cursor (kf/sync_msg), using the
+// token from the kf_msg_or_event callback. It returns only the customers'
+// text messages — events and the bot's own replies are skipped, but
+// nextCursor moves past them. Keep nextCursor durably and call again while
+// hasMore.
+func (c *Client) KfSyncMsg(ctx context.Context, token, openKfID, cursor string) (msgs []KfMsg, nextCursor string, hasMore bool, err error) {
+	var res kf.SyncMsgSchema
+	err = c.call(ctx, apiKfSyncMsg, func() (err error) {
+		res, err = c.kf.SyncMsg(kf.SyncMsgOptions{Cursor: cursor, Token: token, Limit: 1000, OpenKfID: openKfID})
+		return err
+	})
+	if err != nil {
+		return nil, "", false, err
+	}
+	for _, m := range res.MsgList {
+		if m.MsgType != "text" || m.Origin != kfOriginCustomer {
+			continue
+		}
+		text, terr := m.GetTextMessage()
+		if terr != nil {
+			c.log.Warn().Str("msgid", m.MsgID).Err(terr).Msg("kf/sync_msg: unreadable text message skipped")
+			continue
+		}
+		msgs = append(msgs, KfMsg{
+			MsgID:          m.MsgID,
+			OpenKfID:       m.OpenKFID,
+			ExternalUserID: m.ExternalUserID,
+			Text:           text.Text.Content,
+			SendTime:       time.Unix(int64(m.SendTime), 0),
+		})
+	}
+	return msgs, res.NextCursor, res.HasMore == 1, nil
+}
+
+// CreateContactWay creates a 联系我 QR code (add_contact_way, scene 2) for
+// one staff member (type 1) or several (type 2). state (≤ 30 chars) comes
+// back in the add_external_contact event: use it for channel attribution.
+func (c *Client) CreateContactWay(ctx context.Context, state string, staff []string) (configID, qrCode string, err error) {
+	staff = uniqueNonEmpty(staff)
+	if len(staff) == 0 {
+		return "", "", invalid("contact way needs at least one staff member")
+	}
+	if utf8.RuneCountInString(state) > 30 {
+		return "", "", invalid("contact way state %q is longer than 30 characters", state)
+	}
+	typ := 1
+	if len(staff) > 1 {
+		typ = 2
+	}
+	// The library sends every field; skip_verify must be set to keep WeCom's
+	// default (customers are added without the staff approving).
+	req := &externalcontact.AddContactWayRequest{Type: typ, Scene: 2, State: state, User: staff, SkipVerify: true}
+	var resp *externalcontact.AddContactWayResponse
+	err = c.call(ctx, apiAddContactWay, func() (err error) {
+		resp, err = c.contact.AddContactWay(req)
+		return err
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("create contact way %q: %w", state, err)
+	}
+	return resp.ConfigID, resp.QrCode, nil
+}
+
+// GetExternalContact returns a customer's WeChat name (externalcontact/get).
+func (c *Client) GetExternalContact(ctx context.Context, externalUserID string) (name string, err error) {
+	if externalUserID == "" {
+		return "", invalid("empty external_userid")
+	}
+	var resp *externalcontact.ExternalUserDetailResponse
+	err = c.call(ctx, apiGetExternalContact, func() (err error) {
+		// The library puts the id into the URL unescaped.
+		resp, err = c.contact.GetExternalUserDetail(url.QueryEscape(externalUserID))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("get external contact %s: %w", externalUserID, err)
+	}
+	return resp.ExternalContact.Name, nil
+}

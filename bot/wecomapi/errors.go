@@ -1,0 +1,267 @@
+package wecomapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+
+	"github.com/silenceper/wechat/v2/util"
+	"github.com/silenceper/wechat/v2/work/kf"
+)
+
+// WeCom error codes the client treats specially.
+const (
+	CodeSystemBusy          int64 = -1
+	CodeTransport           int64 = -2 // ours: network error, timeout or HTTP error status (metrics label "http")
+	CodeUnknown             int64 = -3 // ours: an answer or library error without an errcode
+	CodeInvalidCredential   int64 = 40001
+	CodeInvalidCorpID       int64 = 40013
+	CodeInvalidToken        int64 = 40014
+	CodeTagNameExists       int64 = 40071
+	CodeInvalidExternalUser int64 = 40096
+	CodeWelcomeCodeUsed     int64 = 41051
+	CodeWelcomeSystemError  int64 = 41096
+	CodeTokenExpired        int64 = 42001
+	CodeFrequencyLimit      int64 = 45009
+	CodeConcurrencyLimit    int64 = 45033
+	CodeAPIForbidden        int64 = 48002
+	CodeNoUserPermission    int64 = 48003
+	CodeUntrustedIP         int64 = 60020
+	CodeInvalidWebhook      int64 = 93000
+	CodeNoChatPermission    int64 = 301002
+)
+
+// TrustedIPHint is what operators read when WeCom answers 60020.
+const TrustedIPHint = "the server's egress IP is not in the app's 企业可信IP (trusted IP) list — add it in the admin console, or set WECOMBOT_EGRESS_PROXY to a proxy whose IP is listed"
+
+// APIError is a failed WeCom call, classified. Its text never holds an
+// access_token, secret or webhook key.
+type APIError struct {
+	// API is the path under /cgi-bin/ ("externalcontact/send_welcome_msg", "gettoken", "webhook/send").
+	API string
+	// Code is WeCom's errcode, or CodeTransport for network errors, timeouts and HTTP error statuses.
+	Code int64
+	// Msg is WeCom's errmsg or the transport error, redacted.
+	Msg string
+	// HTTPStatus is set when WeCom (or a proxy) answered with an HTTP error status.
+	HTTPStatus int
+	// Timeout is set when the call timed out.
+	Timeout bool
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("wecom %s: errcode %d", e.API, e.Code)
+	if e.Code == CodeTransport || e.Code == CodeUnknown {
+		s = "wecom " + e.API
+	}
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	if h := e.Hint(); h != "" {
+		s += " (" + h + ")"
+	}
+	return s
+}
+
+// Retryable reports whether trying again later may succeed: system busy,
+// rate limits, the welcome-message system error, HTTP 5xx/429, timeouts and
+// network errors, and a token still refused after one refresh.
+func (e *APIError) Retryable() bool {
+	switch e.Code {
+	case CodeTransport:
+		// A 4xx other than 429 means a wrong base URL or proxy: retrying won't fix it.
+		return e.HTTPStatus == 0 || e.HTTPStatus >= 500 || e.HTTPStatus == http.StatusTooManyRequests
+	case CodeSystemBusy, CodeFrequencyLimit, CodeConcurrencyLimit, CodeWelcomeSystemError:
+		return true
+	case CodeInvalidToken, CodeTokenExpired:
+		return true
+	case CodeInvalidCredential:
+		// From gettoken it means a wrong secret: retrying cannot help.
+		return e.API != apiGetToken
+	}
+	return false
+}
+
+// Hint says in plain words what the error means and what to do, or "" for
+// codes without a specific hint.
+func (e *APIError) Hint() string {
+	switch e.Code {
+	case CodeSystemBusy:
+		return "WeCom is busy (temporary); try again with backoff"
+	case CodeTransport:
+		switch {
+		case e.Timeout:
+			return "no answer from WeCom in time (temporary?) — if it persists, check the network or WECOMBOT_EGRESS_PROXY"
+		case e.HTTPStatus == 429:
+			return "rate limited at HTTP level (temporary); try again with backoff"
+		case e.HTTPStatus >= 500:
+			return "WeCom or the egress proxy answered with a server error (temporary?); try again with backoff"
+		case e.HTTPStatus != 0:
+			return "unexpected HTTP status: check WECOM_API_BASE and WECOMBOT_EGRESS_PROXY"
+		}
+		return "network error reaching WeCom — if it persists, check DNS, firewall or WECOMBOT_EGRESS_PROXY"
+	case CodeInvalidCredential:
+		if e.API == apiGetToken {
+			return "WECOM_SECRET (or WECOM_KF_SECRET) is not the app's Secret — copy it again from 应用管理 → the app → Secret"
+		}
+		return "access_token refused even after a refresh"
+	case CodeInvalidCorpID:
+		return "WECOM_CORP_ID is wrong — copy 企业ID from 我的企业 → 企业信息"
+	case CodeInvalidToken, CodeTokenExpired:
+		return "access_token refused even after a refresh; try again later"
+	case CodeFrequencyLimit, CodeConcurrencyLimit:
+		return "WeCom rate or concurrency limit (temporary); try again with backoff"
+	case CodeWelcomeCodeUsed:
+		return "the welcome code was already used or expired (valid 20 s, usable once; another app or the staff's own 欢迎语 may have used it); not retried"
+	case CodeWelcomeSystemError:
+		return "WeCom failed to send the welcome message (temporary); try again while the code is valid"
+	case CodeAPIForbidden:
+		return "API forbidden: give the app the 客户联系 (customer contact) permission (客户与上下游 → 客户联系 → API → 可调用接口的应用) and put the staff in the app's 可见范围 (visible range)"
+	case CodeNoUserPermission:
+		return "the app has no permission on this user: add the staff member to the app's 可见范围 (visible range); skipped"
+	case CodeNoChatPermission:
+		return "the app has no permission on this chat or user; skipped"
+	case CodeUntrustedIP:
+		return TrustedIPHint
+	case CodeInvalidExternalUser:
+		return "invalid external_userid: the customer id is wrong or belongs to another corp or app"
+	case CodeInvalidWebhook:
+		return "invalid group robot webhook key: the robot was removed or the key is wrong — update robot_key_files"
+	case CodeTagNameExists:
+		return "a corp tag with this name already exists in the group"
+	}
+	return ""
+}
+
+// Classify reports whether an error from this package is worth retrying.
+// Context cancellation and deadlines count as retryable: the action is
+// still owed.
+func Classify(err error) (retry bool) {
+	if err == nil {
+		return false
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Retryable()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return false
+}
+
+// HTTPStatusError is what the transport returns for an HTTP error status, so
+// the status survives the library's error handling.
+type HTTPStatusError struct {
+	Status int
+	Path   string
+}
+
+func (e *HTTPStatusError) Error() string {
+	return fmt.Sprintf("HTTP %d from %s", e.Status, e.Path)
+}
+
+var (
+	// credentialInText finds credentials in URLs or query strings inside arbitrary text.
+	credentialInText = regexp.MustCompile(`(?i)\b((?:access_token|corpsecret|secret|key)=)[^&\s"',;)]+`)
+	// codeInMessage finds the errcode WeCom repeats in its errmsg ("… more info at
+	// https://open.work.weixin.qq.com/devtool/query?e=60020"), or the marker the
+	// transport adds when it doesn't.
+	codeInMessage = regexp.MustCompile(`(?:devtool/query\?e=|\[errcode )(-?\d+)`)
+)
+
+const redacted = "REDACTED"
+
+// RedactURL returns u with access_token, corpsecret, secret and key query
+// values and any userinfo password replaced, for logs and errors.
+func RedactURL(u string) string {
+	if parsed, err := url.Parse(u); err == nil && parsed.Host != "" {
+		if parsed.User != nil {
+			if _, has := parsed.User.Password(); has {
+				parsed.User = url.UserPassword(parsed.User.Username(), redacted)
+			}
+		}
+		parsed.RawQuery = credentialInText.ReplaceAllString(parsed.RawQuery, "${1}"+redacted)
+		u = parsed.String()
+	}
+	return redactText(u)
+}
+
+// redactText scrubs credentials from any text that may embed a URL (library
+// and net/http errors carry the full request URL).
+func redactText(s string) string {
+	return credentialInText.ReplaceAllString(s, "${1}"+redacted)
+}
+
+// kfCodes maps the kf package's error values back to their codes: its
+// SendMsg returns them instead of the errcode.
+var kfCodes = map[kf.Error]int64{
+	kf.SDKInvalidCredential:      CodeInvalidCredential,
+	kf.SDKInvalidCorpID:          CodeInvalidCorpID,
+	kf.SDKAccessTokenInvalid:     CodeInvalidToken,
+	kf.SDKAccessTokenMissing:     41001,
+	kf.SDKAccessTokenExpired:     CodeTokenExpired,
+	kf.SDKApiFreqOutOfLimit:      CodeFrequencyLimit,
+	kf.SDKApiForbidden:           CodeAPIForbidden,
+	kf.SDKInvalidOpenKFID:        95000,
+	kf.SDKOpenKFIDNotExist:       95004,
+	kf.SDKWeWorkAlready:          95011,
+	kf.SDKNotUseInWeCom:          95012,
+	kf.SDKApiNotOpen:             95017,
+	kf.SDKMediaIDExceedMinLength: 40058,
+}
+
+// toAPIError turns whatever the library (or our transport) returned into an
+// *APIError with a redacted message.
+func toAPIError(api string, err error) *APIError {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	var common *util.CommonError
+	if errors.As(err, &common) {
+		return &APIError{API: api, Code: common.ErrCode, Msg: redactText(common.ErrMsg)}
+	}
+	var status *HTTPStatusError
+	if errors.As(err, &status) {
+		return &APIError{API: api, Code: CodeTransport, HTTPStatus: status.Status, Msg: fmt.Sprintf("HTTP %d", status.Status)}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return &APIError{API: api, Code: CodeTransport, Timeout: true, Msg: "timeout"}
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	if errors.As(err, &urlErr) || errors.As(err, &netErr) {
+		// The url.Error text starts with the request URL: keep only the cause.
+		cause := err
+		if urlErr != nil {
+			cause = urlErr.Err
+		}
+		return &APIError{API: api, Code: CodeTransport, Msg: redactText(cause.Error())}
+	}
+	msg := redactText(err.Error())
+	var kfErr kf.Error
+	if errors.As(err, &kfErr) {
+		if code, ok := kfCodes[kfErr]; ok {
+			return &APIError{API: api, Code: code, Msg: msg}
+		}
+	}
+	if m := codeInMessage.FindStringSubmatch(msg); m != nil {
+		if code, perr := strconv.ParseInt(m[1], 10, 64); perr == nil {
+			return &APIError{API: api, Code: code, Msg: msg}
+		}
+	}
+	// Anything else (an unparsable answer, a library-side error) is not
+	// known to be transient: final.
+	return &APIError{API: api, Code: CodeUnknown, Msg: msg}
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}

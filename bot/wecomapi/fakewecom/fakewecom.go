@@ -1,0 +1,581 @@
+// Package fakewecom is an in-process fake of the WeCom (企业微信) API for
+// tests: it answers the calls wecombot makes, keeps the state they change
+// (tokens, corp tags, used welcome codes, templates), records every call,
+// and injects faults (errcodes, HTTP statuses, delays, expired tokens).
+//
+// Point a wecomapi.Client at it with Config.APIBase = srv.URL().
+package fakewecom
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// API names: the request path under /cgi-bin/.
+const (
+	APIGetToken                 = "gettoken"
+	APISendWelcomeMsg           = "externalcontact/send_welcome_msg"
+	APIMarkTag                  = "externalcontact/mark_tag"
+	APIGetCorpTagList           = "externalcontact/get_corp_tag_list"
+	APIAddCorpTag               = "externalcontact/add_corp_tag"
+	APIAddMsgTemplate           = "externalcontact/add_msg_template"
+	APIGroupWelcomeTemplateAdd  = "externalcontact/group_welcome_template/add"
+	APIGroupWelcomeTemplateEdit = "externalcontact/group_welcome_template/edit"
+	APIAddContactWay            = "externalcontact/add_contact_way"
+	APIGetExternalContact       = "externalcontact/get"
+	APIMessageSend              = "message/send"
+	APIKfSyncMsg                = "kf/sync_msg"
+	APIKfSendMsg                = "kf/send_msg"
+	APIWebhookSend              = "webhook/send"
+)
+
+// Call is one recorded request.
+type Call struct {
+	API    string
+	Method string
+	// Query is the query string without access_token and corpsecret.
+	Query url.Values
+	// Body is the decoded JSON body (nil for GET or a non-JSON body).
+	Body map[string]any
+	// RawBody is the body as sent.
+	RawBody []byte
+	// Token is the access_token the call carried ("" for gettoken and webhooks).
+	Token string
+	Time  time.Time
+}
+
+// TB is the part of testing.TB the server uses; nil is allowed (then Close it yourself).
+type TB interface {
+	Cleanup(func())
+}
+
+// TagGroup is a corp tag group in the fake's tag library.
+type TagGroup struct {
+	ID   string
+	Name string
+	Tags []Tag
+}
+
+// Tag is a corp tag.
+type Tag struct {
+	ID   string
+	Name string
+}
+
+// KfPage is one scripted kf/sync_msg answer.
+type KfPage struct {
+	Msgs       []map[string]any
+	NextCursor string
+	HasMore    bool
+}
+
+// KfText builds a customer's text message as kf/sync_msg returns it.
+func KfText(msgID, openKfID, externalUserID, content string, sendTime time.Time) map[string]any {
+	return map[string]any{
+		"msgid": msgID, "open_kfid": openKfID, "external_userid": externalUserID,
+		"send_time": sendTime.Unix(), "origin": 3, "msgtype": "text",
+		"text": map[string]any{"content": content},
+	}
+}
+
+type fault struct {
+	errcode int64
+	status  int
+}
+
+// Server is the fake. All methods are safe for concurrent use.
+type Server struct {
+	srv *httptest.Server
+
+	mu          sync.Mutex
+	corpID      string
+	secrets     map[string]bool // accepted corpsecrets; empty accepts any non-empty one
+	tokens      map[string]bool // token → valid
+	tokenSeq    int
+	expiresIn   int
+	seq         int
+	calls       []Call
+	faults      map[string][]fault
+	delays      map[string]time.Duration
+	welcomeUsed map[string]bool
+	groups      []*TagGroup
+	templates   map[string]bool
+	contacts    map[string]string
+	kfPages     map[string]KfPage
+	robotKeys   map[string]bool // empty accepts any non-empty key
+}
+
+// New starts a fake. With tb, it is closed when the test ends.
+func New(tb TB) *Server {
+	s := &Server{
+		secrets:     map[string]bool{},
+		tokens:      map[string]bool{},
+		expiresIn:   7200,
+		faults:      map[string][]fault{},
+		delays:      map[string]time.Duration{},
+		welcomeUsed: map[string]bool{},
+		templates:   map[string]bool{},
+		contacts:    map[string]string{},
+		kfPages:     map[string]KfPage{},
+		robotKeys:   map[string]bool{},
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	if tb != nil {
+		tb.Cleanup(s.Close)
+	}
+	return s
+}
+
+// URL is the API base to configure (like https://qyapi.weixin.qq.com).
+func (s *Server) URL() string { return s.srv.URL }
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// SetCredentials makes gettoken check the corp id and accept only these
+// secrets (40013 / 40001 otherwise). By default any corp id and non-empty
+// secret get a token.
+func (s *Server) SetCredentials(corpID string, secrets ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.corpID = corpID
+	for _, sec := range secrets {
+		s.secrets[sec] = true
+	}
+}
+
+// SetTokenExpiresIn sets the expires_in gettoken answers (default 7200).
+func (s *Server) SetTokenExpiresIn(seconds int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expiresIn = seconds
+}
+
+// ExpireTokens expires every token handed out so far: the next call with
+// one of them gets 42001.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tokens {
+		s.tokens[t] = false
+	}
+}
+
+// FailNext makes the next n calls to api answer errcode (after the token check).
+func (s *Server) FailNext(api string, errcode int64, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults[api] = append(s.faults[api], fault{errcode: errcode})
+	}
+}
+
+// FailHTTP makes the next n calls to api answer the HTTP status.
+func (s *Server) FailHTTP(api string, status, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults[api] = append(s.faults[api], fault{status: status})
+	}
+}
+
+// Delay makes every call to api wait d before answering (0 removes it).
+func (s *Server) Delay(api string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delays[api] = d
+}
+
+// AddTagGroup seeds the tag library with a group and tags (ids are generated).
+func (s *Server) AddTagGroup(name string, tags ...string) TagGroup {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groupLocked("", name)
+	for _, t := range tags {
+		s.seq++
+		g.Tags = append(g.Tags, Tag{ID: fmt.Sprintf("et-tag-%d", s.seq), Name: t})
+	}
+	return cloneGroup(g)
+}
+
+// TagGroups returns the tag library.
+func (s *Server) TagGroups() []TagGroup {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TagGroup, 0, len(s.groups))
+	for _, g := range s.groups {
+		out = append(out, cloneGroup(g))
+	}
+	return out
+}
+
+// TagID returns the id of the tag name in group ("" if none).
+func (s *Server) TagID(group, name string) string {
+	for _, g := range s.TagGroups() {
+		if g.Name != group {
+			continue
+		}
+		for _, t := range g.Tags {
+			if t.Name == name {
+				return t.ID
+			}
+		}
+	}
+	return ""
+}
+
+// AddExternalContact makes externalcontact/get know a customer.
+func (s *Server) AddExternalContact(externalUserID, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.contacts[externalUserID] = name
+}
+
+// ScriptKf sets the kf/sync_msg answer for a (callback token, cursor) pair;
+// unscripted pairs answer no messages and the same cursor.
+func (s *Server) ScriptKf(token, cursor string, page KfPage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kfPages[token+"\x00"+cursor] = page
+}
+
+// SetRobotKeys makes webhook/send accept only these keys (93000 otherwise).
+func (s *Server) SetRobotKeys(keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		s.robotKeys[k] = true
+	}
+}
+
+// Calls returns the recorded calls to api ("" for all), oldest first.
+func (s *Server) Calls(api string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Call
+	for _, c := range s.calls {
+		if api == "" || c.API == api {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Count is the number of recorded calls to api ("" for all).
+func (s *Server) Count(api string) int { return len(s.Calls(api)) }
+
+// Reset forgets the recorded calls (state and faults stay).
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+}
+
+// errmsgs are WeCom-like messages for the codes tests use. Real errmsgs end
+// with a "more info" link naming the code; the fake copies that.
+var errmsgs = map[int64]string{
+	-1:     "system busy",
+	40001:  "invalid credential",
+	40013:  "invalid corpid",
+	40014:  "invalid access_token",
+	40068:  "invalid tagid",
+	40071:  "UserTag Name Already Exist",
+	40096:  "invalid external userid",
+	41051:  "externaluser has started chatting",
+	41096:  "invalid welcome_code",
+	42001:  "access_token expired",
+	45009:  "api freq out of limit",
+	45033:  "api concurrent out of limit",
+	48002:  "api forbidden",
+	48003:  "suite_id not in api scope",
+	60020:  "not allow to access from your ip",
+	93000:  "invalid webhook url",
+	95000:  "invalid open_kfid",
+	301002: "no privilege to access/modify contact/party/agent",
+}
+
+func errBody(code int64) map[string]any {
+	msg := errmsgs[code]
+	if msg == "" {
+		msg = "fake error"
+	}
+	return map[string]any{
+		"errcode": code,
+		"errmsg":  fmt.Sprintf("%s, hint: [fake], from ip: 203.0.113.7, more info at https://open.work.weixin.qq.com/devtool/query?e=%d", msg, code),
+	}
+}
+
+func ok(extra map[string]any) map[string]any {
+	out := map[string]any{"errcode": 0, "errmsg": "ok"}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	api, found := strings.CutPrefix(r.URL.Path, "/cgi-bin/")
+	if !found {
+		http.NotFound(w, r)
+		return
+	}
+	raw, _ := io.ReadAll(r.Body)
+	q := r.URL.Query()
+	token := q.Get("access_token")
+	q.Del("access_token")
+	q.Del("corpsecret")
+	call := Call{API: api, Method: r.Method, Query: q, RawBody: raw, Time: time.Now()}
+	if api != APIGetToken && api != APIWebhookSend {
+		call.Token = token
+	}
+	if len(raw) > 0 {
+		var body map[string]any
+		if json.Unmarshal(raw, &body) == nil {
+			call.Body = body
+		}
+	}
+
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	delay := s.delays[api]
+	s.mu.Unlock()
+
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+
+	s.mu.Lock()
+	status, answer := s.answerLocked(api, r, token, call)
+	s.mu.Unlock()
+	if status != http.StatusOK {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+func (s *Server) answerLocked(api string, r *http.Request, token string, call Call) (int, map[string]any) {
+	if api == APIGetToken {
+		if f, ok := s.nextFaultLocked(api); ok {
+			return f.status, errBody(f.errcode)
+		}
+		return http.StatusOK, s.getTokenLocked(r.URL.Query())
+	}
+	if api != APIWebhookSend {
+		switch valid, known := s.tokens[token]; {
+		case token == "":
+			return http.StatusOK, map[string]any{"errcode": 41001, "errmsg": "access_token missing"}
+		case !known:
+			return http.StatusOK, errBody(40014)
+		case !valid:
+			return http.StatusOK, errBody(42001)
+		}
+	}
+	if f, ok := s.nextFaultLocked(api); ok {
+		return f.status, errBody(f.errcode)
+	}
+	body := call.Body
+	str := func(k string) string { v, _ := body[k].(string); return v }
+	switch api {
+	case APISendWelcomeMsg:
+		code := str("welcome_code")
+		if code == "" || s.welcomeUsed[code] {
+			return http.StatusOK, errBody(41051)
+		}
+		s.welcomeUsed[code] = true
+		return http.StatusOK, ok(nil)
+	case APIMarkTag:
+		for _, key := range []string{"add_tag", "remove_tag"} {
+			ids, _ := body[key].([]any)
+			for _, id := range ids {
+				if idStr, _ := id.(string); !s.tagExistsLocked(idStr) {
+					return http.StatusOK, errBody(40068)
+				}
+			}
+		}
+		return http.StatusOK, ok(nil)
+	case APIGetCorpTagList:
+		return http.StatusOK, ok(map[string]any{"tag_group": s.tagListLocked()})
+	case APIAddCorpTag:
+		return http.StatusOK, s.addCorpTagLocked(body)
+	case APIAddMsgTemplate:
+		s.seq++
+		return http.StatusOK, ok(map[string]any{"msgid": fmt.Sprintf("msg-%d", s.seq), "fail_list": []string{}})
+	case APIGroupWelcomeTemplateAdd:
+		s.seq++
+		id := fmt.Sprintf("tpl-%d", s.seq)
+		s.templates[id] = true
+		return http.StatusOK, ok(map[string]any{"template_id": id})
+	case APIGroupWelcomeTemplateEdit:
+		if !s.templates[str("template_id")] {
+			return http.StatusOK, map[string]any{"errcode": 41003, "errmsg": "invalid template_id [errcode 41003]"}
+		}
+		return http.StatusOK, ok(nil)
+	case APIAddContactWay:
+		s.seq++
+		id := fmt.Sprintf("cw-%d", s.seq)
+		return http.StatusOK, ok(map[string]any{"config_id": id, "qr_code": "https://wework.example/qr/" + id})
+	case APIGetExternalContact:
+		id := r.URL.Query().Get("external_userid")
+		name, known := s.contacts[id]
+		if !known {
+			return http.StatusOK, errBody(40096)
+		}
+		return http.StatusOK, ok(map[string]any{
+			"external_contact": map[string]any{"external_userid": id, "name": name, "type": 1},
+			"follow_user":      []any{},
+		})
+	case APIMessageSend:
+		s.seq++
+		return http.StatusOK, ok(map[string]any{"msgid": fmt.Sprintf("app-msg-%d", s.seq), "invaliduser": ""})
+	case APIKfSyncMsg:
+		page, scripted := s.kfPages[str("token")+"\x00"+str("cursor")]
+		if !scripted {
+			page = KfPage{NextCursor: str("cursor")}
+		}
+		hasMore := 0
+		if page.HasMore {
+			hasMore = 1
+		}
+		msgs := page.Msgs
+		if msgs == nil {
+			msgs = []map[string]any{}
+		}
+		return http.StatusOK, ok(map[string]any{"next_cursor": page.NextCursor, "has_more": hasMore, "msg_list": msgs})
+	case APIKfSendMsg:
+		id := str("msgid")
+		if id == "" {
+			s.seq++
+			id = fmt.Sprintf("kf-msg-%d", s.seq)
+		}
+		return http.StatusOK, ok(map[string]any{"msgid": id})
+	case APIWebhookSend:
+		key := r.URL.Query().Get("key")
+		if key == "" || (len(s.robotKeys) > 0 && !s.robotKeys[key]) {
+			return http.StatusOK, errBody(93000)
+		}
+		return http.StatusOK, ok(nil)
+	}
+	return http.StatusNotFound, nil
+}
+
+func (s *Server) nextFaultLocked(api string) (fault, bool) {
+	q := s.faults[api]
+	if len(q) == 0 {
+		return fault{}, false
+	}
+	f := q[0]
+	s.faults[api] = q[1:]
+	if f.status == 0 {
+		f.status = http.StatusOK
+	}
+	return f, true
+}
+
+func (s *Server) getTokenLocked(q url.Values) map[string]any {
+	secret := q.Get("corpsecret")
+	if s.corpID != "" && q.Get("corpid") != s.corpID {
+		return errBody(40013)
+	}
+	if secret == "" || (len(s.secrets) > 0 && !s.secrets[secret]) {
+		return errBody(40001)
+	}
+	s.tokenSeq++
+	token := fmt.Sprintf("fake-token-%d", s.tokenSeq)
+	s.tokens[token] = true
+	return ok(map[string]any{"access_token": token, "expires_in": s.expiresIn})
+}
+
+func (s *Server) groupLocked(id, name string) *TagGroup {
+	for _, g := range s.groups {
+		if (id != "" && g.ID == id) || (id == "" && g.Name == name) {
+			return g
+		}
+	}
+	if id != "" {
+		return nil
+	}
+	s.seq++
+	g := &TagGroup{ID: fmt.Sprintf("et-group-%d", s.seq), Name: name}
+	s.groups = append(s.groups, g)
+	return g
+}
+
+func (s *Server) tagExistsLocked(id string) bool {
+	for _, g := range s.groups {
+		for _, t := range g.Tags {
+			if t.ID == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func tagGroupJSON(g *TagGroup, tags []Tag) map[string]any {
+	list := make([]map[string]any, 0, len(tags))
+	for i, t := range tags {
+		list = append(list, map[string]any{"id": t.ID, "name": t.Name, "create_time": 1700000000, "order": i})
+	}
+	return map[string]any{"group_id": g.ID, "group_name": g.Name, "create_time": 1700000000, "order": 0, "tag": list}
+}
+
+func (s *Server) tagListLocked() []map[string]any {
+	out := make([]map[string]any, 0, len(s.groups))
+	for _, g := range s.groups {
+		out = append(out, tagGroupJSON(g, g.Tags))
+	}
+	return out
+}
+
+func (s *Server) addCorpTagLocked(body map[string]any) map[string]any {
+	groupID, _ := body["group_id"].(string)
+	groupName, _ := body["group_name"].(string)
+	if groupID == "" && groupName == "" {
+		return map[string]any{"errcode": 40058, "errmsg": "group_id or group_name required [errcode 40058]"}
+	}
+	g := s.groupLocked(groupID, groupName)
+	if g == nil {
+		return errBody(40068)
+	}
+	items, _ := body["tag"].([]any)
+	var names []string
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		name, _ := m["name"].(string)
+		if name == "" {
+			continue
+		}
+		if slices.Contains(names, name) || slices.ContainsFunc(g.Tags, func(t Tag) bool { return t.Name == name }) {
+			return errBody(40071)
+		}
+		names = append(names, name)
+	}
+	var created []Tag
+	for _, name := range names {
+		s.seq++
+		t := Tag{ID: fmt.Sprintf("et-tag-%d", s.seq), Name: name}
+		g.Tags = append(g.Tags, t)
+		created = append(created, t)
+	}
+	return ok(map[string]any{"tag_group": tagGroupJSON(g, created)})
+}
+
+func cloneGroup(g *TagGroup) TagGroup {
+	return TagGroup{ID: g.ID, Name: g.Name, Tags: slices.Clone(g.Tags)}
+}

@@ -1,0 +1,66 @@
+package fakewecom_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+)
+
+func post(t *testing.T, s *fakewecom.Server, path, body string) map[string]any {
+	t.Helper()
+	resp, err := http.Post(s.URL()+"/cgi-bin/"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func token(t *testing.T, s *fakewecom.Server) string {
+	t.Helper()
+	resp, err := http.Get(s.URL() + "/cgi-bin/gettoken?corpid=ww&corpsecret=sec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out.AccessToken
+}
+
+func TestTokensAndState(t *testing.T) {
+	s := fakewecom.New(t)
+	if got := post(t, s, "message/send?access_token=nope", `{}`)["errcode"]; got != 40014.0 {
+		t.Errorf("unknown token: errcode %v, want 40014", got)
+	}
+	tok := token(t, s)
+	if got := post(t, s, "externalcontact/add_corp_tag?access_token="+tok, `{"group_name":"g","tag":[{"name":"a"}]}`)["errcode"]; got != 0.0 {
+		t.Fatalf("add_corp_tag errcode %v", got)
+	}
+	if got := post(t, s, "externalcontact/add_corp_tag?access_token="+tok, `{"group_name":"g","tag":[{"name":"a"}]}`)["errcode"]; got != 40071.0 {
+		t.Errorf("duplicate tag: errcode %v, want 40071", got)
+	}
+	if s.TagID("g", "a") == "" {
+		t.Error("tag not stored")
+	}
+	s.ExpireTokens()
+	if got := post(t, s, "message/send?access_token="+tok, `{}`)["errcode"]; got != 42001.0 {
+		t.Errorf("expired token: errcode %v, want 42001", got)
+	}
+	calls := s.Calls(fakewecom.APIGetToken)
+	if len(calls) != 1 || calls[0].Query.Get("corpsecret") != "" || calls[0].Query.Get("corpid") != "ww" {
+		t.Errorf("gettoken recorded as %+v", calls)
+	}
+	if s.Count("") != 5 {
+		t.Errorf("Count = %d, want 5", s.Count(""))
+	}
+}

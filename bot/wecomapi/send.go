@@ -1,0 +1,414 @@
+package wecomapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/silenceper/wechat/v2/util"
+	"github.com/silenceper/wechat/v2/work/externalcontact"
+	"github.com/silenceper/wechat/v2/work/kf/sendmsg"
+	"github.com/silenceper/wechat/v2/work/message"
+	wrobot "github.com/silenceper/wechat/v2/work/robot"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// ErrWelcomeExpired is returned (final) for a welcome action whose code's
+// window (Action.NotAfter) has passed: WeCom would answer 41051.
+var ErrWelcomeExpired = errors.New("welcome code expired before sending (valid 20 s after the customer was added)")
+
+// ErrInvalidAction is wrapped by final errors about an action that can never
+// be sent as it is (bad payload, unknown robot, unsupported attachment).
+var ErrInvalidAction = errors.New("invalid action")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidAction, fmt.Sprintf(format, args...))
+}
+
+// Send delivers one outbox action (bot.Sender). retry reports whether the
+// outbox should try again later (see Classify); Send itself only retries
+// once after refreshing a refused access_token.
+func (c *Client) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	res, err := c.send(ctx, a)
+	if err != nil {
+		err = fmt.Errorf("%s action %d: %w", a.Kind, a.ID, err)
+		return bot.SendResult{}, Classify(err), err
+	}
+	return res, false, nil
+}
+
+func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	switch a.Kind {
+	case bot.ActionWelcome:
+		return c.sendWelcome(ctx, a)
+	case bot.ActionMarkTag:
+		return c.markTag(ctx, a)
+	case bot.ActionMassSend:
+		return c.massSend(ctx, a)
+	case bot.ActionGroupWelcome:
+		return c.groupWelcome(ctx, a)
+	case bot.ActionStaffMessage:
+		return c.staffMessage(ctx, a)
+	case bot.ActionKfMessage:
+		return c.kfMessage(ctx, a)
+	case bot.ActionRobot:
+		return c.robotMessage(ctx, a)
+	}
+	return bot.SendResult{}, invalid("unknown action kind %q", a.Kind)
+}
+
+func decode(a *bot.Action, v any) error {
+	if err := a.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidAction, err)
+	}
+	return nil
+}
+
+func (c *Client) sendWelcome(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.WelcomeMessage
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if !a.NotAfter.IsZero() && c.now().After(a.NotAfter) {
+		return bot.SendResult{}, ErrWelcomeExpired
+	}
+	if p.WelcomeCode == "" {
+		return bot.SendResult{}, invalid("welcome message without welcome_code")
+	}
+	if len(p.Attachments) > 9 {
+		return bot.SendResult{}, invalid("welcome message has %d attachments; WeCom allows 9", len(p.Attachments))
+	}
+	atts, err := toAttachments(p.Attachments)
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	if p.Text == "" && len(atts) == 0 {
+		return bot.SendResult{}, invalid("welcome message has neither text nor attachments")
+	}
+	req := &externalcontact.SendWelcomeMsgRequest{WelcomeCode: p.WelcomeCode, Text: externalcontact.MsgText{Content: p.Text}, Attachments: atts}
+	if err := c.call(ctx, apiSendWelcome, func() error { return c.contact.SendWelcomeMsg(req) }); err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: fmt.Sprintf("welcome sent (%d attachments)", len(atts))}, nil
+}
+
+func (c *Client) markTag(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.MarkTag
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if p.StaffID == "" || p.ExternalUserID == "" {
+		return bot.SendResult{}, invalid("mark_tag needs staff_id and external_user_id")
+	}
+	add, err := c.tags.resolve(ctx, p.Group, p.Add, true)
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	// Tags to remove that don't exist are not on the customer either.
+	remove, err := c.tags.resolve(ctx, p.Group, p.Remove, false)
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	if len(add) == 0 && len(remove) == 0 {
+		return bot.SendResult{Detail: "no tags to change"}, nil
+	}
+	req := externalcontact.MarkTagRequest{UserID: p.StaffID, ExternalUserID: p.ExternalUserID, AddTag: add, RemoveTag: remove}
+	if err := c.call(ctx, apiMarkTag, func() error { return c.contact.MarkTag(req) }); err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: fmt.Sprintf("tags +%d -%d", len(add), len(remove))}, nil
+}
+
+func (c *Client) massSend(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.MassSend
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if p.ChatType == "" {
+		p.ChatType = "single"
+	}
+	if p.ChatType != "single" && p.ChatType != "group" {
+		return bot.SendResult{}, invalid("mass_send chat_type %q: want single or group", p.ChatType)
+	}
+	atts, err := toAttachments(p.Attachments)
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	req := &externalcontact.AddMsgTemplateRequest{
+		ChatType:       p.ChatType,
+		ExternalUserID: p.ExternalUserIDs,
+		Sender:         p.Sender,
+		Text:           externalcontact.MsgText{Content: p.Text},
+		Attachments:    atts,
+		ChatIDList:     p.ChatIDs,
+	}
+	var resp *externalcontact.AddMsgTemplateResponse
+	err = c.call(ctx, apiAddMsgTemplate, func() (err error) {
+		resp, err = c.contact.AddMsgTemplate(req)
+		return err
+	})
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	detail := "msgid=" + resp.MsgID
+	if len(resp.FailList) > 0 {
+		detail += fmt.Sprintf(" fail_list=%d", len(resp.FailList))
+	}
+	return bot.SendResult{Detail: detail}, nil
+}
+
+func (c *Client) groupWelcome(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.GroupWelcome
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if len(p.Attachments) > 1 {
+		return bot.SendResult{}, invalid("group welcome %q has %d attachments; WeCom allows 1", p.Name, len(p.Attachments))
+	}
+	var one *externalcontact.Attachment
+	if len(p.Attachments) == 1 {
+		atts, err := toAttachments(p.Attachments)
+		if err != nil {
+			return bot.SendResult{}, err
+		}
+		one = atts[0]
+	}
+	text := externalcontact.MsgText{Content: p.Text}
+	if p.TemplateID != "" {
+		req := &externalcontact.EditGroupWelcomeTemplateRequest{TemplateID: p.TemplateID, Text: text}
+		if one != nil {
+			req.Image, req.Link, req.MiniProgram, req.File, req.Video = attachmentParts(one)
+		}
+		if err := c.call(ctx, apiGroupWelcomeEdit, func() error { return c.contact.EditGroupWelcomeTemplate(req) }); err != nil {
+			return bot.SendResult{}, err
+		}
+		return bot.SendResult{Detail: "template_id=" + p.TemplateID}, nil
+	}
+	req := &externalcontact.AddGroupWelcomeTemplateRequest{Text: text}
+	if one != nil {
+		req.Image, req.Link, req.MiniProgram, req.File, req.Video = attachmentParts(one)
+	}
+	var resp *externalcontact.AddGroupWelcomeTemplateResponse
+	err := c.call(ctx, apiGroupWelcomeAdd, func() (err error) {
+		resp, err = c.contact.AddGroupWelcomeTemplate(req)
+		return err
+	})
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: "template_id=" + resp.TemplateID}, nil
+}
+
+func (c *Client) staffMessage(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.StaffMessage
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	to := uniqueNonEmpty(p.ToUsers)
+	if len(to) == 0 {
+		return bot.SendResult{}, invalid("staff_message without to_users")
+	}
+	if c.cfg.AgentID == "" {
+		return bot.SendResult{}, invalid("staff_message needs the app's AgentId (WECOM_AGENT_ID)")
+	}
+	req := message.SendTextRequest{
+		// The library dereferences SendRequestCommon: it must not be nil.
+		SendRequestCommon: &message.SendRequestCommon{ToUser: strings.Join(to, "|"), AgentID: c.cfg.AgentID},
+		Text:              message.TextField{Content: p.Text},
+	}
+	var resp *message.SendResponse
+	err := c.call(ctx, apiMessageSend, func() (err error) {
+		resp, err = c.message.SendText(req)
+		return err
+	})
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	detail := "msgid=" + resp.MsgID
+	if resp.InvalidUser != "" {
+		detail += " invaliduser=" + resp.InvalidUser
+		c.log.Warn().Str("invaliduser", resp.InvalidUser).Msg("message/send: some staff ids are unknown or outside the app's 可见范围 (visible range)")
+	}
+	return bot.SendResult{Detail: detail}, nil
+}
+
+func (c *Client) kfMessage(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.KfMessage
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if p.OpenKfID == "" || p.ExternalUserID == "" {
+		return bot.SendResult{}, invalid("kf_message needs open_kfid and external_user_id")
+	}
+	var msg sendmsg.Text
+	msg.ToUser = p.ExternalUserID
+	msg.OpenKFID = p.OpenKfID
+	msg.MsgID = p.MsgID
+	msg.MsgType = "text"
+	msg.Text.Content = p.Text
+	var msgID string
+	err := c.call(ctx, apiKfSendMsg, func() error {
+		resp, err := c.kf.SendMsg(msg)
+		msgID = resp.MsgID
+		return err
+	})
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: "msgid=" + msgID}, nil
+}
+
+func (c *Client) robotMessage(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.RobotMessage
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	key := c.cfg.Robots[p.Robot]
+	if key == "" {
+		return bot.SendResult{}, invalid("robot %q is not configured (robots in config)", p.Robot)
+	}
+	var opts any
+	switch {
+	case p.Markdown != "":
+		var o wrobot.WebhookSendMarkdownOption
+		o.MsgType = "markdown"
+		o.Markdown.Content = p.Markdown
+		opts = o
+	case p.Text != "":
+		var o wrobot.WebhookSendTextOption
+		o.MsgType = "text"
+		o.Text.Content = p.Text
+		opts = o
+	default:
+		return bot.SendResult{}, invalid("robot message without text or markdown")
+	}
+	err := c.call(ctx, apiWebhookSend, func() error {
+		info, err := c.robot.RobotBroadcast(key, opts)
+		if err == nil && info.ErrCode != 0 {
+			// RobotBroadcast reports WeCom's errcode only in info.
+			return util.NewCommonError("RobotBroadcast", info.ErrCode, info.ErrMsg)
+		}
+		return err
+	})
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: "robot " + p.Robot}, nil
+}
+
+// toAttachments maps our attachments to the library's. Note the library's
+// Attachment has non-pointer sub-structs, so every attachment carries empty
+// objects for the other types; WeCom reads the one named by msgtype.
+func toAttachments(in []bot.Attachment) ([]*externalcontact.Attachment, error) {
+	var out []*externalcontact.Attachment
+	for i, a := range in {
+		att := &externalcontact.Attachment{MsgType: a.Type}
+		switch a.Type {
+		case "image":
+			if a.MediaID == "" && a.PicURL == "" {
+				return nil, invalid("attachment %d: image needs media_id or pic_url", i+1)
+			}
+			att.Image = externalcontact.AttachmentImg{MediaID: a.MediaID, PicURL: a.PicURL}
+		case "link":
+			if a.Title == "" || a.URL == "" {
+				return nil, invalid("attachment %d: link needs title and url", i+1)
+			}
+			att.Link = externalcontact.AttachmentLink{Title: a.Title, PicURL: a.PicURL, Desc: a.Desc, URL: a.URL}
+		case "miniprogram":
+			if a.AppID == "" || a.Page == "" || a.MediaID == "" || a.Title == "" {
+				return nil, invalid("attachment %d: miniprogram needs title, appid, page and media_id (cover)", i+1)
+			}
+			att.MiniProgram = externalcontact.AttachmentMiniProgram{Title: a.Title, PicMediaID: a.MediaID, AppID: a.AppID, Page: a.Page}
+		case "video":
+			if a.MediaID == "" {
+				return nil, invalid("attachment %d: video needs media_id", i+1)
+			}
+			att.Video = externalcontact.AttachmentVideo{MediaID: a.MediaID}
+		case "file":
+			if a.MediaID == "" {
+				return nil, invalid("attachment %d: file needs media_id", i+1)
+			}
+			att.File = externalcontact.AttachmentFile{MediaID: a.MediaID}
+		default:
+			return nil, invalid("attachment %d: unsupported type %q (image, link, miniprogram, video, file)", i+1, a.Type)
+		}
+		out = append(out, att)
+	}
+	return out, nil
+}
+
+// attachmentParts splits one attachment into the group welcome template's fields.
+func attachmentParts(a *externalcontact.Attachment) (img *externalcontact.AttachmentImg, link *externalcontact.AttachmentLink,
+	mini *externalcontact.AttachmentMiniProgram, file *externalcontact.AttachmentFile, video *externalcontact.AttachmentVideo) {
+	switch a.MsgType {
+	case "image":
+		img = &a.Image
+	case "link":
+		link = &a.Link
+	case "miniprogram":
+		mini = &a.MiniProgram
+	case "file":
+		file = &a.File
+	case "video":
+		video = &a.Video
+	}
+	return
+}
+
+// Summary is a short, secret-free description of an action for logs.
+func Summary(a *bot.Action) string {
+	short := func(s string) string {
+		r := []rune(strings.Join(strings.Fields(s), " "))
+		if len(r) > 60 {
+			return string(r[:60]) + "…"
+		}
+		return string(r)
+	}
+	var s string
+	var err error
+	switch a.Kind {
+	case bot.ActionWelcome:
+		var p bot.WelcomeMessage
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("welcome %q +%d attachments", short(p.Text), len(p.Attachments))
+		}
+	case bot.ActionMarkTag:
+		var p bot.MarkTag
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("tag %s add %q remove %q", p.ExternalUserID, p.Add, p.Remove)
+		}
+	case bot.ActionMassSend:
+		var p bot.MassSend
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("mass send (%s) to %d customers %d groups: %q", p.ChatType, len(p.ExternalUserIDs), len(p.ChatIDs), short(p.Text))
+		}
+	case bot.ActionGroupWelcome:
+		var p bot.GroupWelcome
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("group welcome %q: %q", p.Name, short(p.Text))
+		}
+	case bot.ActionStaffMessage:
+		var p bot.StaffMessage
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("to staff %q: %q", p.ToUsers, short(p.Text))
+		}
+	case bot.ActionKfMessage:
+		var p bot.KfMessage
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("kf to %s: %q", p.ExternalUserID, short(p.Text))
+		}
+	case bot.ActionRobot:
+		var p bot.RobotMessage
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("robot %s: %q", p.Robot, short(p.Text+p.Markdown))
+		}
+	default:
+		s = "unknown kind"
+	}
+	if err != nil {
+		s = "undecodable payload"
+	}
+	return s
+}
