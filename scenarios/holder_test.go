@@ -1,0 +1,208 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+const goodV1 = base + `
+welcome:
+  default:
+    text: 版本一
+`
+
+const goodV2 = base + `
+welcome:
+  default:
+    text: 版本二
+`
+
+const broken = base + `
+welcome:
+  default:
+    text: "{{.Nope}}"
+`
+
+func TestHolderReloadKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "scenario.yaml")
+	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
+	h, err := NewHolder(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := h.Current()
+	if v1.DefaultWelcome.Text.Source() != "版本一" {
+		t.Fatal("v1 not loaded")
+	}
+
+	// Unchanged source: no new scenario.
+	if err := h.Reload(); err != nil || h.Current() != v1 {
+		t.Fatalf("reload of unchanged source swapped or failed: %v", err)
+	}
+
+	// A broken edit fails with file:line and keeps v1.
+	writeFiles(t, dir, map[string]string{"scenario.yaml": broken})
+	err = h.Reload()
+	var ve ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), file+":9: welcome.default.text: bad template") {
+		t.Fatalf("want a ValidationError naming the line, got %v", err)
+	}
+	if h.Current() != v1 {
+		t.Fatal("broken reload must keep the last good scenario")
+	}
+	if h.LastError() == nil || h.Status().Failures != 1 || h.Status().LastError == "" {
+		t.Fatalf("failure not recorded: %+v", h.Status())
+	}
+
+	// A good edit swaps.
+	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV2})
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if h.Current().DefaultWelcome.Text.Source() != "版本二" || h.Version() == v1.Version {
+		t.Fatal("good reload must swap")
+	}
+	if h.LastError() != nil || h.Status().Reloads != 1 {
+		t.Fatalf("status after good reload: %+v", h.Status())
+	}
+
+	// A deleted file is an error too, and keeps v2.
+	v2 := h.Current()
+	os.Remove(file)
+	if err := h.Reload(); err == nil || h.Current() != v2 {
+		t.Fatalf("missing file: err %v", err)
+	}
+}
+
+func TestHolderEmbedded(t *testing.T) {
+	h, err := NewHolder("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Current().Source != EmbeddedSource || h.Reload() != nil {
+		t.Fatal("embedded holder")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Watch(ctx, zerolog.Nop(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if NewStaticHolder(h.Current()).Current() != h.Current() {
+		t.Fatal("static holder")
+	}
+}
+
+func TestNewHolderFailsOnBadSource(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"s.yaml": broken})
+	if _, err := NewHolder(filepath.Join(dir, "s.yaml")); err == nil {
+		t.Fatal("want error")
+	}
+}
+
+// reloads collects onReload calls.
+type reloads struct {
+	mu   sync.Mutex
+	errs []error
+	ch   chan struct{}
+}
+
+func (r *reloads) on(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	r.ch <- struct{}{}
+}
+
+func (r *reloads) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-r.ch:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no reload within 2 s")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errs[len(r.errs)-1]
+}
+
+func TestWatchFileReplacedByRename(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "scenario.yaml")
+	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
+	h, err := NewHolder(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &reloads{ch: make(chan struct{}, 8)}
+	done := make(chan error, 1)
+	go func() { done <- h.Watch(ctx, zerolog.Nop(), r.on) }()
+	time.Sleep(50 * time.Millisecond) // let the watch start
+
+	// Editors save by writing a temp file and renaming it over the original.
+	replace := func(content string) {
+		tmp := filepath.Join(dir, ".scenario.yaml.swp")
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(broken)
+	if err := r.wait(t); err == nil {
+		t.Fatal("broken edit should report an error")
+	}
+	if h.Current().DefaultWelcome.Text.Source() != "版本一" {
+		t.Fatal("kept v1")
+	}
+	replace(goodV2)
+	if err := r.wait(t); err != nil {
+		t.Fatalf("good edit: %v", err)
+	}
+	if h.Current().DefaultWelcome.Text.Source() != "版本二" {
+		t.Fatal("swapped to v2")
+	}
+	// In-place write (truncate + write), several events, one debounced reload.
+	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
+	if err := r.wait(t); err != nil || h.Current().DefaultWelcome.Text.Source() != "版本一" {
+		t.Fatalf("in-place write: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchDirectory(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.yaml": goodV1})
+	h, err := NewHolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &reloads{ch: make(chan struct{}, 8)}
+	go h.Watch(ctx, zerolog.Nop(), r.on)
+	time.Sleep(50 * time.Millisecond)
+
+	writeFiles(t, dir, map[string]string{"b.yaml": "keywords:\n  rules:\n    - {name: k, keywords: [价格], reply: 十六元}\n"})
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if rule := h.Current().Match(SurfaceKf, "价格"); rule == nil {
+		t.Fatal("new file in the directory should be merged")
+	}
+}

@@ -1,0 +1,211 @@
+// Package scenarios loads, validates and compiles the operator's scenario
+// YAML (brand, tag catalog, AIPL funnel, channels, welcome scripts, keyword
+// replies, tag rules, check-in campaigns, coupon pools, levels, AI persona)
+// into an immutable *Scenario, and hot-reloads it (Holder).
+//
+// A source is one file or a directory of *.yaml / *.yml files that merge.
+// Decoding is strict: unknown keys, wrong types, dangling references, bad
+// templates, regexes and cron specs are all reported at once, each as
+// "file:line: field: message" (ValidationError). See docs/scenarios.md.
+package scenarios
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	// Campaign zones must resolve on hosts (and containers) without tzdata.
+	_ "time/tzdata"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EmbeddedSource is the Source of the built-in demo scenario.
+const EmbeddedSource = "embedded"
+
+//go:embed default/*.yaml
+var defaultFS embed.FS
+
+type sourceFile struct {
+	name string
+	data []byte
+}
+
+// Load reads a scenario file, or every *.yaml / *.yml file of a directory
+// (in name order; hidden files skipped), and compiles it. On any problem it
+// returns a ValidationError listing them all.
+func Load(p string) (*Scenario, error) {
+	files, err := readSource(p)
+	if err != nil {
+		return nil, err
+	}
+	return build(p, files)
+}
+
+// LoadBytes compiles one scenario document; name is used in problems.
+func LoadBytes(name string, data []byte) (*Scenario, error) {
+	return build(name, []sourceFile{{name, data}})
+}
+
+// LoadDefault returns the embedded demo scenario (a tea-drink brand). It
+// panics if the embedded files don't compile, which the tests rule out.
+func LoadDefault() *Scenario {
+	sc, err := loadDefault()
+	if err != nil {
+		panic(fmt.Sprintf("scenarios: embedded default scenario is invalid: %v", err))
+	}
+	return sc
+}
+
+func loadDefault() (*Scenario, error) {
+	entries, err := fs.ReadDir(defaultFS, "default")
+	if err != nil {
+		return nil, err
+	}
+	var files []sourceFile
+	for _, e := range entries {
+		data, err := defaultFS.ReadFile(path.Join("default", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, sourceFile{name: "embedded:default/" + e.Name(), data: data})
+	}
+	return build(EmbeddedSource, files)
+}
+
+// DefaultFiles returns the embedded demo's files by name, for `wecombot
+// scenarios export` style tooling and the docs.
+func DefaultFiles() map[string][]byte {
+	out := map[string][]byte{}
+	entries, _ := fs.ReadDir(defaultFS, "default")
+	for _, e := range entries {
+		data, _ := defaultFS.ReadFile(path.Join("default", e.Name()))
+		out[e.Name()] = data
+	}
+	return out
+}
+
+func readSource(p string) ([]sourceFile, error) {
+	fail := func(format string, args ...any) error {
+		return ValidationError{{File: p, Msg: fmt.Sprintf(format, args...)}}
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		return nil, fail("cannot read scenario: %v", unwrapPathErr(err))
+	}
+	if !info.IsDir() {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fail("cannot read scenario: %v", unwrapPathErr(err))
+		}
+		return []sourceFile{{p, data}}, nil
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return nil, fail("cannot read scenario directory: %v", unwrapPathErr(err))
+	}
+	var files []sourceFile
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || !isYAMLName(name) {
+			continue
+		}
+		full := filepath.Join(p, name)
+		data, err := os.ReadFile(full)
+		if err != nil {
+			return nil, ValidationError{{File: full, Msg: fmt.Sprintf("cannot read scenario file: %v", unwrapPathErr(err))}}
+		}
+		files = append(files, sourceFile{full, data})
+	}
+	if len(files) == 0 {
+		return nil, fail("the directory has no *.yaml or *.yml files")
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	return files, nil
+}
+
+func isYAMLName(name string) bool {
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func build(source string, files []sourceFile) (*Scenario, error) {
+	ps := &problems{}
+	docs := make([]*document, 0, len(files))
+	for _, f := range files {
+		docs = append(docs, parseFile(f, ps))
+	}
+	m := merge(docs, ps)
+	sc := compile(m, ps)
+	if len(ps.list) > 0 {
+		return nil, ps.list.sorted()
+	}
+	for _, f := range files {
+		sc.Files = append(sc.Files, f.name)
+	}
+	sc.Source = source
+	sc.Version = hashFiles(files)
+	sc.LoadedAt = time.Now()
+	return sc, nil
+}
+
+// hashFiles is a scenario's Version: a short hash of its files' names and contents.
+func hashFiles(files []sourceFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.data))
+		h.Write(f.data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func parseFile(f sourceFile, ps *problems) *document {
+	doc := &document{Pos: Pos{File: f.name, Line: 1, lines: map[string]int{}}}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(f.data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return doc // an empty file contributes nothing
+		}
+		line, msg := 0, strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		ps.add(f.name, line, "", "YAML syntax: %s", msg)
+		return doc
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		ps.add(f.name, extra.Line, "", "a scenario file holds one YAML document; split the rest into another file")
+	}
+	d := decoder{file: f.name, ps: ps}
+	d.decode(&root, reflect.ValueOf(doc).Elem(), "", nil, "", 1)
+	if doc.lines == nil {
+		doc.Pos = Pos{File: f.name, Line: 1, lines: map[string]int{}}
+	}
+	return doc
+}

@@ -1,0 +1,545 @@
+package scenarios
+
+import (
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// Scenario is a compiled, validated scenario: templates parsed, regexes
+// compiled, references resolved, cron specs parsed. It is immutable once
+// built: every exported field and everything reachable from it is read-only
+// and safe to share between goroutines. A reload builds a new Scenario.
+type Scenario struct {
+	// Source is the path that was loaded, or "embedded" for the built-in demo.
+	Source string
+	// Files are the files merged, in order.
+	Files []string
+	// Version is a short hash of the files' contents; equal versions mean equal scenarios.
+	Version string
+	// LoadedAt is when the scenario was compiled.
+	LoadedAt time.Time
+
+	Brand Brand
+	// TagGroups is the corp tag catalog (企业客户标签), sorted by group name.
+	TagGroups []TagGroup
+	Funnel    Funnel
+	// Channels are in file order.
+	Channels []*Channel
+	// DefaultWelcome is welcome.default: the script for members whose channel
+	// names no script, or whose State is unknown. It may be nil.
+	DefaultWelcome *Script
+	// Scripts are the named welcome scripts (welcome.scripts).
+	Scripts []*Script
+	// GroupWelcomes are the customer-group welcome templates (入群欢迎语), default first.
+	GroupWelcomes []*GroupTemplate
+	Keywords      Keywords
+	TagRules      []*TagRule
+	Campaigns     []*Campaign
+	Coupons       []*CouponPool
+	// Levels are sorted by MinPoints, ascending.
+	Levels []*Level
+	// AI is nil when the scenario has no ai section.
+	AI *AI
+
+	channelsByState map[string]*Channel
+	channelsByName  map[string]*Channel
+	scripts         map[string]*Script
+	coupons         map[string]*CouponPool
+	campaigns       map[string]*Campaign
+	keywordRules    map[string]*KeywordRule
+	tagGroupOf      map[string]string
+}
+
+// Brand is the brand section.
+type Brand struct {
+	Name              string
+	DefaultMemberName string
+	Zone              *time.Location
+}
+
+// TagGroup is one corp tag group (标签组) and its tags (标签), by name.
+type TagGroup struct {
+	Name string
+	Tags []string
+}
+
+// Signal is something a member did that funnel rules react to.
+type Signal string
+
+// Signals.
+const (
+	SignalJoinGroup Signal = "join_group" // joined a customer group (客户群)
+	SignalCheckIn   Signal = "check_in"   // checked in (打卡)
+	SignalKfChat    Signal = "kf_chat"    // wrote to 微信客服
+	SignalKeyword   Signal = "keyword"    // sent a message matching a keyword rule
+)
+
+var validSignals = []Signal{SignalJoinGroup, SignalCheckIn, SignalKfChat, SignalKeyword}
+
+// StageInfo is a stage's display name and corp tag.
+type StageInfo struct {
+	Name string
+	Tag  string
+}
+
+// Funnel holds the AIPL rules.
+type Funnel struct {
+	// TagGroup is the corp tag group stage tags are created in.
+	TagGroup string
+	Stages   map[bot.Stage]StageInfo
+	// InterestOn lists the signals that move a member to Interest.
+	InterestOn map[Signal]bool
+	// LoyalSpendFen (0: off) and LoyalOrders (0: off) move a member to Loyal.
+	LoyalSpendFen int64
+	LoyalOrders   int
+	// LostTag is added when a member deleted every staff member ("" for none).
+	LostTag string
+	// AllowBackward lets refunds move a member back (Loyal → Purchase → Interest).
+	AllowBackward bool
+}
+
+// StageName returns the stage's display name ("" for none).
+func (f Funnel) StageName(s bot.Stage) string { return f.Stages[s].Name }
+
+// StageTag returns the stage's corp tag name ("" when not tagged).
+func (f Funnel) StageTag(s bot.Stage) string { return f.Stages[s].Tag }
+
+// Channel is one acquisition channel: a "contact me" (联系我) code's state.
+type Channel struct {
+	Pos
+	State string
+	Name  string
+	Tags  []string
+	// Welcome is the script to send; nil means DefaultWelcome.
+	Welcome *Script
+	// Staff are the userids `wecombot channel create` puts on the contact way.
+	Staff      []string
+	SkipVerify bool
+}
+
+// Script is a welcome script: a text, attachments and follow-ups.
+type Script struct {
+	Pos
+	// Name is "default" for welcome.default.
+	Name        string
+	Text        *Template
+	Attachments []*Attachment
+	// Coupon is the new-member coupon pool (issued in issue 6), or nil.
+	Coupon    *CouponPool
+	FollowUps []*FollowUp
+}
+
+// Ways a follow-up reaches the member.
+const (
+	ViaMassSend = "mass_send" // the staff member's mass-send task (add_msg_template, staff confirm)
+	ViaKf       = "kf"        // 微信客服, only inside its reply window
+)
+
+// FollowUp is a delayed message after the welcome.
+type FollowUp struct {
+	Pos
+	After       time.Duration
+	Via         string
+	OpenKfID    string
+	Text        *Template
+	Attachments []*Attachment
+}
+
+// Attachment is a compiled message attachment; link title, url and desc
+// are templates.
+type Attachment struct {
+	Pos
+	static           bot.Attachment
+	title, url, desc *Template
+}
+
+// Render returns the attachment for a member; on a template failure it
+// falls back to the plain text of that field and returns the error.
+func (a *Attachment) Render(d TemplateData) (bot.Attachment, error) {
+	out := a.static
+	var firstErr error
+	for _, f := range []struct {
+		t   *Template
+		dst *string
+	}{{a.title, &out.Title}, {a.url, &out.URL}, {a.desc, &out.Desc}} {
+		if f.t == nil {
+			continue
+		}
+		s, err := f.t.Render(d)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		*f.dst = s
+	}
+	return out, firstErr
+}
+
+// RenderAttachments renders a list, returning the first template error.
+func RenderAttachments(as []*Attachment, d TemplateData) ([]bot.Attachment, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	out := make([]bot.Attachment, len(as))
+	var firstErr error
+	for i, a := range as {
+		var err error
+		out[i], err = a.Render(d)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return out, firstErr
+}
+
+// GroupTemplate is a customer-group welcome template (入群欢迎语素材).
+type GroupTemplate struct {
+	Pos
+	Name string
+	// TemplateID, once known, makes the sync edit the template instead of adding one.
+	TemplateID  string
+	Notify      bool
+	Text        *Template
+	Attachments []*Attachment
+}
+
+// Surfaces where keyword rules listen.
+const (
+	SurfaceKf  = "kf"  // 微信客服 messages from WeChat users
+	SurfaceApp = "app" // staff messages to the self-built app
+)
+
+// Keywords is the keyword auto-reply section.
+type Keywords struct {
+	RateLimit RateLimit
+	// Rules are in priority order: the first match wins.
+	Rules []*KeywordRule
+	kf    *matcher
+	app   *matcher
+}
+
+// RateLimit caps auto-replies per member: at most Max in any Per window.
+type RateLimit struct {
+	Max int
+	Per time.Duration
+}
+
+// KeywordRule is one auto-reply rule.
+type KeywordRule struct {
+	Pos
+	// Index is the rule's priority (0 first).
+	Index    int
+	Name     string
+	Keywords []string
+	Regex    *regexp.Regexp
+	On       []string
+	Reply    *Template
+	Tags     []string
+	// Signal is the funnel signal the match counts as ("" for none).
+	Signal Signal
+	Notify *Notify
+}
+
+// Notify sends a message to staff (message/send).
+type Notify struct {
+	// Staff are userids; empty means the member's own staff member.
+	Staff []string
+	Text  *Template
+}
+
+// Match returns the first rule on surface (SurfaceKf or SurfaceApp) that
+// text matches, or nil.
+func (sc *Scenario) Match(surface, text string) *KeywordRule {
+	switch surface {
+	case SurfaceKf:
+		return sc.Keywords.kf.match(text)
+	case SurfaceApp:
+		return sc.Keywords.app.match(text)
+	}
+	return nil
+}
+
+// TagRule adds or removes tags when all its conditions hold.
+type TagRule struct {
+	Pos
+	Name string
+	// Keyword: the named keyword rule matched in the event being handled.
+	Keyword *KeywordRule
+	// Channel: the member's channel name. Group: in that customer group (chat id), or "any".
+	Channel string
+	Group   string
+	// CheckIns: at least this many check-in days. Level: that level name. Stage: at that stage.
+	CheckIns int
+	Level    string
+	Stage    bot.Stage
+	Add      []string
+	Remove   []string
+}
+
+// Applies reports whether every condition of the rule holds for m, given
+// the keyword rule matched by the current event (nil if none).
+func (r *TagRule) Applies(m *bot.Member, matched *KeywordRule) bool {
+	if r.Keyword != nil && r.Keyword != matched {
+		return false
+	}
+	if r.Channel != "" && m.Channel != r.Channel {
+		return false
+	}
+	if r.Group == "any" && len(m.Groups) == 0 {
+		return false
+	}
+	if r.Group != "" && r.Group != "any" && !m.InGroup(r.Group) {
+		return false
+	}
+	if r.CheckIns > 0 && m.CheckIns < r.CheckIns {
+		return false
+	}
+	if r.Level != "" && m.Level != r.Level {
+		return false
+	}
+	if r.Stage != bot.StageNone && m.Stage != r.Stage {
+		return false
+	}
+	return true
+}
+
+// Audience selects members; every non-empty list must match (any of its entries).
+type Audience struct {
+	Groups   []string
+	Tags     []string
+	Channels []string
+	Stages   []bot.Stage
+}
+
+// Includes reports whether m is in the audience.
+func (a Audience) Includes(m *bot.Member) bool {
+	if len(a.Groups) > 0 && !anyOf(a.Groups, m.InGroup) {
+		return false
+	}
+	if len(a.Tags) > 0 && !anyOf(a.Tags, m.HasTag) {
+		return false
+	}
+	if len(a.Channels) > 0 && !anyOf(a.Channels, func(c string) bool { return c == m.Channel }) {
+		return false
+	}
+	if len(a.Stages) > 0 {
+		found := false
+		for _, s := range a.Stages {
+			found = found || s == m.Stage
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func anyOf(list []string, f func(string) bool) bool {
+	for _, s := range list {
+		if f(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Campaign is a check-in (打卡) campaign. Its runtime (ledger, scheduler,
+// rewards) lives with issue 5; the scenario validates and compiles it now.
+type Campaign struct {
+	Pos
+	Name     string
+	Audience Audience
+	// Start and End are local midnights in Zone; End is the last day (inclusive).
+	// Both are zero for a rolling campaign that starts at each member's first check-in.
+	Start, End time.Time
+	// Days is the campaign length in days (End-Start+1 for dated campaigns).
+	Days        int
+	Zone        *time.Location
+	Windows     []Window
+	Keywords    []string
+	Makeup      Makeup
+	Points      int
+	StreakBonus []StreakBonus
+	Milestones  []*Milestone
+	Reminders   []*Reminder
+	Messages    CampaignMessages
+	Certificate *Certificate
+}
+
+// Rolling reports whether the campaign runs per member rather than on fixed dates.
+func (c *Campaign) Rolling() bool { return c.Start.IsZero() }
+
+// Makeup is the make-up (补卡) allowance.
+type Makeup struct {
+	Max        int
+	WithinDays int
+	CostPoints int
+}
+
+// StreakBonus gives extra points when a streak reaches Days.
+type StreakBonus struct {
+	Days   int
+	Points int
+}
+
+// Milestone rewards the member's Day-th check-in day.
+type Milestone struct {
+	Pos
+	Day         int
+	Points      int
+	Coupon      *CouponPool
+	Certificate bool
+	Tag         string
+	Stage       bot.Stage
+	Text        *Template
+}
+
+// Reminder kinds and targets.
+const (
+	ReminderRemind  = "remind"
+	ReminderOpen    = "open"
+	ReminderSummary = "summary"
+	ReminderClose   = "close"
+
+	ToMembers = "members" // each member in the audience, through kf
+	ToGroups  = "groups"  // the audience's customer groups, through a mass-send task
+	ToRobot   = "robot"   // an internal group through a group robot
+)
+
+// Reminder is a scheduled campaign message.
+type Reminder struct {
+	Pos
+	Spec     string
+	Schedule cron.Schedule
+	Kind     string
+	To       string
+	Robot    string
+	Top      int
+	Text     *Template
+}
+
+// CampaignMessages are the replies to check-in attempts.
+type CampaignMessages struct {
+	CheckedIn, Already, OutsideWindow, Closed, NotInAudience, MadeUp *Template
+}
+
+// Certificate is the shareable certificate (证书) a milestone may award.
+type Certificate struct {
+	Title string
+	Text  *Template
+}
+
+// CouponPool is a pool of coupon codes (issuing lives with issue 6).
+type CouponPool struct {
+	Pos
+	Name        string
+	Description string
+	ValueFen    int64
+	MinSpendFen int64
+	// ValidDays (from issue) or ValidFrom/ValidUntil (fixed dates); all zero: no expiry.
+	ValidDays             int
+	ValidFrom, ValidUntil Date
+	PerMember             int
+	StockAlert            int
+	Fallback              *Template
+	Generate              *Generate
+	Audience              Audience
+}
+
+// Generate describes generated codes: Prefix + Length random characters.
+type Generate struct {
+	Prefix string
+	Length int
+	Count  int
+}
+
+// Level is a member level reached at MinPoints.
+type Level struct {
+	Pos
+	Name      string
+	MinPoints int64
+	Tag       string
+}
+
+// AI is the reply persona and knowledge (runtime in issue 7).
+type AI struct {
+	Persona       string
+	FAQ           []FAQ
+	BannedWords   []string
+	HandoffWords  []string
+	HandoffTag    string
+	HandoffStaff  []string
+	HandoffReply  *Template
+	Fallback      *Template
+	MaxReplyChars int
+	MemoryTurns   int
+}
+
+// FAQ is one question and answer.
+type FAQ struct {
+	Q, A     string
+	Keywords []string
+}
+
+// ChannelByState returns the channel for a "contact me" state, or nil.
+func (sc *Scenario) ChannelByState(state string) *Channel {
+	if state == "" {
+		return nil
+	}
+	return sc.channelsByState[state]
+}
+
+// ChannelByName returns the channel with that display name, or nil.
+func (sc *Scenario) ChannelByName(name string) *Channel { return sc.channelsByName[name] }
+
+// WelcomeFor returns the script for a channel (nil channel: unknown state):
+// the channel's script, else the default; nil if neither exists.
+func (sc *Scenario) WelcomeFor(ch *Channel) *Script {
+	if ch != nil && ch.Welcome != nil {
+		return ch.Welcome
+	}
+	return sc.DefaultWelcome
+}
+
+// Script returns a named welcome script ("default" is welcome.default), or nil.
+func (sc *Scenario) Script(name string) *Script {
+	if name == "default" {
+		return sc.DefaultWelcome
+	}
+	return sc.scripts[name]
+}
+
+// Coupon returns a coupon pool by name, or nil.
+func (sc *Scenario) Coupon(name string) *CouponPool { return sc.coupons[name] }
+
+// Campaign returns a campaign by name, or nil.
+func (sc *Scenario) Campaign(name string) *Campaign { return sc.campaigns[name] }
+
+// KeywordRule returns a keyword rule by name, or nil.
+func (sc *Scenario) KeywordRule(name string) *KeywordRule { return sc.keywordRules[name] }
+
+// TagGroupOf returns the corp tag group a tag is declared in ("" if none).
+func (sc *Scenario) TagGroupOf(tag string) string { return sc.tagGroupOf[tag] }
+
+// LevelFor returns the highest level whose MinPoints ≤ points, or nil.
+func (sc *Scenario) LevelFor(points int64) *Level {
+	i := sort.Search(len(sc.Levels), func(i int) bool { return sc.Levels[i].MinPoints > points })
+	if i == 0 {
+		return nil
+	}
+	return sc.Levels[i-1]
+}
+
+// Level returns a level by name, or nil.
+func (sc *Scenario) Level(name string) *Level {
+	for _, l := range sc.Levels {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}
