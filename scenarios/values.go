@@ -23,6 +23,10 @@ func (d *Duration) decodeScalar(s string) error {
 	return nil
 }
 
+// ParseDuration parses a scenario duration: Go syntax plus a leading day
+// count ("1d", "2d12h", "90m").
+func ParseDuration(s string) (time.Duration, error) { return parseDuration(s) }
+
 // parseDuration accepts Go durations with an optional leading "<n>d" part.
 func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)

@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// contactAdd handles add_external_contact and add_half_external_contact: the
+// customer added staff member ev.StaffID, through the channel ev.State.
+func (r *run) contactAdd() error {
+	ev := r.ev
+	if ev.ExternalUserID == "" || ev.StaffID == "" {
+		r.log.Warn().Msg("contact event without customer or staff id; skipped")
+		return nil
+	}
+	ms, err := r.member(ev.ExternalUserID, true)
+	if err != nil {
+		return err
+	}
+	m := ms.m
+	if name := ev.Data[bot.DataName]; name != "" && m.Name != name {
+		m.Name = name
+		ms.dirty = true
+	}
+	newFollow := r.follow(ms, ev.StaffID, ev.State)
+	ch := r.sc.ChannelByState(ev.State)
+	if ev.State != "" && ch == nil {
+		r.log.Warn().Str("state", ev.State).Msg("unknown channel state; add it under channels to attribute and tag these members")
+	}
+	// First touch wins: the channel a member first came through stays theirs.
+	if m.State == "" && ev.State != "" {
+		m.State = ev.State
+		if ch != nil {
+			m.Channel = ch.Name
+		}
+		ms.dirty = true
+	}
+	if m.Lost {
+		m.Lost = false
+		ms.dirty = true
+		r.removeTag(ms, r.sc.Funnel.LostTag)
+		r.log.Info().Msg("lost member is back")
+	}
+	r.moveTo(ms, bot.StageAware, CauseContactAdd, false)
+	if ch != nil {
+		for _, t := range ch.Tags {
+			r.addTag(ms, t)
+		}
+	}
+	if err := r.applyPendingOrders(ms); err != nil {
+		return err
+	}
+	if !newFollow {
+		// The relation already stood (add_half followed by add, or a replay):
+		// the welcome went out the first time.
+		return nil
+	}
+	script := r.sc.WelcomeFor(ch)
+	if script == nil {
+		return nil
+	}
+	// Render with the state the member will have after this event (stage,
+	// channel); levels and tag rules don't show in templates' fields.
+	data := r.sc.DataFor(m)
+	if ev.WelcomeCode != "" {
+		msg := bot.WelcomeMessage{
+			WelcomeCode: ev.WelcomeCode,
+			StaffID:     ev.StaffID,
+			Text:        r.render(script.Text, data),
+			Attachments: r.renderAttachments(script.Attachments, data),
+		}
+		// Keyed by the code: a code is usable once, so no two sends ever share one.
+		if err := r.enqueue(bot.ActionWelcome, "welcome|"+ev.WelcomeCode, m.ExternalUserID, msg, r.now, r.at.Add(WelcomeCodeTTL)); err != nil {
+			return err
+		}
+	} else {
+		r.log.Info().Str("staff", ev.StaffID).Msg("no welcome code: the staff member has a welcome message set in the admin console, or WeCom sent none")
+	}
+	for i, fu := range script.FollowUps {
+		if err := r.followUp(ms, fu, i, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// follow records the follow relation; it reports whether it is new (never
+// seen, or re-added after a deletion).
+func (r *run) follow(ms *memberState, staffID, state string) bool {
+	m := ms.m
+	f := m.Follow(staffID)
+	if f != nil && f.Active() {
+		return false
+	}
+	if f == nil {
+		m.Follows = append(m.Follows, bot.Follow{StaffID: staffID, State: state, AddedAt: r.at})
+	} else {
+		f.State, f.AddedAt, f.DeletedAt, f.DeletedBy = state, r.at, time.Time{}, ""
+	}
+	ms.dirty = true
+	ms.fullSync[staffID] = true
+	return true
+}
+
+func (r *run) followUp(ms *memberState, fu *scenarios.FollowUp, i int, data scenarios.TemplateData) error {
+	key := fmt.Sprintf("followup|%s|%d", r.ref, i)
+	due := r.at.Add(fu.After)
+	text := r.render(fu.Text, data)
+	switch fu.Via {
+	case scenarios.ViaKf:
+		msg := bot.KfMessage{OpenKfID: fu.OpenKfID, ExternalUserID: ms.m.ExternalUserID, Text: text, MsgID: kfMsgID(key)}
+		return r.enqueue(bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
+	default:
+		msg := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID},
+			Text: text, Attachments: r.renderAttachments(fu.Attachments, data)}
+		return r.enqueue(bot.ActionMassSend, key, ms.m.ExternalUserID, msg, due, time.Time{})
+	}
+}
+
+// contactEdit: staff edited a customer's remark or tags. Nothing to act on,
+// except learning of a customer who was a contact before wecombot ran.
+func (r *run) contactEdit() error {
+	ev := r.ev
+	if ev.ExternalUserID == "" || ev.StaffID == "" {
+		return nil
+	}
+	ms, err := r.member(ev.ExternalUserID, true)
+	if err != nil {
+		return err
+	}
+	if !ms.isNew {
+		return nil
+	}
+	r.follow(ms, ev.StaffID, "")
+	// Tags of a relation wecombot didn't create aren't known: don't full-sync.
+	delete(ms.fullSync, ev.StaffID)
+	r.moveTo(ms, bot.StageAware, CauseContactEdit, false)
+	return nil
+}
+
+// contactDeleted: the customer deleted the staff member (by "customer",
+// del_follow_user) or the staff member deleted the customer (by "staff",
+// del_external_contact). With no relation left the member is lost; the
+// stage and its history are kept.
+func (r *run) contactDeleted(by string) error {
+	ev := r.ev
+	if ev.ExternalUserID == "" {
+		return nil
+	}
+	ms, err := r.member(ev.ExternalUserID, false)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		r.log.Info().Msg("deletion of a contact wecombot never saw; nothing to do")
+		return nil
+	}
+	m := ms.m
+	f := m.Follow(ev.StaffID)
+	if f == nil || !f.Active() {
+		return nil // replay, or a relation we never saw
+	}
+	f.DeletedAt, f.DeletedBy = r.at, by
+	ms.dirty = true
+	if m.HasActiveFollow() || m.Lost {
+		return nil
+	}
+	m.Lost = true
+	r.log.Info().Str("by", by).Msg("member lost: no staff relation left")
+	if by == "customer" {
+		// The staff member still has the customer (one-sided), so the tag can be written.
+		ms.alsoTag = append(ms.alsoTag, ev.StaffID)
+	}
+	r.addTag(ms, r.sc.Funnel.LostTag)
+	return nil
+}
+
+// isExternalID reports whether a group member id is a customer's
+// external_userid (wm…/wo…) rather than a staff userid.
+func isExternalID(id string) bool {
+	return strings.HasPrefix(id, "wm") || strings.HasPrefix(id, "wo")
+}

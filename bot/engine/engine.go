@@ -1,0 +1,418 @@
+// Package engine turns one event into member state changes and outbox
+// actions, inside the transaction the pipeline (or the simulator) gives it:
+// channel attribution, welcome scripts, the AIPL funnel, tags, group
+// membership, keyword auto-replies and orders. It never does network I/O;
+// everything owed to WeCom is a bot.Action whose Key derives from the event,
+// so replaying an event never sends twice.
+//
+// Facts the engine keeps besides members live in the transaction's
+// key-value space (bot.Tx Get/Put), bucket by bucket:
+//
+//	orders          order_id → orderRecord (paid amount, refunded amount, member)
+//	orders_pending  <member>|<order_id> → present, for orders of members not yet known
+//	refunds         <order_id>|<refund_id> → present once a refund is applied
+//	groups          chat_id → groupRecord (members, owner, created/dismissed)
+//	ratelimit       kf|<member> or app|<staff> → recent auto-replies
+//	checkin_days    <member>|<2006-01-02> → present once a check-in day counted
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// WelcomeCodeTTL is how long a welcome code may be used (send_welcome_msg).
+const WelcomeCodeTTL = 20 * time.Second
+
+// KV buckets.
+const (
+	bucketOrders        = "orders"
+	bucketOrdersPending = "orders_pending"
+	bucketRefunds       = "refunds"
+	bucketGroups        = "groups"
+	bucketRateLimit     = "ratelimit"
+	bucketCheckinDays   = "checkin_days"
+)
+
+// present is the value of kv facts whose presence is the fact (a counted
+// check-in day, an applied refund); non-empty because some stores treat an
+// empty value as absent.
+var present = []byte{1}
+
+// Engine applies events. It is safe for concurrent use: each Handle call
+// works on its own transaction and takes the scenario once.
+type Engine struct {
+	scenario func() *scenarios.Scenario
+	log      zerolog.Logger
+	now      func() time.Time
+}
+
+var _ bot.Handler = (*Engine)(nil)
+
+// New returns an engine reading the scenario in force from current (pass
+// holder.Current for hot reload) with time from now (time.Now in production,
+// a fake clock in simulate and tests).
+func New(current func() *scenarios.Scenario, log zerolog.Logger, now func() time.Time) *Engine {
+	if now == nil {
+		now = time.Now
+	}
+	return &Engine{scenario: current, log: log.With().Str("component", "engine").Logger(), now: now}
+}
+
+// Handle applies ev inside tx. It returns an error only when the store
+// fails (the caller retries the whole transaction); events it can't act on
+// (unknown member, malformed data) are logged and skipped.
+func (e *Engine) Handle(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+	sc := e.scenario()
+	if sc == nil {
+		return errors.New("engine: no scenario loaded")
+	}
+	r := &run{
+		e: e, sc: sc, tx: tx, ev: ev, now: e.now(), ref: eventRef(ev),
+		log:     e.log.With().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("member", ev.ExternalUserID).Logger(),
+		members: map[string]*memberState{},
+	}
+	r.at = ev.At
+	if r.at.IsZero() {
+		r.at = r.now
+	}
+	var err error
+	switch ev.Type {
+	case bot.EventContactAdd, bot.EventContactAddHalf:
+		err = r.contactAdd()
+	case bot.EventContactEdit:
+		err = r.contactEdit()
+	case bot.EventContactDelFollow:
+		err = r.contactDeleted("customer")
+	case bot.EventContactDel:
+		err = r.contactDeleted("staff")
+	case bot.EventContactTransferFail:
+		r.log.Info().Str("staff", ev.StaffID).Str("reason", ev.FailReason).Msg("customer transfer failed; the customer stays with the current staff member")
+	case bot.EventGroupCreate:
+		err = r.groupCreate()
+	case bot.EventGroupUpdate:
+		err = r.groupUpdate()
+	case bot.EventGroupDismiss:
+		err = r.groupDismiss()
+	case bot.EventKfText:
+		err = r.kfText()
+	case bot.EventAppText:
+		err = r.appText()
+	case bot.EventOrderPaid:
+		err = r.orderPaid()
+	case bot.EventOrderRefunded:
+		err = r.orderRefunded()
+	case bot.EventGroupWelcomeSync:
+		err = r.groupWelcomeSync()
+	default:
+		// tag.change, kf.notify (turned into kf.text by the kf puller),
+		// app.enter/click, unknown: nothing for the engine to do.
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.finish()
+}
+
+// eventRef identifies the event inside action keys: its dedupe key (the same
+// across WeCom retries, even if one slipped past the log's dedupe), else its
+// log position. Long keys are hashed.
+func eventRef(ev *bot.Event) string {
+	k := ev.DedupeKey
+	if k == "" {
+		return fmt.Sprintf("seq:%d", ev.Seq)
+	}
+	if len(k) <= 96 {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	return "h:" + hex.EncodeToString(sum[:12])
+}
+
+// run is the state of one Handle call.
+type run struct {
+	e   *Engine
+	sc  *scenarios.Scenario
+	tx  bot.Tx
+	ev  *bot.Event
+	now time.Time
+	// at is when the event happened (ev.At, else now).
+	at  time.Time
+	ref string
+	log zerolog.Logger
+
+	members map[string]*memberState
+	order   []*memberState
+}
+
+// memberState is a member touched by the event, with the tag changes to
+// write back at the end.
+type memberState struct {
+	m     *bot.Member
+	isNew bool
+	dirty bool
+	// added / removed are tag changes made during this event, in order.
+	added, removed []string
+	// fullSync are staff whose follow relation is new: they get every tag.
+	fullSync map[string]bool
+	// alsoTag are staff to tag although their follow is no longer active
+	// (the customer deleted them: the relation stands one-sided).
+	alsoTag []string
+	// matched is the keyword rule the event's message matched.
+	matched *scenarios.KeywordRule
+}
+
+// member loads (or, with create, makes) a member and tracks it.
+func (r *run) member(id string, create bool) (*memberState, error) {
+	if ms, ok := r.members[id]; ok {
+		return ms, nil
+	}
+	m, err := r.tx.Member(id)
+	isNew := false
+	switch {
+	case errors.Is(err, bot.ErrNotFound):
+		if !create {
+			return nil, nil
+		}
+		m = &bot.Member{ExternalUserID: id, CreatedAt: r.at}
+		isNew = true
+	case err != nil:
+		return nil, fmt.Errorf("load member %s: %w", id, err)
+	}
+	ms := &memberState{m: m, isNew: isNew, dirty: isNew, fullSync: map[string]bool{}}
+	r.members[id] = ms
+	r.order = append(r.order, ms)
+	return ms, nil
+}
+
+func (r *run) addTag(ms *memberState, tag string) {
+	if tag == "" || !ms.m.AddTag(tag) {
+		return
+	}
+	ms.dirty = true
+	if !removeString(&ms.removed, tag) {
+		ms.added = append(ms.added, tag)
+	}
+}
+
+func (r *run) removeTag(ms *memberState, tag string) {
+	if tag == "" || !ms.m.RemoveTag(tag) {
+		return
+	}
+	ms.dirty = true
+	if !removeString(&ms.added, tag) {
+		ms.removed = append(ms.removed, tag)
+	}
+}
+
+func removeString(list *[]string, s string) bool {
+	for i, v := range *list {
+		if v == s {
+			*list = append((*list)[:i], (*list)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// enqueue adds an action; a duplicate key (a replay) is not an error.
+func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
+	a, err := bot.NewAction(kind, key, payload)
+	if err != nil {
+		return err
+	}
+	a.MemberID = memberID
+	a.EventSeq = r.ev.Seq
+	a.CreatedAt = r.now
+	a.DueAt = due
+	if a.DueAt.IsZero() {
+		a.DueAt = r.now
+	}
+	a.NotAfter = notAfter
+	dup, err := r.tx.Enqueue(a)
+	if err != nil {
+		return fmt.Errorf("enqueue %s %s: %w", kind, key, err)
+	}
+	if dup {
+		r.log.Debug().Str("key", key).Msg("action already enqueued (replay)")
+	}
+	return nil
+}
+
+// render renders t for the member; a runtime failure falls back to the plain
+// text and is logged.
+func (r *run) render(t *scenarios.Template, data scenarios.TemplateData) string {
+	s, err := t.Render(data)
+	if err != nil {
+		r.log.Warn().Err(err).Msg("template failed; sent its plain text")
+	}
+	return s
+}
+
+func (r *run) renderAttachments(as []*scenarios.Attachment, data scenarios.TemplateData) []bot.Attachment {
+	out, err := scenarios.RenderAttachments(as, data)
+	if err != nil {
+		r.log.Warn().Err(err).Msg("attachment template failed; sent its plain text")
+	}
+	return out
+}
+
+// finish applies levels and tag rules to every touched member, writes tags
+// back (one mark_tag per staff relation) and stores the members.
+func (r *run) finish() error {
+	for _, ms := range r.order {
+		r.applyLevel(ms)
+		r.applyTagRules(ms)
+		if err := r.writeTags(ms); err != nil {
+			return err
+		}
+		if !ms.dirty {
+			continue
+		}
+		ms.m.UpdatedAt = r.now
+		if err := r.tx.PutMember(ms.m); err != nil {
+			return fmt.Errorf("store member %s: %w", ms.m.ExternalUserID, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) applyLevel(ms *memberState) {
+	if len(r.sc.Levels) == 0 {
+		return
+	}
+	name, tag := "", ""
+	if l := r.sc.LevelFor(ms.m.Points); l != nil {
+		name, tag = l.Name, l.Tag
+	}
+	if name == ms.m.Level {
+		return
+	}
+	if old := r.sc.Level(ms.m.Level); old != nil && old.Tag != tag {
+		r.removeTag(ms, old.Tag)
+	}
+	ms.m.Level = name
+	ms.dirty = true
+	r.addTag(ms, tag)
+}
+
+func (r *run) applyTagRules(ms *memberState) {
+	for _, rule := range r.sc.TagRules {
+		if !rule.Applies(ms.m, ms.matched) {
+			continue
+		}
+		for _, t := range rule.Add {
+			r.addTag(ms, t)
+		}
+		for _, t := range rule.Remove {
+			r.removeTag(ms, t)
+		}
+	}
+}
+
+func (r *run) writeTags(ms *memberState) error {
+	m := ms.m
+	var staff []string
+	seen := map[string]bool{}
+	for _, f := range m.Follows {
+		if f.Active() && !seen[f.StaffID] {
+			staff = append(staff, f.StaffID)
+			seen[f.StaffID] = true
+		}
+	}
+	for _, s := range ms.alsoTag {
+		if !seen[s] {
+			staff = append(staff, s)
+			seen[s] = true
+		}
+	}
+	for _, s := range staff {
+		add, remove := ms.added, ms.removed
+		if ms.fullSync[s] {
+			// A new relation carries no tags yet: give it all of them.
+			add, remove = append([]string(nil), m.Tags...), nil
+		}
+		if len(add) == 0 && len(remove) == 0 {
+			continue
+		}
+		p := bot.MarkTagWithGroups{
+			MarkTag:   bot.MarkTag{StaffID: s, ExternalUserID: m.ExternalUserID, Add: add, Remove: remove, Group: r.tagGroup(add, remove)},
+			TagGroups: map[string]string{},
+		}
+		for _, t := range append(append([]string(nil), add...), remove...) {
+			if g := r.sc.TagGroupOf(t); g != "" {
+				p.TagGroups[t] = g
+			}
+		}
+		if err := r.enqueue(bot.ActionMarkTag, "tag|"+r.ref+"|"+s, m.ExternalUserID, p, time.Time{}, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tagGroup picks MarkTag.Group: the funnel's group when a stage tag is
+// involved, else the group of the first tag.
+func (r *run) tagGroup(add, remove []string) string {
+	for _, t := range append(append([]string(nil), add...), remove...) {
+		for _, s := range bot.Stages {
+			if r.sc.Funnel.StageTag(s) == t && r.sc.Funnel.TagGroup != "" {
+				return r.sc.Funnel.TagGroup
+			}
+		}
+	}
+	for _, t := range add {
+		if g := r.sc.TagGroupOf(t); g != "" {
+			return g
+		}
+	}
+	return r.sc.Funnel.TagGroup
+}
+
+// getJSON reads a kv record; found is false when missing.
+func (r *run) getJSON(bucket, key string, v any) (found bool, err error) {
+	raw, err := r.tx.Get(bucket, key)
+	if errors.Is(err, bot.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s/%s: %w", bucket, key, err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+func (r *run) putJSON(bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := r.tx.Put(bucket, key, raw); err != nil {
+		return fmt.Errorf("write %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+func (r *run) has(bucket, key string) (bool, error) {
+	_, err := r.tx.Get(bucket, key)
+	if errors.Is(err, bot.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}

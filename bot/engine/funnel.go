@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// Stage-change causes, as stored in bot.StageChange.Cause.
+const (
+	CauseContactAdd  = "contact_add"
+	CauseContactEdit = "contact_edit"
+	CauseFirstOrder  = "first_order"
+	CauseLoyalSpend  = "loyal_spend"
+	CauseLoyalOrders = "loyal_orders"
+	CauseRefund      = "refund"
+)
+
+// moveTo moves the member to stage `to`. Moves go forward only, unless
+// backward is set (refunds, with funnel.allow_backward). The stage tag is
+// swapped and the change recorded with time, cause and event.
+func (r *run) moveTo(ms *memberState, to bot.Stage, cause string, backward bool) bool {
+	m := ms.m
+	from := m.Stage
+	if to == from || !to.Valid() {
+		return false
+	}
+	if to.Rank() < from.Rank() && !(backward && r.sc.Funnel.AllowBackward) {
+		return false
+	}
+	m.Stage = to
+	m.StageHistory = append(m.StageHistory, bot.StageChange{From: from, To: to, At: r.at, Cause: cause, EventSeq: r.ev.Seq})
+	ms.dirty = true
+	r.removeTag(ms, r.sc.Funnel.StageTag(from))
+	r.addTag(ms, r.sc.Funnel.StageTag(to))
+	r.log.Info().Str("member", m.ExternalUserID).Str("from", string(from)).Str("to", string(to)).Str("cause", cause).Msg("stage change")
+	return true
+}
+
+// signal applies a funnel signal: check-ins count once per day, and the
+// signals listed in funnel.interest_on move the member to Interest.
+func (r *run) signal(ms *memberState, sig scenarios.Signal) error {
+	if sig == "" {
+		return nil
+	}
+	if sig == scenarios.SignalCheckIn {
+		day := r.at.In(r.sc.Brand.Zone).Format("2006-01-02")
+		key := ms.m.ExternalUserID + "|" + day
+		counted, err := r.has(bucketCheckinDays, key)
+		if err != nil {
+			return err
+		}
+		if !counted {
+			if err := r.tx.Put(bucketCheckinDays, key, present); err != nil {
+				return fmt.Errorf("record check-in day: %w", err)
+			}
+			ms.m.CheckIns++
+			ms.dirty = true
+		}
+	}
+	if r.sc.Funnel.InterestOn[sig] {
+		r.moveTo(ms, bot.StageInterest, string(sig), false)
+	}
+	return nil
+}
+
+// orderRecord is what the engine remembers about an order.
+type orderRecord struct {
+	Member      string `json:"member"`
+	AmountFen   int64  `json:"amount_fen"`
+	RefundedFen int64  `json:"refunded_fen,omitempty"`
+	// Counted is set once the order is applied to the member (not pending).
+	Counted bool `json:"counted"`
+	// Voided is set when the order was refunded in full and no longer counts.
+	Voided bool   `json:"voided,omitempty"`
+	PaidAt string `json:"paid_at,omitempty"`
+}
+
+func (r *run) orderData() (id string, amount int64, hasAmount bool, ok bool) {
+	id = r.ev.Data[bot.DataOrderID]
+	raw, hasAmount := r.ev.Data[bot.DataAmountFen]
+	if hasAmount {
+		v, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || v < 0 {
+			r.log.Warn().Str("amount_fen", raw).Msg("order event with a bad amount_fen; skipped")
+			return "", 0, false, false
+		}
+		amount = v
+	}
+	if id == "" || r.ev.ExternalUserID == "" {
+		r.log.Warn().Msg("order event without order_id or member; skipped")
+		return "", 0, false, false
+	}
+	return id, amount, hasAmount, true
+}
+
+func (r *run) orderPaid() error {
+	id, amount, hasAmount, ok := r.orderData()
+	if !ok {
+		return nil
+	}
+	if !hasAmount {
+		r.log.Warn().Str("order", id).Msg("order.paid without amount_fen; skipped")
+		return nil
+	}
+	var rec orderRecord
+	found, err := r.getJSON(bucketOrders, id, &rec)
+	if err != nil || found {
+		return err // a replay or a duplicate webhook: already applied
+	}
+	rec = orderRecord{Member: r.ev.ExternalUserID, AmountFen: amount, PaidAt: r.at.Format("2006-01-02T15:04:05Z07:00")}
+	ms, err := r.member(r.ev.ExternalUserID, false)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		// The member hasn't added a staff member yet: keep the order and
+		// apply it when they do.
+		r.log.Info().Str("order", id).Msg("order for an unknown member kept pending")
+		if err := r.tx.Put(bucketOrdersPending, r.ev.ExternalUserID+"|"+id, present); err != nil {
+			return fmt.Errorf("record pending order: %w", err)
+		}
+		return r.putJSON(bucketOrders, id, rec)
+	}
+	rec.Counted = true
+	if err := r.putJSON(bucketOrders, id, rec); err != nil {
+		return err
+	}
+	r.countOrder(ms, amount)
+	return nil
+}
+
+// countOrder adds a paid order to the member and applies Purchase / Loyal.
+func (r *run) countOrder(ms *memberState, amount int64) {
+	ms.m.Orders++
+	ms.m.SpendFen += amount
+	ms.dirty = true
+	r.moveTo(ms, bot.StagePurchase, CauseFirstOrder, false)
+	r.checkLoyal(ms)
+}
+
+func (r *run) checkLoyal(ms *memberState) {
+	f := r.sc.Funnel
+	switch {
+	case f.LoyalSpendFen > 0 && ms.m.SpendFen >= f.LoyalSpendFen:
+		r.moveTo(ms, bot.StageLoyal, CauseLoyalSpend, false)
+	case f.LoyalOrders > 0 && ms.m.Orders >= f.LoyalOrders:
+		r.moveTo(ms, bot.StageLoyal, CauseLoyalOrders, false)
+	}
+}
+
+// applyPendingOrders counts orders paid before the member was known.
+func (r *run) applyPendingOrders(ms *memberState) error {
+	id := ms.m.ExternalUserID
+	var keys []string
+	if err := r.tx.Scan(bucketOrdersPending, id+"|", func(k string, _ []byte) bool {
+		keys = append(keys, k)
+		return true
+	}); err != nil {
+		return fmt.Errorf("scan pending orders: %w", err)
+	}
+	for _, k := range keys {
+		orderID := k[len(id)+1:]
+		var rec orderRecord
+		found, err := r.getJSON(bucketOrders, orderID, &rec)
+		if err != nil {
+			return err
+		}
+		if err := r.tx.Delete(bucketOrdersPending, k); err != nil {
+			return fmt.Errorf("clear pending order: %w", err)
+		}
+		if !found || rec.Counted {
+			continue
+		}
+		rec.Counted = true
+		net := rec.AmountFen - rec.RefundedFen
+		if rec.Voided || net <= 0 {
+			if err := r.putJSON(bucketOrders, orderID, rec); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.putJSON(bucketOrders, orderID, rec); err != nil {
+			return err
+		}
+		r.countOrder(ms, net)
+	}
+	return nil
+}
+
+func (r *run) orderRefunded() error {
+	id, amount, hasAmount, ok := r.orderData()
+	if !ok {
+		return nil
+	}
+	refundID := r.ev.Data[bot.DataRefundID]
+	if refundID == "" {
+		refundID = r.ref
+	}
+	refundKey := id + "|" + refundID
+	done, err := r.has(bucketRefunds, refundKey)
+	if err != nil || done {
+		return err
+	}
+	var rec orderRecord
+	found, err := r.getJSON(bucketOrders, id, &rec)
+	if err != nil {
+		return err
+	}
+	if !found {
+		r.log.Warn().Str("order", id).Msg("refund for an order wecombot never saw paid; ignored")
+		return nil
+	}
+	if err := r.tx.Put(bucketRefunds, refundKey, present); err != nil {
+		return fmt.Errorf("record refund: %w", err)
+	}
+	left := rec.AmountFen - rec.RefundedFen
+	if !hasAmount || amount > left {
+		amount = left
+	}
+	rec.RefundedFen += amount
+	voids := !rec.Voided && rec.RefundedFen >= rec.AmountFen
+	if voids {
+		rec.Voided = true
+	}
+	if err := r.putJSON(bucketOrders, id, rec); err != nil {
+		return err
+	}
+	if !rec.Counted {
+		return nil // pending: the net amount is applied when the member appears
+	}
+	ms, err := r.member(rec.Member, false)
+	if err != nil || ms == nil {
+		return err
+	}
+	m := ms.m
+	m.SpendFen -= amount
+	if m.SpendFen < 0 {
+		m.SpendFen = 0
+	}
+	if voids && m.Orders > 0 {
+		m.Orders--
+	}
+	ms.dirty = true
+	if r.sc.Funnel.AllowBackward {
+		r.moveTo(ms, r.stageFromOrders(m), CauseRefund, true)
+	}
+	return nil
+}
+
+// stageFromOrders is the stage the order counters alone justify, never
+// below the member's pre-order stage (Interest or Aware).
+func (r *run) stageFromOrders(m *bot.Member) bot.Stage {
+	f := r.sc.Funnel
+	switch {
+	case f.LoyalSpendFen > 0 && m.SpendFen >= f.LoyalSpendFen, f.LoyalOrders > 0 && m.Orders >= f.LoyalOrders:
+		return bot.StageLoyal
+	case m.Orders > 0:
+		return bot.StagePurchase
+	}
+	// Before the first order the member was at Interest or Aware; take the
+	// highest pre-purchase stage the history shows.
+	best := bot.StageAware
+	for _, ch := range m.StageHistory {
+		if ch.To == bot.StageInterest {
+			best = bot.StageInterest
+		}
+	}
+	if m.Stage.Rank() < best.Rank() {
+		return m.Stage
+	}
+	return best
+}

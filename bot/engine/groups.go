@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// groupRecord is what the engine knows of a customer group (客户群).
+type groupRecord struct {
+	ChatID      string    `json:"chat_id"`
+	Owner       string    `json:"owner,omitempty"`
+	CreatedAt   time.Time `json:"created_at,omitempty"`
+	DismissedAt time.Time `json:"dismissed_at,omitempty"`
+	// Members are the customers (external_userid) known to be in the group.
+	Members []string `json:"members,omitempty"`
+}
+
+func (r *run) loadGroup(chatID string) (*groupRecord, error) {
+	g := &groupRecord{ChatID: chatID}
+	if _, err := r.getJSON(bucketGroups, chatID, g); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (r *run) groupCreate() error {
+	if r.ev.ChatID == "" {
+		return nil
+	}
+	g, err := r.loadGroup(r.ev.ChatID)
+	if err != nil {
+		return err
+	}
+	if g.CreatedAt.IsZero() {
+		g.CreatedAt = r.at
+	}
+	if r.ev.StaffID != "" {
+		g.Owner = r.ev.StaffID
+	}
+	return r.putJSON(bucketGroups, g.ChatID, g)
+}
+
+// groupUpdate handles members joining (join_group signal) and leaving.
+func (r *run) groupUpdate() error {
+	ev := r.ev
+	if ev.ChatID == "" || (ev.UpdateDetail != bot.GroupAddMember && ev.UpdateDetail != bot.GroupDelMember) {
+		return nil
+	}
+	g, err := r.loadGroup(ev.ChatID)
+	if err != nil {
+		return err
+	}
+	joined := ev.UpdateDetail == bot.GroupAddMember
+	for _, id := range ev.MemChangeList {
+		ms, err := r.member(id, joined && isExternalID(id))
+		if err != nil {
+			return err
+		}
+		if ms == nil {
+			continue // staff, or an unknown customer leaving
+		}
+		m := ms.m
+		if joined {
+			if !m.InGroup(ev.ChatID) {
+				m.Groups = append(m.Groups, ev.ChatID)
+				ms.dirty = true
+			}
+			addUnique(&g.Members, id)
+			if err := r.signal(ms, scenarios.SignalJoinGroup); err != nil {
+				return err
+			}
+			continue
+		}
+		if removeString(&m.Groups, ev.ChatID) {
+			ms.dirty = true
+		}
+		removeString(&g.Members, id)
+	}
+	return r.putJSON(bucketGroups, g.ChatID, g)
+}
+
+func (r *run) groupDismiss() error {
+	if r.ev.ChatID == "" {
+		return nil
+	}
+	g, err := r.loadGroup(r.ev.ChatID)
+	if err != nil {
+		return err
+	}
+	for _, id := range g.Members {
+		ms, err := r.member(id, false)
+		if err != nil {
+			return err
+		}
+		if ms != nil && removeString(&ms.m.Groups, g.ChatID) {
+			ms.dirty = true
+		}
+	}
+	g.Members = nil
+	g.DismissedAt = r.at
+	return r.putJSON(bucketGroups, g.ChatID, g)
+}
+
+func addUnique(list *[]string, s string) {
+	for _, v := range *list {
+		if v == s {
+			return
+		}
+	}
+	*list = append(*list, s)
+}
+
+// groupWelcomeSync pushes the scenario's group welcome templates. Each
+// action is keyed by the template's content, so syncing again changes
+// nothing unless the template changed.
+func (r *run) groupWelcomeSync() error {
+	data := r.sc.DataFor(nil)
+	for _, t := range r.sc.GroupWelcomes {
+		msg := bot.GroupWelcome{TemplateID: t.TemplateID, Name: t.Name, Text: r.render(t.Text, data),
+			Attachments: r.renderAttachments(t.Attachments, data)}
+		raw, err := json.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(raw)
+		key := "group_welcome|" + t.Name + "|" + hex.EncodeToString(sum[:8])
+		if err := r.enqueue(bot.ActionGroupWelcome, key, "", msg, time.Time{}, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,527 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// simScript is a simulation script (docs/scenarios.md, "Trying a scenario").
+type simScript struct {
+	Start    string    `yaml:"start"`
+	Zone     string    `yaml:"zone"`
+	Staff    string    `yaml:"staff"`
+	OpenKfID string    `yaml:"open_kfid"`
+	Steps    []simStep `yaml:"steps"`
+}
+
+// simStep is one scripted event: a shorthand (add: wm_alice) or a generic
+// event (event: contact.edit) with fields.
+type simStep struct {
+	At string `yaml:"at"`
+
+	Event       string `yaml:"event"`
+	Add         string `yaml:"add"`
+	AddHalf     string `yaml:"add_half"`
+	DelFollow   string `yaml:"del_follow"`
+	DelContact  string `yaml:"del_contact"`
+	JoinGroup   string `yaml:"join_group"`
+	LeaveGroup  string `yaml:"leave_group"`
+	CreateGroup string `yaml:"create_group"`
+	Kf          string `yaml:"kf"`
+	App         string `yaml:"app"`
+	Order       string `yaml:"order"`
+	Refund      string `yaml:"refund"`
+
+	Member       string            `yaml:"member"`
+	Staff        string            `yaml:"staff"`
+	State        string            `yaml:"state"`
+	WelcomeCode  string            `yaml:"welcome_code"`
+	Name         string            `yaml:"name"`
+	Chat         string            `yaml:"chat"`
+	Members      []string          `yaml:"members"`
+	UpdateDetail string            `yaml:"update_detail"`
+	Text         string            `yaml:"text"`
+	OpenKfID     string            `yaml:"open_kfid"`
+	MsgID        string            `yaml:"msg_id"`
+	ID           string            `yaml:"id"`
+	RefundID     string            `yaml:"refund_id"`
+	Amount       string            `yaml:"amount"`
+	DedupeKey    string            `yaml:"dedupe_key"`
+	Data         map[string]string `yaml:"data"`
+	// Repeat delivers the event this many times with one dedupe key, as
+	// WeCom's retries would.
+	Repeat int `yaml:"repeat"`
+}
+
+// Simulate runs a scripted member life through the engine, offline: each
+// step becomes an event appended to store's log and handled by the same
+// Handle production uses, under a fake clock that jumps from step to step;
+// the outbox is drained in due order by a recording sender. It prints every
+// event, stage change and outbound action (and a summary of the members) to
+// out, deterministically. store should be empty (a temporary database).
+func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io.Reader, out io.Writer) error {
+	raw, err := io.ReadAll(script)
+	if err != nil {
+		return fmt.Errorf("read simulation script: %w", err)
+	}
+	var s simScript
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("simulation script is empty")
+		}
+		return fmt.Errorf("simulation script: %w", err)
+	}
+	zone := sc.Brand.Zone
+	if s.Zone != "" {
+		if zone, err = time.LoadLocation(s.Zone); err != nil {
+			return fmt.Errorf("simulation script: unknown zone %q", s.Zone)
+		}
+	}
+	start, err := parseSimTime(s.Start, zone)
+	if err != nil {
+		return fmt.Errorf("simulation script: start: %w", err)
+	}
+	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{}}
+	sim.engine = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return sim.clock })
+	fmt.Fprintf(out, "# scenario %s, brand %s, start %s %s\n", sc.Source, sc.Brand.Name, sim.fmtTime(start), zone)
+	at := start
+	for i := range s.Steps {
+		step := &s.Steps[i]
+		if step.At != "" {
+			if at, err = nextSimTime(step.At, at, zone); err != nil {
+				return fmt.Errorf("step %d: at: %w", i+1, err)
+			}
+		}
+		if at.Before(sim.clock) {
+			return fmt.Errorf("step %d: at %s is before the previous step", i+1, sim.fmtTime(at))
+		}
+		if err := sim.drain(ctx, at); err != nil {
+			return err
+		}
+		sim.clock = at
+		ev, err := sim.event(i, step)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", i+1, err)
+		}
+		if err := sim.deliver(ctx, ev, max(step.Repeat, 1)); err != nil {
+			return fmt.Errorf("step %d: %w", i+1, err)
+		}
+		if err := sim.drain(ctx, at); err != nil {
+			return err
+		}
+	}
+	if err := sim.drain(ctx, time.Time{}); err != nil {
+		return err
+	}
+	return sim.summary(ctx)
+}
+
+type simulator struct {
+	sc     *scenarios.Scenario
+	store  bot.Store
+	engine *Engine
+	out    io.Writer
+	zone   *time.Location
+	clock  time.Time
+	script *simScript
+	// seen is what was last printed about each member, to print changes.
+	seen  map[string]memberSnap
+	order []string
+}
+
+type memberSnap struct {
+	history int
+	lost    bool
+	level   string
+	orders  int
+	spend   int64
+}
+
+func (s *simulator) fmtTime(t time.Time) string { return t.In(s.zone).Format("2006-01-02 15:04:05") }
+
+func (s *simulator) line(kind, format string, args ...any) {
+	fmt.Fprintf(s.out, "%s  %-6s %s\n", s.fmtTime(s.clock), kind, fmt.Sprintf(format, args...))
+}
+
+// text prints a message body indented under its line.
+func (s *simulator) text(body string) {
+	for _, l := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
+		fmt.Fprintf(s.out, "%29s| %s\n", "", l)
+	}
+}
+
+func (s *simulator) event(i int, st *simStep) (*bot.Event, error) {
+	ev := &bot.Event{Source: bot.SourceSim, At: s.clock, ReceivedAt: s.clock, DedupeKey: st.DedupeKey,
+		StaffID: st.Staff, State: st.State, WelcomeCode: st.WelcomeCode, ChatID: st.Chat, Content: st.Text,
+		OpenKfID: st.OpenKfID, MsgID: st.MsgID, ExternalUserID: st.Member, UpdateDetail: st.UpdateDetail,
+		MemChangeList: st.Members, Data: map[string]string{}}
+	if ev.DedupeKey == "" {
+		ev.DedupeKey = fmt.Sprintf("sim|%d", i+1)
+	}
+	for k, v := range st.Data {
+		ev.Data[k] = v
+	}
+	if st.Name != "" {
+		ev.Data[bot.DataName] = st.Name
+	}
+	defStaff := func() {
+		if ev.StaffID == "" {
+			ev.StaffID = s.script.Staff
+		}
+	}
+	kinds := 0
+	set := func(v string, f func(v string)) {
+		if v != "" {
+			kinds++
+			f(v)
+		}
+	}
+	set(st.Event, func(v string) { ev.Type = bot.EventType(v) })
+	set(st.Add, func(v string) { ev.Type, ev.ExternalUserID = bot.EventContactAdd, v; defStaff() })
+	set(st.AddHalf, func(v string) { ev.Type, ev.ExternalUserID = bot.EventContactAddHalf, v; defStaff() })
+	set(st.DelFollow, func(v string) { ev.Type, ev.ExternalUserID = bot.EventContactDelFollow, v; defStaff() })
+	set(st.DelContact, func(v string) { ev.Type, ev.ExternalUserID = bot.EventContactDel, v; defStaff() })
+	set(st.JoinGroup, func(v string) {
+		ev.Type, ev.UpdateDetail, ev.MemChangeList = bot.EventGroupUpdate, bot.GroupAddMember, append([]string{v}, st.Members...)
+	})
+	set(st.LeaveGroup, func(v string) {
+		ev.Type, ev.UpdateDetail, ev.MemChangeList = bot.EventGroupUpdate, bot.GroupDelMember, append([]string{v}, st.Members...)
+	})
+	set(st.CreateGroup, func(v string) { ev.Type, ev.ChatID = bot.EventGroupCreate, v; defStaff() })
+	set(st.Kf, func(v string) {
+		ev.Type, ev.ExternalUserID, ev.Source = bot.EventKfText, v, bot.SourceKf
+		if ev.OpenKfID == "" {
+			ev.OpenKfID = s.script.OpenKfID
+		}
+		if ev.MsgID == "" {
+			ev.MsgID = fmt.Sprintf("sim-msg-%d", i+1)
+		}
+	})
+	set(st.App, func(v string) { ev.Type, ev.StaffID = bot.EventAppText, v })
+	set(st.Order, func(v string) { ev.Type, ev.ExternalUserID, ev.Source = bot.EventOrderPaid, v, bot.SourceShop })
+	set(st.Refund, func(v string) { ev.Type, ev.ExternalUserID, ev.Source = bot.EventOrderRefunded, v, bot.SourceShop })
+	if kinds != 1 {
+		return nil, errors.New("give exactly one of event, add, add_half, del_follow, del_contact, join_group, leave_group, create_group, kf, app, order, refund")
+	}
+	if st.ID != "" {
+		ev.Data[bot.DataOrderID] = st.ID
+	}
+	if st.RefundID != "" {
+		ev.Data[bot.DataRefundID] = st.RefundID
+	}
+	if st.Amount != "" {
+		fen, err := parseYuan(st.Amount)
+		if err != nil {
+			return nil, err
+		}
+		ev.Data[bot.DataAmountFen] = strconv.FormatInt(fen, 10)
+	}
+	if (ev.Type == bot.EventOrderPaid || ev.Type == bot.EventOrderRefunded) && st.ID == "" && ev.Data[bot.DataOrderID] == "" {
+		return nil, errors.New("an order step needs id")
+	}
+	if ev.Type == bot.EventOrderPaid && ev.Data[bot.DataAmountFen] == "" {
+		return nil, errors.New("an order step needs amount (yuan)")
+	}
+	if (ev.Type == bot.EventGroupUpdate || ev.Type == bot.EventGroupCreate) && ev.ChatID == "" {
+		return nil, errors.New("a group step needs chat")
+	}
+	if len(ev.Data) == 0 {
+		ev.Data = nil
+	}
+	return ev, nil
+}
+
+func parseYuan(s string) (int64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("amount %q: want yuan such as 39.9", s)
+	}
+	return int64(math.Round(f * 100)), nil
+}
+
+// deliver appends the event (times times, as WeCom retries would) and
+// handles what the log accepted, exactly like the pipeline.
+func (s *simulator) deliver(ctx context.Context, ev *bot.Event, times int) error {
+	s.line("event", "%s", describeEvent(ev))
+	for n := 0; n < times; n++ {
+		e := *ev
+		dup, err := s.store.AppendEvent(ctx, &e)
+		if err != nil {
+			return fmt.Errorf("append event: %w", err)
+		}
+		if dup {
+			s.line("dedup", "delivery %d dropped by the event log (same dedupe key)", n+1)
+			continue
+		}
+		err = s.store.Update(ctx, func(tx bot.Tx) error {
+			first, err := tx.MarkProcessed(e.Seq, "")
+			if err != nil || !first {
+				return err
+			}
+			return s.engine.Handle(ctx, tx, &e)
+		})
+		if err != nil {
+			return fmt.Errorf("handle %s: %w", e.Type, err)
+		}
+	}
+	return s.report(ctx, ev)
+}
+
+func describeEvent(ev *bot.Event) string {
+	var b strings.Builder
+	b.WriteString(string(ev.Type))
+	kv := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, " %s=%s", k, v)
+		}
+	}
+	kv("member", ev.ExternalUserID)
+	kv("staff", ev.StaffID)
+	kv("state", ev.State)
+	kv("welcome_code", ev.WelcomeCode)
+	kv("chat", ev.ChatID)
+	kv("detail", ev.UpdateDetail)
+	if len(ev.MemChangeList) > 0 {
+		kv("members", strings.Join(ev.MemChangeList, ","))
+	}
+	kv("kf", ev.OpenKfID)
+	if ev.Content != "" {
+		fmt.Fprintf(&b, " text=%q", ev.Content)
+	}
+	keys := make([]string, 0, len(ev.Data))
+	for k := range ev.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kv(k, ev.Data[k])
+	}
+	return b.String()
+}
+
+// report prints stage, lost and level changes of the members the event named.
+func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
+	ids := append([]string{ev.ExternalUserID}, ev.MemChangeList...)
+	return s.store.View(ctx, func(tx bot.Tx) error {
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			m, err := tx.Member(id)
+			if errors.Is(err, bot.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			prev, known := s.seen[id]
+			if !known {
+				s.order = append(s.order, id)
+			}
+			for _, ch := range m.StageHistory[min(prev.history, len(m.StageHistory)):] {
+				from := string(ch.From)
+				if from == "" {
+					from = "none"
+				}
+				s.line("stage", "%s: %s → %s (%s) because %s", id, from, ch.To, s.sc.Funnel.StageName(ch.To), ch.Cause)
+			}
+			if m.Lost != prev.lost {
+				if m.Lost {
+					s.line("lost", "%s deleted every staff member (stage %s kept)", id, m.Stage)
+				} else if known {
+					s.line("back", "%s is a contact again", id)
+				}
+			}
+			if m.Orders != prev.orders || m.SpendFen != prev.spend {
+				s.line("orders", "%s: %d paid, spend %s yuan", id, m.Orders, scenarios.FormatYuan(m.SpendFen))
+			}
+			if m.Level != prev.level {
+				s.line("level", "%s: %s (%d points)", id, m.Level, m.Points)
+			}
+			s.seen[id] = memberSnap{history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen}
+		}
+		return nil
+	})
+}
+
+// drain "sends" every action due by until (zero: everything), advancing the
+// clock to each action's due time.
+func (s *simulator) drain(ctx context.Context, until time.Time) error {
+	for {
+		next, ok, err := s.store.NextDue(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if !ok || (!until.IsZero() && next.After(until)) {
+			return nil
+		}
+		if next.After(s.clock) {
+			s.clock = next
+		}
+		acts, err := s.store.DueActions(ctx, s.clock, 100)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if len(acts) == 0 {
+			return fmt.Errorf("outbox: NextDue reported %s but nothing is due", s.fmtTime(next))
+		}
+		for i := range acts {
+			a := &acts[i]
+			if !a.NotAfter.IsZero() && s.clock.After(a.NotAfter) {
+				s.line("expire", "%s %s: had to be sent by %s", a.Kind, a.MemberID, s.fmtTime(a.NotAfter))
+				if err := s.store.MarkFailed(ctx, a.ID, s.clock, "too late"); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.record(a); err != nil {
+				return err
+			}
+			if err := s.store.MarkSent(ctx, a.ID, s.clock, "simulated"); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// record prints one outbound action: what the WeCom sender would send.
+func (s *simulator) record(a *bot.Action) error {
+	switch a.Kind {
+	case bot.ActionWelcome:
+		var p bot.WelcomeMessage
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "welcome → %s from %s, code %s%s", a.MemberID, p.StaffID, p.WelcomeCode, describeAttachments(p.Attachments))
+		s.text(p.Text)
+	case bot.ActionMarkTag:
+		var p bot.MarkTag
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "mark_tag %s (staff %s) add %v remove %v", p.ExternalUserID, p.StaffID, p.Add, p.Remove)
+	case bot.ActionMassSend:
+		var p bot.MassSend
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		to := strings.Join(append(append([]string(nil), p.ExternalUserIDs...), p.ChatIDs...), ",")
+		s.line("send", "mass_send (%s) → %s, staff %s confirms%s", p.ChatType, to, p.Sender, describeAttachments(p.Attachments))
+		s.text(p.Text)
+	case bot.ActionKfMessage:
+		var p bot.KfMessage
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "kf_message → %s via %s", p.ExternalUserID, p.OpenKfID)
+		s.text(p.Text)
+	case bot.ActionStaffMessage:
+		var p bot.StaffMessage
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "staff_message → %s", strings.Join(p.ToUsers, ","))
+		s.text(p.Text)
+	case bot.ActionGroupWelcome:
+		var p bot.GroupWelcome
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "group_welcome %q%s", p.Name, describeAttachments(p.Attachments))
+		s.text(p.Text)
+	default:
+		s.line("send", "%s → %s %s", a.Kind, a.MemberID, a.Payload)
+	}
+	return nil
+}
+
+func describeAttachments(as []bot.Attachment) string {
+	if len(as) == 0 {
+		return ""
+	}
+	parts := make([]string, len(as))
+	for i, a := range as {
+		switch a.Type {
+		case "link":
+			parts[i] = fmt.Sprintf("link %q %s", a.Title, a.URL)
+		case "miniprogram":
+			parts[i] = fmt.Sprintf("miniprogram %q %s", a.Title, a.Page)
+		default:
+			parts[i] = a.Type
+		}
+	}
+	return ", attachments: " + strings.Join(parts, "; ")
+}
+
+// summary prints where every member the script touched ended up.
+func (s *simulator) summary(ctx context.Context) error {
+	fmt.Fprintln(s.out, "# members")
+	return s.store.View(ctx, func(tx bot.Tx) error {
+		for _, id := range s.order {
+			m, err := tx.Member(id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "%s: stage=%s channel=%s orders=%d spend=%s check_ins=%d points=%d level=%s lost=%v\n",
+				id, m.Stage, m.Channel, m.Orders, scenarios.FormatYuan(m.SpendFen), m.CheckIns, m.Points, m.Level, m.Lost)
+			fmt.Fprintf(s.out, "  tags: %s\n", strings.Join(m.Tags, ", "))
+			if len(m.Groups) > 0 {
+				fmt.Fprintf(s.out, "  groups: %s\n", strings.Join(m.Groups, ", "))
+			}
+			for _, ch := range m.StageHistory {
+				from := string(ch.From)
+				if from == "" {
+					from = "none"
+				}
+				fmt.Fprintf(s.out, "  %s %s → %s (%s)\n", s.fmtTime(ch.At), from, ch.To, ch.Cause)
+			}
+		}
+		return nil
+	})
+}
+
+// parseSimTime parses an absolute time in zone.
+func parseSimTime(v string, zone *time.Location) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, errors.New("required, e.g. \"2025-03-03 07:30\"")
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, zone); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("want a time such as \"2025-03-03 07:30\" or \"+2h\", got %q", v)
+}
+
+// nextSimTime resolves a step's at: "+dur" after the previous step, or absolute.
+func nextSimTime(v string, prev time.Time, zone *time.Location) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if rest, ok := strings.CutPrefix(v, "+"); ok {
+		d, err := scenarios.ParseDuration(strings.ReplaceAll(rest, " ", ""))
+		if err != nil {
+			return time.Time{}, err
+		}
+		return prev.Add(d), nil
+	}
+	return parseSimTime(v, zone)
+}

@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// TestSimulateGolden runs each testdata/*.yaml script through Simulate with
+// the embedded default scenario and compares the output with its .golden.
+func TestSimulateGolden(t *testing.T) {
+	scripts, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts: %v", err)
+	}
+	for _, script := range scripts {
+		t.Run(filepath.Base(script), func(t *testing.T) {
+			in, err := os.ReadFile(script)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := Simulate(context.Background(), scenarios.LoadDefault(), newMemStore(), bytes.NewReader(in), &out); err != nil {
+				t.Fatal(err)
+			}
+			golden := strings.TrimSuffix(script, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got := out.String(); got != string(want) {
+				t.Errorf("output differs from %s (run go test -update after checking the change):\n%s", golden, diff(string(want), got))
+			}
+			// Same script, same output.
+			var again bytes.Buffer
+			if err := Simulate(context.Background(), scenarios.LoadDefault(), newMemStore(), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
+				t.Errorf("simulation is not deterministic (%v)", err)
+			}
+		})
+	}
+}
+
+// diff shows the first differing lines.
+func diff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g
+		}
+	}
+	return ""
+}
+
+func TestSimulateScriptErrors(t *testing.T) {
+	cases := map[string]string{
+		"empty":            ``,
+		"unknown key":      "start: 2025-03-03\nstpes: []\n",
+		"bad start":        "start: tomorrow\n",
+		"two kinds":        "start: 2025-03-03\nsteps:\n  - {add: wmA, kf: wmA}\n",
+		"no kind":          "start: 2025-03-03\nsteps:\n  - {member: wmA}\n",
+		"time goes back":   "start: 2025-03-03 10:00\nsteps:\n  - {at: 2025-03-03 09:00, add: wmA}\n",
+		"bad duration":     "start: 2025-03-03\nsteps:\n  - {at: +soon, add: wmA}\n",
+		"order without id": "start: 2025-03-03\nsteps:\n  - {order: wmA, amount: 10}\n",
+		"bad amount":       "start: 2025-03-03\nsteps:\n  - {order: wmA, id: o1, amount: lots}\n",
+	}
+	for name, script := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := Simulate(context.Background(), scenarios.LoadDefault(), newMemStore(), strings.NewReader(script), &bytes.Buffer{})
+			if err == nil {
+				t.Fatal("want an error")
+			}
+		})
+	}
+}

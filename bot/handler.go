@@ -1,0 +1,34 @@
+package bot
+
+import "context"
+
+// Handler applies one event inside tx: state changes and owed actions
+// commit with the event's processed mark. It must not do network I/O.
+// bot/engine implements it; the pipeline, simulate and tests call it.
+type Handler interface {
+	Handle(ctx context.Context, tx Tx, ev *Event) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, tx Tx, ev *Event) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, tx Tx, ev *Event) error { return f(ctx, tx, ev) }
+
+// Operator events, appended by the admin API or the CLI (SourceOperator).
+const (
+	// EventGroupWelcomeSync asks the engine to push the scenario's customer-group
+	// welcome templates (group_welcome) to WeCom (group_welcome_template add/edit).
+	EventGroupWelcomeSync EventType = "operator.group_welcome_sync"
+)
+
+// MarkTagWithGroups is the payload the engine writes for ActionMarkTag: a
+// MarkTag (senders that decode into MarkTag read it unchanged) plus the
+// corp tag group each tag is declared in by the scenario, so a sender that
+// creates missing tags can create each in its own group rather than all in
+// MarkTag.Group.
+type MarkTagWithGroups struct {
+	MarkTag
+	// TagGroups maps tag name → corp tag group (标签组) name.
+	TagGroups map[string]string `json:"tag_groups,omitempty"`
+}
