@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ type Holder struct {
 	lastErrAt time.Time
 	reloads   int
 	failures  int
+	// checks counts reload attempts, for tests of the watcher's filtering.
+	checks int
 }
 
 // NewHolder loads the scenario at path ("" for the embedded demo) and
@@ -125,6 +128,7 @@ func (h *Holder) reload() (changed bool, err error) {
 	if h.path == "" {
 		return false, nil
 	}
+	h.checks++
 	files, err := readSource(h.path)
 	var sc *Scenario
 	if err == nil {
@@ -187,7 +191,7 @@ func (h *Holder) Watch(ctx context.Context, log zerolog.Logger, onReload func(er
 			if !ok {
 				return nil
 			}
-			if ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod || !h.relevant(dir, ev.Name) {
 				continue
 			}
 			timer.Reset(DebounceDelay)
@@ -222,6 +226,21 @@ func (h *Holder) Watch(ctx context.Context, log zerolog.Logger, onReload func(er
 			}
 		}
 	}
+}
+
+// relevant reports whether a change to name may change the scenario: the
+// file itself (however it was replaced), a YAML file of a directory source,
+// or a Kubernetes ConfigMap's "..data" symlink swap. Other files in the
+// directory (a database next to the scenario, editor swap files) are ignored.
+func (h *Holder) relevant(dir, name string) bool {
+	base := filepath.Base(name)
+	if strings.HasPrefix(base, "..") {
+		return true
+	}
+	if dir != h.path {
+		return base == filepath.Base(h.path)
+	}
+	return name == dir || (isYAMLName(base) && !strings.HasPrefix(base, "."))
 }
 
 func problemStrings(ve ValidationError, limit int) []string {

@@ -174,6 +174,17 @@ func TestWatchFileReplacedByRename(t *testing.T) {
 	if h.Current().DefaultWelcome.Text.Source() != "版本二" {
 		t.Fatal("swapped to v2")
 	}
+	// Other files in the directory don't trigger reloads.
+	h.mu.Lock()
+	checks := h.checks
+	h.mu.Unlock()
+	writeFiles(t, dir, map[string]string{"wecombot.db": "not a scenario"})
+	time.Sleep(DebounceDelay + 150*time.Millisecond)
+	h.mu.Lock()
+	if h.checks != checks {
+		t.Error("an unrelated file in the directory triggered a reload")
+	}
+	h.mu.Unlock()
 	// In-place write (truncate + write), several events, one debounced reload.
 	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
 	if err := r.wait(t); err != nil || h.Current().DefaultWelcome.Text.Source() != "版本一" {
