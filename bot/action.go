@@ -55,6 +55,8 @@ type Action struct {
 	Attempts  int       `json:"attempts,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	SentAt    time.Time `json:"sent_at,omitempty"`
+	// Detail is what the sender reported on delivery (a msgid, a template id).
+	Detail string `json:"detail,omitempty"`
 	// Payload is the kind's message (WelcomeMessage, MarkTag, ...), as JSON.
 	Payload json.RawMessage `json:"payload"`
 }

@@ -72,11 +72,11 @@ type Member struct {
 	UpdatedAt time.Time `json:"updated_at"`
 
 	// Commerce and engagement counters, maintained by the engine.
-	Orders   int   `json:"orders,omitempty"`
-	SpendFen int64 `json:"spend_fen,omitempty"`
-	Points   int64 `json:"points,omitempty"`
+	Orders   int    `json:"orders,omitempty"`
+	SpendFen int64  `json:"spend_fen,omitempty"`
+	Points   int64  `json:"points,omitempty"`
 	Level    string `json:"level,omitempty"`
-	CheckIns int   `json:"check_ins,omitempty"`
+	CheckIns int    `json:"check_ins,omitempty"`
 }
 
 // Follow returns the follow relation with staffID, or nil.

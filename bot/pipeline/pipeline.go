@@ -11,7 +11,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -64,6 +63,7 @@ type Pipeline struct {
 	wakeOut chan struct{}
 
 	running  atomic.Bool
+	ready    chan struct{}
 	inflight sync.Map // outbox action id → struct{}: never send one twice at once
 
 	statsMu sync.Mutex
@@ -112,8 +112,12 @@ func New(o Options) *Pipeline {
 		log:     o.Log.With().Str("component", "pipeline").Logger(),
 		wakeEv:  make(chan struct{}, 1),
 		wakeOut: make(chan struct{}, 1),
+		ready:   make(chan struct{}),
 	}
 }
+
+// Ready is closed once Run has started the workers and the relay.
+func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 
 // Backoff is full-jitter exponential backoff: up to 1 s × 2^(attempt-1), capped at 5 min.
 func Backoff(attempt int) time.Duration {
@@ -183,6 +187,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.relay(ctx)
 	}()
 	p.running.Store(true)
+	close(p.ready)
 	p.log.Info().Int("workers", p.o.Workers).Int("queue", p.o.QueueSize).Msg("pipeline started")
 
 	err := p.dispatch(ctx, queues)
@@ -331,10 +336,17 @@ func (p *Pipeline) relay(ctx context.Context) {
 				return
 			}
 			sends.Add(1)
-			go func(a bot.Action) {
-				defer func() { <-sem; p.inflight.Delete(a.ID); sends.Done() }()
-				p.deliver(context.WithoutCancel(ctx), &a)
-			}(a)
+			go func(id uint64) {
+				defer func() { <-sem; p.inflight.Delete(id); sends.Done() }()
+				dctx := context.WithoutCancel(ctx)
+				// Re-read under the in-flight claim: the list above may predate a
+				// delivery that finished since, and must not send it again.
+				cur, err := p.o.Store.Action(dctx, id)
+				if err != nil || cur.Status != bot.ActionPending || cur.DueAt.After(p.o.Now()) {
+					return
+				}
+				p.deliver(dctx, cur)
+			}(a.ID)
 		}
 		if p.o.Metrics != nil {
 			if st, err := p.o.Store.OutboxStats(ctx); err == nil {
@@ -385,7 +397,7 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		return
 	}
 	attempt := a.Attempts + 1
-	if retry && attempt < p.o.MaxAttempts && !errors.Is(err, context.Canceled) {
+	if retry && attempt < p.o.MaxAttempts {
 		next := now.Add(p.o.Backoff(attempt))
 		if !a.NotAfter.IsZero() && next.After(a.NotAfter) {
 			// A welcome code's window is short: one quick retry inside it beats none.

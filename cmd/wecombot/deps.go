@@ -20,5 +20,3 @@ import (
 	_ "go.etcd.io/bbolt"
 	_ "gopkg.in/yaml.v3"
 )
-
-func main() {}

@@ -1,0 +1,308 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+func openStore(t *testing.T, dir string) *bolt.Store {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(dir, "test.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// recorder is a Sender that records deliveries and can fail on demand.
+type recorder struct {
+	mu       sync.Mutex
+	sent     []bot.Action
+	attempts map[string]int
+	// failures[key] = how many times to fail with retry before succeeding; -1 fails for good.
+	failures map[string]int
+}
+
+func newRecorder() *recorder {
+	return &recorder{attempts: map[string]int{}, failures: map[string]int{}}
+}
+
+func (r *recorder) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts[a.Key]++
+	switch f := r.failures[a.Key]; {
+	case f < 0:
+		return bot.SendResult{}, false, errors.New("final failure")
+	case r.attempts[a.Key] <= f:
+		return bot.SendResult{}, true, errors.New("system busy (-1)")
+	}
+	r.sent = append(r.sent, *a)
+	return bot.SendResult{Detail: "ok"}, false, nil
+}
+
+func (r *recorder) sentKeys() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, a := range r.sent {
+		out[a.Key]++
+	}
+	return out
+}
+
+// run starts a pipeline and returns a stop function that drains it.
+func run(t *testing.T, o pipeline.Options) (*pipeline.Pipeline, func()) {
+	t.Helper()
+	o.Log = zerolog.Nop()
+	o.PollInterval = 20 * time.Millisecond
+	o.Backoff = func(int) time.Duration { return 10 * time.Millisecond }
+	p := pipeline.New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	return p, func() { cancel(); <-done }
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func appendEvents(t *testing.T, st bot.Store, evs ...bot.Event) {
+	t.Helper()
+	for i := range evs {
+		if evs[i].ReceivedAt.IsZero() {
+			evs[i].ReceivedAt = time.Now()
+		}
+		if _, err := st.AppendEvent(context.Background(), &evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// welcomeHandler enqueues one action per event, keyed by the event.
+func welcomeHandler(calls *sync.Map) pipeline.HandleFunc {
+	return func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		n, _ := calls.LoadOrStore(ev.Seq, new(int))
+		*(n.(*int))++
+		a, err := bot.NewAction(bot.ActionWelcome, fmt.Sprintf("welcome|%d", ev.Seq), bot.WelcomeMessage{WelcomeCode: ev.WelcomeCode, Text: "hi"})
+		if err != nil {
+			return err
+		}
+		a.MemberID = ev.ExternalUserID
+		a.CreatedAt = time.Now()
+		_, err = tx.Enqueue(a)
+		return err
+	}
+}
+
+func TestEventsRunOnceAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	var calls sync.Map
+	rec := newRecorder()
+	for i := 0; i < 20; i++ {
+		appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprintf("wm%d", i%5), WelcomeCode: fmt.Sprint(i), DedupeKey: fmt.Sprint("k", i)})
+	}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec, Workers: 3, QueueSize: 2})
+	waitFor(t, "20 actions sent", func() bool { return len(rec.sentKeys()) == 20 })
+	stop()
+	if s := p.Stats(); s.Processed != 20 || s.Sent != 20 {
+		t.Fatalf("stats %+v", s)
+	}
+	st.Close()
+
+	// Restart on the same file: nothing re-runs, nothing is re-sent.
+	st = openStore(t, dir)
+	defer st.Close()
+	p2, stop2 := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec})
+	time.Sleep(100 * time.Millisecond)
+	stop2()
+	if s := p2.Stats(); s.Processed != 0 || s.Sent != 0 {
+		t.Fatalf("restart re-ran work: %+v", s)
+	}
+	calls.Range(func(k, v any) bool {
+		if *(v.(*int)) != 1 {
+			t.Errorf("event %v handled %d times", k, *(v.(*int)))
+		}
+		return true
+	})
+	for k, n := range rec.sentKeys() {
+		if n != 1 {
+			t.Errorf("action %s sent %d times", k, n)
+		}
+	}
+}
+
+func TestPerMemberOrder(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var mu sync.Mutex
+	seen := map[string][]uint64{}
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		mu.Lock()
+		seen[ev.ExternalUserID] = append(seen[ev.ExternalUserID], ev.Seq)
+		mu.Unlock()
+		return nil
+	}
+	for i := 0; i < 200; i++ {
+		appendEvents(t, st, bot.Event{Type: bot.EventKfText, ExternalUserID: fmt.Sprintf("wm%d", i%7)})
+	}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: newRecorder(), Workers: 4, QueueSize: 1})
+	waitFor(t, "200 processed", func() bool { return p.Stats().Processed == 200 })
+	stop()
+	for m, seqs := range seen {
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] < seqs[i-1] {
+				t.Fatalf("member %s saw events out of order: %v", m, seqs)
+			}
+		}
+	}
+}
+
+func TestFailingEventIsRecordedAndDoesNotBlock(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var attempts int
+	var mu sync.Mutex
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		if ev.Content == "poison" {
+			mu.Lock()
+			attempts++
+			mu.Unlock()
+			// Writes made before the error must roll back.
+			_ = tx.Put("test", "poison", []byte("x"))
+			return errors.New("boom")
+		}
+		return tx.Put("test", ev.Content, []byte("ok"))
+	}
+	appendEvents(t, st,
+		bot.Event{Type: bot.EventAppText, Content: "poison", StaffID: "a"},
+		bot.Event{Type: bot.EventAppText, Content: "fine", StaffID: "a"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: newRecorder(), Workers: 1, HandleAttempts: 3})
+	waitFor(t, "both events done", func() bool { s := p.Stats(); return s.Failed == 1 && s.Processed == 1 })
+	stop()
+	if attempts != 3 {
+		t.Fatalf("poison event tried %d times, want 3", attempts)
+	}
+	es, _ := st.EventStats(context.Background())
+	if es.Pending != 0 || es.Failed != 1 {
+		t.Fatalf("event stats %+v", es)
+	}
+	_ = st.View(context.Background(), func(tx bot.Tx) error {
+		if _, err := tx.Get("test", "poison"); !errors.Is(err, bot.ErrNotFound) {
+			t.Errorf("failed handler's write was kept: %v", err)
+		}
+		if v, err := tx.Get("test", "fine"); err != nil || string(v) != "ok" {
+			t.Errorf("good event's write missing: %q %v", v, err)
+		}
+		return nil
+	})
+}
+
+func TestOutboxRetriesThenSendsOnce(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var calls sync.Map
+	rec := newRecorder()
+	rec.failures["welcome|1"] = 2  // -1 twice, then ok
+	rec.failures["welcome|2"] = -1 // final error: dead letter
+	appendEvents(t, st,
+		bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"},
+		bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm2"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec})
+	waitFor(t, "retry and failure settle", func() bool { s := p.Stats(); return s.Sent == 1 && s.SendFailures == 1 })
+	stop()
+	if got := rec.sentKeys(); got["welcome|1"] != 1 || got["welcome|2"] != 0 {
+		t.Fatalf("sent %v", got)
+	}
+	if rec.attempts["welcome|1"] != 3 || rec.attempts["welcome|2"] != 1 {
+		t.Fatalf("attempts %v", rec.attempts)
+	}
+	ob, _ := st.OutboxStats(context.Background())
+	if ob.Pending != 0 || ob.Sent != 1 || ob.Failed != 1 {
+		t.Fatalf("outbox stats %+v", ob)
+	}
+}
+
+func TestExpiredActionIsNotSent(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	rec := newRecorder()
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		a, _ := bot.NewAction(bot.ActionWelcome, "late", bot.WelcomeMessage{WelcomeCode: "c"})
+		a.CreatedAt = time.Now()
+		a.NotAfter = time.Now().Add(-time.Second)
+		_, err := tx.Enqueue(a)
+		return err
+	}
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec})
+	waitFor(t, "expired action failed", func() bool { return p.Stats().SendFailures == 1 })
+	stop()
+	if len(rec.sentKeys()) != 0 {
+		t.Fatal("an expired welcome code was sent")
+	}
+	a, err := st.Action(context.Background(), 1)
+	if err != nil || a.Status != bot.ActionFailed {
+		t.Fatalf("action %+v %v", a, err)
+	}
+}
+
+func TestDelayedActionWaitsForItsTime(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	rec := newRecorder()
+	due := time.Now().Add(300 * time.Millisecond)
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		a, _ := bot.NewAction(bot.ActionKfMessage, "later", bot.KfMessage{Text: "follow-up"})
+		a.CreatedAt = time.Now()
+		a.DueAt = due
+		_, err := tx.Enqueue(a)
+		return err
+	}
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec})
+	defer stop()
+	waitFor(t, "processed", func() bool { return p.Stats().Processed == 1 })
+	if len(rec.sentKeys()) != 0 {
+		t.Fatal("sent before due")
+	}
+	waitFor(t, "sent when due", func() bool { return len(rec.sentKeys()) == 1 })
+	if time.Now().Before(due) {
+		t.Fatal("sent early")
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	for attempt := 0; attempt < 40; attempt++ {
+		for i := 0; i < 50; i++ {
+			d := pipeline.Backoff(attempt)
+			ceil := time.Second << min(max(attempt-1, 0), 9)
+			if ceil > 5*time.Minute {
+				ceil = 5 * time.Minute
+			}
+			if d < ceil/2 || d > ceil {
+				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", attempt, d, ceil/2, ceil)
+			}
+		}
+	}
+}

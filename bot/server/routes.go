@@ -1,0 +1,51 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Route is one entry of the route table; tests walk it to prove every admin
+// route demands authentication.
+type Route struct {
+	Pattern string
+	Admin   bool
+	Handler http.HandlerFunc
+}
+
+// Routes lists every route the server answers, in one place.
+func (s *Server) Routes() []Route {
+	return []Route{
+		{"GET /wecom/callback", false, s.callbackVerify},
+		{"POST /wecom/callback", false, s.callbackEvent},
+		{"GET /healthz", false, s.healthz},
+		{"GET /metrics", false, s.metrics()},
+
+		{"GET /api/v1/status", true, s.apiStatus},
+		{"GET /api/v1/events", true, s.apiEvents},
+		{"GET /api/v1/outbox", true, s.apiOutbox},
+		{"GET /api/v1/members", true, s.apiMembers},
+		{"GET /api/v1/members/{external_userid}", true, s.apiMember},
+
+		{"GET /{$}", false, s.home},
+	}
+}
+
+func (s *Server) routes() {
+	for _, rt := range s.Routes() {
+		h := rt.Handler
+		if rt.Admin {
+			h = s.requireAdmin(h)
+		}
+		s.mux.HandleFunc(rt.Pattern, h)
+	}
+}
+
+func (s *Server) metrics() http.HandlerFunc {
+	if s.o.Metrics == nil {
+		return func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
+	}
+	h := promhttp.HandlerFor(s.o.Metrics.Registry, promhttp.HandlerOpts{})
+	return h.ServeHTTP
+}

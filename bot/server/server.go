@@ -1,0 +1,156 @@
+// Package server is wecombot's HTTP face: the WeCom callback, health,
+// metrics, the admin API and the dashboard. Every route is listed in
+// routes.go.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/wecom"
+)
+
+// MaxBodyBytes caps every request body; WeCom callbacks are a few KiB.
+const MaxBodyBytes = 1 << 20
+
+// Options are the server's dependencies.
+type Options struct {
+	Store    bot.Store
+	Pipeline *pipeline.Pipeline
+	// Crypter verifies and decrypts /wecom/callback; nil answers 503.
+	Crypter *wecom.Crypter
+	Log     zerolog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+	// CallbackMaxAge rejects callbacks whose timestamp is further than this
+	// from now (replays); 0 turns the check off.
+	CallbackMaxAge time.Duration
+	// AdminToken protects /api/v1; empty allows admin requests from loopback only.
+	AdminToken string
+	// Status adds facts (version, scenario, sandbox) to /api/v1/status.
+	Status func() map[string]any
+}
+
+// Server serves wecombot's routes.
+type Server struct {
+	o   Options
+	log zerolog.Logger
+	mux *http.ServeMux
+}
+
+// New builds the server and its routes.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, log: o.Log.With().Str("component", "http").Logger(), mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP recovers from panics in handlers: one bad request never takes the process down.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")
+			http.Error(w, "internal error", http.StatusInternalServerError)
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// HTTPServer wraps the handler with the timeouts a public endpoint needs.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+}
+
+// healthz answers 200 when storage answers and the pipeline runs.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	st, err := s.o.Store.EventStats(ctx)
+	body := map[string]any{"status": "ok"}
+	code := http.StatusOK
+	switch {
+	case err != nil:
+		code, body["status"], body["error"] = http.StatusServiceUnavailable, "storage unavailable", err.Error()
+	case s.o.Pipeline != nil && !s.o.Pipeline.Running():
+		code, body["status"] = http.StatusServiceUnavailable, "workers not running"
+	default:
+		body["event_lag"] = st.Pending
+	}
+	writeJSON(w, code, body)
+}
+
+// requireAdmin guards admin routes: a bearer token when configured, else loopback only.
+func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.o.AdminToken == "" {
+			if !isLoopback(r.RemoteAddr) {
+				writeError(w, http.StatusForbidden, "admin API is only on loopback until WECOMBOT_ADMIN_TOKEN is set")
+				return
+			}
+			next(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.o.AdminToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wecombot"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]any{"error": msg, "status": code})
+}
+
+// errorStatus maps domain errors onto HTTP statuses (one table for the whole API).
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, bot.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}

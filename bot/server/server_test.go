@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+func newTestServer(t *testing.T, adminToken string) (*Server, *bolt.Store) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return New(Options{Store: st, Log: zerolog.Nop(), Metrics: metrics.New(), AdminToken: adminToken}), st
+}
+
+// TestEveryAdminRouteRequiresAuth walks the route table: no admin route
+// answers without the token, and the wrong token gets 401 with no data.
+func TestEveryAdminRouteRequiresAuth(t *testing.T) {
+	s, _ := newTestServer(t, "correct-horse")
+	admin := 0
+	for _, rt := range s.Routes() {
+		if !rt.Admin {
+			continue
+		}
+		admin++
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		path = strings.ReplaceAll(path, "{external_userid}", "wm1")
+		for _, auth := range []string{"", "Bearer wrong", "Basic Y29ycmVjdC1ob3JzZQ==", "Bearer correct-horse "} {
+			req := httptest.NewRequest(method, path, nil)
+			req.RemoteAddr = "127.0.0.1:5555"
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnauthorized {
+				t.Errorf("%s with %q: %d, want 401", rt.Pattern, auth, rec.Code)
+			}
+			if strings.Contains(rec.Body.String(), "members\"") || strings.Contains(rec.Body.String(), "events\"") {
+				t.Errorf("%s leaked data without auth", rt.Pattern)
+			}
+		}
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer correct-horse")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden {
+			t.Errorf("%s with the right token: %d", rt.Pattern, rec.Code)
+		}
+	}
+	if admin < 4 {
+		t.Fatalf("route table lists only %d admin routes", admin)
+	}
+}
+
+func TestAdminWithoutTokenIsLoopbackOnly(t *testing.T) {
+	s, _ := newTestServer(t, "")
+	for addr, want := range map[string]int{"127.0.0.1:1": 200, "[::1]:1": 200, "10.0.0.7:1": 403, "203.0.113.9:1": 403} {
+		req := httptest.NewRequest("GET", "/api/v1/status", nil)
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("from %s: %d, want %d", addr, rec.Code, want)
+		}
+	}
+}
+
+func TestAdminQueryValidationAndMembers(t *testing.T) {
+	s, st := newTestServer(t, "")
+	err := st.Update(context.Background(), func(tx bot.Tx) error {
+		for _, m := range []*bot.Member{
+			{ExternalUserID: "wm1", Name: "<script>alert(1)</script>", Stage: bot.StageAware, CreatedAt: time.Now()},
+			{ExternalUserID: "wm2", Stage: bot.StageLoyal, CreatedAt: time.Now()},
+		} {
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(path string) (int, map[string]any, string) {
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = "127.0.0.1:9"
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		var m map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &m)
+		return rec.Code, m, rec.Body.String()
+	}
+	cases := []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/api/v1/events?limit=0", 400, "limit"},
+		{"/api/v1/events?limit=abc", 400, "limit"},
+		{"/api/v1/outbox?after=-1", 400, "after"},
+		{"/api/v1/members?stage=vip", 400, "stage"},
+		{"/api/v1/members/nobody", 404, "nobody"},
+		{"/api/v1/members?stage=loyal", 200, "wm2"},
+	}
+	for _, tc := range cases {
+		code, _, body := do(tc.path)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s, want %d containing %q", tc.path, code, body, tc.code, tc.want)
+		}
+	}
+	_, m, body := do("/api/v1/members?limit=1")
+	if m["total"].(float64) != 2 || m["next_after"] != "wm1" || len(m["members"].([]any)) != 1 {
+		t.Errorf("pagination: %s", body)
+	}
+	if strings.Contains(body, "<script>") {
+		t.Errorf("member text not escaped in JSON: %s", body)
+	}
+	_, _, body = do("/api/v1/members?after=wm1")
+	if !strings.Contains(body, "wm2") || strings.Contains(body, `"wm1"`) {
+		t.Errorf("after cursor: %s", body)
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	s, st := newTestServer(t, "")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 {
+		t.Fatalf("healthz %d", rec.Code)
+	}
+	st.Close()
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("healthz with storage closed: %d", rec.Code)
+	}
+}
+
+func TestCallbackNotConfigured(t *testing.T) {
+	s, _ := newTestServer(t, "")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("POST", "/wecom/callback?msg_signature=a&timestamp=1&nonce=2", strings.NewReader("<xml/>")))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("%d", rec.Code)
+	}
+}
+
+func TestHTTPServerHasTimeouts(t *testing.T) {
+	s, _ := newTestServer(t, "")
+	h := s.HTTPServer()
+	if h.ReadHeaderTimeout == 0 || h.ReadTimeout == 0 || h.WriteTimeout == 0 || h.IdleTimeout == 0 || h.MaxHeaderBytes == 0 {
+		t.Fatalf("missing timeouts: %+v", h)
+	}
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// check validates the configuration and scenarios without starting anything.
+func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarioPath := fs.String("scenario", "", "scenario file or directory to check (default: WECOMBOT_SCENARIOS, else the embedded demo)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: wecombot check [--scenario PATH]\n\nValidates the configuration (environment + WECOMBOT_CONFIG) and the scenarios.\nExits 1 and prints file:line for every problem.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{exitUsage, err}
+	}
+	cfg, _, err := loadConfig(getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return &exitError{exitFailure, errSilent}
+	}
+	fmt.Fprintf(stdout, "config: ok (sandbox=%v)\n", cfg.Sandbox())
+	path := cfg.Scenarios
+	if *scenarioPath != "" {
+		path = *scenarioPath
+	}
+	summary, err := checkScenarios(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return &exitError{exitFailure, errSilent}
+	}
+	fmt.Fprintf(stdout, "scenarios: ok (%s)\n", summary)
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/config"
+	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+// engineApp ties the scenario holder (hot reload) to the engine.
+type engineApp struct {
+	holder *scenarios.Holder
+	engine *engine.Engine
+	log    zerolog.Logger
+	m      *metrics.Metrics
+}
+
+func newEngine(_ context.Context, cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (*engineApp, error) {
+	h, err := scenarios.NewHolder(cfg.Scenarios)
+	if err != nil {
+		return nil, fmt.Errorf("scenarios:\n%w", err)
+	}
+	m.Reload(true)
+	st := h.Status()
+	log.Info().Str("source", st.Source).Str("version", st.Version).Strs("files", st.Files).Msg("scenarios loaded")
+	return &engineApp{holder: h, engine: engine.New(h.Current, log, time.Now), log: log, m: m}, nil
+}
+
+// Handle applies one event; it is the pipeline's HandleFunc.
+func (a *engineApp) Handle(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+	return a.engine.Handle(ctx, tx, ev)
+}
+
+// Status reports the scenario in force and the last reload's outcome.
+func (a *engineApp) Status() map[string]any {
+	return map[string]any{"scenario": a.holder.Status()}
+}
+
+// Watch hot-reloads scenarios on file changes until ctx ends.
+func (a *engineApp) Watch(ctx context.Context) {
+	err := a.holder.Watch(ctx, a.log, func(err error) { a.reloaded("file change", err) })
+	if err != nil {
+		a.log.Error().Err(err).Msg("scenario hot reload is off")
+	}
+}
+
+// Reload rebuilds the scenarios now (SIGHUP, admin API).
+func (a *engineApp) Reload(cause string) error {
+	err := a.holder.Reload()
+	a.reloaded(cause, err)
+	return err
+}
+
+func (a *engineApp) reloaded(cause string, err error) {
+	a.m.Reload(err == nil)
+	if err != nil {
+		a.log.Error().Str("cause", cause).Str("error", err.Error()).Msg("scenario reload failed; the last good scenario stays in force")
+		return
+	}
+	a.log.Info().Str("cause", cause).Str("version", a.holder.Version()).Msg("scenarios reloaded")
+}
+
+// checkScenarios validates a scenario source ("" = the embedded demo).
+func checkScenarios(path string) (string, error) {
+	var sc *scenarios.Scenario
+	var err error
+	if path == "" {
+		sc = scenarios.LoadDefault()
+	} else if sc, err = scenarios.Load(path); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s, version %s: %d channels, %d welcome scripts, %d keyword rules, %d campaigns, %d coupon pools",
+		sc.Source, sc.Version, len(sc.Channels), len(sc.Scripts), len(sc.Keywords.Rules), len(sc.Campaigns), len(sc.Coupons)), nil
+}
+
+// simulate runs scenarios offline against a scripted timeline of events.
+func simulate(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarioPath := fs.String("scenario", getenv("WECOMBOT_SCENARIOS"), "scenario file or directory (default: the embedded demo)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: wecombot simulate [--scenario PATH] [EVENTS.yaml]\n\nRuns the engine offline against a script of events (stdin when no file is given)\nwith a fake clock, and prints every stage change and outbound action.\nSee docs/scenarios.md for the script format.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{exitUsage, err}
+	}
+	var sc *scenarios.Scenario
+	if *scenarioPath == "" {
+		sc = scenarios.LoadDefault()
+	} else {
+		var err error
+		if sc, err = scenarios.Load(*scenarioPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return &exitError{exitFailure, errSilent}
+		}
+	}
+	script := stdin
+	if fs.NArg() > 0 {
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return &exitError{exitUsage, err}
+		}
+		defer f.Close()
+		script = f
+	}
+	if script == nil {
+		return &exitError{exitUsage, errors.New("no events: give a script file or pipe one on stdin")}
+	}
+	dir, err := os.MkdirTemp("", "wecombot-simulate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store, err := bolt.Open(filepath.Join(dir, "sim.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return engine.Simulate(ctx, sc, store, script, stdout)
+}

@@ -1,0 +1,137 @@
+// Command wecombot runs a brand's private-traffic community on WeCom (企业微信).
+//
+// main only wires the process to run(); everything testable lives behind run,
+// so end-to-end tests start the real server in-process.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintln(os.Stderr, "wecombot:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitFailure = 1 // a command failed (check found problems, doctor found faults)
+	exitUsage   = 2 // bad command line
+	exitLocked  = 3 // the data directory is in use by another process
+	exitStore   = 4 // the data file cannot be opened (corrupt, permissions)
+)
+
+// exitError carries an exit code through run's error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errSilent marks an error already reported to the user.
+var errSilent = errors.New("already reported")
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
+
+const usage = `wecombot — private-traffic community bot for WeCom (企业微信)
+
+Usage:
+  wecombot serve                 run the bot (callback server, workers, dashboard)
+  wecombot check                 validate config and scenarios; exit 1 with file:line errors
+  wecombot doctor                check credentials, trusted IP (60020) and the callback; print what to fix
+  wecombot simulate [--scenario PATH] [EVENTS.yaml]
+                                 run scenarios offline against a script of events (stdin if no file)
+  wecombot callback TYPE [flags]  send a signed test callback to a running bot (sandbox keys by default)
+  wecombot healthcheck           exit 0 if the local server's /healthz answers 200 (for container healthchecks)
+  wecombot version               print the version
+
+Configuration comes from environment variables (see README.md), optionally a
+YAML file named by WECOMBOT_CONFIG. With no WECOM_SECRET the bot runs in
+sandbox mode: outbound WeCom calls are recorded and logged, not sent.
+`
+
+// run is the whole program: args exclude the program name.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{exitUsage, errSilent}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return check(ctx, rest, getenv, stdout, stderr)
+	case "doctor":
+		return doctor(ctx, rest, getenv, stdout, stderr)
+	case "simulate":
+		return simulate(ctx, rest, getenv, stdin, stdout, stderr)
+	case "callback":
+		return callback(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, getenv, stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "wecombot %s\n", version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	return &exitError{exitUsage, errSilent}
+}
+
+// healthcheck asks the local server's /healthz, for images without curl.
+func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	addr := getenv("WECOMBOT_LISTEN")
+	if addr == "" {
+		addr = ":8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("WECOMBOT_LISTEN %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthz: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %s", resp.Status)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}

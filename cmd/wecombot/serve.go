@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/logging"
+	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/server"
+	"github.com/wecombot/wecombot/bot/wecom"
+	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/config"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+// loadConfig reads the config and builds the logger every command uses.
+func loadConfig(getenv func(string) string, stderr io.Writer) (*config.Config, zerolog.Logger, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, zerolog.Nop(), fmt.Errorf("configuration:\n%w", err)
+	}
+	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat, cfg.Secrets())
+	return cfg, log, nil
+}
+
+// sandboxKeys are the callback credentials a sandbox generates for itself so
+// that signed test callbacks work with zero setup.
+type sandboxKeys struct {
+	CorpID string `json:"corp_id"`
+	Token  string `json:"token"`
+	AESKey string `json:"aes_key"`
+}
+
+// sandboxKeysFile is where a sandbox keeps its generated callback credentials.
+func sandboxKeysFile(dataDir string) string { return filepath.Join(dataDir, "sandbox-callback.json") }
+
+// callbackCredentials returns the corp id, token and AES key the callback
+// uses: the configured ones, or in sandbox mode generated ones kept in the
+// data directory.
+func callbackCredentials(cfg *config.Config) (sandboxKeys, bool, error) {
+	k := sandboxKeys{CorpID: cfg.WeCom.CorpID, Token: cfg.WeCom.Token, AESKey: cfg.WeCom.AESKey}
+	if k.Token != "" && k.AESKey != "" {
+		if k.CorpID == "" {
+			k.CorpID = "wwsandbox"
+		}
+		return k, false, nil
+	}
+	if !cfg.Sandbox() {
+		return k, false, errors.New("WECOM_TOKEN and WECOM_AES_KEY are required")
+	}
+	path := sandboxKeysFile(cfg.DataDir)
+	if b, err := os.ReadFile(path); err == nil {
+		var saved sandboxKeys
+		if err := json.Unmarshal(b, &saved); err == nil && saved.Token != "" && len(saved.AESKey) == 43 {
+			return saved, true, nil
+		}
+	}
+	raw := make([]byte, 32+16)
+	if _, err := rand.Read(raw); err != nil {
+		return k, false, err
+	}
+	k = sandboxKeys{
+		CorpID: "wwsandbox",
+		Token:  base64.RawURLEncoding.EncodeToString(raw[32:]),
+		AESKey: base64.StdEncoding.EncodeToString(raw[:32])[:43],
+	}
+	if cfg.WeCom.CorpID != "" {
+		k.CorpID = cfg.WeCom.CorpID
+	}
+	b, _ := json.MarshalIndent(k, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return k, false, fmt.Errorf("save sandbox callback keys: %w", err)
+	}
+	return k, true, nil
+}
+
+// openStore opens the bbolt file, turning lock and corruption into exit codes.
+func openStore(cfg *config.Config) (*bolt.Store, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, &exitError{exitStore, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)}
+	}
+	st, err := bolt.Open(cfg.DBPath(), bolt.Options{DedupeTTL: cfg.DedupeTTL})
+	if err != nil {
+		if errors.Is(err, bot.ErrStoreLocked) {
+			return nil, &exitError{exitLocked, err}
+		}
+		return nil, &exitError{exitStore, err}
+	}
+	return st, nil
+}
+
+// newSender returns the real WeCom client, or the sandbox recorder when no secret is set.
+func newSender(cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (bot.Sender, *wecomapi.Client, error) {
+	if cfg.Sandbox() {
+		return wecomapi.NewSandbox(log), nil, nil
+	}
+	c, err := wecomapi.New(wecomapi.Config{
+		CorpID:      cfg.WeCom.CorpID,
+		AgentID:     cfg.WeCom.AgentID,
+		Secret:      cfg.WeCom.Secret,
+		KfSecret:    cfg.WeCom.KfSecret,
+		APIBase:     cfg.WeCom.APIBase,
+		EgressProxy: cfg.WeCom.EgressProxy,
+		Robots:      cfg.WeCom.Robots,
+		Logger:      log,
+		Metrics:     m,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c, nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: wecombot serve\n\nRuns the callback server, event workers, outbox and dashboard.\nAll settings come from the environment (see README.md).")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{exitUsage, err}
+	}
+	cfg, log, err := loadConfig(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	log.Info().Fields(cfg.Summary()).Str("version", version).Msg("starting wecombot")
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return &exitError{exitStore, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)}
+	}
+	keys, generated, err := callbackCredentials(cfg)
+	if err != nil {
+		return err
+	}
+	if generated {
+		log.Warn().Str("file", sandboxKeysFile(cfg.DataDir)).
+			Msg("sandbox mode: outbound WeCom calls are recorded, not sent; callbacks are signed with the generated keys in this file")
+	}
+	crypter, err := wecom.NewCrypter(keys.Token, keys.AESKey, keys.CorpID)
+	if err != nil {
+		return fmt.Errorf("callback credentials: %w", err)
+	}
+
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	m := metrics.New()
+	app, err := newEngine(ctx, cfg, log, m)
+	if err != nil {
+		return err
+	}
+	sender, _, err := newSender(cfg, log, m)
+	if err != nil {
+		return err
+	}
+	pl := pipeline.New(pipeline.Options{
+		Store:     store,
+		Handle:    app.Handle,
+		Sender:    sender,
+		Log:       log,
+		Metrics:   m,
+		Workers:   cfg.Workers,
+		QueueSize: cfg.QueueSize,
+	})
+	srv := server.New(server.Options{
+		Store:          store,
+		Pipeline:       pl,
+		Crypter:        crypter,
+		Log:            log,
+		Metrics:        m,
+		CallbackMaxAge: cfg.CallbackMaxAge,
+		AdminToken:     cfg.AdminToken,
+		Status: func() map[string]any {
+			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
+			for k, v := range app.Status() {
+				st[k] = v
+			}
+			return st
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (WECOMBOT_LISTEN): %w", cfg.Listen, err)
+	}
+	if cfg.AdminToken == "" {
+		log.Warn().Msg("WECOMBOT_ADMIN_TOKEN is not set: the admin API and dashboard data answer only on loopback")
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		_ = pl.Run(workCtx)
+	}()
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		app.Watch(workCtx)
+	}()
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		pruneDedupe(workCtx, store, cfg.DedupeTTL, log)
+	}()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-workCtx.Done():
+				return
+			case <-hup:
+				app.Reload("SIGHUP")
+			}
+		}
+	}()
+
+	<-pl.Ready()
+	httpSrv := srv.HTTPServer()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	fmt.Fprintf(stdout, "wecombot listening on http://%s (callback: /wecom/callback)\n", ln.Addr())
+	log.Info().Str("addr", ln.Addr().String()).Dur("startup", time.Since(started)).Msg("ready")
+
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down: finishing in-flight requests and work")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http server stopped")
+		}
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		log.Warn().Err(err).Msg("http shutdown")
+	}
+	stopWork()
+	bg.Wait()
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// pruneDedupe forgets callback dedupe keys older than ttl, hourly.
+func pruneDedupe(ctx context.Context, store bot.Store, ttl time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := store.PruneDedupe(ctx, time.Now().Add(-ttl))
+			if err != nil {
+				log.Warn().Err(err).Msg("prune dedupe keys")
+				continue
+			}
+			log.Debug().Int("pruned", n).Msg("pruned dedupe keys")
+		}
+	}
+}

@@ -1,0 +1,694 @@
+// Package bolt implements bot.Store on an embedded bbolt file: the event log
+// with durable dedupe, members, the outbox and a small key-value space, each
+// in its own buckets, with counters kept in the same transactions as the
+// records they count.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// Bucket names.
+var (
+	bucketEvents     = []byte("events")      // seq BE → Event JSON
+	bucketPending    = []byte("pending")     // seq BE → received unix-nano BE
+	bucketFailed     = []byte("failed")      // seq BE → error text
+	bucketDedupe     = []byte("dedupe")      // dedupe key → unix-nano BE ‖ seq BE
+	bucketMembers    = []byte("members")     // external_userid → Member JSON
+	bucketOutbox     = []byte("outbox")      // id BE → Action JSON
+	bucketOutboxKeys = []byte("outbox_keys") // action key → id BE
+	bucketOutboxDue  = []byte("outbox_due")  // due unix-nano BE ‖ id BE → nil (pending only)
+	bucketMeta       = []byte("meta")        // counter name → int64 BE
+	kvPrefix         = "kv:"
+)
+
+// Counter names in the meta bucket.
+var (
+	ctrPending   = []byte("events_pending")
+	ctrFailed    = []byte("events_failed")
+	ctrMembers   = []byte("members")
+	ctrObPending = []byte("outbox_pending")
+	ctrObSent    = []byte("outbox_sent")
+	ctrObFailed  = []byte("outbox_failed")
+)
+
+// Options tune a Store. Zero values take the defaults noted.
+type Options struct {
+	// DedupeTTL is how long a dedupe key suppresses a repeat (default 72h).
+	DedupeTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// OpenTimeout bounds the wait for the file lock (default 1 s): a second
+	// process on the same file fails fast instead of hanging.
+	OpenTimeout time.Duration
+	// NoSync skips fsync: only for simulations and benchmarks, never production.
+	NoSync bool
+	// MaxBatchDelay is how long an append waits to share an fsync with
+	// concurrent appends (group commit; default 2 ms).
+	MaxBatchDelay time.Duration
+}
+
+// Store is the bbolt implementation of bot.Store.
+type Store struct {
+	db   *bbolt.DB
+	path string
+	o    Options
+}
+
+var _ bot.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the bbolt file at path.
+func Open(path string, o Options) (*Store, error) {
+	if o.DedupeTTL <= 0 {
+		o.DedupeTTL = 72 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = time.Second
+	}
+	if o.MaxBatchDelay <= 0 {
+		o.MaxBatchDelay = 2 * time.Millisecond
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory for %s: %w", path, err)
+	}
+	db, err := openDB(path, o)
+	if err != nil {
+		return nil, err
+	}
+	db.NoSync = o.NoSync
+	db.MaxBatchDelay = o.MaxBatchDelay
+	s := &Store{db: db, path: path, o: o}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
+			bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// openDB opens the file, turning bbolt's failures into errors an operator can act on.
+func openDB(path string, o Options) (db *bbolt.DB, err error) {
+	// bbolt may panic on some corrupt files; never let that take the process down.
+	defer func() {
+		if v := recover(); v != nil {
+			db, err = nil, fmt.Errorf("%s is not a usable wecombot database (corrupt?): %v — restore it from a backup (docs/deploy.md)", path, v)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.OpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bberrors.ErrTimeout):
+		return nil, fmt.Errorf("another wecombot is using %s; stop it or set WECOMBOT_DATA_DIR to another directory: %w", path, bot.ErrStoreLocked)
+	case errors.Is(err, bberrors.ErrInvalid), errors.Is(err, bberrors.ErrVersionMismatch), errors.Is(err, bberrors.ErrChecksum):
+		return nil, fmt.Errorf("%s is not a usable wecombot database (%v) — restore it from a backup (docs/deploy.md)", path, err)
+	}
+	return nil, fmt.Errorf("open %s: %w", path, err)
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Backup writes a consistent copy of the database to w from a read
+// transaction: safe while serving.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func i64(v int64) []byte { return u64(uint64(v)) }
+
+func dueKey(due time.Time, id uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, uint64(max(due.UnixNano(), 0)))
+	binary.BigEndian.PutUint64(k[8:], id)
+	return k
+}
+
+func counter(tx *bbolt.Tx, name []byte) int64 {
+	v := tx.Bucket(bucketMeta).Get(name)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func addCounter(tx *bbolt.Tx, name []byte, delta int64) error {
+	return tx.Bucket(bucketMeta).Put(name, i64(counter(tx, name)+delta))
+}
+
+func check(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// ---- event log ----
+
+// AppendEvent implements bot.EventLog. Concurrent appends share one fsync
+// (bbolt's Batch); the function is safe to re-run, as Batch may do.
+func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
+	if err := check(ctx); err != nil {
+		return false, err
+	}
+	now := s.o.Now()
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = now
+	}
+	var dup bool
+	var seq uint64
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		dup, seq = false, 0
+		dd := tx.Bucket(bucketDedupe)
+		if ev.DedupeKey != "" {
+			if v := dd.Get([]byte(ev.DedupeKey)); len(v) >= 8 {
+				at := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+				if now.Sub(at) < s.o.DedupeTTL {
+					dup = true
+					return nil
+				}
+			}
+		}
+		events := tx.Bucket(bucketEvents)
+		var err error
+		if seq, err = events.NextSequence(); err != nil {
+			return err
+		}
+		e := *ev
+		e.Seq = seq
+		raw, err := json.Marshal(&e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		if err := events.Put(u64(seq), raw); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketPending).Put(u64(seq), i64(ev.ReceivedAt.UnixNano())); err != nil {
+			return err
+		}
+		if ev.DedupeKey != "" {
+			if err := dd.Put([]byte(ev.DedupeKey), append(i64(now.UnixNano()), u64(seq)...)); err != nil {
+				return err
+			}
+		}
+		return addCounter(tx, ctrPending, 1)
+	})
+	if err != nil {
+		return false, fmt.Errorf("append event: %w", err)
+	}
+	if !dup {
+		ev.Seq = seq
+	}
+	return dup, nil
+}
+
+// PendingEvents implements bot.EventLog.
+func (s *Store) PendingEvents(ctx context.Context, after uint64, limit int) ([]bot.Event, error) {
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
+	var out []bot.Event
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		events := tx.Bucket(bucketEvents)
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, _ = c.Next() {
+			var ev bot.Event
+			if err := json.Unmarshal(events.Get(k), &ev); err != nil {
+				return fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Events implements bot.EventLog.
+func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]bot.Event, error) {
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
+	var out []bot.Event
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			var ev bot.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EventStats implements bot.EventLog.
+func (s *Store) EventStats(ctx context.Context) (bot.EventStats, error) {
+	var st bot.EventStats
+	if err := check(ctx); err != nil {
+		return st, err
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		st.LastSeq = tx.Bucket(bucketEvents).Sequence()
+		st.Pending = int(counter(tx, ctrPending))
+		st.Failed = int(counter(tx, ctrFailed))
+		if _, v := tx.Bucket(bucketPending).Cursor().First(); len(v) == 8 {
+			st.OldestPending = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		}
+		return nil
+	})
+	return st, err
+}
+
+// PruneDedupe implements bot.EventLog.
+func (s *Store) PruneDedupe(ctx context.Context, cutoff time.Time) (int, error) {
+	if err := check(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketDedupe).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) >= 8 && time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(cutoff) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// ---- transactions ----
+
+// Update implements bot.Store.
+func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
+	if err := check(ctx); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, s: s}) })
+}
+
+// View implements bot.Store.
+func (s *Store) View(ctx context.Context, fn func(bot.Tx) error) error {
+	if err := check(ctx); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, s: s}) })
+}
+
+// boltTx implements bot.Tx over one bbolt transaction.
+type boltTx struct {
+	tx *bbolt.Tx
+	s  *Store
+}
+
+func (t *boltTx) MarkProcessed(seq uint64, errMsg string) (bool, error) {
+	pending := t.tx.Bucket(bucketPending)
+	k := u64(seq)
+	if pending.Get(k) == nil {
+		return false, nil
+	}
+	if err := pending.Delete(k); err != nil {
+		return false, err
+	}
+	if err := addCounter(t.tx, ctrPending, -1); err != nil {
+		return false, err
+	}
+	if errMsg != "" {
+		if err := t.tx.Bucket(bucketFailed).Put(k, []byte(errMsg)); err != nil {
+			return false, err
+		}
+		if err := addCounter(t.tx, ctrFailed, 1); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (t *boltTx) Member(id string) (*bot.Member, error) {
+	v := t.tx.Bucket(bucketMembers).Get([]byte(id))
+	if v == nil {
+		return nil, bot.ErrNotFound
+	}
+	var m bot.Member
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, fmt.Errorf("decode member %s: %w", id, err)
+	}
+	return &m, nil
+}
+
+func (t *boltTx) PutMember(m *bot.Member) error {
+	if m.ExternalUserID == "" {
+		return errors.New("put member: empty external_userid")
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode member %s: %w", m.ExternalUserID, err)
+	}
+	b := t.tx.Bucket(bucketMembers)
+	key := []byte(m.ExternalUserID)
+	if b.Get(key) == nil {
+		if err := addCounter(t.tx, ctrMembers, 1); err != nil {
+			return err
+		}
+	}
+	return b.Put(key, raw)
+}
+
+func (t *boltTx) Members(after string, fn func(*bot.Member) bool) error {
+	c := t.tx.Bucket(bucketMembers).Cursor()
+	var k, v []byte
+	if after == "" {
+		k, v = c.First()
+	} else {
+		k, v = c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+	}
+	for ; k != nil; k, v = c.Next() {
+		var m bot.Member
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("decode member %s: %w", k, err)
+		}
+		if !fn(&m) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *boltTx) MemberCount() (int, error) { return int(counter(t.tx, ctrMembers)), nil }
+
+func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
+	if a.Key == "" {
+		return false, errors.New("enqueue: action has no key")
+	}
+	keys := t.tx.Bucket(bucketOutboxKeys)
+	if keys.Get([]byte(a.Key)) != nil {
+		return true, nil
+	}
+	ob := t.tx.Bucket(bucketOutbox)
+	id, err := ob.NextSequence()
+	if err != nil {
+		return false, err
+	}
+	a.ID = id
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = t.s.o.Now()
+	}
+	if a.DueAt.IsZero() {
+		a.DueAt = a.CreatedAt
+	}
+	if a.Status == "" {
+		a.Status = bot.ActionPending
+	}
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return false, fmt.Errorf("encode action %s: %w", a.Key, err)
+	}
+	if err := ob.Put(u64(id), raw); err != nil {
+		return false, err
+	}
+	if err := keys.Put([]byte(a.Key), u64(id)); err != nil {
+		return false, err
+	}
+	if a.Status != bot.ActionPending {
+		return false, nil
+	}
+	if err := t.tx.Bucket(bucketOutboxDue).Put(dueKey(a.DueAt, id), nil); err != nil {
+		return false, err
+	}
+	return false, addCounter(t.tx, ctrObPending, 1)
+}
+
+func (t *boltTx) kv(bucket string, create bool) (*bbolt.Bucket, error) {
+	name := []byte(kvPrefix + bucket)
+	if b := t.tx.Bucket(name); b != nil || !create {
+		return b, nil
+	}
+	return t.tx.CreateBucket(name)
+}
+
+func (t *boltTx) Get(bucket, key string) ([]byte, error) {
+	b, _ := t.kv(bucket, false)
+	if b == nil {
+		return nil, bot.ErrNotFound
+	}
+	v := b.Get([]byte(key))
+	if v == nil {
+		return nil, bot.ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+func (t *boltTx) Put(bucket, key string, value []byte) error {
+	if !t.tx.Writable() {
+		return errors.New("put: read-only transaction")
+	}
+	b, err := t.kv(bucket, true)
+	if err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return b.Put([]byte(key), value)
+}
+
+func (t *boltTx) Delete(bucket, key string) error {
+	b, _ := t.kv(bucket, false)
+	if b == nil {
+		return nil
+	}
+	return b.Delete([]byte(key))
+}
+
+func (t *boltTx) Scan(bucket, prefix string, fn func(key string, value []byte) bool) error {
+	b, _ := t.kv(bucket, false)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	p := []byte(prefix)
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if !fn(string(k), bytes.Clone(v)) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ---- outbox ----
+
+// DueActions implements bot.Outbox: a range scan of the due index.
+func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
+	var out []bot.Action
+	limitKey := dueKey(now, ^uint64(0))
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		c := tx.Bucket(bucketOutboxDue).Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) <= 0 && len(out) < limit; k, _ = c.Next() {
+			var a bot.Action
+			if err := json.Unmarshal(ob.Get(k[8:]), &a); err != nil {
+				return fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(k[8:]), err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NextDue implements bot.Outbox.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	if err := check(ctx); err != nil {
+		return time.Time{}, false, err
+	}
+	var at time.Time
+	found := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bucketOutboxDue).Cursor().First(); k != nil {
+			at, found = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+		}
+		return nil
+	})
+	return at, found, err
+}
+
+// updateAction loads a pending action, lets fn change it, and keeps the due
+// index and counters in step, in one transaction.
+func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Action)) error {
+	if err := check(ctx); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		raw := ob.Get(u64(id))
+		if raw == nil {
+			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		}
+		var a bot.Action
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return fmt.Errorf("decode action %d: %w", id, err)
+		}
+		if a.Status != bot.ActionPending {
+			return fmt.Errorf("action %d is already %s", id, a.Status)
+		}
+		due := tx.Bucket(bucketOutboxDue)
+		if err := due.Delete(dueKey(a.DueAt, id)); err != nil {
+			return err
+		}
+		fn(&a)
+		switch a.Status {
+		case bot.ActionPending:
+			if err := due.Put(dueKey(a.DueAt, id), nil); err != nil {
+				return err
+			}
+		case bot.ActionSent:
+			if err := addCounter(tx, ctrObPending, -1); err != nil {
+				return err
+			}
+			if err := addCounter(tx, ctrObSent, 1); err != nil {
+				return err
+			}
+		case bot.ActionFailed:
+			if err := addCounter(tx, ctrObPending, -1); err != nil {
+				return err
+			}
+			if err := addCounter(tx, ctrObFailed, 1); err != nil {
+				return err
+			}
+		}
+		out, err := json.Marshal(&a)
+		if err != nil {
+			return err
+		}
+		return ob.Put(u64(id), out)
+	})
+}
+
+// MarkSent implements bot.Outbox.
+func (s *Store) MarkSent(ctx context.Context, id uint64, at time.Time, detail string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) {
+		a.Status, a.SentAt, a.Attempts, a.LastError = bot.ActionSent, at, a.Attempts+1, ""
+		a.Detail = detail
+	})
+}
+
+// MarkRetry implements bot.Outbox.
+func (s *Store) MarkRetry(ctx context.Context, id uint64, next time.Time, errMsg string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) {
+		a.Attempts++
+		a.LastError = errMsg
+		a.DueAt = next
+	})
+}
+
+// MarkFailed implements bot.Outbox.
+func (s *Store) MarkFailed(ctx context.Context, id uint64, at time.Time, errMsg string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) {
+		a.Status, a.Attempts, a.LastError = bot.ActionFailed, a.Attempts+1, errMsg
+	})
+}
+
+// Action implements bot.Outbox.
+func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
+	var a *bot.Action
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bucketOutbox).Get(u64(id))
+		if raw == nil {
+			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		}
+		a = new(bot.Action)
+		return json.Unmarshal(raw, a)
+	})
+	return a, err
+}
+
+// Actions implements bot.Outbox.
+func (s *Store) Actions(ctx context.Context, after uint64, limit int) ([]bot.Action, error) {
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
+	var out []bot.Action
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			var a bot.Action
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxStats implements bot.Outbox.
+func (s *Store) OutboxStats(ctx context.Context) (bot.OutboxStats, error) {
+	var st bot.OutboxStats
+	if err := check(ctx); err != nil {
+		return st, err
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		st.Pending = int(counter(tx, ctrObPending))
+		st.Sent = int(counter(tx, ctrObSent))
+		st.Failed = int(counter(tx, ctrObFailed))
+		if k, _ := tx.Bucket(bucketOutboxDue).Cursor().First(); k != nil {
+			st.OldestDue = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+		}
+		return nil
+	})
+	return st, err
+}
