@@ -108,8 +108,12 @@ type MarkTag struct {
 	ExternalUserID string   `json:"external_user_id"`
 	Add            []string `json:"add,omitempty"`
 	Remove         []string `json:"remove,omitempty"`
-	// Group is the corp tag group new tags are created in.
+	// Group is the corp tag group new tags are created in when TagGroups
+	// does not name one.
 	Group string `json:"group,omitempty"`
+	// TagGroups maps tag name → the corp tag group (标签组) the scenario
+	// declares it in; missing tags are created there.
+	TagGroups map[string]string `json:"tag_groups,omitempty"`
 }
 
 // MassSend is the payload of ActionMassSend (add_msg_template).

@@ -21,14 +21,3 @@ const (
 	// welcome templates (group_welcome) to WeCom (group_welcome_template add/edit).
 	EventGroupWelcomeSync EventType = "operator.group_welcome_sync"
 )
-
-// MarkTagWithGroups is the payload the engine writes for ActionMarkTag: a
-// MarkTag (senders that decode into MarkTag read it unchanged) plus the
-// corp tag group each tag is declared in by the scenario, so a sender that
-// creates missing tags can create each in its own group rather than all in
-// MarkTag.Group.
-type MarkTagWithGroups struct {
-	MarkTag
-	// TagGroups maps tag name → corp tag group (标签组) name.
-	TagGroups map[string]string `json:"tag_groups,omitempty"`
-}

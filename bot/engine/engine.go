@@ -346,10 +346,8 @@ func (r *run) writeTags(ms *memberState) error {
 		if len(add) == 0 && len(remove) == 0 {
 			continue
 		}
-		p := bot.MarkTagWithGroups{
-			MarkTag:   bot.MarkTag{StaffID: s, ExternalUserID: m.ExternalUserID, Add: add, Remove: remove, Group: r.tagGroup(add, remove)},
-			TagGroups: map[string]string{},
-		}
+		p := bot.MarkTag{StaffID: s, ExternalUserID: m.ExternalUserID, Add: add, Remove: remove,
+			Group: r.tagGroup(add, remove), TagGroups: map[string]string{}}
 		for _, t := range append(append([]string(nil), add...), remove...) {
 			if g := r.sc.TagGroupOf(t); g != "" {
 				p.TagGroups[t] = g

@@ -110,9 +110,9 @@ func delFollow(member, staff string) *bot.Event {
 	return &bot.Event{Type: bot.EventContactDelFollow, ExternalUserID: member, StaffID: staff}
 }
 
-func markTags(t *testing.T, a bot.Action) bot.MarkTagWithGroups {
+func markTags(t *testing.T, a bot.Action) bot.MarkTag {
 	t.Helper()
-	var p bot.MarkTagWithGroups
+	var p bot.MarkTag
 	if err := a.Decode(&p); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestFunnelRules(t *testing.T) {
 			check: func(t *testing.T, h *harness, mem *bot.Member) {
 				p := markTags(t, h.actions(bot.ActionMarkTag)[len(h.actions(bot.ActionMarkTag))-1])
 				if !slices.Equal(p.Add, []string{"流失"}) || p.StaffID != "s1" || len(p.Remove) != 0 {
-					t.Errorf("lost tag action %+v", p.MarkTag)
+					t.Errorf("lost tag action %+v", p)
 				}
 				if f := mem.Follow("s1"); f.Active() || f.DeletedBy != "customer" {
 					t.Errorf("follow %+v", f)
@@ -365,7 +365,7 @@ func TestFunnelRules(t *testing.T) {
 				}
 				p := markTags(t, h.actions(bot.ActionMarkTag)[2])
 				if !slices.Equal(p.Add, []string{"A"}) {
-					t.Errorf("the renewed relation gets every tag: %+v", p.MarkTag)
+					t.Errorf("the renewed relation gets every tag: %+v", p)
 				}
 			}},
 		{name: "tag rules: channel+stage and check-in count", events: []*bot.Event{add(m, "s1", "xhs", ""), kf(m, "打卡"),
@@ -430,7 +430,7 @@ func TestStageTagSwapOnMove(t *testing.T) {
 		t.Fatalf("mark_tag actions %d", len(tags))
 	}
 	if p := markTags(t, tags[1]); !slices.Equal(p.Add, []string{"I"}) || !slices.Equal(p.Remove, []string{"A"}) {
-		t.Fatalf("move should add the new stage tag and remove the old: %+v", p.MarkTag)
+		t.Fatalf("move should add the new stage tag and remove the old: %+v", p)
 	}
 }
 
@@ -569,7 +569,7 @@ func TestGroupEvents(t *testing.T) {
 	h.send(add("wmNew", "s1", "", ""))
 	last := h.actions(bot.ActionMarkTag)
 	if p := markTags(t, last[len(last)-1]); p.ExternalUserID != "wmNew" || !slices.Equal(p.Add, []string{"I"}) {
-		t.Fatalf("tags on first relation: %+v", p.MarkTag)
+		t.Fatalf("tags on first relation: %+v", p)
 	}
 }
 

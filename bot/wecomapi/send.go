@@ -102,12 +102,12 @@ func (c *Client) markTag(ctx context.Context, a *bot.Action) (bot.SendResult, er
 	if p.StaffID == "" || p.ExternalUserID == "" {
 		return bot.SendResult{}, invalid("mark_tag needs staff_id and external_user_id")
 	}
-	add, err := c.tags.resolve(ctx, p.Group, p.Add, true)
+	add, err := c.resolveByGroup(ctx, &p, p.Add, true)
 	if err != nil {
 		return bot.SendResult{}, err
 	}
 	// Tags to remove that don't exist are not on the customer either.
-	remove, err := c.tags.resolve(ctx, p.Group, p.Remove, false)
+	remove, err := c.resolveByGroup(ctx, &p, p.Remove, false)
 	if err != nil {
 		return bot.SendResult{}, err
 	}
@@ -119,6 +119,32 @@ func (c *Client) markTag(ctx context.Context, a *bot.Action) (bot.SendResult, er
 		return bot.SendResult{}, err
 	}
 	return bot.SendResult{Detail: fmt.Sprintf("tags +%d -%d", len(add), len(remove))}, nil
+}
+
+// resolveByGroup resolves tag names to ids, each in the group the payload
+// names for it (TagGroups), else in p.Group.
+func (c *Client) resolveByGroup(ctx context.Context, p *bot.MarkTag, names []string, create bool) ([]string, error) {
+	byGroup := map[string][]string{}
+	var order []string
+	for _, n := range names {
+		g := p.TagGroups[n]
+		if g == "" {
+			g = p.Group
+		}
+		if _, seen := byGroup[g]; !seen {
+			order = append(order, g)
+		}
+		byGroup[g] = append(byGroup[g], n)
+	}
+	var ids []string
+	for _, g := range order {
+		got, err := c.tags.resolve(ctx, g, byGroup[g], create)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, got...)
+	}
+	return ids, nil
 }
 
 func (c *Client) massSend(ctx context.Context, a *bot.Action) (bot.SendResult, error) {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot/wecom"
+	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// liveEnv configures a live (non-sandbox) bot against the fake WeCom API.
+func liveEnv(t *testing.T, fake *fakewecom.Server, dataDir string) (map[string]string, *wecom.Crypter) {
+	t.Helper()
+	const corp, token = "ww_e2e_corp", "e2eToken"
+	aesKey := strings.Repeat("Q", 42) + "A"
+	fake.SetCredentials(corp, "e2e-secret")
+	c, err := wecom.NewCrypter(token, aesKey, corp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"WECOMBOT_DATA_DIR": dataDir,
+		"WECOM_CORP_ID":     corp,
+		"WECOM_AGENT_ID":    "1000002",
+		"WECOM_SECRET":      "e2e-secret",
+		"WECOM_TOKEN":       token,
+		"WECOM_AES_KEY":     aesKey,
+		"WECOM_API_BASE":    fake.URL(),
+	}, c
+}
+
+// sendEvent signs and posts one callback n times (WeCom's retries re-send the same request).
+func (in *instance) sendEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent, n int) {
+	t.Helper()
+	ev.CorpID = c.ReceiveID()
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	plain, err := ev.xml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, body, err := sealedCallback(c, plain, ev.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if code, msg := in.post(t, path, body); code != http.StatusOK {
+			t.Fatalf("%s delivery %d: %d %s", ev.Type, i+1, code, msg)
+		}
+	}
+}
+
+// TestWelcomeExactlyOnceAgainstFakeWeCom is the foundation's acceptance path:
+// a signed add_external_contact delivered three times yields one
+// send_welcome_msg with its code and one mark_tag (stage A + channel tag);
+// a restart re-runs nothing; an expired token is refreshed once.
+func TestWelcomeExactlyOnceAgainstFakeWeCom(t *testing.T) {
+	fake := fakewecom.New(t)
+	dataDir := t.TempDir()
+	env, c := liveEnv(t, fake, dataDir)
+	in := startServe(t, env)
+
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_alice", State: "xhs", WelcomeCode: "WELCOME-ALICE"}, 3)
+	eventuallyT(t, "welcome and tags sent", 5*time.Second, func() bool {
+		return fake.Count(fakewecom.APISendWelcomeMsg) == 1 && fake.Count(fakewecom.APIMarkTag) == 1
+	})
+	welcome := fake.Calls(fakewecom.APISendWelcomeMsg)[0]
+	if welcome.Body["welcome_code"] != "WELCOME-ALICE" {
+		t.Fatalf("welcome body %v", welcome.Body)
+	}
+	if text := fmt.Sprint(welcome.Body["text"]); !strings.Contains(text, "content") || len(text) < 20 {
+		t.Fatalf("welcome has no text: %v", welcome.Body)
+	}
+	tag := fake.Calls(fakewecom.APIMarkTag)[0]
+	added := fmt.Sprint(tag.Body["add_tag"])
+	for _, name := range []string{"AIPL-认知", "来源-小红书"} {
+		if id := fake.TagID(tagGroupOf(name), name); id == "" || !strings.Contains(added, id) {
+			t.Fatalf("mark_tag add_tag %s lacks %s (id %q)", added, name, id)
+		}
+	}
+	if tag.Body["userid"] != "zhangsan" || tag.Body["external_userid"] != "wm_alice" {
+		t.Fatalf("mark_tag body %v", tag.Body)
+	}
+	code, body := in.get(t, "/api/v1/members/wm_alice")
+	if code != 200 || !strings.Contains(body, `"stage":"aware"`) || !strings.Contains(body, "小红书") {
+		t.Fatalf("member: %d %s", code, body)
+	}
+
+	// Restart: nothing re-runs, nothing re-sends.
+	if err := in.stop(); err != nil {
+		t.Fatal(err)
+	}
+	in = startServe(t, env)
+	time.Sleep(300 * time.Millisecond)
+	if n := fake.Count(fakewecom.APISendWelcomeMsg); n != 1 {
+		t.Fatalf("after restart welcome sent %d times", n)
+	}
+
+	// The token expires behind our back: 42001 once, the client refreshes and succeeds.
+	tokens := fake.Count(fakewecom.APIGetToken)
+	fake.ExpireTokens()
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_bob", State: "douyin", WelcomeCode: "WELCOME-BOB"}, 1)
+	eventuallyT(t, "bob's welcome after a token refresh", 5*time.Second, func() bool {
+		for _, call := range fake.Calls(fakewecom.APISendWelcomeMsg) {
+			if call.Body["welcome_code"] == "WELCOME-BOB" {
+				return true
+			}
+		}
+		return false
+	})
+	if got := fake.Count(fakewecom.APIGetToken); got != tokens+1 {
+		t.Fatalf("gettoken calls %d → %d, want one refresh", tokens, got)
+	}
+	if strings.Contains(in.logs.String(), "e2e-secret") || strings.Contains(in.logs.String(), env["WECOM_AES_KEY"]) {
+		t.Fatal("a secret reached the logs")
+	}
+}
+
+// TestOutboxRetriesSystemBusy: WeCom answers -1 twice; the outbox retries
+// with backoff and the welcome goes out exactly once, inside its 20 s window.
+func TestOutboxRetriesSystemBusy(t *testing.T) {
+	fake := fakewecom.New(t)
+	env, c := liveEnv(t, fake, t.TempDir())
+	in := startServe(t, env)
+	fake.FailNext(fakewecom.APISendWelcomeMsg, -1, 2)
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "lisi", ExternalUser: "wm_carol", State: "website", WelcomeCode: "WELCOME-CAROL"}, 1)
+	eventuallyT(t, "welcome delivered after two -1 answers", 15*time.Second, func() bool {
+		return num(in.status(t), "pipeline", "sent") >= 2 // welcome + mark_tag
+	})
+	calls := fake.Calls(fakewecom.APISendWelcomeMsg)
+	if len(calls) != 3 {
+		t.Fatalf("send_welcome_msg called %d times, want 3 (2 busy + 1 ok)", len(calls))
+	}
+	st := in.status(t)
+	if num(st, "pipeline", "send_retries") != 2 || num(st, "outbox", "failed") != 0 {
+		t.Fatalf("status %v", st)
+	}
+	if !strings.Contains(in.logs.String(), "will retry") {
+		t.Fatal("retries are not logged")
+	}
+}
+
+// tagGroupOf is the corp tag group the embedded demo declares a tag in.
+func tagGroupOf(name string) string {
+	return scenarios.LoadDefault().TagGroupOf(name)
+}
