@@ -1,0 +1,436 @@
+// Package storagetest is the conformance suite every bot.Store backend must
+// pass (bbolt today, Postgres later): run it from the backend's tests with a
+// constructor that returns an empty store.
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// Clock is a settable clock the backend under test must use (its Now option).
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at a fixed instant.
+func NewClock() *Clock { return &Clock{t: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Open returns an empty store that uses clock for time and dedupeTTL for
+// its dedupe window.
+type Open func(t *testing.T, clock *Clock, dedupeTTL time.Duration) bot.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Open)
+	}{
+		{"AppendAndDedupe", testAppendAndDedupe},
+		{"DedupeExpiresAndPrunes", testDedupeExpiry},
+		{"PendingAndProcessed", testPendingAndProcessed},
+		{"Members", testMembers},
+		{"TxAtomicity", testTxAtomicity},
+		{"OutboxLifecycle", testOutboxLifecycle},
+		{"KeyValue", testKeyValue},
+		{"ConcurrentAppendDedupe", testConcurrentAppend},
+		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+	}
+}
+
+var ctx = context.Background()
+
+func appendEv(t *testing.T, s bot.Store, key string) (bot.Event, bool) {
+	t.Helper()
+	ev := bot.Event{Type: bot.EventContactAdd, Source: bot.SourceWeCom, DedupeKey: key, ExternalUserID: "wm-" + key, At: time.Unix(1700000000, 0)}
+	dup, err := s.AppendEvent(ctx, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev, dup
+}
+
+func testAppendAndDedupe(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	a, dup := appendEv(t, s, "k1")
+	if dup || a.Seq != 1 {
+		t.Fatalf("first append: seq %d dup %v", a.Seq, dup)
+	}
+	if b, dup := appendEv(t, s, "k1"); !dup || b.Seq != 0 {
+		t.Fatalf("retry not deduplicated: seq %d dup %v", b.Seq, dup)
+	}
+	c, dup := appendEv(t, s, "k2")
+	if dup || c.Seq != 2 {
+		t.Fatalf("second key: seq %d dup %v", c.Seq, dup)
+	}
+	// Events without a key are never deduplicated.
+	for i := 0; i < 2; i++ {
+		if _, dup := appendEv(t, s, ""); dup {
+			t.Fatal("empty dedupe key deduplicated")
+		}
+	}
+	evs, err := s.Events(ctx, 0, 10)
+	if err != nil || len(evs) != 4 {
+		t.Fatalf("events %d %v", len(evs), err)
+	}
+	if evs[0].ExternalUserID != "wm-k1" || evs[0].Seq != 1 || !evs[0].At.Equal(time.Unix(1700000000, 0)) || evs[0].ReceivedAt.IsZero() {
+		t.Fatalf("event round trip: %+v", evs[0])
+	}
+	if evs, _ := s.Events(ctx, 2, 1); len(evs) != 1 || evs[0].Seq != 3 {
+		t.Fatalf("events after 2 limit 1: %+v", evs)
+	}
+	st, err := s.EventStats(ctx)
+	if err != nil || st.LastSeq != 4 || st.Pending != 4 || st.OldestPending.IsZero() {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func testDedupeExpiry(t *testing.T, open Open) {
+	clock := NewClock()
+	s := open(t, clock, time.Hour)
+	appendEv(t, s, "k")
+	clock.Advance(59 * time.Minute)
+	if _, dup := appendEv(t, s, "k"); !dup {
+		t.Fatal("inside the TTL: want duplicate")
+	}
+	clock.Advance(2 * time.Minute)
+	if _, dup := appendEv(t, s, "k"); dup {
+		t.Fatal("past the TTL: the key must count as absent")
+	}
+	appendEv(t, s, "other")
+	clock.Advance(2 * time.Hour)
+	n, err := s.PruneDedupe(ctx, clock.Now().Add(-time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want 2", n, err)
+	}
+	if n, _ := s.PruneDedupe(ctx, clock.Now().Add(-time.Hour)); n != 0 {
+		t.Fatalf("second prune removed %d", n)
+	}
+}
+
+func testPendingAndProcessed(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	for i := 0; i < 5; i++ {
+		appendEv(t, s, fmt.Sprint("k", i))
+	}
+	mark := func(seq uint64, errMsg string) bool {
+		var first bool
+		if err := s.Update(ctx, func(tx bot.Tx) error {
+			var err error
+			first, err = tx.MarkProcessed(seq, errMsg)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	if !mark(2, "") || mark(2, "") {
+		t.Fatal("MarkProcessed must be true once, then false")
+	}
+	if !mark(4, "handler failed") {
+		t.Fatal("mark failed")
+	}
+	if mark(99, "") {
+		t.Fatal("unknown seq reported as first")
+	}
+	evs, err := s.PendingEvents(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, e := range evs {
+		seqs = append(seqs, e.Seq)
+	}
+	if fmt.Sprint(seqs) != "[1 3 5]" {
+		t.Fatalf("pending %v, want [1 3 5]", seqs)
+	}
+	if evs, _ := s.PendingEvents(ctx, 1, 1); len(evs) != 1 || evs[0].Seq != 3 {
+		t.Fatalf("pending after 1 limit 1: %+v", evs)
+	}
+	st, _ := s.EventStats(ctx)
+	if st.Pending != 3 || st.Failed != 1 || st.LastSeq != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func testMembers(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	err := s.View(ctx, func(tx bot.Tx) error {
+		if _, err := tx.Member("nobody"); !errors.Is(err, bot.ErrNotFound) {
+			t.Errorf("missing member: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"wm_c", "wm_a", "wm_b"}
+	err = s.Update(ctx, func(tx bot.Tx) error {
+		for _, id := range ids {
+			m := &bot.Member{ExternalUserID: id, Name: "名字" + id, Stage: bot.StageAware, Tags: []string{"t1"},
+				StageHistory: []bot.StageChange{{To: bot.StageAware, Cause: "contact.add", EventSeq: 1}}}
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		// Replacing does not count twice.
+		return tx.PutMember(&bot.Member{ExternalUserID: "wm_a", Name: "改名", Stage: bot.StageInterest})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		if n, _ := tx.MemberCount(); n != 3 {
+			t.Errorf("count %d, want 3", n)
+		}
+		m, err := tx.Member("wm_a")
+		if err != nil || m.Name != "改名" || m.Stage != bot.StageInterest {
+			t.Errorf("replaced member: %+v %v", m, err)
+		}
+		m.Name = "mutated" // a copy: must not change the store
+		if again, _ := tx.Member("wm_a"); again.Name != "改名" {
+			t.Error("Member returned shared state")
+		}
+		var order []string
+		_ = tx.Members("", func(m *bot.Member) bool { order = append(order, m.ExternalUserID); return true })
+		if fmt.Sprint(order) != "[wm_a wm_b wm_c]" {
+			t.Errorf("order %v", order)
+		}
+		order = nil
+		_ = tx.Members("wm_a", func(m *bot.Member) bool { order = append(order, m.ExternalUserID); return false })
+		if fmt.Sprint(order) != "[wm_b]" {
+			t.Errorf("after wm_a, stop after one: %v", order)
+		}
+		return nil
+	})
+}
+
+func testTxAtomicity(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	ev, _ := appendEv(t, s, "k")
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx bot.Tx) error {
+		if _, err := tx.MarkProcessed(ev.Seq, ""); err != nil {
+			return err
+		}
+		if err := tx.PutMember(&bot.Member{ExternalUserID: "wm_x"}); err != nil {
+			return err
+		}
+		a, _ := bot.NewAction(bot.ActionWelcome, "w1", bot.WelcomeMessage{WelcomeCode: "c"})
+		if _, err := tx.Enqueue(a); err != nil {
+			return err
+		}
+		if err := tx.Put("facts", "f", []byte("v")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v, want fn's error", err)
+	}
+	if evs, _ := s.PendingEvents(ctx, 0, 10); len(evs) != 1 {
+		t.Fatal("MarkProcessed survived a rolled-back transaction")
+	}
+	ob, _ := s.OutboxStats(ctx)
+	if ob.Pending != 0 {
+		t.Fatal("Enqueue survived a rolled-back transaction")
+	}
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		if n, _ := tx.MemberCount(); n != 0 {
+			t.Error("member survived a rollback")
+		}
+		if _, err := tx.Get("facts", "f"); !errors.Is(err, bot.ErrNotFound) {
+			t.Error("kv write survived a rollback")
+		}
+		return nil
+	})
+}
+
+func testOutboxLifecycle(t *testing.T, open Open) {
+	clock := NewClock()
+	s := open(t, clock, time.Hour)
+	now := clock.Now()
+	enqueue := func(key string, due time.Time) (uint64, bool) {
+		a, _ := bot.NewAction(bot.ActionKfMessage, key, bot.KfMessage{Text: key})
+		a.CreatedAt, a.DueAt = now, due
+		var dup bool
+		if err := s.Update(ctx, func(tx bot.Tx) error {
+			var err error
+			dup, err = tx.Enqueue(a)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return a.ID, dup
+	}
+	idLater, _ := enqueue("later", now.Add(time.Hour))
+	idNow, _ := enqueue("now", now)
+	idSoon, _ := enqueue("soon", now.Add(time.Minute))
+	if _, dup := enqueue("now", now); !dup {
+		t.Fatal("same key enqueued twice")
+	}
+	due, err := s.DueActions(ctx, now, 10)
+	if err != nil || len(due) != 1 || due[0].ID != idNow || due[0].Status != bot.ActionPending {
+		t.Fatalf("due now: %+v %v", due, err)
+	}
+	if next, ok, _ := s.NextDue(ctx); !ok || !next.Equal(now) {
+		t.Fatalf("next due %v %v", next, ok)
+	}
+	due, _ = s.DueActions(ctx, now.Add(2*time.Hour), 10)
+	if len(due) != 3 || due[0].ID != idNow || due[1].ID != idSoon || due[2].ID != idLater {
+		t.Fatalf("due order %+v", due)
+	}
+	var p bot.KfMessage
+	if err := due[1].Decode(&p); err != nil || p.Text != "soon" {
+		t.Fatalf("payload %+v %v", p, err)
+	}
+	// Retry moves the due time; sent and failed actions leave the due index.
+	if err := s.MarkRetry(ctx, idNow, now.Add(3*time.Hour), "busy"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, idSoon, now, "msgid=1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkFailed(ctx, idLater, now, "48002"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, idSoon, now, ""); err == nil {
+		t.Fatal("an action was marked sent twice")
+	}
+	due, _ = s.DueActions(ctx, now.Add(2*time.Hour), 10)
+	if len(due) != 0 {
+		t.Fatalf("due after retry/sent/failed: %+v", due)
+	}
+	a, err := s.Action(ctx, idNow)
+	if err != nil || a.Attempts != 1 || a.LastError != "busy" || !a.DueAt.Equal(now.Add(3*time.Hour)) {
+		t.Fatalf("retried action %+v %v", a, err)
+	}
+	if a, _ := s.Action(ctx, idSoon); a.Status != bot.ActionSent || a.SentAt.IsZero() || a.Detail != "msgid=1" {
+		t.Fatalf("sent action %+v", a)
+	}
+	if _, err := s.Action(ctx, 999); !errors.Is(err, bot.ErrNotFound) {
+		t.Fatalf("missing action: %v", err)
+	}
+	st, _ := s.OutboxStats(ctx)
+	if st.Pending != 1 || st.Sent != 1 || st.Failed != 1 || !st.OldestDue.Equal(now.Add(3*time.Hour)) {
+		t.Fatalf("outbox stats %+v", st)
+	}
+	all, _ := s.Actions(ctx, 0, 10)
+	if len(all) != 3 || all[0].ID != idLater {
+		t.Fatalf("actions %+v", all)
+	}
+}
+
+func testKeyValue(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	err := s.Update(ctx, func(tx bot.Tx) error {
+		if _, err := tx.Get("nobucket", "k"); !errors.Is(err, bot.ErrNotFound) {
+			t.Errorf("missing bucket: %v", err)
+		}
+		for _, k := range []string{"checkin|c1|2026-11-23|wm1", "checkin|c1|2026-11-24|wm1", "checkin|c2|2026-11-23|wm1", "other"} {
+			if err := tx.Put("facts", k, []byte(k)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete("facts", "other")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		var keys []string
+		_ = tx.Scan("facts", "checkin|c1|", func(k string, v []byte) bool { keys = append(keys, k); return true })
+		if len(keys) != 2 || keys[0] != "checkin|c1|2026-11-23|wm1" {
+			t.Errorf("scan %v", keys)
+		}
+		if _, err := tx.Get("facts", "other"); !errors.Is(err, bot.ErrNotFound) {
+			t.Error("deleted key still there")
+		}
+		if v, err := tx.Get("facts", "checkin|c2|2026-11-23|wm1"); err != nil || string(v) != "checkin|c2|2026-11-23|wm1" {
+			t.Errorf("get %q %v", v, err)
+		}
+		return nil
+	})
+}
+
+func testConcurrentAppend(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ev := bot.Event{Type: bot.EventAppText, DedupeKey: fmt.Sprint("key-", i%50)}
+			dup, err := s.AppendEvent(ctx, &ev)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !dup {
+				mu.Lock()
+				stored++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	st, _ := s.EventStats(ctx)
+	if stored != 50 || st.LastSeq != 50 || st.Pending != 50 {
+		t.Fatalf("stored %d, stats %+v; want exactly 50", stored, st)
+	}
+}
+
+func testConcurrentProcessOnce(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	ev, _ := appendEv(t, s, "once")
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			err := s.Update(ctx, func(tx bot.Tx) error {
+				first, err := tx.MarkProcessed(ev.Seq, "")
+				if err != nil || !first {
+					return err
+				}
+				a, _ := bot.NewAction(bot.ActionWelcome, fmt.Sprint("welcome-", i), bot.WelcomeMessage{})
+				_, err = tx.Enqueue(a)
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	st, _ := s.OutboxStats(ctx)
+	if st.Pending != 1 {
+		t.Fatalf("%d actions enqueued by 100 racing handlers, want 1", st.Pending)
+	}
+}
