@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,22 +14,23 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/storage/bolt"
 )
 
 var t0 = time.Date(2025, 3, 3, 7, 30, 0, 0, time.FixedZone("CST", 8*3600))
 
-// harness runs events through the engine on a memStore, like the pipeline.
+// harness runs events through the engine on a real (unsynced) bbolt store, like the pipeline.
 type harness struct {
 	t     *testing.T
 	sc    *scenarios.Scenario
-	store *memStore
+	store *bolt.Store
 	eng   *Engine
 	clock time.Time
 	n     int
 }
 
 func newHarness(t *testing.T, sc *scenarios.Scenario) *harness {
-	h := &harness{t: t, sc: sc, store: newMemStore(), clock: t0}
+	h := &harness{t: t, sc: sc, store: newTestStore(t), clock: t0}
 	h.eng = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return h.clock })
 	return h
 }
@@ -71,12 +73,34 @@ func (h *harness) member(id string) *bot.Member {
 
 func (h *harness) actions(kind bot.ActionKind) []bot.Action {
 	var out []bot.Action
-	for _, a := range h.store.st.actions {
+	all, err := h.store.Actions(context.Background(), 0, 1<<20)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, a := range all {
 		if kind == "" || a.Kind == kind {
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+func (h *harness) memberCount() int {
+	n := 0
+	if err := h.store.View(context.Background(), func(tx bot.Tx) (err error) { n, err = tx.MemberCount(); return err }); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// newTestStore opens an unsynced bbolt store in a temp dir.
+func newTestStore(t testing.TB) *bolt.Store {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "engine.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func (h *harness) advance(d time.Duration) { h.clock = h.clock.Add(d) }
@@ -549,7 +573,7 @@ func TestGroupEvents(t *testing.T) {
 	if a, n := h.member("wmA"), h.member("wmNew"); !a.InGroup("wrG") || !n.InGroup("wrG") || n.Stage != bot.StageInterest || a.Stage != bot.StageInterest {
 		t.Fatalf("join: %+v %+v", a, n)
 	}
-	if _, isMember := h.store.st.members["staffX"]; isMember {
+	if h.memberCount() != 2 {
 		t.Fatal("staff must not become a member")
 	}
 	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: "wrG", UpdateDetail: bot.GroupDelMember, MemChangeList: []string{"wmA"}})
@@ -625,8 +649,8 @@ func TestIgnoresBadInput(t *testing.T) {
 	} {
 		h.send(ev)
 	}
-	if len(h.store.st.members) != 0 || len(h.store.st.actions) != 0 {
-		t.Fatalf("bad input changed state: %d members %d actions", len(h.store.st.members), len(h.store.st.actions))
+	if h.memberCount() != 0 || len(h.actions("")) != 0 {
+		t.Fatalf("bad input changed state: %d members %d actions", h.memberCount(), len(h.actions("")))
 	}
 }
 

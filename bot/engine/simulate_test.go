@@ -29,7 +29,7 @@ func TestSimulateGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			if err := Simulate(context.Background(), scenarios.LoadDefault(), newMemStore(), bytes.NewReader(in), &out); err != nil {
+			if err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &out); err != nil {
 				t.Fatal(err)
 			}
 			golden := strings.TrimSuffix(script, ".yaml") + ".golden"
@@ -47,7 +47,7 @@ func TestSimulateGolden(t *testing.T) {
 			}
 			// Same script, same output.
 			var again bytes.Buffer
-			if err := Simulate(context.Background(), scenarios.LoadDefault(), newMemStore(), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
+			if err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
 				t.Errorf("simulation is not deterministic (%v)", err)
 			}
 		})
@@ -86,7 +86,7 @@ func TestSimulateScriptErrors(t *testing.T) {
 	}
 	for name, script := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := Simulate(context.Background(), scenarios.LoadDefault(), newMemStore(), strings.NewReader(script), &bytes.Buffer{})
+			err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), strings.NewReader(script), &bytes.Buffer{})
 			if err == nil {
 				t.Fatal("want an error")
 			}
