@@ -49,12 +49,12 @@ type Action struct {
 	// DueAt is the earliest time to send; zero means now.
 	DueAt time.Time `json:"due_at"`
 	// NotAfter, when set, is the last moment sending makes sense (a welcome code's 20 s).
-	NotAfter  time.Time `json:"not_after,omitempty"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
 	Status    string    `json:"status"`
 	Attempts  int       `json:"attempts,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
-	SentAt    time.Time `json:"sent_at,omitempty"`
+	SentAt    time.Time `json:"sent_at,omitzero"`
 	// Detail is what the sender reported on delivery (a msgid, a template id).
 	Detail string `json:"detail,omitempty"`
 	// Payload is the kind's message (WelcomeMessage, MarkTag, ...), as JSON.

@@ -35,7 +35,7 @@ type Follow struct {
 	StaffID   string    `json:"staff_id"`
 	State     string    `json:"state,omitempty"`
 	AddedAt   time.Time `json:"added_at"`
-	DeletedAt time.Time `json:"deleted_at,omitempty"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 	// DeletedBy is "customer" (del_follow_user) or "staff" (del_external_contact).
 	DeletedBy string `json:"deleted_by,omitempty"`
 }

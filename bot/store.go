@@ -51,7 +51,7 @@ type EventStats struct {
 	// Pending counts appended events not yet processed: the engine's lag.
 	Pending int `json:"pending"`
 	// OldestPending is when the oldest pending event was received.
-	OldestPending time.Time `json:"oldest_pending,omitempty"`
+	OldestPending time.Time `json:"oldest_pending,omitzero"`
 	Failed        int       `json:"failed"`
 }
 
@@ -81,7 +81,7 @@ type OutboxStats struct {
 	Sent    int `json:"sent"`
 	Failed  int `json:"failed"`
 	// OldestDue is the DueAt of the oldest pending action.
-	OldestDue time.Time `json:"oldest_due,omitempty"`
+	OldestDue time.Time `json:"oldest_due,omitzero"`
 }
 
 // Tx is one storage transaction, handed to engine handlers so that the state

@@ -79,9 +79,13 @@ func (e *Engine) Handle(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
 	}
 	r := &run{
 		e: e, sc: sc, tx: tx, ev: ev, now: e.now(), ref: eventRef(ev),
-		log:     e.log.With().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("member", ev.ExternalUserID).Logger(),
 		members: map[string]*memberState{},
 	}
+	lc := e.log.With().Uint64("seq", ev.Seq).Str("type", string(ev.Type))
+	if ev.ExternalUserID != "" {
+		lc = lc.Str("member", ev.ExternalUserID)
+	}
+	r.log = lc.Logger()
 	r.at = ev.At
 	if r.at.IsZero() {
 		r.at = r.now

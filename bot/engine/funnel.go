@@ -35,7 +35,11 @@ func (r *run) moveTo(ms *memberState, to bot.Stage, cause string, backward bool)
 	ms.dirty = true
 	r.removeTag(ms, r.sc.Funnel.StageTag(from))
 	r.addTag(ms, r.sc.Funnel.StageTag(to))
-	r.log.Info().Str("member", m.ExternalUserID).Str("from", string(from)).Str("to", string(to)).Str("cause", cause).Msg("stage change")
+	l := r.log.Info()
+	if m.ExternalUserID != r.ev.ExternalUserID { // group events name several members
+		l = l.Str("member", m.ExternalUserID)
+	}
+	l.Str("from", string(from)).Str("to", string(to)).Str("cause", cause).Msg("stage change")
 	return true
 }
 

@@ -14,8 +14,8 @@ import (
 type groupRecord struct {
 	ChatID      string    `json:"chat_id"`
 	Owner       string    `json:"owner,omitempty"`
-	CreatedAt   time.Time `json:"created_at,omitempty"`
-	DismissedAt time.Time `json:"dismissed_at,omitempty"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	DismissedAt time.Time `json:"dismissed_at,omitzero"`
 	// Members are the customers (external_userid) known to be in the group.
 	Members []string `json:"members,omitempty"`
 }

@@ -188,7 +188,14 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body.Close()
-		fmt.Fprintf(stdout, "%s %s → %s %s\n", ev.Type, ev.ExternalUser, resp.Status, strings.TrimSpace(string(msg)))
+		who := ev.ExternalUser
+		switch ev.Type {
+		case "app.text":
+			who = "from staff " + ev.Staff
+		case "kf":
+			who = "for " + ev.OpenKfID
+		}
+		fmt.Fprintf(stdout, "%s %s → %s %s\n", ev.Type, who, resp.Status, strings.TrimSpace(string(msg)))
 		if resp.StatusCode != http.StatusOK {
 			return &exitError{exitFailure, errSilent}
 		}

@@ -250,7 +250,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	httpSrv := srv.HTTPServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
-	fmt.Fprintf(stdout, "wecombot listening on http://%s (callback: /wecom/callback)\n", ln.Addr())
+	fmt.Fprintf(stdout, "wecombot listening on %s (callback: /wecom/callback)\n", displayURL(ln.Addr()))
 	log.Info().Str("addr", ln.Addr().String()).Dur("startup", time.Since(started)).Msg("ready")
 
 	select {
@@ -289,4 +289,16 @@ func pruneDedupe(ctx context.Context, store bot.Store, ttl time.Duration, log ze
 			log.Debug().Int("pruned", n).Msg("pruned dedupe keys")
 		}
 	}
+}
+
+// displayURL is the address a person on this machine can open.
+func displayURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
