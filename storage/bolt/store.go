@@ -194,6 +194,11 @@ func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = now
 	}
+	// A retry is answered from a read transaction, without a write or fsync;
+	// the write below checks again, so racing first deliveries stay single.
+	if ev.DedupeKey != "" && s.seen(ev.DedupeKey, now) {
+		return true, nil
+	}
 	var dup bool
 	var seq uint64
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
@@ -239,6 +244,17 @@ func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 		ev.Seq = seq
 	}
 	return dup, nil
+}
+
+// seen reports whether key was appended within the dedupe TTL.
+func (s *Store) seen(key string, now time.Time) bool {
+	found := false
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketDedupe).Get([]byte(key))
+		found = len(v) >= 8 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < s.o.DedupeTTL
+		return nil
+	})
+	return found
 }
 
 // PendingEvents implements bot.EventLog.
