@@ -119,11 +119,18 @@ func (e *Engine) Handle(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
 	case bot.EventGroupWelcomeSync:
 		err = r.groupWelcomeSync()
 	default:
-		// tag.change, kf.notify (turned into kf.text by the kf puller),
-		// app.enter/click, unknown: nothing for the engine to do.
-		return nil
+		h := featureEvent(ev.Type)
+		if h == nil {
+			// tag.change, kf.notify (turned into kf.text by the kf puller),
+			// app.enter/click, unknown: nothing for the engine to do.
+			return nil
+		}
+		err = h(r)
 	}
 	if err != nil {
+		return err
+	}
+	if err := r.runAfter(); err != nil {
 		return err
 	}
 	return r.finish()

@@ -24,9 +24,14 @@ func (r *run) kfText() error {
 	if err := r.signal(ms, scenarios.SignalKfChat); err != nil {
 		return err
 	}
-	rule := r.sc.Match(scenarios.SurfaceKf, strings.TrimSpace(ev.Content))
+	text := strings.TrimSpace(ev.Content)
+	if done, err := r.runCommands(ms, scenarios.SurfaceKf, text); err != nil || done {
+		return err
+	}
+	rule := r.sc.Match(scenarios.SurfaceKf, text)
 	if rule == nil {
-		return nil
+		_, err := r.runFallbacks(ms, scenarios.SurfaceKf, text)
+		return err
 	}
 	ms.matched = rule
 	for _, t := range rule.Tags {
@@ -64,8 +69,16 @@ func (r *run) appText() error {
 	if ev.StaffID == "" {
 		return nil
 	}
-	rule := r.sc.Match(scenarios.SurfaceApp, strings.TrimSpace(ev.Content))
-	if rule == nil || rule.Reply == nil || rule.Reply.Source() == "" {
+	text := strings.TrimSpace(ev.Content)
+	if done, err := r.runCommands(nil, scenarios.SurfaceApp, text); err != nil || done {
+		return err
+	}
+	rule := r.sc.Match(scenarios.SurfaceApp, text)
+	if rule == nil {
+		_, err := r.runFallbacks(nil, scenarios.SurfaceApp, text)
+		return err
+	}
+	if rule.Reply == nil || rule.Reply.Source() == "" {
 		return nil
 	}
 	allowed, err := r.allowReply("app|" + ev.StaffID)
