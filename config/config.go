@@ -42,6 +42,13 @@ type Config struct {
 
 	// AdminToken protects /api/v1 (WECOMBOT_ADMIN_TOKEN); empty means admin only on loopback.
 	AdminToken string
+	// LinkSecret signs members' personal H5 links (check-in, coupon claim,
+	// invite) (WECOMBOT_LINK_SECRET); empty means one is generated and kept
+	// in the data directory.
+	LinkSecret string
+	// ShopSecret authenticates the shop's order webhook, POST /hooks/orders
+	// (WECOMBOT_SHOP_SECRET); empty turns the webhook off.
+	ShopSecret string
 	// CallbackMaxAge rejects POST callbacks whose timestamp is older/newer than this;
 	// 0 turns the check off (WECOMBOT_CALLBACK_MAX_AGE, default 10m).
 	CallbackMaxAge time.Duration
@@ -92,6 +99,8 @@ type fileConfig struct {
 	Scenarios      string `yaml:"scenarios"`
 	PublicURL      string `yaml:"public_url"`
 	AdminTokenFile string `yaml:"admin_token_file"`
+	LinkSecretFile string `yaml:"link_secret_file"`
+	ShopSecretFile string `yaml:"shop_secret_file"`
 	CallbackMaxAge string `yaml:"callback_max_age"`
 	DedupeTTL      string `yaml:"dedupe_ttl"`
 	Workers        int    `yaml:"workers"`
@@ -240,6 +249,8 @@ func (c *Config) applyFile(path string) error {
 		dst       *string
 	}{
 		{"admin_token_file", fc.AdminTokenFile, &c.AdminToken},
+		{"link_secret_file", fc.LinkSecretFile, &c.LinkSecret},
+		{"shop_secret_file", fc.ShopSecretFile, &c.ShopSecret},
 		{"secret_file", fc.WeCom.SecretFile, &c.WeCom.Secret},
 		{"kf_secret_file", fc.WeCom.KfSecretFile, &c.WeCom.KfSecret},
 		{"token_file", fc.WeCom.TokenFile, &c.WeCom.Token},
@@ -374,6 +385,8 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	secret("WECOM_TOKEN", &c.WeCom.Token)
 	secret("WECOM_AES_KEY", &c.WeCom.AESKey)
 	secret("WECOMBOT_ADMIN_TOKEN", &c.AdminToken)
+	secret("WECOMBOT_LINK_SECRET", &c.LinkSecret)
+	secret("WECOMBOT_SHOP_SECRET", &c.ShopSecret)
 	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
 	if v := getenv("WECOMBOT_CALLBACK_MAX_AGE"); v != "" {
 		d, err := parseDuration(v)
@@ -458,6 +471,7 @@ func (c *Config) Summary() map[string]any {
 		"api_base":         c.WeCom.APIBase,
 		"egress_proxy":     c.WeCom.EgressProxy != "",
 		"admin_token":      c.AdminToken != "",
+		"shop_webhook":     c.ShopSecret != "",
 		"callback_max_age": c.CallbackMaxAge.String(),
 		"model":            c.OpenAI.Model,
 		"model_online":     c.OpenAI.APIKey != "",
@@ -467,7 +481,7 @@ func (c *Config) Summary() map[string]any {
 // Secrets returns every secret value, for log redaction.
 func (c *Config) Secrets() []string {
 	var out []string
-	for _, s := range []string{c.WeCom.Secret, c.WeCom.KfSecret, c.WeCom.Token, c.WeCom.AESKey, c.AdminToken, c.OpenAI.APIKey} {
+	for _, s := range []string{c.WeCom.Secret, c.WeCom.KfSecret, c.WeCom.Token, c.WeCom.AESKey, c.AdminToken, c.LinkSecret, c.ShopSecret, c.OpenAI.APIKey} {
 		if s != "" {
 			out = append(out, s)
 		}

@@ -23,11 +23,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -55,6 +57,26 @@ type Engine struct {
 	scenario func() *scenarios.Scenario
 	log      zerolog.Logger
 	now      func() time.Time
+	// links signs members' personal H5 links; baseURL is the public base
+	// they point at (see WithLinks). Nil links: features send no links.
+	links   *signlink.Signer
+	baseURL string
+}
+
+// WithLinks sets the signer and public base URL (WECOMBOT_PUBLIC_URL) for
+// members' personal H5 links (check-in, coupon claim, invite).
+func (e *Engine) WithLinks(s *signlink.Signer, baseURL string) *Engine {
+	e.links, e.baseURL = s, strings.TrimRight(baseURL, "/")
+	return e
+}
+
+// link returns the public URL path?t=<signed token> for purpose and
+// subject, valid for ttl, or "" when links aren't configured.
+func (r *run) link(path, purpose, subject string, ttl time.Duration) string {
+	if r.e.links == nil {
+		return ""
+	}
+	return r.e.baseURL + path + "?t=" + r.e.links.Sign(purpose, subject, ttl)
 }
 
 var _ bot.Handler = (*Engine)(nil)

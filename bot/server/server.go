@@ -18,7 +18,9 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/bot/wecom"
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 // MaxBodyBytes caps every request body; WeCom callbacks are a few KiB.
@@ -40,6 +42,11 @@ type Options struct {
 	AdminToken string
 	// Status adds facts (version, scenario, sandbox) to /api/v1/status.
 	Status func() map[string]any
+	// Links verifies members' signed H5 links (check-in, coupon claim).
+	Links *signlink.Signer
+	// Scenario returns the scenario in force (hot reloaded); nil in tests
+	// that don't need it.
+	Scenario func() *scenarios.Scenario
 }
 
 // Server serves wecombot's routes.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +27,7 @@ import (
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/server"
+	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/config"
@@ -90,6 +93,42 @@ func callbackCredentials(cfg *config.Config) (sandboxKeys, bool, error) {
 		return k, false, fmt.Errorf("save sandbox callback keys: %w", err)
 	}
 	return k, true, nil
+}
+
+// linkSigner returns the signer for members' H5 links: WECOMBOT_LINK_SECRET,
+// else a secret generated once and kept in the data directory (so links
+// stay valid across restarts).
+func linkSigner(cfg *config.Config) (*signlink.Signer, error) {
+	secret := cfg.LinkSecret
+	if secret == "" {
+		path := filepath.Join(cfg.DataDir, "link-secret")
+		b, err := os.ReadFile(path)
+		if err != nil || len(bytes.TrimSpace(b)) < signlink.MinSecretLen {
+			raw := make([]byte, 32)
+			if _, err := rand.Read(raw); err != nil {
+				return nil, err
+			}
+			b = []byte(hex.EncodeToString(raw))
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				return nil, fmt.Errorf("save link secret: %w", err)
+			}
+		}
+		secret = string(bytes.TrimSpace(b))
+	}
+	s, err := signlink.New([]byte(secret), nil)
+	if err != nil {
+		return nil, fmt.Errorf("WECOMBOT_LINK_SECRET: %w", err)
+	}
+	return s, nil
+}
+
+// publicURL is the base of links members open: WECOMBOT_PUBLIC_URL, else
+// this machine's listen address (fine for the sandbox, not for members).
+func publicURL(cfg *config.Config, addr net.Addr) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return displayURL(addr)
 }
 
 // openStore opens the bbolt file, turning lock and corruption into exit codes.
@@ -170,11 +209,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer store.Close()
 
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (WECOMBOT_LISTEN): %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	links, err := linkSigner(cfg)
+	if err != nil {
+		return err
+	}
 	m := metrics.New()
 	app, err := newEngine(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
+	app.engine.WithLinks(links, publicURL(cfg, ln.Addr()))
 	sender, _, err := newSender(cfg, log, m)
 	if err != nil {
 		return err
@@ -196,6 +245,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Metrics:        m,
 		CallbackMaxAge: cfg.CallbackMaxAge,
 		AdminToken:     cfg.AdminToken,
+		Links:          links,
+		Scenario:       app.holder.Current,
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {
@@ -205,10 +256,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		},
 	})
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (WECOMBOT_LISTEN): %w", cfg.Listen, err)
-	}
 	if cfg.AdminToken == "" {
 		log.Warn().Msg("WECOMBOT_ADMIN_TOKEN is not set: the admin API and dashboard data answer only on loopback")
 	}
