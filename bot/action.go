@@ -26,6 +26,11 @@ const (
 	ActionKfMessage ActionKind = "kf_message"
 	// ActionRobot: a group robot webhook message.
 	ActionRobot ActionKind = "robot"
+	// ActionContactWay: externalcontact/add_contact_way, a "contact me" QR
+	// code whose state comes back on add_external_contact (channels,
+	// personal invite codes). Its result (config_id, qr_code) returns to the
+	// engine as an EventActionResult.
+	ActionContactWay ActionKind = "contact_way"
 )
 
 // Action statuses in the outbox.
@@ -159,11 +164,34 @@ type RobotMessage struct {
 	Markdown string `json:"markdown,omitempty"`
 }
 
+// ContactWay is the payload of ActionContactWay.
+type ContactWay struct {
+	// State (≤ 30 chars) names the channel or the referrer.
+	State string `json:"state"`
+	// Staff receive the customers who scan it (one: single, more: multi-person code).
+	Staff []string `json:"staff"`
+	// Remark is shown in the admin console (≤ 30 chars).
+	Remark string `json:"remark,omitempty"`
+	// Verify asks staff to approve each add (WeCom's skip_verify=false).
+	Verify bool `json:"verify,omitempty"`
+}
+
 // SendResult is what a Sender learned from a successful delivery.
 type SendResult struct {
 	// Detail is a short, secret-free note for the outbox record (e.g. a msgid).
 	Detail string
+	// Data, when set, is what WeCom created (a template_id, a contact way's
+	// config_id and qr_code): the pipeline appends it to the event log as an
+	// EventActionResult so the engine can store it.
+	Data map[string]string
 }
+
+// Data keys of EventActionResult, besides the sender's own.
+const (
+	ResultKind   = "action_kind"
+	ResultKey    = "action_key"
+	ResultAction = "action_id"
+)
 
 // Sender delivers one outbox action. retry=true asks the outbox to try again
 // later (rate limits, system busy, network); retry=false with an error is final.

@@ -60,6 +60,7 @@ const (
 	SourceCron     = "cron"
 	SourceOperator = "operator"
 	SourceSim      = "sim"
+	SourceSystem   = "system"
 )
 
 // Group update details (UpdateDetail on change_external_chat/update).

@@ -20,4 +20,15 @@ const (
 	// EventGroupWelcomeSync asks the engine to push the scenario's customer-group
 	// welcome templates (group_welcome) to WeCom (group_welcome_template add/edit).
 	EventGroupWelcomeSync EventType = "operator.group_welcome_sync"
+	// EventContactWayCreate asks the engine for a "contact me" code
+	// (ActionContactWay); Data: state, staff (comma-separated), remark.
+	EventContactWayCreate EventType = "operator.contact_way_create"
+)
+
+// System events, appended by wecombot itself (SourceSystem).
+const (
+	// EventActionResult carries what a sent action created in WeCom
+	// (SendResult.Data plus ResultKind/ResultKey/ResultAction) back to the
+	// engine; its dedupe key is "result|<action key>".
+	EventActionResult EventType = "system.action_result"
 )

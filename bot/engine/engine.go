@@ -140,6 +140,10 @@ func (e *Engine) Handle(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
 		err = r.orderRefunded()
 	case bot.EventGroupWelcomeSync:
 		err = r.groupWelcomeSync()
+	case bot.EventContactWayCreate:
+		err = r.contactWayCreate()
+	case bot.EventActionResult:
+		err = r.actionResult()
 	default:
 		h := featureEvent(ev.Type)
 		if h == nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -121,17 +122,35 @@ func addUnique(list *[]string, s string) {
 func (r *run) groupWelcomeSync() error {
 	data := r.sc.DataFor(nil)
 	for _, t := range r.sc.GroupWelcomes {
-		msg := bot.GroupWelcome{TemplateID: t.TemplateID, Name: t.Name, Text: r.render(t.Text, data),
+		msg := bot.GroupWelcome{Name: t.Name, Text: r.render(t.Text, data),
 			Attachments: r.renderAttachments(t.Attachments, data)}
+		// The key hashes the content only: the template id learnt from the
+		// first add (or set in YAML) turns later syncs into edits.
 		raw, err := json.Marshal(msg)
 		if err != nil {
 			return err
 		}
 		sum := sha256.Sum256(raw)
 		key := "group_welcome|" + t.Name + "|" + hex.EncodeToString(sum[:8])
+		msg.TemplateID = t.TemplateID
+		if msg.TemplateID == "" {
+			id, err := r.tx.Get(bucketGroupWelcomeTpl, t.Name)
+			if err != nil && !errors.Is(err, bot.ErrNotFound) {
+				return err
+			}
+			msg.TemplateID = string(id)
+		}
 		if err := r.enqueue(bot.ActionGroupWelcome, key, "", msg, time.Time{}, time.Time{}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// GroupWelcomeSyncEvent is the event that pushes sc's group welcome
+// templates; its dedupe key is the scenario version, so serve appends it at
+// start and after each reload and only a changed scenario syncs again.
+func GroupWelcomeSyncEvent(version string, now time.Time) *bot.Event {
+	return &bot.Event{Type: bot.EventGroupWelcomeSync, Source: bot.SourceSystem, At: now,
+		DedupeKey: "group_welcome_sync|" + version}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,10 @@ type Options struct {
 	// PollInterval is the fallback poll of the log and outbox when no wake-up
 	// arrives (default 1 s).
 	PollInterval time.Duration
+	// Guard, if set, is asked in a read transaction right before an action
+	// is delivered; a non-empty reason cancels it (e.g. a follow-up to a
+	// member who has since deleted the staff member).
+	Guard func(tx bot.Tx, a *bot.Action) (reason string, err error)
 }
 
 // Pipeline is the event workers plus the outbox relay.
@@ -381,9 +386,29 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		p.recordFailure(ctx, a, now, msg, log)
 		return
 	}
+	if p.o.Guard != nil {
+		var reason string
+		err := p.o.Store.View(ctx, func(tx bot.Tx) (err error) {
+			reason, err = p.o.Guard(tx, a)
+			return err
+		})
+		if err != nil {
+			log.Warn().Err(err).Msg("could not check whether the action still applies; sending")
+		} else if reason != "" {
+			if err := p.o.Store.MarkFailed(ctx, a.ID, now, "canceled: "+reason); err != nil {
+				log.Error().Err(err).Msg("record cancellation")
+			}
+			p.o.Metrics.OutboxAttempt(string(a.Kind), "canceled", 0)
+			log.Info().Str("reason", reason).Msg("action canceled before sending")
+			return
+		}
+	}
 	res, retry, err := p.o.Sender.Send(ctx, a)
 	now = p.o.Now()
 	if err == nil {
+		if len(res.Data) > 0 {
+			p.feedBack(ctx, a, res.Data, now, log)
+		}
 		if err := p.o.Store.MarkSent(ctx, a.ID, now, res.Detail); err != nil {
 			log.Error().Err(err).Msg("sent, but could not record it")
 		}
@@ -412,6 +437,27 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		return
 	}
 	p.recordFailure(ctx, a, now, err.Error(), log)
+}
+
+// feedBack appends what a sent action created in WeCom to the event log, so
+// the engine stores it (template ids, contact way QR codes). It goes before
+// MarkSent: a crash between them resends the action, and the result event's
+// dedupe key keeps the first result.
+func (p *Pipeline) feedBack(ctx context.Context, a *bot.Action, data map[string]string, now time.Time, log zerolog.Logger) {
+	d := make(map[string]string, len(data)+3)
+	for k, v := range data {
+		d[k] = v
+	}
+	d[bot.ResultKind] = string(a.Kind)
+	d[bot.ResultKey] = a.Key
+	d[bot.ResultAction] = strconv.FormatUint(a.ID, 10)
+	ev := &bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + a.Key,
+		At: now, ExternalUserID: a.MemberID, Data: d}
+	if _, err := p.o.Store.AppendEvent(ctx, ev); err != nil {
+		log.Error().Err(err).Msg("sent, but could not record what WeCom returned")
+		return
+	}
+	p.NotifyEvent()
 }
 
 func (p *Pipeline) recordFailure(ctx context.Context, a *bot.Action, now time.Time, msg string, log zerolog.Logger) {

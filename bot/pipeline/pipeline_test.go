@@ -306,3 +306,79 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// resultSender answers every action with created data, like add_contact_way.
+type resultSender struct{ *recorder }
+
+func (r *resultSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	res, retry, err := r.recorder.Send(ctx, a)
+	res.Data = map[string]string{"config_id": "cfg-" + a.Key}
+	return res, retry, err
+}
+
+func TestSendResultComesBackAsEvent(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var mu sync.Mutex
+	var results []bot.Event
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		if ev.Type == bot.EventActionResult {
+			mu.Lock()
+			results = append(results, *ev)
+			mu.Unlock()
+			return nil
+		}
+		a, _ := bot.NewAction(bot.ActionContactWay, "cw|"+ev.ExternalUserID, bot.ContactWay{State: "xhs", Staff: []string{"zhangsan"}})
+		a.MemberID = ev.ExternalUserID
+		_, err := tx.Enqueue(a)
+		return err
+	}
+	rs := &resultSender{newRecorder()}
+	appendEvents(t, st, bot.Event{Type: bot.EventContactWayCreate, ExternalUserID: "wm1"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rs})
+	waitFor(t, "result event handled", func() bool { return p.Stats().Processed == 2 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(results) != 1 {
+		t.Fatalf("%d result events, want 1", len(results))
+	}
+	d := results[0].Data
+	if d["config_id"] != "cfg-cw|wm1" || d[bot.ResultKind] != string(bot.ActionContactWay) || d[bot.ResultKey] != "cw|wm1" ||
+		results[0].ExternalUserID != "wm1" || results[0].DedupeKey != "result|cw|wm1" {
+		t.Fatalf("result event %+v", results[0])
+	}
+}
+
+func TestGuardCancelsAction(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	rec := newRecorder()
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		for _, k := range []string{"followup|keep", "followup|drop"} {
+			a, _ := bot.NewAction(bot.ActionKfMessage, k, bot.KfMessage{Text: k})
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	guard := func(tx bot.Tx, a *bot.Action) (string, error) {
+		if a.Key == "followup|drop" {
+			return "member lost", nil
+		}
+		return "", nil
+	}
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec, Guard: guard})
+	waitFor(t, "one sent", func() bool { return p.Stats().Sent == 1 })
+	waitFor(t, "one canceled", func() bool { ob, _ := st.OutboxStats(context.Background()); return ob.Failed == 1 && ob.Pending == 0 })
+	stop()
+	if got := rec.sentKeys(); got["followup|keep"] != 1 || got["followup|drop"] != 0 {
+		t.Fatalf("sent %v", got)
+	}
+	a, err := st.Action(context.Background(), 2)
+	if err != nil || a.Status != bot.ActionFailed || a.LastError != "canceled: member lost" {
+		t.Fatalf("canceled action %+v %v", a, err)
+	}
+}

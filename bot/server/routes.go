@@ -27,6 +27,8 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/outbox", true, s.apiOutbox},
 		{"GET /api/v1/members", true, s.apiMembers},
 		{"GET /api/v1/members/{external_userid}", true, s.apiMember},
+		{"GET /api/v1/channels", true, s.apiChannels},
+		{"POST /api/v1/channels/{state}/contact_way", true, s.apiCreateContactWay},
 
 		{"GET /{$}", false, s.home},
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/silenceper/wechat/v2/work/externalcontact"
 	"github.com/silenceper/wechat/v2/work/kf"
+
+	"github.com/wecombot/wecombot/bot"
 )
 
 // KfMsg is a text message a WeChat user sent to a 微信客服 account.
@@ -62,6 +64,11 @@ func (c *Client) KfSyncMsg(ctx context.Context, token, openKfID, cursor string) 
 // one staff member (type 1) or several (type 2). state (≤ 30 chars) comes
 // back in the add_external_contact event: use it for channel attribution.
 func (c *Client) CreateContactWay(ctx context.Context, state string, staff []string) (configID, qrCode string, err error) {
+	return c.createContactWay(ctx, bot.ContactWay{State: state, Staff: staff})
+}
+
+func (c *Client) createContactWay(ctx context.Context, cw bot.ContactWay) (configID, qrCode string, err error) {
+	state, staff := cw.State, cw.Staff
 	staff = uniqueNonEmpty(staff)
 	if len(staff) == 0 {
 		return "", "", invalid("contact way needs at least one staff member")
@@ -75,7 +82,7 @@ func (c *Client) CreateContactWay(ctx context.Context, state string, staff []str
 	}
 	// The library sends every field; skip_verify must be set to keep WeCom's
 	// default (customers are added without the staff approving).
-	req := &externalcontact.AddContactWayRequest{Type: typ, Scene: 2, State: state, User: staff, SkipVerify: true}
+	req := &externalcontact.AddContactWayRequest{Type: typ, Scene: 2, State: state, User: staff, SkipVerify: !cw.Verify, Remark: cw.Remark}
 	var resp *externalcontact.AddContactWayResponse
 	err = c.call(ctx, apiAddContactWay, func() (err error) {
 		resp, err = c.contact.AddContactWay(req)

@@ -2,7 +2,11 @@ package wecomapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -32,7 +36,33 @@ func (s *Sandbox) Send(_ context.Context, a *bot.Action) (bot.SendResult, bool, 
 	s.mu.Unlock()
 	s.log.Info().Str("kind", string(a.Kind)).Uint64("action", a.ID).Str("member", a.MemberID).
 		Str("summary", Summary(a)).Msg("sandbox: recorded instead of sending to WeCom")
-	return bot.SendResult{Detail: "sandbox"}, false, nil
+	return bot.SendResult{Detail: "sandbox", Data: sandboxResult(a)}, false, nil
+}
+
+// sandboxResult makes up what WeCom would have created, so the engine's
+// follow-on state (template ids, invite QR codes) works in the sandbox too.
+func sandboxResult(a *bot.Action) map[string]string {
+	sum := sha256.Sum256([]byte(a.Key))
+	id := "sandbox-" + hex.EncodeToString(sum[:6])
+	switch a.Kind {
+	case bot.ActionGroupWelcome:
+		var p bot.GroupWelcome
+		if a.Decode(&p) != nil {
+			return nil
+		}
+		if p.TemplateID != "" {
+			id = p.TemplateID
+		}
+		return map[string]string{"template_id": id, "name": p.Name}
+	case bot.ActionContactWay:
+		var p bot.ContactWay
+		if a.Decode(&p) != nil {
+			return nil
+		}
+		return map[string]string{"state": p.State, "config_id": id, "staff": strings.Join(p.Staff, ","),
+			"qr_code": "https://sandbox.invalid/contact_me/" + url.PathEscape(p.State) + ".png"}
+	}
+	return nil
 }
 
 // Sent returns a copy of the recorded actions, oldest first.

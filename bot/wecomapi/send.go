@@ -55,6 +55,8 @@ func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error
 		return c.kfMessage(ctx, a)
 	case bot.ActionRobot:
 		return c.robotMessage(ctx, a)
+	case bot.ActionContactWay:
+		return c.contactWay(ctx, a)
 	}
 	return bot.SendResult{}, invalid("unknown action kind %q", a.Kind)
 }
@@ -210,7 +212,7 @@ func (c *Client) groupWelcome(ctx context.Context, a *bot.Action) (bot.SendResul
 		if err := c.call(ctx, apiGroupWelcomeEdit, func() error { return c.contact.EditGroupWelcomeTemplate(req) }); err != nil {
 			return bot.SendResult{}, err
 		}
-		return bot.SendResult{Detail: "template_id=" + p.TemplateID}, nil
+		return bot.SendResult{Detail: "template_id=" + p.TemplateID, Data: map[string]string{"template_id": p.TemplateID, "name": p.Name}}, nil
 	}
 	req := &externalcontact.AddGroupWelcomeTemplateRequest{Text: text}
 	if one != nil {
@@ -224,7 +226,20 @@ func (c *Client) groupWelcome(ctx context.Context, a *bot.Action) (bot.SendResul
 	if err != nil {
 		return bot.SendResult{}, err
 	}
-	return bot.SendResult{Detail: "template_id=" + resp.TemplateID}, nil
+	return bot.SendResult{Detail: "template_id=" + resp.TemplateID, Data: map[string]string{"template_id": resp.TemplateID, "name": p.Name}}, nil
+}
+
+func (c *Client) contactWay(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.ContactWay
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	configID, qr, err := c.createContactWay(ctx, p)
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: "config_id=" + configID,
+		Data: map[string]string{"state": p.State, "config_id": configID, "qr_code": qr, "staff": strings.Join(p.Staff, ",")}}, nil
 }
 
 func (c *Client) staffMessage(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
@@ -429,6 +444,11 @@ func Summary(a *bot.Action) string {
 		var p bot.RobotMessage
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("robot %s: %q", p.Robot, short(p.Text+p.Markdown))
+		}
+	case bot.ActionContactWay:
+		var p bot.ContactWay
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("contact me code state=%q for %q", p.State, p.Staff)
 		}
 	default:
 		s = "unknown kind"

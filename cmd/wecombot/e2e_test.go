@@ -202,6 +202,7 @@ func TestOfficialVectorsEndToEnd(t *testing.T) {
 		"WECOM_TOKEN":               v.Config.Token,
 		"WECOM_AES_KEY":             v.Config.EncodingAESKey,
 		"WECOM_CORP_ID":             v.Config.CorpID,
+		"WECOMBOT_SCENARIOS":        callbackOnlyScenario(t),
 		"WECOMBOT_CALLBACK_MAX_AGE": "0", // the vectors are from 2014
 	}
 	in := startServe(t, env)
@@ -243,6 +244,7 @@ func TestOfficialVectorsEndToEnd(t *testing.T) {
 func TestBadCallbacksAreRejectedAndStoreNothing(t *testing.T) {
 	v := loadVectors(t)
 	in := startServe(t, map[string]string{
+		"WECOMBOT_SCENARIOS":        callbackOnlyScenario(t),
 		"WECOMBOT_DATA_DIR":         t.TempDir(),
 		"WECOM_TOKEN":               v.Config.Token,
 		"WECOM_AES_KEY":             v.Config.EncodingAESKey,
@@ -368,4 +370,16 @@ func TestCLIUsageAndVersion(t *testing.T) {
 	if err := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, nil, &out, &errb); exitCode(err) != exitUsage || !strings.Contains(errb.String(), "unknown command") {
 		t.Fatalf("unknown: %v %q", err, errb.String())
 	}
+}
+
+// callbackOnlyScenario is a scenario without customer-group welcome
+// templates, so that the event log holds only the test's callbacks (serve
+// otherwise appends a template sync and its results at start).
+func callbackOnlyScenario(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scenario.yaml")
+	if err := os.WriteFile(path, []byte("brand: {name: 测试}\nwelcome:\n  default: {text: 你好}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

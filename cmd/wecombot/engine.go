@@ -26,6 +26,9 @@ type engineApp struct {
 	engine *engine.Engine
 	log    zerolog.Logger
 	m      *metrics.Metrics
+	// onLoad runs after the first load (call it once serving) and after
+	// every successful reload.
+	onLoad func(sc *scenarios.Scenario)
 }
 
 func newEngine(_ context.Context, cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (*engineApp, error) {
@@ -71,6 +74,9 @@ func (a *engineApp) reloaded(cause string, err error) {
 		return
 	}
 	a.log.Info().Str("cause", cause).Str("version", a.holder.Version()).Msg("scenarios reloaded")
+	if a.onLoad != nil {
+		a.onLoad(a.holder.Current())
+	}
 }
 
 // checkScenarios validates a scenario source ("" = the embedded demo).

@@ -69,6 +69,8 @@ Usage:
   wecombot simulate [--scenario PATH] [EVENTS.yaml]
                                  run scenarios offline against a script of events (stdin if no file)
   wecombot callback TYPE [flags]  send a signed test callback to a running bot (sandbox keys by default)
+  wecombot channel list|create STATE [--staff IDS]
+                                 list channels; create a "contact me" code carrying STATE (add_contact_way)
   wecombot healthcheck           exit 0 if the local server's /healthz answers 200 (for container healthchecks)
   wecombot version               print the version
 
@@ -95,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return simulate(ctx, rest, getenv, stdin, stdout, stderr)
 	case "callback":
 		return callback(ctx, rest, getenv, stdout, stderr)
+	case "channel":
+		return channel(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, getenv, stdout)
 	case "version", "--version", "-v":

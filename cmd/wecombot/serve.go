@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
@@ -31,6 +32,7 @@ import (
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/config"
+	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
 
@@ -236,7 +238,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Metrics:   m,
 		Workers:   cfg.Workers,
 		QueueSize: cfg.QueueSize,
+		Guard:     engine.Guard,
 	})
+	// Push the scenario's customer-group welcome templates to WeCom at start
+	// and after each reload; the event's dedupe key is the scenario version,
+	// and unchanged templates are never pushed twice.
+	app.onLoad = func(sc *scenarios.Scenario) {
+		if len(sc.GroupWelcomes) == 0 {
+			return
+		}
+		if _, err := store.AppendEvent(context.WithoutCancel(ctx), engine.GroupWelcomeSyncEvent(sc.Version, time.Now())); err != nil {
+			log.Error().Err(err).Msg("could not queue the group welcome template sync")
+			return
+		}
+		pl.NotifyEvent()
+	}
 	srv := server.New(server.Options{
 		Store:          store,
 		Pipeline:       pl,
@@ -294,6 +310,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 
 	<-pl.Ready()
+	app.onLoad(app.holder.Current())
 	httpSrv := srv.HTTPServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// Buckets for what WeCom created for us.
+const (
+	// group_welcome_tpl: template name → template_id (from the add's result).
+	bucketGroupWelcomeTpl = "group_welcome_tpl"
+	// contact_ways: state → ContactWayRecord.
+	bucketContactWays = "contact_ways"
+)
+
+// ContactWayRecord is a "contact me" code wecombot created.
+type ContactWayRecord struct {
+	State     string    `json:"state"`
+	Staff     []string  `json:"staff,omitempty"`
+	Remark    string    `json:"remark,omitempty"`
+	ConfigID  string    `json:"config_id,omitempty"`
+	QRCode    string    `json:"qr_code,omitempty"`
+	Requested time.Time `json:"requested_at"`
+	Created   time.Time `json:"created_at,omitzero"`
+}
+
+// ContactWay returns the contact way stored for state (nil if none yet).
+// The admin API and CLI read it after asking for one.
+func ContactWay(tx bot.Tx, state string) (*ContactWayRecord, error) {
+	b, err := tx.Get(bucketContactWays, state)
+	if errors.Is(err, bot.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec ContactWayRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// ContactWays lists stored contact ways by state.
+func ContactWays(tx bot.Tx) ([]ContactWayRecord, error) {
+	var out []ContactWayRecord
+	var bad error
+	err := tx.Scan(bucketContactWays, "", func(k string, v []byte) bool {
+		var rec ContactWayRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			bad = fmt.Errorf("decode contact way %s: %w", k, err)
+			return false
+		}
+		out = append(out, rec)
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, err
+}
+
+// MaxStateLen is WeCom's limit on a contact way's state.
+const MaxStateLen = 30
+
+// contactWayCreate asks WeCom for a "contact me" code (operator request:
+// Data state, staff, remark). A known channel's staff and verify setting
+// apply when the request names no staff. Asking again for the same state
+// and staff is a no-op.
+func (r *run) contactWayCreate() error {
+	d := r.ev.Data
+	state := strings.TrimSpace(d["state"])
+	if state == "" || utf8.RuneCountInString(state) > MaxStateLen {
+		r.log.Warn().Str("state", state).Msg("contact way: state must be 1-30 characters")
+		return nil
+	}
+	var staff []string
+	for _, s := range strings.Split(d["staff"], ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			staff = append(staff, s)
+		}
+	}
+	cw := bot.ContactWay{State: state, Remark: d["remark"]}
+	if ch := r.sc.ChannelByState(state); ch != nil {
+		if len(staff) == 0 {
+			staff = ch.Staff
+		}
+		cw.Verify = !ch.SkipVerify
+		if cw.Remark == "" {
+			cw.Remark = ch.Name
+		}
+	}
+	if len(staff) == 0 {
+		r.log.Warn().Str("state", state).Msg("contact way: no staff given and the channel names none")
+		return nil
+	}
+	sort.Strings(staff)
+	cw.Staff = staff
+	if utf8.RuneCountInString(cw.Remark) > MaxStateLen {
+		cw.Remark = string([]rune(cw.Remark)[:MaxStateLen])
+	}
+	rec, err := ContactWay(r.tx, state)
+	if err != nil {
+		return err
+	}
+	if rec == nil || rec.ConfigID == "" {
+		rec = &ContactWayRecord{State: state, Staff: staff, Remark: cw.Remark, Requested: r.now}
+		if err := r.putJSON(bucketContactWays, state, rec); err != nil {
+			return err
+		}
+	}
+	sum := sha256.Sum256([]byte(strings.Join(staff, ",")))
+	key := "contact_way|" + state + "|" + hex.EncodeToString(sum[:6])
+	return r.enqueue(bot.ActionContactWay, key, "", cw, time.Time{}, time.Time{})
+}
+
+// resultHandlers let features take the results of their own action kinds
+// (e.g. a member's personal invite code). Register in init().
+var resultHandlers = map[bot.ActionKind]func(r *run, data map[string]string) error{}
+
+// actionResult stores what a sent action created in WeCom.
+func (r *run) actionResult() error {
+	d := r.ev.Data
+	kind := bot.ActionKind(d[bot.ResultKind])
+	switch kind {
+	case bot.ActionGroupWelcome:
+		if d["name"] != "" && d["template_id"] != "" {
+			if err := r.tx.Put(bucketGroupWelcomeTpl, d["name"], []byte(d["template_id"])); err != nil {
+				return fmt.Errorf("store group welcome template id: %w", err)
+			}
+			r.log.Info().Str("template", d["name"]).Str("template_id", d["template_id"]).Msg("group welcome template stored")
+		}
+	case bot.ActionContactWay:
+		rec, err := ContactWay(r.tx, d["state"])
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			rec = &ContactWayRecord{State: d["state"], Requested: r.at}
+		}
+		rec.ConfigID, rec.QRCode, rec.Created = d["config_id"], d["qr_code"], r.at
+		if d["staff"] != "" {
+			rec.Staff = strings.Split(d["staff"], ",")
+		}
+		if err := r.putJSON(bucketContactWays, d["state"], rec); err != nil {
+			return err
+		}
+		r.log.Info().Str("state", rec.State).Str("config_id", rec.ConfigID).Msg("contact me code created")
+	}
+	if h := resultHandlers[kind]; h != nil {
+		return h(r, d)
+	}
+	return nil
+}
+
+// Guard is asked by the outbox right before it delivers a delayed action:
+// a non-empty reason cancels the action. Follow-ups to a member who has
+// since deleted the staff member (or every staff member) are cancelled.
+func Guard(tx bot.Tx, a *bot.Action) (reason string, err error) {
+	if !strings.HasPrefix(a.Key, "followup|") || a.MemberID == "" {
+		return "", nil
+	}
+	m, err := tx.Member(a.MemberID)
+	if err != nil {
+		if errors.Is(err, bot.ErrNotFound) {
+			return "member unknown", nil
+		}
+		return "", err
+	}
+	if m.Lost {
+		return "member lost (deleted every staff member)", nil
+	}
+	if a.Kind == bot.ActionMassSend {
+		var p bot.MassSend
+		if err := a.Decode(&p); err == nil && p.Sender != "" {
+			if f := m.Follow(p.Sender); f == nil || !f.Active() {
+				return "member no longer follows " + p.Sender, nil
+			}
+		}
+	}
+	return "", nil
+}
