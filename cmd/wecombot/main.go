@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -118,16 +117,13 @@ func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writ
 	if addr == "" {
 		addr = ":8080"
 	}
-	host, port, err := net.SplitHostPort(addr)
+	base, err := localURL(addr)
 	if err != nil {
-		return fmt.Errorf("WECOMBOT_LISTEN %q: %w", addr, err)
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthz: %w", err)
