@@ -51,6 +51,7 @@ type merged struct {
 	coupons        []*couponSpec
 	levels         []*levelSpec
 	ai             *aiSpec
+	referral       *referralSpec
 }
 
 type tagGroupSrc struct {
@@ -87,6 +88,7 @@ func merge(docs []*document, ps *problems) *merged {
 		setOnce(ps, &m.brand, d.Brand)
 		setOnce(ps, &m.funnel, d.Funnel)
 		setOnce(ps, &m.ai, d.AI)
+		setOnce(ps, &m.referral, d.Referral)
 		names := make([]string, 0, len(d.Tags))
 		for name := range d.Tags {
 			names = append(names, name)
@@ -153,6 +155,7 @@ func compile(m *merged, ps *problems) *Scenario {
 	c.tagRules(m.tagRules)
 	c.campaigns(m.campaigns)
 	c.ai(m.ai)
+	c.couponHooks(m)
 	return c.sc
 }
 
@@ -441,6 +444,7 @@ func (c *compiler) coupons(specs []*couponSpec) {
 			pool.Generate = &Generate{Prefix: g.Prefix, Length: g.Length, Count: g.Count}
 		}
 		pool.Audience = c.audience(s.Audience, nil)
+		pool.AlertStaff = s.AlertStaff
 		c.sc.Coupons = append(c.sc.Coupons, pool)
 		c.sc.coupons[s.Name] = pool
 	}
@@ -704,7 +708,7 @@ func (c *compiler) keywords(m *merged) {
 			}
 			r.Signal = Signal(s.Signal)
 		}
-		if strings.TrimSpace(s.Reply) == "" && len(s.Tags) == 0 && s.Signal == "" && s.Notify == nil {
+		if strings.TrimSpace(s.Reply) == "" && len(s.Tags) == 0 && s.Signal == "" && s.Notify == nil && s.Coupon == "" {
 			c.ps.at(s.Pos, "reply", "required: the rule does nothing without a reply, tags, signal or notify")
 		}
 		if n := s.Notify; n != nil {

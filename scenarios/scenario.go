@@ -45,6 +45,8 @@ type Scenario struct {
 	Levels []*Level
 	// AI is nil when the scenario has no ai section.
 	AI *AI
+	// Referral is nil when the scenario has no referral section.
+	Referral *Referral
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel
@@ -85,6 +87,8 @@ var validSignals = []Signal{SignalJoinGroup, SignalCheckIn, SignalKfChat, Signal
 type StageInfo struct {
 	Name string
 	Tag  string
+	// Coupon is issued when a member reaches the stage (nil: none).
+	Coupon *CouponPool
 }
 
 // Funnel holds the AIPL rules.
@@ -242,6 +246,8 @@ type KeywordRule struct {
 	// Signal is the funnel signal the match counts as ("" for none).
 	Signal Signal
 	Notify *Notify
+	// Coupon is the pool whose code the reply carries (nil: none).
+	Coupon *CouponPool
 }
 
 // Notify sends a message to staff (message/send).
@@ -448,6 +454,7 @@ type CouponPool struct {
 	Fallback              *Template
 	Generate              *Generate
 	Audience              Audience
+	AlertStaff            []string
 }
 
 // Generate describes generated codes: Prefix + Length random characters.

@@ -22,6 +22,7 @@ type document struct {
 	Coupons      []*couponSpec       `yaml:"coupons"`
 	Levels       []*levelSpec        `yaml:"levels"`
 	AI           *aiSpec             `yaml:"ai"`
+	Referral     *referralSpec       `yaml:"referral"`
 }
 
 type brandSpec struct {
@@ -37,6 +38,8 @@ type stageSpec struct {
 	Pos
 	Name string `yaml:"name"`
 	Tag  string `yaml:"tag"`
+	// Coupon is a pool issued when a member reaches the stage.
+	Coupon string `yaml:"coupon"`
 }
 
 type stagesSpec struct {
@@ -165,6 +168,8 @@ type keywordRuleSpec struct {
 	Tags     []string    `yaml:"tags"`
 	Signal   string      `yaml:"signal"`
 	Notify   *notifySpec `yaml:"notify"`
+	// Coupon is a pool whose code the reply carries (kf rules only).
+	Coupon string `yaml:"coupon"`
 }
 
 type notifySpec struct {
@@ -282,6 +287,8 @@ type couponSpec struct {
 	Fallback     string        `yaml:"fallback"`
 	Generate     *generateSpec `yaml:"generate"`
 	Audience     *audienceSpec `yaml:"audience"`
+	// AlertStaff get a message/send when stock falls to stock_alert.
+	AlertStaff []string `yaml:"alert_staff"`
 }
 
 type generateSpec struct {
@@ -317,4 +324,32 @@ type faqSpec struct {
 	Q        string   `yaml:"q"`
 	A        string   `yaml:"a"`
 	Keywords []string `yaml:"keywords"`
+}
+
+// referralSpec is the invite (fission, 老带新) programme: each member's
+// personal "contact me" code, credit for invitees, rewards at thresholds.
+type referralSpec struct {
+	Pos
+	// Keywords in 微信客服 that send the member their invite code.
+	Keywords []string `yaml:"keywords"`
+	// Channel is the channel name invitees are attributed to; Tags tag them.
+	Channel string   `yaml:"channel"`
+	Tags    []string `yaml:"tags"`
+	// Staff are put on invite codes of members who follow nobody.
+	Staff []string `yaml:"staff"`
+	// Hold is how long an invitee must stay before the invite counts.
+	Hold    Duration              `yaml:"hold"`
+	Rewards []*referralRewardSpec `yaml:"rewards"`
+	// Messages to the referrer.
+	CodeReady string `yaml:"code_ready"`
+	Pending   string `yaml:"pending"`
+}
+
+type referralRewardSpec struct {
+	Pos
+	Invites int    `yaml:"invites"`
+	Points  int    `yaml:"points"`
+	Coupon  string `yaml:"coupon"`
+	Tag     string `yaml:"tag"`
+	Text    string `yaml:"text"`
 }

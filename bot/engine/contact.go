@@ -66,11 +66,15 @@ func (r *run) contactAdd() error {
 	// Render with the state the member will have after this event (stage,
 	// channel); levels and tag rules don't show in templates' fields.
 	data := r.sc.DataFor(m)
+	couponText, err := r.welcomeCoupon(ms, script)
+	if err != nil {
+		return err
+	}
 	if ev.WelcomeCode != "" {
 		msg := bot.WelcomeMessage{
 			WelcomeCode: ev.WelcomeCode,
 			StaffID:     ev.StaffID,
-			Text:        r.render(script.Text, data),
+			Text:        joinText(r.render(script.Text, data), couponText),
 			Attachments: r.renderAttachments(script.Attachments, data),
 		}
 		// Keyed by the code: a code is usable once, so no two sends ever share one.
@@ -79,6 +83,9 @@ func (r *run) contactAdd() error {
 		}
 	} else {
 		r.log.Info().Str("staff", ev.StaffID).Msg("no welcome code: the staff member has a welcome message set in the admin console, or WeCom sent none")
+		if err := r.deliverCoupon(ms, "coupon|"+r.ref, couponText); err != nil {
+			return err
+		}
 	}
 	for i, fu := range script.FollowUps {
 		if err := r.followUp(ms, fu, i, data); err != nil {

@@ -23,12 +23,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/scenarios"
 )
@@ -61,6 +63,17 @@ type Engine struct {
 	// they point at (see WithLinks). Nil links: features send no links.
 	links   *signlink.Signer
 	baseURL string
+	// metrics records coupon issues and stock alerts (nil: none).
+	metrics *metrics.Metrics
+	// codeRand feeds generated coupon codes (nil: crypto/rand; simulate
+	// makes it deterministic).
+	codeRand io.Reader
+}
+
+// WithMetrics records coupon and referral counters into m.
+func (e *Engine) WithMetrics(m *metrics.Metrics) *Engine {
+	e.metrics = m
+	return e
 }
 
 // WithLinks sets the signer and public base URL (WECOMBOT_PUBLIC_URL) for

@@ -51,9 +51,17 @@ func (r *run) kfText() error {
 	// Levels and tag rules settle in finish; the reply sees the counters
 	// (check-ins, stage) this event already changed.
 	data := r.sc.DataFor(ms.m)
-	if rule.Reply != nil && rule.Reply.Source() != "" {
+	reply := r.render(rule.Reply, data)
+	if rule.Coupon != nil && issueCoupon != nil {
+		text, err := issueCoupon(r, ms, rule.Coupon, "keyword:"+rule.Name)
+		if err != nil {
+			return err
+		}
+		reply = joinText(reply, text)
+	}
+	if reply != "" {
 		key := "reply|" + r.ref
-		msg := bot.KfMessage{OpenKfID: ev.OpenKfID, ExternalUserID: ev.ExternalUserID, Text: r.render(rule.Reply, data), MsgID: kfMsgID(key)}
+		msg := bot.KfMessage{OpenKfID: ev.OpenKfID, ExternalUserID: ev.ExternalUserID, Text: reply, MsgID: kfMsgID(key)}
 		if err := r.enqueue(bot.ActionKfMessage, key, ev.ExternalUserID, msg, time.Time{}, time.Time{}); err != nil {
 			return err
 		}

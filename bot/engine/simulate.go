@@ -99,6 +99,7 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 	}
 	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{}}
 	sim.engine = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return sim.clock })
+	sim.engine.codeRand = newSeededReader("simulate")
 	fmt.Fprintf(out, "# scenario %s, brand %s, start %s %s\n", sc.Source, sc.Brand.Name, sim.fmtTime(start), zone)
 	at := start
 	for i := range s.Steps {
@@ -143,6 +144,8 @@ type simulator struct {
 	// seen is what was last printed about each member, to print changes.
 	seen  map[string]memberSnap
 	order []string
+	// couponSeen is each code's last printed status.
+	couponSeen map[string]string
 }
 
 type memberSnap struct {
@@ -350,6 +353,9 @@ func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
 			}
 			if m.Orders != prev.orders || m.SpendFen != prev.spend {
 				s.line("orders", "%s: %d paid, spend %s yuan", id, m.Orders, scenarios.FormatYuan(m.SpendFen))
+			}
+			if err := s.simCoupons(tx, id); err != nil {
+				return err
 			}
 			if m.Level != prev.level {
 				s.line("level", "%s: %s (%d points)", id, m.Level, m.Points)

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,9 @@ type Metrics struct {
 	ScenarioReloads *prometheus.CounterVec
 	// ScenarioLoaded is 1 when the last reload succeeded, 0 when it failed.
 	ScenarioLoaded prometheus.Gauge
+
+	couponOnce sync.Once
+	couponC    *couponCollectors
 }
 
 // New builds the collectors in a fresh registry, with Go and process collectors.

@@ -1,0 +1,382 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// codeAlphabet avoids look-alikes (0/O, 1/I/L) so members can type codes.
+const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+// MaxCodeLen is the longest coupon code wecombot accepts.
+const MaxCodeLen = 64
+
+var validCode = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// newCode makes prefix + length random characters from rnd, trying again
+// until the code is new (collisions are checked against every known code).
+func newCode(tx bot.Tx, rnd io.Reader, prefix string, length int) (string, error) {
+	buf := make([]byte, length)
+	for try := 0; try < 16; try++ {
+		if _, err := io.ReadFull(rnd, buf); err != nil {
+			return "", fmt.Errorf("random coupon code: %w", err)
+		}
+		b := []byte(prefix)
+		for _, x := range buf {
+			// 248 = 8 × 31: rejecting bytes above keeps every character equally likely.
+			for x >= 248 {
+				var one [1]byte
+				if _, err := io.ReadFull(rnd, one[:]); err != nil {
+					return "", fmt.Errorf("random coupon code: %w", err)
+				}
+				x = one[0]
+			}
+			b = append(b, codeAlphabet[int(x)%len(codeAlphabet)])
+		}
+		code := string(b)
+		if _, err := tx.Get(bucketCouponCodes, code); errors.Is(err, bot.ErrNotFound) {
+			return code, nil
+		} else if err != nil {
+			return "", fmt.Errorf("check coupon code: %w", err)
+		}
+	}
+	return "", errors.New("no new coupon code after 16 tries: make generate.length longer")
+}
+
+// CSVError names the line of a malformed coupon CSV.
+type CSVError struct {
+	Line int
+	Msg  string
+}
+
+func (e *CSVError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// ParseCouponCSV reads coupon codes from CSV: one code per row in the first
+// column (other columns are ignored), an optional header row whose first
+// cell is "code" (or 券码), blank lines skipped. The whole file is checked
+// first: the first bad row comes back as a *CSVError naming its line, and
+// no codes are returned.
+func ParseCouponCSV(r io.Reader) ([]string, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	seen := map[string]int{}
+	var codes []string
+	for row := 0; ; row++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, &CSVError{Line: pe.StartLine, Msg: pe.Err.Error()}
+			}
+			return nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		code := strings.TrimSpace(strings.TrimPrefix(rec[0], "\ufeff"))
+		if row == 0 && (strings.EqualFold(code, "code") || code == "券码") {
+			continue
+		}
+		switch {
+		case code == "" && len(rec) == 1:
+			continue
+		case code == "":
+			return nil, &CSVError{line, "empty code in the first column"}
+		case len(code) > MaxCodeLen:
+			return nil, &CSVError{line, fmt.Sprintf("code is %d characters; at most %d", len(code), MaxCodeLen)}
+		case !validCode.MatchString(code):
+			return nil, &CSVError{line, fmt.Sprintf("code %q: use letters, digits, - and _ only", code)}
+		}
+		if first, dup := seen[code]; dup {
+			return nil, &CSVError{line, fmt.Sprintf("code %s repeats line %d", code, first)}
+		}
+		seen[code] = line
+		codes = append(codes, code)
+	}
+	if len(codes) == 0 {
+		return nil, errors.New("no codes in the file")
+	}
+	return codes, nil
+}
+
+// ImportCoupons adds codes to pool inside tx: all of them or, when one is
+// already known (in any pool), none. It returns the pool's free stock after.
+func ImportCoupons(tx bot.Tx, sc *scenarios.Scenario, pool string, codes []string, now time.Time) (int, error) {
+	p := sc.Coupon(pool)
+	if p == nil {
+		return 0, fmt.Errorf("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
+	}
+	for _, code := range codes {
+		if !validCode.MatchString(code) || len(code) > MaxCodeLen {
+			return 0, fmt.Errorf("code %q: use at most %d letters, digits, - and _", code, MaxCodeLen)
+		}
+		raw, err := tx.Get(bucketCouponCodes, code)
+		if err == nil {
+			var c CouponCode
+			_ = json.Unmarshal(raw, &c)
+			return 0, fmt.Errorf("code %s is already in pool %s (%s); nothing imported", code, c.Pool, c.Status)
+		}
+		if !errors.Is(err, bot.ErrNotFound) {
+			return 0, err
+		}
+	}
+	for _, code := range codes {
+		if err := putCode(tx, &CouponCode{Code: code, Pool: pool, Status: CouponFree, Source: "import", AddedAt: now}); err != nil {
+			return 0, err
+		}
+	}
+	return addStock(tx, p, len(codes), 0)
+}
+
+// GenerateCoupons makes n new codes for a pool with a generate section and
+// adds them to its free stock (for printing, or handing to the shop ahead of
+// time). It returns the codes.
+func GenerateCoupons(tx bot.Tx, sc *scenarios.Scenario, pool string, n int, rnd io.Reader, now time.Time) ([]string, error) {
+	p := sc.Coupon(pool)
+	if p == nil {
+		return nil, fmt.Errorf("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
+	}
+	if p.Generate == nil {
+		return nil, fmt.Errorf("pool %s has no generate section (prefix, length); import its codes instead", pool)
+	}
+	if n < 1 || n > 100000 {
+		return nil, fmt.Errorf("generate 1 to 100000 codes, not %d", n)
+	}
+	codes := make([]string, 0, n)
+	for range n {
+		code, err := newCode(tx, rnd, p.Generate.Prefix, p.Generate.Length)
+		if err != nil {
+			return nil, err
+		}
+		if err := putCode(tx, &CouponCode{Code: code, Pool: pool, Status: CouponFree, Source: "generate", AddedAt: now}); err != nil {
+			return nil, err
+		}
+		codes = append(codes, code)
+	}
+	// Pre-generated codes count against generate.count like lazily generated ones.
+	if _, err := addStock(tx, p, n, n); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+func putCode(tx bot.Tx, c *CouponCode) error {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucketCouponCodes, c.Code, raw); err != nil {
+		return fmt.Errorf("store coupon code: %w", err)
+	}
+	if c.Status == CouponFree {
+		if err := tx.Put(bucketCouponFree, c.Pool+"|"+c.Code, present); err != nil {
+			return fmt.Errorf("store coupon code: %w", err)
+		}
+	}
+	return nil
+}
+
+// addStock adds free codes to the pool's counters and re-arms the stock
+// alert when the stock rises above it.
+func addStock(tx bot.Tx, p *scenarios.CouponPool, free, generated int) (int, error) {
+	var st poolState
+	raw, err := tx.Get(bucketCouponPools, p.Name)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return 0, fmt.Errorf("decode pool %s: %w", p.Name, err)
+		}
+	case !errors.Is(err, bot.ErrNotFound):
+		return 0, err
+	}
+	st.Free += free
+	st.Generated += generated
+	if stock, _ := stockLeft(p, &st); stock > p.StockAlert {
+		st.Alerted = false
+	}
+	raw, err = json.Marshal(st)
+	if err != nil {
+		return 0, err
+	}
+	return st.Free, tx.Put(bucketCouponPools, p.Name, raw)
+}
+
+// MemberCoupons returns the member's codes, newest first (for the coupon
+// page and the dashboard).
+func MemberCoupons(tx bot.Tx, member string) ([]CouponCode, error) {
+	var codes []string
+	if err := tx.Scan(bucketCouponIssues, member+"|", func(_ string, v []byte) bool {
+		codes = append(codes, string(v))
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]CouponCode, 0, len(codes))
+	seen := map[string]bool{}
+	for _, code := range codes {
+		if seen[code] {
+			continue
+		}
+		seen[code] = true
+		raw, err := tx.Get(bucketCouponCodes, code)
+		if err != nil {
+			return nil, fmt.Errorf("coupon %s: %w", code, err)
+		}
+		var c CouponCode
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].IssuedAt.After(out[j].IssuedAt) })
+	return out, nil
+}
+
+// CouponCounts are the report's numbers for a pool or a hook.
+type CouponCounts struct {
+	Issued int `json:"issued"`
+	// Redeemed codes were used in a paid order; Expired were issued, unused
+	// and are past their validity; Unused are issued, unused and still valid.
+	Redeemed int `json:"redeemed"`
+	Expired  int `json:"expired"`
+	Unused   int `json:"unused"`
+	// OrderFen sums the orders that redeemed a code.
+	OrderFen int64 `json:"order_fen"`
+	// Conversion is Redeemed / Issued (coupon → order).
+	Conversion float64 `json:"conversion"`
+}
+
+func (c *CouponCounts) add(code *CouponCode, now time.Time) {
+	c.Issued++
+	switch {
+	case code.Status == CouponUsed:
+		c.Redeemed++
+		c.OrderFen += code.OrderFen
+	case code.Expired(now):
+		c.Expired++
+	default:
+		c.Unused++
+	}
+	c.Conversion = float64(c.Redeemed) / float64(c.Issued)
+}
+
+// PoolReport is one pool's stock and results.
+type PoolReport struct {
+	Pool string `json:"pool"`
+	// Free codes are in stock; Stock is what can still be issued (free plus
+	// codes still to generate), -1 for pools that generate without limit.
+	Free  int  `json:"free"`
+	Stock int  `json:"stock"`
+	Low   bool `json:"low"`
+	CouponCounts
+	ByHook map[string]*CouponCounts `json:"by_hook"`
+}
+
+// CouponReport is the coupon results the dashboard and `wecombot coupons
+// report` show: per pool (scenario order, then pools only the store knows)
+// and per hook within it.
+type CouponReport struct {
+	At    time.Time     `json:"at"`
+	Pools []*PoolReport `json:"pools"`
+	Total CouponCounts  `json:"total"`
+}
+
+// BuildCouponReport reads every code (a read transaction is enough).
+func BuildCouponReport(tx bot.Tx, sc *scenarios.Scenario, now time.Time) (*CouponReport, error) {
+	rep := &CouponReport{At: now}
+	byName := map[string]*PoolReport{}
+	get := func(name string) *PoolReport {
+		p := byName[name]
+		if p == nil {
+			p = &PoolReport{Pool: name, ByHook: map[string]*CouponCounts{}}
+			byName[name] = p
+			rep.Pools = append(rep.Pools, p)
+		}
+		return p
+	}
+	for _, p := range sc.Coupons {
+		get(p.Name)
+	}
+	var scanErr error
+	err := tx.Scan(bucketCouponCodes, "", func(_ string, v []byte) bool {
+		var c CouponCode
+		if scanErr = json.Unmarshal(v, &c); scanErr != nil {
+			return false
+		}
+		p := get(c.Pool)
+		if c.Status == CouponFree {
+			p.Free++
+			return true
+		}
+		p.CouponCounts.add(&c, now)
+		rep.Total.add(&c, now)
+		h := p.ByHook[c.Hook]
+		if h == nil {
+			h = &CouponCounts{}
+			p.ByHook[c.Hook] = h
+		}
+		h.add(&c, now)
+		return true
+	})
+	if err = errors.Join(err, scanErr); err != nil {
+		return nil, fmt.Errorf("coupon report: %w", err)
+	}
+	for _, p := range rep.Pools {
+		p.Stock = p.Free
+		pool := sc.Coupon(p.Pool)
+		if pool == nil {
+			continue
+		}
+		var st poolState
+		raw, err := tx.Get(bucketCouponPools, p.Pool)
+		if err == nil {
+			_ = json.Unmarshal(raw, &st)
+		} else if !errors.Is(err, bot.ErrNotFound) {
+			return nil, err
+		}
+		st.Free = p.Free
+		if stock, limited := stockLeft(pool, &st); limited {
+			p.Stock = stock
+			p.Low = stock <= pool.StockAlert
+		} else {
+			p.Stock = -1
+		}
+	}
+	return rep, nil
+}
+
+// seededReader is a deterministic byte stream (SHA-256 of seed and a
+// counter) so simulate prints the same coupon codes on every run. Never for
+// production codes.
+type seededReader struct {
+	seed string
+	n    uint64
+	buf  []byte
+}
+
+func newSeededReader(seed string) *seededReader { return &seededReader{seed: seed} }
+
+func (s *seededReader) Read(p []byte) (int, error) {
+	for i := range p {
+		if len(s.buf) == 0 {
+			sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d", s.seed, s.n))
+			s.n++
+			s.buf = sum[:]
+		}
+		p[i], s.buf = s.buf[0], s.buf[1:]
+	}
+	return len(p), nil
+}
