@@ -39,7 +39,7 @@ func newEngine(_ context.Context, cfg *config.Config, log zerolog.Logger, m *met
 	m.Reload(true)
 	st := h.Status()
 	log.Info().Str("source", st.Source).Str("version", st.Version).Strs("files", st.Files).Msg("scenarios loaded")
-	return &engineApp{holder: h, engine: engine.New(h.Current, log, time.Now), log: log, m: m}, nil
+	return &engineApp{holder: h, engine: engine.New(h.Current, log, time.Now).WithMetrics(m), log: log, m: m}, nil
 }
 
 // Handle applies one event; it is the pipeline's HandleFunc.
