@@ -268,13 +268,24 @@ func shard(ev *bot.Event, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
+// batcher is a store that can group-commit concurrent transactions whose
+// functions may run more than once (storage/bolt's Batch).
+type batcher interface {
+	Batch(ctx context.Context, fn func(bot.Tx) error) error
+}
+
 // process applies one event with retries; a permanently failing event is
 // recorded as failed so it never blocks the log.
 func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 	var lastErr error
+	update := p.o.Store.Update
+	if b, ok := p.o.Store.(batcher); ok {
+		update = b.Batch // workers share fsyncs; Handle already tolerates re-runs (see retries below)
+	}
 	for attempt := 1; attempt <= p.o.HandleAttempts; attempt++ {
 		skipped := false
-		err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
+		err := update(ctx, func(tx bot.Tx) error {
+			skipped = false
 			first, err := tx.MarkProcessed(ev.Seq, "")
 			if err != nil {
 				return err

@@ -70,6 +70,8 @@ Usage:
   wecombot callback TYPE [flags]  send a signed test callback to a running bot (sandbox keys by default)
   wecombot channel list|create STATE [--staff IDS]
                                  list channels; create a "contact me" code carrying STATE (add_contact_way)
+  wecombot bench [--duration 10s --concurrency 64 --rate 0 --members 0]
+                                 load-test the real server in-process against a fake WeCom (docs/performance.md)
   wecombot healthcheck           exit 0 if the local server's /healthz answers 200 (for container healthchecks)
   wecombot version               print the version
 
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return check(ctx, rest, getenv, stdout, stderr)
 	case "doctor":
 		return doctor(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return bench(ctx, rest, getenv, stdout, stderr)
 	case "simulate":
 		return simulate(ctx, rest, getenv, stdin, stdout, stderr)
 	case "callback":

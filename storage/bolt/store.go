@@ -347,6 +347,27 @@ func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
 	return s.db.Update(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, s: s}) })
 }
 
+// Batch is Update with group commit: concurrent callers share one write
+// transaction and one fsync (bbolt's DB.Batch), which is what lets the event
+// workers and the outbox keep up with callback ingest. fn may run more than
+// once (when a batch-mate fails, the batch rolls back and runs again without
+// it), so fn must change nothing outside tx — as for Update retried by the
+// pipeline. A failing fn is not run again: its error is returned as is
+// (bbolt would otherwise re-run it alone to tell its failure from the batch's).
+func (s *Store) Batch(ctx context.Context, fn func(bot.Tx) error) error {
+	if err := check(ctx); err != nil {
+		return err
+	}
+	var failed error
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		if failed != nil {
+			return failed
+		}
+		failed = fn(&boltTx{tx: tx, s: s})
+		return failed
+	})
+}
+
 // View implements bot.Store.
 func (s *Store) View(ctx context.Context, fn func(bot.Tx) error) error {
 	if err := check(ctx); err != nil {
@@ -579,12 +600,13 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 // updateAction loads a pending action, lets fn change it, and keeps the due
-// index and counters in step, in one transaction.
+// index and counters in step, in one transaction shared with concurrent
+// callers (group commit: fn works on a fresh copy, so a re-run is harmless).
 func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Action)) error {
 	if err := check(ctx); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
 		raw := ob.Get(u64(id))
 		if raw == nil {

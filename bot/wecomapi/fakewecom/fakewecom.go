@@ -111,6 +111,8 @@ type Server struct {
 	contacts    map[string]string
 	kfPages     map[string]KfPage
 	robotKeys   map[string]bool // empty accepts any non-empty key
+	observe     func(Call)
+	noRecord    bool
 }
 
 // New starts a fake. With tb, it is closed when the test ends.
@@ -256,6 +258,15 @@ func (s *Server) SetRobotKeys(keys ...string) {
 	}
 }
 
+// Observe calls fn with every call as it arrives (outside the fake's lock),
+// for load tests that time deliveries; with record false the fake stops
+// keeping calls in memory (Calls and Count then see none).
+func (s *Server) Observe(fn func(Call), record bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observe, s.noRecord = fn, !record
+}
+
 // Calls returns the recorded calls to api ("" for all), oldest first.
 func (s *Server) Calls(api string) []Call {
 	s.mu.Lock()
@@ -344,9 +355,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	s.calls = append(s.calls, call)
-	delay := s.delays[api]
+	if !s.noRecord {
+		s.calls = append(s.calls, call)
+	}
+	delay, observe := s.delays[api], s.observe
 	s.mu.Unlock()
+	if observe != nil {
+		observe(call)
+	}
 
 	if delay > 0 {
 		t := time.NewTimer(delay)

@@ -1,0 +1,617 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/loadtest"
+	"github.com/wecombot/wecombot/bot/wecom"
+	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+// benchOptions are `wecombot bench`'s flags.
+type benchOptions struct {
+	Duration    time.Duration
+	Concurrency int
+	Rate        float64
+	Mix         string
+	Members     int
+	DataDir     string
+	Drain       time.Duration
+	NoBare      bool
+	CPUProfile  string
+}
+
+// benchMix is the weighted list of callback kinds a run sends.
+type benchMix []string
+
+func parseMix(s string) (benchMix, error) {
+	var mix benchMix
+	for _, part := range strings.Split(s, ",") {
+		name, weight, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(weight)
+		if !ok || err != nil || n < 0 || n > 100 {
+			return nil, fmt.Errorf("--mix %q: want kind=weight,… with weights 0–100 (kinds: add, join, kf)", s)
+		}
+		switch name {
+		case "add", "join", "kf":
+		default:
+			return nil, fmt.Errorf("--mix: unknown kind %q (kinds: add, join, kf)", name)
+		}
+		for range n {
+			mix = append(mix, name)
+		}
+	}
+	if len(mix) == 0 {
+		return nil, fmt.Errorf("--mix %q: all weights are zero", s)
+	}
+	return mix, nil
+}
+
+// benchReport is what a bench run measured, for printing and for Go benchmarks.
+type benchReport struct {
+	Opts     benchOptions
+	Members  int
+	DBBytes  int64
+	Preload  time.Duration
+	Startup  time.Duration
+	IdleMem  loadtest.Memory // after start-up, before load
+	Serve    loadtest.Result
+	ServeMem loadtest.Memory // after the load and the drain
+	Drained  time.Duration   // from the end of the load until the log and outbox were empty
+	DrainOK  bool
+	Adds     int             // acknowledged contact adds (welcomes owed)
+	Welcomes []time.Duration // event sent → fake WeCom got send_welcome_msg, sorted
+	Bare     loadtest.Result
+	APICalls map[string]int
+	// Stages are mean latencies of the pipeline's stages from /metrics.
+	Stages []string
+	// LastStatus is /api/v1/status when the drain timed out.
+	LastStatus string
+	ServeLogs  string
+}
+
+func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o benchOptions
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each load phase runs")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "concurrent senders (connections)")
+	fs.Float64Var(&o.Rate, "rate", 0, "requests per second (open loop); 0 sends as fast as the senders can")
+	fs.StringVar(&o.Mix, "mix", "add=6,join=3,kf=1", "callback mix by weight: add (contact add with welcome code), join (customer group join), kf (微信客服 message notice)")
+	fs.IntVar(&o.Members, "members", 0, "members stored before the run (written directly, once; reuse with --data-dir)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "data directory to use and keep (default: a temporary one, removed)")
+	fs.DurationVar(&o.Drain, "drain", time.Minute, "how long to wait after the load for the event log and outbox to empty")
+	fs.BoolVar(&o.NoBare, "no-bare", false, "skip the bare-handler comparison")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: wecombot bench [flags]
+
+Starts the real server in this process (the code path of serve) on a data
+directory, with a fake WeCom API (the real client and outbox run against it),
+and sends signed, encrypted callbacks over loopback for a fixed time. Then
+it runs a bare handler (verify + decrypt + 200, nothing stored) the same way
+and prints both, with their ratio. See docs/performance.md.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{exitUsage, err}
+	}
+	if o.Duration <= 0 || o.Duration > time.Hour || o.Concurrency < 1 || o.Concurrency > 10000 || o.Rate < 0 || o.Members < 0 {
+		return &exitError{exitUsage, errors.New("bench: --duration must be in (0, 1h], --concurrency in [1, 10000], --rate and --members ≥ 0")}
+	}
+	if _, err := parseMix(o.Mix); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	rep, err := runBench(ctx, o, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	rep.print(stdout)
+	return nil
+}
+
+// runBench does the measuring; bench() and the Go benchmarks share it.
+func runBench(ctx context.Context, o benchOptions, getenv func(string) string, progress io.Writer) (*benchReport, error) {
+	mix, err := parseMix(o.Mix)
+	if err != nil {
+		return nil, err
+	}
+	rep := &benchReport{Opts: o}
+	dir := o.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "wecombot-bench-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	}
+	if o.Members > 0 {
+		fmt.Fprintf(progress, "bench: storing %d members in %s …\n", o.Members, dir)
+		start := time.Now()
+		if rep.Members, err = preloadMembers(ctx, filepath.Join(dir, "wecombot.db"), o.Members); err != nil {
+			return nil, err
+		}
+		rep.Preload = time.Since(start)
+		debug.FreeOSMemory() // the preload's garbage is not the server's
+	}
+
+	// The fake WeCom keeps no call log (it would grow with the run); the
+	// observer times each welcome against the add that owed it.
+	fake := fakewecom.New(nil)
+	defer fake.Close()
+	var mu sync.Mutex
+	sentAt := map[string]time.Time{}
+	apiCalls := map[string]int{}
+	fake.Observe(func(c fakewecom.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		apiCalls[c.API]++
+		if c.API != fakewecom.APISendWelcomeMsg {
+			return
+		}
+		code, _ := c.Body["welcome_code"].(string)
+		if t, ok := sentAt[code]; ok {
+			rep.Welcomes = append(rep.Welcomes, c.Time.Sub(t))
+			delete(sentAt, code)
+		}
+	}, false)
+
+	keyRaw := make([]byte, 32)
+	_, _ = rand.Read(keyRaw)
+	const corp, token, secret = "wwbench", "benchToken", "bench-secret"
+	aesKey := base64.StdEncoding.EncodeToString(keyRaw)[:43]
+	crypter, err := wecom.NewCrypter(token, aesKey, corp)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{
+		"WECOMBOT_LISTEN":     "127.0.0.1:0",
+		"WECOMBOT_DATA_DIR":   dir,
+		"WECOMBOT_LOG_LEVEL":  "warn",
+		"WECOMBOT_LOG_FORMAT": "json",
+		"WECOM_CORP_ID":       corp,
+		"WECOM_AGENT_ID":      "1000002",
+		"WECOM_SECRET":        secret,
+		"WECOM_TOKEN":         token,
+		"WECOM_AES_KEY":       aesKey,
+		"WECOM_API_BASE":      fake.URL(),
+	}
+	// Tuning knobs pass through so their effect can be measured.
+	for _, k := range []string{"WECOMBOT_WORKERS", "WECOMBOT_QUEUE_SIZE", "WECOMBOT_SCENARIOS", "WECOMBOT_LOG_LEVEL"} {
+		if v := getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	srv, err := startBenchServer(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	rep.Startup = srv.startup
+	rep.IdleMem = loadtest.ReadMemory()
+	if fi, err := os.Stat(filepath.Join(dir, "wecombot.db")); err == nil {
+		rep.DBBytes = fi.Size()
+	}
+
+	runID := randomHex(4)
+	next := func(i uint64) loadtest.Request {
+		kind := mix[i%uint64(len(mix))]
+		ev := callbackEvent{CorpID: corp, Staff: "zhangsan", At: time.Now(),
+			ExternalUser: fmt.Sprintf("wm_bench_%s_%d", runID, i)}
+		r := loadtest.Request{Kind: kind}
+		switch kind {
+		case "add":
+			ev.Type, ev.State, ev.WelcomeCode = "contact.add", "xhs", fmt.Sprintf("WC-%s-%d", runID, i)
+			r.Key = ev.WelcomeCode
+		case "join":
+			ev.Type, ev.ChatID = "group.join", "wr_bench_group_"+strconv.FormatUint(i%50, 10)
+		case "kf":
+			ev.Type, ev.OpenKfID, ev.MsgID = "kf", "wk_bench", fmt.Sprintf("%s-%d", runID, i)
+		}
+		plain, err := ev.xml()
+		if err != nil {
+			panic(err) // the kinds above are all known
+		}
+		r.Path, r.Body, err = sealedCallback(crypter, plain, ev.At)
+		if err != nil {
+			panic(err)
+		}
+		return r
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(progress, "bench: %v against wecombot serve (concurrency %d%s) …\n", o.Duration, o.Concurrency, rateText(o.Rate))
+	rep.Serve = loadtest.Run(ctx, loadtest.Options{
+		Base: srv.base, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next,
+		Sent: func(r loadtest.Request, at time.Time) {
+			if r.Key != "" {
+				mu.Lock()
+				sentAt[r.Key] = at
+				mu.Unlock()
+			}
+		},
+		Acked: func(r loadtest.Request, at time.Time) {
+			if r.Key != "" {
+				mu.Lock()
+				rep.Adds++ // an acknowledged add owes a welcome
+				mu.Unlock()
+			}
+		},
+	})
+	drainStart := time.Now()
+	deadline := drainStart.Add(o.Drain)
+	for {
+		st, err := srv.status()
+		if err == nil && jsonNum(st, "events", "pending") == 0 && nothingDue(st) {
+			rep.DrainOK = true
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if st != nil {
+				b, _ := json.Marshal(map[string]any{"events": st["events"], "outbox": st["outbox"], "pipeline": st["pipeline"]})
+				rep.LastStatus = string(b)
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rep.Drained = time.Since(drainStart)
+	if o.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	rep.ServeMem = loadtest.ReadMemory()
+	rep.Stages = srv.stageMeans()
+	mu.Lock()
+	slices.Sort(rep.Welcomes)
+	rep.APICalls = apiCalls
+	mu.Unlock()
+	rep.ServeLogs = srv.logs.String()
+	srv.stop()
+
+	if !o.NoBare {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		bare := &http.Server{Handler: loadtest.Bare(crypter), ReadHeaderTimeout: 5 * time.Second}
+		go bare.Serve(ln)
+		fmt.Fprintf(progress, "bench: %v against the bare handler …\n", o.Duration)
+		runID = randomHex(4)
+		rep.Bare = loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next})
+		_ = bare.Close()
+	}
+	return rep, nil
+}
+
+func rateText(rate float64) string {
+	if rate <= 0 {
+		return ", closed loop"
+	}
+	return fmt.Sprintf(", %g req/s", rate)
+}
+
+// benchServer is `wecombot serve` running in this process.
+type benchServer struct {
+	base    string
+	startup time.Duration
+	logs    *syncWriter
+	stop    func()
+}
+
+// syncWriter keeps the first 64 KiB of the server's (warn-level) log.
+type syncWriter struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if room := 64<<10 - len(w.b); room > 0 {
+		w.b = append(w.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
+}
+
+func startBenchServer(ctx context.Context, env map[string]string) (*benchServer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	logs := &syncWriter{}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		err := serve(ctx, nil, func(k string) string { return env[k] }, pw, logs)
+		pw.Close()
+		done <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	base := ""
+	for lines.Scan() {
+		if _, rest, ok := strings.Cut(lines.Text(), "listening on "); ok {
+			base = strings.Fields(rest)[0]
+			break
+		}
+	}
+	startup := time.Since(start)
+	go io.Copy(io.Discard, pr)
+	if base == "" {
+		cancel()
+		err := <-done
+		return nil, fmt.Errorf("bench: server did not start: %v\n%s", err, logs.String())
+	}
+	var once sync.Once
+	return &benchServer{base: base, startup: startup, logs: logs, stop: func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}}, nil
+}
+
+func (s *benchServer) status() (map[string]any, error) {
+	resp, err := http.Get(s.base + "/api/v1/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status: %s", resp.Status)
+	}
+	return m, nil
+}
+
+// stageMeans reads the server's latency histograms and returns the mean of
+// each stage: ack, receipt → processed, due → delivered per action kind,
+// and the WeCom call itself.
+func (s *benchServer) stageMeans() []string {
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	sums, counts := map[string]float64{}, map[string]float64{}
+	var order []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, h := range []string{"wecombot_callback_seconds", "wecombot_event_process_seconds", "wecombot_action_delay_seconds", "wecombot_wecom_api_seconds"} {
+			for suffix, into := range map[string]map[string]float64{"_sum": sums, "_count": counts} {
+				rest, ok := strings.CutPrefix(line, h+suffix)
+				if !ok {
+					continue
+				}
+				labels, value := "", rest
+				if strings.HasPrefix(rest, "{") {
+					end := strings.Index(rest, "}")
+					labels, value = rest[1:end], rest[end+1:]
+				}
+				v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+				if err != nil {
+					continue
+				}
+				key := strings.TrimPrefix(strings.TrimSuffix(h, "_seconds"), "wecombot_")
+				if labels != "" {
+					key += "{" + labels + "}"
+				}
+				if _, seen := sums[key]; !seen {
+					if _, seen := counts[key]; !seen {
+						order = append(order, key)
+					}
+				}
+				into[key] = v
+			}
+		}
+	}
+	var out []string
+	for _, k := range order {
+		if c := counts[k]; c > 0 {
+			out = append(out, fmt.Sprintf("%s %s (n=%.0f)", k, loadtest.Ms(time.Duration(sums[k]/c*float64(time.Second))), c))
+		}
+	}
+	return out
+}
+
+// nothingDue reports whether the outbox in a status answer holds no action
+// due now (follow-ups scheduled for later don't count).
+func nothingDue(st map[string]any) bool {
+	ob, _ := st["outbox"].(map[string]any)
+	if jsonNum(st, "outbox", "pending") == 0 {
+		return true
+	}
+	due, _ := ob["oldest_due"].(string)
+	t, err := time.Parse(time.RFC3339Nano, due)
+	return err == nil && t.After(time.Now())
+}
+
+// jsonNum reads a number at path in decoded JSON (-1 when absent).
+func jsonNum(m map[string]any, path ...string) float64 {
+	var cur any = m
+	for _, p := range path {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return -1
+		}
+		cur = mm[p]
+	}
+	f, ok := cur.(float64)
+	if !ok {
+		return -1
+	}
+	return f
+}
+
+// preloadMembers writes members until the store holds n, in large
+// transactions (a bulk import, not the callback path); it returns how many
+// the store holds.
+func preloadMembers(ctx context.Context, path string, n int) (int, error) {
+	st, err := bolt.Open(path, bolt.Options{NoSync: true})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	have := 0
+	if err := st.View(ctx, func(tx bot.Tx) error {
+		have, err = tx.MemberCount()
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	t0 := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	stages := []bot.Stage{bot.StageAware, bot.StageInterest, bot.StagePurchase, bot.StageLoyal}
+	const perTx = 20000
+	for have < n {
+		err := st.Update(ctx, func(tx bot.Tx) error {
+			for i := have; i < min(have+perTx, n); i++ {
+				at := t0.Add(time.Duration(i) * time.Second)
+				stage := stages[i%len(stages)]
+				m := &bot.Member{
+					ExternalUserID: fmt.Sprintf("wmPRELOAD%012d", i),
+					Channel:        "xhs", State: "xhs",
+					Follows:      []bot.Follow{{StaffID: "zhangsan", State: "xhs", AddedAt: at}},
+					Tags:         []string{"渠道:小红书", "阶段:" + string(stage)},
+					Stage:        stage,
+					StageHistory: []bot.StageChange{{From: bot.StageNone, To: bot.StageAware, At: at, Cause: "contact.add", EventSeq: uint64(i + 1)}},
+				}
+				if err := tx.PutMember(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return have, fmt.Errorf("preload members: %w", err)
+		}
+		have = min(have+perTx, n)
+	}
+	return have, nil
+}
+
+func (r *benchReport) print(w io.Writer) {
+	o := r.Opts
+	fmt.Fprintf(w, "wecombot bench — %v per phase, concurrency %d%s, mix %s\n", o.Duration, o.Concurrency, rateText(o.Rate), o.Mix)
+	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpuModel())
+	if r.Members > 0 || o.Members > 0 {
+		fmt.Fprintf(w, "store: %d members, %s file", r.Members, loadtest.MB(r.DBBytes))
+		if r.Preload > 0 {
+			fmt.Fprintf(w, " (preloaded in %.1f s)", r.Preload.Seconds())
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "start-up: %s (serve called → listening)\n", loadtest.Ms(r.Startup))
+	fmt.Fprintf(w, "memory: RSS %s after start-up; RSS %s, peak %s after load\n\n", loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Peak))
+
+	row := func(name string, serve, bare string) { fmt.Fprintf(w, "%-28s %16s %16s\n", name, serve, bare) }
+	b := r.Bare
+	bareOr := func(s string) string {
+		if o.NoBare {
+			return "—"
+		}
+		return s
+	}
+	row("", "wecombot serve", "bare handler")
+	row("acked req/s", fmt.Sprintf("%.0f", r.Serve.RPS()), bareOr(fmt.Sprintf("%.0f", b.RPS())))
+	row("acked / sent / failed", fmt.Sprintf("%d/%d/%d", r.Serve.Acked, r.Serve.Sent, r.Serve.Failed), bareOr(fmt.Sprintf("%d/%d/%d", b.Acked, b.Sent, b.Failed)))
+	for _, p := range []float64{50, 99} {
+		row(fmt.Sprintf("ack latency p%g", p), loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, p)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, p))))
+	}
+	row("ack latency max", loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, 100)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, 100))))
+	if !o.NoBare && b.RPS() > 0 {
+		fmt.Fprintf(w, "\nratio serve/bare: %.2f (acked req/s)\n", r.Serve.RPS()/b.RPS())
+	}
+	if r.Serve.FirstError != "" {
+		fmt.Fprintf(w, "first serve failure: %s\n", r.Serve.FirstError)
+	}
+	fmt.Fprintf(w, "\nevent → welcome sent (add posted → fake WeCom got send_welcome_msg): %d of %d owed\n", len(r.Welcomes), r.Adds)
+	if len(r.Welcomes) > 0 {
+		fmt.Fprintf(w, "  p50 %s, p99 %s, max %s\n", loadtest.Ms(loadtest.Percentile(r.Welcomes, 50)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 99)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 100)))
+	}
+	drained := "drained"
+	if !r.DrainOK {
+		drained = "NOT drained"
+	}
+	fmt.Fprintf(w, "event log and outbox %s %.2f s after the load stopped\n", drained, r.Drained.Seconds())
+	if r.LastStatus != "" {
+		fmt.Fprintf(w, "  status then: %s\n", r.LastStatus)
+	}
+	if len(r.Stages) > 0 {
+		fmt.Fprintf(w, "where the time goes (means from /metrics): %s\n", strings.Join(r.Stages, "; "))
+	}
+	names := make([]string, 0, len(r.APICalls))
+	for k := range r.APICalls {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fmt.Fprint(w, "fake WeCom calls:")
+	for _, k := range names {
+		fmt.Fprintf(w, " %s=%d", k, r.APICalls[k])
+	}
+	fmt.Fprintln(w)
+	if n := strings.Count(r.ServeLogs, "\n"); n > 0 {
+		fmt.Fprintf(w, "server logged %d warnings/errors; first: %s\n", n, firstLine(r.ServeLogs))
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 300 {
+		line = line[:300] + "…"
+	}
+	return line
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

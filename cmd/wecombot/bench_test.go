@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot/loadtest"
+)
+
+func TestParseMix(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    int // entries
+		wantErr string
+	}{
+		{"add=6,join=3,kf=1", 10, ""},
+		{"add=1", 1, ""},
+		{" add=2 , kf=0 ", 2, ""},
+		{"add=0", 0, "all weights are zero"},
+		{"add", 0, "kind=weight"},
+		{"add=x", 0, "kind=weight"},
+		{"add=101", 0, "kind=weight"},
+		{"spam=1", 0, "unknown kind"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			mix, err := parseMix(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(mix) != tc.want {
+				t.Fatalf("mix %v err %v, want %d entries", mix, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBenchCommandSmoke runs `wecombot bench` briefly end to end: every
+// request is acknowledged, every acknowledged add gets exactly its welcome,
+// and the report names each figure docs/performance.md explains.
+func TestBenchCommandSmoke(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--duration", "400ms", "--concurrency", "8", "--members", "500", "--drain", "20s"},
+		func(string) string { return "" }, nil, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	report := out.String()
+	for _, want := range []string{"acked req/s", "ack latency p99", "ratio serve/bare", "event → welcome sent", "start-up:", "RSS", "store: 500 members", "drained"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "NOT drained") {
+		t.Errorf("outbox did not drain:\n%s", report)
+	}
+}
+
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--duration", "0s"}, {"--concurrency", "0"}, {"--mix", "x=1"}, {"--rate", "-1"}} {
+		err := run(context.Background(), append([]string{"bench"}, args...), func(string) string { return "" }, nil, &bytes.Buffer{}, &bytes.Buffer{})
+		if exitCode(err) != exitUsage {
+			t.Errorf("%v: exit %d (%v), want %d", args, exitCode(err), err, exitUsage)
+		}
+	}
+}
+
+// BenchmarkServeUnderLoad is `wecombot bench` as a Go benchmark: each
+// iteration is one 2-second closed-loop phase against the real server and
+// the bare handler. Run with -benchtime=1x.
+func BenchmarkServeUnderLoad(b *testing.B) {
+	for b.Loop() {
+		rep, err := runBench(context.Background(), benchOptions{Duration: 2 * time.Second, Concurrency: 64, Mix: "add=6,join=3,kf=1", Drain: time.Minute},
+			func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(rep.Serve.RPS(), "acked-req/s")
+		b.ReportMetric(rep.Bare.RPS(), "bare-req/s")
+		b.ReportMetric(rep.Serve.RPS()/max(rep.Bare.RPS(), 1), "ratio")
+		b.ReportMetric(float64(loadtest.Percentile(rep.Serve.Latencies, 99))/1e6, "ack-p99-ms")
+		b.ReportMetric(float64(loadtest.Percentile(rep.Welcomes, 99))/1e6, "welcome-p99-ms")
+		b.ReportMetric(float64(rep.ServeMem.Peak)/(1<<20), "peak-RSS-MB")
+	}
+}
+
+// BenchmarkServeAt1000 is the latency target's setting: 1,000 callbacks/s
+// (open loop) for 5 s.
+func BenchmarkServeAt1000(b *testing.B) {
+	for b.Loop() {
+		rep, err := runBench(context.Background(), benchOptions{Duration: 5 * time.Second, Concurrency: 64, Rate: 1000, Mix: "add=6,join=3,kf=1", Drain: time.Minute, NoBare: true},
+			func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(rep.Serve.RPS(), "acked-req/s")
+		b.ReportMetric(float64(loadtest.Percentile(rep.Serve.Latencies, 99))/1e6, "ack-p99-ms")
+		b.ReportMetric(float64(loadtest.Percentile(rep.Welcomes, 50))/1e6, "welcome-p50-ms")
+		b.ReportMetric(float64(loadtest.Percentile(rep.Welcomes, 99))/1e6, "welcome-p99-ms")
+	}
+}
