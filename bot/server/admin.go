@@ -1,41 +1,35 @@
 package server
 
 import (
-	"fmt"
-	"html/template"
 	"net/http"
+	"sort"
 	"strconv"
+	"time"
 
 	"github.com/wecombot/wecombot/bot"
 )
 
-// queryInt reads a bounded integer query parameter; it writes a 400 naming
-// the parameter and returns ok=false when the value is bad.
-func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int) (int, bool) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %s must be a whole number from %d to %d", name, lo, hi))
-		return 0, false
-	}
-	return n, true
-}
+// The admin API's status, event-log and outbox endpoints, and operations.
+// Members are in api_members.go, the funnel in api_funnel.go, scenarios in
+// api_scenarios.go, campaigns and coupons in api_features.go, the sandbox
+// simulator in api_sandbox.go; errors map through api_errors.go.
 
 func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+	if q := newQuery(r); q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
 	ev, err := s.o.Store.EventStats(r.Context())
 	if err != nil {
-		writeError(w, errorStatus(err), err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	ob, err := s.o.Store.OutboxStats(r.Context())
 	if err != nil {
-		writeError(w, errorStatus(err), err.Error())
+		s.fail(w, r, err)
 		return
 	}
-	body := map[string]any{"events": ev, "outbox": ob}
+	body := map[string]any{"events": ev, "outbox": ob, "sandbox": s.o.Sandbox}
 	if s.o.Pipeline != nil {
 		body["pipeline"] = s.o.Pipeline.Stats()
 		body["running"] = s.o.Pipeline.Running()
@@ -49,117 +43,169 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
-	after, ok := queryInt(w, r, "after", 0, 0, 1<<62)
-	if !ok {
-		return
-	}
-	limit, ok := queryInt(w, r, "limit", 100, 1, 1000)
-	if !ok {
+	q := newQuery(r, "after", "limit")
+	after := q.int("after", 0, 0, 1<<62)
+	limit := q.int("limit", 100, 1, 1000)
+	if q.err != nil {
+		s.fail(w, r, q.err)
 		return
 	}
 	evs, err := s.o.Store.Events(r.Context(), uint64(after), limit)
 	if err != nil {
-		writeError(w, errorStatus(err), err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	next := uint64(after)
 	if len(evs) > 0 {
 		next = evs[len(evs)-1].Seq
 	}
+	if evs == nil {
+		evs = []bot.Event{}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": next})
 }
 
 func (s *Server) apiOutbox(w http.ResponseWriter, r *http.Request) {
-	after, ok := queryInt(w, r, "after", 0, 0, 1<<62)
-	if !ok {
-		return
-	}
-	limit, ok := queryInt(w, r, "limit", 100, 1, 1000)
-	if !ok {
+	q := newQuery(r, "after", "limit")
+	after := q.int("after", 0, 0, 1<<62)
+	limit := q.int("limit", 100, 1, 1000)
+	if q.err != nil {
+		s.fail(w, r, q.err)
 		return
 	}
 	acts, err := s.o.Store.Actions(r.Context(), uint64(after), limit)
 	if err != nil {
-		writeError(w, errorStatus(err), err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	next := uint64(after)
 	if len(acts) > 0 {
 		next = acts[len(acts)-1].ID
 	}
+	if acts == nil {
+		acts = []bot.Action{}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"actions": acts, "next_after": next})
 }
 
-func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
-	limit, ok := queryInt(w, r, "limit", 50, 1, 500)
-	if !ok {
-		return
+// wecomError is a count of WeCom API answers with one errcode.
+type wecomError struct {
+	API     string  `json:"api"`
+	Errcode string  `json:"errcode"`
+	Count   float64 `json:"count"`
+}
+
+// wecomErrors reads the WeCom call counter (by api and errcode) from the
+// metrics registry: every non-zero errcode since start.
+func (s *Server) wecomErrors() []wecomError {
+	out := []wecomError{}
+	if s.o.Metrics == nil {
+		return out
 	}
-	after := r.URL.Query().Get("after")
-	stage := bot.Stage(r.URL.Query().Get("stage"))
-	if stage != "" && !stage.Valid() {
-		writeError(w, http.StatusBadRequest, "query parameter stage must be one of aware, interest, purchase, loyal")
-		return
+	families, err := s.o.Metrics.Registry.Gather()
+	if err != nil {
+		return out
 	}
-	var out []*bot.Member
-	total := 0
-	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
-		var err error
-		if total, err = tx.MemberCount(); err != nil {
-			return err
+	for _, f := range families {
+		if f.GetName() != "wecombot_wecom_api_calls_total" {
+			continue
 		}
-		return tx.Members(after, func(m *bot.Member) bool {
-			if stage == "" || m.Stage == stage {
-				out = append(out, m)
+		for _, m := range f.GetMetric() {
+			e := wecomError{Count: m.GetCounter().GetValue()}
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "api":
+					e.API = l.GetValue()
+				case "errcode":
+					e.Errcode = l.GetValue()
+				}
 			}
-			return len(out) < limit
-		})
-	})
-	if err != nil {
-		writeError(w, errorStatus(err), err.Error())
-		return
+			if e.Errcode != "0" && e.Count > 0 {
+				out = append(out, e)
+			}
+		}
 	}
-	next := ""
-	if len(out) == limit {
-		next = out[len(out)-1].ExternalUserID
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"members": out, "total": total, "next_after": next})
+	sort.Slice(out, func(i, j int) bool { return out[i].Count > out[j].Count })
+	return out
 }
 
-func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("external_userid")
-	var m *bot.Member
-	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
-		var err error
-		m, err = tx.Member(id)
-		return err
-	})
-	if err != nil {
-		writeError(w, errorStatus(err), fmt.Sprintf("member %q: %v", id, err))
+// apiOperations answers GET /api/v1/operations: event-log lag, outbox depth,
+// recent failed actions (retry them with POST /api/v1/outbox/{id}/retry),
+// WeCom errors by code, the pipeline and the scenario reload state.
+func (s *Server) apiOperations(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r, "failed")
+	limit := q.int("failed", 50, 0, 500)
+	if q.err != nil {
+		s.fail(w, r, q.err)
 		return
 	}
-	writeJSON(w, http.StatusOK, m)
+	ev, err := s.o.Store.EventStats(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ob, err := s.o.Store.OutboxStats(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	now := s.o.Now()
+	body := map[string]any{
+		"now":          now,
+		"events":       ev,
+		"event_lag":    ev.Pending,
+		"outbox":       ob,
+		"outbox_depth": ob.Pending,
+		"wecom_errors": s.wecomErrors(),
+	}
+	if !ev.OldestPending.IsZero() {
+		body["event_lag_seconds"] = now.Sub(ev.OldestPending).Seconds()
+	}
+	if !ob.OldestDue.IsZero() && ob.OldestDue.Before(now) {
+		body["outbox_overdue_seconds"] = now.Sub(ob.OldestDue).Seconds()
+	}
+	failed := []bot.Action{}
+	if as, ok := s.o.Store.(AdminStore); ok && limit > 0 {
+		if failed, err = as.RecentFailedActions(r.Context(), limit, historyWindow); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if failed == nil {
+			failed = []bot.Action{}
+		}
+	}
+	body["failed_actions"] = failed
+	if s.o.Pipeline != nil {
+		body["pipeline"] = s.o.Pipeline.Stats()
+		body["running"] = s.o.Pipeline.Running()
+	}
+	if s.o.Scenarios != nil {
+		body["scenario"] = s.o.Scenarios.Status()
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
-var homePage = template.Must(template.New("home").Parse(`<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>wecombot</title>
-<style>body{font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#222}
-code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}dt{font-weight:600;margin-top:.6em}</style></head>
-<body><h1>wecombot</h1>
-<p>企业微信私域社群机器人 · private-traffic community bot for WeCom.</p>
-<dl>
-<dt>Mode</dt><dd>{{if .Sandbox}}sandbox (沙盒): outbound WeCom calls are recorded, not sent{{else}}live{{end}}</dd>
-<dt>Callback URL (接收消息服务器 URL)</dt><dd><code>/wecom/callback</code></dd>
-<dt>Health</dt><dd><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a></dd>
-<dt>Admin API</dt><dd><a href="/api/v1/status">/api/v1/status</a> · <a href="/api/v1/members">/api/v1/members</a> · <a href="/api/v1/events">/api/v1/events</a> · <a href="/api/v1/outbox">/api/v1/outbox</a></dd>
-</dl></body></html>`))
-
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	sandbox := false
-	if s.o.Status != nil {
-		sandbox, _ = s.o.Status()["sandbox"].(bool)
+// apiRetryAction answers POST /api/v1/outbox/{id}/retry: a failed action
+// goes back into the outbox, due now.
+func (s *Server) apiRetryAction(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		s.fail(w, r, badParam("id", "must be an outbox action id (a positive whole number)"))
+		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = homePage.Execute(w, map[string]any{"Sandbox": sandbox})
+	as, ok := s.o.Store.(AdminStore)
+	if !ok {
+		s.fail(w, r, errNotConfigured)
+		return
+	}
+	a, err := as.RetryAction(r.Context(), id, s.o.Now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.o.Pipeline != nil {
+		s.o.Pipeline.NotifyOutbox()
+	}
+	s.log.Info().Uint64("action", id).Str("kind", string(a.Kind)).Msg("operator retried a failed action")
+	writeJSON(w, http.StatusOK, map[string]any{"action": a, "retried_at": s.o.Now().Format(time.RFC3339)})
 }

@@ -29,8 +29,22 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/members/{external_userid}", true, s.apiMember},
 		{"GET /api/v1/channels", true, s.apiChannels},
 		{"POST /api/v1/channels/{state}/contact_way", true, s.apiCreateContactWay},
+		{"GET /api/v1/funnel", true, s.apiFunnel},
+		{"GET /api/v1/campaigns", true, s.apiCampaigns},
+		{"GET /api/v1/coupons", true, s.apiCoupons},
+		{"GET /api/v1/scenarios", true, s.apiScenarios},
+		{"POST /api/v1/scenarios/validate", true, s.apiValidateScenario},
+		{"POST /api/v1/scenarios/reload", true, s.apiReloadScenario},
+		{"POST /api/v1/scenarios/simulate", true, s.apiSimulateScenario},
+		{"GET /api/v1/operations", true, s.apiOperations},
+		{"POST /api/v1/outbox/{id}/retry", true, s.apiRetryAction},
+		{"GET /api/v1/export/members.csv", true, s.apiExportMembers},
+		{"GET /api/v1/export/orders.csv", true, s.apiExportOrders},
+		{"POST /api/v1/sandbox/events", true, s.apiSandboxEvent},
 
-		{"GET /{$}", false, s.home},
+		// The dashboard's page and static assets carry no data: no token.
+		{"GET /{$}", false, s.dashboardIndex},
+		{"GET /assets/{file}", false, s.dashboardAsset},
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -47,6 +46,22 @@ type Options struct {
 	// Scenario returns the scenario in force (hot reloaded); nil in tests
 	// that don't need it.
 	Scenario func() *scenarios.Scenario
+
+	// Sandbox turns on the console's "simulate a member" events (403 otherwise).
+	Sandbox bool
+	// Scenarios lets the console show, validate, reload and simulate the
+	// scenarios; nil answers 501.
+	Scenarios ScenarioControl
+	// Campaigns and Coupons are read functions the check-in and coupon
+	// features expose; nil shows an empty state.
+	Campaigns CampaignReader
+	Coupons   CouponReader
+	// MemberSections add feature sections (points ledger, coupons) to a
+	// member's detail.
+	MemberSections []MemberSection
+	// FunnelTTL is how long the funnel aggregate is reused before a
+	// background refresh (default 30 s).
+	FunnelTTL time.Duration
 }
 
 // Server serves wecombot's routes.
@@ -54,6 +69,8 @@ type Server struct {
 	o   Options
 	log zerolog.Logger
 	mux *http.ServeMux
+	// agg caches the member aggregate behind /api/v1/funnel and the overview.
+	agg *aggregateCache
 }
 
 // New builds the server and its routes.
@@ -61,7 +78,11 @@ func New(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FunnelTTL <= 0 {
+		o.FunnelTTL = 30 * time.Second
+	}
 	s := &Server{o: o, log: o.Log.With().Str("component", "http").Logger(), mux: http.NewServeMux()}
+	s.agg = newAggregateCache(o.FunnelTTL, o.Now, s.computeAggregate)
 	s.routes()
 	return s
 }
@@ -113,7 +134,7 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.o.AdminToken == "" {
 			if !isLoopback(r.RemoteAddr) {
-				writeError(w, http.StatusForbidden, "admin API is only on loopback until WECOMBOT_ADMIN_TOKEN is set")
+				s.fail(w, r, errLoopbackOnly)
 				return
 			}
 			next(w, r)
@@ -121,8 +142,7 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.o.AdminToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wecombot"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
+			s.fail(w, r, errUnauthorized)
 			return
 		}
 		next(w, r)
@@ -145,19 +165,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(true)
 	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]any{"error": msg, "status": code})
-}
-
-// errorStatus maps domain errors onto HTTP statuses (one table for the whole API).
-func errorStatus(err error) int {
-	switch {
-	case errors.Is(err, bot.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
 }

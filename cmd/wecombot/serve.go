@@ -263,6 +263,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		AdminToken:     cfg.AdminToken,
 		Links:          links,
 		Scenario:       app.holder.Current,
+		Sandbox:        cfg.Sandbox(),
+		Scenarios:      consoleScenarios{app},
+		FunnelTTL:      consoleFunnelTTL(cfg),
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {

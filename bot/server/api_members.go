@@ -1,0 +1,439 @@
+package server
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/engine"
+)
+
+// AdminStore is what the console reads beyond bot.Store: bounded, newest
+// first scans of recent history and the dead-letter retry. storage/bolt
+// implements it; a store without it shows empty sections and answers 501
+// to retries.
+type AdminStore interface {
+	RecentMemberEvents(ctx context.Context, member string, limit, window int) ([]bot.Event, error)
+	RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error)
+	RecentFailedActions(ctx context.Context, limit, window int) ([]bot.Action, error)
+	RetryAction(ctx context.Context, id uint64, due time.Time) (*bot.Action, error)
+}
+
+// MemberSection adds one named section to a member's detail (a feature's
+// points ledger, coupons, referrals), read in the detail's transaction.
+type MemberSection struct {
+	Name string
+	Read func(tx bot.Tx, m *bot.Member) (any, error)
+}
+
+// History windows: how far back the console looks for a member's events and
+// actions (newest records of the log and the outbox).
+const (
+	historyWindow = 20000
+	maxScanPage   = 50000
+)
+
+// memberRow is a member in a list: the fields an operator scans.
+type memberRow struct {
+	ExternalUserID string    `json:"external_user_id"`
+	Name           string    `json:"name,omitempty"`
+	Stage          bot.Stage `json:"stage,omitempty"`
+	StageName      string    `json:"stage_name,omitempty"`
+	Channel        string    `json:"channel,omitempty"`
+	State          string    `json:"state,omitempty"`
+	Staff          string    `json:"staff,omitempty"`
+	Level          string    `json:"level,omitempty"`
+	Points         int64     `json:"points"`
+	CheckIns       int       `json:"check_ins"`
+	Orders         int       `json:"orders"`
+	SpendFen       int64     `json:"spend_fen"`
+	Tags           []string  `json:"tags,omitempty"`
+	Lost           bool      `json:"lost,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+func (s *Server) memberRow(m *bot.Member) memberRow {
+	return memberRow{ExternalUserID: m.ExternalUserID, Name: m.Name, Stage: m.Stage, StageName: s.stageName(m.Stage),
+		Channel: m.Channel, State: m.State, Staff: m.PrimaryStaff(), Level: m.Level, Points: m.Points,
+		CheckIns: m.CheckIns, Orders: m.Orders, SpendFen: m.SpendFen, Tags: m.Tags, Lost: m.Lost,
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+}
+
+// memberFilter is a members query's filters; the zero value matches everyone.
+type memberFilter struct {
+	stage                         bot.Stage
+	tag, channel, staff, level, q string
+	lost                          *bool
+	noStage                       bool
+}
+
+func parseMemberFilter(q *query) memberFilter {
+	var f memberFilter
+	stages := make([]string, 0, len(bot.Stages)+1)
+	for _, st := range bot.Stages {
+		stages = append(stages, string(st))
+	}
+	stages = append(stages, "none")
+	switch st := q.oneOf("stage", stages...); st {
+	case "none":
+		f.noStage = true
+	default:
+		f.stage = bot.Stage(st)
+	}
+	f.tag = q.str("tag", 128)
+	f.channel = q.str("channel", 128)
+	f.staff = q.str("staff", 128)
+	f.level = q.str("level", 128)
+	f.q = strings.ToLower(strings.TrimSpace(q.str("q", 128)))
+	f.lost = q.boolean("lost")
+	return f
+}
+
+func (f memberFilter) match(m *bot.Member) bool {
+	switch {
+	case f.noStage && m.Stage != bot.StageNone,
+		f.stage != "" && m.Stage != f.stage,
+		f.tag != "" && !m.HasTag(f.tag),
+		f.channel != "" && m.Channel != f.channel && m.State != f.channel,
+		f.level != "" && m.Level != f.level,
+		f.lost != nil && m.Lost != *f.lost:
+		return false
+	}
+	if f.staff != "" {
+		found := false
+		for _, fl := range m.Follows {
+			if fl.StaffID == f.staff && fl.Active() {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if f.q != "" && !strings.Contains(strings.ToLower(m.ExternalUserID), f.q) && !strings.Contains(strings.ToLower(m.Name), f.q) {
+		return false
+	}
+	return true
+}
+
+// apiMembers answers GET /api/v1/members: filtered, cursor-paginated in
+// external_userid order. A page scans at most maxScanPage members; when the
+// filter is rare the page may come back short with a next_cursor to go on.
+func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r, "stage", "tag", "channel", "staff", "level", "q", "lost", "limit", "cursor")
+	f := parseMemberFilter(q)
+	limit := q.int("limit", 50, 1, 500)
+	cursor := q.str("cursor", 256)
+	if q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
+	rows := []memberRow{}
+	total, scanned, last := 0, 0, ""
+	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
+		var err error
+		if total, err = tx.MemberCount(); err != nil {
+			return err
+		}
+		return tx.Members(cursor, func(m *bot.Member) bool {
+			scanned++
+			last = m.ExternalUserID
+			if f.match(m) {
+				rows = append(rows, s.memberRow(m))
+			}
+			return len(rows) < limit && scanned < maxScanPage
+		})
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next := ""
+	if len(rows) == limit || scanned >= maxScanPage {
+		next = last
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": rows, "total": total, "scanned": scanned, "next_cursor": next})
+}
+
+// timelineItem is one entry of a member's profile timeline.
+type timelineItem struct {
+	At   time.Time `json:"at"`
+	Kind string    `json:"kind"` // stage, event, action
+	// Type is the event type, action kind, or "stage".
+	Type string `json:"type"`
+	Text string `json:"text"`
+	// Status is an action's outbox status.
+	Status string `json:"status,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+}
+
+// conversationLine is one message between the member and the bot.
+type conversationLine struct {
+	At   time.Time `json:"at"`
+	From string    `json:"from"` // member or bot
+	Text string    `json:"text"`
+	// Status is the outbox status of the bot's message.
+	Status string `json:"status,omitempty"`
+}
+
+// apiMember answers GET /api/v1/members/{external_userid}: the member with
+// stage history, tags, follows, check-in days, a timeline of recent events
+// and actions, the recent conversation, and feature sections.
+func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("external_userid")
+	q := newQuery(r)
+	if q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
+	var m *bot.Member
+	var days []string
+	sections := map[string]any{}
+	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
+		var err error
+		if m, err = tx.Member(id); err != nil {
+			return fmt.Errorf("member %q: %w", id, err)
+		}
+		if days, err = engine.CheckInDays(tx, id); err != nil {
+			return err
+		}
+		for _, sec := range s.o.MemberSections {
+			v, err := sec.Read(tx, m)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sec.Name, err)
+			}
+			sections[sec.Name] = v
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	timeline := []timelineItem{}
+	conversation := []conversationLine{}
+	for _, c := range m.StageHistory {
+		timeline = append(timeline, timelineItem{At: c.At, Kind: "stage", Type: "stage",
+			Text: fmt.Sprintf("%s → %s (%s)", s.stageName(c.From), s.stageName(c.To), c.Cause), Seq: c.EventSeq})
+	}
+	if as, ok := s.o.Store.(AdminStore); ok {
+		evs, err := as.RecentMemberEvents(r.Context(), id, 200, historyWindow)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		eventAt := map[uint64]time.Time{}
+		for _, ev := range evs {
+			eventAt[ev.Seq] = ev.At
+			timeline = append(timeline, timelineItem{At: ev.At, Kind: "event", Type: string(ev.Type), Text: eventText(&ev), Seq: ev.Seq})
+			if (ev.Type == bot.EventKfText || ev.Type == bot.EventAppText) && ev.Content != "" {
+				conversation = append(conversation, conversationLine{At: ev.At, From: "member", Text: ev.Content})
+			}
+		}
+		acts, err := as.RecentMemberActions(r.Context(), id, 200, historyWindow)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, a := range acts {
+			text := actionText(&a)
+			// An action happens when its event did, or later when it is a
+			// scheduled follow-up (the engine may have run behind).
+			at := a.CreatedAt
+			if t, ok := eventAt[a.EventSeq]; ok {
+				at = t
+			}
+			if a.DueAt.After(at) {
+				at = a.DueAt
+			}
+			timeline = append(timeline, timelineItem{At: at, Kind: "action", Type: string(a.Kind), Text: text, Status: a.Status, Seq: a.EventSeq})
+			if a.Kind == bot.ActionKfMessage || a.Kind == bot.ActionWelcome || a.Kind == bot.ActionMassSend {
+				conversation = append(conversation, conversationLine{At: at, From: "bot", Text: text, Status: a.Status})
+			}
+		}
+	}
+	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].At.After(timeline[j].At) })
+	sort.SliceStable(conversation, func(i, j int) bool { return conversation[i].At.Before(conversation[j].At) })
+	if days == nil {
+		days = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"member":        m,
+		"summary":       s.memberRow(m),
+		"check_in_days": days,
+		"timeline":      timeline,
+		"conversation":  conversation,
+		"sections":      sections,
+	})
+}
+
+// eventText is a one-line description of an event for the timeline.
+func eventText(ev *bot.Event) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("staff", ev.StaffID)
+	add("state", ev.State)
+	add("chat", ev.ChatID)
+	add("detail", ev.UpdateDetail)
+	if ev.Content != "" {
+		parts = append(parts, strconv.Quote(ev.Content))
+	}
+	if id := ev.Data[bot.DataOrderID]; id != "" {
+		add("order", id)
+		if fen, err := strconv.ParseInt(ev.Data[bot.DataAmountFen], 10, 64); err == nil {
+			add("amount", yuan(fen))
+		}
+	}
+	if ev.Source != "" && ev.Source != bot.SourceWeCom {
+		add("source", ev.Source)
+	}
+	return strings.Join(parts, " ")
+}
+
+// actionText is what an action says, for the timeline and conversation.
+func actionText(a *bot.Action) string {
+	switch a.Kind {
+	case bot.ActionWelcome:
+		var p bot.WelcomeMessage
+		if a.Decode(&p) == nil {
+			return p.Text
+		}
+	case bot.ActionKfMessage:
+		var p bot.KfMessage
+		if a.Decode(&p) == nil {
+			return p.Text
+		}
+	case bot.ActionMassSend:
+		var p bot.MassSend
+		if a.Decode(&p) == nil {
+			return p.Text
+		}
+	case bot.ActionMarkTag:
+		var p bot.MarkTag
+		if a.Decode(&p) == nil {
+			s := ""
+			if len(p.Add) > 0 {
+				s = "+" + strings.Join(p.Add, " +")
+			}
+			if len(p.Remove) > 0 {
+				s = strings.TrimSpace(s + " -" + strings.Join(p.Remove, " -"))
+			}
+			return s
+		}
+	case bot.ActionStaffMessage:
+		var p bot.StaffMessage
+		if a.Decode(&p) == nil {
+			return p.Text
+		}
+	}
+	return string(a.Kind)
+}
+
+func yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
+}
+
+// csvSafe defuses spreadsheet formulas in member-supplied text (CSV
+// injection): a cell starting with = + - @ or a tab is prefixed with '.
+func csvSafe(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+func csvHeaders(w http.ResponseWriter, name string, now time.Time) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="wecombot-%s-%s.csv"`, name, now.Format("20060102-150405")))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// A UTF-8 BOM makes Excel (common with operators) read Chinese names right.
+	_, _ = w.Write([]byte("\uFEFF"))
+}
+
+// apiExportMembers answers GET /api/v1/export/members.csv (same filters as
+// the members list), streamed in one read transaction.
+func (s *Server) apiExportMembers(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r, "stage", "tag", "channel", "staff", "level", "q", "lost")
+	f := parseMemberFilter(q)
+	if q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
+	csvHeaders(w, "members", s.o.Now())
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"external_user_id", "name", "stage", "channel", "state", "staff", "level", "points",
+		"check_ins", "orders", "spend_yuan", "tags", "lost", "created_at", "updated_at"})
+	var werr error
+	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
+		return tx.Members("", func(m *bot.Member) bool {
+			if !f.match(m) {
+				return true
+			}
+			werr = cw.Write([]string{m.ExternalUserID, csvSafe(m.Name), string(m.Stage), csvSafe(m.Channel), csvSafe(m.State),
+				m.PrimaryStaff(), csvSafe(m.Level), strconv.FormatInt(m.Points, 10), strconv.Itoa(m.CheckIns),
+				strconv.Itoa(m.Orders), yuan(m.SpendFen), csvSafe(strings.Join(m.Tags, ";")), strconv.FormatBool(m.Lost),
+				m.CreatedAt.Format(time.RFC3339), m.UpdatedAt.Format(time.RFC3339)})
+			return werr == nil
+		})
+	})
+	cw.Flush()
+	if err != nil || werr != nil {
+		// Headers are gone; a truncated file must not look complete.
+		s.log.Error().AnErr("store", err).AnErr("write", werr).Msg("members export stopped")
+		_, _ = fmt.Fprintf(w, "# export incomplete: %v\n", firstErr(err, werr))
+	}
+}
+
+// apiExportOrders answers GET /api/v1/export/orders.csv.
+func (s *Server) apiExportOrders(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r, "member")
+	member := q.str("member", 256)
+	if q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
+	csvHeaders(w, "orders", s.o.Now())
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"order_id", "external_user_id", "amount_yuan", "refunded_yuan", "counted", "voided", "paid_at"})
+	var werr error
+	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
+		return engine.ScanOrders(tx, func(o engine.Order) bool {
+			if member != "" && o.Member != member {
+				return true
+			}
+			werr = cw.Write([]string{csvSafe(o.ID), o.Member, yuan(o.AmountFen), yuan(o.RefundedFen),
+				strconv.FormatBool(o.Counted), strconv.FormatBool(o.Voided), o.PaidAt})
+			return werr == nil
+		})
+	})
+	cw.Flush()
+	if err != nil || werr != nil {
+		s.log.Error().AnErr("store", err).AnErr("write", werr).Msg("orders export stopped")
+		_, _ = fmt.Fprintf(w, "# export incomplete: %v\n", firstErr(err, werr))
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// The sandbox "simulate a member" panel: each button appends one operator
+// event to the real event log, so the real pipeline and engine handle it
+// exactly like a WeCom callback (welcome, tags, funnel, check-in, orders),
+// and the sandbox sender records what would have gone out. Refused outside
+// sandbox mode: there these events would reach real customers' records.
+
+// sandboxRequest is the body of POST /api/v1/sandbox/events.
+type sandboxRequest struct {
+	// Action is add (contact add), join_group, check_in, kf (a text to 微信客服) or order.
+	Action string `json:"action"`
+	Member string `json:"member"`
+	Name   string `json:"name"`
+	// State is the channel ("contact me" state) of an add.
+	State string `json:"state"`
+	Staff string `json:"staff"`
+	// Chat is the customer group of join_group.
+	Chat string `json:"chat"`
+	// Text is a kf message (check_in defaults to 打卡).
+	Text string `json:"text"`
+	// Amount is an order's amount in yuan ("29.90").
+	Amount string `json:"amount"`
+}
+
+var sandboxIDPattern = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}$`)
+
+// Sandbox defaults: the staff, group and 微信客服 account simulated members meet.
+const (
+	sandboxStaff   = "sandbox_staff"
+	sandboxChat    = "wrSandboxGroup"
+	sandboxOpenKf  = "wkSandboxKf"
+	sandboxProcess = 3 * time.Second
+)
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// parseYuan reads "29.9" / "29.90" / "30" into fen.
+func parseYuan(s string) (int64, bool) {
+	whole, frac, _ := strings.Cut(strings.TrimSpace(s), ".")
+	if whole == "" || len(frac) > 2 {
+		return 0, false
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || w < 0 || w > 1_000_000 {
+		return 0, false
+	}
+	f := int64(0)
+	if frac != "" {
+		frac += strings.Repeat("0", 2-len(frac))
+		if f, err = strconv.ParseInt(frac, 10, 64); err != nil || f < 0 {
+			return 0, false
+		}
+	}
+	return w*100 + f, w*100+f > 0
+}
+
+// sandboxEvent validates req and builds the event it asks for.
+func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
+	if req.Member == "" {
+		req.Member = "wm_sim_" + randomHex(4)
+	}
+	if !sandboxIDPattern.MatchString(req.Member) {
+		return nil, badParam("member", "must be 1–64 letters, digits, _ or -")
+	}
+	if utf8.RuneCountInString(req.Name) > 64 {
+		return nil, badParam("name", "is longer than 64 characters")
+	}
+	if req.Staff == "" {
+		req.Staff = sandboxStaff
+	}
+	if !sandboxIDPattern.MatchString(req.Staff) {
+		return nil, badParam("staff", "must be 1–64 letters, digits, _ or -")
+	}
+	if len(req.State) > 30 { // WeCom's state is at most 30 characters
+		return nil, badParam("state", "is longer than 30 characters")
+	}
+	if utf8.RuneCountInString(req.Text) > 500 {
+		return nil, badParam("text", "is longer than 500 characters")
+	}
+	id := randomHex(8)
+	ev := &bot.Event{Source: bot.SourceOperator, DedupeKey: "sandbox|" + id, At: now, ExternalUserID: req.Member}
+	if req.Name != "" {
+		ev.Data = map[string]string{bot.DataName: req.Name}
+	}
+	switch req.Action {
+	case "add":
+		ev.Type, ev.StaffID, ev.State, ev.WelcomeCode = bot.EventContactAdd, req.Staff, req.State, "SANDBOX-"+id
+	case "join_group":
+		if req.Chat == "" {
+			req.Chat = sandboxChat
+		}
+		if !sandboxIDPattern.MatchString(req.Chat) {
+			return nil, badParam("chat", "must be 1–64 letters, digits, _ or -")
+		}
+		ev.Type, ev.ChatID, ev.UpdateDetail = bot.EventGroupUpdate, req.Chat, bot.GroupAddMember
+		ev.MemChangeList, ev.MemChangeCnt, ev.JoinScene = []string{req.Member}, 1, 1
+	case "check_in", "kf":
+		text := req.Text
+		if text == "" && req.Action == "check_in" {
+			text = "打卡"
+		}
+		if strings.TrimSpace(text) == "" {
+			return nil, badParam("text", "is required for a kf message")
+		}
+		ev.Type, ev.Content, ev.OpenKfID, ev.MsgID = bot.EventKfText, text, sandboxOpenKf, "sandbox-"+id
+	case "order":
+		amount := req.Amount
+		if amount == "" {
+			amount = "29.90"
+		}
+		fen, ok := parseYuan(amount)
+		if !ok {
+			return nil, badParam("amount", "must be an amount in yuan like 29.90 (more than 0, at most 1000000)")
+		}
+		if ev.Data == nil {
+			ev.Data = map[string]string{}
+		}
+		ev.Type = bot.EventOrderPaid
+		ev.Data[bot.DataOrderID] = "SANDBOX-" + strings.ToUpper(id[:10])
+		ev.Data[bot.DataAmountFen] = strconv.FormatInt(fen, 10)
+	default:
+		return nil, badParam("action", "must be one of add, join_group, check_in, kf, order")
+	}
+	return ev, nil
+}
+
+// apiSandboxEvent answers POST /api/v1/sandbox/events: append the event,
+// wake the workers and wait (briefly) until the engine has handled it.
+func (s *Server) apiSandboxEvent(w http.ResponseWriter, r *http.Request) {
+	if !s.o.Sandbox {
+		s.fail(w, r, errSandboxOnly)
+		return
+	}
+	if q := newQuery(r); q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
+	var req sandboxRequest
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		s.fail(w, r, badParam("body", "must be a JSON object with action, member, name, state, staff, chat, text, amount: %v", err))
+		return
+	}
+	ev, err := sandboxEvent(req, s.o.Now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.o.Pipeline != nil {
+		s.o.Pipeline.NotifyEvent()
+	}
+	processed := s.waitProcessed(r.Context(), ev.Seq)
+	s.agg.invalidate()
+	s.log.Info().Str("type", string(ev.Type)).Uint64("seq", ev.Seq).Bool("processed", processed).Msg("sandbox event")
+	writeJSON(w, http.StatusAccepted, map[string]any{"event": ev, "member": ev.ExternalUserID, "processed": processed})
+}
+
+// waitProcessed polls until event seq is no longer pending, for a few seconds.
+func (s *Server) waitProcessed(ctx context.Context, seq uint64) bool {
+	if s.o.Pipeline == nil {
+		return false
+	}
+	deadline := time.Now().Add(sandboxProcess)
+	for time.Now().Before(deadline) {
+		evs, err := s.o.Store.PendingEvents(ctx, seq-1, 1)
+		if err != nil {
+			return false
+		}
+		if len(evs) == 0 || evs[0].Seq != seq {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
+}
