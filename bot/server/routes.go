@@ -41,6 +41,12 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/export/members.csv", true, s.apiExportMembers},
 		{"GET /api/v1/export/orders.csv", true, s.apiExportOrders},
 		{"POST /api/v1/sandbox/events", true, s.apiSandboxEvent},
+		{"POST /api/v1/coupons/{pool}/import", true, s.apiCouponImport},
+		{"POST /api/v1/coupons/{pool}/generate", true, s.apiCouponGenerate},
+		{"POST /api/v1/coupons/{pool}/grant", true, s.apiCouponGrant},
+
+		{"POST /hooks/orders", false, s.shopOrders},
+		{"GET /coupons", false, s.couponsPage},
 
 		// The dashboard's page and static assets carry no data: no token.
 		{"GET /{$}", false, s.dashboardIndex},

@@ -43,6 +43,10 @@ type Options struct {
 	Status func() map[string]any
 	// Links verifies members' signed H5 links (check-in, coupon claim).
 	Links *signlink.Signer
+	// ShopSecret authenticates POST /hooks/orders (empty: the webhook
+	// answers 503); ShopMaxAge is its replay window (0: DefaultShopMaxAge).
+	ShopSecret string
+	ShopMaxAge time.Duration
 	// Scenario returns the scenario in force (hot reloaded); nil in tests
 	// that don't need it.
 	Scenario func() *scenarios.Scenario
