@@ -23,6 +23,7 @@ func (s *Server) Routes() []Route {
 		{"GET /metrics", false, s.metrics()},
 
 		{"GET /api/v1/status", true, s.apiStatus},
+		{"GET /api/v1/backup", true, s.apiBackup},
 		{"GET /api/v1/events", true, s.apiEvents},
 		{"GET /api/v1/outbox", true, s.apiOutbox},
 		{"GET /api/v1/members", true, s.apiMembers},

@@ -95,6 +95,9 @@ func New(o Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v) // a deliberate abort: net/http cuts the connection
+			}
 			s.log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		}

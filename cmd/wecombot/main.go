@@ -70,6 +70,8 @@ Usage:
   wecombot callback TYPE [flags]  send a signed test callback to a running bot (sandbox keys by default)
   wecombot channel list|create STATE [--staff IDS]
                                  list channels; create a "contact me" code carrying STATE (add_contact_way)
+  wecombot backup FILE|-          write a consistent copy of the database (safe while serving)
+  wecombot restore FILE          replace the database with a checked backup (server stopped)
   wecombot bench [--duration 10s --concurrency 64 --rate 0 --members 0]
                                  load-test the real server in-process against a fake WeCom (docs/performance.md)
   wecombot healthcheck           exit 0 if the local server's /healthz answers 200 (for container healthchecks)
@@ -94,6 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return check(ctx, rest, getenv, stdout, stderr)
 	case "doctor":
 		return doctor(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return backup(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return restore(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, getenv, stdout, stderr)
 	case "simulate":

@@ -60,6 +60,9 @@ type Options struct {
 	// MaxBatchDelay is how long an append waits to share an fsync with
 	// concurrent appends (group commit; default 2 ms).
 	MaxBatchDelay time.Duration
+	// ReadOnly opens an existing file without writing to it (backup,
+	// restore checks); it fails while a server holds the file.
+	ReadOnly bool
 }
 
 // Store is the bbolt implementation of bot.Store.
@@ -85,7 +88,11 @@ func Open(path string, o Options) (*Store, error) {
 	if o.MaxBatchDelay <= 0 {
 		o.MaxBatchDelay = 2 * time.Millisecond
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory for %s: %w", path, err)
 	}
 	db, err := openDB(path, o)
@@ -95,6 +102,9 @@ func Open(path string, o Options) (*Store, error) {
 	db.NoSync = o.NoSync
 	db.MaxBatchDelay = o.MaxBatchDelay
 	s := &Store{db: db, path: path, o: o}
+	if o.ReadOnly {
+		return s, nil
+	}
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
 			bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketMeta} {
@@ -118,7 +128,7 @@ func openDB(path string, o Options) (db *bbolt.DB, err error) {
 			db, err = nil, fmt.Errorf("%s is not a usable wecombot database (corrupt?): %v — restore it from a backup (docs/deploy.md)", path, v)
 		}
 	}()
-	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.OpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.OpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, ReadOnly: o.ReadOnly})
 	switch {
 	case err == nil:
 		return db, nil
