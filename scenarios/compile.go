@@ -788,6 +788,9 @@ func (c *compiler) campaigns(specs []*campaignSpec) {
 	keywordUse := map[string][]kwUse{}
 	for _, s := range specs {
 		c.required(s.Pos, "name", s.Name, "the campaign's name (e.g. 早安打卡)")
+		if strings.Contains(s.Name, "|") {
+			c.ps.at(s.Pos, "name", "must not contain |")
+		}
 		if !c.unique(names, s.Pos, "name", "campaign", s.Name) {
 			continue
 		}
@@ -830,7 +833,17 @@ func (c *compiler) campaigns(specs []*campaignSpec) {
 			if mu.Max < 0 || mu.WithinDays < 0 || mu.CostPoints < 0 {
 				c.ps.at(mu.Pos, "", "max, within_days and cost_points must not be negative")
 			}
-			camp.Makeup = Makeup{Max: mu.Max, WithinDays: mu.WithinDays, CostPoints: mu.CostPoints}
+			camp.Makeup = Makeup{Max: mu.Max, WithinDays: mu.WithinDays, CostPoints: mu.CostPoints, Keywords: []string{"补卡"}}
+			if len(mu.Keywords) > 0 {
+				camp.Makeup.Keywords = nil
+			}
+			for i, kw := range mu.Keywords {
+				if strings.TrimSpace(kw) == "" {
+					c.ps.at(mu.Pos, fmt.Sprintf("keywords[%d]", i), "empty keyword")
+					continue
+				}
+				camp.Makeup.Keywords = append(camp.Makeup.Keywords, kw)
+			}
 		}
 		bonusDays := map[int]bool{}
 		for _, b := range s.StreakBonus {
@@ -876,6 +889,7 @@ func (c *compiler) campaigns(specs []*campaignSpec) {
 				CheckedIn: c.template(msg.Pos, "checked_in", msg.CheckedIn), Already: c.template(msg.Pos, "already", msg.Already),
 				OutsideWindow: c.template(msg.Pos, "outside_window", msg.OutsideWindow), Closed: c.template(msg.Pos, "closed", msg.Closed),
 				NotInAudience: c.template(msg.Pos, "not_in_audience", msg.NotInAudience), MadeUp: c.template(msg.Pos, "made_up", msg.MadeUp),
+				NoMakeup: c.template(msg.Pos, "no_makeup", msg.NoMakeup),
 			}
 		}
 		if cert := s.Certificate; cert != nil {

@@ -353,8 +353,8 @@ func anyOf(list []string, f func(string) bool) bool {
 	return false
 }
 
-// Campaign is a check-in (打卡) campaign. Its runtime (ledger, scheduler,
-// rewards) lives with issue 5; the scenario validates and compiles it now.
+// Campaign is a check-in (打卡) campaign. Its runtime (ledger, leaderboard,
+// scheduler) is bot/checkin; the engine's check-in feature applies it.
 type Campaign struct {
 	Pos
 	Name     string
@@ -379,8 +379,10 @@ type Campaign struct {
 // Rolling reports whether the campaign runs per member rather than on fixed dates.
 func (c *Campaign) Rolling() bool { return c.Start.IsZero() }
 
-// Makeup is the make-up (补卡) allowance.
+// Makeup is the make-up (补卡) allowance. Keywords (default [补卡]) ask
+// for one in kf.
 type Makeup struct {
+	Keywords   []string
 	Max        int
 	WithinDays int
 	CostPoints int
@@ -430,7 +432,7 @@ type Reminder struct {
 
 // CampaignMessages are the replies to check-in attempts.
 type CampaignMessages struct {
-	CheckedIn, Already, OutsideWindow, Closed, NotInAudience, MadeUp *Template
+	CheckedIn, Already, OutsideWindow, Closed, NotInAudience, MadeUp, NoMakeup *Template
 }
 
 // Certificate is the shareable certificate (证书) a milestone may award.

@@ -225,9 +225,10 @@ type audienceSpec struct {
 
 type makeupSpec struct {
 	Pos
-	Max        int `yaml:"max"`
-	WithinDays int `yaml:"within_days"`
-	CostPoints int `yaml:"cost_points"`
+	Keywords   []string `yaml:"keywords"`
+	Max        int      `yaml:"max"`
+	WithinDays int      `yaml:"within_days"`
+	CostPoints int      `yaml:"cost_points"`
 }
 
 type streakBonusSpec struct {
@@ -265,6 +266,7 @@ type campaignMessages struct {
 	Closed        string `yaml:"closed"`
 	NotInAudience string `yaml:"not_in_audience"`
 	MadeUp        string `yaml:"made_up"`
+	NoMakeup      string `yaml:"no_makeup"`
 }
 
 type certificateSpec struct {

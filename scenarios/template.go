@@ -30,6 +30,19 @@ type TemplateData struct {
 	CheckIns int
 	// Staff is the userid of the staff member the member added most recently.
 	Staff string
+	// Campaign fields, set in check-in campaign messages and reminders:
+	// Campaign is its name, Day the member's check-in days in it, Link the
+	// member's personal check-in page (or certificate, in a certificate
+	// milestone), Rank their leaderboard rank (0 before the first check-in),
+	// Board the leaderboard as text (summary and close reminders), Today the
+	// check-ins today and Participants everyone who ever checked in.
+	Campaign     string
+	Day          int
+	Link         string
+	Rank         int
+	Board        string
+	Today        int
+	Participants int
 }
 
 // sampleData is used to execute every template once at load time, so a
@@ -37,6 +50,8 @@ type TemplateData struct {
 var sampleData = TemplateData{
 	Name: "示例会员", Channel: "示例渠道", Stage: "aware", StageName: "认知", Streak: 3,
 	Points: 120, Level: "普通", Brand: "示例品牌", Orders: 1, CheckIns: 3, Staff: "zhangsan",
+	Campaign: "示例打卡", Day: 3, Link: "https://example.com/checkin?t=sample", Rank: 2,
+	Board: "1. 示例会员 30 分", Today: 5, Participants: 12,
 }
 
 // Template is a compiled text template with its source kept for fallback.

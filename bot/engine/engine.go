@@ -13,7 +13,8 @@
 //	refunds         <order_id>|<refund_id> → present once a refund is applied
 //	groups          chat_id → groupRecord (members, owner, created/dismissed)
 //	ratelimit       kf|<member> or app|<staff> → recent auto-replies
-//	checkin_days    <member>|<2006-01-02> → present once a check-in day counted
+//
+// Check-in campaigns keep their ledger in bot/checkin's buckets (see there).
 package engine
 
 import (
@@ -45,7 +46,6 @@ const (
 	bucketRefunds       = "refunds"
 	bucketGroups        = "groups"
 	bucketRateLimit     = "ratelimit"
-	bucketCheckinDays   = "checkin_days"
 )
 
 // present is the value of kv facts whose presence is the fact (a counted

@@ -254,8 +254,9 @@ channels:
   - {state: xhs, name: 小红书, tags: [小红书]}
 keywords:
   rules:
-    - {name: 打卡, keywords: [打卡], signal: check_in, reply: "第{{.CheckIns}}天"}
     - {name: 你好, keywords: [你好], reply: 你好呀}
+campaigns:
+  - {name: 打卡, days: 30, windows: ["00:00-24:00"], keywords: [打卡], messages: {checked_in: "第{{.CheckIns}}天"}}
 tag_rules:
   - {name: 打卡党, when: {check_ins: 2}, add: [打卡党]}
   - {name: 种草, when: {channel: 小红书, stage: interest}, add: [种草]}

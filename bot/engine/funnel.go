@@ -43,26 +43,12 @@ func (r *run) moveTo(ms *memberState, to bot.Stage, cause string, backward bool)
 	return true
 }
 
-// signal applies a funnel signal: check-ins count once per day, and the
-// signals listed in funnel.interest_on move the member to Interest.
+// signal applies a funnel signal: the signals listed in funnel.interest_on
+// move the member to Interest. Check-in days are counted by the campaign
+// ledger (checkin.go), which fires check_in on a successful check-in.
 func (r *run) signal(ms *memberState, sig scenarios.Signal) error {
 	if sig == "" {
 		return nil
-	}
-	if sig == scenarios.SignalCheckIn {
-		day := r.at.In(r.sc.Brand.Zone).Format("2006-01-02")
-		key := ms.m.ExternalUserID + "|" + day
-		counted, err := r.has(bucketCheckinDays, key)
-		if err != nil {
-			return err
-		}
-		if !counted {
-			if err := r.tx.Put(bucketCheckinDays, key, present); err != nil {
-				return fmt.Errorf("record check-in day: %w", err)
-			}
-			ms.m.CheckIns++
-			ms.dirty = true
-		}
 	}
 	if r.sc.Funnel.InterestOn[sig] {
 		r.moveTo(ms, bot.StageInterest, string(sig), false)

@@ -1,0 +1,247 @@
+package checkin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// Tick is one firing of a campaign reminder.
+type Tick struct {
+	Campaign string
+	// Reminder is the index in the campaign's reminders.
+	Reminder int
+	Spec     string
+	// Slot is the scheduled time (not when the process got round to it).
+	Slot time.Time
+}
+
+// DedupeKey is the tick's event-log dedupe key: the same slot appended twice
+// (a restart's catch-up, a second node) is stored once.
+func (t Tick) DedupeKey() string {
+	return "sched|" + t.Campaign + "|" + strconv.Itoa(t.Reminder) + "|" + strconv.FormatInt(t.Slot.Unix(), 10)
+}
+
+// Event is the tick as an event for the log.
+func (t Tick) Event(received time.Time) *bot.Event {
+	return &bot.Event{Type: EventTick, Source: bot.SourceCron, DedupeKey: t.DedupeKey(), At: t.Slot, ReceivedAt: received,
+		Data: map[string]string{DataCampaign: t.Campaign, DataReminder: strconv.Itoa(t.Reminder), DataSpec: t.Spec,
+			DataSlot: strconv.FormatInt(t.Slot.Unix(), 10)}}
+}
+
+// ParseTick reads a tick back from its event.
+func ParseTick(ev *bot.Event) (Tick, error) {
+	idx, err1 := strconv.Atoi(ev.Data[DataReminder])
+	slot, err2 := strconv.ParseInt(ev.Data[DataSlot], 10, 64)
+	if err1 != nil || err2 != nil || ev.Data[DataCampaign] == "" {
+		return Tick{}, errors.New("campaign tick without campaign, reminder or slot")
+	}
+	return Tick{Campaign: ev.Data[DataCampaign], Reminder: idx, Spec: ev.Data[DataSpec], Slot: time.Unix(slot, 0)}, nil
+}
+
+// schedule returns the reminder's schedule in the campaign's zone.
+func schedule(c *scenarios.Campaign, r *scenarios.Reminder) cron.Schedule {
+	if s, ok := r.Schedule.(*cron.SpecSchedule); ok {
+		cp := *s // the scenario is immutable: zone a copy
+		cp.Location = c.Zone
+		return &cp
+	}
+	return r.Schedule
+}
+
+// Ticks returns every reminder firing of sc in (from, to], in time order
+// (campaign file order, then reminder order, on equal times). simulate and
+// the scheduler's catch-up use it; no clock is involved.
+func Ticks(sc *scenarios.Scenario, from, to time.Time) []Tick {
+	var out []Tick
+	for _, c := range sc.Campaigns {
+		for i, r := range c.Reminders {
+			if r.Schedule == nil {
+				continue
+			}
+			s := schedule(c, r)
+			for t := s.Next(from); !t.IsZero() && !t.After(to); t = s.Next(t) {
+				out = append(out, Tick{Campaign: c.Name, Reminder: i, Spec: r.Spec, Slot: t})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Slot.Before(out[j].Slot) })
+	return out
+}
+
+// TickDone reports whether the engine already acted on the tick (a second
+// guard behind the log's dedupe, which forgets keys after its TTL).
+func TickDone(tx bot.Tx, t Tick) (bool, error) {
+	_, err := tx.Get(BucketTicks, t.DedupeKey())
+	if errors.Is(err, bot.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// MarkTick records that the engine acted on the tick.
+func MarkTick(tx bot.Tx, t Tick) error { return tx.Put(BucketTicks, t.DedupeKey(), present) }
+
+// Appender is the part of the event log the scheduler needs.
+type Appender interface {
+	AppendEvent(ctx context.Context, ev *bot.Event) (dup bool, err error)
+}
+
+// SchedulerOptions configure a Scheduler.
+type SchedulerOptions struct {
+	Log    zerolog.Logger
+	Events Appender
+	// Notify wakes the pipeline after an append (may be nil).
+	Notify func()
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// CatchUp re-appends firings missed while the process was down, up to
+	// this far back, on start and reload (the log's dedupe drops those that
+	// did fire). Default 15 minutes; negative turns it off.
+	CatchUp time.Duration
+	// Zone is cron's default location (the brand's zone); each reminder
+	// runs in its campaign's zone.
+	Zone *time.Location
+}
+
+// Scheduler runs campaign reminders on robfig/cron. A firing never sends
+// anything: it appends a campaign.tick event to the durable log, so the
+// engine turns it into outbox actions exactly once, even across restarts.
+type Scheduler struct {
+	o   SchedulerOptions
+	log zerolog.Logger
+
+	mu      sync.Mutex
+	cron    *cron.Cron
+	current *scenarios.Scenario
+}
+
+// NewScheduler returns a stopped scheduler; Run starts it.
+func NewScheduler(o SchedulerOptions) *Scheduler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CatchUp == 0 {
+		o.CatchUp = 15 * time.Minute
+	}
+	if o.Zone == nil {
+		o.Zone = time.Local
+	}
+	return &Scheduler{o: o, log: o.Log.With().Str("component", "scheduler").Logger()}
+}
+
+// Fire appends the tick's event; a duplicate (the slot was appended before)
+// is not an error.
+func (s *Scheduler) Fire(ctx context.Context, t Tick) error {
+	dup, err := s.o.Events.AppendEvent(ctx, t.Event(s.o.Now()))
+	if err != nil {
+		return fmt.Errorf("append campaign tick %s: %w", t.DedupeKey(), err)
+	}
+	if dup {
+		s.log.Debug().Str("tick", t.DedupeKey()).Msg("campaign tick already in the log")
+		return nil
+	}
+	s.log.Info().Str("campaign", t.Campaign).Int("reminder", t.Reminder).Time("slot", t.Slot).Msg("campaign reminder due")
+	if s.o.Notify != nil {
+		s.o.Notify()
+	}
+	return nil
+}
+
+// Load replaces the cron entries with sc's reminders (on start and on every
+// scenario reload) and catches up firings missed in the last CatchUp.
+func (s *Scheduler) Load(ctx context.Context, sc *scenarios.Scenario) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc == s.current {
+		return
+	}
+	if s.cron != nil {
+		<-s.cron.Stop().Done()
+	}
+	s.current = sc
+	logger := cronLogger{s.log}
+	c := cron.New(cron.WithLocation(s.o.Zone), cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)))
+	n := 0
+	for _, camp := range sc.Campaigns {
+		for i, r := range camp.Reminders {
+			if r.Schedule == nil {
+				continue
+			}
+			sched := schedule(camp, r)
+			tick := Tick{Campaign: camp.Name, Reminder: i, Spec: r.Spec}
+			c.Schedule(sched, cron.FuncJob(func() {
+				t := tick
+				t.Slot = lastSlot(sched, s.o.Now())
+				if err := s.Fire(ctx, t); err != nil {
+					s.log.Error().Err(err).Msg("campaign reminder not recorded; it will be caught up on restart")
+				}
+			}))
+			n++
+		}
+	}
+	if s.o.CatchUp > 0 {
+		now := s.o.Now()
+		for _, t := range Ticks(sc, now.Add(-s.o.CatchUp), now) {
+			if err := s.Fire(ctx, t); err != nil {
+				s.log.Error().Err(err).Msg("catch up campaign reminder")
+			}
+		}
+	}
+	c.Start()
+	s.cron = c
+	s.log.Info().Int("reminders", n).Str("scenario", sc.Version).Msg("campaign schedule loaded")
+}
+
+// Run loads current() now and again whenever it returns a new scenario (a
+// hot reload), until ctx ends; then it stops cron and waits for running jobs.
+func (s *Scheduler) Run(ctx context.Context, current func() *scenarios.Scenario, poll time.Duration) {
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if sc := current(); sc != nil {
+			s.Load(ctx, sc)
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			if s.cron != nil {
+				<-s.cron.Stop().Done()
+			}
+			s.mu.Unlock()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lastSlot is the latest firing of sched at or before now: the slot a job
+// running (slightly late) at now stands for.
+func lastSlot(sched cron.Schedule, now time.Time) time.Time {
+	slot := now.Truncate(time.Minute)
+	for t := sched.Next(now.Add(-25 * time.Hour)); !t.IsZero() && !t.After(now); t = sched.Next(t) {
+		slot = t
+	}
+	return slot
+}
+
+// cronLogger adapts zerolog to cron.Logger.
+type cronLogger struct{ l zerolog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug().Fields(kv).Msg("cron: " + msg) }
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error().Err(err).Fields(kv).Msg("cron: " + msg)
+}
