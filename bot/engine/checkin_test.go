@@ -1,0 +1,370 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/bot/signlink"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+var shanghai = func() *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		return time.FixedZone("CST", 8*3600)
+	}
+	return loc
+}()
+
+const checkinYAML = `brand: {name: 测试, zone: Asia/Shanghai}
+tags:
+  阶段: [A, I, P, L]
+  偏好: [打卡达人, 满勤]
+  会员: [等级-高级]
+  渠道: [小红书]
+funnel:
+  stages: {aware: {tag: A}, interest: {tag: I}, purchase: {tag: P}, loyal: {tag: L}}
+  interest_on: [check_in]
+channels:
+  - {state: xhs, name: 小红书, tags: [小红书]}
+levels:
+  - {name: 普通, min_points: 0}
+  - {name: 高级, min_points: 100, tag: 等级-高级}
+coupons:
+  - {name: 满勤券, value_yuan: 10, valid_days: 7, generate: {prefix: D, length: 6, count: 10}}
+campaigns:
+  - name: 早安
+    start: 2025-03-03
+    days: 7
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+    makeup: {max: 1, within_days: 1, cost_points: 5}
+    points: 10
+    streak_bonus: [{days: 3, points: 20}]
+    milestones:
+      - {day: 3, points: 30, tag: 打卡达人, text: "MS3"}
+      - {day: 7, certificate: true, coupon: 满勤券, tag: 满勤, stage: loyal, text: "MS7 {{.Link}}"}
+    messages:
+      checked_in: "OK{{.Day}} streak={{.Streak}} points={{.Points}} level={{.Level}} rank={{.Rank}}"
+      already: ALREADY
+      outside_window: WINDOW
+      closed: CLOSED
+      not_in_audience: AUDIENCE
+      made_up: "MADEUP{{.Day}}"
+      no_makeup: NOMAKEUP
+    certificate: {title: 早安证书, text: "{{.Name}} 坚持了 7 天"}
+  - name: 熬夜
+    days: 3
+    windows: ["00:00-01:00", "23:00-24:00"]
+    keywords: [熬夜]
+    audience: {channels: [小红书]}
+    points: 1
+    messages: {checked_in: "NIGHT{{.Day}} streak={{.Streak}}", not_in_audience: AUDIENCE, already: ALREADY}
+`
+
+func checkinScenario(t testing.TB) *scenarios.Scenario {
+	t.Helper()
+	sc, err := scenarios.LoadBytes("checkin.yaml", []byte(checkinYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// at parses a Shanghai wall-clock time in March 2025 ("03-04 07:00").
+func at(s string) time.Time {
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", "2025-"+s+func() string {
+		if strings.Count(s, ":") == 1 {
+			return ":00"
+		}
+		return ""
+	}(), shanghai)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// lastReply is the text of the last kf message to member.
+func (h *harness) lastReply(member string) string {
+	h.t.Helper()
+	acts := h.actions(bot.ActionKfMessage)
+	for i := len(acts) - 1; i >= 0; i-- {
+		if acts[i].MemberID == member {
+			var p bot.KfMessage
+			if err := acts[i].Decode(&p); err != nil {
+				h.t.Fatal(err)
+			}
+			return p.Text
+		}
+	}
+	return ""
+}
+
+func (h *harness) progress(campaign, member string) *checkin.Progress {
+	h.t.Helper()
+	var p *checkin.Progress
+	err := h.store.View(context.Background(), func(tx bot.Tx) (err error) {
+		p, err = checkin.LoadProgress(tx, campaign, member)
+		return err
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+type checkinStep struct {
+	at, text string
+	// want is a prefix of the reply; "" expects no reply to this step.
+	want string
+}
+
+func TestCheckinRules(t *testing.T) {
+	const m = "wmC"
+	cases := []struct {
+		name   string
+		state  string
+		steps  []checkinStep
+		days   int
+		streak int // on the last step's day
+		points int64
+		level  string
+		check  func(t *testing.T, h *harness, mem *bot.Member)
+	}{
+		{name: "window: start inclusive, end exclusive", steps: []checkinStep{
+			{"03-03 05:59:59", "打卡", "WINDOW"},
+			{"03-03 06:00", "打卡", "OK1 streak=1 points=10"},
+			{"03-04 08:59:59", "早安打卡", "OK2 streak=2 points=20"},
+			{"03-05 09:00", "打卡", "WINDOW"},
+		}, days: 2, streak: 2, points: 20, level: "普通"},
+		{name: "twice a day: second is refused, nothing changes", steps: []checkinStep{
+			{"03-03 07:00", "打卡", "OK1"},
+			{"03-03 07:01", "打卡", "ALREADY"},
+			{"03-03 08:30", "我要打卡", "ALREADY"},
+		}, days: 1, streak: 1, points: 10},
+		{name: "before start and after end", steps: []checkinStep{
+			{"03-02 07:00", "打卡", "WINDOW"},
+			{"03-09 07:00", "打卡", "OK1"},
+			{"03-10 07:00", "打卡", "CLOSED"},
+		}, days: 1, points: 10},
+		{name: "streak break: milestone counts days, bonus needs the streak", steps: []checkinStep{
+			{"03-03 07:00", "打卡", "OK1"},
+			{"03-04 07:00", "打卡", "OK2 streak=2"},
+			{"03-06 07:00", "打卡", "OK3 streak=1 points=60"}, // 3×10 + milestone 30, no streak bonus
+		}, days: 3, streak: 1, points: 60, check: func(t *testing.T, h *harness, mem *bot.Member) {
+			if !mem.HasTag("打卡达人") {
+				t.Errorf("milestone tag missing: %v", mem.Tags)
+			}
+			if r := h.lastReply(m); !strings.Contains(r, "MS3") || strings.Contains(r, "连续打卡 3 天") {
+				t.Errorf("reply %q", r)
+			}
+		}},
+		{name: "make-up fills yesterday, joins the streak, costs points, once", steps: []checkinStep{
+			{"03-03 07:00", "打卡", "OK1"},
+			{"03-04 07:00", "打卡", "OK2"},
+			{"03-06 07:00", "打卡", "OK3 streak=1 points=60"},
+			{"03-06 12:00", "补卡", "MADEUP4"}, // day 3 (03-05) made up: 60-5+20 streak bonus
+			{"03-07 07:00", "打卡", "OK5 streak=5 points=85"},
+			{"03-09 07:00", "补卡", "NOMAKEUP"}, // 03-08 missed, but the one make-up is used
+		}, days: 5, points: 85, check: func(t *testing.T, h *harness, mem *bot.Member) {
+			p := h.progress("早安", m)
+			if len(p.Makeups) != 1 || p.Makeups[0].String() != "2025-03-05" || p.LongestStreak() != 5 {
+				t.Errorf("progress %+v", p)
+			}
+		}},
+		{name: "make-up only within_days back and only for a missed day", steps: []checkinStep{
+			{"03-03 07:00", "补卡", "NOMAKEUP"}, // nothing yet
+			{"03-03 07:01", "打卡", "OK1"},
+			{"03-04 10:00", "补卡", "NOMAKEUP"}, // yesterday is checked in
+			{"03-06 07:00", "补卡", "MADEUP2"},  // 03-05; 03-04 is beyond within_days
+			{"03-06 07:01", "补卡", "NOMAKEUP"}, // max 1
+		}, days: 2, points: 5},
+		{name: "seven days: milestones, level-up, certificate, coupon hook, funnel", steps: []checkinStep{
+			{"03-03 07:00", "打卡", "OK1"},
+			{"03-04 07:00", "打卡", "OK2"},
+			{"03-05 07:00", "打卡", "OK3 streak=3 points=80"},
+			{"03-06 07:00", "打卡", "OK4 streak=4 points=90 level=普通"},
+			{"03-07 07:00", "打卡", "OK5 streak=5 points=100 level=高级"},
+			{"03-08 07:00", "打卡", "OK6"},
+			{"03-09 07:00", "打卡", "OK7 streak=7 points=120 level=高级 rank=1"},
+		}, days: 7, streak: 7, points: 120, level: "高级", check: func(t *testing.T, h *harness, mem *bot.Member) {
+			r := h.lastReply(m)
+			if !strings.Contains(r, "MS7 https://bot.example/checkin/cert?t=") || !strings.Contains(r, "CODE-满勤券-milestone:早安:7") {
+				t.Errorf("day 7 reply %q", r)
+			}
+			if !mem.HasTag("等级-高级") || !mem.HasTag("满勤") || mem.Stage != bot.StageLoyal {
+				t.Errorf("tags %v stage %s", mem.Tags, mem.Stage)
+			}
+			if p := h.progress("早安", m); !p.Certificate || p.Score != 120 {
+				t.Errorf("progress %+v", p)
+			}
+			var entries []checkin.Entry
+			_ = h.store.View(context.Background(), func(tx bot.Tx) (err error) {
+				entries, err = checkin.PointsHistory(tx, m, 0, 100)
+				return err
+			})
+			// 7 check-ins, 1 streak bonus, 1 milestone with points.
+			if len(entries) != 9 || entries[len(entries)-1].Balance != 120 {
+				t.Errorf("ledger %+v", entries)
+			}
+		}},
+		{name: "midnight in Asia/Shanghai splits days (not UTC)", state: "xhs", steps: []checkinStep{
+			// 23:30 and 00:30 Shanghai are both 15:30/16:30 UTC on 03-03.
+			{"03-03 23:30", "熬夜", "NIGHT1 streak=1"},
+			{"03-03 23:59:59", "熬夜", "ALREADY"},
+			{"03-04 00:00", "熬夜", "NIGHT2 streak=2"},
+			{"03-04 00:59", "熬夜", "ALREADY"},
+		}, days: 0, points: 2},
+		{name: "not in the audience", steps: []checkinStep{
+			{"03-03 23:30", "熬夜", "AUDIENCE"},
+		}, points: 0},
+	}
+	prev := issueCoupon
+	issueCoupon = func(r *run, ms *memberState, pool *scenarios.CouponPool, hook string) (string, error) {
+		return "CODE-" + pool.Name + "-" + hook, nil
+	}
+	t.Cleanup(func() { issueCoupon = prev })
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, checkinScenario(t))
+			signer, _ := signlink.New([]byte("0123456789abcdef0123"), func() time.Time { return h.clock })
+			h.eng.WithLinks(signer, "https://bot.example/")
+			h.clock = at("03-01 10:00")
+			h.send(add(m, "s1", tc.state, ""))
+			for i, st := range tc.steps {
+				h.clock = at(st.at)
+				before := len(h.actions(bot.ActionKfMessage))
+				h.send(kf(m, st.text))
+				got := ""
+				if acts := h.actions(bot.ActionKfMessage); len(acts) > before {
+					got = h.lastReply(m)
+				}
+				if !strings.HasPrefix(got, st.want) || (st.want == "" && got != "") {
+					t.Errorf("step %d (%s %q): reply %q, want prefix %q", i+1, st.at, st.text, got, st.want)
+				}
+			}
+			mem := h.member(m)
+			if mem.Points != tc.points {
+				t.Errorf("points %d, want %d", mem.Points, tc.points)
+			}
+			if tc.level != "" && mem.Level != tc.level {
+				t.Errorf("level %q, want %q", mem.Level, tc.level)
+			}
+			if tc.days > 0 {
+				p := h.progress("早安", m)
+				if p.Count() != tc.days {
+					t.Errorf("days %d, want %d", p.Count(), tc.days)
+				}
+				if tc.streak > 0 {
+					last := checkin.DayOf(at(tc.steps[len(tc.steps)-1].at), shanghai)
+					if s := p.Streak(last); s != tc.streak {
+						t.Errorf("streak %d, want %d", s, tc.streak)
+					}
+				}
+				if mem.CheckIns != tc.days {
+					t.Errorf("member check-ins %d, want %d", mem.CheckIns, tc.days)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, h, mem)
+			}
+		})
+	}
+}
+
+// TestCheckinConcurrent fires the same member's check-in 100 times in
+// parallel, each in its own transaction (as 100 taps or retried messages
+// handled by different workers would be): one day, one set of points, one
+// leaderboard entry.
+func TestCheckinConcurrent(t *testing.T) {
+	const m = "wmRace"
+	h := newHarness(t, checkinScenario(t))
+	h.clock = at("03-01 10:00")
+	h.send(add(m, "s1", "", ""))
+	h.clock = at("03-03 07:00")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := kf(m, "打卡")
+			ev.At, ev.DedupeKey, ev.MsgID = h.clock, fmt.Sprintf("race|%d", i), fmt.Sprintf("msg%d", i)
+			if _, err := h.store.AppendEvent(ctx, ev); err != nil {
+				errs <- err
+				return
+			}
+			errs <- h.store.Update(ctx, func(tx bot.Tx) error { return h.eng.Handle(ctx, tx, ev) })
+		}()
+	}
+	// The same H5 tap, appended 100 times in parallel: the log keeps one.
+	tap := &bot.Event{Type: checkin.EventCheckIn, ExternalUserID: m, At: h.clock,
+		DedupeKey: checkin.TapDedupeKey(m, "早安", checkin.DayOf(h.clock, shanghai)), Data: map[string]string{checkin.DataCampaign: "早安"}}
+	var appended sync.Map
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := *tap
+			dup, err := h.store.AppendEvent(ctx, &ev)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if !dup {
+				appended.Store(ev.Seq, true)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	appended.Range(func(_, _ any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("the log kept %d copies of the tap, want 1", n)
+	}
+	p := h.progress("早安", m)
+	mem := h.member(m)
+	if p.Count() != 1 || p.Score != 10 || mem.Points != 10 || mem.CheckIns != 1 {
+		t.Errorf("progress %+v, member points %d check-ins %d", p, mem.Points, mem.CheckIns)
+	}
+	ok, already := 0, 0
+	for _, a := range h.actions(bot.ActionKfMessage) {
+		var msg bot.KfMessage
+		_ = a.Decode(&msg)
+		switch {
+		case strings.HasPrefix(msg.Text, "OK1"):
+			ok++
+		case msg.Text == "ALREADY":
+			already++
+		}
+	}
+	// keywords.rate_limit (default) caps the "already" replies; exactly one success.
+	if ok != 1 {
+		t.Errorf("%d success replies, want 1 (%d already)", ok, already)
+	}
+	_ = h.store.View(ctx, func(tx bot.Tx) error {
+		top, err := checkin.Top(tx, "早安", 10)
+		if err != nil || len(top) != 1 || top[0].Score != 10 {
+			t.Errorf("leaderboard %+v %v", top, err)
+		}
+		parts, perDay, err := checkin.Participation(tx, "早安")
+		if err != nil || parts != 1 || len(perDay) != 1 || perDay[0].CheckIns != 1 {
+			t.Errorf("participation %d %+v %v", parts, perDay, err)
+		}
+		return nil
+	})
+}
