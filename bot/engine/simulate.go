@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -25,7 +26,14 @@ type simScript struct {
 	Zone     string    `yaml:"zone"`
 	Staff    string    `yaml:"staff"`
 	OpenKfID string    `yaml:"open_kfid"`
-	Steps    []simStep `yaml:"steps"`
+	// Cron fires the campaigns' reminders at their times between steps, and
+	// Until runs the clock on after the last step (see checkin_sim.go).
+	Cron  bool   `yaml:"cron"`
+	Until string `yaml:"until"`
+	// PublicURL signs members' H5 links with a fixed demo key, so links
+	// (check-in pages, certificates) show in the output.
+	PublicURL string    `yaml:"public_url"`
+	Steps     []simStep `yaml:"steps"`
 }
 
 // simStep is one scripted event: a shorthand (add: wm_alice) or a generic
@@ -45,6 +53,8 @@ type simStep struct {
 	App         string `yaml:"app"`
 	Order       string `yaml:"order"`
 	Refund      string `yaml:"refund"`
+	Tap         string `yaml:"tap"`
+	Campaign    string `yaml:"campaign"`
 
 	Member       string            `yaml:"member"`
 	Staff        string            `yaml:"staff"`
@@ -100,6 +110,9 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{}}
 	sim.engine = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return sim.clock })
 	sim.engine.codeRand = newSeededReader("simulate")
+	if err := sim.setupCheckin(start); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "# scenario %s, brand %s, start %s %s\n", sc.Source, sc.Brand.Name, sim.fmtTime(start), zone)
 	at := start
 	for i := range s.Steps {
@@ -112,7 +125,7 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 		if at.Before(sim.clock) {
 			return fmt.Errorf("step %d: at %s is before the previous step", i+1, sim.fmtTime(at))
 		}
-		if err := sim.drain(ctx, at); err != nil {
+		if err := sim.advance(ctx, at); err != nil {
 			return err
 		}
 		sim.clock = at
@@ -123,14 +136,23 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 		if err := sim.deliver(ctx, ev, max(step.Repeat, 1)); err != nil {
 			return fmt.Errorf("step %d: %w", i+1, err)
 		}
+		if err := sim.tapResult(ctx, ev); err != nil {
+			return err
+		}
 		if err := sim.drain(ctx, at); err != nil {
 			return err
 		}
 	}
+	if err := sim.finishCheckin(ctx); err != nil {
+		return err
+	}
 	if err := sim.drain(ctx, time.Time{}); err != nil {
 		return err
 	}
-	return sim.summary(ctx)
+	if err := sim.summary(ctx); err != nil {
+		return err
+	}
+	return sim.leaderboards(ctx)
 }
 
 type simulator struct {
@@ -146,6 +168,8 @@ type simulator struct {
 	order []string
 	// couponSeen is each code's last printed status.
 	couponSeen map[string]string
+	// lastTick is up to when campaign reminders were fired.
+	lastTick time.Time
 }
 
 type memberSnap struct {
@@ -219,8 +243,9 @@ func (s *simulator) event(i int, st *simStep) (*bot.Event, error) {
 	set(st.App, func(v string) { ev.Type, ev.StaffID = bot.EventAppText, v })
 	set(st.Order, func(v string) { ev.Type, ev.ExternalUserID, ev.Source = bot.EventOrderPaid, v, bot.SourceShop })
 	set(st.Refund, func(v string) { ev.Type, ev.ExternalUserID, ev.Source = bot.EventOrderRefunded, v, bot.SourceShop })
+	set(st.Tap, func(v string) { s.tapEvent(ev, v, st) })
 	if kinds != 1 {
-		return nil, errors.New("give exactly one of event, add, add_half, del_follow, del_contact, join_group, leave_group, create_group, kf, app, order, refund")
+		return nil, errors.New("give exactly one of event, add, add_half, del_follow, del_contact, join_group, leave_group, create_group, kf, app, order, refund, tap")
 	}
 	if st.ID != "" {
 		ev.Data[bot.DataOrderID] = st.ID
@@ -287,6 +312,9 @@ func (s *simulator) deliver(ctx context.Context, ev *bot.Event, times int) error
 }
 
 func describeEvent(ev *bot.Event) string {
+	if ev.Type == checkin.EventTick {
+		return fmt.Sprintf("%s campaign=%s reminder=%s cron=%q", ev.Type, ev.Data[checkin.DataCampaign], ev.Data[checkin.DataReminder], ev.Data[checkin.DataSpec])
+	}
 	var b strings.Builder
 	b.WriteString(string(ev.Type))
 	kv := func(k, v string) {
@@ -451,6 +479,13 @@ func (s *simulator) record(a *bot.Action) error {
 		}
 		s.line("send", "group_welcome %q%s", p.Name, describeAttachments(p.Attachments))
 		s.text(p.Text)
+	case bot.ActionRobot:
+		var p bot.RobotMessage
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "robot → %s", p.Robot)
+		s.text(p.Text + p.Markdown)
 	default:
 		s.line("send", "%s → %s %s", a.Kind, a.MemberID, a.Payload)
 	}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/bot/signlink"
+)
+
+// simLinkKey signs simulate's links (public_url): a fixed, public demo key,
+// so the output is reproducible. Never used outside simulate.
+const simLinkKey = "wecombot-simulate-demo-link-key"
+
+func (s *simulator) setupCheckin(start time.Time) error {
+	s.lastTick = start
+	if s.script.PublicURL == "" {
+		return nil
+	}
+	signer, err := signlink.New([]byte(simLinkKey), func() time.Time { return s.clock })
+	if err != nil {
+		return err
+	}
+	s.engine.WithLinks(signer, s.script.PublicURL)
+	return nil
+}
+
+// advance moves the simulation to `to`: with cron on, every campaign
+// reminder due on the way fires at its time, as the scheduler would append
+// it; owed actions are sent in due order in between.
+func (s *simulator) advance(ctx context.Context, to time.Time) error {
+	if s.script.Cron {
+		for _, t := range checkin.Ticks(s.sc, s.lastTick, to) {
+			if err := s.drain(ctx, t.Slot); err != nil {
+				return err
+			}
+			s.clock = t.Slot
+			if err := s.deliver(ctx, t.Event(t.Slot), 1); err != nil {
+				return fmt.Errorf("campaign reminder %s: %w", t.DedupeKey(), err)
+			}
+		}
+		s.lastTick = to
+	}
+	return s.drain(ctx, to)
+}
+
+// finishCheckin runs the clock on to the script's until.
+func (s *simulator) finishCheckin(ctx context.Context) error {
+	if s.script.Until == "" {
+		return nil
+	}
+	until, err := parseSimTime(s.script.Until, s.zone)
+	if err != nil {
+		return fmt.Errorf("simulation script: until: %w", err)
+	}
+	if until.Before(s.clock) {
+		return fmt.Errorf("simulation script: until %s is before the last step", s.fmtTime(until))
+	}
+	if err := s.advance(ctx, until); err != nil {
+		return err
+	}
+	s.clock = until
+	return nil
+}
+
+// tapEvent makes a step's event a tap on the member's check-in page
+// (tap: wm_x, campaign: name; default the scenario's first campaign).
+func (s *simulator) tapEvent(ev *bot.Event, member string, st *simStep) {
+	camp := st.Campaign
+	if camp == "" && len(s.sc.Campaigns) > 0 {
+		camp = s.sc.Campaigns[0].Name
+	}
+	ev.Type, ev.ExternalUserID, ev.Source = checkin.EventCheckIn, member, bot.SourceSim
+	ev.Data[checkin.DataCampaign] = camp
+	if st.DedupeKey == "" {
+		zone := s.zone
+		if c := s.sc.Campaign(camp); c != nil {
+			zone = c.Zone
+		}
+		ev.DedupeKey = checkin.TapDedupeKey(member, camp, checkin.DayOf(s.clock, zone))
+	}
+}
+
+// tapResult prints what the check-in page shows after a tap.
+func (s *simulator) tapResult(ctx context.Context, ev *bot.Event) error {
+	if ev.Type != checkin.EventCheckIn {
+		return nil
+	}
+	return s.store.View(ctx, func(tx bot.Tx) error {
+		text, ok, err := checkin.LoadResult(tx, eventRef(ev))
+		if err != nil || !ok {
+			return err
+		}
+		s.line("page", "check-in page of %s shows:", ev.ExternalUserID)
+		s.text(text)
+		return nil
+	})
+}
+
+// leaderboards prints each campaign's final top 10 and participation.
+func (s *simulator) leaderboards(ctx context.Context) error {
+	return s.store.View(ctx, func(tx bot.Tx) error {
+		for _, c := range s.sc.Campaigns {
+			parts, perDay, err := checkin.Participation(tx, c.Name)
+			if err != nil {
+				return err
+			}
+			if parts == 0 {
+				continue
+			}
+			fmt.Fprintf(s.out, "# leaderboard %s (%d participants)\n", c.Name, parts)
+			top, err := checkin.Top(tx, c.Name, 10)
+			if err != nil {
+				return err
+			}
+			for _, st := range top {
+				p, err := checkin.LoadProgress(tx, c.Name, st.Member)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.out, "%d. %s score=%d days=%d longest_streak=%d makeups=%d certificate=%v\n",
+					st.Rank, st.Member, st.Score, p.Count(), p.LongestStreak(), len(p.Makeups), p.Certificate)
+			}
+			for _, d := range perDay {
+				fmt.Fprintf(s.out, "  %s: %d check-ins\n", d.Day, d.CheckIns)
+			}
+		}
+		return nil
+	})
+}
