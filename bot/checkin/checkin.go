@@ -13,6 +13,7 @@
 // KV buckets (bot.Tx Get/Put/Scan):
 //
 //	checkin_days      <campaign>|<member>|<2006-01-02> → dayRecord (one per member per campaign day)
+//	checkin_mdays     <member>|<2006-01-02>|<campaign> → present (the member's days, for their page)
 //	checkin_progress  <campaign>|<member> → Progress (days, streak inputs, campaign points, rewards given)
 //	checkin_board     <campaign>|<inverted score>|<member> → present (leaderboard order)
 //	checkin_scores    <campaign>|<inverted score> → member count at that score (ranks)
@@ -58,17 +59,18 @@ const (
 
 // KV bucket names.
 const (
-	BucketDays     = "checkin_days"
-	BucketProgress = "checkin_progress"
-	BucketBoard    = "checkin_board"
-	BucketScores   = "checkin_scores"
-	BucketStats    = "checkin_stats"
-	BucketState    = "checkin_state"
-	BucketTicks    = "checkin_ticks"
-	BucketResults  = "checkin_results"
-	BucketKf       = "kf_contacts"
-	BucketPoints   = "points_ledger"
-	BucketHead     = "points_head"
+	BucketDays       = "checkin_days"
+	BucketMemberDays = "checkin_mdays"
+	BucketProgress   = "checkin_progress"
+	BucketBoard      = "checkin_board"
+	BucketScores     = "checkin_scores"
+	BucketStats      = "checkin_stats"
+	BucketState      = "checkin_state"
+	BucketTicks      = "checkin_ticks"
+	BucketResults    = "checkin_results"
+	BucketKf         = "kf_contacts"
+	BucketPoints     = "points_ledger"
+	BucketHead       = "points_head"
 )
 
 // present is the value of facts whose presence is the fact.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -149,6 +150,9 @@ func Record(tx bot.Tx, p *Progress, day Day, at time.Time, makeup bool, ref stri
 	if err := tx.Put(BucketDays, dayKey, raw); err != nil {
 		return fmt.Errorf("record check-in day: %w", err)
 	}
+	if err := tx.Put(BucketMemberDays, p.Member+"|"+day.String()+"|"+p.Campaign, present); err != nil {
+		return fmt.Errorf("record check-in day: %w", err)
+	}
 	if len(p.Days) == 0 {
 		if err := addCounter(tx, BucketStats, p.Campaign+"|participants", 1); err != nil {
 			return err
@@ -163,6 +167,36 @@ func Record(tx bot.Tx, p *Progress, day Day, at time.Time, makeup bool, ref stri
 	}
 	p.Last = at
 	return nil
+}
+
+// MemberDays returns the days (2006-01-02) member checked in to any
+// campaign, oldest first, each once. For the member detail page.
+func MemberDays(tx bot.Tx, member string) ([]string, error) {
+	var days []string
+	err := tx.Scan(BucketMemberDays, member+"|", func(k string, _ []byte) bool {
+		d := k[len(member)+1:]
+		if i := strings.IndexByte(d, '|'); i >= 0 {
+			d = d[:i]
+		}
+		if len(days) == 0 || days[len(days)-1] != d {
+			days = append(days, d)
+		}
+		return true
+	})
+	return days, err
+}
+
+// EachDay calls fn for every recorded check-in day (made-up days included)
+// of every member and campaign, in campaign, member, day order; returning
+// false stops. For aggregates.
+func EachDay(tx bot.Tx, fn func(campaign, member, day string) bool) error {
+	return tx.Scan(BucketDays, "", func(k string, _ []byte) bool {
+		parts := strings.Split(k, "|")
+		if len(parts) != 3 {
+			return true
+		}
+		return fn(parts[0], parts[1], parts[2])
+	})
 }
 
 // ErrDayTaken means the member already has that campaign day.

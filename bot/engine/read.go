@@ -3,9 +3,9 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
 )
 
 // Read functions for the operator console and exports. They read the facts
@@ -44,25 +44,14 @@ func ScanOrders(tx bot.Tx, fn func(Order) bool) error {
 	return decodeErr
 }
 
-// CheckInDays returns the days (2006-01-02, in the brand's zone) on which
-// member's check-in counted, oldest first.
+// CheckInDays returns the days (2006-01-02, in the campaigns' zones) on
+// which member checked in to any campaign, oldest first.
 func CheckInDays(tx bot.Tx, member string) ([]string, error) {
-	var days []string
-	err := tx.Scan(bucketCheckinDays, member+"|", func(k string, _ []byte) bool {
-		days = append(days, strings.TrimPrefix(k, member+"|"))
-		return true
-	})
-	return days, err
+	return checkin.MemberDays(tx, member)
 }
 
-// ScanCheckInDays calls fn for every counted check-in day of every member;
-// returning false stops.
+// ScanCheckInDays calls fn for every check-in day of every member (once per
+// campaign checked in to that day); returning false stops.
 func ScanCheckInDays(tx bot.Tx, fn func(member, day string) bool) error {
-	return tx.Scan(bucketCheckinDays, "", func(k string, _ []byte) bool {
-		i := strings.LastIndexByte(k, '|')
-		if i < 0 {
-			return true
-		}
-		return fn(k[:i], k[i+1:])
-	})
+	return checkin.EachDay(tx, func(_, member, day string) bool { return fn(member, day) })
 }

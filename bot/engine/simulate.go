@@ -22,10 +22,10 @@ import (
 
 // simScript is a simulation script (docs/scenarios.md, "Trying a scenario").
 type simScript struct {
-	Start    string    `yaml:"start"`
-	Zone     string    `yaml:"zone"`
-	Staff    string    `yaml:"staff"`
-	OpenKfID string    `yaml:"open_kfid"`
+	Start    string `yaml:"start"`
+	Zone     string `yaml:"zone"`
+	Staff    string `yaml:"staff"`
+	OpenKfID string `yaml:"open_kfid"`
 	// Cron fires the campaigns' reminders at their times between steps, and
 	// Until runs the clock on after the last step (see checkin_sim.go).
 	Cron  bool   `yaml:"cron"`
