@@ -135,7 +135,8 @@ func (f *fixture) seedCommunity() {
 	f.add("wm_dave", "Dave", "douyin", "lisi", d(17, 2))
 	f.add("wm_eve", `<script>alert("x")</script><img src=x onerror=alert(1)>`, "store_poster", "zhangsan", d(18, 2))
 	for _, day := range []int{17, 18, 19} {
-		f.kf("wm_alice", "打卡", d(day, 1))
+		// 08:00 in Asia/Shanghai: inside the 早安打卡 campaign's 06:00-09:00 window.
+		f.kf("wm_alice", "打卡", d(day, 0))
 	}
 	f.order("wm_bob", "SO1", 2990, d(12, 4))
 	f.order("wm_bob", "SO2", 3600, d(18, 4))
