@@ -77,6 +77,10 @@ type WeCom struct {
 	EgressProxy string
 	// Robots maps a robot name used in scenarios to its webhook key (webhook keys only from robot_key_files).
 	Robots map[string]string
+	// AIBotToken and AIBotAESKey are the AI bot's (智能机器人, API mode) callback
+	// Token and EncodingAESKey (WECOM_AIBOT_TOKEN, WECOM_AIBOT_AES_KEY); unset → /wecom/aibot answers 503.
+	AIBotToken  string
+	AIBotAESKey string
 }
 
 // OpenAI configures the reply model; without an API key the offline model answers.
@@ -119,6 +123,8 @@ type fileConfig struct {
 		APIBase      string            `yaml:"api_base"`
 		EgressProxy  string            `yaml:"egress_proxy"`
 		RobotFiles   map[string]string `yaml:"robot_key_files"`
+		AIBotToken   string            `yaml:"aibot_token_file"`
+		AIBotAESKey  string            `yaml:"aibot_aes_key_file"`
 	} `yaml:"wecom"`
 	OpenAI struct {
 		APIKeyFile string `yaml:"api_key_file"`
@@ -256,6 +262,8 @@ func (c *Config) applyFile(path string) error {
 		{"token_file", fc.WeCom.TokenFile, &c.WeCom.Token},
 		{"aes_key_file", fc.WeCom.AESKeyFile, &c.WeCom.AESKey},
 		{"api_key_file", fc.OpenAI.APIKeyFile, &c.OpenAI.APIKey},
+		{"aibot_token_file", fc.WeCom.AIBotToken, &c.WeCom.AIBotToken},
+		{"aibot_aes_key_file", fc.WeCom.AIBotAESKey, &c.WeCom.AIBotAESKey},
 	} {
 		if s.file == "" {
 			continue
@@ -388,6 +396,8 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	secret("WECOMBOT_LINK_SECRET", &c.LinkSecret)
 	secret("WECOMBOT_SHOP_SECRET", &c.ShopSecret)
 	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
+	secret("WECOM_AIBOT_TOKEN", &c.WeCom.AIBotToken)
+	secret("WECOM_AIBOT_AES_KEY", &c.WeCom.AIBotAESKey)
 	if v := getenv("WECOMBOT_CALLBACK_MAX_AGE"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
@@ -434,6 +444,11 @@ func (c *Config) validate() Errors {
 	if c.WeCom.AESKey != "" && len(c.WeCom.AESKey) != 43 {
 		bad("WECOM_AES_KEY must be the 43-character EncodingAESKey from the WeCom admin console (got %d characters)", len(c.WeCom.AESKey))
 	}
+	if (c.WeCom.AIBotToken == "") != (c.WeCom.AIBotAESKey == "") {
+		bad("WECOM_AIBOT_TOKEN and WECOM_AIBOT_AES_KEY (智能机器人 Token / EncodingAESKey) go together: set both or neither")
+	} else if c.WeCom.AIBotAESKey != "" && len(c.WeCom.AIBotAESKey) != 43 {
+		bad("WECOM_AIBOT_AES_KEY must be the AI bot's 43-character EncodingAESKey (got %d characters)", len(c.WeCom.AIBotAESKey))
+	}
 	if !c.Sandbox() {
 		if c.WeCom.CorpID == "" {
 			bad("WECOM_CORP_ID (企业ID) is required when WECOM_SECRET is set")
@@ -475,13 +490,14 @@ func (c *Config) Summary() map[string]any {
 		"callback_max_age": c.CallbackMaxAge.String(),
 		"model":            c.OpenAI.Model,
 		"model_online":     c.OpenAI.APIKey != "",
+		"aibot":            c.WeCom.AIBotToken != "",
 	}
 }
 
 // Secrets returns every secret value, for log redaction.
 func (c *Config) Secrets() []string {
 	var out []string
-	for _, s := range []string{c.WeCom.Secret, c.WeCom.KfSecret, c.WeCom.Token, c.WeCom.AESKey, c.AdminToken, c.LinkSecret, c.ShopSecret, c.OpenAI.APIKey} {
+	for _, s := range []string{c.WeCom.Secret, c.WeCom.KfSecret, c.WeCom.Token, c.WeCom.AESKey, c.AdminToken, c.LinkSecret, c.ShopSecret, c.OpenAI.APIKey, c.WeCom.AIBotToken, c.WeCom.AIBotAESKey} {
 		if s != "" {
 			out = append(out, s)
 		}

@@ -1018,8 +1018,9 @@ func (c *compiler) ai(s *aiSpec) {
 	for _, f := range s.FAQ {
 		c.required(f.Pos, "q", f.Q, "the question")
 		c.required(f.Pos, "a", f.A, "the answer")
-		a.FAQ = append(a.FAQ, FAQ{Q: f.Q, A: f.A, Keywords: f.Keywords})
+		a.FAQ = append(a.FAQ, FAQ{Q: f.Q, A: f.A, Keywords: f.Keywords, Source: fmt.Sprintf("%s:%d", f.File, f.Line)})
 	}
+	c.aiRuntime(s, a)
 	for i, w := range s.BannedWords {
 		if strings.TrimSpace(w) == "" {
 			c.ps.at(s.Pos, fmt.Sprintf("banned_words[%d]", i), "empty word")

@@ -486,12 +486,29 @@ type AI struct {
 	Fallback      *Template
 	MaxReplyChars int
 	MemoryTurns   int
+	// NegativeWords hand an upset member to a human, like HandoffWords.
+	NegativeWords []string
+	// HandoffAfterFailures hands a member over after this many replies in a
+	// row the model failed on (0: never).
+	HandoffAfterFailures int
+	// Refusal answers prompt-injection attempts (nil: the built-in text).
+	Refusal *Template
+	// MemoryTokens is the token budget of the remembered turns in a prompt.
+	MemoryTokens int
+	// RateLimit caps model replies per member; GlobalPerMinute caps model
+	// calls for everyone (0: no cap).
+	RateLimit       RateLimit
+	GlobalPerMinute int
+	// Knowledge are the files the extra FAQ entries came from.
+	Knowledge []string
 }
 
 // FAQ is one question and answer.
 type FAQ struct {
 	Q, A     string
 	Keywords []string
+	// Source is file:line of the entry.
+	Source string
 }
 
 // ChannelByState returns the channel for a "contact me" state, or nil.

@@ -319,6 +319,14 @@ type aiSpec struct {
 	Fallback      string     `yaml:"fallback"`
 	MaxReplyChars int        `yaml:"max_reply_chars"`
 	MemoryTurns   int        `yaml:"memory_turns"`
+	// Issue 7 runtime: knowledge files, sentiment hand-off, limits.
+	Knowledge            []string       `yaml:"knowledge"`
+	NegativeWords        []string       `yaml:"negative_words"`
+	HandoffAfterFailures *int           `yaml:"handoff_after_failures"`
+	Refusal              string         `yaml:"refusal"`
+	MemoryTokens         int            `yaml:"memory_tokens"`
+	RateLimit            *rateLimitSpec `yaml:"rate_limit"`
+	GlobalPerMinute      int            `yaml:"global_per_minute"`
 }
 
 type faqSpec struct {

@@ -19,6 +19,8 @@ func (s *Server) Routes() []Route {
 	return []Route{
 		{"GET /wecom/callback", false, s.callbackVerify},
 		{"POST /wecom/callback", false, s.callbackEvent},
+		{"GET /wecom/aibot", false, s.aibotVerify},
+		{"POST /wecom/aibot", false, s.aibotEvent},
 		{"GET /healthz", false, s.healthz},
 		{"GET /metrics", false, s.metrics()},
 

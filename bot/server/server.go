@@ -66,6 +66,10 @@ type Options struct {
 	// FunnelTTL is how long the funnel aggregate is reused before a
 	// background refresh (default 30 s).
 	FunnelTTL time.Duration
+	// AIBotCrypter verifies and decrypts /wecom/aibot (receive id ""); nil answers 503.
+	AIBotCrypter *wecom.Crypter
+	// AIStreams serves the AI bot's streamed answers.
+	AIStreams AIStreams
 }
 
 // Server serves wecombot's routes.

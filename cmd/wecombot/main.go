@@ -74,6 +74,7 @@ Usage:
   wecombot restore FILE          replace the database with a checked backup (server stopped)
   wecombot bench [--duration 10s --concurrency 64 --rate 0 --members 0]
                                  load-test the real server in-process against a fake WeCom (docs/performance.md)
+  wecombot ask [flags] "QUESTION" ask the bot as a 微信客服 member would, offline (keyword rules, then the AI reply)
   wecombot healthcheck           exit 0 if the local server's /healthz answers 200 (for container healthchecks)
   wecombot version               print the version
 
@@ -108,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return callback(ctx, rest, getenv, stdout, stderr)
 	case "channel":
 		return channel(ctx, rest, getenv, stdout, stderr)
+	case "ask":
+		return ask(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, getenv, stdout)
 	case "version", "--version", "-v":

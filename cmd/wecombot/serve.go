@@ -226,14 +226,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	app.engine.WithLinks(links, publicURL(cfg, ln.Addr()))
-	sender, _, err := newSender(cfg, log, m)
+	sender, client, err := newSender(cfg, log, m)
 	if err != nil {
 		return err
 	}
-	pl := pipeline.New(pipeline.Options{
+	var pl *pipeline.Pipeline
+	aiw, err := newAIWiring(cfg, store, app.holder.Current, client, log, m.Registry,
+		func() { pl.NotifyOutbox() }, func() { pl.NotifyEvent() })
+	if err != nil {
+		return fmt.Errorf("AI bot credentials: %w", err)
+	}
+	pl = pipeline.New(pipeline.Options{
 		Store:     store,
 		Handle:    app.Handle,
-		Sender:    sender,
+		Sender:    &bot.SenderMux{Routes: aiw.routes, Default: sender},
 		Log:       log,
 		Metrics:   m,
 		Workers:   cfg.Workers,
@@ -269,6 +275,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Sandbox:        cfg.Sandbox(),
 		Scenarios:      consoleScenarios{app},
 		FunnelTTL:      consoleFunnelTTL(cfg),
+		AIBotCrypter:   aiw.crypter,
+		AIStreams:      aiw.streams,
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {

@@ -1,0 +1,561 @@
+package ai_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+// fakeOpenAI is an httptest fake of the OpenAI chat completions API that
+// records every request and answers from a script.
+type fakeOpenAI struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	requests []chatRequest
+	script   []func(w http.ResponseWriter, req chatRequest)
+}
+
+type chatRequest struct {
+	Model    string `json:"model"`
+	Stream   bool   `json:"stream"`
+	Messages []struct {
+		Role       string `json:"role"`
+		Content    string `json:"content"`
+		ToolCallID string `json:"tool_call_id"`
+	} `json:"messages"`
+	Tools []struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	} `json:"tools"`
+}
+
+// system returns the request's system prompt.
+func (r chatRequest) system() string {
+	for _, m := range r.Messages {
+		if m.Role == "system" {
+			return m.Content
+		}
+	}
+	return ""
+}
+
+// all returns every message's content, joined.
+func (r chatRequest) all() string {
+	var b strings.Builder
+	for _, m := range r.Messages {
+		b.WriteString(m.Role + ": " + m.Content + "\n")
+	}
+	return b.String()
+}
+
+func newFakeOpenAI(t *testing.T) *fakeOpenAI {
+	f := &fakeOpenAI{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" || r.Header.Get("Authorization") != "Bearer test-key" {
+			http.Error(w, `{"error":{"message":"unknown route or key"}}`, http.StatusNotFound)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var req chatRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.requests = append(f.requests, req)
+		var step func(http.ResponseWriter, chatRequest)
+		if len(f.script) > 0 {
+			step, f.script = f.script[0], f.script[1:]
+		}
+		f.mu.Unlock()
+		if step == nil {
+			step = answer("（默认回答）")
+		}
+		step(w, req)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeOpenAI) then(steps ...func(http.ResponseWriter, chatRequest)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.script = append(f.script, steps...)
+}
+
+func (f *fakeOpenAI) reqs() []chatRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]chatRequest(nil), f.requests...)
+}
+
+func (f *fakeOpenAI) model() *ai.OpenAI {
+	return ai.NewOpenAI(ai.OpenAIConfig{APIKey: "test-key", BaseURL: f.srv.URL + "/v1", Model: "fake-qwen"})
+}
+
+// answer replies with text, streamed in pieces when the request asks for a stream.
+func answer(text string) func(http.ResponseWriter, chatRequest) {
+	return func(w http.ResponseWriter, req chatRequest) {
+		if !req.Stream {
+			writeJSON(w, map[string]any{"id": "c1", "object": "chat.completion", "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+					"message": map[string]any{"role": "assistant", "content": text}}}})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		runes := []rune(text)
+		for i := 0; i < len(runes); i += 4 {
+			chunk := string(runes[i:min(i+4, len(runes))])
+			b, _ := json.Marshal(map[string]any{"id": "c1", "object": "chat.completion.chunk", "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": chunk}}}})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}
+}
+
+// toolCall asks for one tool.
+func toolCall(name string) func(http.ResponseWriter, chatRequest) {
+	return func(w http.ResponseWriter, req chatRequest) {
+		writeJSON(w, map[string]any{"id": "c2", "object": "chat.completion", "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "tool_calls",
+				"message": map[string]any{"role": "assistant", "content": "", "tool_calls": []any{map[string]any{
+					"id": "call_1", "type": "function", "function": map[string]any{"name": name, "arguments": "{}"}}}}}}})
+	}
+}
+
+func status(code int) func(http.ResponseWriter, chatRequest) {
+	return func(w http.ResponseWriter, _ chatRequest) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"error":{"message":"status %d","type":"test"}}`, code)
+	}
+}
+
+func sleep(d time.Duration) func(http.ResponseWriter, chatRequest) {
+	return func(w http.ResponseWriter, req chatRequest) {
+		time.Sleep(d)
+		answer("太慢了")(w, req)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fixture is a store with two members and an AI sender over a model.
+type fixture struct {
+	store   *bolt.Store
+	sc      *scenarios.Scenario
+	sender  *ai.Sender
+	streams *ai.Streams
+	answers []ai.Answer
+	mu      sync.Mutex
+	wakes   int
+}
+
+const (
+	alice = "wm_alice"
+	bob   = "wm_bob_secret"
+)
+
+func newFixture(t *testing.T, replier *ai.Replier) *fixture {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{store: st, sc: scenarios.LoadDefault()}
+	now := time.Now()
+	err = st.Update(context.Background(), func(tx bot.Tx) error {
+		if err := tx.PutMember(&bot.Member{ExternalUserID: alice, Name: "小林", Stage: bot.StageInterest,
+			Points: 120, Level: "普通会员", CheckIns: 4, CreatedAt: now}); err != nil {
+			return err
+		}
+		if err := tx.PutMember(&bot.Member{ExternalUserID: bob, Name: "张秘密", Stage: bot.StageLoyal,
+			Points: 98765, Level: "尊享会员", CheckIns: 77, CreatedAt: now}); err != nil {
+			return err
+		}
+		// Bob talked to the bot before: none of it may reach Alice's prompt.
+		return ai.Remember(tx, ai.MemberScope(bob), "kfmsg:b1", now, "我的手机号是13900001111", "好的，已记下")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.streams = ai.NewStreams(st, nil)
+	f.sender = ai.NewSender(ai.SenderOptions{
+		Store: st, Replier: replier, Scenario: func() *scenarios.Scenario { return f.sc }, Streams: f.streams,
+		Log: zerolog.Nop(), WakeOutbox: func() { f.mu.Lock(); f.wakes++; f.mu.Unlock() },
+		Facts: func(tx bot.Tx, id string) ([]ai.Fact, error) {
+			if id == alice {
+				return []ai.Fact{{Label: "可用优惠券", Value: "新人券（满30减10）"}}, nil
+			}
+			return []ai.Fact{{Label: "可用优惠券", Value: "BOB-VIP-券"}}, nil
+		},
+		Tools:    func(p *bot.AIReply) ai.Tools { return ai.MemberTools(st, p, nil) },
+		OnAnswer: func(_ *bot.AIReply, a ai.Answer) { f.mu.Lock(); f.answers = append(f.answers, a); f.mu.Unlock() },
+	})
+	return f
+}
+
+// action enqueues an ai_reply for payload the way the engine does and returns it.
+func (f *fixture) action(t *testing.T, p bot.AIReply) *bot.Action {
+	t.Helper()
+	a, err := bot.NewAction(bot.ActionAIReply, "ai|"+p.Ref, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.CreatedAt, a.DueAt, a.MemberID = time.Now(), time.Now(), p.MemberID
+	if err := f.store.Update(context.Background(), func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// replies returns the kf messages in the outbox.
+func (f *fixture) replies(t *testing.T) []bot.KfMessage {
+	t.Helper()
+	acts, err := f.store.Actions(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []bot.KfMessage
+	for _, a := range acts {
+		if a.Kind == bot.ActionKfMessage {
+			var m bot.KfMessage
+			if err := a.Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func kfAsk(ref, text string) bot.AIReply {
+	return bot.AIReply{Surface: bot.AISurfaceKf, MemberID: alice, OpenKfID: "wk_1", Text: text, Ref: ref}
+}
+
+func TestPromptHasPersonaProfileSnippetsMemoryAndNoOtherMember(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(answer("山茶拿铁含少量咖啡因，孕期建议选桂花酿～"))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	ctx := context.Background()
+	// Alice's earlier exchange.
+	if err := f.store.Update(ctx, func(tx bot.Tx) error {
+		return ai.Remember(tx, ai.MemberScope(alice), "kfmsg:a0", time.Now(), "你们有燕麦奶吗", "有的，可以换燕麦奶")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := f.action(t, kfAsk("kfmsg:a1", "山茶拿铁有咖啡因吗"))
+	res, retry, err := f.sender.Send(ctx, a)
+	if err != nil || retry || res.Detail != ai.SourceModel {
+		t.Fatalf("Send = %+v, %v, %v", res, retry, err)
+	}
+	reqs := fake.reqs()
+	if len(reqs) != 1 {
+		t.Fatalf("model calls = %d", len(reqs))
+	}
+	req := reqs[0]
+	sys, all := req.system(), req.all()
+	for _, want := range []string{
+		"你是「山茶集」的茶饮顾问「小山」", // persona
+		"积分: 120", "累计打卡天数: 4", "会员等级: 普通会员", "阶段: ", "新人券（满30减10）", // Alice's profile
+		"乌龙茶底", // the retrieved FAQ snippet
+	} {
+		if !strings.Contains(sys, want) {
+			t.Errorf("system prompt lacks %q:\n%s", want, sys)
+		}
+	}
+	for _, want := range []string{"user: 你们有燕麦奶吗", "assistant: 有的，可以换燕麦奶", "user: 山茶拿铁有咖啡因吗"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("prompt lacks memory/question %q:\n%s", want, all)
+		}
+	}
+	for _, leak := range []string{bob, "张秘密", "98765", "13900001111", "BOB-VIP", "尊享会员"} {
+		if strings.Contains(all, leak) {
+			t.Errorf("prompt contains another member's data %q", leak)
+		}
+	}
+	got := f.replies(t)
+	if len(got) != 1 || got[0].Text != "山茶拿铁含少量咖啡因，孕期建议选桂花酿～" || got[0].ExternalUserID != alice || got[0].MsgID == "" {
+		t.Fatalf("replies = %+v", got)
+	}
+	// A retried delivery (crash before MarkSent) neither asks nor replies again.
+	res, _, err = f.sender.Send(ctx, a)
+	if err != nil || res.Detail != "already answered" || len(fake.reqs()) != 1 || len(f.replies(t)) != 1 {
+		t.Fatalf("retry: %+v %v, calls %d, replies %d", res, err, len(fake.reqs()), len(f.replies(t)))
+	}
+	// The exchange is remembered for Alice only.
+	var mem ai.Memory
+	_ = f.store.View(ctx, func(tx bot.Tx) error { mem, err = ai.LoadMemory(tx, ai.MemberScope(alice)); return err })
+	if n := len(mem.Turns); n != 4 || mem.Turns[3].Text != got[0].Text {
+		t.Fatalf("memory = %+v", mem.Turns)
+	}
+}
+
+func TestStreamingFillsTheAIBotStream(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(answer("门店每天 07:00-22:00 营业，节假日照常。欢迎来喝茶！"))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	var seen []string
+	f.streams = ai.NewStreams(f.store, nil)
+	p := bot.AIReply{Surface: bot.AISurfaceAIBot, StaffID: "zhangsan", StreamID: "s1", Text: "门店几点开门", Ref: "aibot:m1"}
+	a := f.action(t, p)
+	// Watch the stream while the sender writes it.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			st, _ := f.streams.Read(context.Background(), "s1")
+			if len(seen) == 0 || seen[len(seen)-1] != st.Content {
+				seen = append(seen, st.Content)
+			}
+			if st.Finished {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	f.sender = ai.NewSender(ai.SenderOptions{Store: f.store, Replier: &ai.Replier{Model: fake.model()},
+		Scenario: func() *scenarios.Scenario { return f.sc }, Streams: f.streams, Log: zerolog.Nop()})
+	if _, _, err := f.sender.Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !fake.reqs()[0].Stream {
+		t.Fatal("AI bot replies should be streamed from the model")
+	}
+	st, known := f.streams.Read(context.Background(), "s1")
+	if !known || !st.Finished || st.Content != "门店每天 07:00-22:00 营业，节假日照常。欢迎来喝茶！" {
+		t.Fatalf("final stream = %+v", st)
+	}
+	// Survives a restart: a fresh buffer reads the finished answer from the store.
+	if st2, ok := ai.NewStreams(f.store, nil).Read(context.Background(), "s1"); !ok || st2.Content != st.Content || !st2.Finished {
+		t.Fatalf("stored stream = %+v %v", st2, ok)
+	}
+	for i := 1; i < len(seen); i++ {
+		if !strings.HasPrefix(seen[i], seen[i-1]) && i < len(seen)-1 {
+			t.Fatalf("stream content should grow: %q then %q", seen[i-1], seen[i])
+		}
+	}
+}
+
+func TestTimeoutFallsBack(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(sleep(600 * time.Millisecond))
+	f := newFixture(t, &ai.Replier{Model: fake.model(), Timeout: 100 * time.Millisecond})
+	a := f.action(t, kfAsk("kfmsg:t1", "你们老板是谁"))
+	start := time.Now()
+	res, retry, err := f.sender.Send(context.Background(), a)
+	if err != nil || retry {
+		t.Fatalf("a timeout is answered, not retried: %v %v", retry, err)
+	}
+	if time.Since(start) > 1500*time.Millisecond {
+		t.Fatalf("timeout not applied: took %v", time.Since(start))
+	}
+	got := f.replies(t)
+	if res.Detail != ai.SourceFallback || len(got) != 1 || got[0].Text != "这个问题小山还不太确定，已经记下来请同事确认，稍后回复你～" {
+		t.Fatalf("res %+v replies %+v", res, got)
+	}
+}
+
+func TestTimeoutWithAGoodFAQHitAnswersOffline(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(status(http.StatusBadGateway))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	res, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:t2", "可以开发票吗")))
+	if err != nil || res.Detail != ai.SourceOffline || !strings.Contains(f.replies(t)[0].Text, "申请开票") {
+		t.Fatalf("res %+v err %v replies %+v", res, err, f.replies(t))
+	}
+}
+
+func TestRateLimitBacksOffThenFallsBack(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(status(429), status(429), answer("好的，外卖满 25 元起送。"))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	a := f.action(t, kfAsk("kfmsg:r1", "可以点外卖吗"))
+	_, retry, err := f.sender.Send(context.Background(), a)
+	if err == nil || !retry {
+		t.Fatalf("429 should ask the outbox to retry later: retry=%v err=%v", retry, err)
+	}
+	if len(f.replies(t)) != 0 {
+		t.Fatal("nothing is sent while backing off")
+	}
+	a.Attempts = 1
+	if _, retry, _ = f.sender.Send(context.Background(), a); !retry {
+		t.Fatal("second 429 still retries")
+	}
+	a.Attempts = 2
+	res, retry, err := f.sender.Send(context.Background(), a)
+	if err != nil || retry || res.Detail != ai.SourceModel || f.replies(t)[0].Text != "好的，外卖满 25 元起送。" {
+		t.Fatalf("third try answers: %+v %v %v %+v", res, retry, err, f.replies(t))
+	}
+
+	// A 429 on the last allowed attempt answers without the model.
+	fake.then(status(429))
+	b := f.action(t, kfAsk("kfmsg:r2", "可以点外卖吗"))
+	b.Attempts = ai.DefaultRateLimitRetries - 1
+	res, retry, err = f.sender.Send(context.Background(), b)
+	if err != nil || retry || res.Detail != ai.SourceOffline {
+		t.Fatalf("exhausted 429: %+v %v %v", res, retry, err)
+	}
+}
+
+func TestMalformedAndEmptyCompletions(t *testing.T) {
+	for name, step := range map[string]func(http.ResponseWriter, chatRequest){
+		"empty":   answer(""),
+		"garbage": func(w http.ResponseWriter, _ chatRequest) { fmt.Fprint(w, "{not json") },
+		"500":     status(500),
+	} {
+		t.Run(name, func(t *testing.T) {
+			fake := newFakeOpenAI(t)
+			fake.then(step)
+			f := newFixture(t, &ai.Replier{Model: fake.model()})
+			res, retry, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:x", "你们老板是谁")))
+			if err != nil || retry || res.Detail != ai.SourceFallback || len(f.replies(t)) != 1 {
+				t.Fatalf("%+v %v %v", res, retry, err)
+			}
+		})
+	}
+}
+
+func TestGuardRewritesModelPrices(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(answer("外卖满 25 元起送。今天全场 1 元！"))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:g1", "可以点外卖吗"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.replies(t)[0].Text; got != "外卖满 25 元起送。" {
+		t.Fatalf("reply = %q", got)
+	}
+}
+
+func TestToolCallsActForTheAskingMemberOnly(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(toolCall(ai.ToolMyPoints), answer("你现在有 120 积分～"))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	res, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:p1", "我还有多少分")))
+	if err != nil || res.Detail != ai.SourceModel {
+		t.Fatalf("%+v %v", res, err)
+	}
+	reqs := fake.reqs()
+	if len(reqs) != 2 || len(reqs[0].Tools) != 3 {
+		t.Fatalf("calls %d tools %+v", len(reqs), reqs[0].Tools)
+	}
+	last := reqs[1].Messages[len(reqs[1].Messages)-1]
+	if last.Role != "tool" || last.ToolCallID != "call_1" || !strings.Contains(last.Content, "积分: 120") || strings.Contains(last.Content, "98765") {
+		t.Fatalf("tool result = %+v", last)
+	}
+	if got := f.replies(t)[0].Text; got != "你现在有 120 积分～" {
+		t.Fatalf("reply %q", got)
+	}
+
+	// check_in appends the member's own "打卡" once per message, even if the model asks twice.
+	fake.then(toolCall(ai.ToolCheckIn), toolCall(ai.ToolCheckIn), answer("已帮你打卡～"))
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:c1", "帮我打个卡"))); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := f.store.Events(context.Background(), 0, 100)
+	n := 0
+	for _, ev := range evs {
+		if ev.Type == bot.EventKfText && ev.Content == "打卡" && ev.ExternalUserID == alice && ev.Source == bot.SourceAI {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("check-in events = %d, want 1: %+v", n, evs)
+	}
+}
+
+func TestStaffGetNoMemberProfileOrTools(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(answer("新人券满 30 元减 10 元。"))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	p := bot.AIReply{Surface: bot.AISurfaceApp, StaffID: "zhangsan", Text: "新人券怎么用", Ref: "app:1"}
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, p)); err != nil {
+		t.Fatal(err)
+	}
+	req := fake.reqs()[0]
+	if strings.Contains(req.system(), "会员资料（") || len(req.Tools) != 0 || !strings.Contains(req.system(), "内部员工") {
+		t.Fatalf("staff prompt:\n%s\ntools %+v", req.system(), req.Tools)
+	}
+	acts, _ := f.store.Actions(context.Background(), 0, 10)
+	var sm bot.StaffMessage
+	for _, a := range acts {
+		if a.Kind == bot.ActionStaffMessage {
+			_ = a.Decode(&sm)
+		}
+	}
+	if len(sm.ToUsers) != 1 || sm.ToUsers[0] != "zhangsan" || sm.Text != "新人券满 30 元减 10 元。" {
+		t.Fatalf("staff reply %+v", sm)
+	}
+}
+
+func TestRepeatedFailuresHandOff(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(status(500), status(500), status(500))
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	for i := range 3 {
+		if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk(fmt.Sprintf("kfmsg:f%d", i), "你们老板是谁"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, _ := f.store.Events(context.Background(), 0, 100)
+	var handoffs []bot.Event
+	for _, ev := range evs {
+		if ev.Type == bot.EventAIHandoff {
+			handoffs = append(handoffs, ev)
+		}
+	}
+	if len(handoffs) != 1 || handoffs[0].ExternalUserID != alice || handoffs[0].DedupeKey != "aihandoff|kfmsg:f2" {
+		t.Fatalf("hand-offs = %+v", handoffs)
+	}
+}
+
+func TestBreakerOpensAndAnswersWithoutWaiting(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	fake.then(status(500), status(500))
+	br := ai.NewBreaker(2, time.Minute, nil)
+	f := newFixture(t, &ai.Replier{Model: fake.model(), Breaker: br})
+	for i := range 3 {
+		if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk(fmt.Sprintf("kfmsg:b%d", i), "可以开发票吗"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(fake.reqs()); n != 2 || br.State() != "open" {
+		t.Fatalf("model calls %d (want 2: the third is cut off by the open breaker), state %s", n, br.State())
+	}
+	if got := f.replies(t); len(got) != 3 || !strings.Contains(got[2].Text, "申请开票") {
+		t.Fatalf("replies %+v", got)
+	}
+}
+
+func TestOfflineModelAnswersFromFAQ(t *testing.T) {
+	f := newFixture(t, &ai.Replier{})
+	res, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:o1", "饮品可以去冰吗")))
+	if err != nil || res.Detail != ai.SourceOffline || !strings.Contains(f.replies(t)[0].Text, "去冰") {
+		t.Fatalf("%+v %v %+v", res, err, f.replies(t))
+	}
+}

@@ -1,0 +1,369 @@
+package ai
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// KfReplyWindow is how long after a WeChat user's message kf/send_msg may
+// answer it (48 hours).
+const KfReplyWindow = 48 * time.Hour
+
+// DefaultRateLimitRetries is how often a 429 is retried (with the outbox's
+// backoff) before the member gets the offline answer or the fallback.
+const DefaultRateLimitRetries = 3
+
+// SenderOptions configure a Sender.
+type SenderOptions struct {
+	Store    bot.Store
+	Replier  *Replier
+	Scenario func() *scenarios.Scenario
+	// Streams receives AI bot answers as they stream (nil: no AI bot).
+	Streams *Streams
+	// Facts adds other features' facts (open coupons, streak) to a member's profile.
+	Facts FactSource
+	// Tools, when set, gives the model tools bound to the person asking.
+	Tools func(p *bot.AIReply) Tools
+	// WakeOutbox and WakeEvents nudge the pipeline after the sender enqueued
+	// a reply or appended an event (pipeline.NotifyOutbox / NotifyEvent).
+	WakeOutbox, WakeEvents func()
+	Log                    zerolog.Logger
+	Now                    func() time.Time
+	// Registerer, when set, gets the AI metrics.
+	Registerer prometheus.Registerer
+	// RateLimitRetries: see DefaultRateLimitRetries.
+	RateLimitRetries int
+	// OnAnswer, when set, sees every answer produced (for `wecombot ask --prompt` and tests).
+	OnAnswer func(p *bot.AIReply, ans Answer)
+}
+
+// Sender delivers ai_reply actions: it produces the answer (model or
+// offline, guarded) outside any transaction, then in one transaction marks
+// the message answered, remembers the exchange and enqueues the reply
+// (kf_message, staff_message) or finishes the AI bot stream. A retried or
+// replayed action finds the message answered and sends nothing more.
+type Sender struct {
+	o   SenderOptions
+	log zerolog.Logger
+	m   *Metrics
+
+	global limiter
+}
+
+// NewSender returns an AI sender.
+func NewSender(o SenderOptions) *Sender {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RateLimitRetries <= 0 {
+		o.RateLimitRetries = DefaultRateLimitRetries
+	}
+	if o.WakeOutbox == nil {
+		o.WakeOutbox = func() {}
+	}
+	if o.WakeEvents == nil {
+		o.WakeEvents = func() {}
+	}
+	return &Sender{o: o, log: o.Log.With().Str("component", "ai").Logger(), m: NewMetrics(o.Registerer)}
+}
+
+// Metrics counts what the AI does.
+type Metrics struct {
+	Replies     *prometheus.CounterVec
+	ModelErrors *prometheus.CounterVec
+	Guard       *prometheus.CounterVec
+	Latency     prometheus.Histogram
+}
+
+// NewMetrics creates the AI metrics, registered on reg when not nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Replies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wecombot_ai_replies_total",
+			Help: "AI replies by source (model, offline, fallback) and surface."}, []string{"source", "surface"}),
+		ModelErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wecombot_ai_model_errors_total",
+			Help: "Model calls that failed, by kind (rate_limited, unavailable, rejected, breaker_open)."}, []string{"kind"}),
+		Guard: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wecombot_ai_guard_total",
+			Help: "Replies the output guard changed or refused, by issue."}, []string{"issue"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wecombot_ai_reply_seconds",
+			Help: "Time to produce an AI reply.", Buckets: []float64{.01, .1, .5, 1, 2, 5, 10, 20, 40}}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.Replies, m.ModelErrors, m.Guard, m.Latency} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+// Send produces and delivers the reply for one ai_reply action (bot.Sender).
+func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	if a.Kind != bot.ActionAIReply {
+		return bot.SendResult{}, false, fmt.Errorf("ai sender: unexpected action kind %q", a.Kind)
+	}
+	var p bot.AIReply
+	if err := a.Decode(&p); err != nil {
+		return bot.SendResult{}, false, err
+	}
+	if p.Ref == "" || (p.Surface == bot.AISurfaceKf && (p.MemberID == "" || p.OpenKfID == "")) ||
+		(p.Surface == bot.AISurfaceAIBot && p.StreamID == "") {
+		return bot.SendResult{}, false, fmt.Errorf("ai_reply action %d: incomplete payload", a.ID)
+	}
+	sc := s.o.Scenario()
+	if (sc == nil || sc.AI == nil) && p.Answer == "" {
+		if p.Surface != bot.AISurfaceAIBot {
+			return bot.SendResult{Detail: "ai section removed from the scenario; not answered"}, false, nil
+		}
+		p.Answer = "AI 回复未开启。"
+	}
+	scope := MemberScope(p.MemberID)
+	if p.MemberID == "" {
+		scope = StaffScope(p.StaffID)
+	}
+
+	// Read what the prompt may use: this person's record and memory only.
+	var (
+		done   bool
+		member *bot.Member
+		mem    Memory
+		facts  []Fact
+	)
+	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
+		var err error
+		if done, err = has(tx, BucketDone, p.Ref); err != nil || done {
+			return err
+		}
+		if p.MemberID != "" {
+			member, err = tx.Member(p.MemberID)
+			if errors.Is(err, bot.ErrNotFound) {
+				member, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			if s.o.Facts != nil {
+				if facts, err = s.o.Facts(tx, p.MemberID); err != nil {
+					return err
+				}
+			}
+		}
+		mem, err = LoadMemory(tx, scope)
+		return err
+	})
+	if err != nil {
+		return bot.SendResult{}, true, fmt.Errorf("ai_reply %s: read store: %w", p.Ref, err)
+	}
+	if done {
+		return bot.SendResult{Detail: "already answered"}, false, nil
+	}
+
+	profile := Profile{Staff: p.MemberID == ""}
+	if member != nil {
+		profile = MemberProfile(sc, member)
+		profile.Facts = append(profile.Facts, facts...)
+	}
+	data := sc.DataFor(member)
+	if p.StaffID != "" && member == nil {
+		data.Staff = p.StaffID
+	}
+	started := s.o.Now()
+	var ans Answer
+	switch {
+	case p.Answer != "":
+		ans = Answer{Text: p.Answer, Source: SourceFixed}
+	case !s.global.allow(sc.AI.GlobalPerMinute, started):
+		if a.Attempts+1 < s.o.RateLimitRetries {
+			s.m.ModelErrors.WithLabelValues("global_limit").Inc()
+			return bot.SendResult{}, true, errors.New("ai: ai.global_per_minute reached; retrying later")
+		}
+		ans = (&Replier{MinCoverage: s.o.Replier.MinCoverage}).offlineFor(s.o.Replier.Index(sc), sc, p.Text, data)
+	default:
+		q := Question{Scenario: sc, Profile: profile, Memory: mem.Window(sc.AI.MemoryTurns, sc.AI.MemoryTokens), Text: p.Text, Data: data}
+		if p.Surface == bot.AISurfaceAIBot && s.o.Streams != nil {
+			s.o.Streams.Open(p.StreamID)
+			q.OnText = func(sofar string) { s.o.Streams.Update(p.StreamID, sofar, false) }
+		}
+		if s.o.Tools != nil {
+			q.Tools = s.o.Tools(&p)
+		}
+		ans = s.o.Replier.Reply(ctx, q)
+	}
+	if s.o.OnAnswer != nil {
+		s.o.OnAnswer(&p, ans)
+	}
+	for _, issue := range ans.Issues {
+		s.m.Guard.WithLabelValues(issue).Inc()
+	}
+	if ans.Err != nil {
+		kind := "unavailable"
+		switch {
+		case ans.RateLimited:
+			kind = "rate_limited"
+		case errors.Is(ans.Err, ErrRejected):
+			kind = "rejected"
+		case !errors.Is(ans.Err, ErrUnavailable):
+			kind = "breaker_open"
+		}
+		s.m.ModelErrors.WithLabelValues(kind).Inc()
+		if ans.RateLimited && a.Attempts+1 < s.o.RateLimitRetries {
+			// The outbox retries with its jittered backoff; the member gets an
+			// answer (at worst the fallback) after RateLimitRetries tries.
+			return bot.SendResult{}, true, fmt.Errorf("ai_reply %s: %w", p.Ref, ans.Err)
+		}
+		s.log.Warn().Str("ref", p.Ref).Str("source", ans.Source).Str("error", ans.Err.Error()).Msg("model failed; answered without it")
+	}
+	failed := ans.Err != nil
+
+	now := s.o.Now()
+	handoff := false
+	err = s.o.Store.Update(ctx, func(tx bot.Tx) error {
+		if done, err := has(tx, BucketDone, p.Ref); err != nil || done {
+			return err
+		}
+		if err := tx.Put(BucketDone, p.Ref, []byte(ans.Source)); err != nil {
+			return err
+		}
+		if err := Remember(tx, scope, p.Ref, now, p.Text, ans.Text); err != nil {
+			return err
+		}
+		if p.Answer == "" {
+			if handoff, err = s.countFailure(tx, scope, failed, sc.AI.HandoffAfterFailures); err != nil {
+				return err
+			}
+		}
+		return s.deliver(tx, a, &p, ans.Text, now)
+	})
+	if err != nil {
+		return bot.SendResult{}, true, fmt.Errorf("ai_reply %s: store reply: %w", p.Ref, err)
+	}
+	if p.Surface == bot.AISurfaceAIBot && s.o.Streams != nil {
+		s.o.Streams.Update(p.StreamID, ans.Text, true)
+	}
+	if handoff && p.MemberID != "" {
+		s.appendHandoff(ctx, &p, now)
+	}
+	s.o.WakeOutbox()
+	s.m.Replies.WithLabelValues(ans.Source, p.Surface).Inc()
+	s.m.Latency.Observe(s.o.Now().Sub(started).Seconds())
+	return bot.SendResult{Detail: ans.Source}, false, nil
+}
+
+// deliver enqueues the reply for the surface (or stores the finished AI bot answer).
+func (s *Sender) deliver(tx bot.Tx, a *bot.Action, p *bot.AIReply, text string, now time.Time) error {
+	key := "aireply|" + p.Ref
+	var out *bot.Action
+	var err error
+	switch p.Surface {
+	case bot.AISurfaceKf:
+		out, err = bot.NewAction(bot.ActionKfMessage, key, bot.KfMessage{OpenKfID: p.OpenKfID,
+			ExternalUserID: p.MemberID, Text: text, MsgID: KfMsgID(key)})
+		if err == nil {
+			// kf/send_msg only answers within 48 h of the user's message.
+			out.NotAfter = a.CreatedAt.Add(KfReplyWindow)
+		}
+	case bot.AISurfaceApp:
+		out, err = bot.NewAction(bot.ActionStaffMessage, key, bot.StaffMessage{ToUsers: []string{p.StaffID}, Text: text})
+	case bot.AISurfaceAIBot:
+		return putStream(tx, p.StreamID, StreamState{Content: text, Finished: true, Updated: now})
+	default:
+		return fmt.Errorf("unknown surface %q", p.Surface)
+	}
+	if err != nil {
+		return err
+	}
+	out.MemberID, out.EventSeq, out.CreatedAt, out.DueAt = p.MemberID, a.EventSeq, now, now
+	_, err = tx.Enqueue(out)
+	return err
+}
+
+// countFailure keeps the scope's count of failed replies in a row and
+// reports when it reaches the hand-off threshold (then starts over).
+func (s *Sender) countFailure(tx bot.Tx, scope string, failed bool, threshold int) (bool, error) {
+	n := 0
+	if raw, err := tx.Get(BucketFailures, scope); err == nil {
+		fmt.Sscan(string(raw), &n)
+	} else if !errors.Is(err, bot.ErrNotFound) {
+		return false, err
+	}
+	if !failed {
+		if n == 0 {
+			return false, nil
+		}
+		return false, tx.Delete(BucketFailures, scope)
+	}
+	n++
+	if threshold > 0 && n >= threshold {
+		return true, tx.Delete(BucketFailures, scope)
+	}
+	return false, tx.Put(BucketFailures, scope, []byte(fmt.Sprint(n)))
+}
+
+// appendHandoff asks the engine to hand the member to a human (tag + staff
+// notification), once per message.
+func (s *Sender) appendHandoff(ctx context.Context, p *bot.AIReply, now time.Time) {
+	ev := &bot.Event{Type: bot.EventAIHandoff, Source: bot.SourceAI, DedupeKey: "aihandoff|" + p.Ref,
+		At: now, ReceivedAt: now, ExternalUserID: p.MemberID, OpenKfID: p.OpenKfID,
+		Data: map[string]string{"reason": "model_failures"}}
+	if _, err := s.o.Store.AppendEvent(ctx, ev); err != nil {
+		s.log.Error().Err(err).Str("member", p.MemberID).Msg("could not append the hand-off event")
+		return
+	}
+	s.o.WakeEvents()
+}
+
+// offlineFor answers q from retrieval alone (no model call).
+func (r *Replier) offlineFor(ix *Index, sc *scenarios.Scenario, text string, data scenarios.TemplateData) Answer {
+	return r.offline(Question{Scenario: sc, Text: text, Data: data}, Answer{Hits: ix.Search(text, snippets)})
+}
+
+// KfMsgID derives kf/send_msg's msgid (≤ 32 chars of [0-9a-f]) from an
+// action key, so WeCom drops a resend of the same reply.
+func KfMsgID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+func has(tx bot.Tx, bucket, key string) (bool, error) {
+	_, err := tx.Get(bucket, key)
+	if errors.Is(err, bot.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// limiter is a process-wide cap on model calls per minute (a sliding window).
+type limiter struct {
+	mu    sync.Mutex
+	calls []time.Time
+}
+
+func (l *limiter) allow(perMinute int, now time.Time) bool {
+	if perMinute <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cutoff := now.Add(-time.Minute)
+	kept := l.calls[:0]
+	for _, t := range l.calls {
+		if t.After(cutoff) {
+			kept = append(kept, t)
+		}
+	}
+	l.calls = kept
+	if len(kept) >= perMinute {
+		return false
+	}
+	l.calls = append(l.calls, now)
+	return true
+}

@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// The AI reply feature: a message no command or keyword rule took is
+// checked by the input guard here, inside the event's transaction
+// (hand-off words and upset members go to a human, banned words get the
+// fallback, prompt-injection attempts the refusal), rate limited per member,
+// and otherwise owed an ai_reply action that the AI sender answers later,
+// outside the callback. The action's key derives from the message, so a
+// retried or replayed message is answered once.
+//
+// kv buckets:
+//
+//	ai_ratelimit  <scope> → recent model replies (replyLog), for ai.rate_limit
+const bucketAIRateLimit = "ai_ratelimit"
+
+// aiOff answers the AI bot when the scenario has no ai section.
+const aiOff = "AI 回复未开启：场景里没有 ai 段（persona、faq）。"
+
+func init() {
+	register(&feature{
+		name:     "ai",
+		order:    900,
+		fallback: aiFallback,
+		events: map[bot.EventType]func(r *run) error{
+			bot.EventAIBotText: aibotText,
+			bot.EventAIHandoff: aiHandoff,
+		},
+	})
+}
+
+// aiFallback answers kf and app messages nothing else took.
+func aiFallback(r *run, ms *memberState, surface, text string) (bool, error) {
+	a := r.sc.AI
+	if a == nil || r.ev.Source == bot.SourceAI {
+		// A tool call's stand-in message ("打卡") never asks the model again.
+		return false, nil
+	}
+	text = ai.CapInput(text)
+	if text == "" {
+		return false, nil
+	}
+	p := bot.AIReply{Text: text, Ref: r.ref}
+	switch surface {
+	case scenarios.SurfaceKf:
+		if ms == nil || r.ev.OpenKfID == "" {
+			return false, nil
+		}
+		p.Surface, p.MemberID, p.OpenKfID = bot.AISurfaceKf, ms.m.ExternalUserID, r.ev.OpenKfID
+	case scenarios.SurfaceApp:
+		p.Surface, p.StaffID = bot.AISurfaceApp, r.ev.StaffID
+	default:
+		return false, nil
+	}
+	verdict := ai.CheckInput(a, text)
+	if surface == scenarios.SurfaceApp && (verdict == ai.VerdictHandoff || verdict == ai.VerdictNegative) {
+		// Staff asking the internal assistant for a human is just a question.
+		verdict = ai.VerdictOK
+	}
+	r.log.Debug().Str("verdict", verdict.String()).Str("surface", surface).Msg("ai fallback")
+	switch verdict {
+	case ai.VerdictHandoff, ai.VerdictNegative:
+		return true, r.handoff(ms, verdict.String(), true)
+	case ai.VerdictBanned:
+		return true, r.aiDirect(&p, ai.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
+	case ai.VerdictInjection:
+		return true, r.aiDirect(&p, ai.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
+	}
+	scope := "kf|" + p.MemberID
+	if p.MemberID == "" {
+		scope = "app|" + p.StaffID
+	}
+	allowed, err := r.allowAI(scope, a.RateLimit)
+	if err != nil {
+		return true, err
+	}
+	if !allowed {
+		r.log.Info().Str("scope", scope).Msg("ai.rate_limit reached; not answering")
+		return true, nil
+	}
+	return true, r.enqueue(bot.ActionAIReply, "ai|"+r.ref, p.MemberID, p, time.Time{}, time.Time{})
+}
+
+// aibotText answers an AI bot (智能机器人) @-mention: the callback opened a
+// stream, the AI sender fills it.
+func aibotText(r *run) error {
+	ev := r.ev
+	streamID := ev.Data["stream_id"]
+	if streamID == "" {
+		r.log.Warn().Msg("aibot message without a stream id; not answering")
+		return nil
+	}
+	p := bot.AIReply{Surface: bot.AISurfaceAIBot, StaffID: ev.StaffID, ChatID: ev.ChatID, StreamID: streamID,
+		ResponseURL: ev.Data["response_url"], Text: ai.CapInput(ev.Content), Ref: r.ref}
+	a := r.sc.AI
+	if a == nil {
+		p.Answer = aiOff
+		return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
+	}
+	switch ai.CheckInput(a, p.Text) {
+	case ai.VerdictBanned:
+		return r.aiDirect(&p, ai.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
+	case ai.VerdictInjection:
+		return r.aiDirect(&p, ai.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
+	}
+	allowed, err := r.allowAI("aibot|"+p.StaffID, a.RateLimit)
+	if err != nil {
+		return err
+	}
+	if !allowed {
+		return r.aiDirect(&p, "消息有点多，稍后再问我吧～")
+	}
+	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
+}
+
+// aiHandoff: the AI sender gave up on a member after repeated failures.
+func aiHandoff(r *run) error {
+	if r.ev.ExternalUserID == "" || r.sc.AI == nil {
+		return nil
+	}
+	ms, err := r.member(r.ev.ExternalUserID, false)
+	if err != nil || ms == nil {
+		return err
+	}
+	return r.handoff(ms, r.ev.Data["reason"], false)
+}
+
+// handoff hands a member to a human: the hand-off tag, a staff
+// notification (ai.handoff_staff, else the member's staff) and, when asked,
+// the hand-off reply.
+func (r *run) handoff(ms *memberState, reason string, reply bool) error {
+	a := r.sc.AI
+	if ms == nil {
+		return nil
+	}
+	r.addTag(ms, a.HandoffTag)
+	data := r.sc.DataFor(ms.m)
+	to := a.HandoffStaff
+	if len(to) == 0 {
+		if s := ms.m.PrimaryStaff(); s != "" {
+			to = []string{s}
+		}
+	}
+	if len(to) > 0 {
+		why := map[string]string{"handoff": "请求人工服务", "negative": "情绪不满", "model_failures": "AI 多次未能回答"}[reason]
+		if why == "" {
+			why = reason
+		}
+		text := fmt.Sprintf("客户%s（来自%s，阶段：%s）%s，请尽快在企业微信回复。最近消息：%s",
+			data.Name, orDash(data.Channel), orDash(data.StageName), why, ai.CapInput(r.ev.Content))
+		if err := r.enqueue(bot.ActionStaffMessage, "handoff|"+r.ref, ms.m.ExternalUserID,
+			bot.StaffMessage{ToUsers: to, Text: text}, time.Time{}, time.Time{}); err != nil {
+			return err
+		}
+	} else {
+		r.log.Warn().Msg("hand-off: no staff member to notify (set ai.handoff_staff)")
+	}
+	if !reply || r.ev.OpenKfID == "" || a.HandoffReply == nil || a.HandoffReply.Source() == "" {
+		return nil
+	}
+	key := "reply|" + r.ref
+	msg := bot.KfMessage{OpenKfID: r.ev.OpenKfID, ExternalUserID: ms.m.ExternalUserID, Text: r.render(a.HandoffReply, data), MsgID: kfMsgID(key)}
+	return r.enqueue(bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, time.Time{}, r.at.Add(ai.KfReplyWindow))
+}
+
+// aiDirect answers without the model (refusal, fallback) on the message's surface.
+func (r *run) aiDirect(p *bot.AIReply, text string) error {
+	key := "reply|" + r.ref
+	switch p.Surface {
+	case bot.AISurfaceKf:
+		msg := bot.KfMessage{OpenKfID: p.OpenKfID, ExternalUserID: p.MemberID, Text: text, MsgID: kfMsgID(key)}
+		return r.enqueue(bot.ActionKfMessage, key, p.MemberID, msg, time.Time{}, r.at.Add(ai.KfReplyWindow))
+	case bot.AISurfaceApp:
+		return r.enqueue(bot.ActionStaffMessage, key, "", bot.StaffMessage{ToUsers: []string{p.StaffID}, Text: text}, time.Time{}, time.Time{})
+	}
+	// The AI bot's answer goes through its stream: the sender serves the fixed text.
+	p.Answer = text
+	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
+}
+
+func (r *run) aiData(ms *memberState, staff string) scenarios.TemplateData {
+	if ms != nil {
+		return r.sc.DataFor(ms.m)
+	}
+	d := r.sc.DataFor(nil)
+	d.Staff = staff
+	return d
+}
+
+// allowAI applies ai.rate_limit to scope, like allowReply: stored, by event
+// time, a replayed event allowed again without counting twice.
+func (r *run) allowAI(scope string, limit scenarios.RateLimit) (bool, error) {
+	if limit.Max <= 0 || limit.Per <= 0 {
+		return true, nil
+	}
+	var lg replyLog
+	if _, err := r.getJSON(bucketAIRateLimit, scope, &lg); err != nil {
+		return false, err
+	}
+	cutoff := r.at.Add(-limit.Per)
+	kept := lg.Entries[:0]
+	for _, e := range lg.Entries {
+		if e.Ref == r.ref {
+			return true, nil
+		}
+		if e.At.After(cutoff) {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) >= limit.Max {
+		return false, nil
+	}
+	lg.Entries = append(kept, replyEntry{At: r.at, Ref: r.ref})
+	return true, r.putJSON(bucketAIRateLimit, scope, lg)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/bot/wecom"
+)
+
+const endpointAIBot = "aibot"
+
+// AIStreams is what the AI bot callback needs of the stream buffer the AI
+// sender fills (ai.Streams).
+type AIStreams interface {
+	Open(id string)
+	Read(ctx context.Context, id string) (st ai.StreamState, known bool)
+}
+
+// aibotMessage is the decrypted AI bot (智能机器人) callback: a message
+// (@-mention in an internal group, or 1:1) or a stream refresh poll.
+type aibotMessage struct {
+	MsgID       string `json:"msgid"`
+	AIBotID     string `json:"aibotid"`
+	ChatID      string `json:"chatid"`
+	ChatType    string `json:"chattype"`
+	ResponseURL string `json:"response_url"`
+	MsgType     string `json:"msgtype"`
+	CreateTime  int64  `json:"create_time"`
+	From        struct {
+		UserID string `json:"userid"`
+	} `json:"from"`
+	Text struct {
+		Content string `json:"content"`
+	} `json:"text"`
+	Stream struct {
+		ID string `json:"id"`
+	} `json:"stream"`
+}
+
+// aibotStreamReply is the passive reply that shows (part of) a streamed answer.
+type aibotStreamReply struct {
+	MsgType string `json:"msgtype"`
+	Stream  struct {
+		ID      string `json:"id"`
+		Finish  bool   `json:"finish"`
+		Content string `json:"content"`
+	} `json:"stream"`
+}
+
+// mentions are the leading @-mentions of a group message ("@小山 营业时间？").
+var mentions = regexp.MustCompile(`^(?:\s*@\S+)+\s*`)
+
+// StreamID derives an AI bot message's stream id from its msgid, so a
+// retried callback answers with the same stream.
+func StreamID(msgID string) string {
+	sum := sha256.Sum256([]byte("aibot|" + msgID))
+	return "s" + hex.EncodeToString(sum[:12])
+}
+
+// aibotVerify answers the AI bot's URL verification (GET).
+func (s *Server) aibotVerify(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if s.o.AIBotCrypter == nil {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusServiceUnavailable, "not_configured", "AI bot is not configured: set WECOM_AIBOT_TOKEN and WECOM_AIBOT_AES_KEY")
+		return
+	}
+	q := r.URL.Query()
+	sig, ts, nonce, echo := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr")
+	if sig == "" || ts == "" || nonce == "" || echo == "" {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp, nonce or echostr")
+		return
+	}
+	plain, err := s.o.AIBotCrypter.VerifyURL(sig, ts, nonce, echo)
+	if err != nil {
+		s.rejectAIBotCrypto(w, r, start, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(plain)
+	s.o.Metrics.Callback(endpointAIBot, "verified", time.Since(start))
+}
+
+// aibotEvent takes an AI bot callback. A text message is appended to the
+// durable log (deduplicated by msgid) and answered at once with a stream id;
+// WeCom then polls that stream and gets the answer as the AI sender writes
+// it, until it is finished.
+func (s *Server) aibotEvent(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if s.o.AIBotCrypter == nil {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusServiceUnavailable, "not_configured", "AI bot is not configured: set WECOM_AIBOT_TOKEN and WECOM_AIBOT_AES_KEY")
+		return
+	}
+	q := r.URL.Query()
+	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
+	if sig == "" || ts == "" || nonce == "" {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp or nonce")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusRequestEntityTooLarge, "too_large", "cannot read body (over 1 MiB?)")
+		return
+	}
+	plain, err := s.o.AIBotCrypter.OpenJSON(sig, ts, nonce, body)
+	if err != nil {
+		s.rejectAIBotCrypto(w, r, start, err)
+		return
+	}
+	if s.o.CallbackMaxAge > 0 {
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "timestamp is not a number")
+			return
+		}
+		if age := s.o.Now().Sub(time.Unix(sec, 0)); age > s.o.CallbackMaxAge || age < -s.o.CallbackMaxAge {
+			s.rejectAt(endpointAIBot, w, r, start, http.StatusForbidden, "stale", "timestamp outside WECOMBOT_CALLBACK_MAX_AGE (replay?)")
+			return
+		}
+	}
+	var m aibotMessage
+	if err := json.Unmarshal(plain, &m); err != nil {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "decrypted message is not JSON")
+		return
+	}
+	switch m.MsgType {
+	case "text":
+		s.aibotText(w, r, start, &m, nonce)
+	case "stream":
+		if m.Stream.ID == "" {
+			s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "stream refresh without stream.id")
+			return
+		}
+		st, known := ai.StreamState{}, false
+		if s.o.AIStreams != nil {
+			st, known = s.o.AIStreams.Read(r.Context(), m.Stream.ID)
+		}
+		if !known {
+			// Not ours, or lost: end the poll instead of letting WeCom wait 6 minutes.
+			st = ai.StreamState{Content: "这条消息的回答已过期，请再问一次。", Finished: true}
+		}
+		s.aibotReply(w, r, start, m.Stream.ID, st, nonce, "stream")
+	default:
+		// Events (enter_chat, feedback) and other message types: acknowledged, nothing to say.
+		w.WriteHeader(http.StatusOK)
+		s.o.Metrics.Callback(endpointAIBot, "ignored", time.Since(start))
+	}
+}
+
+func (s *Server) aibotText(w http.ResponseWriter, r *http.Request, start time.Time, m *aibotMessage, nonce string) {
+	if m.MsgID == "" || m.From.UserID == "" {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "message without msgid or from.userid")
+		return
+	}
+	now := s.o.Now()
+	at := now
+	if m.CreateTime > 0 {
+		at = time.Unix(m.CreateTime, 0)
+	}
+	id := StreamID(m.MsgID)
+	raw, _ := json.Marshal(m)
+	ev := &bot.Event{
+		Type: bot.EventAIBotText, Source: bot.SourceAIBot, DedupeKey: "aibot:" + m.MsgID,
+		At: at, ReceivedAt: now, StaffID: m.From.UserID, ChatID: m.ChatID, MsgID: m.MsgID,
+		Content: strings.TrimSpace(mentions.ReplaceAllString(m.Text.Content, "")),
+		Data:    map[string]string{"stream_id": id, "chat_type": m.ChatType, "aibot_id": m.AIBotID},
+		Raw:     string(raw),
+	}
+	if m.ResponseURL != "" {
+		ev.Data["response_url"] = m.ResponseURL
+	}
+	if s.o.AIStreams != nil {
+		s.o.AIStreams.Open(id)
+	}
+	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	if err != nil {
+		s.log.Error().Err(err).Msg("cannot store AI bot message")
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusInternalServerError, "error", "cannot store event")
+		return
+	}
+	result := "accepted"
+	if dup {
+		result = "duplicate"
+	} else if s.o.Pipeline != nil {
+		s.o.Pipeline.NotifyEvent()
+	}
+	st := ai.StreamState{}
+	if s.o.AIStreams != nil {
+		st, _ = s.o.AIStreams.Read(r.Context(), id)
+	}
+	s.aibotReply(w, r, start, id, st, nonce, result)
+}
+
+// aibotReply answers with the stream's current state, encrypted.
+func (s *Server) aibotReply(w http.ResponseWriter, r *http.Request, start time.Time, id string, st ai.StreamState, nonce, result string) {
+	var rep aibotStreamReply
+	rep.MsgType = "stream"
+	rep.Stream.ID, rep.Stream.Finish, rep.Stream.Content = id, st.Finished, st.Content
+	plain, _ := json.Marshal(rep)
+	body, err := s.o.AIBotCrypter.SealJSON(plain, strconv.FormatInt(s.o.Now().Unix(), 10), nonce)
+	if err != nil {
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusInternalServerError, "error", "cannot encrypt reply")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(body)
+	s.o.Metrics.Callback(endpointAIBot, result, time.Since(start))
+}
+
+func (s *Server) rejectAIBotCrypto(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
+	switch {
+	case errors.Is(err, wecom.ErrBadSignature):
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusForbidden, "bad_signature", "signature does not match (check WECOM_AIBOT_TOKEN)")
+	default:
+		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "cannot decrypt: "+err.Error())
+	}
+}
+
+// rejectAt is reject for another callback endpoint's metrics.
+func (s *Server) rejectAt(endpoint string, w http.ResponseWriter, r *http.Request, start time.Time, code int, result, reason string) {
+	http.Error(w, reason, code)
+	s.o.Metrics.Callback(endpoint, result, time.Since(start))
+	s.log.Warn().Str("endpoint", endpoint).Int("status", code).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("callback rejected")
+}

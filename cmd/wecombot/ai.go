@@ -1,0 +1,62 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/bot/kf"
+	"github.com/wecombot/wecombot/bot/wecom"
+	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/config"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+// newReplier returns the reply model: OpenAI-compatible when OPENAI_API_KEY
+// is set, else the offline model (FAQ retrieval only).
+func newReplier(cfg *config.Config) *ai.Replier {
+	r := &ai.Replier{Breaker: ai.NewBreaker(5, 30*time.Second, nil)}
+	if cfg.OpenAI.APIKey != "" {
+		r.Model = ai.NewOpenAI(ai.OpenAIConfig{APIKey: cfg.OpenAI.APIKey, BaseURL: cfg.OpenAI.BaseURL, Model: cfg.OpenAI.Model})
+	}
+	return r
+}
+
+// aiWiring is the AI side of serve: the AI sender, the 微信客服 puller and
+// the AI bot's stream buffer and crypter.
+type aiWiring struct {
+	sender  *ai.Sender
+	replier *ai.Replier
+	streams *ai.Streams
+	crypter *wecom.Crypter
+	routes  map[bot.ActionKind]bot.Sender
+}
+
+// newAIWiring builds the AI sender and the kf puller (when a WeCom client
+// exists; in sandbox mode kf_sync is recorded like every other call).
+// wakeOutbox and wakeEvents nudge the pipeline.
+func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.Scenario, client *wecomapi.Client,
+	log zerolog.Logger, reg prometheus.Registerer, wakeOutbox, wakeEvents func()) (*aiWiring, error) {
+	w := &aiWiring{replier: newReplier(cfg), streams: ai.NewStreams(store, nil)}
+	w.sender = ai.NewSender(ai.SenderOptions{
+		Store: store, Replier: w.replier, Scenario: current, Streams: w.streams,
+		WakeOutbox: wakeOutbox, WakeEvents: wakeEvents, Log: log, Registerer: reg,
+		Tools: func(p *bot.AIReply) ai.Tools { return ai.MemberTools(store, p, wakeEvents) },
+	})
+	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender}
+	if client != nil {
+		w.routes[bot.ActionKfSync] = kf.NewPuller(store, client, wakeEvents, log, nil)
+	}
+	if cfg.WeCom.AIBotToken != "" {
+		c, err := wecom.NewCrypter(cfg.WeCom.AIBotToken, cfg.WeCom.AIBotAESKey, "")
+		if err != nil {
+			return nil, err
+		}
+		w.crypter = c
+	}
+	log.Info().Str("model", w.replier.ModelName()).Bool("aibot", w.crypter != nil).Bool("kf_pull", client != nil).Msg("AI replies ready")
+	return w, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+// ask runs one question through the reply pipeline offline: the engine
+// (commands, keyword rules, guardrails, the AI fallback) and the AI sender
+// with the configured model (or the offline one), on a throw-away store, and
+// prints what the member would receive.
+func ask(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ask", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarioPath := fs.String("scenario", getenv("WECOMBOT_SCENARIOS"), "scenario file or directory (default: the embedded demo)")
+	points := fs.Int64("points", 0, "the asking member's points")
+	checkIns := fs.Int("check-ins", 0, "the asking member's check-in days")
+	stage := fs.String("stage", "interest", "the asking member's funnel stage (aware, interest, purchase, loyal)")
+	showPrompt := fs.Bool("prompt", false, "print the prompt sent to the model")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: wecombot ask [flags] \"question\"\n\nAsks the bot a question as a 微信客服 member would, offline: keyword rules first, then\nthe AI reply (OPENAI_API_KEY set: that model; unset: the built-in FAQ model).\nNothing is sent to WeCom.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{exitUsage, err}
+	}
+	question := strings.TrimSpace(strings.Join(fs.Args(), " "))
+	if question == "" {
+		fs.Usage()
+		return &exitError{exitUsage, errors.New("no question: wecombot ask \"营业时间？\"")}
+	}
+	cfg, log, err := loadConfig(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var sc *scenarios.Scenario
+	if *scenarioPath == "" {
+		sc = scenarios.LoadDefault()
+	} else if sc, err = scenarios.Load(*scenarioPath); err != nil {
+		fmt.Fprintln(stderr, err)
+		return &exitError{exitFailure, errSilent}
+	}
+	dir, err := os.MkdirTemp("", "wecombot-ask-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store, err := bolt.Open(filepath.Join(dir, "ask.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	const member, kfID = "wm_ask", "wk_ask"
+	now := time.Now()
+	m := &bot.Member{ExternalUserID: member, Name: sc.Brand.DefaultMemberName, Stage: bot.Stage(*stage),
+		Points: *points, CheckIns: *checkIns, CreatedAt: now, UpdatedAt: now}
+	if lvl := sc.LevelFor(*points); lvl != nil {
+		m.Level = lvl.Name
+	}
+	if err := store.Update(ctx, func(tx bot.Tx) error { return tx.PutMember(m) }); err != nil {
+		return err
+	}
+	current := func() *scenarios.Scenario { return sc }
+	eng := engine.New(current, zerolog.Nop(), nil)
+	replier := newReplier(cfg)
+	var prompt []ai.Message
+	aiSender := ai.NewSender(ai.SenderOptions{Store: store, Replier: replier, Scenario: current, Log: log,
+		OnAnswer: func(_ *bot.AIReply, ans ai.Answer) { prompt = ans.Prompt }})
+	ev := &bot.Event{Type: bot.EventKfText, Source: bot.SourceSim, DedupeKey: "ask", At: now, ReceivedAt: now,
+		ExternalUserID: member, OpenKfID: kfID, Content: question, MsgID: "ask"}
+	if _, err := store.AppendEvent(ctx, ev); err != nil {
+		return err
+	}
+	// Run the engine, then deliver owed actions until none are left: the AI
+	// reply enqueues the message it produced.
+	if err := store.Update(ctx, func(tx bot.Tx) error {
+		if _, err := tx.MarkProcessed(ev.Seq, ""); err != nil {
+			return err
+		}
+		return eng.Handle(ctx, tx, ev)
+	}); err != nil {
+		return err
+	}
+	answered := false
+	for round := 0; round < 5; round++ {
+		acts, err := store.DueActions(ctx, time.Now().Add(time.Hour), 100)
+		if err != nil {
+			return err
+		}
+		if len(acts) == 0 {
+			break
+		}
+		for i := range acts {
+			a := &acts[i]
+			detail := "recorded"
+			switch a.Kind {
+			case bot.ActionAIReply:
+				res, _, err := aiSender.Send(ctx, a)
+				if err != nil {
+					return fmt.Errorf("AI reply: %w", err)
+				}
+				detail = res.Detail
+				fmt.Fprintf(stdout, "[ai: %s, model %s]\n", res.Detail, replier.ModelName())
+			case bot.ActionKfMessage:
+				var p bot.KfMessage
+				if err := a.Decode(&p); err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, p.Text)
+				answered = true
+			default:
+				fmt.Fprintf(stdout, "[%s] %s\n", a.Kind, wecomapi.Summary(a))
+			}
+			if err := store.MarkSent(ctx, a.ID, time.Now(), detail); err != nil {
+				return err
+			}
+		}
+	}
+	if *showPrompt && len(prompt) > 0 {
+		fmt.Fprintln(stdout, "\n--- prompt ---")
+		for _, msg := range prompt {
+			fmt.Fprintf(stdout, "[%s]\n%s\n", msg.Role, msg.Content)
+		}
+	}
+	if !answered {
+		fmt.Fprintln(stdout, "(no reply: the scenario's rules and rate limits sent nothing for this message)")
+	}
+	return nil
+}
