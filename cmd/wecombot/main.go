@@ -72,6 +72,8 @@ Usage:
                                  list channels; create a "contact me" code carrying STATE (add_contact_way)
   wecombot backup FILE|-          write a consistent copy of the database (safe while serving)
   wecombot restore FILE          replace the database with a checked backup (server stopped)
+  wecombot coupons import|generate|grant|report
+                                 coupon codes: import a CSV, generate, grant to a member, report (docs/shop-webhook.md)
   wecombot bench [--duration 10s --concurrency 64 --rate 0 --members 0]
                                  load-test the real server in-process against a fake WeCom (docs/performance.md)
   wecombot ask [flags] "QUESTION" ask the bot as a 微信客服 member would, offline (keyword rules, then the AI reply)
@@ -111,6 +113,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return channel(ctx, rest, getenv, stdout, stderr)
 	case "ask":
 		return ask(ctx, rest, getenv, stdout, stderr)
+	case "coupons":
+		return coupons(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, getenv, stdout)
 	case "version", "--version", "-v":
