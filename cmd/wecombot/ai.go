@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,6 +10,8 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/kf"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
@@ -45,6 +49,7 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 		Store: store, Replier: w.replier, Scenario: current, Streams: w.streams,
 		WakeOutbox: wakeOutbox, WakeEvents: wakeEvents, Log: log, Registerer: reg,
 		Tools: func(p *bot.AIReply) ai.Tools { return ai.MemberTools(store, p, wakeEvents) },
+		Facts: memberFacts(current, time.Now),
 	})
 	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender}
 	if client != nil {
@@ -59,4 +64,48 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 	}
 	log.Info().Str("model", w.replier.ModelName()).Bool("aibot", w.crypter != nil).Bool("kf_pull", client != nil).Msg("AI replies ready")
 	return w, nil
+}
+
+// memberFacts adds the check-in and coupon features' facts about the asking
+// member to the prompt: per campaign the current streak and days, and the
+// member's open coupons. It reads only that member's records.
+func memberFacts(current func() *scenarios.Scenario, now func() time.Time) ai.FactSource {
+	return func(tx bot.Tx, member string) ([]ai.Fact, error) {
+		sc := current()
+		t := now()
+		var facts []ai.Fact
+		for _, c := range sc.Campaigns {
+			p, err := checkin.LoadProgress(tx, c.Name, member)
+			if err != nil {
+				return nil, err
+			}
+			if p == nil {
+				continue
+			}
+			facts = append(facts, ai.Fact{Label: "打卡活动「" + c.Name + "」",
+				Value: fmt.Sprintf("当前连续 %d 天，累计 %d 天", p.Streak(checkin.DayOf(t, c.Zone)), p.Count())})
+		}
+		codes, err := engine.MemberCoupons(tx, member)
+		if err != nil {
+			return nil, err
+		}
+		var open []string
+		for _, code := range codes {
+			if code.Status != engine.CouponIssued || code.Expired(t) {
+				continue
+			}
+			name := code.Pool
+			if p := sc.Coupon(code.Pool); p != nil && p.Description != "" {
+				name += "（" + p.Description + "）"
+			}
+			if !code.ExpiresAt.IsZero() {
+				name += "，" + code.ExpiresAt.In(sc.Brand.Zone).Format("1月2日") + "前有效"
+			}
+			open = append(open, name)
+		}
+		if len(open) > 0 {
+			facts = append(facts, ai.Fact{Label: "未使用的优惠券", Value: strings.Join(open, "；")})
+		}
+		return facts, nil
+	}
 }

@@ -85,6 +85,7 @@ func ask(ctx context.Context, args []string, getenv func(string) string, stdout,
 	replier := newReplier(cfg)
 	var prompt []ai.Message
 	aiSender := ai.NewSender(ai.SenderOptions{Store: store, Replier: replier, Scenario: current, Log: log,
+		Facts:    memberFacts(current, time.Now),
 		OnAnswer: func(_ *bot.AIReply, ans ai.Answer) { prompt = ans.Prompt }})
 	ev := &bot.Event{Type: bot.EventKfText, Source: bot.SourceSim, DedupeKey: "ask", At: now, ReceivedAt: now,
 		ExternalUserID: member, OpenKfID: kfID, Content: question, MsgID: "ask"}
