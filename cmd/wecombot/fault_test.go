@@ -1,0 +1,593 @@
+package main
+
+// Fault tests: the real binary, killed with SIGKILL at random points under
+// load and restarted on the same data directory, must lose no acknowledged
+// event and owe no message twice. They run in `go test` (and so in .ci/run),
+// bounded to well under a minute.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/wecom"
+	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// wecombotBinary builds the command once per test run.
+func wecombotBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "wecombot-fault-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "wecombot")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// proc is one `wecombot serve` subprocess.
+type proc struct {
+	cmd    *exec.Cmd
+	base   string
+	stderr *syncBuffer
+	exited chan error
+}
+
+func startProc(t *testing.T, env map[string]string) *proc {
+	t.Helper()
+	cmd := exec.Command(wecombotBinary(t), "serve")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WECOMBOT_LISTEN=127.0.0.1:0", "WECOMBOT_LOG_FORMAT=json"}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				found <- strings.Fields(rest)[0]
+			}
+		}
+		close(found)
+	}()
+	go func() { p.exited <- cmd.Wait() }()
+	select {
+	case p.base = <-found:
+	case <-time.After(20 * time.Second):
+	}
+	if p.base == "" {
+		p.kill()
+		t.Fatalf("wecombot serve did not start:\n%s", p.stderr)
+	}
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// term stops the process gracefully and returns its exit error.
+func (p *proc) term(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("graceful stop: %v\n%s", err, p.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("wecombot did not stop within 15 s of SIGTERM")
+	}
+}
+
+func (p *proc) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(p.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drained waits until every stored event is processed and no outbox action is due.
+func (p *proc) drained(t *testing.T, timeout time.Duration) map[string]any {
+	t.Helper()
+	var st map[string]any
+	eventuallyT(t, "the event log and outbox to drain", timeout, func() bool {
+		st = map[string]any{}
+		p.getJSON(t, "/api/v1/status", &st)
+		return num(st, "events", "pending") == 0 && nothingDue(st)
+	})
+	return st
+}
+
+// signed is one callback as WeCom would (re)deliver it.
+type signed struct {
+	path        string
+	body        []byte
+	user, code  string
+	acked       bool
+	deliveries  int
+	firstSentAt time.Time
+}
+
+func signAdds(t *testing.T, c *wecom.Crypter, n int, prefix string) []*signed {
+	t.Helper()
+	out := make([]*signed, n)
+	for i := range out {
+		ev := callbackEvent{Type: "contact.add", CorpID: c.ReceiveID(), Staff: "zhangsan", State: "xhs", At: time.Now(),
+			ExternalUser: fmt.Sprintf("wm_%s_%03d", prefix, i), WelcomeCode: fmt.Sprintf("WC-%s-%03d", prefix, i)}
+		plain, err := ev.xml()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, body, err := sealedCallback(c, plain, ev.At)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = &signed{path: path, body: body, user: ev.ExternalUser, code: ev.WelcomeCode}
+	}
+	return out
+}
+
+// deliver posts each request until it is acknowledged or stop closes, with
+// concurrency senders; it returns when all are acked or stop closed.
+func deliver(base string, reqs []*signed, concurrency int, stop <-chan struct{}) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	work := make(chan *signed)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				mu.Lock()
+				r.deliveries++
+				if r.firstSentAt.IsZero() {
+					r.firstSentAt = time.Now()
+				}
+				mu.Unlock()
+				resp, err := client.Post(base+r.path, "text/xml", bytes.NewReader(r.body))
+				if err != nil {
+					continue // the server died mid-request: WeCom would retry later
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					r.acked = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer func() { close(work); wg.Wait() }()
+	for _, r := range reqs {
+		mu.Lock()
+		done := r.acked
+		mu.Unlock()
+		if done {
+			continue
+		}
+		select {
+		case work <- r:
+		case <-stop:
+			return
+		}
+	}
+}
+
+// TestKilledUnderLoadLosesNothingAndSendsOnce kills `wecombot serve` with
+// SIGKILL at random points while contact adds arrive, restarts it on the
+// same data directory (WeCom re-delivering whatever was not acknowledged,
+// and some of what was), and then checks: every add is in the log exactly
+// once and processed, each owed exactly one welcome action, and the fake
+// WeCom accepted exactly one welcome per code. A second call for a code is
+// allowed only for a send that was in flight when the process died (the
+// outbox marks a send after WeCom answers; no API can make that atomic),
+// and WeCom itself refuses the repeat (41051), so the member sees one.
+func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary")
+	}
+	fake := fakewecom.New(t)
+	env, c := liveEnv(t, fake, t.TempDir())
+	env["WECOMBOT_LOG_LEVEL"] = "warn"
+	const rounds, perRound = 5, 250
+	reqs := signAdds(t, c, rounds*perRound, "kill")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+
+	var kills []time.Time
+	for round := range rounds {
+		p := startProc(t, env)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		// This round's new adds plus whatever earlier rounds left unacknowledged.
+		batch := reqs[:perRound*(round+1)]
+		go func() { deliver(p.base, batch, 16, stop); close(done) }()
+		// WeCom re-delivers a few requests it already got a 200 for.
+		go func() {
+			for _, r := range reqs[:10*round] {
+				if resp, err := http.Post(p.base+r.path, "text/xml", bytes.NewReader(r.body)); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		kills = append(kills, time.Now())
+		p.kill()
+		close(stop)
+		<-done
+	}
+
+	p := startProc(t, env)
+	deliver(p.base, reqs, 16, nil)
+	st := p.drained(t, 30*time.Second)
+	t.Logf("after %d kills: %v delivery attempts for %d adds; status events=%v outbox=%v", len(kills), totalDeliveries(reqs), len(reqs), st["events"], st["outbox"])
+
+	// Every add is acknowledged, in the log once, processed, none failed.
+	seen := map[string]int{}
+	for after := uint64(0); ; {
+		var page struct {
+			Events    []bot.Event `json:"events"`
+			NextAfter uint64      `json:"next_after"`
+		}
+		p.getJSON(t, fmt.Sprintf("/api/v1/events?after=%d&limit=1000", after), &page)
+		for _, ev := range page.Events {
+			if ev.Type == bot.EventContactAdd {
+				seen[ev.ExternalUserID]++
+			}
+		}
+		if len(page.Events) == 0 {
+			break
+		}
+		after = page.NextAfter
+	}
+	if num(st, "events", "failed") != 0 {
+		t.Errorf("events failed: %v", st["events"])
+	}
+	for _, r := range reqs {
+		if !r.acked {
+			t.Errorf("%s never acknowledged", r.user)
+		}
+		if seen[r.user] != 1 {
+			t.Errorf("%s is in the log %d times", r.user, seen[r.user])
+		}
+	}
+
+	// One welcome action per add in the outbox.
+	owed := map[string]int{}
+	for after := uint64(0); ; {
+		var page struct {
+			Actions   []bot.Action `json:"actions"`
+			NextAfter uint64       `json:"next_after"`
+		}
+		p.getJSON(t, fmt.Sprintf("/api/v1/outbox?after=%d&limit=1000", after), &page)
+		for _, a := range page.Actions {
+			if a.Kind == bot.ActionWelcome {
+				var w bot.WelcomeMessage
+				_ = json.Unmarshal(a.Payload, &w)
+				owed[w.WelcomeCode]++
+			}
+		}
+		if len(page.Actions) == 0 {
+			break
+		}
+		after = page.NextAfter
+	}
+	for _, r := range reqs {
+		if owed[r.code] != 1 {
+			t.Errorf("%s: %d welcome actions, want 1", r.code, owed[r.code])
+		}
+	}
+
+	// The fake WeCom: every code delivered; repeats only for sends in flight at a kill.
+	calls := map[string][]time.Time{}
+	for _, call := range fake.Calls(fakewecom.APISendWelcomeMsg) {
+		code, _ := call.Body["welcome_code"].(string)
+		calls[code] = append(calls[code], call.Time)
+	}
+	repeats := 0
+	for _, r := range reqs {
+		times := calls[r.code]
+		if len(times) == 0 {
+			t.Errorf("%s: welcome never sent", r.code)
+			continue
+		}
+		if len(times) > 1 {
+			repeats++
+			if !inFlightAtKill(times[0], kills) {
+				t.Errorf("%s sent %d times, first at %s, not in flight at any kill %v", r.code, len(times), times[0].Format("15:04:05.000"), kills)
+			}
+		}
+	}
+	if len(calls) != len(reqs) {
+		t.Errorf("welcomes for %d codes, want %d", len(calls), len(reqs))
+	}
+	t.Logf("%d welcome codes sent a second time (in flight at a kill, refused by WeCom as used)", repeats)
+	p.term(t)
+}
+
+// inFlightAtKill: a send that reached WeCom shortly before a kill may not
+// have been recorded as sent.
+func inFlightAtKill(at time.Time, kills []time.Time) bool {
+	for _, k := range kills {
+		if !at.After(k) && k.Sub(at) < 2*time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+func totalDeliveries(reqs []*signed) int {
+	n := 0
+	for _, r := range reqs {
+		n += r.deliveries
+	}
+	return n
+}
+
+// flakyWeCom sits in front of the fake WeCom and, while failing, answers
+// every call but gettoken with the chosen fault.
+type flakyWeCom struct {
+	mu      sync.Mutex
+	mode    string // "", "errcode-1", "errcode45009", "http503", "timeout"
+	faulted map[string]int
+	next    http.Handler
+}
+
+func (f *flakyWeCom) set(mode string) {
+	f.mu.Lock()
+	f.mode = mode
+	f.mu.Unlock()
+}
+
+func (f *flakyWeCom) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	mode := f.mode
+	if mode != "" && !strings.HasSuffix(r.URL.Path, "/gettoken") {
+		f.faulted[mode]++
+	}
+	f.mu.Unlock()
+	if mode == "" || strings.HasSuffix(r.URL.Path, "/gettoken") {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	switch mode {
+	case "errcode-1":
+		_, _ = io.WriteString(w, `{"errcode":-1,"errmsg":"system busy"}`)
+	case "errcode45009":
+		_, _ = io.WriteString(w, `{"errcode":45009,"errmsg":"api freq out of limit"}`)
+	case "http503":
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+	case "timeout":
+		// Hold the call past the client's timeout (wecomapi.DefaultTimeout,
+		// 10 s) so the client really times out.
+		select {
+		case <-r.Context().Done():
+		case <-time.After(wecomapi.DefaultTimeout + time.Second):
+		}
+	}
+}
+
+// TestWeComOutageDrainsWithoutDuplicates: WeCom answers -1, 45009, 503 or
+// nothing at all for a while (the issue says a minute; the test shortens the
+// outage to a few seconds of each kind, which is the same to the outbox: it
+// only sees failed attempts and backs off), then recovers. Every owed
+// mark_tag is delivered exactly once afterwards. Welcomes, whose code WeCom
+// keeps for 20 s only, are either sent once or given up as too late — never
+// sent twice.
+func TestWeComOutageDrainsWithoutDuplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a multi-second outage")
+	}
+	fake := fakewecom.New(t)
+	env, c := liveEnv(t, fake, t.TempDir())
+	flaky := &flakyWeCom{faulted: map[string]int{}}
+	// The fake's own server answers behind the flaky front.
+	front := newProxy(t, fake.URL(), flaky)
+	env["WECOM_API_BASE"] = front
+	env["WECOMBOT_LOG_LEVEL"] = "warn"
+	in := startServe(t, env)
+
+	// Prime the token so the outage hits the API calls themselves.
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_before", WelcomeCode: "WC-BEFORE"}, 1)
+	eventuallyT(t, "the first welcome", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 1 })
+
+	members := []string{}
+	for i, mode := range []string{"errcode-1", "errcode45009", "http503", "timeout"} {
+		flaky.set(mode)
+		for j := range 3 {
+			id := fmt.Sprintf("wm_out_%d_%d", i, j)
+			members = append(members, id)
+			in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: id, State: "xhs", WelcomeCode: "WC-" + id}, 1)
+		}
+		time.Sleep(time.Second)
+	}
+	flaky.set("")
+	flaky.mu.Lock()
+	t.Logf("faulted calls during the outage: %v", flaky.faulted)
+	for _, mode := range []string{"errcode-1", "errcode45009", "http503", "timeout"} {
+		if flaky.faulted[mode] == 0 {
+			t.Errorf("the outage never answered %s: the test proves nothing about it", mode)
+		}
+	}
+	flaky.mu.Unlock()
+
+	// After recovery: every member's tags are marked exactly once.
+	eventuallyT(t, "mark_tag for every member after recovery", 90*time.Second, func() bool {
+		got := map[string]int{}
+		for _, call := range fake.Calls(fakewecom.APIMarkTag) {
+			if id, _ := call.Body["external_userid"].(string); id != "" {
+				got[id]++
+			}
+		}
+		for _, m := range members {
+			if got[m] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(500 * time.Millisecond) // a duplicate would show up now
+	marks := map[string]int{}
+	for _, call := range fake.Calls(fakewecom.APIMarkTag) {
+		id, _ := call.Body["external_userid"].(string)
+		marks[id]++
+	}
+	for _, m := range members {
+		if marks[m] != 1 {
+			t.Errorf("%s: mark_tag reached WeCom %d times, want 1", m, marks[m])
+		}
+	}
+	welcomes := map[string]int{}
+	for _, call := range fake.Calls(fakewecom.APISendWelcomeMsg) {
+		code, _ := call.Body["welcome_code"].(string)
+		welcomes[code]++
+	}
+	for code, n := range welcomes {
+		if n > 1 {
+			t.Errorf("welcome %s reached WeCom %d times", code, n)
+		}
+	}
+	st := in.status(t)
+	t.Logf("outbox after recovery: %v; welcomes delivered %d of %d", st["outbox"], len(welcomes)-1, len(members))
+}
+
+// newProxy serves f in front of target, which gets the calls f passes on.
+func newProxy(t *testing.T, target string, f *flakyWeCom) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.next = httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestDataFileLockedOrCorruptExitCodes: the real binary refuses a data
+// directory another process is serving (exit 3) and a corrupt data file
+// (exit 4), fast, each with a message naming the fix.
+func TestDataFileLockedOrCorruptExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	first := startProc(t, map[string]string{"WECOMBOT_DATA_DIR": dir})
+	cases := []struct {
+		name     string
+		dir      string
+		code     int
+		messages []string
+	}{
+		{"locked by another process", dir, exitLocked, []string{"another wecombot is using", "WECOMBOT_DATA_DIR"}},
+		{"corrupt", corruptDataDir(t), exitStore, []string{"not a usable wecombot database", "restore it from a backup"}},
+		{"not a directory", filepath.Join(corruptDataDir(t), "wecombot.db"), exitStore, []string{"data directory"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(wecombotBinary(t), "serve")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WECOMBOT_LISTEN=127.0.0.1:0", "WECOMBOT_DATA_DIR=" + tc.dir}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			start := time.Now()
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tc.code {
+				t.Fatalf("exit %v, want code %d\n%s", err, tc.code, stderr.String())
+			}
+			for _, m := range tc.messages {
+				if !strings.Contains(stderr.String(), m) {
+					t.Errorf("stderr lacks %q:\n%s", m, stderr.String())
+				}
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v to fail", d)
+			}
+		})
+	}
+	// The serving process was not disturbed.
+	if resp, err := http.Get(first.base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("first server after the refused second: %v", err)
+	}
+	first.term(t)
+}
+
+// corruptDataDir is a data directory whose wecombot.db is garbage.
+func corruptDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	garbage := bytes.Repeat([]byte("\x00corrupt page\xff"), 4096)
+	if err := os.WriteFile(filepath.Join(dir, "wecombot.db"), garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
