@@ -280,8 +280,8 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
-		kills = append(kills, time.Now())
 		p.kill()
+		kills = append(kills, time.Now()) // the process is gone: nothing it sends arrives later
 		close(stop)
 		<-done
 	}
@@ -374,8 +374,9 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 	p.term(t)
 }
 
-// inFlightAtKill: a send that reached WeCom shortly before a kill may not
-// have been recorded as sent.
+// inFlightAtKill: a send that reached WeCom shortly before the process died
+// may not have been recorded as sent. kills are the times the process was
+// known dead (SIGKILL sent and the exit reaped).
 func inFlightAtKill(at time.Time, kills []time.Time) bool {
 	for _, k := range kills {
 		if !at.After(k) && k.Sub(at) < 2*time.Second {
