@@ -559,3 +559,30 @@ func TestOfflineModelAnswersFromFAQ(t *testing.T) {
 		t.Fatalf("%+v %v %+v", res, err, f.replies(t))
 	}
 }
+
+func TestBusySenderHandsBackInsteadOfHoldingTheOutbox(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	release := make(chan struct{})
+	fake.then(func(w http.ResponseWriter, req chatRequest) { <-release; answer("好的")(w, req) })
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	f.sender = ai.NewSender(ai.SenderOptions{Store: f.store, Replier: &ai.Replier{Model: fake.model()},
+		Scenario: func() *scenarios.Scenario { return f.sc }, Log: zerolog.Nop(), MaxConcurrent: 1})
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:busy1", "你们老板是谁")))
+		first <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fake.reqs()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	_, retry, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:busy2", "你们老板是谁")))
+	if !retry || err != ai.ErrBusy || time.Since(start) > time.Second {
+		t.Fatalf("second reply while the slot is taken: retry=%v err=%v after %v", retry, err, time.Since(start))
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,7 +46,18 @@ type SenderOptions struct {
 	RateLimitRetries int
 	// OnAnswer, when set, sees every answer produced (for `wecombot ask --prompt` and tests).
 	OnAnswer func(p *bot.AIReply, ans Answer)
+	// MaxConcurrent bounds replies produced at once (default 4). The outbox
+	// shares its senders between all action kinds; a slow model holding
+	// every one of them would starve welcome messages (valid 20 s), so past
+	// this bound an ai_reply is handed back to the outbox to retry later.
+	MaxConcurrent int
 }
+
+// DefaultMaxConcurrent: half of the outbox's default 8 senders.
+const DefaultMaxConcurrent = 4
+
+// ErrBusy is returned (with retry) when MaxConcurrent replies are being produced.
+var ErrBusy = errors.New("ai: all reply slots busy (slow model?); will retry")
 
 // Sender delivers ai_reply actions: it produces the answer (model or
 // offline, guarded) outside any transaction, then in one transaction marks
@@ -59,6 +70,7 @@ type Sender struct {
 	m   *Metrics
 
 	global limiter
+	slots  chan struct{}
 }
 
 // NewSender returns an AI sender.
@@ -75,7 +87,11 @@ func NewSender(o SenderOptions) *Sender {
 	if o.WakeEvents == nil {
 		o.WakeEvents = func() {}
 	}
-	return &Sender{o: o, log: o.Log.With().Str("component", "ai").Logger(), m: NewMetrics(o.Registerer)}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
+	return &Sender{o: o, log: o.Log.With().Str("component", "ai").Logger(), m: NewMetrics(o.Registerer),
+		slots: make(chan struct{}, o.MaxConcurrent)}
 }
 
 // Metrics counts what the AI does.
@@ -114,6 +130,13 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	var p bot.AIReply
 	if err := a.Decode(&p); err != nil {
 		return bot.SendResult{}, false, err
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		s.m.ModelErrors.WithLabelValues("busy").Inc()
+		return bot.SendResult{}, true, ErrBusy
 	}
 	if p.Ref == "" || (p.Surface == bot.AISurfaceKf && (p.MemberID == "" || p.OpenKfID == "")) ||
 		(p.Surface == bot.AISurfaceAIBot && p.StreamID == "") {
