@@ -28,7 +28,7 @@ func (r *run) contactAdd() error {
 	}
 	newFollow := r.follow(ms, ev.StaffID, ev.State)
 	ch := r.sc.ChannelByState(ev.State)
-	if ev.State != "" && ch == nil {
+	if ev.State != "" && ch == nil && !strings.HasPrefix(ev.State, scenarios.ReferralStatePrefix) {
 		r.log.Warn().Str("state", ev.State).Msg("unknown channel state; add it under channels to attribute and tag these members")
 	}
 	// First touch wins: the channel a member first came through stays theirs.

@@ -1,0 +1,470 @@
+package engine
+
+// Referral (fission, 老带新): each member can ask in 微信客服 for a personal
+// "contact me" code whose state is "r:<short id>"; WeCom creates it through
+// an outbox action (add_contact_way) whose result comes back as an
+// action.result event. A customer who adds staff through that code is the
+// member's invitee: counted once, never for themselves, only when new to the
+// brand, and only after they stayed `referral.hold` (an invitee who deletes
+// the staff member earlier is void). Rewards (points, coupon, tag, text)
+// are given once each as counted invites reach their thresholds.
+//
+// Holds settle in the after hook of whatever event comes next once they are
+// due (a seek in an ordered bucket), so no timer is needed; in a silent
+// system the credit waits for the next event.
+//
+// KV buckets:
+//
+//	referral_states    <state> → referrer member id
+//	referral_members   <member> → referrerRecord (state, counts, rewards given)
+//	referral_invitees  <invitee> → inviteRecord (referrer, status)
+//	referral_due       <due, RFC 3339 UTC>|<invitee> → present: holds to settle
+//	referral_seq       "n" → the last short id handed out
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+)
+
+const (
+	bucketReferralStates   = "referral_states"
+	bucketReferralMembers  = "referral_members"
+	bucketReferralInvitees = "referral_invitees"
+	bucketReferralDue      = "referral_due"
+	bucketReferralSeq      = "referral_seq"
+)
+
+// Invitee statuses.
+const (
+	InvitePending = "pending" // inside the hold
+	InviteCounted = "counted"
+	InviteVoid    = "void"     // deleted the staff member within the hold
+	InviteKnown   = "existing" // was already a member: not an acquisition
+)
+
+// maxSettlePerEvent bounds the holds one event settles, so a backlog never
+// makes one transaction large.
+const maxSettlePerEvent = 50
+
+// ReferrerRecord is a member's invite code and results.
+type ReferrerRecord struct {
+	State   string `json:"state"`
+	Counted int    `json:"counted"`
+	Pending int    `json:"pending"`
+	Void    int    `json:"void"`
+	// Rewarded lists the thresholds (invites) already rewarded.
+	Rewarded []int `json:"rewarded,omitempty"`
+}
+
+// InviteRecord is one invitee.
+type InviteRecord struct {
+	Referrer string    `json:"referrer"`
+	Status   string    `json:"status"`
+	At       time.Time `json:"at"`
+	DueAt    time.Time `json:"due_at,omitzero"`
+	Settled  time.Time `json:"settled_at,omitzero"`
+}
+
+func init() {
+	register(&feature{
+		name:    "referral",
+		order:   15,
+		command: (*run).referralCommand,
+		after:   (*run).referralAfter,
+	})
+	prev := resultHandlers[bot.ActionContactWay]
+	resultHandlers[bot.ActionContactWay] = func(r *run, data map[string]string) error {
+		if prev != nil {
+			if err := prev(r, data); err != nil {
+				return err
+			}
+		}
+		return r.inviteCodeReady(data)
+	}
+}
+
+// referralCommand answers the referral keywords in 微信客服 with the member's
+// invite code, asking WeCom for one the first time.
+func (r *run) referralCommand(ms *memberState, surface, text string) (bool, error) {
+	ref := r.sc.Referral
+	if ref == nil || ms == nil || surface != scenarios.SurfaceKf || !ref.IsKeyword(text) {
+		return false, nil
+	}
+	m := ms.m
+	var rec ReferrerRecord
+	if _, err := r.getJSON(bucketReferralMembers, m.ExternalUserID, &rec); err != nil {
+		return true, err
+	}
+	if rec.State == "" {
+		state, err := r.newReferralState()
+		if err != nil {
+			return true, err
+		}
+		rec.State = state
+		if err := r.tx.Put(bucketReferralStates, state, []byte(m.ExternalUserID)); err != nil {
+			return true, fmt.Errorf("record invite state: %w", err)
+		}
+		if err := r.putJSON(bucketReferralMembers, m.ExternalUserID, rec); err != nil {
+			return true, err
+		}
+	}
+	data := r.sc.DataFor(m)
+	way, err := ContactWay(r.tx, rec.State)
+	if err != nil {
+		return true, err
+	}
+	var reply string
+	if way != nil && way.QRCode != "" {
+		reply = r.inviteText(ref, data, way.QRCode, rec)
+	} else {
+		staff := ref.Staff
+		if s := m.PrimaryStaff(); s != "" {
+			staff = []string{s}
+		}
+		if len(staff) == 0 {
+			r.log.Warn().Msg("no staff member for the invite code: the member follows nobody and referral.staff is empty")
+			return true, nil
+		}
+		remark := "邀请-" + m.ExternalUserID
+		if n := []rune(remark); len(n) > MaxStateLen {
+			remark = string(n[:MaxStateLen])
+		}
+		cw := bot.ContactWay{State: rec.State, Staff: staff, Remark: remark}
+		if err := r.enqueue(bot.ActionContactWay, "invite|"+m.ExternalUserID, m.ExternalUserID, cw, time.Time{}, time.Time{}); err != nil {
+			return true, err
+		}
+		reply = r.render(ref.Pending, data)
+		if reply == "" {
+			reply = "你的专属邀请码正在生成，马上发给你～"
+		}
+	}
+	key := "reply|" + r.ref
+	msg := bot.KfMessage{OpenKfID: r.ev.OpenKfID, ExternalUserID: m.ExternalUserID, Text: reply, MsgID: kfMsgID(key)}
+	return true, r.enqueue(bot.ActionKfMessage, key, m.ExternalUserID, msg, time.Time{}, time.Time{})
+}
+
+func (r *run) inviteText(ref *scenarios.Referral, data scenarios.TemplateData, qr string, rec ReferrerRecord) string {
+	text := r.render(ref.CodeReady, data)
+	if text == "" {
+		text = "这是你的专属邀请码，好友扫码添加我们即可～"
+	}
+	text += "\n" + qr
+	if rec.Counted+rec.Pending > 0 {
+		text += fmt.Sprintf("\n已成功邀请 %d 位好友", rec.Counted)
+		if rec.Pending > 0 {
+			text += fmt.Sprintf("，%d 位确认中", rec.Pending)
+		}
+	}
+	return text
+}
+
+// newReferralState hands out "r:" + the next short id (base 36).
+func (r *run) newReferralState() (string, error) {
+	n := uint64(0)
+	raw, err := r.tx.Get(bucketReferralSeq, "n")
+	switch {
+	case err == nil:
+		if n, err = strconv.ParseUint(string(raw), 10, 64); err != nil {
+			return "", fmt.Errorf("referral sequence: %w", err)
+		}
+	case !errors.Is(err, bot.ErrNotFound):
+		return "", err
+	}
+	n++
+	if err := r.tx.Put(bucketReferralSeq, "n", []byte(strconv.FormatUint(n, 10))); err != nil {
+		return "", err
+	}
+	return scenarios.ReferralStatePrefix + strconv.FormatUint(n, 36), nil
+}
+
+// inviteCodeReady sends the member their new invite code when WeCom
+// returns it.
+func (r *run) inviteCodeReady(data map[string]string) error {
+	state := data["state"]
+	ref := r.sc.Referral
+	if ref == nil || !strings.HasPrefix(state, scenarios.ReferralStatePrefix) || data["qr_code"] == "" {
+		return nil
+	}
+	raw, err := r.tx.Get(bucketReferralStates, state)
+	if errors.Is(err, bot.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	ms, err := r.member(string(raw), false)
+	if err != nil || ms == nil {
+		return err
+	}
+	var rec ReferrerRecord
+	if _, err := r.getJSON(bucketReferralMembers, ms.m.ExternalUserID, &rec); err != nil {
+		return err
+	}
+	return r.deliverCoupon(ms, "invite_ready|"+state, r.inviteText(ref, r.sc.DataFor(ms.m), data["qr_code"], rec))
+}
+
+// referralAfter credits invitees on adds, voids holds on deletions and
+// settles the holds that are due.
+func (r *run) referralAfter() error {
+	ref := r.sc.Referral
+	if ref == nil {
+		return nil
+	}
+	ev := r.ev
+	switch ev.Type {
+	case bot.EventContactAdd, bot.EventContactAddHalf:
+		if strings.HasPrefix(ev.State, scenarios.ReferralStatePrefix) && ev.ExternalUserID != "" {
+			if err := r.creditInvite(ref); err != nil {
+				return err
+			}
+		}
+	case bot.EventContactDelFollow, bot.EventContactDel:
+		if err := r.voidInvite(); err != nil {
+			return err
+		}
+	}
+	return r.settleDue(ref)
+}
+
+func (r *run) creditInvite(ref *scenarios.Referral) error {
+	ev := r.ev
+	invitee := ev.ExternalUserID
+	ms, err := r.member(invitee, false)
+	if err != nil || ms == nil {
+		return err
+	}
+	raw, err := r.tx.Get(bucketReferralStates, ev.State)
+	if errors.Is(err, bot.ErrNotFound) {
+		r.log.Warn().Str("state", ev.State).Msg("add through an invite code wecombot doesn't know; not credited")
+		return nil
+	} else if err != nil {
+		return err
+	}
+	referrer := string(raw)
+	// Attribute the invitee to the referral channel (first touch only).
+	if ms.m.State == ev.State && ms.m.Channel == "" && ref.Channel != "" {
+		ms.m.Channel = ref.Channel
+		ms.dirty = true
+		for _, t := range ref.Tags {
+			r.addTag(ms, t)
+		}
+	}
+	log := r.log.With().Str("referrer", referrer).Str("invitee", invitee).Logger()
+	if referrer == invitee {
+		log.Info().Msg("member added staff through their own invite code; not counted")
+		r.e.metrics.Referral("self")
+		return nil
+	}
+	var inv InviteRecord
+	found, err := r.getJSON(bucketReferralInvitees, invitee, &inv)
+	if err != nil {
+		return err
+	}
+	if found {
+		if inv.Referrer != referrer || !inv.At.Equal(r.at) {
+			log.Info().Str("first_referrer", inv.Referrer).Msg("invitee already counted once; not counted again")
+			r.e.metrics.Referral("repeat")
+		}
+		return nil
+	}
+	if !ms.isNew {
+		log.Info().Msg("invitee was already a member; not counted as an invite")
+		r.e.metrics.Referral("existing")
+		return r.putJSON(bucketReferralInvitees, invitee, InviteRecord{Referrer: referrer, Status: InviteKnown, At: r.at})
+	}
+	due := r.at.Add(ref.Hold)
+	inv = InviteRecord{Referrer: referrer, Status: InvitePending, At: r.at, DueAt: due}
+	if err := r.putJSON(bucketReferralInvitees, invitee, inv); err != nil {
+		return err
+	}
+	if err := r.tx.Put(bucketReferralDue, dueKey(due, invitee), present); err != nil {
+		return fmt.Errorf("schedule invite hold: %w", err)
+	}
+	var rec ReferrerRecord
+	if _, err := r.getJSON(bucketReferralMembers, referrer, &rec); err != nil {
+		return err
+	}
+	rec.Pending++
+	log.Info().Time("counts_at", due).Msg("invitee added staff; counted once they stay through the hold")
+	r.e.metrics.Referral("pending")
+	return r.putJSON(bucketReferralMembers, referrer, rec)
+}
+
+func dueKey(due time.Time, invitee string) string {
+	return due.UTC().Format("2006-01-02T15:04:05Z") + "|" + invitee
+}
+
+// voidInvite: an invitee who leaves every staff member inside the hold
+// doesn't count.
+func (r *run) voidInvite() error {
+	invitee := r.ev.ExternalUserID
+	if invitee == "" {
+		return nil
+	}
+	var inv InviteRecord
+	found, err := r.getJSON(bucketReferralInvitees, invitee, &inv)
+	if err != nil || !found || inv.Status != InvitePending {
+		return err
+	}
+	ms, err := r.member(invitee, false)
+	if err != nil || ms == nil || ms.m.HasActiveFollow() {
+		return err
+	}
+	if !r.at.Before(inv.DueAt) {
+		return nil // the hold is over: settleDue counts it
+	}
+	inv.Status, inv.Settled = InviteVoid, r.at
+	if err := r.putJSON(bucketReferralInvitees, invitee, inv); err != nil {
+		return err
+	}
+	if err := r.tx.Delete(bucketReferralDue, dueKey(inv.DueAt, invitee)); err != nil {
+		return err
+	}
+	var rec ReferrerRecord
+	if _, err := r.getJSON(bucketReferralMembers, inv.Referrer, &rec); err != nil {
+		return err
+	}
+	rec.Pending = max(rec.Pending-1, 0)
+	rec.Void++
+	r.log.Info().Str("referrer", inv.Referrer).Str("invitee", invitee).Msg("invitee left within the hold; invite not counted")
+	r.e.metrics.Referral("void")
+	return r.putJSON(bucketReferralMembers, inv.Referrer, rec)
+}
+
+// settleDue counts the invitees whose hold ended by this event's time.
+func (r *run) settleDue(ref *scenarios.Referral) error {
+	now := dueKey(r.at, "")
+	var due []string
+	if err := r.tx.Scan(bucketReferralDue, "", func(k string, _ []byte) bool {
+		at, _, _ := strings.Cut(k, "|")
+		if at+"|" > now || len(due) >= maxSettlePerEvent {
+			return false
+		}
+		due = append(due, k)
+		return true
+	}); err != nil {
+		return fmt.Errorf("scan invite holds: %w", err)
+	}
+	for _, k := range due {
+		if err := r.tx.Delete(bucketReferralDue, k); err != nil {
+			return err
+		}
+		_, invitee, _ := strings.Cut(k, "|")
+		var inv InviteRecord
+		found, err := r.getJSON(bucketReferralInvitees, invitee, &inv)
+		if err != nil {
+			return err
+		}
+		if !found || inv.Status != InvitePending {
+			continue
+		}
+		// A deletion inside the hold voids it; check the relation now too,
+		// in case the deletion came while the invitee had another staff member.
+		if m, err := r.member(invitee, false); err != nil {
+			return err
+		} else if m != nil && !m.m.HasActiveFollow() {
+			if last := lastDeletion(m.m); !last.IsZero() && last.Before(inv.DueAt) {
+				inv.Status = InviteVoid
+			}
+		}
+		if inv.Status != InviteVoid {
+			inv.Status = InviteCounted
+		}
+		inv.Settled = r.at
+		if err := r.putJSON(bucketReferralInvitees, invitee, inv); err != nil {
+			return err
+		}
+		if err := r.creditReferrer(ref, inv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lastDeletion(m *bot.Member) time.Time {
+	var last time.Time
+	for _, f := range m.Follows {
+		if f.DeletedAt.After(last) {
+			last = f.DeletedAt
+		}
+	}
+	return last
+}
+
+// creditReferrer applies a settled invite to the referrer and gives the
+// rewards whose thresholds are now reached, each once.
+func (r *run) creditReferrer(ref *scenarios.Referral, inv InviteRecord) error {
+	var rec ReferrerRecord
+	if _, err := r.getJSON(bucketReferralMembers, inv.Referrer, &rec); err != nil {
+		return err
+	}
+	rec.Pending = max(rec.Pending-1, 0)
+	if inv.Status == InviteVoid {
+		rec.Void++
+		r.e.metrics.Referral("void")
+		return r.putJSON(bucketReferralMembers, inv.Referrer, rec)
+	}
+	rec.Counted++
+	r.e.metrics.Referral("counted")
+	ms, err := r.member(inv.Referrer, false)
+	if err != nil {
+		return err
+	}
+	r.log.Info().Str("referrer", inv.Referrer).Int("invites", rec.Counted).Msg("invite counted")
+	var texts []string
+	for _, rw := range ref.Rewards {
+		if rw.Invites > rec.Counted || slices.Contains(rec.Rewarded, rw.Invites) || ms == nil {
+			continue
+		}
+		rec.Rewarded = append(rec.Rewarded, rw.Invites)
+		if rw.Points > 0 {
+			ms.m.Points += int64(rw.Points)
+			ms.dirty = true
+		}
+		r.addTag(ms, rw.Tag)
+		data := r.sc.DataFor(ms.m)
+		if t := r.render(rw.Text, data); t != "" {
+			texts = append(texts, t)
+		}
+		if rw.Coupon != nil {
+			res, err := r.issue(ms, rw.Coupon, fmt.Sprintf("referral:%d", rw.Invites))
+			if err != nil {
+				return err
+			}
+			if res.text != "" {
+				texts = append(texts, res.text)
+			}
+		}
+	}
+	if err := r.putJSON(bucketReferralMembers, inv.Referrer, rec); err != nil {
+		return err
+	}
+	if ms != nil && len(texts) > 0 {
+		return r.deliverCoupon(ms, fmt.Sprintf("referral|%s|%d", inv.Referrer, rec.Counted), joinText(texts...))
+	}
+	return nil
+}
+
+// Referral returns a member's invite record (nil if they never asked for a
+// code), for the dashboard.
+func Referral(tx bot.Tx, member string) (*ReferrerRecord, error) {
+	raw, err := tx.Get(bucketReferralMembers, member)
+	if errors.Is(err, bot.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec ReferrerRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
