@@ -450,6 +450,16 @@ func Summary(a *bot.Action) string {
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("contact me code state=%q for %q", p.State, p.Staff)
 		}
+	case bot.ActionKfSync:
+		var p bot.KfSync
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("pull 微信客服 %s messages (kf/sync_msg); a sandbox has no WeCom to pull from: use the dashboard's simulate panel", p.OpenKfID)
+		}
+	case bot.ActionAIReply:
+		var p bot.AIReply
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("AI reply on %s to %q", p.Surface, short(p.Text))
+		}
 	default:
 		s = "unknown kind"
 	}
