@@ -203,6 +203,16 @@ func (s *Scheduler) Load(ctx context.Context, sc *scenarios.Scenario) {
 	s.log.Info().Int("reminders", n).Str("scenario", sc.Version).Msg("campaign schedule loaded")
 }
 
+// Stop stops cron and waits for a running job.
+func (s *Scheduler) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cron != nil {
+		<-s.cron.Stop().Done()
+		s.cron = nil
+	}
+}
+
 // Run loads current() now and again whenever it returns a new scenario (a
 // hot reload), until ctx ends; then it stops cron and waits for running jobs.
 func (s *Scheduler) Run(ctx context.Context, current func() *scenarios.Scenario, poll time.Duration) {
@@ -217,11 +227,7 @@ func (s *Scheduler) Run(ctx context.Context, current func() *scenarios.Scenario,
 		}
 		select {
 		case <-ctx.Done():
-			s.mu.Lock()
-			if s.cron != nil {
-				<-s.cron.Stop().Done()
-			}
-			s.mu.Unlock()
+			s.Stop()
 			return
 		case <-t.C:
 		}

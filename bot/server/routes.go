@@ -51,6 +51,12 @@ func (s *Server) Routes() []Route {
 		{"POST /hooks/orders", false, s.shopOrders},
 		{"GET /coupons", false, s.couponsPage},
 
+		// Members' check-in pages: the signed link in ?t= is the credential.
+		{"GET /checkin", false, s.checkinPage},
+		{"POST /checkin", false, s.checkinPost},
+		{"GET /checkin/cert", false, s.checkinCertPage},
+		{"GET /checkin/cert.png", false, s.checkinCertPNG},
+
 		// The dashboard's page and static assets carry no data: no token.
 		{"GET /{$}", false, s.dashboardIndex},
 		{"GET /assets/{file}", false, s.dashboardAsset},

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/metrics"
@@ -270,6 +271,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Links:          links,
 		ShopSecret:     cfg.ShopSecret,
 		Coupons:        server.EngineCoupons(store, app.holder.Current, time.Now),
+		Campaigns:      server.CampaignReports{Store: store, Scenario: app.holder.Current},
 		MemberSections: []server.MemberSection{server.CouponsSection()},
 		Scenario:       app.holder.Current,
 		Sandbox:        cfg.Sandbox(),
@@ -307,6 +309,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() {
 		defer bg.Done()
 		pruneDedupe(workCtx, store, cfg.DedupeTTL, log)
+	}()
+	// Campaign reminders: cron firings append campaign.tick events (never
+	// send); the schedule is rebuilt when a reload swaps the scenario.
+	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: pl.NotifyEvent,
+		Zone: app.holder.Current().Brand.Zone})
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		sched.Run(workCtx, app.holder.Current, 2*time.Second)
 	}()
 
 	hup := make(chan os.Signal, 1)
