@@ -13,6 +13,10 @@ const (
 	ActionAIReply ActionKind = "ai_reply"
 	// ActionKfSync asks the 微信客服 puller to run kf/sync_msg (payload KfSync).
 	ActionKfSync ActionKind = "kf_sync"
+	// ActionAIBotResponse posts an AI bot answer to the message's one-use
+	// response_url, when WeCom stopped polling the stream before it finished
+	// (payload AIBotResponse).
+	ActionAIBotResponse ActionKind = "aibot_response"
 )
 
 // Event types of the AI features.
@@ -65,6 +69,12 @@ type AIReply struct {
 	// Ref identifies the inbound message (the event's dedupe key or seq):
 	// replies, memory turns and follow-up actions derive their keys from it.
 	Ref string `json:"ref"`
+}
+
+// AIBotResponse is the payload of ActionAIBotResponse.
+type AIBotResponse struct {
+	URL      string `json:"url"`
+	Markdown string `json:"markdown"`
 }
 
 // KfSync is the payload of ActionKfSync: pull 微信客服 messages of one account.

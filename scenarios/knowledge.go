@@ -94,6 +94,7 @@ func (c *compiler) aiRuntime(s *aiSpec, a *AI) {
 		}
 		a.FAQ = append(a.FAQ, faq...)
 		a.Knowledge = append(a.Knowledge, name)
+		a.knowledgeSrc = append(a.knowledgeSrc, sourceFile{name: name, data: data})
 	}
 }
 

@@ -166,6 +166,11 @@ func build(source string, files []sourceFile) (*Scenario, error) {
 	}
 	sc.Source = source
 	sc.Version = hashFiles(files)
+	if sc.AI != nil && len(sc.AI.knowledgeSrc) > 0 {
+		// Knowledge files count too: then the holder can't skip a reload by
+		// the scenario files' hash alone, and rebuilds.
+		sc.Version = hashFiles(append(append([]sourceFile(nil), files...), sc.AI.knowledgeSrc...))
+	}
 	sc.LoadedAt = time.Now()
 	return sc, nil
 }

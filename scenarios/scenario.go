@@ -501,6 +501,9 @@ type AI struct {
 	GlobalPerMinute int
 	// Knowledge are the files the extra FAQ entries came from.
 	Knowledge []string
+	// knowledgeSrc are their contents, part of the scenario's Version so a
+	// reload sees an edited knowledge file.
+	knowledgeSrc []sourceFile
 }
 
 // FAQ is one question and answer.

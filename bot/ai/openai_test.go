@@ -586,3 +586,49 @@ func TestBusySenderHandsBackInsteadOfHoldingTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLateAIBotAnswerGoesToResponseURL(t *testing.T) {
+	var got []map[string]any
+	var mu sync.Mutex
+	respSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+		fmt.Fprint(w, `{"errcode":0,"errmsg":"ok"}`)
+	}))
+	defer respSrv.Close()
+	f := newFixture(t, &ai.Replier{})
+	p := bot.AIReply{Surface: bot.AISurfaceAIBot, StaffID: "zhangsan", StreamID: "s9", ResponseURL: respSrv.URL + "/cgi-bin/aibot/response?response_code=x",
+		Text: "外卖起送价", Ref: "aibot:late"}
+	a := f.action(t, p)
+	a.CreatedAt = time.Now().Add(-7 * time.Minute) // WeCom stopped polling a minute ago
+	if _, _, err := f.sender.Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	// A prompt answer needs no follow-up.
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, bot.AIReply{Surface: bot.AISurfaceAIBot, StaffID: "zhangsan",
+		StreamID: "s10", ResponseURL: respSrv.URL, Text: "外卖起送价", Ref: "aibot:prompt"})); err != nil {
+		t.Fatal(err)
+	}
+	acts, _ := f.store.Actions(context.Background(), 0, 100)
+	var follow []bot.Action
+	for _, x := range acts {
+		if x.Kind == bot.ActionAIBotResponse {
+			follow = append(follow, x)
+		}
+	}
+	if len(follow) != 1 {
+		t.Fatalf("aibot_response actions = %d, want 1", len(follow))
+	}
+	if _, retry, err := ai.NewResponseSender().Send(context.Background(), &follow[0]); err != nil || retry {
+		t.Fatalf("response_url send: %v %v", retry, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	md, _ := got[0]["markdown"].(map[string]any)
+	if got[0]["msgtype"] != "markdown" || !strings.Contains(fmt.Sprint(md["content"]), "满 25 元起送") {
+		t.Fatalf("posted %v", got)
+	}
+}

@@ -20,6 +20,11 @@ import (
 // answer it (48 hours).
 const KfReplyWindow = 48 * time.Hour
 
+// StreamPollWindow is how long WeCom keeps polling an AI bot stream after
+// the message (6 minutes), less a margin: an answer finished later goes to
+// the message's response_url.
+const StreamPollWindow = 5*time.Minute + 30*time.Second
+
 // DefaultRateLimitRetries is how often a 429 is retried (with the outbox's
 // backoff) before the member gets the offline answer or the fallback.
 const DefaultRateLimitRetries = 3
@@ -297,7 +302,18 @@ func (s *Sender) deliver(tx bot.Tx, a *bot.Action, p *bot.AIReply, text string, 
 	case bot.AISurfaceApp:
 		out, err = bot.NewAction(bot.ActionStaffMessage, key, bot.StaffMessage{ToUsers: []string{p.StaffID}, Text: text})
 	case bot.AISurfaceAIBot:
-		return putStream(tx, p.StreamID, StreamState{Content: text, Finished: true, Updated: now})
+		if err := putStream(tx, p.StreamID, StreamState{Content: text, Finished: true, Updated: now}); err != nil {
+			return err
+		}
+		if p.ResponseURL == "" || now.Sub(a.CreatedAt) < StreamPollWindow {
+			return nil
+		}
+		// WeCom has stopped polling the stream: answer through response_url
+		// (usable once, for an hour after the message).
+		out, err = bot.NewAction(bot.ActionAIBotResponse, "aibotresp|"+p.Ref, bot.AIBotResponse{URL: p.ResponseURL, Markdown: text})
+		if err == nil {
+			out.NotAfter = a.CreatedAt.Add(time.Hour)
+		}
 	default:
 		return fmt.Errorf("unknown surface %q", p.Surface)
 	}

@@ -141,13 +141,14 @@ func (s *Server) aibotEvent(w http.ResponseWriter, r *http.Request) {
 			s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "stream refresh without stream.id")
 			return
 		}
-		st, known := ai.StreamState{}, false
+		// WeCom only polls stream ids this server handed out, so an id the
+		// buffer doesn't know was lost in a restart while its answer is still
+		// owed (the ai_reply action survives in the outbox): keep WeCom polling.
+		// If the answer comes after WeCom gave up (6 minutes), it goes to the
+		// message's response_url instead.
+		st := ai.StreamState{}
 		if s.o.AIStreams != nil {
-			st, known = s.o.AIStreams.Read(r.Context(), m.Stream.ID)
-		}
-		if !known {
-			// Not ours, or lost: end the poll instead of letting WeCom wait 6 minutes.
-			st = ai.StreamState{Content: "这条消息的回答已过期，请再问一次。", Finished: true}
+			st, _ = s.o.AIStreams.Read(r.Context(), m.Stream.ID)
 		}
 		s.aibotReply(w, r, start, m.Stream.ID, st, nonce, "stream")
 	default:

@@ -51,7 +51,7 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 		Tools: func(p *bot.AIReply) ai.Tools { return ai.MemberTools(store, p, wakeEvents) },
 		Facts: memberFacts(current, time.Now),
 	})
-	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender}
+	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender, bot.ActionAIBotResponse: ai.NewResponseSender()}
 	if client != nil {
 		w.routes[bot.ActionKfSync] = kf.NewPuller(store, client, wakeEvents, log, nil)
 	}
