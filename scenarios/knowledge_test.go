@@ -30,8 +30,8 @@ func writeKnowledgeFiles(t *testing.T, files map[string]string) string {
 
 func TestKnowledgeFiles(t *testing.T) {
 	dir := writeKnowledgeFiles(t, map[string]string{
-		"main.yaml": aiBase + "  knowledge: [knowledge/menu.md, knowledge/faq.yaml]\n  negative_words: [差评]\n  rate_limit: {max: 5, per: 10m}\n",
-		"knowledge/menu.md": "intro text without a heading is ignored\n# 山茶拿铁多少钱？\n中杯 16 元，大杯 19 元。\n\n## 有燕麦奶吗\n可以换燕麦奶，加 3 元。\n# 空标题\n",
+		"main.yaml":          aiBase + "  knowledge: [knowledge/menu.md, knowledge/faq.yaml]\n  negative_words: [差评]\n  rate_limit: {max: 5, per: 10m}\n",
+		"knowledge/menu.md":  "intro text without a heading is ignored\n# 山茶拿铁多少钱？\n中杯 16 元，大杯 19 元。\n\n## 有燕麦奶吗\n可以换燕麦奶，加 3 元。\n# 空标题\n",
 		"knowledge/faq.yaml": "- q: 停车方便吗？\n  a: 商场地下停车场，消费满 50 元免费 2 小时。\n  keywords: [停车]\n",
 	})
 	sc, err := Load(filepath.Join(dir, "main.yaml"))
