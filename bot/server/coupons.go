@@ -272,3 +272,10 @@ func (s *Server) couponsPage(w http.ResponseWriter, r *http.Request) {
 	data["Coupons"] = views
 	_ = couponPage.Execute(w, data)
 }
+
+// ReferralSection adds the member's invite code and counts to their detail.
+func ReferralSection() MemberSection {
+	return MemberSection{Name: "referral", Read: func(tx bot.Tx, m *bot.Member) (any, error) {
+		return engine.Referral(tx, m.ExternalUserID)
+	}}
+}
