@@ -26,15 +26,31 @@ var (
 
 // paramError is a bad query parameter or request field; the body names it.
 type paramError struct {
+	// Where is "query parameter", "field" (of a JSON body) or "" (the body itself).
+	Where string
 	Param string
 	Msg   string
 }
 
-func (e *paramError) Error() string { return fmt.Sprintf("query parameter %s %s", e.Param, e.Msg) }
+func (e *paramError) Error() string {
+	if e.Where == "" {
+		return fmt.Sprintf("request %s %s", e.Param, e.Msg)
+	}
+	return fmt.Sprintf("%s %s %s", e.Where, e.Param, e.Msg)
+}
 
-// badParam builds a paramError.
+// badParam names a bad query parameter ("body" names the request body).
 func badParam(name, format string, args ...any) error {
-	return &paramError{Param: name, Msg: fmt.Sprintf(format, args...)}
+	where := "query parameter"
+	if name == "body" {
+		where = ""
+	}
+	return &paramError{Where: where, Param: name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// badField names a bad field of a JSON request body.
+func badField(name, format string, args ...any) error {
+	return &paramError{Where: "field", Param: name, Msg: fmt.Sprintf(format, args...)}
 }
 
 // errorTable maps domain errors to HTTP statuses and a stable code for the

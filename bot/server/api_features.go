@@ -49,15 +49,22 @@ type CouponReader interface {
 	CouponPools(ctx context.Context) ([]CouponPoolReport, error)
 }
 
-// CouponPoolReport is one pool's (and hook's) numbers.
+// CouponPoolReport is one pool's numbers (Hook empty), or one hook's within
+// the pool.
 type CouponPoolReport struct {
 	Pool     string `json:"pool"`
 	Hook     string `json:"hook,omitempty"`
 	Issued   int    `json:"issued"`
 	Redeemed int    `json:"redeemed"`
 	Expired  int    `json:"expired"`
-	// Stock is codes left (-1: generated on demand, unlimited).
-	Stock int `json:"stock"`
+	Unused   int    `json:"unused"`
+	// OrderFen sums the orders that redeemed a code; Conversion is Redeemed/Issued.
+	OrderFen   int64   `json:"order_fen"`
+	Conversion float64 `json:"conversion"`
+	// Stock is what can still be issued (-1: generated without limit); Low
+	// is set at or below the pool's stock alert. Pool rows only.
+	Stock int  `json:"stock"`
+	Low   bool `json:"low,omitempty"`
 }
 
 // apiCampaigns answers GET /api/v1/campaigns: check-ins per day over the

@@ -82,22 +82,22 @@ func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
 		req.Member = "wm_sim_" + randomHex(4)
 	}
 	if !sandboxIDPattern.MatchString(req.Member) {
-		return nil, badParam("member", "must be 1–64 letters, digits, _ or -")
+		return nil, badField("member", "must be 1–64 letters, digits, _ or -")
 	}
-	if utf8.RuneCountInString(req.Name) > 64 {
-		return nil, badParam("name", "is longer than 64 characters")
+	if utf8.RuneCountInString(req.Name) > 128 {
+		return nil, badField("name", "is longer than 128 characters")
 	}
 	if req.Staff == "" {
 		req.Staff = sandboxStaff
 	}
 	if !sandboxIDPattern.MatchString(req.Staff) {
-		return nil, badParam("staff", "must be 1–64 letters, digits, _ or -")
+		return nil, badField("staff", "must be 1–64 letters, digits, _ or -")
 	}
 	if len(req.State) > 30 { // WeCom's state is at most 30 characters
-		return nil, badParam("state", "is longer than 30 characters")
+		return nil, badField("state", "is longer than 30 characters")
 	}
 	if utf8.RuneCountInString(req.Text) > 500 {
-		return nil, badParam("text", "is longer than 500 characters")
+		return nil, badField("text", "is longer than 500 characters")
 	}
 	id := randomHex(8)
 	ev := &bot.Event{Source: bot.SourceOperator, DedupeKey: "sandbox|" + id, At: now, ExternalUserID: req.Member}
@@ -112,7 +112,7 @@ func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
 			req.Chat = sandboxChat
 		}
 		if !sandboxIDPattern.MatchString(req.Chat) {
-			return nil, badParam("chat", "must be 1–64 letters, digits, _ or -")
+			return nil, badField("chat", "must be 1–64 letters, digits, _ or -")
 		}
 		ev.Type, ev.ChatID, ev.UpdateDetail = bot.EventGroupUpdate, req.Chat, bot.GroupAddMember
 		ev.MemChangeList, ev.MemChangeCnt, ev.JoinScene = []string{req.Member}, 1, 1
@@ -122,7 +122,7 @@ func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
 			text = "打卡"
 		}
 		if strings.TrimSpace(text) == "" {
-			return nil, badParam("text", "is required for a kf message")
+			return nil, badField("text", "is required for a kf message")
 		}
 		ev.Type, ev.Content, ev.OpenKfID, ev.MsgID = bot.EventKfText, text, sandboxOpenKf, "sandbox-"+id
 	case "order":
@@ -132,7 +132,7 @@ func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
 		}
 		fen, ok := parseYuan(amount)
 		if !ok {
-			return nil, badParam("amount", "must be an amount in yuan like 29.90 (more than 0, at most 1000000)")
+			return nil, badField("amount", "must be an amount in yuan like 29.90 (more than 0, at most 1000000)")
 		}
 		if ev.Data == nil {
 			ev.Data = map[string]string{}
@@ -141,7 +141,7 @@ func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
 		ev.Data[bot.DataOrderID] = "SANDBOX-" + strings.ToUpper(id[:10])
 		ev.Data[bot.DataAmountFen] = strconv.FormatInt(fen, 10)
 	default:
-		return nil, badParam("action", "must be one of add, join_group, check_in, kf, order")
+		return nil, badField("action", "must be one of add, join_group, check_in, kf, order")
 	}
 	return ev, nil
 }

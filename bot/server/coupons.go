@@ -162,7 +162,8 @@ func (c engineCoupons) CouponPools(ctx context.Context) ([]CouponPoolReport, err
 	}
 	var out []CouponPoolReport
 	for _, p := range rep.Pools {
-		out = append(out, CouponPoolReport{Pool: p.Pool, Issued: p.Issued, Redeemed: p.Redeemed, Expired: p.Expired, Stock: p.Stock})
+		out = append(out, CouponPoolReport{Pool: p.Pool, Issued: p.Issued, Redeemed: p.Redeemed, Expired: p.Expired, Stock: p.Stock,
+			Unused: p.Unused, OrderFen: p.OrderFen, Conversion: p.Conversion, Low: p.Low})
 		hooks := make([]string, 0, len(p.ByHook))
 		for h := range p.ByHook {
 			hooks = append(hooks, h)
@@ -170,7 +171,8 @@ func (c engineCoupons) CouponPools(ctx context.Context) ([]CouponPoolReport, err
 		sort.Strings(hooks)
 		for _, h := range hooks {
 			n := p.ByHook[h]
-			out = append(out, CouponPoolReport{Pool: p.Pool, Hook: h, Issued: n.Issued, Redeemed: n.Redeemed, Expired: n.Expired, Stock: p.Stock})
+			out = append(out, CouponPoolReport{Pool: p.Pool, Hook: h, Issued: n.Issued, Redeemed: n.Redeemed, Expired: n.Expired, Stock: p.Stock,
+				Unused: n.Unused, OrderFen: n.OrderFen, Conversion: n.Conversion})
 		}
 	}
 	return out, nil

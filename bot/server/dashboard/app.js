@@ -1,0 +1,604 @@
+// wecombot console. Hand-written, no build step, no dependencies.
+//
+// Safety rule of this file: text from the API (member names, messages,
+// tags, scenario YAML) only ever reaches the page through text nodes
+// (h(), svg(), textContent) — never innerHTML — so a member called
+// <script>…</script> is shown, not run. The server's CSP forbids inline
+// script as a second fence.
+'use strict';
+
+(() => {
+  const body = document.body;
+  const SANDBOX = body.dataset.sandbox === 'true';
+  const TOKEN_KEY = 'wecombot.token';
+  const LANG_KEY = 'wecombot.lang';
+  let lang = localStorage.getItem(LANG_KEY) || body.dataset.lang || 'zh';
+
+  // ---- i18n: Chinese first, English fallback ----
+  const I18N = {
+    zh: {
+      title: '运营控制台', overview: '总览', members: '会员', campaigns: '打卡活动', coupons: '优惠券',
+      scenarios: '剧本', operations: '运维', sandbox: '模拟会员', langToggle: 'English',
+      token: '管理令牌', tokenAsk: '请输入管理令牌（WECOMBOT_ADMIN_TOKEN）。令牌只保存在本标签页。',
+      tokenWrong: '令牌不正确，请重试。', save: '确定', logout: '退出', loading: '加载中…',
+      loopbackOnly: '未设置 WECOMBOT_ADMIN_TOKEN：管理数据只允许本机访问。请在服务器本机打开，或设置令牌。',
+      members_total: '会员总数', lost: '已流失', purchaseRate: '购买转化', eventLag: '待处理事件', outboxDepth: '待发送动作',
+      funnel: 'AIPL 漏斗', funnelNote: '每层为曾到达该阶段的人数；括号内为当前停留人数。',
+      stage: '阶段', current: '当前', reached: '累计到达', conversion: '转化率', trend: '每周进入各阶段人数',
+      channels: '渠道', channel: '渠道', membersCol: '人数', purchaseRateCol: '购买率', noChannel: '（无渠道）',
+      asOf: '数据时间', search: '搜索', q: '姓名或 ID', any: '全部', tag: '标签', staff: '员工', level: '等级',
+      lostQ: '流失', yes: '是', no: '否', find: '查询', more: '加载更多', exportCsv: '导出 CSV', exportOrders: '导出订单 CSV',
+      name: '姓名', id: 'ID', points: '积分', checkIns: '打卡天数', orders: '订单', spend: '消费', joined: '加入时间',
+      noMembers: '没有符合条件的会员。', profile: '会员档案', tags: '标签', follows: '添加的员工', stageHistory: '阶段变化',
+      checkInDays: '打卡日', conversation: '最近对话', timeline: '时间线', noConversation: '还没有对话。',
+      couponsOf: '优惠券', pointsLedger: '积分明细', notWired: '该功能的数据尚未接入。', back: '← 返回',
+      dailyCheckIns: '每日打卡人数', streaks: '最长连续打卡分布', leaderboard: '打卡排行榜', days: '天', rank: '名次',
+      configuredCampaigns: '剧本中的活动', campaignReports: '活动报告', noCheckIns: '还没有人打卡。',
+      pool: '券池', hook: '发放场景', issued: '已发放', redeemed: '已核销', expired: '已过期', unused: '未使用', stock: '库存',
+      unlimited: '不限', configuredPools: '剧本中的券池', value: '面额', minSpend: '门槛', perMember: '每人限领',
+      couponsNotWired: '优惠券统计尚未接入（券池功能未启用）。', noCoupons: '剧本中没有券池。', low: '库存不足',
+      version: '版本', loadedAt: '加载时间', source: '来源', reloads: '重载次数', failures: '失败次数', lastError: '上次重载错误',
+      none: '无', file: '文件', validate: '校验', reload: '重新加载', valid: '校验通过', simulate: '模拟运行',
+      simulateHint: '用剧本在临时数据库里模拟一段会员旅程（不影响线上数据）。', run: '运行', reloaded: '已重新加载',
+      unchanged: '内容未变化', embeddedNote: '内置示例剧本为只读；设置 WECOMBOT_SCENARIOS 指向你的剧本目录后可热加载。',
+      lagSeconds: '最旧待处理事件', overdue: '发送积压', sent: '已发送', failedActions: '失败动作', retry: '重试',
+      retried: '已重新排队', noFailed: '没有失败的动作。', wecomErrors: '企业微信错误码', api: '接口', errcode: '错误码', count: '次数',
+      noErrors: '没有错误。', pipeline: '处理管线', running: '运行中', stopped: '已停止', kind: '类型', lastErr: '错误', attempts: '尝试',
+      sandboxIntro: '沙盒模式：这些按钮把事件写入真实事件日志，由真实引擎处理（欢迎语、标签、漏斗、打卡、订单），外发消息只记录不发送。',
+      notSandbox: '仅在沙盒模式可用（未设置 WECOM_SECRET 时为沙盒）。', member: '会员 ID', amount: '金额（元）',
+      add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
+      processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
+      week: '周',
+    },
+    en: {
+      title: 'Operator console', overview: 'Overview', members: 'Members', campaigns: 'Check-ins', coupons: 'Coupons',
+      scenarios: 'Scenarios', operations: 'Operations', sandbox: 'Simulate', langToggle: '中文',
+      token: 'Admin token', tokenAsk: 'Enter the admin token (WECOMBOT_ADMIN_TOKEN). It is kept in this tab only.',
+      tokenWrong: 'Wrong token, try again.', save: 'OK', logout: 'Log out', loading: 'Loading…',
+      loopbackOnly: 'WECOMBOT_ADMIN_TOKEN is not set: admin data answers only on this machine. Open the console on the server or set a token.',
+      members_total: 'Members', lost: 'Lost', purchaseRate: 'Purchase rate', eventLag: 'Pending events', outboxDepth: 'Pending actions',
+      funnel: 'AIPL funnel', funnelNote: 'Each layer counts members who ever reached the stage; in brackets, who is there now.',
+      stage: 'Stage', current: 'Now', reached: 'Reached', conversion: 'Conversion', trend: 'Members entering each stage per week',
+      channels: 'Channels', channel: 'Channel', membersCol: 'Members', purchaseRateCol: 'Purchase rate', noChannel: '(no channel)',
+      asOf: 'As of', search: 'Search', q: 'Name or id', any: 'Any', tag: 'Tag', staff: 'Staff', level: 'Level',
+      lostQ: 'Lost', yes: 'Yes', no: 'No', find: 'Search', more: 'Load more', exportCsv: 'Export CSV', exportOrders: 'Export orders CSV',
+      name: 'Name', id: 'ID', points: 'Points', checkIns: 'Check-in days', orders: 'Orders', spend: 'Spend', joined: 'Joined',
+      noMembers: 'No members match.', profile: 'Member profile', tags: 'Tags', follows: 'Staff added', stageHistory: 'Stage history',
+      checkInDays: 'Check-in days', conversation: 'Recent conversation', timeline: 'Timeline', noConversation: 'No conversation yet.',
+      couponsOf: 'Coupons', pointsLedger: 'Points ledger', notWired: 'This feature does not report here yet.', back: '← Back',
+      dailyCheckIns: 'Check-ins per day', streaks: 'Longest streaks', leaderboard: 'Leaderboard', days: 'days', rank: '#',
+      configuredCampaigns: 'Campaigns in the scenario', campaignReports: 'Campaign reports', noCheckIns: 'Nobody has checked in yet.',
+      pool: 'Pool', hook: 'Hook', issued: 'Issued', redeemed: 'Redeemed', expired: 'Expired', unused: 'Unused', stock: 'Stock',
+      unlimited: 'unlimited', configuredPools: 'Pools in the scenario', value: 'Value', minSpend: 'Min spend', perMember: 'Per member',
+      couponsNotWired: 'Coupon numbers are not wired in (the coupon feature is off).', noCoupons: 'The scenario defines no coupon pools.', low: 'low stock',
+      version: 'Version', loadedAt: 'Loaded', source: 'Source', reloads: 'Reloads', failures: 'Failures', lastError: 'Last reload error',
+      none: 'none', file: 'File', validate: 'Validate', reload: 'Reload', valid: 'Valid', simulate: 'Simulate',
+      simulateHint: 'Run a scripted member journey through the engine on a temporary store (live data is untouched).', run: 'Run', reloaded: 'Reloaded',
+      unchanged: 'unchanged', embeddedNote: 'The embedded demo is read-only; point WECOMBOT_SCENARIOS at your directory to hot-reload your own.',
+      lagSeconds: 'Oldest pending event', overdue: 'Outbox overdue', sent: 'Sent', failedActions: 'Failed actions', retry: 'Retry',
+      retried: 'Queued again', noFailed: 'No failed actions.', wecomErrors: 'WeCom errors by code', api: 'API', errcode: 'errcode', count: 'Count',
+      noErrors: 'No errors.', pipeline: 'Pipeline', running: 'running', stopped: 'stopped', kind: 'Kind', lastErr: 'Error', attempts: 'Attempts',
+      sandboxIntro: 'Sandbox mode: these buttons append events to the real event log for the real engine (welcome, tags, funnel, check-in, orders); outbound messages are recorded, not sent.',
+      notSandbox: 'Only in sandbox mode (no WECOM_SECRET set).', member: 'Member id', amount: 'Amount (yuan)',
+      add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
+      processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
+      week: 'week',
+    },
+  };
+  const t = (k) => (I18N[lang] && I18N[lang][k]) || I18N.en[k] || k;
+
+  // ---- DOM helpers (text only) ----
+  function add(el, kids) {
+    for (const k of kids.flat(Infinity)) {
+      if (k === null || k === undefined || k === false) continue;
+      el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    }
+    return el;
+  }
+  function setAttrs(el, attrs) {
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') el.setAttribute('class', v);
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'value') el.value = v;
+      else if (k === 'style') el.style.cssText = v; // CSSOM, allowed by the CSP (style attributes are not)
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    return el;
+  }
+  const h = (tag, attrs, ...kids) => add(setAttrs(document.createElement(tag), attrs), kids);
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const svg = (tag, attrs, ...kids) => add(setAttrs(document.createElementNS(SVGNS, tag), attrs), kids);
+
+  const fmtInt = (n) => (n || 0).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-US');
+  const pct = (r) => (r * 100).toFixed(1) + '%';
+  const yuan = (fen) => '¥' + ((fen || 0) / 100).toFixed(2);
+  const pad = (n) => String(n).padStart(2, '0');
+  function when(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    if (isNaN(d) || d.getFullYear() < 2000) return '';
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+  const STAGES = ['aware', 'interest', 'purchase', 'loyal'];
+  const STAGE_COLORS = { aware: '#8ab4f8', interest: '#34a853', purchase: '#fbbc04', loyal: '#ea4335' };
+  const stageNames = {};
+  const stageLabel = (s) => (s ? stageNames[s] || s : t('stageNone'));
+  const stagePill = (s) => h('span', { class: 'stage ' + (s || '') }, stageLabel(s));
+
+  // ---- API with the admin token ----
+  let tokenPrompt = null;
+  function askToken(wrong) {
+    if (tokenPrompt) return tokenPrompt;
+    tokenPrompt = new Promise((resolve) => {
+      const input = h('input', { type: 'password', autocomplete: 'current-password', id: 'token-input', required: true });
+      const dlg = h('dialog', { id: 'token-dialog' },
+        h('form', { method: 'dialog', onsubmit: (e) => {
+          e.preventDefault();
+          sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+          dlg.close(); dlg.remove(); tokenPrompt = null; resolve();
+        } },
+        h('h2', null, t('token')), h('p', null, t('tokenAsk')),
+        wrong ? h('p', { class: 'error' }, t('tokenWrong')) : null,
+        h('div', { class: 'row' }, input, h('button', { class: 'primary', type: 'submit' }, t('save')))));
+      body.append(dlg);
+      dlg.showModal();
+    });
+    return tokenPrompt;
+  }
+
+  async function api(path, opts = {}) {
+    const headers = Object.assign({}, opts.headers || {});
+    const tok = sessionStorage.getItem(TOKEN_KEY);
+    if (tok) headers.Authorization = 'Bearer ' + tok;
+    const res = await fetch(path, Object.assign({}, opts, { headers }));
+    if (res.status === 401) {
+      await askToken(Boolean(tok));
+      return api(path, opts);
+    }
+    const ct = res.headers.get('Content-Type') || '';
+    const data = ct.includes('json') ? await res.json() : await res.text();
+    if (!res.ok) {
+      const err = new Error((data && data.error) || res.statusText);
+      err.status = res.status; err.body = data;
+      throw err;
+    }
+    return data;
+  }
+  async function download(path, filename) {
+    const tok = sessionStorage.getItem(TOKEN_KEY);
+    const res = await fetch(path, { headers: tok ? { Authorization: 'Bearer ' + tok } : {} });
+    if (res.status === 401) { await askToken(Boolean(tok)); return download(path, filename); }
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: filename });
+    body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 5000);
+  }
+
+  function errorBox(err) {
+    if (err && err.body && err.body.code === 'loopback_only') return h('div', { class: 'card error' }, t('loopbackOnly'));
+    const problems = err && err.body && err.body.problems;
+    if (problems) return h('div', { class: 'card' }, h('p', { class: 'error' }, `✗ ${problems.length} ×`), problemList(problems));
+    return h('div', { class: 'card error' }, String((err && err.message) || err));
+  }
+  const problemList = (problems) => h('ul', { class: 'problems', id: 'problems' }, problems.map((p) => h('li', null, p.text)));
+  const empty = (msg) => h('div', { class: 'empty' }, msg);
+  const card = (title, ...kids) => h('section', { class: 'card' }, title ? h('h2', null, title) : null, kids);
+  const table = (heads, rows, attrs) => h('div', { class: 'scroll' }, h('table', attrs || null,
+    h('thead', null, h('tr', null, heads.map((x) => (Array.isArray(x) ? h('th', { class: x[1] }, x[0]) : h('th', null, x))))),
+    h('tbody', null, rows)));
+  const kpi = (label, value, id) => h('div', { class: 'kpi' }, h('div', { class: 'v', id }, value), h('div', { class: 'l' }, label));
+
+  // ---- charts (SVG built from nodes) ----
+  function funnelChart(stages) {
+    const W = 640, rowH = 58, H = stages.length * rowH + 10;
+    const max = Math.max(1, ...stages.map((s) => s.reached));
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('funnel'), id: 'funnel-chart' });
+    stages.forEach((s, i) => {
+      const w = Math.max(70, (W - 220) * (s.reached / max));
+      const x = (W - 220 - w) / 2 + 10, y = i * rowH + 6;
+      g.append(svg('rect', { x, y, width: w, height: rowH - 16, rx: 6, fill: STAGE_COLORS[s.stage] || '#ccc' }));
+      g.append(svg('text', { x: x + w / 2, y: y + (rowH - 16) / 2 + 5, 'text-anchor': 'middle', 'font-size': 15, 'font-weight': 600, fill: '#111' }, s.name || s.stage));
+      const tx = W - 200;
+      g.append(svg('text', { x: tx, y: y + 18, 'font-size': 20, 'font-weight': 700, fill: '#1f2328', class: 'funnel-count', 'data-stage': s.stage }, String(s.reached)));
+      g.append(svg('text', { x: tx + 10 + String(s.reached).length * 12, y: y + 18, 'font-size': 13, fill: '#667085', class: 'funnel-current', 'data-stage': s.stage }, `(${t('current')} ${s.current})`));
+      if (i > 0) g.append(svg('text', { x: tx, y: y + 38, 'font-size': 12, fill: '#05853f', class: 'funnel-conv', 'data-stage': s.stage }, `↳ ${pct(s.conversion)}`));
+    });
+    return g;
+  }
+
+  function lineChart(weeks) {
+    const W = 640, H = 240, L = 36, R = 10, T = 10, B = 34;
+    const top = Math.max(1, ...weeks.flatMap((w) => STAGES.map((s) => w.entered[s] || 0)));
+    const step = Math.max(1, Math.ceil(top / 4)), max = step * 4; // whole-number gridlines
+    const x = (i) => L + (weeks.length === 1 ? 0 : (i * (W - L - R)) / (weeks.length - 1));
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('trend'), id: 'trend-chart' });
+    for (let k = 0; k <= 4; k++) {
+      const v = step * k;
+      g.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#eef0f3' }));
+      g.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#667085' }, String(v)));
+    }
+    weeks.forEach((w, i) => {
+      if (weeks.length > 8 && i % 2) return;
+      g.append(svg('text', { x: x(i), y: H - 12, 'text-anchor': 'middle', 'font-size': 11, fill: '#667085' }, w.week.slice(5)));
+    });
+    for (const s of STAGES) {
+      const pts = weeks.map((w, i) => `${x(i)},${y(w.entered[s] || 0)}`).join(' ');
+      g.append(svg('polyline', { points: pts, fill: 'none', stroke: STAGE_COLORS[s], 'stroke-width': 2.5 }));
+      weeks.forEach((w, i) => g.append(svg('circle', { cx: x(i), cy: y(w.entered[s] || 0), r: 3, fill: STAGE_COLORS[s] },
+        svg('title', null, `${w.week} ${stageLabel(s)}: ${w.entered[s] || 0}`))));
+    }
+    return h('div', null, g, h('div', { class: 'chart-legend' }, STAGES.map((s) => h('span', null, h('i', { style: `background:${STAGE_COLORS[s]}` }), stageLabel(s)))));
+  }
+
+  function barChart(items, id, color) {
+    const W = 640, H = 200, L = 30, B = 30, T = 10;
+    const top = Math.max(1, ...items.map((d) => d.value));
+    const step = Math.max(1, Math.ceil(top / 2)), max = step * 2;
+    const bw = (W - L - 6) / Math.max(1, items.length);
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', id });
+    for (let k = 0; k <= 2; k++) {
+      const v = step * k, yy = T + (H - T - B) * (1 - v / max);
+      g.append(svg('line', { x1: L, x2: W, y1: yy, y2: yy, stroke: '#eef0f3' }));
+      g.append(svg('text', { x: L - 5, y: yy + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#667085' }, String(v)));
+    }
+    items.forEach((d, i) => {
+      const bh = (H - T - B) * (d.value / max);
+      const w = Math.min(48, Math.max(2, bw - 4));
+      g.append(svg('rect', { x: L + i * bw + (bw - w) / 2, y: H - B - bh, width: w, height: bh, rx: 2, fill: color || '#07c160' },
+        svg('title', null, `${d.label}: ${d.value}`)));
+      const every = Math.ceil(items.length / 10);
+      if (i % every === 0) g.append(svg('text', { x: L + i * bw + bw / 2, y: H - 10, 'text-anchor': 'middle', 'font-size': 11, fill: '#667085' }, d.short || d.label));
+    });
+    return g;
+  }
+
+  // ---- views ----
+  async function viewOverview(main) {
+    const [f, st] = await Promise.all([api('/api/v1/funnel?weeks=12'), api('/api/v1/status')]);
+    for (const s of f.stages) stageNames[s.stage] = s.name;
+    const purchase = f.stages.find((s) => s.stage === 'purchase');
+    main.append(
+      h('div', { class: 'kpis' },
+        kpi(t('members_total'), fmtInt(f.members), 'kpi-members'),
+        kpi(t('purchaseRate'), f.members ? pct(purchase.reached / f.members) : '—', 'kpi-purchase'),
+        kpi(t('lost'), fmtInt(f.lost), 'kpi-lost'),
+        kpi(t('eventLag'), fmtInt(st.events && st.events.pending), 'kpi-lag'),
+        kpi(t('outboxDepth'), fmtInt(st.outbox && st.outbox.pending), 'kpi-outbox')),
+      h('div', { class: 'grid two' },
+        card(t('funnel'), funnelChart(f.stages), h('p', { class: 'muted' }, t('funnelNote')),
+          table([t('stage'), [t('reached'), 'num'], [t('current'), 'num'], [t('conversion'), 'num']],
+            f.stages.map((s, i) => h('tr', { 'data-stage': s.stage }, h('td', null, stagePill(s.stage)),
+              h('td', { class: 'num funnel-reached', 'data-stage': s.stage }, String(s.reached)),
+              h('td', { class: 'num' }, String(s.current)), h('td', { class: 'num' }, i ? pct(s.conversion) : '—'))),
+            { id: 'funnel-table' })),
+        card(t('trend'), lineChart(f.weeks))),
+      card(t('channels'), f.channels.length ? table([t('channel'), [t('membersCol'), 'num'],
+        ...STAGES.map((s) => [stageLabel(s), 'num hide-sm']), [t('purchaseRateCol'), 'num']],
+      f.channels.map((c) => h('tr', null,
+        h('td', null, h('a', { href: '#members?channel=' + encodeURIComponent(c.channel || '') }, c.channel || t('noChannel')),
+          c.state ? h('span', { class: 'muted' }, ' · ', c.state) : null),
+        h('td', { class: 'num' }, fmtInt(c.members)),
+        c.stages.map((s) => h('td', { class: 'num hide-sm' }, fmtInt(s.current))),
+        h('td', { class: 'num' }, pct(c.purchase_rate)))), { id: 'channel-table' }) : empty(t('noMembers'))),
+      h('p', { class: 'muted' }, `${t('asOf')} ${when(f.computed_at)} · ${f.zone}`));
+  }
+
+  function memberTable(rows) {
+    return rows.map((m) => h('tr', { class: 'member-row' },
+      h('td', null, h('a', { href: '#member/' + encodeURIComponent(m.external_user_id), class: 'member-name' }, m.name || m.external_user_id),
+        h('div', { class: 'muted hide-sm' }, m.external_user_id)),
+      h('td', null, stagePill(m.stage), m.lost ? h('span', { class: 'badge bad' }, ' ', t('lost')) : null),
+      h('td', { class: 'hide-sm' }, m.channel || m.state || ''),
+      h('td', { class: 'hide-sm' }, m.staff || ''),
+      h('td', { class: 'hide-sm' }, m.level || ''),
+      h('td', { class: 'num' }, fmtInt(m.points)),
+      h('td', { class: 'num' }, fmtInt(m.check_ins)),
+      h('td', { class: 'num hide-sm' }, fmtInt(m.orders), ' · ', yuan(m.spend_fen)),
+      h('td', { class: 'hide-sm' }, when(m.created_at))));
+  }
+
+  async function viewMembers(main, params) {
+    const [f] = await Promise.all([api('/api/v1/funnel')]);
+    for (const s of f.stages) stageNames[s.stage] = s.name;
+    const field = (name, label, control) => h('label', null, label, control);
+    const opt = (v, label, cur) => h('option', { value: v, selected: v === cur }, label);
+    const keys = (o) => Object.keys(o || {}).sort();
+    const form = h('form', { class: 'filters', id: 'member-search' },
+      field('q', t('q'), h('input', { name: 'q', type: 'search', value: params.get('q') || '', id: 'member-q' })),
+      field('stage', t('stage'), h('select', { name: 'stage' }, opt('', t('any')), STAGES.map((s) => opt(s, stageLabel(s), params.get('stage'))))),
+      field('channel', t('channel'), h('select', { name: 'channel' }, opt('', t('any')), f.channels.filter((c) => c.channel).map((c) => opt(c.channel, c.channel, params.get('channel'))))),
+      field('tag', t('tag'), h('select', { name: 'tag' }, opt('', t('any')), keys(f.tags).map((x) => opt(x, x, params.get('tag'))))),
+      field('staff', t('staff'), h('select', { name: 'staff' }, opt('', t('any')), keys(f.staff).map((x) => opt(x, x, params.get('staff'))))),
+      field('level', t('level'), h('select', { name: 'level' }, opt('', t('any')), keys(f.levels).map((x) => opt(x, x, params.get('level'))))),
+      field('lost', t('lostQ'), h('select', { name: 'lost' }, opt('', t('any')), opt('true', t('yes'), params.get('lost')), opt('false', t('no'), params.get('lost')))),
+      h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'member-search-go' }, t('find')),
+        h('button', { type: 'button', onclick: () => download('/api/v1/export/members.csv?' + filterQuery(), 'members.csv') }, t('exportCsv')),
+        h('button', { type: 'button', onclick: () => download('/api/v1/export/orders.csv', 'orders.csv') }, t('exportOrders'))));
+    function filterQuery() {
+      const q = new URLSearchParams();
+      for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+      return q.toString();
+    }
+    form.addEventListener('submit', (e) => { e.preventDefault(); location.hash = '#members?' + filterQuery(); });
+    const tbody = h('tbody', { id: 'member-results' });
+    const status = h('p', { class: 'muted', id: 'member-count' });
+    const moreBtn = h('button', { type: 'button', hidden: true }, t('more'));
+    main.append(h('h1', null, t('members')), card(null, form,
+      h('div', { class: 'scroll' }, h('table', null, h('thead', null, h('tr', null, h('th', null, t('name')), h('th', null, t('stage')),
+        h('th', { class: 'hide-sm' }, t('channel')), h('th', { class: 'hide-sm' }, t('staff')), h('th', { class: 'hide-sm' }, t('level')),
+        h('th', { class: 'num' }, t('points')), h('th', { class: 'num' }, t('checkIns')), h('th', { class: 'num hide-sm' }, t('orders')),
+        h('th', { class: 'hide-sm' }, t('joined')))), tbody)), status, moreBtn));
+    let shown = 0;
+    async function load(cursor) {
+      const q = new URLSearchParams();
+      for (const k of ['q', 'stage', 'channel', 'tag', 'staff', 'level', 'lost']) if (params.get(k)) q.set(k, params.get(k));
+      q.set('limit', '50');
+      if (cursor) q.set('cursor', cursor);
+      const r = await api('/api/v1/members?' + q);
+      add(tbody, memberTable(r.members));
+      shown += r.members.length;
+      status.textContent = shown ? `${fmtInt(shown)} / ${fmtInt(r.total)}` : t('noMembers');
+      moreBtn.hidden = !r.next_cursor;
+      moreBtn.onclick = () => load(r.next_cursor);
+    }
+    await load('');
+  }
+
+  function memberProfile(d) {
+    const m = d.member, s = d.summary, sections = d.sections || {};
+    const info = [[t('id'), m.external_user_id], [t('stage'), stagePill(m.stage)], [t('channel'), s.channel || s.state || '—'],
+      [t('staff'), s.staff || '—'], [t('level'), m.level || '—'], [t('points'), fmtInt(m.points)], [t('checkIns'), fmtInt(m.check_ins)],
+      [t('orders'), `${fmtInt(m.orders)} · ${yuan(m.spend_fen)}`], [t('joined'), when(m.created_at)]];
+    const dayset = new Set(d.check_in_days);
+    const lastDays = [];
+    for (let i = 41; i >= 0; i--) {
+      const dt = new Date(Date.now() - i * 86400000);
+      const key = `${dt.getFullYear()}-${pad(dt.getMonth() + 1)}-${pad(dt.getDate())}`;
+      lastDays.push(h('span', { class: dayset.has(key) ? 'on' : '', title: key }));
+    }
+    const coupons = sections.coupons;
+    const ledger = sections.points_ledger;
+    return h('div', { id: 'member-profile' },
+      h('h1', null, h('span', { id: 'profile-name' }, m.name || m.external_user_id), ' ', m.lost ? h('span', { class: 'badge bad' }, t('lost')) : null),
+      h('div', { class: 'grid side' },
+        h('div', { class: 'grid' },
+          card(t('profile'), table(['', ''], info.map(([k, v]) => h('tr', null, h('th', null, k), h('td', null, v))))),
+          card(t('conversation'), d.conversation.length ? h('div', { class: 'chat', id: 'conversation' }, d.conversation.map((c) =>
+            h('div', { class: 'bubble ' + c.from }, c.text, h('span', { class: 'when' }, t('from_' + c.from), ' · ', when(c.at), c.status ? ' · ' + c.status : ''))))
+            : empty(t('noConversation'))),
+          card(t('timeline'), h('ul', { class: 'timeline', id: 'timeline' }, d.timeline.map((it) => h('li', { class: it.kind },
+            h('div', { class: 'when' }, when(it.at), ' · ', it.type, it.status ? ' · ' + it.status : ''), h('div', null, it.text)))))),
+        h('div', { class: 'grid' },
+          card(t('tags'), m.tags && m.tags.length ? h('div', { class: 'chips' }, m.tags.map((x) => h('span', { class: 'chip' }, x))) : empty(t('none'))),
+          card(t('stageHistory'), (m.stage_history || []).length ? h('ul', { class: 'timeline' }, m.stage_history.map((c) => h('li', { class: 'stage' },
+            h('div', { class: 'when' }, when(c.at), ' · ', c.cause), h('div', null, stageLabel(c.from), ' → ', stageLabel(c.to))))) : empty(t('none'))),
+          card(t('checkInDays'), h('div', { class: 'days' }, lastDays), h('p', { class: 'muted' }, d.check_in_days.slice(-7).join(' · '))),
+          card(t('follows'), table([t('staff'), t('channel'), t('joined')], (m.follows || []).map((fl) => h('tr', null,
+            h('td', null, fl.staff_id, fl.deleted_at ? h('span', { class: 'badge bad' }, ' ', fl.deleted_by || t('lost')) : null),
+            h('td', null, fl.state || ''), h('td', null, when(fl.added_at)))))),
+          card(t('couponsOf'), coupons === undefined ? empty(t('notWired')) : coupons && coupons.length ? table([t('pool'), 'code', t('hook'), ''],
+            coupons.map((c) => h('tr', null, h('td', null, c.pool), h('td', null, c.code), h('td', null, c.hook || ''), h('td', null, c.status))))
+            : empty(t('none'))),
+          card(t('pointsLedger'), ledger === undefined ? empty(t('notWired')) : ledger && ledger.length ? table([t('joined'), t('points'), ''],
+            ledger.map((p) => h('tr', null, h('td', null, when(p.at)), h('td', { class: 'num' }, String(p.delta ?? p.points ?? '')), h('td', null, p.reason || ''))))
+            : empty(t('none'))))));
+  }
+
+  async function viewMember(main, params, id) {
+    const d = await api('/api/v1/members/' + encodeURIComponent(id));
+    main.append(h('p', null, h('a', { href: '#members' }, t('back'))), memberProfile(d));
+  }
+
+  async function viewCampaigns(main) {
+    const c = await api('/api/v1/campaigns?days=30');
+    const ci = c.check_ins;
+    main.append(h('h1', null, t('campaigns')),
+      h('div', { class: 'grid two' },
+        card(t('dailyCheckIns'), barChart(ci.days.map((d) => ({ label: d.day, short: d.day.slice(5), value: d.members })), 'checkin-chart')),
+        card(t('streaks'), ci.longest_streaks.length ? barChart(ci.longest_streaks.map((s) => ({ label: `${s.days} ${t('days')}`, short: String(s.days), value: s.members })), 'streak-chart', '#fbbc04') : empty(t('noCheckIns')))),
+      h('div', { class: 'grid two' },
+        card(t('leaderboard'), ci.leaderboard.length ? table([t('rank'), t('name'), [t('checkIns'), 'num'], [t('points'), 'num']],
+          ci.leaderboard.map((l, i) => h('tr', null, h('td', null, String(i + 1)),
+            h('td', null, h('a', { href: '#member/' + encodeURIComponent(l.external_user_id) }, l.name || l.external_user_id)),
+            h('td', { class: 'num' }, fmtInt(l.check_ins)), h('td', { class: 'num' }, fmtInt(l.points))))) : empty(t('noCheckIns'))),
+        card(t('configuredCampaigns'), (c.configured || []).length ? h('div', { class: 'chips' }, c.configured.map((n) => h('span', { class: 'chip' }, n))) : empty(t('none')),
+          h('h2', { style: 'margin-top:1rem' }, t('campaignReports')),
+          !c.available ? empty(t('notWired')) : c.campaigns.length ? c.campaigns.map((r) => h('div', null, h('h3', null, r.name),
+            barChart(r.days.map((d) => ({ label: d.day, short: d.day.slice(5), value: d.members })), null),
+            r.leaders && r.leaders.length ? table([t('name'), [t('points'), 'num']], r.leaders.map((l) => h('tr', null, h('td', null, l.name || l.external_user_id), h('td', { class: 'num' }, String(l.score))))) : null))
+            : empty(t('none')))));
+  }
+
+  async function viewCoupons(main) {
+    const c = await api('/api/v1/coupons');
+    main.append(h('h1', null, t('coupons')),
+      card(t('coupons'), !c.available ? empty(t('couponsNotWired')) : c.pools.length ? table([t('pool'), t('hook'), [t('issued'), 'num'], [t('redeemed'), 'num'],
+        [t('expired'), 'num'], [t('unused'), 'num'], [t('conversion'), 'num'], [t('stock'), 'num']],
+      c.pools.map((p) => h('tr', { class: p.hook ? 'hook' : 'pool' },
+        h('td', null, p.hook ? '' : p.pool), h('td', null, p.hook || '—'),
+        h('td', { class: 'num' }, fmtInt(p.issued)), h('td', { class: 'num' }, fmtInt(p.redeemed)), h('td', { class: 'num' }, fmtInt(p.expired)),
+        h('td', { class: 'num' }, fmtInt(p.unused)), h('td', { class: 'num' }, p.issued ? pct(p.conversion) : '—'),
+        h('td', { class: 'num' }, p.stock < 0 ? t('unlimited') : fmtInt(p.stock), p.low ? h('span', { class: 'badge bad' }, ' ', t('low')) : null))), { id: 'coupon-table' })
+        : empty(t('noCoupons'))),
+      card(t('configuredPools'), c.configured.length ? table([t('pool'), [t('value'), 'num'], [t('minSpend'), 'num'], [t('perMember'), 'num'], ''],
+        c.configured.map((p) => h('tr', null, h('td', null, p.name), h('td', { class: 'num' }, yuan(p.value_fen)), h('td', { class: 'num' }, p.min_spend_fen ? yuan(p.min_spend_fen) : '—'),
+          h('td', { class: 'num' }, p.per_member ? String(p.per_member) : '—'), h('td', { class: 'muted' }, p.description || '')))) : empty(t('noCoupons'))));
+  }
+
+  const SAMPLE_SCRIPT = `# ${'A member journey; see docs/scenarios.md'}
+start: "2025-03-03 07:30"
+zone: Asia/Shanghai
+staff: chayi01
+open_kfid: wkSHANCHA
+steps:
+  - {add: wm_try, state: xhs, welcome_code: WC-TRY-1, name: 试用}
+  - {at: +2h, join_group: wm_try, chat: wrTeaFriends01}
+  - {at: 2025-03-04 07:05, kf: wm_try, text: 打卡}
+  - {at: 2025-03-04 12:20, order: wm_try, id: TRY001, amount: 29.9}
+`;
+
+  async function viewScenarios(main) {
+    const sc = await api('/api/v1/scenarios');
+    const st = sc.status;
+    const result = h('div', { id: 'scenario-result' });
+    const editor = h('textarea', { rows: 18, spellcheck: 'false', id: 'scenario-yaml' });
+    const picker = h('select', { id: 'scenario-file', onchange: () => { editor.value = sc.files[picker.selectedIndex].yaml; } },
+      sc.files.map((f) => h('option', null, f.name)));
+    if (sc.files.length) editor.value = sc.files[0].yaml;
+    const base = (n) => n.split('/').pop();
+    async function run(btn, fn) {
+      btn.disabled = true; result.replaceChildren(t('loading'));
+      try { await fn(); } catch (err) { result.replaceChildren(errorBox(err)); } finally { btn.disabled = false; }
+    }
+    const validateBtn = h('button', { class: 'primary', type: 'button', id: 'validate-btn', onclick: () => run(validateBtn, async () => {
+      const r = await api('/api/v1/scenarios/validate?name=' + encodeURIComponent(base(picker.value)), { method: 'POST', body: editor.value, headers: { 'Content-Type': 'application/yaml' } });
+      result.replaceChildren(h('p', { class: 'ok-msg' }, `✓ ${t('valid')} · ${t('version')} ${r.version}`));
+    }) }, t('validate'));
+    const reloadBtn = h('button', { type: 'button', id: 'reload-btn', onclick: () => run(reloadBtn, async () => {
+      const r = await api('/api/v1/scenarios/reload', { method: 'POST' });
+      result.replaceChildren(h('p', { class: 'ok-msg' }, `✓ ${t('reloaded')} · ${t('version')} ${r.status.version}${r.changed ? '' : ' (' + t('unchanged') + ')'}`));
+    }) }, t('reload'));
+    const script = h('textarea', { rows: 10, spellcheck: 'false', id: 'simulate-script' });
+    script.value = SAMPLE_SCRIPT;
+    const transcript = h('div', { id: 'simulate-output' });
+    const simBtn = h('button', { class: 'primary', type: 'button', id: 'simulate-btn', onclick: async () => {
+      simBtn.disabled = true; transcript.replaceChildren(t('loading'));
+      try {
+        const out = await api('/api/v1/scenarios/simulate', { method: 'POST', body: script.value, headers: { 'Content-Type': 'application/yaml' } });
+        transcript.replaceChildren(h('pre', null, out));
+      } catch (err) { transcript.replaceChildren(errorBox(err)); } finally { simBtn.disabled = false; }
+    } }, t('run'));
+    const summary = Object.entries(sc.summary || {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}: ${v}`));
+    main.append(h('h1', null, t('scenarios')),
+      h('div', { class: 'kpis' }, kpi(t('version'), st.version, 'scenario-version'), kpi(t('loadedAt'), when(st.loaded_at)),
+        kpi(t('reloads'), String(st.reloads)), kpi(t('failures'), String(st.failures))),
+      card(t('lastError'), st.last_error ? h('pre', { id: 'last-error' }, st.last_error) : h('p', { class: 'ok-msg' }, t('none')),
+        h('p', { class: 'muted' }, `${t('source')}: ${st.source}`), h('div', { class: 'chips' }, summary),
+        st.source === 'embedded' ? h('p', { class: 'muted' }, t('embeddedNote')) : null),
+      card(t('file'), h('div', { class: 'row' }, picker, validateBtn, reloadBtn), h('div', { style: 'margin-top:.5rem' }, editor), result),
+      card(t('simulate'), h('p', { class: 'muted' }, t('simulateHint')), script, h('div', { class: 'row', style: 'margin-top:.5rem' }, simBtn), transcript));
+  }
+
+  async function viewOperations(main) {
+    const o = await api('/api/v1/operations');
+    const pl = o.pipeline || {};
+    const failedBody = h('tbody', null, o.failed_actions.map((a) => {
+      const btn = h('button', { type: 'button', class: 'retry-btn', onclick: async () => {
+        btn.disabled = true;
+        try { await api(`/api/v1/outbox/${a.id}/retry`, { method: 'POST' }); btn.replaceWith(h('span', { class: 'ok-msg' }, t('retried'))); } catch (err) { btn.replaceWith(errorBox(err)); }
+      } }, t('retry'));
+      return h('tr', null, h('td', null, String(a.id)), h('td', null, a.kind), h('td', null, a.member_id || ''), h('td', { class: 'num' }, String(a.attempts || 0)),
+        h('td', { class: 'error' }, a.last_error || ''), h('td', null, btn));
+    }));
+    main.append(h('h1', null, t('operations')),
+      h('div', { class: 'kpis' },
+        kpi(t('eventLag'), fmtInt(o.event_lag), 'ops-lag'),
+        kpi(t('lagSeconds'), o.event_lag_seconds ? o.event_lag_seconds.toFixed(1) + ' s' : '—'),
+        kpi(t('outboxDepth'), fmtInt(o.outbox_depth), 'ops-outbox'),
+        kpi(t('overdue'), o.outbox_overdue_seconds ? o.outbox_overdue_seconds.toFixed(1) + ' s' : '—'),
+        kpi(t('sent'), fmtInt(o.outbox.sent)),
+        kpi(t('failedActions'), fmtInt(o.outbox.failed), 'ops-failed'),
+        kpi(t('pipeline'), o.running === false ? t('stopped') : t('running'))),
+      h('div', { class: 'grid side' },
+        card(t('failedActions'), o.failed_actions.length ? h('div', { class: 'scroll' }, h('table', null, h('thead', null, h('tr', null,
+          h('th', null, 'id'), h('th', null, t('kind')), h('th', null, t('member')), h('th', { class: 'num' }, t('attempts')), h('th', null, t('lastErr')), h('th', null, ''))), failedBody)) : empty(t('noFailed'))),
+        card(t('wecomErrors'), o.wecom_errors.length ? table([t('api'), t('errcode'), [t('count'), 'num']],
+          o.wecom_errors.map((e) => h('tr', null, h('td', null, e.api), h('td', null, e.errcode), h('td', { class: 'num' }, fmtInt(e.count))))) : empty(t('noErrors')))),
+      card(t('pipeline'), h('div', { class: 'chips' }, Object.entries(pl).map(([k, v]) => h('span', { class: 'chip' }, `${k}: ${v}`)),
+        o.scenario ? h('span', { class: 'chip' }, `scenario ${o.scenario.version}`) : null)));
+  }
+
+  async function viewSandbox(main) {
+    if (!SANDBOX) { main.append(h('h1', null, t('sandbox')), empty(t('notSandbox'))); return; }
+    const sc = await api('/api/v1/scenarios');
+    const newID = () => 'wm_demo_' + Math.random().toString(36).slice(2, 8);
+    const member = h('input', { id: 'sim-member', value: newID() });
+    const name = h('input', { id: 'sim-name', value: lang === 'zh' ? '小新' : 'Newbie' });
+    const channel = h('select', { id: 'sim-channel' }, sc.channels.map((c) => h('option', { value: c.state }, `${c.name} (${c.state})`)));
+    const amount = h('input', { id: 'sim-amount', value: '29.90', inputmode: 'decimal' });
+    const log = h('ul', { class: 'log', id: 'sim-log' });
+    const profile = h('div', { id: 'sim-profile' });
+    async function fire(action) {
+      const r = await api('/api/v1/sandbox/events', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ action, member: member.value.trim(), name: name.value, state: channel.value, amount: amount.value }) });
+      log.prepend(h('li', null, `${when(new Date().toISOString())} · ${action} · seq ${r.event.seq} · ${r.processed ? t('processed') : t('queued')}`));
+      await showProfile();
+    }
+    async function showProfile() {
+      try {
+        // Give the outbox a moment to record what was sent.
+        await new Promise((res) => setTimeout(res, 300));
+        profile.replaceChildren(memberProfile(await api('/api/v1/members/' + encodeURIComponent(member.value.trim()))));
+      } catch (err) { profile.replaceChildren(err.status === 404 ? empty(t('noMembers')) : errorBox(err)); }
+    }
+    const btn = (action, label) => {
+      const b = h('button', { type: 'button', class: 'primary', id: 'sim-' + action, onclick: async () => {
+        b.disabled = true;
+        try { await fire(action); } catch (err) { log.prepend(h('li', { class: 'error' }, String(err.message))); } finally { b.disabled = false; }
+      } }, label);
+      return b;
+    };
+    main.append(h('h1', null, t('sandbox')), card(null, h('p', { class: 'muted' }, t('sandboxIntro')),
+      h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
+        h('label', null, t('member'), member), h('label', null, t('name'), name), h('label', null, t('channel'), channel), h('label', null, t('amount'), amount)),
+      h('div', { class: 'row' }, btn('add', t('add')), btn('join_group', t('joinGroup')), btn('check_in', t('checkIn')), btn('order', t('order')),
+        h('button', { type: 'button', id: 'sim-journey', onclick: async () => {
+          for (const a of ['add', 'join_group', 'check_in', 'order']) {
+            try { await fire(a); } catch (err) { log.prepend(h('li', { class: 'error' }, String(err.message))); break; }
+          }
+        } }, t('journey')),
+        h('button', { type: 'button', onclick: () => { member.value = newID(); profile.replaceChildren(); } }, t('newMember'))), log), profile);
+  }
+
+  // ---- shell and routing ----
+  const ROUTES = [
+    ['overview', viewOverview], ['members', viewMembers], ['campaigns', viewCampaigns], ['coupons', viewCoupons],
+    ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
+  ];
+  let main, nav;
+  function shell() {
+    nav = h('nav', { class: 'tabs' }, ROUTES.filter(([name]) => name !== 'sandbox' || SANDBOX)
+      .map(([name]) => h('a', { href: '#' + name, 'data-route': name }, t(name))));
+    const tools = h('div', { class: 'tools' },
+      SANDBOX ? h('span', { class: 'badge sandbox' }, 'sandbox') : null,
+      h('button', { type: 'button', id: 'lang-toggle', onclick: () => { lang = lang === 'zh' ? 'en' : 'zh'; localStorage.setItem(LANG_KEY, lang); shell(); route(); } }, t('langToggle')),
+      sessionStorage.getItem(TOKEN_KEY) ? h('button', { type: 'button', onclick: () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); } }, t('logout')) : null);
+    main = h('main', { id: 'view' });
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    document.title = 'wecombot · ' + t('title');
+    body.replaceChildren(h('header', { class: 'top' }, h('div', { class: 'bar' }, h('div', { class: 'brand' }, 'wecombot', h('small', { class: 'hide-sm' }, t('title'))), nav, tools)), main);
+  }
+
+  let generation = 0;
+  async function route() {
+    const raw = location.hash.slice(1) || 'overview';
+    const [path, qs] = raw.split('?');
+    const params = new URLSearchParams(qs || '');
+    let [name, ...rest] = path.split('/');
+    let view = ROUTES.find(([n]) => n === name);
+    let arg = rest.length ? decodeURIComponent(rest.join('/')) : undefined;
+    if (name === 'member' && arg) view = ['members', (m, p) => viewMember(m, p, arg)];
+    if (!view) view = ROUTES[0];
+    for (const a of nav.querySelectorAll('a')) a.classList.toggle('on', a.dataset.route === view[0]);
+    const gen = ++generation;
+    const target = h('div', { class: 'loading', 'aria-busy': 'true' }, h('p', { class: 'muted' }, t('loading')));
+    main.replaceChildren(target);
+    const fresh = h('div', null);
+    try {
+      await view[1](fresh, params);
+      if (gen !== generation) return; // the operator moved on
+      main.replaceChildren(fresh);
+    } catch (err) {
+      if (gen !== generation) return;
+      main.replaceChildren(errorBox(err));
+    }
+    main.dataset.ready = String(gen);
+  }
+
+  window.addEventListener('hashchange', route);
+  shell();
+  route();
+})();
