@@ -77,7 +77,9 @@ func parseYuan(s string) (int64, bool) {
 }
 
 // sandboxEvent validates req and builds the event it asks for.
-func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
+// checkInAt, when not nil, moves a simulated check-in into the campaign's
+// check-in window (the campaign ignores 打卡 outside it).
+func sandboxEvent(req sandboxRequest, now time.Time, checkInAt func(time.Time) time.Time) (*bot.Event, error) {
 	if req.Member == "" {
 		req.Member = "wm_sim_" + randomHex(4)
 	}
@@ -125,6 +127,9 @@ func sandboxEvent(req sandboxRequest, now time.Time) (*bot.Event, error) {
 			return nil, badField("text", "is required for a kf message")
 		}
 		ev.Type, ev.Content, ev.OpenKfID, ev.MsgID = bot.EventKfText, text, sandboxOpenKf, "sandbox-"+id
+		if req.Action == "check_in" && checkInAt != nil {
+			ev.At = checkInAt(now)
+		}
 	case "order":
 		amount := req.Amount
 		if amount == "" {
@@ -164,7 +169,8 @@ func (s *Server) apiSandboxEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badParam("body", "must be a JSON object with action, member, name, state, staff, chat, text, amount: %v", err))
 		return
 	}
-	ev, err := sandboxEvent(req, s.o.Now())
+	now := s.o.Now()
+	ev, err := sandboxEvent(req, now, s.checkInAt)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -179,7 +185,11 @@ func (s *Server) apiSandboxEvent(w http.ResponseWriter, r *http.Request) {
 	processed := s.waitProcessed(r.Context(), ev.Seq)
 	s.agg.invalidate()
 	s.log.Info().Str("type", string(ev.Type)).Uint64("seq", ev.Seq).Bool("processed", processed).Msg("sandbox event")
-	writeJSON(w, http.StatusAccepted, map[string]any{"event": ev, "member": ev.ExternalUserID, "processed": processed})
+	body := map[string]any{"event": ev, "member": ev.ExternalUserID, "processed": processed}
+	if !ev.At.Equal(now) {
+		body["note"] = "simulated at " + ev.At.Format("2006-01-02 15:04 MST") + ", inside the campaign's check-in window"
+	}
+	writeJSON(w, http.StatusAccepted, body)
 }
 
 // waitProcessed polls until event seq is no longer pending, for a few seconds.
@@ -203,4 +213,49 @@ func (s *Server) waitProcessed(ctx context.Context, seq uint64) bool {
 		}
 	}
 	return false
+}
+
+// checkInAt is now when it falls inside a check-in window of the scenario's
+// first campaign, else the next window's opening (plus a minute): the
+// simulator keeps time moving forward rather than back-dating a check-in
+// before the member joined.
+func (s *Server) checkInAt(now time.Time) time.Time {
+	if s.o.Scenario == nil {
+		return now
+	}
+	sc := s.o.Scenario()
+	if sc == nil {
+		return now
+	}
+	for _, c := range sc.Campaigns {
+		if len(c.Windows) == 0 {
+			continue
+		}
+		zone := c.Zone
+		if zone == nil {
+			zone = sc.Brand.Zone
+		}
+		if zone == nil {
+			zone = time.UTC
+		}
+		local := now.In(zone)
+		midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, zone)
+		offset := local.Sub(midnight)
+		var next time.Time
+		for day := 0; day < 2 && next.IsZero(); day++ {
+			base := midnight.AddDate(0, 0, day)
+			for _, w := range c.Windows {
+				if day == 0 && w.Contains(offset) {
+					return now
+				}
+				if at := base.Add(w.Start + time.Minute); at.After(now) && (next.IsZero() || at.Before(next)) {
+					next = at
+				}
+			}
+		}
+		if !next.IsZero() {
+			return next
+		}
+	}
+	return now
 }

@@ -839,3 +839,27 @@ func TestErrorTable(t *testing.T) {
 		}
 	}
 }
+
+func TestSandboxCheckInLandsInsideTheWindow(t *testing.T) {
+	f := newFixture(t, nil)
+	camp := f.sc.Campaigns[0]
+	if len(camp.Windows) == 0 {
+		t.Skip("the demo campaign has no check-in window")
+	}
+	w := camp.Windows[0]
+	zone := camp.Zone
+	day := time.Date(2026, 11, 20, 0, 0, 0, 0, zone)
+	inside := day.Add(w.Start + time.Minute)
+	before := day.Add(w.Start - time.Hour)
+	after := day.Add(w.End + time.Hour)
+	cases := []struct{ now, want time.Time }{
+		{inside, inside},
+		{before, day.Add(w.Start + time.Minute)},
+		{after, day.AddDate(0, 0, 1).Add(w.Start + time.Minute)},
+	}
+	for _, tc := range cases {
+		if got := f.s.checkInAt(tc.now); !got.Equal(tc.want) {
+			t.Errorf("now %v: check-in at %v, want %v", tc.now, got, tc.want)
+		}
+	}
+}

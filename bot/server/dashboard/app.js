@@ -524,7 +524,8 @@ steps:
     async function fire(action) {
       const r = await api('/api/v1/sandbox/events', { method: 'POST', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ action, member: member.value.trim(), name: name.value, state: channel.value, amount: amount.value }) });
-      log.prepend(h('li', null, `${when(new Date().toISOString())} · ${action} · seq ${r.event.seq} · ${r.processed ? t('processed') : t('queued')}`));
+      log.prepend(h('li', null, `${when(new Date().toISOString())} · ${action} · seq ${r.event.seq} · ${r.processed ? t('processed') : t('queued')}`,
+        r.note ? h('span', { class: 'muted' }, ' · ', r.note) : null));
       await showProfile();
     }
     async function showProfile() {
