@@ -632,3 +632,25 @@ func TestLateAIBotAnswerGoesToResponseURL(t *testing.T) {
 		t.Fatalf("posted %v", got)
 	}
 }
+
+func TestGlobalPerMinuteCapsModelCalls(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	cp := *f.sc
+	aiCopy := *cp.AI
+	aiCopy.GlobalPerMinute = 1
+	cp.AI = &aiCopy
+	f.sc = &cp
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:g1", "你们老板是谁"))); err != nil {
+		t.Fatal(err)
+	}
+	b := f.action(t, bot.AIReply{Surface: bot.AISurfaceKf, MemberID: bob, OpenKfID: "wk_1", Text: "可以开发票吗", Ref: "kfmsg:g2"})
+	if _, retry, err := f.sender.Send(context.Background(), b); !retry || err == nil {
+		t.Fatalf("over the global cap: retry=%v err=%v", retry, err)
+	}
+	b.Attempts = ai.DefaultRateLimitRetries - 1
+	res, retry, err := f.sender.Send(context.Background(), b)
+	if err != nil || retry || res.Detail != ai.SourceOffline || len(fake.reqs()) != 1 {
+		t.Fatalf("after the retries: %+v %v %v, model calls %d", res, retry, err, len(fake.reqs()))
+	}
+}

@@ -58,6 +58,10 @@ type SenderOptions struct {
 	MaxConcurrent int
 }
 
+// maxBusyBounces is how often an ai_reply goes back to the outbox for lack
+// of a slot before it is answered offline (the outbox gives up after 12).
+const maxBusyBounces = 6
+
 // DefaultMaxConcurrent: half of the outbox's default 8 senders.
 const DefaultMaxConcurrent = 4
 
@@ -136,12 +140,18 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	if err := a.Decode(&p); err != nil {
 		return bot.SendResult{}, false, err
 	}
+	offlineOnly := false
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
 		s.m.ModelErrors.WithLabelValues("busy").Inc()
-		return bot.SendResult{}, true, ErrBusy
+		if a.Attempts+1 < maxBusyBounces {
+			return bot.SendResult{}, true, ErrBusy
+		}
+		// Bounced long enough: answer from the FAQ now rather than let the
+		// outbox give up on the member.
+		offlineOnly = true
 	}
 	if p.Ref == "" || (p.Surface == bot.AISurfaceKf && (p.MemberID == "" || p.OpenKfID == "")) ||
 		(p.Surface == bot.AISurfaceAIBot && p.StreamID == "") {
@@ -209,12 +219,14 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	switch {
 	case p.Answer != "":
 		ans = Answer{Text: p.Answer, Source: SourceFixed}
-	case !s.global.allow(sc.AI.GlobalPerMinute, started):
+	case offlineOnly:
+		ans = s.o.Replier.offlineFor(s.o.Replier.Index(sc), sc, p.Text, data)
+	case s.o.Replier.Model != nil && !s.global.allow(sc.AI.GlobalPerMinute, started):
+		s.m.ModelErrors.WithLabelValues("global_limit").Inc()
 		if a.Attempts+1 < s.o.RateLimitRetries {
-			s.m.ModelErrors.WithLabelValues("global_limit").Inc()
 			return bot.SendResult{}, true, errors.New("ai: ai.global_per_minute reached; retrying later")
 		}
-		ans = (&Replier{MinCoverage: s.o.Replier.MinCoverage}).offlineFor(s.o.Replier.Index(sc), sc, p.Text, data)
+		ans = s.o.Replier.offlineFor(s.o.Replier.Index(sc), sc, p.Text, data)
 	default:
 		q := Question{Scenario: sc, Profile: profile, Memory: mem.Window(sc.AI.MemoryTurns, sc.AI.MemoryTokens), Text: p.Text, Data: data}
 		if p.Surface == bot.AISurfaceAIBot && s.o.Streams != nil {

@@ -66,6 +66,13 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 	return w, nil
 }
 
+// Status is the AI part of /api/v1/status: which model answers, whether the
+// circuit breaker has cut it off, and whether the AI bot callback is on.
+func (w *aiWiring) Status() map[string]any {
+	return map[string]any{"model": w.replier.ModelName(), "breaker": w.replier.Breaker.State(),
+		"aibot": w.crypter != nil, "kf_pull": w.routes[bot.ActionKfSync] != nil}
+}
+
 // memberFacts adds the check-in and coupon features' facts about the asking
 // member to the prompt: per campaign the current streak and days, and the
 // member's open coupons. It reads only that member's records.

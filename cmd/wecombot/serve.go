@@ -284,6 +284,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			for k, v := range app.Status() {
 				st[k] = v
 			}
+			st["ai"] = aiw.Status()
 			return st
 		},
 	})
