@@ -533,6 +533,10 @@ func (r *run) welcomeCoupon(ms *memberState, script *scenarios.Script) (string, 
 		return "", nil
 	}
 	res, err := r.issue(ms, script.Coupon, HookWelcome)
+	if res.outcome == issueLimit || res.outcome == issueAudience {
+		// A member adding a second staff member isn't told again.
+		return "", err
+	}
 	return res.text, err
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"strings"
 
 	"github.com/wecombot/wecombot/bot"
@@ -30,4 +31,22 @@ func (s *simulator) simCoupons(tx bot.Tx, member string) error {
 		}
 	}
 	return nil
+}
+
+// simResult plays WeCom's answer to a "contact me" code request back into
+// the log, as the pipeline does with SendResult.Data, so scripts see
+// invite codes arrive (config_id and qr_code are made up).
+func (s *simulator) simResult(ctx context.Context, a *bot.Action) error {
+	if a.Kind != bot.ActionContactWay {
+		return nil
+	}
+	var cw bot.ContactWay
+	if err := a.Decode(&cw); err != nil {
+		return err
+	}
+	ev := &bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + a.Key,
+		At: s.clock, ReceivedAt: s.clock, ExternalUserID: a.MemberID, Data: map[string]string{
+			bot.ResultKind: string(a.Kind), bot.ResultKey: a.Key, "state": cw.State,
+			"config_id": "sim-" + cw.State, "qr_code": "https://wework.example/qr/" + cw.State}}
+	return s.deliver(ctx, ev, 1)
 }

@@ -99,6 +99,10 @@ func (r *run) referralCommand(ms *memberState, surface, text string) (bool, erro
 		return false, nil
 	}
 	m := ms.m
+	// Settle due holds first so the counts in the reply are current.
+	if err := r.settleDue(ref); err != nil {
+		return true, err
+	}
 	var rec ReferrerRecord
 	if _, err := r.getJSON(bucketReferralMembers, m.ExternalUserID, &rec); err != nil {
 		return true, err
@@ -122,6 +126,7 @@ func (r *run) referralCommand(ms *memberState, surface, text string) (bool, erro
 		return true, err
 	}
 	var reply string
+	var ask *bot.ContactWay
 	if way != nil && way.QRCode != "" {
 		reply = r.inviteText(ref, data, way.QRCode, rec)
 	} else {
@@ -137,10 +142,7 @@ func (r *run) referralCommand(ms *memberState, surface, text string) (bool, erro
 		if n := []rune(remark); len(n) > MaxStateLen {
 			remark = string(n[:MaxStateLen])
 		}
-		cw := bot.ContactWay{State: rec.State, Staff: staff, Remark: remark}
-		if err := r.enqueue(bot.ActionContactWay, "invite|"+m.ExternalUserID, m.ExternalUserID, cw, time.Time{}, time.Time{}); err != nil {
-			return true, err
-		}
+		ask = &bot.ContactWay{State: rec.State, Staff: staff, Remark: remark}
 		reply = r.render(ref.Pending, data)
 		if reply == "" {
 			reply = "你的专属邀请码正在生成，马上发给你～"
@@ -148,7 +150,14 @@ func (r *run) referralCommand(ms *memberState, surface, text string) (bool, erro
 	}
 	key := "reply|" + r.ref
 	msg := bot.KfMessage{OpenKfID: r.ev.OpenKfID, ExternalUserID: m.ExternalUserID, Text: reply, MsgID: kfMsgID(key)}
-	return true, r.enqueue(bot.ActionKfMessage, key, m.ExternalUserID, msg, time.Time{}, time.Time{})
+	if err := r.enqueue(bot.ActionKfMessage, key, m.ExternalUserID, msg, time.Time{}, time.Time{}); err != nil {
+		return true, err
+	}
+	if ask == nil {
+		return true, nil
+	}
+	// Keyed by member: asking again before WeCom answers doesn't make a second code.
+	return true, r.enqueue(bot.ActionContactWay, "invite|"+m.ExternalUserID, m.ExternalUserID, *ask, time.Time{}, time.Time{})
 }
 
 func (r *run) inviteText(ref *scenarios.Referral, data scenarios.TemplateData, qr string, rec ReferrerRecord) string {

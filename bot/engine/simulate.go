@@ -430,6 +430,9 @@ func (s *simulator) drain(ctx context.Context, until time.Time) error {
 			if err := s.store.MarkSent(ctx, a.ID, s.clock, "simulated"); err != nil {
 				return err
 			}
+			if err := s.simResult(ctx, a); err != nil {
+				return err
+			}
 		}
 	}
 }
