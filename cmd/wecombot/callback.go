@@ -126,7 +126,7 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&ev.State, "state", "", "channel state of the contact-me code (contact.add)")
 	fs.StringVar(&ev.WelcomeCode, "welcome-code", "", "welcome code (contact.add; default random)")
 	fs.StringVar(&ev.ChatID, "chat", "wr_demo_group", "customer group chat id (group.join, group.leave)")
-	fs.StringVar(&ev.Text, "text", "你好", "message text (app.text)")
+	fs.StringVar(&ev.Text, "text", "你好", "message text (app.text; kf in sandbox mode)")
 	fs.StringVar(&ev.OpenKfID, "kf", "wk_demo", "open_kfid (kf)")
 	times := fs.Int("times", 1, "send the same signed request this many times (WeCom retries)")
 	fs.Usage = func() {
@@ -167,11 +167,9 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	base := *target
 	if base == "" {
-		port := "8080"
-		if i := strings.LastIndex(cfg.Listen, ":"); i >= 0 && cfg.Listen[i+1:] != "" {
-			port = cfg.Listen[i+1:]
+		if base, err = localURL(cfg.Listen); err != nil {
+			return err
 		}
-		base = "http://127.0.0.1:" + port
 	}
 	path, body, err := sealedCallback(crypter, plain, ev.At)
 	if err != nil {
@@ -199,6 +197,19 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 		if resp.StatusCode != http.StatusOK {
 			return &exitError{exitFailure, errSilent}
 		}
+	}
+	if ev.Type == "kf" && cfg.Sandbox() {
+		// WeCom's kf callback only says "messages waiting"; the bot then pulls
+		// them with kf/sync_msg. A sandbox has no WeCom to pull from, so the
+		// message itself goes in through the sandbox API, as sync_msg would
+		// have returned it.
+		api := &adminClient{base: strings.TrimRight(base, "/"), token: cfg.AdminToken}
+		var out map[string]any
+		if _, err := api.do(ctx, http.MethodPost, "/api/v1/sandbox/events",
+			map[string]string{"action": "kf", "member": ev.ExternalUser, "text": ev.Text}, &out); err != nil {
+			return fmt.Errorf("sandbox kf message: %w", err)
+		}
+		fmt.Fprintf(stdout, "kf text from %s %q → delivered as sync_msg would (sandbox)\n", ev.ExternalUser, ev.Text)
 	}
 	return nil
 }
