@@ -78,7 +78,7 @@ func parseYuan(s string) (int64, bool) {
 
 // sandboxEvent validates req and builds the event it asks for.
 // checkInAt, when not nil, moves a simulated check-in into the campaign's
-// check-in window (the campaign ignores 打卡 outside it).
+// latest check-in window (the campaign ignores 打卡 outside it).
 func sandboxEvent(req sandboxRequest, now time.Time, checkInAt func(time.Time) time.Time) (*bot.Event, error) {
 	if req.Member == "" {
 		req.Member = "wm_sim_" + randomHex(4)
@@ -216,9 +216,9 @@ func (s *Server) waitProcessed(ctx context.Context, seq uint64) bool {
 }
 
 // checkInAt is now when it falls inside a check-in window of the scenario's
-// first campaign, else the next window's opening (plus a minute): the
-// simulator keeps time moving forward rather than back-dating a check-in
-// before the member joined.
+// first campaign with windows, else the last minute of the latest window
+// that has passed (today's, or yesterday's): the simulated check-in counts
+// on a day the console's charts already show.
 func (s *Server) checkInAt(now time.Time) time.Time {
 	if s.o.Scenario == nil {
 		return now
@@ -241,20 +241,20 @@ func (s *Server) checkInAt(now time.Time) time.Time {
 		local := now.In(zone)
 		midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, zone)
 		offset := local.Sub(midnight)
-		var next time.Time
-		for day := 0; day < 2 && next.IsZero(); day++ {
+		var last time.Time
+		for day := 0; day >= -1; day-- {
 			base := midnight.AddDate(0, 0, day)
 			for _, w := range c.Windows {
 				if day == 0 && w.Contains(offset) {
 					return now
 				}
-				if at := base.Add(w.Start + time.Minute); at.After(now) && (next.IsZero() || at.Before(next)) {
-					next = at
+				if at := base.Add(w.End - time.Minute); !at.After(now) && at.After(last) {
+					last = at
 				}
 			}
 		}
-		if !next.IsZero() {
-			return next
+		if !last.IsZero() {
+			return last
 		}
 	}
 	return now

@@ -854,8 +854,8 @@ func TestSandboxCheckInLandsInsideTheWindow(t *testing.T) {
 	after := day.Add(w.End + time.Hour)
 	cases := []struct{ now, want time.Time }{
 		{inside, inside},
-		{before, day.Add(w.Start + time.Minute)},
-		{after, day.AddDate(0, 0, 1).Add(w.Start + time.Minute)},
+		{before, day.AddDate(0, 0, -1).Add(w.End - time.Minute)},
+		{after, day.Add(w.End - time.Minute)},
 	}
 	for _, tc := range cases {
 		if got := f.s.checkInAt(tc.now); !got.Equal(tc.want) {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/scenarios"
@@ -70,4 +72,20 @@ func consoleFunnelTTL(cfg interface{ Sandbox() bool }) time.Duration {
 		return 2 * time.Second
 	}
 	return 30 * time.Second
+}
+
+// pointsSection puts the member's newest points ledger entries (check-in
+// points, streak bonuses, other features' grants) on their detail.
+func pointsSection() server.MemberSection {
+	return server.MemberSection{Name: "points_ledger", Read: func(tx bot.Tx, m *bot.Member) (any, error) {
+		entries, err := checkin.PointsHistory(tx, m.ExternalUserID, 0, 100000)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]checkin.Entry, 0, min(len(entries), 50))
+		for i := len(entries) - 1; i >= 0 && len(out) < 50; i-- {
+			out = append(out, entries[i])
+		}
+		return out, nil
+	}}
 }

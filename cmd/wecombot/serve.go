@@ -272,7 +272,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ShopSecret:     cfg.ShopSecret,
 		Coupons:        server.EngineCoupons(store, app.holder.Current, time.Now),
 		Campaigns:      server.CampaignReports{Store: store, Scenario: app.holder.Current},
-		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection()},
+		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection(), pointsSection()},
 		Scenario:       app.holder.Current,
 		Sandbox:        cfg.Sandbox(),
 		Scenarios:      consoleScenarios{app},

@@ -48,7 +48,7 @@
       notSandbox: '仅在沙盒模式可用（未设置 WECOM_SECRET 时为沙盒）。', member: '会员 ID', amount: '金额（元）',
       add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
       processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
-      week: '周',
+      week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新', currentStreaks: '连续打卡天数分布',
     },
     en: {
       title: 'Operator console', overview: 'Overview', members: 'Members', campaigns: 'Check-ins', coupons: 'Coupons',
@@ -82,7 +82,7 @@
       notSandbox: 'Only in sandbox mode (no WECOM_SECRET set).', member: 'Member id', amount: 'Amount (yuan)',
       add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
       processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
-      week: 'week',
+      week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals', currentStreaks: 'Streak lengths',
     },
   };
   const t = (k) => (I18N[lang] && I18N[lang][k]) || I18N.en[k] || k;
@@ -382,9 +382,28 @@
           card(t('couponsOf'), coupons === undefined ? empty(t('notWired')) : coupons && coupons.length ? table([t('pool'), 'code', t('hook'), ''],
             coupons.map((c) => h('tr', null, h('td', null, c.pool), h('td', null, c.code), h('td', null, c.hook || ''), h('td', null, c.status))))
             : empty(t('none'))),
-          card(t('pointsLedger'), ledger === undefined ? empty(t('notWired')) : ledger && ledger.length ? table([t('joined'), t('points'), ''],
-            ledger.map((p) => h('tr', null, h('td', null, when(p.at)), h('td', { class: 'num' }, String(p.delta ?? p.points ?? '')), h('td', null, p.reason || ''))))
-            : empty(t('none'))))));
+          card(t('pointsLedger'), ledger === undefined ? empty(t('notWired')) : ledger && ledger.length ? table([t('time'), [t('delta'), 'num'], [t('balance'), 'num'], t('reason')],
+            ledger.map((p) => h('tr', null, h('td', null, when(p.at)), h('td', { class: 'num' }, (p.delta > 0 ? '+' : '') + String(p.delta ?? '')),
+              h('td', { class: 'num' }, String(p.balance ?? '')), h('td', null, p.reason || '', p.campaign ? ' · ' + p.campaign : ''))))
+            : empty(t('none'))),
+          Object.entries(sections).filter(([k]) => k !== 'coupons' && k !== 'points_ledger').map(([k, v]) => card(t(k), genericSection(v))))));
+  }
+
+  // genericSection shows a feature's section it has no special view for:
+  // a list of records as a table, a record as key/value rows, as text.
+  function genericSection(v) {
+    const text = (x) => (x === null || x === undefined ? '' : typeof x === 'object' ? JSON.stringify(x) : String(x));
+    if (Array.isArray(v)) {
+      if (!v.length) return empty(t('none'));
+      if (typeof v[0] !== 'object' || v[0] === null) return h('div', { class: 'chips' }, v.map((x) => h('span', { class: 'chip' }, text(x))));
+      const keys = [...new Set(v.flatMap((r) => Object.keys(r || {})))].slice(0, 6);
+      return table(keys, v.map((r) => h('tr', null, keys.map((k) => h('td', null, /_at$/.test(k) ? when(r[k]) : text(r[k]))))));
+    }
+    if (v && typeof v === 'object') {
+      const rows = Object.entries(v);
+      return rows.length ? table(['', ''], rows.map(([k, x]) => h('tr', null, h('th', null, k), h('td', null, /_at$/.test(k) ? when(x) : text(x))))) : empty(t('none'));
+    }
+    return v === null || v === undefined ? empty(t('none')) : h('p', null, text(v));
   }
 
   async function viewMember(main, params, id) {
@@ -408,6 +427,8 @@
           h('h2', { style: 'margin-top:1rem' }, t('campaignReports')),
           !c.available ? empty(t('notWired')) : c.campaigns.length ? c.campaigns.map((r) => h('div', null, h('h3', null, r.name),
             barChart(r.days.map((d) => ({ label: d.day, short: d.day.slice(5), value: d.members })), null),
+            r.streaks && r.streaks.length ? h('div', null, h('p', { class: 'muted' }, t('currentStreaks')),
+              barChart(r.streaks.map((x) => ({ label: `${x.days} ${t('days')}`, short: String(x.days), value: x.members })), null, '#fbbc04')) : null,
             r.leaders && r.leaders.length ? table([t('name'), [t('points'), 'num']], r.leaders.map((l) => h('tr', null, h('td', null, l.name || l.external_user_id), h('td', { class: 'num' }, String(l.score))))) : null))
             : empty(t('none')))));
   }
