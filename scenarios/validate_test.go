@@ -212,6 +212,21 @@ campaigns:
       - "08:30-10:00" #<-
     keywords: [打卡]
 `, `campaigns[0].windows[1]: window 08:30-10:00 overlaps 06:00-09:00`},
+		{"empty make-up keyword", `
+campaigns:
+  - name: c
+    days: 7
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+    makeup: {keywords: [""], max: 1, within_days: 1} #<-
+`, `campaigns[0].makeup.keywords[0]: empty keyword`},
+		{"campaign name with a bar", `
+campaigns:
+  - name: a|b #<-
+    days: 7
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+`, `campaigns[0].name: must not contain |`},
 		{"window ends before it starts", `
 campaigns:
   - name: c

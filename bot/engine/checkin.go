@@ -340,7 +340,7 @@ func (r *run) checkinTap() error {
 	camp := r.sc.Campaign(r.ev.Data[checkin.DataCampaign])
 	if id == "" || camp == nil {
 		r.log.Warn().Str("campaign", r.ev.Data[checkin.DataCampaign]).Msg("check-in tap for an unknown member or campaign; ignored")
-		return checkin.SaveResult(r.tx, r.ref, "这个打卡活动已经不存在了。")
+		return checkin.SaveResult(r.tx, r.resultKey(), "这个打卡活动已经不存在了。")
 	}
 	ms, err := r.member(id, false)
 	if err != nil {
@@ -348,13 +348,13 @@ func (r *run) checkinTap() error {
 	}
 	if ms == nil {
 		r.log.Warn().Msg("check-in tap from a member wecombot doesn't know; ignored")
-		return checkin.SaveResult(r.tx, r.ref, "没有找到你的会员信息，请先添加客服。")
+		return checkin.SaveResult(r.tx, r.resultKey(), "没有找到你的会员信息，请先添加客服。")
 	}
 	text, outcome, err := r.checkIn(ms, camp, false)
 	if err != nil {
 		return err
 	}
-	if err := checkin.SaveResult(r.tx, r.ref, text); err != nil {
+	if err := checkin.SaveResult(r.tx, r.resultKey(), text); err != nil {
 		return err
 	}
 	if outcome.OK() {
@@ -362,6 +362,15 @@ func (r *run) checkinTap() error {
 		return r.kfReply(ms, text, "", false)
 	}
 	return nil
+}
+
+// resultKey is where a tap's answer is kept for the page: the event's
+// dedupe key, which the page knows (r.ref may be a hash of it).
+func (r *run) resultKey() string {
+	if r.ev.DedupeKey != "" {
+		return r.ev.DedupeKey
+	}
+	return r.ref
 }
 
 // campaignTick turns a scheduled reminder into outbox actions: a mass-send
@@ -389,8 +398,13 @@ func (r *run) campaignTick() error {
 	rem := camp.Reminders[t.Reminder]
 	day := checkin.DayOf(t.Slot, camp.Zone)
 	if !camp.Rolling() {
+		// Openings and reminders run on the campaign's days; a summary or
+		// close may also run the morning after the last day.
 		first, last := checkin.Span(camp, nil, day)
-		if day < first-1 || day > last+1 {
+		if rem.Kind == scenarios.ReminderSummary || rem.Kind == scenarios.ReminderClose {
+			last++
+		}
+		if day < first || day > last {
 			r.log.Debug().Str("campaign", camp.Name).Msg("reminder outside the campaign's dates; skipped")
 			return nil
 		}

@@ -89,7 +89,7 @@ func (s *simulator) tapResult(ctx context.Context, ev *bot.Event) error {
 		return nil
 	}
 	return s.store.View(ctx, func(tx bot.Tx) error {
-		text, ok, err := checkin.LoadResult(tx, eventRef(ev))
+		text, ok, err := checkin.LoadResult(tx, ev.DedupeKey)
 		if err != nil || !ok {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/signlink"
@@ -367,4 +369,102 @@ func TestCheckinConcurrent(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// BenchmarkEngineCheckin is the whole engine path of a 微信客服 check-in (new
+// member, kf_chat signal, campaign command, ledger, points, leaderboard,
+// reply action), one transaction per event on an unsynced bbolt store.
+func BenchmarkEngineCheckin(b *testing.B) {
+	sc, err := scenarios.LoadBytes("checkin.yaml", []byte(checkinYAML))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := newTestStore(b)
+	clock := at("03-03 07:00")
+	eng := New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return clock })
+	ctx := context.Background()
+	n := 0
+	for b.Loop() {
+		n++
+		ev := &bot.Event{Type: bot.EventKfText, ExternalUserID: fmt.Sprintf("wm%08d", n), Content: "打卡", OpenKfID: "wk",
+			At: clock, Seq: uint64(n), DedupeKey: fmt.Sprintf("b|%d", n)}
+		if err := st.Update(ctx, func(tx bot.Tx) error { return eng.Handle(ctx, tx, ev) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checkins/s")
+}
+
+// TestCampaignTicks: reminders become outbox actions once per slot, only on
+// the campaign's days; close posts the final leaderboard and ends it.
+func TestCampaignTicks(t *testing.T) {
+	sc, err := scenarios.LoadBytes("t.yaml", []byte(`brand: {name: 测试, zone: Asia/Shanghai}
+campaigns:
+  - name: 早安
+    start: 2025-03-03
+    end: 2025-03-04
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+    points: 10
+    reminders:
+      - {cron: "55 5 * * *", kind: open, to: groups, text: 开始啦}
+      - {cron: "30 8 * * *", to: members, text: "{{.Name}}还没打卡 {{.Link}}"}
+      - {cron: "5 9 * * *", kind: summary, to: robot, robot: ops, top: 2}
+      - {cron: "0 10 5 3 *", kind: close, to: robot, robot: ops, text: 结束}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sc)
+	h.clock = at("03-02 10:00")
+	h.send(&bot.Event{Type: bot.EventGroupCreate, ChatID: "wrG", StaffID: "owner1"})
+	for _, m := range []string{"wmA", "wmB", "wmC"} {
+		h.send(add(m, "s1", "", ""))
+	}
+	h.send(kf("wmC", "你好")) // a kf contact who never checks in
+	tick := func(at time.Time) {
+		for _, tk := range checkin.Ticks(sc, h.clock, at) {
+			h.clock = tk.Slot
+			h.send(tk.Event(tk.Slot))
+			h.handle(tk.Event(tk.Slot)) // a replay: nothing more
+		}
+		h.clock = at
+	}
+	tick(at("03-03 07:00"))
+	h.send(kf("wmA", "打卡"))
+	h.send(kf("wmB", "打卡"))
+	tick(at("03-04 07:00"))
+	h.send(kf("wmA", "打卡"))
+	tick(at("03-06 12:00"))
+	h.clock = at("03-06 07:00")
+	h.send(kf("wmA", "打卡"))
+
+	if n := len(h.actions(bot.ActionMassSend)); n != 2 { // 03-03 and 03-04 only, not 03-02, 03-05
+		t.Errorf("%d open mass-sends, want 2", n)
+	}
+	var remindTo []string
+	for _, a := range h.actions(bot.ActionKfMessage) {
+		var p bot.KfMessage
+		_ = a.Decode(&p)
+		if strings.Contains(p.Text, "还没打卡") {
+			remindTo = append(remindTo, a.MemberID)
+		}
+	}
+	if fmt.Sprint(remindTo) != "[wmB]" { // 03-04: B hadn't checked in; C never participated
+		t.Errorf("reminded %v", remindTo)
+	}
+	var posts []string
+	for _, a := range h.actions(bot.ActionRobot) {
+		var p bot.RobotMessage
+		_ = a.Decode(&p)
+		posts = append(posts, p.Text)
+	}
+	// Summaries on 03-03, 03-04 and the morning after (03-05), then close.
+	if len(posts) != 4 || !strings.Contains(posts[1], "1. wmA 20 分（2 天）\n2. wmB 10 分（1 天）") ||
+		!strings.HasPrefix(posts[3], "结束\n🏁 早安 已结束，共 2 人参与") {
+		t.Errorf("robot posts %q", posts)
+	}
+	if r := h.lastReply("wmA"); r != "早安已经结束啦，下期见～" {
+		t.Errorf("after close: %q", r)
+	}
 }

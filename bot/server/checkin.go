@@ -403,3 +403,47 @@ func (c CampaignReports) Campaigns(ctx context.Context, days int) ([]CampaignRep
 	})
 	return out, err
 }
+
+// CheckinSection is the member detail's check-in section: the member's
+// progress in each campaign of the scenario in force (days, streak, score,
+// rank, make-ups, certificate). (The points ledger has its own section.)
+func CheckinSection(scenario func() *scenarios.Scenario, now func() time.Time) MemberSection {
+	if now == nil {
+		now = time.Now
+	}
+	type campaignRow struct {
+		Campaign    string   `json:"campaign"`
+		Days        []string `json:"days"`
+		Streak      int      `json:"streak"`
+		Score       int64    `json:"score"`
+		Rank        int      `json:"rank"`
+		Makeups     int      `json:"makeups"`
+		Certificate bool     `json:"certificate"`
+	}
+	return MemberSection{Name: "checkin", Read: func(tx bot.Tx, m *bot.Member) (any, error) {
+		rows := []campaignRow{}
+		sc := scenario()
+		if sc == nil {
+			return rows, nil
+		}
+		for _, camp := range sc.Campaigns {
+			p, err := checkin.LoadProgress(tx, camp.Name, m.ExternalUserID)
+			if err != nil {
+				return nil, err
+			}
+			if p == nil {
+				continue
+			}
+			row := campaignRow{Campaign: camp.Name, Streak: p.Streak(checkin.DayOf(now(), camp.Zone)), Score: p.Score,
+				Makeups: len(p.Makeups), Certificate: p.Certificate, Days: []string{}}
+			for _, d := range p.Days {
+				row.Days = append(row.Days, d.String())
+			}
+			if row.Rank, _, _, err = checkin.Rank(tx, camp.Name, m.ExternalUserID); err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+		}
+		return rows, nil
+	}}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image/png"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/signlink"
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 const demoCampaign = "早安打卡"
@@ -199,4 +201,16 @@ func TestCheckinCertificate(t *testing.T) {
 	if p := f.get("/checkin/cert?t=" + url.QueryEscape(cert)); p.code != 200 || !strings.Contains(p.body, "早安茶友") {
 		t.Errorf("certificate page: %d %s", p.code, p.body)
 	}
+	// The console's member section.
+	sec := CheckinSection(func() *scenarios.Scenario { return f.sc }, func() time.Time { return f.now })
+	_ = f.st.View(context.Background(), func(tx bot.Tx) error {
+		m, _ := tx.Member("wm_eve")
+		v, err := sec.Read(tx, m)
+		b, _ := json.Marshal(v)
+		if err != nil || !strings.Contains(string(b), `"campaign":"早安打卡"`) || !strings.Contains(string(b), `"rank":1`) ||
+			!strings.Contains(string(b), `"certificate":true`) {
+			t.Errorf("section %s %v", b, err)
+		}
+		return nil
+	})
 }

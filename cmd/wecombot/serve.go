@@ -272,13 +272,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ShopSecret:     cfg.ShopSecret,
 		Coupons:        server.EngineCoupons(store, app.holder.Current, time.Now),
 		Campaigns:      server.CampaignReports{Store: store, Scenario: app.holder.Current},
-		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection(), pointsSection()},
-		Scenario:       app.holder.Current,
-		Sandbox:        cfg.Sandbox(),
-		Scenarios:      consoleScenarios{app},
-		FunnelTTL:      consoleFunnelTTL(cfg),
-		AIBotCrypter:   aiw.crypter,
-		AIStreams:      aiw.streams,
+		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection(), pointsSection(),
+			server.CheckinSection(app.holder.Current, time.Now)},
+		Scenario:     app.holder.Current,
+		Sandbox:      cfg.Sandbox(),
+		Scenarios:    consoleScenarios{app},
+		FunnelTTL:    consoleFunnelTTL(cfg),
+		AIBotCrypter: aiw.crypter,
+		AIStreams:    aiw.streams,
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {
