@@ -558,3 +558,36 @@ func metricSum(t *testing.T, m *metrics.Metrics, name string) float64 {
 	}
 	return sum
 }
+
+// TestConcurrentHooksRespectPerMember: 200 different events issuing to the
+// same member at once (a keyword, grants, a stage change…) never give more
+// than per_member codes.
+func TestConcurrentHooksRespectPerMember(t *testing.T) {
+	sc := couponScenario(t, "\n  - {name: 券, per_member: 2, generate: {prefix: P-, length: 8}, fallback: 没了}\n")
+	h := newHarness(t, sc)
+	h.send(add("wmA", "s1", "", ""))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := kf("wmA", "领券")
+			if i%2 == 1 {
+				ev = &bot.Event{Type: EventCouponGrant, ExternalUserID: "wmA", Data: map[string]string{DataPool: "券"}}
+			}
+			ev.DedupeKey, ev.At = fmt.Sprintf("fire|%d", i), t0
+			if _, err := h.store.AppendEvent(ctx, ev); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := h.store.Update(ctx, func(tx bot.Tx) error { return h.eng.Handle(ctx, tx, ev) }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if cs := memberCoupons(t, h, "wmA"); len(cs) != 2 || cs[0].Code == cs[1].Code {
+		t.Fatalf("member holds %d codes, want exactly 2 distinct: %+v", len(cs), cs)
+	}
+}

@@ -114,3 +114,37 @@ func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 		t.Errorf("report should show one imported code and 500 to generate left, one issued:\n%s", out)
 	}
 }
+
+// TestReferralEndToEndInSandbox: through the real server (sandbox sender,
+// which makes up WeCom's answers), a member asking 「邀请」 in 微信客服 gets
+// a contact me code whose result comes back through the event log and is
+// sent to them; a friend adding through it is attributed and pending.
+func TestReferralEndToEndInSandbox(t *testing.T) {
+	env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()}
+	in := startServe(t, env)
+	sandbox := func(body string) {
+		t.Helper()
+		resp, err := http.Post(in.base+"/api/v1/sandbox/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("sandbox event %s: %s", body, resp.Status)
+		}
+	}
+	sandbox(`{"action":"add","member":"wm_ref","state":"xhs","staff":"chayi01","name":"小艾"}`)
+	sandbox(`{"action":"kf","member":"wm_ref","text":"邀请好友"}`)
+	eventuallyT(t, "invite code sent to the member", 5*time.Second, func() bool {
+		_, body := in.get(t, "/api/v1/outbox?limit=1000")
+		return strings.Contains(body, "contact_me/r:1.png")
+	})
+	sandbox(`{"action":"add","member":"wm_friend","state":"r:1","staff":"chayi01","name":"小林"}`)
+	eventuallyT(t, "invite pending", 5*time.Second, func() bool {
+		_, body := in.get(t, "/api/v1/members/wm_ref")
+		return strings.Contains(body, `"state":"r:1"`) && strings.Contains(body, `"pending":1`)
+	})
+	if code, body := in.get(t, "/api/v1/members/wm_friend"); code != 200 || !strings.Contains(body, "好友推荐") {
+		t.Fatalf("invitee: %d %s", code, body)
+	}
+}
