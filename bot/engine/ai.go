@@ -93,6 +93,10 @@ func aiFallback(r *run, ms *memberState, surface, text string) (bool, error) {
 // stream, the AI sender fills it.
 func aibotText(r *run) error {
 	ev := r.ev
+	// Commands first: a check-in keyword in an @-mention checks the staff member in.
+	if done, err := r.runCommands(nil, SurfaceAIBot, ev.Content); err != nil || done {
+		return err
+	}
 	streamID := ev.Data["stream_id"]
 	if streamID == "" {
 		r.log.Warn().Msg("aibot message without a stream id; not answering")

@@ -43,7 +43,13 @@ const (
 )
 
 func checkinCommand(r *run, ms *memberState, surface, text string) (bool, error) {
-	if surface != scenarios.SurfaceKf || ms == nil || len(r.sc.Campaigns) == 0 {
+	if len(r.sc.Campaigns) == 0 {
+		return false, nil
+	}
+	if ms == nil {
+		return r.staffCheckinCommand(surface, text)
+	}
+	if surface != scenarios.SurfaceKf {
 		return false, nil
 	}
 	if r.ev.OpenKfID != "" {
@@ -474,6 +480,8 @@ func (r *run) boardText(camp *scenarios.Campaign, n int) (string, error) {
 		m, err := r.tx.Member(s.Member)
 		if err == nil {
 			names[s.Member] = r.sc.DataFor(m).Name
+		} else if staff, ok := strings.CutPrefix(s.Member, "staff:"); ok {
+			names[s.Member] = staff
 		}
 		p, err := checkin.LoadProgress(r.tx, camp.Name, s.Member)
 		if err != nil {

@@ -468,3 +468,55 @@ campaigns:
 		t.Errorf("after close: %q", r)
 	}
 }
+
+// TestStaffCheckin: staff check in from the app and by @-mentioning the AI
+// bot in an internal group; they join the leaderboard as staff:<userid>.
+func TestStaffCheckin(t *testing.T) {
+	h := newHarness(t, checkinScenario(t))
+	app := func(staff, text string) string {
+		h.send(&bot.Event{Type: bot.EventAppText, StaffID: staff, Content: text})
+		acts := h.actions(bot.ActionStaffMessage)
+		if len(acts) == 0 {
+			return ""
+		}
+		var p bot.StaffMessage
+		_ = acts[len(acts)-1].Decode(&p)
+		return p.Text
+	}
+	h.clock = at("03-03 07:00")
+	if r := app("zhangsan", "打卡"); !strings.HasPrefix(r, "OK1 streak=1 points=10") {
+		t.Errorf("app check-in: %q", r)
+	}
+	if r := app("zhangsan", "打卡"); r != "ALREADY" {
+		t.Errorf("twice: %q", r)
+	}
+	if r := app("zhangsan", "补卡"); r != "NOMAKEUP" {
+		t.Errorf("make-up: %q", r)
+	}
+	h.clock = at("03-03 23:30")
+	if r := app("zhangsan", "熬夜"); r != "AUDIENCE" { // a campaign with an audience is for members
+		t.Errorf("audience: %q", r)
+	}
+	h.clock = at("03-04 07:00")
+	h.send(&bot.Event{Type: bot.EventAIBotText, StaffID: "lisi", ChatID: "wrInternal", Content: "@小山 打卡",
+		Data: map[string]string{"stream_id": "s1", "response_url": "https://example.invalid/r"}})
+	acts := h.actions(bot.ActionAIReply)
+	if len(acts) != 1 {
+		t.Fatalf("%d ai replies", len(acts))
+	}
+	var p bot.AIReply
+	_ = acts[0].Decode(&p)
+	if p.StreamID != "s1" || !strings.HasPrefix(p.Answer, "OK1 streak=1 points=10 level= rank=1") {
+		t.Errorf("aibot reply %+v", p)
+	}
+	_ = h.store.View(context.Background(), func(tx bot.Tx) error {
+		top, _ := checkin.Top(tx, "早安", 10)
+		if fmt.Sprint(top) != "[{1 staff:lisi 10} {1 staff:zhangsan 10}]" {
+			t.Errorf("leaderboard %v", top)
+		}
+		return nil
+	})
+	if h.memberCount() != 0 {
+		t.Error("staff became members")
+	}
+}
