@@ -16,7 +16,9 @@ import (
 // million members that pass takes seconds, so it is not done per request:
 // aggregateCache keeps the last result and, once it is older than the TTL,
 // answers with it while one background pass refreshes it (stale while
-// revalidate). Only the very first request waits for a pass. Counting
+// revalidate). Only the very first request waits for a pass, and a pass
+// that takes long (a million members: seconds) stretches the refresh
+// interval to ten times its duration. Counting
 // incrementally in the engine's transactions would be exact to the event,
 // but would put a hot counter key in every member's write; a dashboard is
 // fine being FunnelTTL behind.
@@ -225,7 +227,7 @@ func (c *aggregateCache) get(ctx context.Context, fresh bool) (*aggregate, error
 	c.mu.Lock()
 	cur := c.cur
 	if cur != nil && !fresh {
-		if c.now().Sub(cur.ComputedAt) >= c.ttl && !c.refresh {
+		if c.now().Sub(cur.ComputedAt) >= c.maxAge(cur) && !c.refresh {
 			c.refresh = true
 			go c.background()
 		}
@@ -234,6 +236,13 @@ func (c *aggregateCache) get(ctx context.Context, fresh bool) (*aggregate, error
 	}
 	c.mu.Unlock()
 	return c.run(ctx, cur)
+}
+
+// maxAge is how long a result is served before a refresh: the TTL, or ten
+// times what the last pass took when that is longer, so refreshing a very
+// large community uses at most a tenth of a core.
+func (c *aggregateCache) maxAge(a *aggregate) time.Duration {
+	return max(c.ttl, 10*a.Took)
 }
 
 func (c *aggregateCache) background() {
@@ -251,7 +260,7 @@ func (c *aggregateCache) run(ctx context.Context, seen *aggregate) (*aggregate, 
 	c.computing.Lock()
 	defer c.computing.Unlock()
 	c.mu.Lock()
-	if c.cur != nil && c.cur != seen && c.now().Sub(c.cur.ComputedAt) < c.ttl {
+	if c.cur != nil && c.cur != seen && c.now().Sub(c.cur.ComputedAt) < c.maxAge(c.cur) {
 		cur := c.cur
 		c.mu.Unlock()
 		return cur, nil

@@ -863,3 +863,13 @@ func TestSandboxCheckInLandsInsideTheWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestAggregateRefreshStretchesWithSlowPasses(t *testing.T) {
+	c := newAggregateCache(30*time.Second, time.Now, nil)
+	if got := c.maxAge(&aggregate{Took: time.Second}); got != 30*time.Second {
+		t.Errorf("fast pass: %v", got)
+	}
+	if got := c.maxAge(&aggregate{Took: 7 * time.Second}); got != 70*time.Second {
+		t.Errorf("slow pass: %v", got)
+	}
+}

@@ -530,6 +530,7 @@ steps:
           o.wecom_errors.map((e) => h('tr', null, h('td', null, e.api), h('td', null, e.errcode), h('td', { class: 'num' }, fmtInt(e.count))))) : empty(t('noErrors')))),
       card(t('pipeline'), h('div', { class: 'chips' }, Object.entries(pl).map(([k, v]) => h('span', { class: 'chip' }, `${k}: ${v}`)),
         o.scenario ? h('span', { class: 'chip' }, `scenario ${o.scenario.version}`) : null)));
+    refreshSoon(5000);
   }
 
   async function viewSandbox(main) {
@@ -595,7 +596,13 @@ steps:
   }
 
   let generation = 0;
-  async function route() {
+  // refreshSoon re-renders the current view after ms, silently, unless the
+  // operator has moved on (operations page: lag and outbox move by the second).
+  function refreshSoon(ms) {
+    const gen = generation;
+    setTimeout(() => { if (gen === generation && !document.hidden) route(true); }, ms);
+  }
+  async function route(silent) {
     const raw = location.hash.slice(1) || 'overview';
     const [path, qs] = raw.split('?');
     const params = new URLSearchParams(qs || '');
@@ -606,8 +613,7 @@ steps:
     if (!view) view = ROUTES[0];
     for (const a of nav.querySelectorAll('a')) a.classList.toggle('on', a.dataset.route === view[0]);
     const gen = ++generation;
-    const target = h('div', { class: 'loading', 'aria-busy': 'true' }, h('p', { class: 'muted' }, t('loading')));
-    main.replaceChildren(target);
+    if (silent !== true) main.replaceChildren(h('div', { class: 'loading', 'aria-busy': 'true' }, h('p', { class: 'muted' }, t('loading'))));
     const fresh = h('div', null);
     try {
       await view[1](fresh, params);
@@ -620,7 +626,7 @@ steps:
     main.dataset.ready = String(gen);
   }
 
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => route());
   shell();
   route();
 })();
