@@ -252,6 +252,9 @@ func Bare(c *wecom.Crypter) http.Handler {
 // Memory is the process's resident memory from /proc/self/status.
 type Memory struct {
 	RSS, Peak int64 // VmRSS and VmHWM, bytes
+	// Anon is heap and stacks (RssAnon); File is mapped file pages
+	// (RssFile: the bbolt file's pages the process touched, reclaimable).
+	Anon, File int64
 }
 
 // ReadMemory reads VmRSS and VmHWM (Linux only; zero elsewhere).
@@ -278,6 +281,10 @@ func ReadMemory() Memory {
 			m.RSS = kb << 10
 		case "VmHWM":
 			m.Peak = kb << 10
+		case "RssAnon":
+			m.Anon = kb << 10
+		case "RssFile":
+			m.File = kb << 10
 		}
 	}
 	return m

@@ -542,7 +542,9 @@ func (r *benchReport) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "start-up: %s (serve called → listening)\n", loadtest.Ms(r.Startup))
-	fmt.Fprintf(w, "memory: RSS %s after start-up; RSS %s, peak %s after load\n\n", loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Peak))
+	fmt.Fprintf(w, "memory: RSS %s after start-up (anon %s, file %s); RSS %s (anon %s, file %s), peak %s after load\n\n",
+		loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.IdleMem.Anon), loadtest.MB(r.IdleMem.File),
+		loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Anon), loadtest.MB(r.ServeMem.File), loadtest.MB(r.ServeMem.Peak))
 
 	row := func(name string, serve, bare string) { fmt.Fprintf(w, "%-28s %16s %16s\n", name, serve, bare) }
 	b := r.Bare
