@@ -873,3 +873,35 @@ func TestAggregateRefreshStretchesWithSlowPasses(t *testing.T) {
 		t.Errorf("slow pass: %v", got)
 	}
 }
+
+func TestEventsAndOutboxPages(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add("wm1", "One", "xhs", "s1", f.now)
+	f.add("wm2", "Two", "douyin", "s1", f.now)
+	for _, tc := range []struct{ path, list string }{{"/api/v1/events", "events"}, {"/api/v1/outbox", "actions"}} {
+		var seen []float64
+		after := 0.0
+		for range 10 {
+			r := f.get(fmt.Sprintf("%s?limit=1&after=%d", tc.path, int(after)))
+			if r.code != 200 {
+				t.Fatalf("%s: %d %s", tc.path, r.code, r.body)
+			}
+			list := r.json[tc.list].([]any)
+			if len(list) == 0 {
+				break
+			}
+			key := "seq"
+			if tc.list == "actions" {
+				key = "id"
+			}
+			seen = append(seen, list[0].(map[string]any)[key].(float64))
+			after = r.json["next_after"].(float64)
+		}
+		if len(seen) < 2 || !slices.IsSorted(seen) || len(slices.Compact(slices.Clone(seen))) != len(seen) {
+			t.Errorf("%s pages: %v", tc.path, seen)
+		}
+	}
+	if r := f.get("/api/v1/status"); r.code != 200 || r.json["events"].(map[string]any)["last_seq"].(float64) != 2 || r.json["sandbox"] != false {
+		t.Errorf("status: %s", r.body)
+	}
+}

@@ -201,8 +201,9 @@
       g.append(svg('rect', { x, y, width: w, height: rowH - 16, rx: 6, fill: STAGE_COLORS[s.stage] || '#ccc' }));
       g.append(svg('text', { x: x + w / 2, y: y + (rowH - 16) / 2 + 5, 'text-anchor': 'middle', 'font-size': 15, 'font-weight': 600, fill: '#111' }, s.name || s.stage));
       const tx = W - 200;
-      g.append(svg('text', { x: tx, y: y + 18, 'font-size': 20, 'font-weight': 700, fill: '#1f2328', class: 'funnel-count', 'data-stage': s.stage }, String(s.reached)));
-      g.append(svg('text', { x: tx + 10 + String(s.reached).length * 12, y: y + 18, 'font-size': 13, fill: '#667085', class: 'funnel-current', 'data-stage': s.stage }, `(${t('current')} ${s.current})`));
+      const shown = fmtInt(s.reached);
+      g.append(svg('text', { x: tx, y: y + 18, 'font-size': 20, 'font-weight': 700, fill: '#1f2328', class: 'funnel-count', 'data-stage': s.stage }, shown));
+      g.append(svg('text', { x: tx + 10 + shown.length * 12, y: y + 18, 'font-size': 13, fill: '#667085', class: 'funnel-current', 'data-stage': s.stage }, `(${t('current')} ${fmtInt(s.current)})`));
       if (i > 0) g.append(svg('text', { x: tx, y: y + 38, 'font-size': 12, fill: '#05853f', class: 'funnel-conv', 'data-stage': s.stage }, `↳ ${pct(s.conversion)}`));
     });
     return g;
@@ -271,8 +272,8 @@
         card(t('funnel'), funnelChart(f.stages), h('p', { class: 'muted' }, t('funnelNote')),
           table([t('stage'), [t('reached'), 'num'], [t('current'), 'num'], [t('conversion'), 'num']],
             f.stages.map((s, i) => h('tr', { 'data-stage': s.stage }, h('td', null, stagePill(s.stage)),
-              h('td', { class: 'num funnel-reached', 'data-stage': s.stage }, String(s.reached)),
-              h('td', { class: 'num' }, String(s.current)), h('td', { class: 'num' }, i ? pct(s.conversion) : '—'))),
+              h('td', { class: 'num funnel-reached', 'data-stage': s.stage }, fmtInt(s.reached)),
+              h('td', { class: 'num' }, fmtInt(s.current)), h('td', { class: 'num' }, i ? pct(s.conversion) : '—'))),
             { id: 'funnel-table' })),
         card(t('trend'), lineChart(f.weeks))),
       card(t('channels'), f.channels.length ? table([t('channel'), [t('membersCol'), 'num'],
