@@ -225,8 +225,15 @@ func (r *run) checkIn(ms *memberState, camp *scenarios.Campaign, makeup bool) (s
 	if err := checkin.SaveProgress(r.tx, p, oldScore, isNew); err != nil {
 		return "", 0, err
 	}
-	// Settle the level now so the reply shows it (finish re-applies, a no-op).
+	// Settle the level now so the reply shows it (finish re-applies, a no-op);
+	// a level-up is announced (its tag is written back with the others).
+	before := r.sc.Level(ms.m.Level)
 	r.applyLevel(ms)
+	if after := r.sc.Level(ms.m.Level); after != nil && after != before && after.MinPoints > 0 &&
+		(before == nil || after.MinPoints > before.MinPoints) {
+		extras = append(extras, fmt.Sprintf("🎉 积分达到 %d，升级为「%s」会员！", after.MinPoints, after.Name))
+		r.log.Info().Str("level", after.Name).Msg("level up")
+	}
 	l.Str("day", day.String()).Int("days", p.Count()).Int64("score", p.Score).Int64("points", ms.m.Points).Msg("checked in")
 
 	data := r.campaignData(ms, camp, p)

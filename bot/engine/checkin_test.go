@@ -201,6 +201,17 @@ func TestCheckinRules(t *testing.T) {
 			if !strings.Contains(r, "MS7 https://bot.example/checkin/cert?t=") || !strings.Contains(r, "CODE-满勤券-milestone:早安:7") {
 				t.Errorf("day 7 reply %q", r)
 			}
+			ups := 0
+			for _, a := range h.actions(bot.ActionKfMessage) {
+				var p bot.KfMessage
+				_ = a.Decode(&p)
+				if strings.Contains(p.Text, "升级为「高级」会员") {
+					ups++
+				}
+			}
+			if ups != 1 {
+				t.Errorf("%d level-up announcements, want 1", ups)
+			}
 			if !mem.HasTag("等级-高级") || !mem.HasTag("满勤") || mem.Stage != bot.StageLoyal {
 				t.Errorf("tags %v stage %s", mem.Tags, mem.Stage)
 			}
