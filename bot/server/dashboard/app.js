@@ -48,7 +48,8 @@
       notSandbox: '仅在沙盒模式可用（未设置 WECOM_SECRET 时为沙盒）。', member: '会员 ID', amount: '金额（元）',
       add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
       processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
-      week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新', currentStreaks: '连续打卡天数分布',
+      week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新',
+      sandboxEmpty: '还没有会员。沙盒模式下可以用「模拟会员」走一遍加好友、入群、打卡、下单，看看机器人怎么接待。', currentStreaks: '连续打卡天数分布',
     },
     en: {
       title: 'Operator console', overview: 'Overview', members: 'Members', campaigns: 'Check-ins', coupons: 'Coupons',
@@ -82,7 +83,8 @@
       notSandbox: 'Only in sandbox mode (no WECOM_SECRET set).', member: 'Member id', amount: 'Amount (yuan)',
       add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
       processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
-      week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals', currentStreaks: 'Streak lengths',
+      week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
+      sandboxEmpty: 'No members yet. In the sandbox, simulate one: add contact, join the group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
     },
   };
   const t = (k) => (I18N[lang] && I18N[lang][k]) || I18N.en[k] || k;
@@ -261,6 +263,9 @@
     const [f, st] = await Promise.all([api('/api/v1/funnel?weeks=12'), api('/api/v1/status')]);
     for (const s of f.stages) stageNames[s.stage] = s.name;
     const purchase = f.stages.find((s) => s.stage === 'purchase');
+    if (SANDBOX && f.members === 0) {
+      main.append(h('div', { class: 'card', id: 'sandbox-hint' }, h('p', null, t('sandboxEmpty'), ' ', h('a', { href: '#sandbox' }, t('sandbox') + ' →'))));
+    }
     main.append(
       h('div', { class: 'kpis' },
         kpi(t('members_total'), fmtInt(f.members), 'kpi-members'),
