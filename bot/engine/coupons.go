@@ -14,6 +14,7 @@ package engine
 //	coupon_issues  <member>|<pool>|<hook>|<ref> → code: one row per issue, for replays and limits
 //	coupon_pools   <pool> → poolState (stock counters, stock-alert latch)
 //	kf_seen        <member> → kfSeen: the 微信客服 account the member last wrote to, and when
+//	unionids       <unionid> → member, learnt from shop orders that carry both
 
 import (
 	"crypto/rand"
@@ -33,6 +34,7 @@ const (
 	bucketCouponIssues = "coupon_issues"
 	bucketCouponPools  = "coupon_pools"
 	bucketKfSeen       = "kf_seen"
+	bucketUnionIDs     = "unionids"
 )
 
 // EventCouponGrant is an operator's grant of one coupon to a member (admin
@@ -450,10 +452,26 @@ func (r *run) couponsAfter() error {
 			}
 		}
 	}
+	if (ev.Type == bot.EventOrderPaid || ev.Type == bot.EventOrderRefunded) && ev.ExternalUserID != "" && ev.Data[bot.DataUnionID] != "" {
+		// Learn the unionid so the shop may name this member by unionid alone later.
+		if err := r.tx.Put(bucketUnionIDs, ev.Data[bot.DataUnionID], []byte(ev.ExternalUserID)); err != nil {
+			return fmt.Errorf("record unionid: %w", err)
+		}
+	}
 	if ev.Type == bot.EventOrderPaid {
 		return r.redeem()
 	}
 	return nil
+}
+
+// MemberByUnionID returns the member a shop order named together with
+// unionid before ("" if none), so later orders may carry the unionid alone.
+func MemberByUnionID(tx bot.Tx, unionid string) (string, error) {
+	raw, err := tx.Get(bucketUnionIDs, unionid)
+	if errors.Is(err, bot.ErrNotFound) {
+		return "", nil
+	}
+	return string(raw), err
 }
 
 // redeem marks the coupon code a paid order used.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/engine"
 )
 
 // The shop's order webhook, POST /hooks/orders (docs/shop-webhook.md).
@@ -42,8 +43,9 @@ type ShopOrder struct {
 	// Event is "order.paid" or "order.refunded".
 	Event   string `json:"event"`
 	OrderID string `json:"order_id"`
-	// ExternalUserID is the member (WeCom external_userid). UnionID is
-	// accepted alongside it and kept on the event.
+	// ExternalUserID is the member (WeCom external_userid). UnionID sent
+	// with it is remembered, so later orders may name the member by
+	// unionid alone.
 	ExternalUserID string `json:"external_userid"`
 	UnionID        string `json:"unionid,omitempty"`
 	// AmountFen is the paid amount (order.paid, required) or the refunded
@@ -119,6 +121,23 @@ func (s *Server) shopOrders(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	if ev.ExternalUserID == "" {
+		// Named by unionid alone: use the member an earlier order paired it with.
+		var member string
+		err := s.o.Store.View(r.Context(), func(tx bot.Tx) (err error) {
+			member, err = engine.MemberByUnionID(tx, ev.Data[bot.DataUnionID])
+			return err
+		})
+		if err != nil {
+			reject(http.StatusInternalServerError, "error", "cannot look up the unionid; retry later")
+			return
+		}
+		if member == "" {
+			reject(http.StatusUnprocessableEntity, "unknown_member", "unknown unionid: send external_userid with it once (wecombot learns the pair), or external_userid alone")
+			return
+		}
+		ev.ExternalUserID = member
+	}
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
 	if err != nil {
 		s.log.Error().Err(err).Str("order", ev.Data[bot.DataOrderID]).Msg("cannot store shop order event")
@@ -149,8 +168,8 @@ func (s *Server) shopEvent(body []byte) (*bot.Event, error) {
 	switch {
 	case o.OrderID == "" || len(o.OrderID) > 128:
 		return nil, errors.New("order_id is required (at most 128 characters)")
-	case o.ExternalUserID == "":
-		return nil, errors.New("external_userid is required (the member's WeCom external_userid; wecombot can't map a unionid alone yet)")
+	case o.ExternalUserID == "" && o.UnionID == "":
+		return nil, errors.New("external_userid (the member's WeCom external_userid) or a unionid wecombot has seen with one is required")
 	case o.AmountFen != nil && *o.AmountFen < 0:
 		return nil, errors.New("amount_fen must not be negative")
 	}

@@ -108,8 +108,11 @@ func TestShopWebhookSignatureAndReplayWindow(t *testing.T) {
 			return shopRequest(shopSecret, now, `{"event":"order.paid","external_userid":"wm1","amount_fen":1}`)
 		}, 400},
 		{"no member", func() *http.Request {
-			return shopRequest(shopSecret, now, `{"event":"order.paid","order_id":"A","unionid":"u1","amount_fen":1}`)
+			return shopRequest(shopSecret, now, `{"event":"order.paid","order_id":"A","amount_fen":1}`)
 		}, 400},
+		{"unionid never seen", func() *http.Request {
+			return shopRequest(shopSecret, now, `{"event":"order.paid","order_id":"A","unionid":"u1","amount_fen":1}`)
+		}, 422},
 		{"paid without amount", func() *http.Request {
 			return shopRequest(shopSecret, now, `{"event":"order.paid","order_id":"A","external_userid":"wm1"}`)
 		}, 400},

@@ -72,7 +72,7 @@ func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 		_, _ = b.ReadFrom(resp.Body)
 		return resp.StatusCode, b.String()
 	}
-	order := `{"event":"order.paid","order_id":"E2E-1","external_userid":"wm_coupon","amount_fen":3600,"coupon_code":"` + newCode + `"}`
+	order := `{"event":"order.paid","order_id":"E2E-1","external_userid":"wm_coupon","unionid":"u_e2e","amount_fen":3600,"coupon_code":"` + newCode + `"}`
 	if code, body := post(order, time.Now().Unix(), "forged"); code != 401 {
 		t.Fatalf("forged order: %d %s", code, body)
 	}
@@ -98,6 +98,17 @@ func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"stage":"purchase"`) || !strings.Contains(body, newCode) {
 		t.Fatalf("member: %d %s", code, body)
 	}
+	// The unionid came with the first order: a later order may name the member by it alone.
+	if code, body := post(`{"event":"order.paid","order_id":"E2E-2","unionid":"u_e2e","amount_fen":1200}`, time.Now().Unix(), secret); code != 200 {
+		t.Fatalf("order by unionid: %d %s", code, body)
+	}
+	if code, body := post(`{"event":"order.paid","order_id":"E2E-3","unionid":"u_other","amount_fen":1200}`, time.Now().Unix(), secret); code != 422 {
+		t.Fatalf("order by an unknown unionid: %d %s", code, body)
+	}
+	eventuallyT(t, "second order counted", 5*time.Second, func() bool {
+		_, body := in.get(t, "/api/v1/members/wm_coupon")
+		return strings.Contains(body, `"orders":2`)
+	})
 	out, err := cli("report")
 	if err != nil {
 		t.Fatal(err)
