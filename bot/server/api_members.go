@@ -34,10 +34,11 @@ type MemberSection struct {
 
 // History windows: how far back the console looks for a member's events and
 // actions (newest records of the log and the outbox).
-const (
-	historyWindow = 20000
-	maxScanPage   = 50000
-)
+const historyWindow = 20000
+
+// maxScanPage bounds how many members one members page scans (a variable
+// so tests can shrink it).
+var maxScanPage = 50000
 
 // memberRow is a member in a list: the fields an operator scans.
 type memberRow struct {

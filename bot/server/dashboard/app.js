@@ -49,6 +49,7 @@
       add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
       processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
       week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新',
+      results: '条结果', ofMembers: '会员总数',
       sandboxEmpty: '还没有会员。沙盒模式下可以用「模拟会员」走一遍加好友、入群、打卡、下单，看看机器人怎么接待。', currentStreaks: '连续打卡天数分布',
     },
     en: {
@@ -84,6 +85,7 @@
       add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
       processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
       week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
+      results: 'found', ofMembers: 'members in all:',
       sandboxEmpty: 'No members yet. In the sandbox, simulate one: add contact, join the group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
     },
   };
@@ -338,17 +340,25 @@
         h('th', { class: 'num' }, t('points')), h('th', { class: 'num' }, t('checkIns')), h('th', { class: 'num hide-sm' }, t('orders')),
         h('th', { class: 'hide-sm' }, t('joined')))), tbody)), status, moreBtn));
     let shown = 0;
+    // A page scans a bounded slice of the members; a rare filter may come
+    // back short with a cursor, so keep going (a few pages) to fill the page.
     async function load(cursor) {
       const q = new URLSearchParams();
       for (const k of ['q', 'stage', 'channel', 'tag', 'staff', 'level', 'lost']) if (params.get(k)) q.set(k, params.get(k));
       q.set('limit', '50');
-      if (cursor) q.set('cursor', cursor);
-      const r = await api('/api/v1/members?' + q);
-      add(tbody, memberTable(r.members));
-      shown += r.members.length;
-      status.textContent = shown ? `${fmtInt(shown)} / ${fmtInt(r.total)}` : t('noMembers');
-      moreBtn.hidden = !r.next_cursor;
-      moreBtn.onclick = () => load(r.next_cursor);
+      let got = 0, r;
+      for (let pages = 0; pages < 20; pages++) {
+        if (cursor) q.set('cursor', cursor);
+        r = await api('/api/v1/members?' + q);
+        add(tbody, memberTable(r.members));
+        got += r.members.length;
+        cursor = r.next_cursor;
+        if (got >= 50 || !cursor) break;
+      }
+      shown += got;
+      status.textContent = (shown ? `${fmtInt(shown)} ${t('results')}` : t('noMembers')) + ` · ${t('ofMembers')} ${fmtInt(r.total)}`;
+      moreBtn.hidden = !cursor;
+      moreBtn.onclick = () => load(cursor);
     }
     await load('');
   }
