@@ -9,7 +9,9 @@ ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/wecombot ./cmd/wecombot \
  && mkdir -p /out/data
 
-# Run: distroless static, non-root, data on a volume.
+# Run: distroless static (CA certificates for qyapi.weixin.qq.com and the
+# model API; no shell, no libc), non-root (uid 65532), data on a volume. The
+# binary embeds its time zones and scenarios. See docs/deploy.md.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/wecombot /usr/local/bin/wecombot
 COPY --from=build --chown=nonroot:nonroot /out/data /data
