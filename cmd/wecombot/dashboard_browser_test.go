@@ -211,7 +211,9 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", p.hash, err)
 		}
 	}
-	// Scenario validation in the page: a broken edit shows file:line problems.
+	// Scenario validation in the page: a broken edit shows file:line problems;
+	// the simulate box answers with the engine's transcript.
+	var transcript string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(in.base+"/#scenarios"),
 		ready("#scenario-yaml"),
@@ -219,7 +221,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Click("#validate-btn", chromedp.ByQuery),
 		chromedp.WaitVisible("#problems li", chromedp.ByQuery),
 		shot("10-scenario-problems"),
+		chromedp.Click("#simulate-btn", chromedp.ByQuery),
+		chromedp.WaitVisible("#simulate-output pre", chromedp.ByQuery),
+		chromedp.Text("#simulate-output pre", &transcript, chromedp.ByQuery),
 	)
+	if err == nil && !strings.Contains(transcript, "wm_try") {
+		t.Errorf("simulate transcript: %q", transcript)
+	}
 	if err != nil {
 		t.Fatalf("validate in page: %v", err)
 	}

@@ -49,7 +49,7 @@
       add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
       processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
       week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新',
-      results: '条结果', ofMembers: '会员总数',
+      results: '条结果', ofMembers: '会员总数', problems: '个问题（文件:行号）',
       sandboxEmpty: '还没有会员。沙盒模式下可以用「模拟会员」走一遍加好友、入群、打卡、下单，看看机器人怎么接待。', currentStreaks: '连续打卡天数分布',
     },
     en: {
@@ -85,7 +85,7 @@
       add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
       processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
       week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
-      results: 'found', ofMembers: 'members in all:',
+      results: 'found', ofMembers: 'members in all:', problems: 'problems (file:line)',
       sandboxEmpty: 'No members yet. In the sandbox, simulate one: add contact, join the group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
     },
   };
@@ -183,7 +183,7 @@
   function errorBox(err) {
     if (err && err.body && err.body.code === 'loopback_only') return h('div', { class: 'card error' }, t('loopbackOnly'));
     const problems = err && err.body && err.body.problems;
-    if (problems) return h('div', { class: 'card' }, h('p', { class: 'error' }, `✗ ${problems.length} ×`), problemList(problems));
+    if (problems) return h('div', { class: 'card' }, h('p', { class: 'error' }, `✗ ${problems.length} ${t('problems')}`), problemList(problems));
     return h('div', { class: 'card error' }, String((err && err.message) || err));
   }
   const problemList = (problems) => h('ul', { class: 'problems', id: 'problems' }, problems.map((p) => h('li', null, p.text)));
