@@ -66,6 +66,9 @@ type AIReply struct {
 	// Answer, when set, is the reply the engine already chose (a refusal, the
 	// fallback): the sender delivers it without asking the model.
 	Answer string `json:"answer,omitempty"`
+	// Verdict is why the engine chose Answer (handoff, negative, banned,
+	// injection, rate_limited), for metrics.
+	Verdict string `json:"verdict,omitempty"`
 	// Ref identifies the inbound message (the event's dedupe key or seq):
 	// replies, memory turns and follow-up actions derive their keys from it.
 	Ref string `json:"ref"`

@@ -108,6 +108,7 @@ type Metrics struct {
 	Replies     *prometheus.CounterVec
 	ModelErrors *prometheus.CounterVec
 	Guard       *prometheus.CounterVec
+	Guarded     *prometheus.CounterVec
 	Latency     prometheus.Histogram
 }
 
@@ -120,11 +121,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Model calls that failed, by kind (rate_limited, unavailable, rejected, breaker_open)."}, []string{"kind"}),
 		Guard: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wecombot_ai_guard_total",
 			Help: "Replies the output guard changed or refused, by issue."}, []string{"issue"}),
+		Guarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wecombot_ai_input_guarded_total",
+			Help: "Messages answered without the model by the input guard, by verdict (handoff, negative, banned, injection, rate_limited)."}, []string{"verdict"}),
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wecombot_ai_reply_seconds",
 			Help: "Time to produce an AI reply.", Buckets: []float64{.01, .1, .5, 1, 2, 5, 10, 20, 40}}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Replies, m.ModelErrors, m.Guard, m.Latency} {
+		for _, c := range []prometheus.Collector{m.Replies, m.ModelErrors, m.Guard, m.Guarded, m.Latency} {
 			_ = reg.Register(c)
 		}
 	}
@@ -219,6 +222,9 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	switch {
 	case p.Answer != "":
 		ans = Answer{Text: p.Answer, Source: SourceFixed}
+		if p.Verdict != "" {
+			s.m.Guarded.WithLabelValues(p.Verdict).Inc()
+		}
 	case offlineOnly:
 		ans = s.o.Replier.offlineFor(s.o.Replier.Index(sc), sc, p.Text, data)
 	case s.o.Replier.Model != nil && !s.global.allow(sc.AI.GlobalPerMinute, started):

@@ -68,11 +68,17 @@ func aiFallback(r *run, ms *memberState, surface, text string) (bool, error) {
 	r.log.Debug().Str("verdict", verdict.String()).Str("surface", surface).Msg("ai fallback")
 	switch verdict {
 	case ai.VerdictHandoff, ai.VerdictNegative:
-		return true, r.handoff(ms, verdict.String(), true)
+		if err := r.handoff(ms, verdict.String()); err != nil {
+			return true, err
+		}
+		if a.HandoffReply == nil || a.HandoffReply.Source() == "" {
+			return true, nil
+		}
+		return true, r.aiDirect(&p, verdict, r.render(a.HandoffReply, r.sc.DataFor(ms.m)))
 	case ai.VerdictBanned:
-		return true, r.aiDirect(&p, ai.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
+		return true, r.aiDirect(&p, verdict, ai.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
 	case ai.VerdictInjection:
-		return true, r.aiDirect(&p, ai.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
+		return true, r.aiDirect(&p, verdict, ai.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
 	}
 	scope := "kf|" + p.MemberID
 	if p.MemberID == "" {
@@ -109,18 +115,20 @@ func aibotText(r *run) error {
 		p.Answer = aiOff
 		return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
 	}
-	switch ai.CheckInput(a, p.Text) {
+	switch v := ai.CheckInput(a, p.Text); v {
 	case ai.VerdictBanned:
-		return r.aiDirect(&p, ai.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
+		return r.aiDirect(&p, v, ai.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
 	case ai.VerdictInjection:
-		return r.aiDirect(&p, ai.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
+		return r.aiDirect(&p, v, ai.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
 	}
 	allowed, err := r.allowAI("aibot|"+p.StaffID, a.RateLimit)
 	if err != nil {
 		return err
 	}
 	if !allowed {
-		return r.aiDirect(&p, "消息有点多，稍后再问我吧～")
+		p.Verdict = "rate_limited"
+		p.Answer = "消息有点多，稍后再问我吧～"
+		return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
 	}
 	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
 }
@@ -134,13 +142,12 @@ func aiHandoff(r *run) error {
 	if err != nil || ms == nil {
 		return err
 	}
-	return r.handoff(ms, r.ev.Data["reason"], false)
+	return r.handoff(ms, r.ev.Data["reason"])
 }
 
-// handoff hands a member to a human: the hand-off tag, a staff
-// notification (ai.handoff_staff, else the member's staff) and, when asked,
-// the hand-off reply.
-func (r *run) handoff(ms *memberState, reason string, reply bool) error {
+// handoff hands a member to a human: the hand-off tag and a staff
+// notification (ai.handoff_staff, else the member's staff).
+func (r *run) handoff(ms *memberState, reason string) error {
 	a := r.sc.AI
 	if ms == nil {
 		return nil
@@ -167,27 +174,15 @@ func (r *run) handoff(ms *memberState, reason string, reply bool) error {
 	} else {
 		r.log.Warn().Msg("hand-off: no staff member to notify (set ai.handoff_staff)")
 	}
-	if !reply || r.ev.OpenKfID == "" || a.HandoffReply == nil || a.HandoffReply.Source() == "" {
-		return nil
-	}
-	key := "reply|" + r.ref
-	msg := bot.KfMessage{OpenKfID: r.ev.OpenKfID, ExternalUserID: ms.m.ExternalUserID, Text: r.render(a.HandoffReply, data), MsgID: kfMsgID(key)}
-	return r.enqueue(bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, time.Time{}, r.at.Add(ai.KfReplyWindow))
+	return nil
 }
 
-// aiDirect answers without the model (refusal, fallback) on the message's surface.
-func (r *run) aiDirect(p *bot.AIReply, text string) error {
-	key := "reply|" + r.ref
-	switch p.Surface {
-	case bot.AISurfaceKf:
-		msg := bot.KfMessage{OpenKfID: p.OpenKfID, ExternalUserID: p.MemberID, Text: text, MsgID: kfMsgID(key)}
-		return r.enqueue(bot.ActionKfMessage, key, p.MemberID, msg, time.Time{}, r.at.Add(ai.KfReplyWindow))
-	case bot.AISurfaceApp:
-		return r.enqueue(bot.ActionStaffMessage, key, "", bot.StaffMessage{ToUsers: []string{p.StaffID}, Text: text}, time.Time{}, time.Time{})
-	}
-	// The AI bot's answer goes through its stream: the sender serves the fixed text.
-	p.Answer = text
-	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
+// aiDirect answers without the model (hand-off reply, refusal, fallback):
+// the reply still goes through the AI sender, which delivers it on the
+// message's surface, remembers it and counts the verdict.
+func (r *run) aiDirect(p *bot.AIReply, v ai.Verdict, text string) error {
+	p.Answer, p.Verdict = text, v.String()
+	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, p.MemberID, p, time.Time{}, time.Time{})
 }
 
 func (r *run) aiData(ms *memberState, staff string) scenarios.TemplateData {
