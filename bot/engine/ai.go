@@ -74,11 +74,11 @@ func aiFallback(r *run, ms *memberState, surface, text string) (bool, error) {
 		if a.HandoffReply == nil || a.HandoffReply.Source() == "" {
 			return true, nil
 		}
-		return true, r.aiDirect(&p, verdict, r.render(a.HandoffReply, r.sc.DataFor(ms.m)))
+		return true, r.aiFixed(&p, verdict, r.render(a.HandoffReply, r.sc.DataFor(ms.m)))
 	case ai.VerdictBanned:
-		return true, r.aiDirect(&p, verdict, ai.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
+		return true, r.aiFixed(&p, verdict, ai.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
 	case ai.VerdictInjection:
-		return true, r.aiDirect(&p, verdict, ai.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
+		return true, r.aiFixed(&p, verdict, ai.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
 	}
 	scope := "kf|" + p.MemberID
 	if p.MemberID == "" {
@@ -117,9 +117,9 @@ func aibotText(r *run) error {
 	}
 	switch v := ai.CheckInput(a, p.Text); v {
 	case ai.VerdictBanned:
-		return r.aiDirect(&p, v, ai.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
+		return r.aiFixed(&p, v, ai.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
 	case ai.VerdictInjection:
-		return r.aiDirect(&p, v, ai.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
+		return r.aiFixed(&p, v, ai.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
 	}
 	allowed, err := r.allowAI("aibot|"+p.StaffID, a.RateLimit)
 	if err != nil {
@@ -177,11 +177,20 @@ func (r *run) handoff(ms *memberState, reason string) error {
 	return nil
 }
 
-// aiDirect answers without the model (hand-off reply, refusal, fallback):
-// the reply still goes through the AI sender, which delivers it on the
-// message's surface, remembers it and counts the verdict.
-func (r *run) aiDirect(p *bot.AIReply, v ai.Verdict, text string) error {
-	p.Answer, p.Verdict = text, v.String()
+// aiFixed answers without the model because of the input guard's verdict
+// (hand-off reply, refusal, fallback): the reply still goes through the AI
+// sender, which delivers it on the message's surface, remembers it and
+// counts the verdict.
+func (r *run) aiFixed(p *bot.AIReply, v ai.Verdict, text string) error {
+	p.Verdict = v.String()
+	return r.aiDirect(p, text)
+}
+
+// aiDirect answers with text on the message's surface through the AI
+// sender (e.g. a command's reply to an AI bot @-mention, whose stream only
+// the AI sender fills).
+func (r *run) aiDirect(p *bot.AIReply, text string) error {
+	p.Answer = text
 	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, p.MemberID, p, time.Time{}, time.Time{})
 }
 
