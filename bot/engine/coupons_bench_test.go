@@ -101,3 +101,27 @@ func BenchmarkCouponGrant(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCouponReport reads every code of a 100,000-code pool, as the
+// dashboard's coupon report does.
+func BenchmarkCouponReport(b *testing.B) {
+	sc := couponScenario(b, "\n  - {name: 券, generate: {prefix: R-, length: 10}}\n")
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "r.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx bot.Tx) error {
+		_, err := GenerateCoupons(tx, sc, "券", 100000, newSeededReader("bench"), t0)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := st.View(ctx, func(tx bot.Tx) error { _, err := BuildCouponReport(tx, sc, t0); return err }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
@@ -310,15 +311,29 @@ func BuildCouponReport(tx bot.Tx, sc *scenarios.Scenario, now time.Time) (*Coupo
 	for _, p := range sc.Coupons {
 		get(p.Name)
 	}
+	// Free codes are counted from coupon_free (no decoding); only issued and
+	// used codes are decoded.
+	err := tx.Scan(bucketCouponFree, "", func(k string, _ []byte) bool {
+		if pool, _, ok := strings.Cut(k, "|"); ok {
+			get(pool).Free++
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coupon report: %w", err)
+	}
+	freeJSON := []byte(`"status":"` + CouponFree + `"`)
 	var scanErr error
-	err := tx.Scan(bucketCouponCodes, "", func(_ string, v []byte) bool {
+	err = tx.Scan(bucketCouponCodes, "", func(_ string, v []byte) bool {
+		if bytes.Contains(v, freeJSON) {
+			return true
+		}
 		var c CouponCode
 		if scanErr = json.Unmarshal(v, &c); scanErr != nil {
 			return false
 		}
 		p := get(c.Pool)
 		if c.Status == CouponFree {
-			p.Free++
 			return true
 		}
 		p.CouponCounts.add(&c, now)

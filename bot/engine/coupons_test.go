@@ -591,3 +591,37 @@ func TestConcurrentHooksRespectPerMember(t *testing.T) {
 		t.Fatalf("member holds %d codes, want exactly 2 distinct: %+v", len(cs), cs)
 	}
 }
+
+// TestCouponAudienceAndFutureValidity: a pool limited to Aware members
+// refuses an Interest member; a fixed-date pool issued before it starts says
+// from when the code works.
+func TestCouponAudienceAndFutureValidity(t *testing.T) {
+	sc := couponScenario(t, `
+  - name: 券
+    audience: {stages: [aware]}
+    valid_from: 2025-04-01
+    valid_until: 2025-04-30
+    generate: {prefix: A-, length: 8}
+    fallback: 没了
+`)
+	h := newHarness(t, sc)
+	h.send(add("wmA", "s1", "", ""))
+	h.send(&bot.Event{Type: EventCouponGrant, ExternalUserID: "wmA", Data: map[string]string{DataPool: "券"}})
+	codes := memberCoupons(t, h, "wmA")
+	if len(codes) != 1 {
+		t.Fatalf("aware member codes = %+v", codes)
+	}
+	var p bot.MassSend
+	_ = h.actions(bot.ActionMassSend)[0].Decode(&p)
+	if !strings.Contains(p.Text, "2025-04-01 至 2025-04-30 可用") {
+		t.Errorf("text should name the validity window: %q", p.Text)
+	}
+	h.send(add("wmB", "s1", "", ""))
+	h.send(kf("wmB", "领券")) // kf_chat moves wmB to Interest first
+	if cs := memberCoupons(t, h, "wmB"); len(cs) != 0 {
+		t.Fatalf("interest member got %+v", cs)
+	}
+	if texts := kfTexts(h); len(texts) != 1 || !strings.Contains(texts[0], "仅限") {
+		t.Errorf("outside the audience the member is told so: %q", texts)
+	}
+}
