@@ -477,3 +477,39 @@ func Referral(tx bot.Tx, member string) (*ReferrerRecord, error) {
 	}
 	return &rec, nil
 }
+
+// ReferralLeader is one row of the invite leaderboard.
+type ReferralLeader struct {
+	Member string `json:"external_user_id"`
+	ReferrerRecord
+}
+
+// ReferralLeaders returns the members with the most counted invites (then
+// pending), at most limit, for the dashboard.
+func ReferralLeaders(tx bot.Tx, limit int) ([]ReferralLeader, error) {
+	var out []ReferralLeader
+	var bad error
+	err := tx.Scan(bucketReferralMembers, "", func(k string, v []byte) bool {
+		var rec ReferrerRecord
+		if bad = json.Unmarshal(v, &rec); bad != nil {
+			return false
+		}
+		if rec.Counted+rec.Pending > 0 {
+			out = append(out, ReferralLeader{Member: k, ReferrerRecord: rec})
+		}
+		return true
+	})
+	if err = errors.Join(err, bad); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b ReferralLeader) int {
+		if a.Counted != b.Counted {
+			return b.Counted - a.Counted
+		}
+		return b.Pending - a.Pending
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

@@ -146,6 +146,11 @@ func TestReferralCodeAndCredit(t *testing.T) {
 	if m := h.member("wmA"); !m.HasTag("达人") || m.Points != 50 {
 		t.Errorf("reward tag/points: %v %d", m.Tags, m.Points)
 	}
+	var leaders []ReferralLeader
+	_ = h.store.View(context.Background(), func(tx bot.Tx) (err error) { leaders, err = ReferralLeaders(tx, 10); return err })
+	if len(leaders) != 1 || leaders[0].Member != "wmA" || leaders[0].Counted != 2 {
+		t.Errorf("leaders = %+v", leaders)
+	}
 }
 
 // TestReferralUnknownStateIsNotCredited: a forged or foreign r: state
