@@ -297,7 +297,7 @@ func newBrowser(t *testing.T, chromium string) context.Context {
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.Flag("lang", "zh-CN"),
 		chromedp.Flag("accept-lang", "zh-CN,zh"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profileDir(t)),
 		chromedp.WindowSize(1280, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -312,6 +312,26 @@ func newBrowser(t *testing.T, chromium string) context.Context {
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancelTimeout)
 	return ctx
+}
+
+// profileDir is chromium's user-data-dir. Not t.TempDir: chromium's helper
+// processes may still write there for a moment after the browser exits,
+// and TempDir's cleanup fails the test when the directory isn't empty.
+func profileDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "wecombot-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 20; i++ {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("left chromium profile %s behind", dir)
+	})
+	return dir
 }
 
 // TestDashboardOnLoopbackWithoutToken: with no WECOMBOT_ADMIN_TOKEN, the
