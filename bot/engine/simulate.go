@@ -489,6 +489,12 @@ func (s *simulator) record(a *bot.Action) error {
 		}
 		s.line("send", "robot → %s", p.Robot)
 		s.text(p.Text + p.Markdown)
+	case bot.ActionContactWay:
+		var p bot.ContactWay
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "contact_way state %q → staff %s", p.State, strings.Join(p.Staff, ","))
 	default:
 		s.line("send", "%s → %s %s", a.Kind, a.MemberID, a.Payload)
 	}

@@ -290,6 +290,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		},
 	})
 
+	if cfg.PublicURL == "" && !cfg.Sandbox() {
+		log.Warn().Str("links_point_at", publicURL(cfg, ln.Addr())).
+			Msg("WECOMBOT_PUBLIC_URL is not set: members' check-in, coupon and invite links point at this machine's listen address, which their phones can't open; set it to the public https base URL")
+	}
 	if cfg.AdminToken == "" {
 		log.Warn().Msg("WECOMBOT_ADMIN_TOKEN is not set: the admin API and dashboard data answer only on loopback")
 	}
