@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
@@ -50,8 +51,18 @@ func CheckInDays(tx bot.Tx, member string) ([]string, error) {
 	return checkin.MemberDays(tx, member)
 }
 
-// ScanCheckInDays calls fn for every check-in day of every member (once per
-// campaign checked in to that day); returning false stops.
+// ScanCheckInDays calls fn once for every day a member checked in to any
+// campaign, in member then day order (what the console's per-day counts
+// and streaks need); returning false stops. It reads the ledger's
+// member-day index (member|day|campaign), skipping a day's further campaigns.
 func ScanCheckInDays(tx bot.Tx, fn func(member, day string) bool) error {
-	return checkin.EachDay(tx, func(_, member, day string) bool { return fn(member, day) })
+	prevMember, prevDay := "", ""
+	return tx.Scan(checkin.BucketMemberDays, "", func(k string, _ []byte) bool {
+		parts := strings.SplitN(k, "|", 3)
+		if len(parts) < 2 || (parts[0] == prevMember && parts[1] == prevDay) {
+			return true
+		}
+		prevMember, prevDay = parts[0], parts[1]
+		return fn(parts[0], parts[1])
+	})
 }

@@ -257,7 +257,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Click("#lang-toggle", chromedp.ByQuery),
 		ready("#funnel-table"),
 		shot("12-overview-en"),
-		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Click("#lang-toggle", chromedp.ByQuery),
 		ready("#funnel-table"),
 		shot("13-overview-phone"),
