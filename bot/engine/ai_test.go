@@ -189,3 +189,18 @@ func TestKfNotifyOwesOnePull(t *testing.T) {
 		t.Fatalf("%+v", p)
 	}
 }
+
+func TestOversizedMessageIsCapped(t *testing.T) {
+	h := newHarness(t, scenarios.LoadDefault())
+	h.send(add("wm_a", "zhangsan", "", "wc1"))
+	h.send(kf("wm_a", strings.Repeat("茶", 5000)))
+	acts := h.actions(bot.ActionAIReply)
+	if len(acts) != 1 {
+		t.Fatalf("ai_reply = %d", len(acts))
+	}
+	var p bot.AIReply
+	_ = acts[0].Decode(&p)
+	if n := len([]rune(p.Text)); n != 500 {
+		t.Fatalf("question of %d runes reached the model", n)
+	}
+}

@@ -46,6 +46,29 @@ type aibotMessage struct {
 	Stream struct {
 		ID string `json:"id"`
 	} `json:"stream"`
+	// Mixed is text with images (图文混排); its text items are the question.
+	Mixed struct {
+		Items []struct {
+			MsgType string `json:"msgtype"`
+			Text    struct {
+				Content string `json:"content"`
+			} `json:"text"`
+		} `json:"msg_item"`
+	} `json:"mixed"`
+}
+
+// text is the message's text: the text body, or a mixed message's text items.
+func (m *aibotMessage) text() string {
+	if m.MsgType == "text" {
+		return m.Text.Content
+	}
+	var parts []string
+	for _, it := range m.Mixed.Items {
+		if it.MsgType == "text" && strings.TrimSpace(it.Text.Content) != "" {
+			parts = append(parts, strings.TrimSpace(it.Text.Content))
+		}
+	}
+	return strings.Join(parts, "\n")
 }
 
 // aibotStreamReply is the passive reply that shows (part of) a streamed answer.
@@ -60,6 +83,16 @@ type aibotStreamReply struct {
 
 // mentions are the leading @-mentions of a group message ("@小山 营业时间？").
 var mentions = regexp.MustCompile(`^(?:\s*@\S+)+\s*`)
+
+// question strips the leading @-mentions; a mention glued to the text
+// ("@小山几点开门") leaves the text whole rather than empty.
+func question(text string) string {
+	q := strings.TrimSpace(mentions.ReplaceAllString(text, ""))
+	if q == "" {
+		q = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(text), "@"))
+	}
+	return q
+}
 
 // StreamID derives an AI bot message's stream id from its msgid, so a
 // retried callback answers with the same stream.
@@ -133,10 +166,10 @@ func (s *Server) aibotEvent(w http.ResponseWriter, r *http.Request) {
 		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "decrypted message is not JSON")
 		return
 	}
-	switch m.MsgType {
-	case "text":
+	switch {
+	case m.MsgType == "text" || (m.MsgType == "mixed" && m.text() != ""):
 		s.aibotText(w, r, start, &m, nonce)
-	case "stream":
+	case m.MsgType == "stream":
 		if m.Stream.ID == "" {
 			s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "stream refresh without stream.id")
 			return
@@ -173,7 +206,7 @@ func (s *Server) aibotText(w http.ResponseWriter, r *http.Request, start time.Ti
 	ev := &bot.Event{
 		Type: bot.EventAIBotText, Source: bot.SourceAIBot, DedupeKey: "aibot:" + m.MsgID,
 		At: at, ReceivedAt: now, StaffID: m.From.UserID, ChatID: m.ChatID, MsgID: m.MsgID,
-		Content: strings.TrimSpace(mentions.ReplaceAllString(m.Text.Content, "")),
+		Content: question(m.text()),
 		Data:    map[string]string{"stream_id": id, "chat_type": m.ChatType, "aibot_id": m.AIBotID},
 		Raw:     string(raw),
 	}

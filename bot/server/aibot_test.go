@@ -1,0 +1,35 @@
+package server
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestAIBotMessageText(t *testing.T) {
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"text", `{"msgtype":"text","text":{"content":"@小山 几点开门"}}`, "@小山 几点开门"},
+		{"mixed", `{"msgtype":"mixed","mixed":{"msg_item":[{"msgtype":"text","text":{"content":"这张图里的饮品"}},{"msgtype":"image","image":{"url":"https://x"}},{"msgtype":"text","text":{"content":"多少钱？"}}]}}`, "这张图里的饮品\n多少钱？"},
+		{"image only", `{"msgtype":"mixed","mixed":{"msg_item":[{"msgtype":"image","image":{"url":"https://x"}}]}}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m aibotMessage
+			if err := json.Unmarshal([]byte(tt.raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.text(); got != tt.want {
+				t.Fatalf("text() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	for in, want := range map[string]string{"@小山 @小海  几点开门": "几点开门", "@小山几点开门": "小山几点开门", "几点开门": "几点开门"} {
+		if got := question(in); got != want {
+			t.Fatalf("question(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if StreamID("m1") != StreamID("m1") || StreamID("m1") == StreamID("m2") {
+		t.Fatal("stream ids must be stable per msgid and differ between messages")
+	}
+}
