@@ -26,9 +26,9 @@ import (
 // BucketCursor holds each 微信客服 account's sync_msg cursor.
 const BucketCursor = "kf_cursor"
 
-// maxPages bounds one pull; the rest waits for the next notification (or
-// the next retry), so one busy account can't hold a sender forever.
-const maxPages = 20
+// maxPages bounds one pull, so one busy account can't hold a sender
+// forever; the rest is owed as a new kf_sync action from the saved cursor.
+var maxPages = 20
 
 // Syncer is the part of the WeCom client the puller needs.
 type Syncer interface {
@@ -45,6 +45,10 @@ type Puller struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+
+	// WakeOutbox, when set, is called after a continuation pull was enqueued
+	// (pipeline.NotifyOutbox).
+	WakeOutbox func()
 }
 
 // NewPuller returns a puller; wake is called after new events were appended
@@ -107,7 +111,10 @@ func (p *Puller) Pull(ctx context.Context, openKfID, token string) (int, error) 
 			p.wake()
 		}
 	}()
-	for page := 0; page < maxPages; page++ {
+	for page := 0; ; page++ {
+		if page == maxPages {
+			return added, p.continueLater(ctx, openKfID, cursor)
+		}
 		msgs, next, more, err := p.api.KfSyncMsg(ctx, token, openKfID, cursor)
 		if err != nil && token != "" {
 			// The callback's token lives 10 minutes; a retry after that pulls
@@ -154,6 +161,25 @@ func (p *Puller) Pull(ctx context.Context, openKfID, token string) (int, error) 
 	}
 	p.log.Debug().Str("open_kfid", openKfID).Int("new", added).Msg("kf/sync_msg pulled")
 	return added, nil
+}
+
+// continueLater owes another pull from cursor (one per cursor, so a
+// retried pull doesn't owe two).
+func (p *Puller) continueLater(ctx context.Context, openKfID, cursor string) error {
+	now := p.now()
+	a, err := bot.NewAction(bot.ActionKfSync, "kfsync|more|"+openKfID+"|"+cursor, bot.KfSync{OpenKfID: openKfID})
+	if err != nil {
+		return err
+	}
+	a.CreatedAt, a.DueAt = now, now
+	if err := p.store.Update(ctx, func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+		return fmt.Errorf("owe the rest of the kf pull: %w", err)
+	}
+	p.log.Info().Str("open_kfid", openKfID).Int("pages", maxPages).Msg("kf/sync_msg has more; continuing in a new pull")
+	if p.WakeOutbox != nil {
+		p.WakeOutbox()
+	}
+	return nil
 }
 
 func (p *Puller) cursor(ctx context.Context, openKfID string) (string, error) {

@@ -120,3 +120,31 @@ func TestSendDecodesTheAction(t *testing.T) {
 		t.Fatalf("%+v %v %v", res, retry, err)
 	}
 }
+
+func TestLongBacklogContinuesInANewPull(t *testing.T) {
+	old := maxPages
+	maxPages = 2
+	defer func() { maxPages = old }()
+	st := newStore(t)
+	api := &fakeSyncer{pages: map[string]page{
+		"":   {msgs: []wecomapi.KfMsg{msg("m1", "wm_a", "1")}, next: "c1", more: true},
+		"c1": {msgs: []wecomapi.KfMsg{msg("m2", "wm_a", "2")}, next: "c2", more: true},
+		"c2": {msgs: []wecomapi.KfMsg{msg("m3", "wm_a", "3")}, next: "c3"},
+	}}
+	woke := 0
+	p := NewPuller(st, api, nil, zerolog.Nop(), nil)
+	p.WakeOutbox = func() { woke++ }
+	if n, err := p.Pull(context.Background(), "wk1", ""); err != nil || n != 2 {
+		t.Fatalf("first pull = %d, %v", n, err)
+	}
+	acts, _ := st.Actions(context.Background(), 0, 10)
+	if len(acts) != 1 || acts[0].Kind != bot.ActionKfSync || acts[0].Key != "kfsync|more|wk1|c2" || woke != 1 {
+		t.Fatalf("continuation %+v (woke %d)", acts, woke)
+	}
+	if _, _, err := p.Send(context.Background(), &acts[0]); err != nil {
+		t.Fatal(err)
+	}
+	if evs := kfEvents(t, st); len(evs) != 3 {
+		t.Fatalf("events after the continuation = %d", len(evs))
+	}
+}

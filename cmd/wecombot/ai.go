@@ -53,7 +53,9 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 	})
 	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender, bot.ActionAIBotResponse: ai.NewResponseSender()}
 	if client != nil {
-		w.routes[bot.ActionKfSync] = kf.NewPuller(store, client, wakeEvents, log, nil)
+		puller := kf.NewPuller(store, client, wakeEvents, log, nil)
+		puller.WakeOutbox = wakeOutbox
+		w.routes[bot.ActionKfSync] = puller
 	}
 	if cfg.WeCom.AIBotToken != "" {
 		c, err := wecom.NewCrypter(cfg.WeCom.AIBotToken, cfg.WeCom.AIBotAESKey, "")
