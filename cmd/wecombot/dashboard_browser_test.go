@@ -144,6 +144,22 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("%s: page shows table %q chart %q, API says %s", stage, cell, chart, want[stage])
 		}
 	}
+	// The funnel by channel: 小红书 has alice (purchase) and dan (purchase).
+	var xhsAware, xhsPurchase, hash string
+	err = chromedp.Run(ctx,
+		// Choosing a channel re-routes to #overview?channel=….
+		chromedp.Evaluate(`(() => { const s = document.querySelector('#funnel-channel'); s.value = '小红书'; s.dispatchEvent(new Event('change')); return location.hash })()`, &hash),
+		chromedp.WaitReady(`#funnel-channel option[value="小红书"][selected]`, chromedp.ByQuery), // options have no box: ready, not visible
+		chromedp.WaitVisible("#funnel-table", chromedp.ByQuery),
+		chromedp.Text(`#funnel-table td.funnel-reached[data-stage="aware"]`, &xhsAware, chromedp.ByQuery),
+		chromedp.Text(`#funnel-table td.funnel-reached[data-stage="purchase"]`, &xhsPurchase, chromedp.ByQuery),
+		shot("01b-overview-channel"),
+		chromedp.Navigate(in.base+"/#overview"),
+		chromedp.WaitVisible(`#funnel-channel`, chromedp.ByQuery),
+	)
+	if err != nil || xhsAware != "2" || xhsPurchase != "2" {
+		t.Errorf("funnel for 小红书 (%s): aware %q purchase %q (%v)", hash, xhsAware, xhsPurchase, err)
+	}
 	var members string
 	if err := chromedp.Run(ctx, chromedp.Text("#kpi-members", &members, chromedp.ByQuery)); err != nil || members != "5" {
 		t.Errorf("member count shown %q (%v)", members, err)

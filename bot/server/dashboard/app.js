@@ -49,7 +49,7 @@
       add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
       processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
       week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新',
-      results: '条结果', ofMembers: '会员总数', problems: '个问题（文件:行号）',
+      allChannels: '全部渠道', results: '条结果', ofMembers: '会员总数', problems: '个问题（文件:行号）',
       sandboxEmpty: '还没有会员。沙盒模式下可以用「模拟会员」走一遍加好友、入群、打卡、下单，看看机器人怎么接待。', currentStreaks: '连续打卡天数分布',
     },
     en: {
@@ -85,7 +85,7 @@
       add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
       processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
       week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
-      results: 'found', ofMembers: 'members in all:', problems: 'problems (file:line)',
+      allChannels: 'All channels', results: 'found', ofMembers: 'members in all:', problems: 'problems (file:line)',
       sandboxEmpty: 'No members yet. In the sandbox, simulate one: add contact, join the group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
     },
   };
@@ -261,8 +261,15 @@
   }
 
   // ---- views ----
-  async function viewOverview(main) {
-    const [f, st] = await Promise.all([api('/api/v1/funnel?weeks=12'), api('/api/v1/status')]);
+  async function viewOverview(main, params) {
+    const channel = params.get('channel') || '';
+    const [f, st, byChannel] = await Promise.all([api('/api/v1/funnel?weeks=12'), api('/api/v1/status'),
+      channel ? api('/api/v1/funnel?channel=' + encodeURIComponent(channel)) : null]);
+    const shown = byChannel || f;
+    const picker = h('select', { id: 'funnel-channel', 'aria-label': t('channel'),
+      onchange: () => { location.hash = '#overview' + (picker.value ? '?channel=' + encodeURIComponent(picker.value) : ''); } },
+    h('option', { value: '' }, t('allChannels')),
+    f.channels.filter((c) => c.channel).map((c) => h('option', { value: c.channel, selected: c.channel === channel }, c.channel)));
     for (const s of f.stages) stageNames[s.stage] = s.name;
     const purchase = f.stages.find((s) => s.stage === 'purchase');
     if (SANDBOX && f.members === 0) {
@@ -276,9 +283,10 @@
         kpi(t('eventLag'), fmtInt(st.events && st.events.pending), 'kpi-lag'),
         kpi(t('outboxDepth'), fmtInt(st.outbox && st.outbox.pending), 'kpi-outbox')),
       h('div', { class: 'grid two' },
-        card(t('funnel'), funnelChart(f.stages), h('p', { class: 'muted' }, t('funnelNote')),
+        card(t('funnel'), h('div', { class: 'row' }, picker, channel ? h('span', { class: 'muted' }, `${fmtInt(shown.members)} ${t('membersCol')}`) : null),
+          funnelChart(shown.stages), h('p', { class: 'muted' }, t('funnelNote')),
           table([t('stage'), [t('reached'), 'num'], [t('current'), 'num'], [t('conversion'), 'num']],
-            f.stages.map((s, i) => h('tr', { 'data-stage': s.stage }, h('td', null, stagePill(s.stage)),
+            shown.stages.map((s, i) => h('tr', { 'data-stage': s.stage }, h('td', null, stagePill(s.stage)),
               h('td', { class: 'num funnel-reached', 'data-stage': s.stage }, fmtInt(s.reached)),
               h('td', { class: 'num' }, fmtInt(s.current)), h('td', { class: 'num' }, i ? pct(s.conversion) : '—'))),
             { id: 'funnel-table' })),
