@@ -276,6 +276,17 @@ func (c *aggregateCache) run(ctx context.Context, seen *aggregate) (*aggregate, 
 	return a, nil
 }
 
+// WarmConsole starts the console's first pass over the members in the
+// background, so that on a large community the first overview after a
+// restart does not wait for it. Cancelling ctx (shutdown) stops the pass.
+func (s *Server) WarmConsole(ctx context.Context) {
+	go func() {
+		if _, err := s.agg.get(ctx, false); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("console: first funnel pass failed; the first request will retry")
+		}
+	}()
+}
+
 // invalidate makes the next get compute synchronously (after sandbox events,
 // so a newcomer sees the journey at once).
 func (c *aggregateCache) invalidate() {

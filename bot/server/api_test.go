@@ -908,3 +908,25 @@ func TestEventsAndOutboxPages(t *testing.T) {
 		t.Errorf("status: %s", r.body)
 	}
 }
+
+func TestWarmConsoleComputesInTheBackground(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add("wm1", "One", "xhs", "s1", f.now)
+	f.s.WarmConsole(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.s.agg.mu.Lock()
+		cur := f.s.agg.cur
+		f.s.agg.mu.Unlock()
+		if cur != nil {
+			if cur.Members != 1 {
+				t.Errorf("warm pass counted %d members", cur.Members)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no warm pass")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

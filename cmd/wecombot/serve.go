@@ -341,6 +341,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 
 	<-pl.Ready()
+	srv.WarmConsole(workCtx)
 	app.onLoad(app.holder.Current())
 	httpSrv := srv.HTTPServer()
 	serveErr := make(chan error, 1)
