@@ -21,7 +21,7 @@ var (
 	errNotConfigured = errors.New("not configured in this server")
 	// errUnauthorized and errLoopbackOnly guard the admin API.
 	errUnauthorized = errors.New("missing or wrong admin token")
-	errLoopbackOnly = errors.New("admin API is only on loopback until WECOMBOT_ADMIN_TOKEN is set")
+	errLoopbackOnly = errors.New("admin API is only on loopback (not through a proxy) until WECOMBOT_ADMIN_TOKEN is set")
 )
 
 // paramError is a bad query parameter or request field; the body names it.

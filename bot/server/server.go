@@ -144,7 +144,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.o.AdminToken == "" {
-			if !isLoopback(r.RemoteAddr) {
+			if !isLoopback(r.RemoteAddr) || proxied(r) {
 				s.fail(w, r, errLoopbackOnly)
 				return
 			}
@@ -158,6 +158,17 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// proxied reports whether a request came through a proxy (a reverse proxy
+// on this host connects from loopback): such requests never count as local.
+func proxied(r *http.Request) bool {
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Host", "Via"} {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func isLoopback(remoteAddr string) bool {

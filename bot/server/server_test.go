@@ -79,6 +79,18 @@ func TestAdminWithoutTokenIsLoopbackOnly(t *testing.T) {
 			t.Errorf("from %s: %d, want %d", addr, rec.Code, want)
 		}
 	}
+	// A reverse proxy on this host connects from loopback: forwarded
+	// requests are never local.
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "Via"} {
+		req := httptest.NewRequest("GET", "/api/v1/status", nil)
+		req.RemoteAddr = "127.0.0.1:1"
+		req.Header.Set(h, "203.0.113.9")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != 403 {
+			t.Errorf("loopback request with %s: %d, want 403", h, rec.Code)
+		}
+	}
 }
 
 func TestAdminQueryValidationAndMembers(t *testing.T) {
