@@ -64,6 +64,7 @@ func (c *compiler) aiRuntime(s *aiSpec, a *AI) {
 		c.ps.at(s.Pos, "global_per_minute", "must not be negative (0: no cap)")
 	}
 	a.GlobalPerMinute = s.GlobalPerMinute
+	a.NotifyUnanswered = s.NotifyUnanswered == nil || *s.NotifyUnanswered
 	for i, k := range s.Knowledge {
 		rel := fmt.Sprintf("knowledge[%d]", i)
 		if strings.TrimSpace(k) == "" {

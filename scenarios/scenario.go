@@ -499,6 +499,10 @@ type AI struct {
 	// calls for everyone (0: no cap).
 	RateLimit       RateLimit
 	GlobalPerMinute int
+	// NotifyUnanswered hands a member's question to staff when the reply
+	// was the fallback (nothing in the knowledge answered it); default true,
+	// since the fallback usually promises a colleague will follow up.
+	NotifyUnanswered bool
 	// Knowledge are the files the extra FAQ entries came from.
 	Knowledge []string
 	// knowledgeSrc are their contents, part of the scenario's Version so a

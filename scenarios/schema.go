@@ -327,6 +327,7 @@ type aiSpec struct {
 	MemoryTokens         int            `yaml:"memory_tokens"`
 	RateLimit            *rateLimitSpec `yaml:"rate_limit"`
 	GlobalPerMinute      int            `yaml:"global_per_minute"`
+	NotifyUnanswered     *bool          `yaml:"notify_unanswered"`
 }
 
 type faqSpec struct {

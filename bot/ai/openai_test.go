@@ -518,6 +518,11 @@ func TestRepeatedFailuresHandOff(t *testing.T) {
 	fake := newFakeOpenAI(t)
 	fake.then(status(500), status(500), status(500))
 	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	// Only the failure count here: unanswered questions are tested below.
+	cp, aiCopy := *f.sc, *f.sc.AI
+	aiCopy.NotifyUnanswered = false
+	cp.AI = &aiCopy
+	f.sc = &cp
 	for i := range 3 {
 		if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk(fmt.Sprintf("kfmsg:f%d", i), "你们老板是谁"))); err != nil {
 			t.Fatal(err)
@@ -697,4 +702,24 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	t.Fatalf("no %s{%s}", name, label)
 	return 0
+}
+
+func TestUnansweredQuestionIsHandedToStaff(t *testing.T) {
+	f := newFixture(t, &ai.Replier{})
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:u1", "你们老板是谁"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:u2", "可以开发票吗"))); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := f.store.Events(context.Background(), 0, 100)
+	var got []bot.Event
+	for _, ev := range evs {
+		if ev.Type == bot.EventAIHandoff {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != 1 || got[0].Data["reason"] != "unanswered" || got[0].Content != "你们老板是谁" || got[0].DedupeKey != "aihandoff|kfmsg:u1" {
+		t.Fatalf("hand-offs %+v", got)
+	}
 }

@@ -295,8 +295,12 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	if p.Surface == bot.AISurfaceAIBot && s.o.Streams != nil {
 		s.o.Streams.Update(p.StreamID, ans.Text, true)
 	}
-	if handoff && p.MemberID != "" {
-		s.appendHandoff(ctx, &p, now)
+	switch {
+	case handoff && p.MemberID != "":
+		s.appendHandoff(ctx, &p, now, "model_failures")
+	case ans.Source == SourceFallback && p.Answer == "" && p.MemberID != "" && sc.AI.NotifyUnanswered:
+		// The fallback promises a colleague will follow up: tell one.
+		s.appendHandoff(ctx, &p, now, "unanswered")
 	}
 	s.o.WakeOutbox()
 	s.m.Replies.WithLabelValues(ans.Source, p.Surface).Inc()
@@ -367,10 +371,10 @@ func (s *Sender) countFailure(tx bot.Tx, scope string, failed bool, threshold in
 
 // appendHandoff asks the engine to hand the member to a human (tag + staff
 // notification), once per message.
-func (s *Sender) appendHandoff(ctx context.Context, p *bot.AIReply, now time.Time) {
+func (s *Sender) appendHandoff(ctx context.Context, p *bot.AIReply, now time.Time, reason string) {
 	ev := &bot.Event{Type: bot.EventAIHandoff, Source: bot.SourceAI, DedupeKey: "aihandoff|" + p.Ref,
-		At: now, ReceivedAt: now, ExternalUserID: p.MemberID, OpenKfID: p.OpenKfID,
-		Data: map[string]string{"reason": "model_failures"}}
+		At: now, ReceivedAt: now, ExternalUserID: p.MemberID, OpenKfID: p.OpenKfID, Content: p.Text,
+		Data: map[string]string{"reason": reason}}
 	if _, err := s.o.Store.AppendEvent(ctx, ev); err != nil {
 		s.log.Error().Err(err).Str("member", p.MemberID).Msg("could not append the hand-off event")
 		return

@@ -161,7 +161,8 @@ func (r *run) handoff(ms *memberState, reason string) error {
 		}
 	}
 	if len(to) > 0 {
-		why := map[string]string{"handoff": "请求人工服务", "negative": "情绪不满", "model_failures": "AI 多次未能回答"}[reason]
+		why := map[string]string{"handoff": "请求人工服务", "negative": "情绪不满", "model_failures": "AI 多次未能回答",
+			"unanswered": "问了 AI 答不上的问题"}[reason]
 		if why == "" {
 			why = reason
 		}
