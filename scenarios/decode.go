@@ -84,9 +84,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, pos *Pos, r
 			d.errorf(n, path, "want a list, got %s", kindName(n))
 			return
 		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		// A lone "-" is reported and left out: the compiler runs on whatever
+		// decoded (to report every problem at once) and must never see a nil entry.
+		s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
 		for i, item := range n.Content {
-			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i), pos, fmt.Sprintf("%s[%d]", rel, i), item.Line)
+			ipath := fmt.Sprintf("%s[%d]", path, i)
+			if item.Kind == yaml.ScalarNode && item.Tag == "!!null" && v.Type().Elem().Kind() == reflect.Pointer {
+				d.errorf(item, ipath, "empty list item: fill it in or remove the lone \"-\"")
+				continue
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.decode(item, elem, ipath, pos, fmt.Sprintf("%s[%d]", rel, i), item.Line)
+			s = reflect.Append(s, elem)
 		}
 		v.Set(s)
 	case reflect.Map:
