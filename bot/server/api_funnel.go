@@ -66,6 +66,44 @@ type leader struct {
 
 const leaderboardSize = 20
 
+// aggregateChunk is how many members one read transaction of a pass reads.
+var aggregateChunk = 5000
+
+// eachMember calls fn for every member, outside any transaction: members are
+// read in many short read transactions of aggregateChunk each, not one long
+// one, because bbolt can't grow its memory map while a read transaction is
+// open — a pass over a million members (or a CSV export to a slow client)
+// in one transaction could stall callback appends for its whole length.
+// Chunks resume after the last member seen; fn returning false stops.
+func (s *Server) eachMember(ctx context.Context, fn func(*bot.Member) bool) error {
+	after := ""
+	chunk := make([]*bot.Member, 0, aggregateChunk)
+	for {
+		chunk = chunk[:0]
+		err := s.o.Store.View(ctx, func(tx bot.Tx) error {
+			return tx.Members(after, func(m *bot.Member) bool {
+				chunk = append(chunk, m)
+				return len(chunk) < aggregateChunk
+			})
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range chunk {
+			if !fn(m) {
+				return nil
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(chunk) < aggregateChunk {
+			return nil
+		}
+		after = chunk[len(chunk)-1].ExternalUserID
+	}
+}
+
 // computeAggregate makes the pass over the store.
 func (s *Server) computeAggregate(ctx context.Context) (*aggregate, error) {
 	start := s.o.Now()
@@ -79,24 +117,10 @@ func (s *Server) computeAggregate(ctx context.Context) (*aggregate, error) {
 		Channels: map[string]*channelCount{}, Entered: map[string]map[bot.Stage]int{},
 		Tags: map[string]int{}, Levels: map[string]int{}, Staff: map[string]int{},
 		CheckInsByDay: map[string]int{}, Streaks: map[int]int{}}
-	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
-		n := 0
-		err := tx.Members("", func(m *bot.Member) bool {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return false
-			}
-			a.add(m)
-			return true
-		})
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return a.addCheckIns(tx)
-	})
-	if err != nil {
+	if err := s.eachMember(ctx, func(m *bot.Member) bool { a.add(m); return true }); err != nil {
+		return nil, err
+	}
+	if err := s.o.Store.View(ctx, a.addCheckIns); err != nil {
 		return nil, err
 	}
 	a.ComputedAt = s.o.Now()

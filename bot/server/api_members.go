@@ -381,17 +381,15 @@ func (s *Server) apiExportMembers(w http.ResponseWriter, r *http.Request) {
 	_ = cw.Write([]string{"external_user_id", "name", "stage", "channel", "state", "staff", "level", "points",
 		"check_ins", "orders", "spend_yuan", "tags", "lost", "created_at", "updated_at"})
 	var werr error
-	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
-		return tx.Members("", func(m *bot.Member) bool {
-			if !f.match(m) {
-				return true
-			}
-			werr = cw.Write([]string{m.ExternalUserID, csvSafe(m.Name), string(m.Stage), csvSafe(m.Channel), csvSafe(m.State),
-				m.PrimaryStaff(), csvSafe(m.Level), strconv.FormatInt(m.Points, 10), strconv.Itoa(m.CheckIns),
-				strconv.Itoa(m.Orders), yuan(m.SpendFen), csvSafe(strings.Join(m.Tags, ";")), strconv.FormatBool(m.Lost),
-				m.CreatedAt.Format(time.RFC3339), m.UpdatedAt.Format(time.RFC3339)})
-			return werr == nil
-		})
+	err := s.eachMember(r.Context(), func(m *bot.Member) bool {
+		if !f.match(m) {
+			return true
+		}
+		werr = cw.Write([]string{m.ExternalUserID, csvSafe(m.Name), string(m.Stage), csvSafe(m.Channel), csvSafe(m.State),
+			m.PrimaryStaff(), csvSafe(m.Level), strconv.FormatInt(m.Points, 10), strconv.Itoa(m.CheckIns),
+			strconv.Itoa(m.Orders), yuan(m.SpendFen), csvSafe(strings.Join(m.Tags, ";")), strconv.FormatBool(m.Lost),
+			m.CreatedAt.Format(time.RFC3339), m.UpdatedAt.Format(time.RFC3339)})
+		return werr == nil
 	})
 	cw.Flush()
 	if err != nil || werr != nil {

@@ -930,3 +930,30 @@ func TestWarmConsoleComputesInTheBackground(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestFunnelChunkedPassCountsEveryone: the aggregate reads members in many
+// short read transactions (the CSV export too); chunk boundaries neither
+// drop nor repeat anyone.
+func TestFunnelChunkedPassCountsEveryone(t *testing.T) {
+	counts := func() string {
+		f := newFixture(t, nil)
+		f.seedCommunity()
+		r := f.get("/api/v1/funnel?fresh=true")
+		if r.code != 200 {
+			t.Fatalf("%d %s", r.code, r.body)
+		}
+		export := f.get("/api/v1/export/members.csv")
+		if export.code != 200 || strings.Count(export.body, "\n") != 6 || strings.Contains(export.body, "incomplete") {
+			t.Fatalf("export %d:\n%s", export.code, export.body)
+		}
+		return fmt.Sprint(r.json["members"], stageOf(r, "current"), stageOf(r, "reached"), r.json["channels"]) + export.body
+	}
+	want := counts()
+	defer func(n int) { aggregateChunk = n }(aggregateChunk)
+	for _, n := range []int{1, 2, 4} {
+		aggregateChunk = n
+		if got := counts(); got != want {
+			t.Errorf("chunk %d: %s\nwant %s", n, got, want)
+		}
+	}
+}
