@@ -109,7 +109,7 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 			return fmt.Errorf("action %d is %s, only failed actions can be retried: %w", id, a.Status, bot.ErrConflict)
 		}
 		a.Status, a.DueAt = bot.ActionPending, due
-		if err := tx.Bucket(bucketOutboxDue).Put(dueKey(due, id), nil); err != nil {
+		if err := putDue(tx, &a, id); err != nil {
 			return err
 		}
 		if err := addCounter(tx, ctrObFailed, -1); err != nil {

@@ -32,8 +32,12 @@ var (
 	bucketOutbox     = []byte("outbox")      // id BE → Action JSON
 	bucketOutboxKeys = []byte("outbox_keys") // action key → id BE
 	bucketOutboxDue  = []byte("outbox_due")  // due unix-nano BE ‖ id BE → nil (pending only)
-	bucketMeta       = []byte("meta")        // counter name → int64 BE
-	kvPrefix         = "kv:"
+	// outbox_urgent indexes the pending actions that must go out by a
+	// deadline (welcome codes: 20 s) the same way; DueActions serves them
+	// first, so a backlog of other actions never makes a welcome miss its window.
+	bucketOutboxUrgent = []byte("outbox_urgent")
+	bucketMeta         = []byte("meta") // counter name → int64 BE
+	kvPrefix           = "kv:"
 )
 
 // Counter names in the meta bucket.
@@ -107,7 +111,7 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
-			bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketMeta} {
+			bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -510,7 +514,7 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if a.Status != bot.ActionPending {
 		return false, nil
 	}
-	if err := t.tx.Bucket(bucketOutboxDue).Put(dueKey(a.DueAt, id), nil); err != nil {
+	if err := putDue(t.tx, a, id); err != nil {
 		return false, err
 	}
 	return false, addCounter(t.tx, ctrObPending, 1)
@@ -575,7 +579,27 @@ func (t *boltTx) Scan(bucket, prefix string, fn func(key string, value []byte) b
 
 // ---- outbox ----
 
-// DueActions implements bot.Outbox: a range scan of the due index.
+// putDue indexes a pending action by due time (and as urgent when it has a deadline).
+func putDue(tx *bbolt.Tx, a *bot.Action, id uint64) error {
+	if err := tx.Bucket(bucketOutboxDue).Put(dueKey(a.DueAt, id), nil); err != nil {
+		return err
+	}
+	if a.NotAfter.IsZero() {
+		return nil
+	}
+	return tx.Bucket(bucketOutboxUrgent).Put(dueKey(a.DueAt, id), nil)
+}
+
+// deleteDue removes a pending action from the due indexes.
+func deleteDue(tx *bbolt.Tx, a *bot.Action, id uint64) error {
+	if err := tx.Bucket(bucketOutboxDue).Delete(dueKey(a.DueAt, id)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketOutboxUrgent).Delete(dueKey(a.DueAt, id))
+}
+
+// DueActions implements bot.Outbox: range scans of the urgent index (actions
+// with a deadline), then of the due index.
 func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
 	if err := check(ctx); err != nil {
 		return nil, err
@@ -584,13 +608,22 @@ func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot
 	limitKey := dueKey(now, ^uint64(0))
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
-		c := tx.Bucket(bucketOutboxDue).Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) <= 0 && len(out) < limit; k, _ = c.Next() {
-			var a bot.Action
-			if err := json.Unmarshal(ob.Get(k[8:]), &a); err != nil {
-				return fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(k[8:]), err)
+		taken := map[uint64]bool{}
+		// Actions with a deadline first, then everything by due time.
+		for _, idx := range [][]byte{bucketOutboxUrgent, bucketOutboxDue} {
+			c := tx.Bucket(idx).Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) <= 0 && len(out) < limit; k, _ = c.Next() {
+				id := binary.BigEndian.Uint64(k[8:])
+				if taken[id] {
+					continue
+				}
+				taken[id] = true
+				var a bot.Action
+				if err := json.Unmarshal(ob.Get(k[8:]), &a); err != nil {
+					return fmt.Errorf("decode action %d: %w", id, err)
+				}
+				out = append(out, a)
 			}
-			out = append(out, a)
 		}
 		return nil
 	})
@@ -633,14 +666,13 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 		if a.Status != bot.ActionPending {
 			return fmt.Errorf("action %d is already %s", id, a.Status)
 		}
-		due := tx.Bucket(bucketOutboxDue)
-		if err := due.Delete(dueKey(a.DueAt, id)); err != nil {
+		if err := deleteDue(tx, &a, id); err != nil {
 			return err
 		}
 		fn(&a)
 		switch a.Status {
 		case bot.ActionPending:
-			if err := due.Put(dueKey(a.DueAt, id), nil); err != nil {
+			if err := putDue(tx, &a, id); err != nil {
 				return err
 			}
 		case bot.ActionSent:

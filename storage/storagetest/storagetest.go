@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"Members", testMembers},
 		{"TxAtomicity", testTxAtomicity},
 		{"OutboxLifecycle", testOutboxLifecycle},
+		{"OutboxDeadlinesFirst", testOutboxDeadlinesFirst},
 		{"KeyValue", testKeyValue},
 		{"ConcurrentAppendDedupe", testConcurrentAppend},
 		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
@@ -342,6 +343,49 @@ func testOutboxLifecycle(t *testing.T, open Open) {
 	all, _ := s.Actions(ctx, 0, 10)
 	if len(all) != 3 || all[0].ID != idLater {
 		t.Fatalf("actions %+v", all)
+	}
+}
+
+// testOutboxDeadlinesFirst: actions that must go out by a deadline (welcome
+// codes) come before a backlog of older actions, and leave with them.
+func testOutboxDeadlinesFirst(t *testing.T, open Open) {
+	clock := NewClock()
+	s := open(t, clock, time.Hour)
+	now := clock.Now()
+	var urgent uint64
+	for i := 0; i < 20; i++ {
+		a, _ := bot.NewAction(bot.ActionKfMessage, fmt.Sprintf("backlog-%d", i), bot.KfMessage{Text: "x"})
+		a.CreatedAt, a.DueAt = now.Add(-time.Minute), now.Add(-time.Minute+time.Duration(i)*time.Second)
+		if i == 19 {
+			a.Kind, a.Key, a.NotAfter = bot.ActionWelcome, "welcome", now.Add(20*time.Second)
+		}
+		if err := s.Update(ctx, func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+			t.Fatal(err)
+		}
+		urgent = a.ID
+	}
+	due, err := s.DueActions(ctx, now, 5)
+	if err != nil || len(due) != 5 || due[0].ID != urgent || due[1].Key != "backlog-0" {
+		t.Fatalf("due with a deadline first: %+v %v", due, err)
+	}
+	all, _ := s.DueActions(ctx, now, 100)
+	if len(all) != 20 {
+		t.Fatalf("%d due, want each action once (20)", len(all))
+	}
+	if err := s.MarkRetry(ctx, urgent, now.Add(time.Hour), "busy"); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueActions(ctx, now, 5); due[0].Key != "backlog-0" {
+		t.Fatalf("a retried deadline action is due later: %+v", due[0])
+	}
+	if due, _ := s.DueActions(ctx, now.Add(2*time.Hour), 1); due[0].ID != urgent {
+		t.Fatalf("once due again it comes first: %+v", due[0])
+	}
+	if err := s.MarkSent(ctx, urgent, now, ""); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueActions(ctx, now.Add(2*time.Hour), 100); len(due) != 19 {
+		t.Fatalf("sent action still due: %d", len(due))
 	}
 }
 
