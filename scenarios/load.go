@@ -150,14 +150,21 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-func build(source string, files []sourceFile) (*Scenario, error) {
+func build(source string, files []sourceFile) (sc *Scenario, err error) {
+	// A bug in the compiler must not take a running server down with a
+	// reload: it becomes a failed reload, and the last good scenario stays.
+	defer func() {
+		if r := recover(); r != nil {
+			sc, err = nil, fmt.Errorf("%s: the scenario compiler failed on this input (a wecombot bug; please report it): %v", source, r)
+		}
+	}()
 	ps := &problems{}
 	docs := make([]*document, 0, len(files))
 	for _, f := range files {
 		docs = append(docs, parseFile(f, ps))
 	}
 	m := merge(docs, ps)
-	sc := compile(m, ps)
+	sc = compile(m, ps)
 	if len(ps.list) > 0 {
 		return nil, ps.list.sorted()
 	}

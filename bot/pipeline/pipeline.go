@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -276,6 +277,20 @@ type batcher interface {
 
 // process applies one event with retries; a permanently failing event is
 // recorded as failed so it never blocks the log.
+// handle runs the handler, turning a panic (a bug) into an error, so the
+// event is retried and then recorded as failed instead of crashing the
+// worker and with it the process.
+func (p *Pipeline) handle(ctx context.Context, tx bot.Tx, ev *bot.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("panic", fmt.Sprint(r)).
+				Str("stack", string(debug.Stack())).Msg("event handler panicked (a bug): the event will be retried, then recorded as failed")
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return p.o.Handle(ctx, tx, ev)
+}
+
 func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 	var lastErr error
 	update := p.o.Store.Update
@@ -294,7 +309,7 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 				skipped = true
 				return nil
 			}
-			return p.o.Handle(ctx, tx, &ev)
+			return p.handle(ctx, tx, &ev)
 		})
 		if err == nil {
 			since := p.o.Now().Sub(ev.ReceivedAt)

@@ -178,44 +178,66 @@ func TestPerMemberOrder(t *testing.T) {
 	}
 }
 
+// noBatch hides the bolt store's Batch, so the pipeline uses plain Update.
+type noBatch struct{ bot.Store }
+
 func TestFailingEventIsRecordedAndDoesNotBlock(t *testing.T) {
-	st := openStore(t, t.TempDir())
-	defer st.Close()
-	var attempts int
-	var mu sync.Mutex
-	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
-		if ev.Content == "poison" {
-			mu.Lock()
-			attempts++
-			mu.Unlock()
-			// Writes made before the error must roll back.
-			_ = tx.Put("test", "poison", []byte("x"))
-			return errors.New("boom")
-		}
-		return tx.Put("test", ev.Content, []byte("ok"))
+	for _, tc := range []struct {
+		name    string
+		panics  bool
+		batched bool
+	}{
+		{"error, group commit", false, true},
+		{"panic, group commit", true, true},
+		{"panic, plain update", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t, t.TempDir())
+			defer st.Close()
+			var attempts int
+			var mu sync.Mutex
+			handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+				if ev.Content == "poison" {
+					mu.Lock()
+					attempts++
+					mu.Unlock()
+					// Writes made before the error must roll back.
+					_ = tx.Put("test", "poison", []byte("x"))
+					if tc.panics {
+						panic("a bug in the handler")
+					}
+					return errors.New("boom")
+				}
+				return tx.Put("test", ev.Content, []byte("ok"))
+			}
+			appendEvents(t, st,
+				bot.Event{Type: bot.EventAppText, Content: "poison", StaffID: "a"},
+				bot.Event{Type: bot.EventAppText, Content: "fine", StaffID: "a"})
+			var store bot.Store = st
+			if !tc.batched {
+				store = noBatch{st}
+			}
+			p, stop := run(t, pipeline.Options{Store: store, Handle: handle, Sender: newRecorder(), Workers: 1, HandleAttempts: 3})
+			waitFor(t, "both events done", func() bool { s := p.Stats(); return s.Failed == 1 && s.Processed == 1 })
+			stop()
+			if attempts != 3 {
+				t.Fatalf("poison event tried %d times, want 3", attempts)
+			}
+			es, _ := st.EventStats(context.Background())
+			if es.Pending != 0 || es.Failed != 1 {
+				t.Fatalf("event stats %+v", es)
+			}
+			_ = st.View(context.Background(), func(tx bot.Tx) error {
+				if _, err := tx.Get("test", "poison"); !errors.Is(err, bot.ErrNotFound) {
+					t.Errorf("failed handler's write was kept: %v", err)
+				}
+				if v, err := tx.Get("test", "fine"); err != nil || string(v) != "ok" {
+					t.Errorf("good event's write missing: %q %v", v, err)
+				}
+				return nil
+			})
+		})
 	}
-	appendEvents(t, st,
-		bot.Event{Type: bot.EventAppText, Content: "poison", StaffID: "a"},
-		bot.Event{Type: bot.EventAppText, Content: "fine", StaffID: "a"})
-	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: newRecorder(), Workers: 1, HandleAttempts: 3})
-	waitFor(t, "both events done", func() bool { s := p.Stats(); return s.Failed == 1 && s.Processed == 1 })
-	stop()
-	if attempts != 3 {
-		t.Fatalf("poison event tried %d times, want 3", attempts)
-	}
-	es, _ := st.EventStats(context.Background())
-	if es.Pending != 0 || es.Failed != 1 {
-		t.Fatalf("event stats %+v", es)
-	}
-	_ = st.View(context.Background(), func(tx bot.Tx) error {
-		if _, err := tx.Get("test", "poison"); !errors.Is(err, bot.ErrNotFound) {
-			t.Errorf("failed handler's write was kept: %v", err)
-		}
-		if v, err := tx.Get("test", "fine"); err != nil || string(v) != "ok" {
-			t.Errorf("good event's write missing: %q %v", v, err)
-		}
-		return nil
-	})
 }
 
 func TestOutboxRetriesThenSendsOnce(t *testing.T) {

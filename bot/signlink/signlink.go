@@ -46,9 +46,11 @@ func New(secret []byte, now func() time.Time) (*Signer, error) {
 	return &Signer{key: append([]byte(nil), secret...), now: now}, nil
 }
 
-var enc = base64.RawURLEncoding
+var enc = base64.RawURLEncoding.Strict()
 
-// Sign returns a token for purpose and subject, valid for ttl.
+// Sign returns a token for purpose and subject, valid for ttl. Purpose and
+// subject must not contain NUL (the field separator): such a token never
+// verifies.
 func (s *Signer) Sign(purpose, subject string, ttl time.Duration) string {
 	exp := s.now().Add(ttl).Unix()
 	body := purpose + "\x00" + subject + "\x00" + strconv.FormatInt(exp, 10)
