@@ -204,31 +204,9 @@ func (r *run) aiData(ms *memberState, staff string) scenarios.TemplateData {
 	return d
 }
 
-// allowAI applies ai.rate_limit to scope, like allowReply: stored, by event
-// time, a replayed event allowed again without counting twice.
+// allowAI applies ai.rate_limit to scope (see allowRate).
 func (r *run) allowAI(scope string, limit scenarios.RateLimit) (bool, error) {
-	if limit.Max <= 0 || limit.Per <= 0 {
-		return true, nil
-	}
-	var lg replyLog
-	if _, err := r.getJSON(bucketAIRateLimit, scope, &lg); err != nil {
-		return false, err
-	}
-	cutoff := r.at.Add(-limit.Per)
-	kept := lg.Entries[:0]
-	for _, e := range lg.Entries {
-		if e.Ref == r.ref {
-			return true, nil
-		}
-		if e.At.After(cutoff) {
-			kept = append(kept, e)
-		}
-	}
-	if len(kept) >= limit.Max {
-		return false, nil
-	}
-	lg.Entries = append(kept, replyEntry{At: r.at, Ref: r.ref})
-	return true, r.putJSON(bucketAIRateLimit, scope, lg)
+	return r.allowRate(bucketAIRateLimit, scope, limit)
 }
 
 func orDash(s string) string {

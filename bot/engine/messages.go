@@ -133,13 +133,21 @@ type replyEntry struct {
 }
 
 // allowReply applies keywords.rate_limit to scope ("kf|<member>" or
-// "app|<staff>"), counting by event time. The log is stored in the
-// transaction, so a restart doesn't reset it, and a replayed event (same
-// ref) is allowed again without counting twice.
+// "app|<staff>").
 func (r *run) allowReply(scope string) (bool, error) {
-	limit := r.sc.Keywords.RateLimit
+	return r.allowRate(bucketRateLimit, scope, r.sc.Keywords.RateLimit)
+}
+
+// allowRate applies limit to scope, counting by event time. The log is
+// stored in the transaction, so a restart doesn't reset it, and a replayed
+// event (same ref) is allowed again without counting twice. A zero limit
+// allows everything.
+func (r *run) allowRate(bucket, scope string, limit scenarios.RateLimit) (bool, error) {
+	if limit.Max <= 0 || limit.Per <= 0 {
+		return true, nil
+	}
 	var lg replyLog
-	if _, err := r.getJSON(bucketRateLimit, scope, &lg); err != nil {
+	if _, err := r.getJSON(bucket, scope, &lg); err != nil {
 		return false, err
 	}
 	cutoff := r.at.Add(-limit.Per)
@@ -156,7 +164,7 @@ func (r *run) allowReply(scope string) (bool, error) {
 		return false, nil
 	}
 	lg.Entries = append(kept, replyEntry{At: r.at, Ref: r.ref})
-	return true, r.putJSON(bucketRateLimit, scope, lg)
+	return true, r.putJSON(bucket, scope, lg)
 }
 
 // kfMsgID derives kf/send_msg's msgid (≤ 32 chars of [0-9a-zA-Z_-]) from the

@@ -32,46 +32,19 @@ WECOMBOT_LISTEN>) with the bearer token WECOMBOT_ADMIN_TOKEN, if set.
 
 // channel is `wecombot channel`: list channels and create contact me codes.
 func channel(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, channelUsage)
-		if len(args) == 0 {
-			return &exitError{exitUsage, errSilent}
-		}
-		return nil
+	var staff, remark *string
+	sc, done, err := parseSubcommand("channel", channelUsage, args, stdout, stderr, func(fs *flag.FlagSet) {
+		staff = fs.String("staff", "", "comma-separated staff userids (create)")
+		remark = fs.String("remark", "", "remark shown in the admin console (create)")
+	})
+	if done || err != nil {
+		return err
 	}
-	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("channel "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, channelUsage) }
-	server := fs.String("server", "", "the running bot's base URL")
-	staff := fs.String("staff", "", "comma-separated staff userids (create)")
-	remark := fs.String("remark", "", "remark shown in the admin console (create)")
-	// Flags may follow the state: parse them out wherever they are.
-	var pos []string
-	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return &exitError{exitUsage, err}
-		}
-		rest = fs.Args()
-		if len(rest) > 0 {
-			pos, rest = append(pos, rest[0]), rest[1:]
-		}
-	}
-	cfg, _, err := loadConfig(getenv, stderr)
+	sub, pos := sc.sub, sc.pos
+	api, err := adminFor(sc.server, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	base := *server
-	if base == "" {
-		base, err = localURL(cfg.Listen)
-		if err != nil {
-			return err
-		}
-	}
-	api := &adminClient{base: strings.TrimRight(base, "/"), token: cfg.AdminToken}
 	switch sub {
 	case "list":
 		var out struct {

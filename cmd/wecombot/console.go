@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -51,17 +50,9 @@ func (c consoleScenarios) Files() ([]server.ScenarioFile, error) {
 // Simulate runs script through the engine with the scenario in force, on a
 // throwaway store: the live data is never touched.
 func (c consoleScenarios) Simulate(ctx context.Context, script io.Reader, out io.Writer) error {
-	dir, err := os.MkdirTemp("", "wecombot-console-sim-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, "sim.db"), bolt.Options{NoSync: true})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	return engine.Simulate(ctx, c.app.holder.Current(), store, script, out)
+	return withScratchStore("console-sim", func(store *bolt.Store) error {
+		return engine.Simulate(ctx, c.app.holder.Current(), store, script, out)
+	})
 }
 
 // consoleFunnelTTL is how stale the console's funnel may be: a few seconds

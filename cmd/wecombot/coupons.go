@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,32 +29,14 @@ machine, or --server URL) with WECOMBOT_ADMIN_TOKEN.
 `
 
 func coupons(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, couponsUsage)
-		if len(args) == 0 {
-			return &exitError{exitUsage, errSilent}
-		}
-		return nil
+	var operator *string
+	sc, done, err := parseSubcommand("coupons", couponsUsage, args, stdout, stderr, func(fs *flag.FlagSet) {
+		operator = fs.String("operator", "", "who grants (grant; kept in the event log)")
+	})
+	if done || err != nil {
+		return err
 	}
-	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("coupons "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, couponsUsage) }
-	server := fs.String("server", "", "the running bot's base URL")
-	operator := fs.String("operator", "", "who grants (grant; kept in the event log)")
-	var pos []string
-	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return &exitError{exitUsage, err}
-		}
-		rest = fs.Args()
-		if len(rest) > 0 {
-			pos, rest = append(pos, rest[0]), rest[1:]
-		}
-	}
+	sub, pos := sc.sub, sc.pos
 	want := map[string]int{"import": 2, "generate": 2, "grant": 2, "report": 0}
 	n, known := want[sub]
 	if !known {
@@ -80,17 +61,10 @@ func coupons(ctx context.Context, args []string, getenv func(string) string, std
 		csvBody = b
 		fmt.Fprintf(stderr, "%s: %d codes\n", pos[1], len(codes))
 	}
-	cfg, _, err := loadConfig(getenv, stderr)
+	api, err := adminFor(sc.server, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	base := *server
-	if base == "" {
-		if base, err = localURL(cfg.Listen); err != nil {
-			return err
-		}
-	}
-	api := &adminClient{base: strings.TrimRight(base, "/"), token: cfg.AdminToken}
 	poolPath := func(p string) string { return "/api/v1/coupons/" + url.PathEscape(p) }
 	switch sub {
 	case "import":

@@ -129,15 +129,23 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	if script == nil {
 		return &exitError{exitUsage, errors.New("no events: give a script file or pipe one on stdin")}
 	}
-	dir, err := os.MkdirTemp("", "wecombot-simulate-")
+	return withScratchStore("simulate", func(store *bolt.Store) error {
+		return engine.Simulate(ctx, sc, store, script, stdout)
+	})
+}
+
+// withScratchStore runs fn on a throwaway, unsynced bbolt store (simulate,
+// ask, the console's simulate box): the live data is never touched.
+func withScratchStore(name string, fn func(*bolt.Store) error) error {
+	dir, err := os.MkdirTemp("", "wecombot-"+name+"-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, "sim.db"), bolt.Options{NoSync: true})
+	store, err := bolt.Open(filepath.Join(dir, name+".db"), bolt.Options{NoSync: true})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	return engine.Simulate(ctx, sc, store, script, stdout)
+	return fn(store)
 }
