@@ -54,7 +54,7 @@ func (a *engineApp) Status() map[string]any {
 
 // Watch hot-reloads scenarios on file changes until ctx ends.
 func (a *engineApp) Watch(ctx context.Context) {
-	err := a.holder.Watch(ctx, a.log, func(err error) { a.reloaded("file change", err) })
+	err := a.holder.Watch(ctx, a.log, func(err error) { a.reloaded(causeFileChange, err) })
 	if err != nil {
 		a.log.Error().Err(err).Msg("scenario hot reload is off")
 	}
@@ -67,13 +67,22 @@ func (a *engineApp) Reload(cause string) error {
 	return err
 }
 
+const causeFileChange = "file change"
+
 func (a *engineApp) reloaded(cause string, err error) {
 	a.m.Reload(err == nil)
+	// The watcher logs its own outcome with the problem list; SIGHUP and the
+	// admin API reload through here only.
+	watched := cause == causeFileChange
 	if err != nil {
-		a.log.Error().Str("cause", cause).Str("error", err.Error()).Msg("scenario reload failed; the last good scenario stays in force")
+		if !watched {
+			a.log.Error().Str("cause", cause).Str("error", err.Error()).Msg("scenario reload failed; the last good scenario stays in force")
+		}
 		return
 	}
-	a.log.Info().Str("cause", cause).Str("version", a.holder.Version()).Msg("scenarios reloaded")
+	if !watched {
+		a.log.Info().Str("cause", cause).Str("version", a.holder.Version()).Msg("scenarios reloaded")
+	}
 	if a.onLoad != nil {
 		a.onLoad(a.holder.Current())
 	}
