@@ -525,6 +525,11 @@ type transport struct {
 
 func newTransport(proxy *url.URL, timeout time.Duration) *transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	// The outbox sends with several workers at once (and the AI sender, the
+	// kf puller): keep that many connections to WeCom open. Go's default of
+	// 2 idle connections per host closes the rest after each call, so every
+	// call beyond two paid a new TCP+TLS handshake to qyapi.weixin.qq.com.
+	t.MaxIdleConnsPerHost = 64
 	if proxy != nil {
 		t.Proxy = http.ProxyURL(proxy)
 	}
