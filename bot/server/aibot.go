@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -103,25 +101,13 @@ func StreamID(msgID string) string {
 
 // aibotVerify answers the AI bot's URL verification (GET).
 func (s *Server) aibotVerify(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	if s.o.AIBotCrypter == nil {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusServiceUnavailable, "not_configured", "AI bot is not configured: set WECOM_AIBOT_TOKEN and WECOM_AIBOT_AES_KEY")
-		return
-	}
-	q := r.URL.Query()
-	sig, ts, nonce, echo := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr")
-	if sig == "" || ts == "" || nonce == "" || echo == "" {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp, nonce or echostr")
-		return
-	}
-	plain, err := s.o.AIBotCrypter.VerifyURL(sig, ts, nonce, echo)
-	if err != nil {
-		s.rejectAIBotCrypto(w, r, start, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write(plain)
-	s.o.Metrics.Callback(endpointAIBot, "verified", time.Since(start))
+	s.verifyURL(s.aibotEndpoint(), w, r)
+}
+
+// aibotEndpoint is /wecom/aibot: JSON envelopes, empty receive id.
+func (s *Server) aibotEndpoint() *callbackEndpoint {
+	return &callbackEndpoint{name: endpointAIBot, crypter: s.o.AIBotCrypter, what: "AI bot",
+		settings: "WECOM_AIBOT_TOKEN and WECOM_AIBOT_AES_KEY", token: "WECOM_AIBOT_TOKEN", open: (*wecom.Crypter).OpenJSON}
 }
 
 // aibotEvent takes an AI bot callback. A text message is appended to the
@@ -130,48 +116,23 @@ func (s *Server) aibotVerify(w http.ResponseWriter, r *http.Request) {
 // it, until it is finished.
 func (s *Server) aibotEvent(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if s.o.AIBotCrypter == nil {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusServiceUnavailable, "not_configured", "AI bot is not configured: set WECOM_AIBOT_TOKEN and WECOM_AIBOT_AES_KEY")
+	ep := s.aibotEndpoint()
+	plain, ok := s.openCallback(ep, w, r, start)
+	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
-	if sig == "" || ts == "" || nonce == "" {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp or nonce")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusRequestEntityTooLarge, "too_large", "cannot read body (over 1 MiB?)")
-		return
-	}
-	plain, err := s.o.AIBotCrypter.OpenJSON(sig, ts, nonce, body)
-	if err != nil {
-		s.rejectAIBotCrypto(w, r, start, err)
-		return
-	}
-	if s.o.CallbackMaxAge > 0 {
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil {
-			s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "timestamp is not a number")
-			return
-		}
-		if age := s.o.Now().Sub(time.Unix(sec, 0)); age > s.o.CallbackMaxAge || age < -s.o.CallbackMaxAge {
-			s.rejectAt(endpointAIBot, w, r, start, http.StatusForbidden, "stale", "timestamp outside WECOMBOT_CALLBACK_MAX_AGE (replay?)")
-			return
-		}
-	}
+	nonce := r.URL.Query().Get("nonce") // the reply is sealed with the request's nonce
 	var m aibotMessage
 	if err := json.Unmarshal(plain, &m); err != nil {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "decrypted message is not JSON")
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "decrypted message is not JSON")
 		return
 	}
 	switch {
 	case m.MsgType == "text" || (m.MsgType == "mixed" && m.text() != ""):
-		s.aibotText(w, r, start, &m, nonce)
+		s.aibotText(ep, w, r, start, &m, nonce)
 	case m.MsgType == "stream":
 		if m.Stream.ID == "" {
-			s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "stream refresh without stream.id")
+			s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "stream refresh without stream.id")
 			return
 		}
 		// WeCom only polls stream ids this server handed out, so an id the
@@ -183,17 +144,17 @@ func (s *Server) aibotEvent(w http.ResponseWriter, r *http.Request) {
 		if s.o.AIStreams != nil {
 			st, _ = s.o.AIStreams.Read(r.Context(), m.Stream.ID)
 		}
-		s.aibotReply(w, r, start, m.Stream.ID, st, nonce, "stream")
+		s.aibotReply(ep, w, r, start, m.Stream.ID, st, nonce, "stream")
 	default:
 		// Events (enter_chat, feedback) and other message types: acknowledged, nothing to say.
 		w.WriteHeader(http.StatusOK)
-		s.o.Metrics.Callback(endpointAIBot, "ignored", time.Since(start))
+		s.o.Metrics.Callback(ep.name, "ignored", time.Since(start))
 	}
 }
 
-func (s *Server) aibotText(w http.ResponseWriter, r *http.Request, start time.Time, m *aibotMessage, nonce string) {
+func (s *Server) aibotText(ep *callbackEndpoint, w http.ResponseWriter, r *http.Request, start time.Time, m *aibotMessage, nonce string) {
 	if m.MsgID == "" || m.From.UserID == "" {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "message without msgid or from.userid")
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "message without msgid or from.userid")
 		return
 	}
 	now := s.o.Now()
@@ -219,7 +180,7 @@ func (s *Server) aibotText(w http.ResponseWriter, r *http.Request, start time.Ti
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
 	if err != nil {
 		s.log.Error().Err(err).Msg("cannot store AI bot message")
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusInternalServerError, "error", "cannot store event")
+		s.rejectAt(ep, w, r, start, http.StatusInternalServerError, "error", "cannot store event")
 		return
 	}
 	result := "accepted"
@@ -232,37 +193,21 @@ func (s *Server) aibotText(w http.ResponseWriter, r *http.Request, start time.Ti
 	if s.o.AIStreams != nil {
 		st, _ = s.o.AIStreams.Read(r.Context(), id)
 	}
-	s.aibotReply(w, r, start, id, st, nonce, result)
+	s.aibotReply(ep, w, r, start, id, st, nonce, result)
 }
 
 // aibotReply answers with the stream's current state, encrypted.
-func (s *Server) aibotReply(w http.ResponseWriter, r *http.Request, start time.Time, id string, st ai.StreamState, nonce, result string) {
+func (s *Server) aibotReply(ep *callbackEndpoint, w http.ResponseWriter, r *http.Request, start time.Time, id string, st ai.StreamState, nonce, result string) {
 	var rep aibotStreamReply
 	rep.MsgType = "stream"
 	rep.Stream.ID, rep.Stream.Finish, rep.Stream.Content = id, st.Finished, st.Content
 	plain, _ := json.Marshal(rep)
-	body, err := s.o.AIBotCrypter.SealJSON(plain, strconv.FormatInt(s.o.Now().Unix(), 10), nonce)
+	body, err := ep.crypter.SealJSON(plain, strconv.FormatInt(s.o.Now().Unix(), 10), nonce)
 	if err != nil {
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusInternalServerError, "error", "cannot encrypt reply")
+		s.rejectAt(ep, w, r, start, http.StatusInternalServerError, "error", "cannot encrypt reply")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(body)
-	s.o.Metrics.Callback(endpointAIBot, result, time.Since(start))
-}
-
-func (s *Server) rejectAIBotCrypto(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
-	switch {
-	case errors.Is(err, wecom.ErrBadSignature):
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusForbidden, "bad_signature", "signature does not match (check WECOM_AIBOT_TOKEN)")
-	default:
-		s.rejectAt(endpointAIBot, w, r, start, http.StatusBadRequest, "bad_request", "cannot decrypt: "+err.Error())
-	}
-}
-
-// rejectAt is reject for another callback endpoint's metrics.
-func (s *Server) rejectAt(endpoint string, w http.ResponseWriter, r *http.Request, start time.Time, code int, result, reason string) {
-	http.Error(w, reason, code)
-	s.o.Metrics.Callback(endpoint, result, time.Since(start))
-	s.log.Warn().Str("endpoint", endpoint).Int("status", code).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("callback rejected")
+	s.o.Metrics.Callback(ep.name, result, time.Since(start))
 }

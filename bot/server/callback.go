@@ -12,29 +12,100 @@ import (
 
 const endpointCallback = "wecom"
 
-// callbackVerify answers WeCom's URL verification (GET): check the
+// callbackEndpoint is one URL WeCom calls with signed, encrypted requests:
+// the app/customer-contact callback (XML) or the AI bot (JSON). Both share
+// verification, body limits, decryption, the replay window and rejection.
+type callbackEndpoint struct {
+	// name labels metrics and log lines.
+	name    string
+	crypter *wecom.Crypter
+	// what names the endpoint to people; settings the variables that
+	// configure it and token the one a bad signature points at.
+	what, settings, token string
+	// open verifies and decrypts a POST body (OpenXML or OpenJSON).
+	open func(c *wecom.Crypter, sig, ts, nonce string, body []byte) ([]byte, error)
+}
+
+func (s *Server) wecomEndpoint() *callbackEndpoint {
+	return &callbackEndpoint{name: endpointCallback, crypter: s.o.Crypter, what: "callback",
+		settings: "WECOM_TOKEN and WECOM_AES_KEY", token: "WECOM_TOKEN", open: (*wecom.Crypter).OpenXML}
+}
+
+// verifyURL answers WeCom's URL verification (GET) for ep: check the
 // signature, decrypt echostr and return it exactly, with no newline.
-func (s *Server) callbackVerify(w http.ResponseWriter, r *http.Request) {
+func (s *Server) verifyURL(ep *callbackEndpoint, w http.ResponseWriter, r *http.Request) bool {
 	start := time.Now()
-	if s.o.Crypter == nil {
-		s.reject(w, r, start, http.StatusServiceUnavailable, "not_configured", "callback is not configured: set WECOM_TOKEN and WECOM_AES_KEY")
-		return
+	if ep.crypter == nil {
+		s.rejectAt(ep, w, r, start, http.StatusServiceUnavailable, "not_configured", ep.what+" is not configured: set "+ep.settings)
+		return false
 	}
 	q := r.URL.Query()
 	sig, ts, nonce, echo := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr")
 	if sig == "" || ts == "" || nonce == "" || echo == "" {
-		s.reject(w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp, nonce or echostr")
-		return
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp, nonce or echostr")
+		return false
 	}
-	plain, err := s.o.Crypter.VerifyURL(sig, ts, nonce, echo)
+	plain, err := ep.crypter.VerifyURL(sig, ts, nonce, echo)
 	if err != nil {
-		s.rejectCrypto(w, r, start, err)
-		return
+		s.rejectCrypto(ep, w, r, start, err)
+		return false
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write(plain)
-	s.o.Metrics.Callback(endpointCallback, "verified", time.Since(start))
-	s.log.Info().Msg("callback URL verified by WeCom")
+	s.o.Metrics.Callback(ep.name, "verified", time.Since(start))
+	return true
+}
+
+// openCallback is the front half of every signed POST: configured, query
+// params present, body within MaxBodyBytes, signature and decryption, and
+// (the signature covers the timestamp) the replay window. It answers the
+// request itself and returns ok=false when any of them fails.
+func (s *Server) openCallback(ep *callbackEndpoint, w http.ResponseWriter, r *http.Request, start time.Time) (plain []byte, ok bool) {
+	if ep.crypter == nil {
+		s.rejectAt(ep, w, r, start, http.StatusServiceUnavailable, "not_configured", ep.what+" is not configured: set "+ep.settings)
+		return nil, false
+	}
+	q := r.URL.Query()
+	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
+	if sig == "" || ts == "" || nonce == "" {
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp or nonce")
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.rejectAt(ep, w, r, start, http.StatusRequestEntityTooLarge, "too_large", "body over 1 MiB")
+			return nil, false
+		}
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "cannot read body")
+		return nil, false
+	}
+	plain, err = ep.open(ep.crypter, sig, ts, nonce, body)
+	if err != nil {
+		s.rejectCrypto(ep, w, r, start, err)
+		return nil, false
+	}
+	// Checked after verification, so it rejects replays of genuine old requests.
+	if s.o.CallbackMaxAge > 0 {
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "timestamp is not a number")
+			return nil, false
+		}
+		if age := s.o.Now().Sub(time.Unix(sec, 0)); age > s.o.CallbackMaxAge || age < -s.o.CallbackMaxAge {
+			s.rejectAt(ep, w, r, start, http.StatusForbidden, "stale", "timestamp outside WECOMBOT_CALLBACK_MAX_AGE (replay?)")
+			return nil, false
+		}
+	}
+	return plain, true
+}
+
+// callbackVerify answers the callback's URL verification (GET).
+func (s *Server) callbackVerify(w http.ResponseWriter, r *http.Request) {
+	if s.verifyURL(s.wecomEndpoint(), w, r) {
+		s.log.Info().Msg("callback URL verified by WeCom")
+	}
 }
 
 // callbackEvent takes a POSTed event: verify, decrypt, parse, append to the
@@ -42,43 +113,9 @@ func (s *Server) callbackVerify(w http.ResponseWriter, r *http.Request) {
 // runs later, from the log.
 func (s *Server) callbackEvent(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if s.o.Crypter == nil {
-		s.reject(w, r, start, http.StatusServiceUnavailable, "not_configured", "callback is not configured: set WECOM_TOKEN and WECOM_AES_KEY")
+	plain, ok := s.openCallback(s.wecomEndpoint(), w, r, start)
+	if !ok {
 		return
-	}
-	q := r.URL.Query()
-	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
-	if sig == "" || ts == "" || nonce == "" {
-		s.reject(w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp or nonce")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.reject(w, r, start, http.StatusRequestEntityTooLarge, "too_large", "body over 1 MiB")
-			return
-		}
-		s.reject(w, r, start, http.StatusBadRequest, "bad_request", "cannot read body")
-		return
-	}
-	plain, err := s.o.Crypter.OpenXML(sig, ts, nonce, body)
-	if err != nil {
-		s.rejectCrypto(w, r, start, err)
-		return
-	}
-	// The signature covers the timestamp, so checking it after verification
-	// rejects replays of genuine old requests.
-	if s.o.CallbackMaxAge > 0 {
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil {
-			s.reject(w, r, start, http.StatusBadRequest, "bad_request", "timestamp is not a number")
-			return
-		}
-		if age := s.o.Now().Sub(time.Unix(sec, 0)); age > s.o.CallbackMaxAge || age < -s.o.CallbackMaxAge {
-			s.reject(w, r, start, http.StatusForbidden, "stale", "timestamp outside WECOMBOT_CALLBACK_MAX_AGE (replay?)")
-			return
-		}
 	}
 	ev, err := wecom.ParseMessage(plain, s.o.Now())
 	if err != nil {
@@ -103,21 +140,26 @@ func (s *Server) callbackEvent(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug().Str("type", string(ev.Type)).Uint64("seq", ev.Seq).Bool("duplicate", dup).Msg("callback")
 }
 
-func (s *Server) rejectCrypto(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
+func (s *Server) rejectCrypto(ep *callbackEndpoint, w http.ResponseWriter, r *http.Request, start time.Time, err error) {
 	switch {
 	case errors.Is(err, wecom.ErrBadSignature):
-		s.reject(w, r, start, http.StatusForbidden, "bad_signature", "signature does not match (check WECOM_TOKEN)")
+		s.rejectAt(ep, w, r, start, http.StatusForbidden, "bad_signature", "signature does not match (check "+ep.token+")")
 	case errors.Is(err, wecom.ErrReceiveID):
-		s.reject(w, r, start, http.StatusForbidden, "bad_receive_id", "message is for another corp (check WECOM_CORP_ID)")
+		s.rejectAt(ep, w, r, start, http.StatusForbidden, "bad_receive_id", "message is for another corp (check WECOM_CORP_ID)")
 	default:
-		s.reject(w, r, start, http.StatusBadRequest, "bad_request", "cannot decrypt: "+err.Error())
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "cannot decrypt: "+err.Error())
 	}
 }
 
-// reject answers an unusable callback with a short reason, logs it without
-// secrets (the query and body are never logged) and counts it.
+// reject answers an unusable /wecom/callback request.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, start time.Time, code int, result, reason string) {
+	s.rejectAt(s.wecomEndpoint(), w, r, start, code, result, reason)
+}
+
+// rejectAt answers an unusable callback with a short reason, logs it without
+// secrets (the query and body are never logged) and counts it.
+func (s *Server) rejectAt(ep *callbackEndpoint, w http.ResponseWriter, r *http.Request, start time.Time, code int, result, reason string) {
 	http.Error(w, reason, code)
-	s.o.Metrics.Callback(endpointCallback, result, time.Since(start))
-	s.log.Warn().Int("status", code).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("callback rejected")
+	s.o.Metrics.Callback(ep.name, result, time.Since(start))
+	s.log.Warn().Str("endpoint", ep.name).Int("status", code).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("callback rejected")
 }
