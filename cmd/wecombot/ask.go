@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/scenarios"
-	"github.com/wecombot/wecombot/storage/bolt"
 )
 
 // ask runs one question through the reply pipeline offline: the engine
@@ -52,23 +49,15 @@ func ask(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	var sc *scenarios.Scenario
-	if *scenarioPath == "" {
-		sc = scenarios.LoadDefault()
-	} else if sc, err = scenarios.Load(*scenarioPath); err != nil {
-		fmt.Fprintln(stderr, err)
-		return &exitError{exitFailure, errSilent}
-	}
-	dir, err := os.MkdirTemp("", "wecombot-ask-")
+	sc, err := loadScenarioOrReport(*scenarioPath, stderr)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, "ask.db"), bolt.Options{NoSync: true})
+	store, done, err := scratchStore("ask")
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer done()
 
 	const member, kfID = "wm_ask", "wk_ask"
 	now := time.Now()

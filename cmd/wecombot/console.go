@@ -12,7 +12,6 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/scenarios"
-	"github.com/wecombot/wecombot/storage/bolt"
 )
 
 // consoleScenarios gives the operator console the running scenarios: their
@@ -50,9 +49,12 @@ func (c consoleScenarios) Files() ([]server.ScenarioFile, error) {
 // Simulate runs script through the engine with the scenario in force, on a
 // throwaway store: the live data is never touched.
 func (c consoleScenarios) Simulate(ctx context.Context, script io.Reader, out io.Writer) error {
-	return withScratchStore("console-sim", func(store *bolt.Store) error {
-		return engine.Simulate(ctx, c.app.holder.Current(), store, script, out)
-	})
+	store, done, err := scratchStore("console-sim")
+	if err != nil {
+		return err
+	}
+	defer done()
+	return engine.Simulate(ctx, c.app.holder.Current(), store, script, out)
 }
 
 // consoleFunnelTTL is how stale the console's funnel may be: a few seconds

@@ -88,13 +88,30 @@ func (a *engineApp) reloaded(cause string, err error) {
 	}
 }
 
+// loadScenario loads a scenario file or directory, or the embedded demo
+// when path is empty.
+func loadScenario(path string) (*scenarios.Scenario, error) {
+	if path == "" {
+		return scenarios.LoadDefault(), nil
+	}
+	return scenarios.Load(path)
+}
+
+// loadScenarioOrReport is loadScenario for commands that print the
+// file:line problems and exit 1.
+func loadScenarioOrReport(path string, stderr io.Writer) (*scenarios.Scenario, error) {
+	sc, err := loadScenario(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, &exitError{exitFailure, errSilent}
+	}
+	return sc, nil
+}
+
 // checkScenarios validates a scenario source ("" = the embedded demo).
 func checkScenarios(path string) (string, error) {
-	var sc *scenarios.Scenario
-	var err error
-	if path == "" {
-		sc = scenarios.LoadDefault()
-	} else if sc, err = scenarios.Load(path); err != nil {
+	sc, err := loadScenario(path)
+	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s, version %s: %d channels, %d welcome scripts, %d keyword rules, %d campaigns, %d coupon pools",
@@ -116,15 +133,9 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return &exitError{exitUsage, err}
 	}
-	var sc *scenarios.Scenario
-	if *scenarioPath == "" {
-		sc = scenarios.LoadDefault()
-	} else {
-		var err error
-		if sc, err = scenarios.Load(*scenarioPath); err != nil {
-			fmt.Fprintln(stderr, err)
-			return &exitError{exitFailure, errSilent}
-		}
+	sc, err := loadScenarioOrReport(*scenarioPath, stderr)
+	if err != nil {
+		return err
 	}
 	script := stdin
 	if fs.NArg() > 0 {
@@ -138,23 +149,26 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	if script == nil {
 		return &exitError{exitUsage, errors.New("no events: give a script file or pipe one on stdin")}
 	}
-	return withScratchStore("simulate", func(store *bolt.Store) error {
-		return engine.Simulate(ctx, sc, store, script, stdout)
-	})
+	store, done, err := scratchStore("simulate")
+	if err != nil {
+		return err
+	}
+	defer done()
+	return engine.Simulate(ctx, sc, store, script, stdout)
 }
 
-// withScratchStore runs fn on a throwaway, unsynced bbolt store (simulate,
-// ask, the console's simulate box): the live data is never touched.
-func withScratchStore(name string, fn func(*bolt.Store) error) error {
+// scratchStore opens a throwaway, unsynced bbolt store (simulate, ask, the
+// console's simulate box): the live data is never touched. done closes and
+// removes it.
+func scratchStore(name string) (store *bolt.Store, done func(), err error) {
 	dir, err := os.MkdirTemp("", "wecombot-"+name+"-")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, name+".db"), bolt.Options{NoSync: true})
+	store, err = bolt.Open(filepath.Join(dir, name+".db"), bolt.Options{NoSync: true})
 	if err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, nil, err
 	}
-	defer store.Close()
-	return fn(store)
+	return store, func() { store.Close(); os.RemoveAll(dir) }, nil
 }
