@@ -162,13 +162,19 @@ func (r *run) actionResult() error {
 	return nil
 }
 
-// Guard is asked by the outbox right before it delivers a delayed action:
-// a non-empty reason cancels the action. Follow-ups to a member who has
-// since deleted the staff member (or every staff member) are cancelled.
-func Guard(tx bot.Tx, a *bot.Action) (reason string, err error) {
+// Guard is asked by the outbox right before it delivers an action: for
+// follow-ups it returns a check whose non-empty reason cancels the action —
+// the member has since deleted the staff member (or every staff member).
+// Other actions need no check (nil).
+func Guard(a *bot.Action) func(tx bot.Tx) (reason string, err error) {
 	if !strings.HasPrefix(a.Key, "followup|") || a.MemberID == "" {
-		return "", nil
+		return nil
 	}
+	return func(tx bot.Tx) (string, error) { return followUpStillApplies(tx, a) }
+}
+
+// followUpStillApplies returns why follow-up a must not go out, or "".
+func followUpStillApplies(tx bot.Tx, a *bot.Action) (reason string, err error) {
 	m, err := tx.Member(a.MemberID)
 	if err != nil {
 		if errors.Is(err, bot.ErrNotFound) {

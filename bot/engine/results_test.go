@@ -132,7 +132,11 @@ welcome:
 			a.Decode(&p)
 			if a.MemberID == member && p.Sender == sender {
 				var reason string
-				if err := h.store.View(context.Background(), func(tx bot.Tx) (err error) { reason, err = Guard(tx, &a); return err }); err != nil {
+				check := Guard(&a)
+				if check == nil {
+					t.Fatalf("follow-up %s has no guard check", a.Key)
+				}
+				if err := h.store.View(context.Background(), func(tx bot.Tx) (err error) { reason, err = check(tx); return err }); err != nil {
 					t.Fatal(err)
 				}
 				return reason
@@ -140,6 +144,11 @@ welcome:
 		}
 		t.Fatalf("no follow-up for %s from %s", member, sender)
 		return ""
+	}
+	for _, a := range h.actions(bot.ActionMarkTag) {
+		if Guard(&a) != nil {
+			t.Fatalf("%s needs no check before sending, got one", a.Key)
+		}
 	}
 	if r := guard("wmA", "s1"); r == "" {
 		t.Error("follow-up to a lost member not canceled")

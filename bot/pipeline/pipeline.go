@@ -55,10 +55,12 @@ type Options struct {
 	// PollInterval is the fallback poll of the log and outbox when no wake-up
 	// arrives (default 1 s).
 	PollInterval time.Duration
-	// Guard, if set, is asked in a read transaction right before an action
-	// is delivered; a non-empty reason cancels it (e.g. a follow-up to a
-	// member who has since deleted the staff member).
-	Guard func(tx bot.Tx, a *bot.Action) (reason string, err error)
+	// Guard, if set, is asked right before an action is delivered whether it
+	// still applies (e.g. a follow-up to a member who has since deleted the
+	// staff member). It returns nil for actions it needn't check (no read
+	// transaction is opened for them), else a check run in a read
+	// transaction whose non-empty reason cancels the action.
+	Guard func(a *bot.Action) func(tx bot.Tx) (reason string, err error)
 }
 
 // Pipeline is the event workers plus the outbox relay.
@@ -412,10 +414,10 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		p.recordFailure(ctx, a, now, msg, log)
 		return
 	}
-	if p.o.Guard != nil {
+	if check := p.guard(a); check != nil {
 		var reason string
 		err := p.o.Store.View(ctx, func(tx bot.Tx) (err error) {
-			reason, err = p.o.Guard(tx, a)
+			reason, err = check(tx)
 			return err
 		})
 		if err != nil {
@@ -463,6 +465,13 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		return
 	}
 	p.recordFailure(ctx, a, now, err.Error(), log)
+}
+
+func (p *Pipeline) guard(a *bot.Action) func(tx bot.Tx) (string, error) {
+	if p.o.Guard == nil {
+		return nil
+	}
+	return p.o.Guard(a)
 }
 
 // feedBack appends what a sent action created in WeCom to the event log, so

@@ -385,11 +385,11 @@ func TestGuardCancelsAction(t *testing.T) {
 		}
 		return nil
 	}
-	guard := func(tx bot.Tx, a *bot.Action) (string, error) {
-		if a.Key == "followup|drop" {
-			return "member lost", nil
+	guard := func(a *bot.Action) func(bot.Tx) (string, error) {
+		if a.Key != "followup|drop" {
+			return nil
 		}
-		return "", nil
+		return func(bot.Tx) (string, error) { return "member lost", nil }
 	}
 	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"})
 	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec, Guard: guard})
