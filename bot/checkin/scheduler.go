@@ -213,27 +213,6 @@ func (s *Scheduler) Stop() {
 	}
 }
 
-// Run loads current() now and again whenever it returns a new scenario (a
-// hot reload), until ctx ends; then it stops cron and waits for running jobs.
-func (s *Scheduler) Run(ctx context.Context, current func() *scenarios.Scenario, poll time.Duration) {
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		if sc := current(); sc != nil {
-			s.Load(ctx, sc)
-		}
-		select {
-		case <-ctx.Done():
-			s.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // lastSlot is the latest firing of sched at or before now: the slot a job
 // running (slightly late) at now stands for.
 func lastSlot(sched cron.Schedule, now time.Time) time.Time {

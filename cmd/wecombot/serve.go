@@ -247,19 +247,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		QueueSize: cfg.QueueSize,
 		Guard:     engine.Guard,
 	})
-	// Push the scenario's customer-group welcome templates to WeCom at start
-	// and after each reload; the event's dedupe key is the scenario version,
-	// and unchanged templates are never pushed twice.
-	app.onLoad = func(sc *scenarios.Scenario) {
-		if len(sc.GroupWelcomes) == 0 {
-			return
-		}
-		if _, err := store.AppendEvent(context.WithoutCancel(ctx), engine.GroupWelcomeSyncEvent(sc.Version, time.Now())); err != nil {
-			log.Error().Err(err).Msg("could not queue the group welcome template sync")
-			return
-		}
-		pl.NotifyEvent()
-	}
 	srv := server.New(server.Options{
 		Store:          store,
 		Pipeline:       pl,
@@ -301,6 +288,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var bg sync.WaitGroup
+	// Campaign reminders: cron firings append campaign.tick events (never
+	// send); the schedule is rebuilt when a reload swaps the scenario.
+	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: pl.NotifyEvent,
+		Zone: app.holder.Current().Brand.Zone})
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		<-workCtx.Done()
+		sched.Stop()
+	}()
+	// At start (once serving) and after every successful reload: push the
+	// scenario's customer-group welcome templates to WeCom (the event's
+	// dedupe key is the scenario version, and unchanged templates are never
+	// pushed twice), and rebuild the campaign schedule.
+	app.onLoad = func(sc *scenarios.Scenario) {
+		sched.Load(workCtx, sc)
+		if len(sc.GroupWelcomes) == 0 {
+			return
+		}
+		if _, err := store.AppendEvent(context.WithoutCancel(ctx), engine.GroupWelcomeSyncEvent(sc.Version, time.Now())); err != nil {
+			log.Error().Err(err).Msg("could not queue the group welcome template sync")
+			return
+		}
+		pl.NotifyEvent()
+	}
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -316,16 +328,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer bg.Done()
 		pruneDedupe(workCtx, store, cfg.DedupeTTL, log)
 	}()
-	// Campaign reminders: cron firings append campaign.tick events (never
-	// send); the schedule is rebuilt when a reload swaps the scenario.
-	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: pl.NotifyEvent,
-		Zone: app.holder.Current().Brand.Zone})
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		sched.Run(workCtx, app.holder.Current, 2*time.Second)
-	}()
-
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
