@@ -25,20 +25,8 @@ const bucketAIRateLimit = "ai_ratelimit"
 // aiOff answers the AI bot when the scenario has no ai section.
 const aiOff = "AI 回复未开启：场景里没有 ai 段（persona、faq）。"
 
-func init() {
-	register(&feature{
-		name:     "ai",
-		order:    900,
-		fallback: aiFallback,
-		events: map[bot.EventType]func(r *run) error{
-			bot.EventAIBotText: aibotText,
-			bot.EventAIHandoff: aiHandoff,
-		},
-	})
-}
-
 // aiFallback answers kf and app messages nothing else took.
-func aiFallback(r *run, ms *memberState, surface, text string) (bool, error) {
+func (r *run) aiFallback(ms *memberState, surface, text string) (bool, error) {
 	a := r.sc.AI
 	if a == nil || r.ev.Source == bot.SourceAI {
 		// A tool call's stand-in message ("打卡") never asks the model again.
@@ -97,10 +85,10 @@ func aiFallback(r *run, ms *memberState, surface, text string) (bool, error) {
 
 // aibotText answers an AI bot (智能机器人) @-mention: the callback opened a
 // stream, the AI sender fills it.
-func aibotText(r *run) error {
+func (r *run) aibotText() error {
 	ev := r.ev
 	// Commands first: a check-in keyword in an @-mention checks the staff member in.
-	if done, err := r.runCommands(nil, SurfaceAIBot, ev.Content); err != nil || done {
+	if done, err := r.messageCommands(nil, SurfaceAIBot, ev.Content); err != nil || done {
 		return err
 	}
 	streamID := ev.Data["stream_id"]
@@ -134,7 +122,7 @@ func aibotText(r *run) error {
 }
 
 // aiHandoff: the AI sender gave up on a member after repeated failures.
-func aiHandoff(r *run) error {
+func (r *run) aiHandoff() error {
 	if r.ev.ExternalUserID == "" || r.sc.AI == nil {
 		return nil
 	}

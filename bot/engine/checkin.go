@@ -18,17 +18,6 @@ import (
 // campaign.checkin events, and scheduled reminders as campaign.tick events.
 // The ledger, leaderboard and scheduler are bot/checkin; this file applies
 // a campaign's rules to a member inside the event's transaction.
-func init() {
-	register(&feature{
-		name:  "checkin",
-		order: 10,
-		events: map[bot.EventType]func(r *run) error{
-			checkin.EventCheckIn: (*run).checkinTap,
-			checkin.EventTick:    (*run).campaignTick,
-		},
-		command: checkinCommand,
-	})
-}
 
 // Stage-change cause of a milestone's funnel move.
 const CauseMilestone = "milestone"
@@ -42,7 +31,8 @@ const (
 	PathCertificate = "/checkin/cert"
 )
 
-func checkinCommand(r *run, ms *memberState, surface, text string) (bool, error) {
+// checkinCommand takes a campaign's check-in, make-up and leaderboard keywords.
+func (r *run) checkinCommand(ms *memberState, surface, text string) (bool, error) {
 	if len(r.sc.Campaigns) == 0 {
 		return false, nil
 	}
@@ -206,16 +196,12 @@ func (r *run) checkIn(ms *memberState, camp *scenarios.Campaign, makeup bool) (s
 			p.Certificate = true
 		}
 		if m.Coupon != nil {
-			if issueCoupon == nil {
-				r.log.Warn().Str("campaign", camp.Name).Str("pool", m.Coupon.Name).Int("day", m.Day).Msg("milestone coupon skipped: coupons are not built in")
-			} else {
-				t, err := issueCoupon(r, ms, m.Coupon, fmt.Sprintf("milestone:%s:%d", camp.Name, m.Day))
-				if err != nil {
-					return "", 0, fmt.Errorf("milestone coupon: %w", err)
-				}
-				if t != "" {
-					couponTexts = append(couponTexts, t)
-				}
+			res, err := r.issue(ms, m.Coupon, fmt.Sprintf("milestone:%s:%d", camp.Name, m.Day))
+			if err != nil {
+				return "", 0, fmt.Errorf("milestone coupon: %w", err)
+			}
+			if res.text != "" {
+				couponTexts = append(couponTexts, res.text)
 			}
 		}
 	}

@@ -140,19 +140,6 @@ type issueResult struct {
 	text    string
 }
 
-func init() {
-	register(&feature{
-		name:   "coupons",
-		order:  20,
-		events: map[bot.EventType]func(r *run) error{EventCouponGrant: (*run).couponGrant},
-		after:  (*run).couponsAfter,
-	})
-	issueCoupon = func(r *run, ms *memberState, pool *scenarios.CouponPool, hook string) (string, error) {
-		res, err := r.issue(ms, pool, hook)
-		return res.text, err
-	}
-}
-
 // issue gives member ms one code of pool for hook, or says why not. The
 // returned text is what to tell the member either way.
 func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (issueResult, error) {

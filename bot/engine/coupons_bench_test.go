@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/couponcode"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
@@ -113,7 +114,7 @@ func BenchmarkCouponReport(b *testing.B) {
 	defer st.Close()
 	ctx := context.Background()
 	if err := st.Update(ctx, func(tx bot.Tx) error {
-		_, err := GenerateCoupons(tx, sc, "券", 100000, newSeededReader("bench"), t0)
+		_, err := GenerateCoupons(tx, sc, "券", 100000, couponcode.NewSeededReader("bench"), t0)
 		return err
 	}); err != nil {
 		b.Fatal(err)

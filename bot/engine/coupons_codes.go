@@ -2,115 +2,29 @@ package engine
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/couponcode"
 	"github.com/wecombot/wecombot/scenarios"
 )
-
-// codeAlphabet avoids look-alikes (0/O, 1/I/L) so members can type codes.
-const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-
-// MaxCodeLen is the longest coupon code wecombot accepts.
-const MaxCodeLen = 64
-
-var validCode = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // newCode makes prefix + length random characters from rnd, trying again
 // until the code is new (collisions are checked against every known code).
 func newCode(tx bot.Tx, rnd io.Reader, prefix string, length int) (string, error) {
-	buf := make([]byte, length)
-	for try := 0; try < 16; try++ {
-		if _, err := io.ReadFull(rnd, buf); err != nil {
-			return "", fmt.Errorf("random coupon code: %w", err)
+	return couponcode.Generate(rnd, prefix, length, func(code string) (bool, error) {
+		_, err := tx.Get(bucketCouponCodes, code)
+		if errors.Is(err, bot.ErrNotFound) {
+			return false, nil
 		}
-		b := []byte(prefix)
-		for _, x := range buf {
-			// 248 = 8 × 31: rejecting bytes above keeps every character equally likely.
-			for x >= 248 {
-				var one [1]byte
-				if _, err := io.ReadFull(rnd, one[:]); err != nil {
-					return "", fmt.Errorf("random coupon code: %w", err)
-				}
-				x = one[0]
-			}
-			b = append(b, codeAlphabet[int(x)%len(codeAlphabet)])
-		}
-		code := string(b)
-		if _, err := tx.Get(bucketCouponCodes, code); errors.Is(err, bot.ErrNotFound) {
-			return code, nil
-		} else if err != nil {
-			return "", fmt.Errorf("check coupon code: %w", err)
-		}
-	}
-	return "", errors.New("no new coupon code after 16 tries: make generate.length longer")
-}
-
-// CSVError names the line of a malformed coupon CSV.
-type CSVError struct {
-	Line int
-	Msg  string
-}
-
-func (e *CSVError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
-
-// ParseCouponCSV reads coupon codes from CSV: one code per row in the first
-// column (other columns are ignored), an optional header row whose first
-// cell is "code" (or 券码), blank lines skipped. The whole file is checked
-// first: the first bad row comes back as a *CSVError naming its line, and
-// no codes are returned.
-func ParseCouponCSV(r io.Reader) ([]string, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	seen := map[string]int{}
-	var codes []string
-	for row := 0; ; row++ {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return nil, &CSVError{Line: pe.StartLine, Msg: pe.Err.Error()}
-			}
-			return nil, err
-		}
-		line, _ := cr.FieldPos(0)
-		code := strings.TrimSpace(strings.TrimPrefix(rec[0], "\ufeff"))
-		if row == 0 && (strings.EqualFold(code, "code") || code == "券码") {
-			continue
-		}
-		switch {
-		case code == "" && len(rec) == 1:
-			continue
-		case code == "":
-			return nil, &CSVError{line, "empty code in the first column"}
-		case len(code) > MaxCodeLen:
-			return nil, &CSVError{line, fmt.Sprintf("code is %d characters; at most %d", len(code), MaxCodeLen)}
-		case !validCode.MatchString(code):
-			return nil, &CSVError{line, fmt.Sprintf("code %q: use letters, digits, - and _ only", code)}
-		}
-		if first, dup := seen[code]; dup {
-			return nil, &CSVError{line, fmt.Sprintf("code %s repeats line %d", code, first)}
-		}
-		seen[code] = line
-		codes = append(codes, code)
-	}
-	if len(codes) == 0 {
-		return nil, errors.New("no codes in the file")
-	}
-	return codes, nil
+		return err == nil, err
+	})
 }
 
 // ImportCoupons adds codes to pool inside tx: all of them or, when one is
@@ -121,8 +35,8 @@ func ImportCoupons(tx bot.Tx, sc *scenarios.Scenario, pool string, codes []strin
 		return 0, fmt.Errorf("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
 	}
 	for _, code := range codes {
-		if !validCode.MatchString(code) || len(code) > MaxCodeLen {
-			return 0, fmt.Errorf("code %q: use at most %d letters, digits, - and _", code, MaxCodeLen)
+		if !couponcode.Valid(code) {
+			return 0, fmt.Errorf("code %q: use at most %d letters, digits, - and _", code, couponcode.MaxLen)
 		}
 		raw, err := tx.Get(bucketCouponCodes, code)
 		if err == nil {
@@ -371,27 +285,4 @@ func BuildCouponReport(tx bot.Tx, sc *scenarios.Scenario, now time.Time) (*Coupo
 		}
 	}
 	return rep, nil
-}
-
-// seededReader is a deterministic byte stream (SHA-256 of seed and a
-// counter) so simulate prints the same coupon codes on every run. Never for
-// production codes.
-type seededReader struct {
-	seed string
-	n    uint64
-	buf  []byte
-}
-
-func newSeededReader(seed string) *seededReader { return &seededReader{seed: seed} }
-
-func (s *seededReader) Read(p []byte) (int, error) {
-	for i := range p {
-		if len(s.buf) == 0 {
-			sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d", s.seed, s.n))
-			s.n++
-			s.buf = sum[:]
-		}
-		p[i], s.buf = s.buf[0], s.buf[1:]
-	}
-	return len(p), nil
 }

@@ -15,6 +15,10 @@
 //	ratelimit       kf|<member> or app|<staff> → recent auto-replies
 //
 // Check-in campaigns keep their ledger in bot/checkin's buckets (see there).
+//
+// features.go lists, in one place and in order, what runs for each event
+// type and for a message; docs/architecture.md maps every event and feature
+// to its file.
 package engine
 
 import (
@@ -125,51 +129,10 @@ func (e *Engine) Handle(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
 	if r.at.IsZero() {
 		r.at = r.now
 	}
-	var err error
-	switch ev.Type {
-	case bot.EventContactAdd, bot.EventContactAddHalf:
-		err = r.contactAdd()
-	case bot.EventContactEdit:
-		err = r.contactEdit()
-	case bot.EventContactDelFollow:
-		err = r.contactDeleted("customer")
-	case bot.EventContactDel:
-		err = r.contactDeleted("staff")
-	case bot.EventContactTransferFail:
-		r.log.Info().Str("staff", ev.StaffID).Str("reason", ev.FailReason).Msg("customer transfer failed; the customer stays with the current staff member")
-	case bot.EventGroupCreate:
-		err = r.groupCreate()
-	case bot.EventGroupUpdate:
-		err = r.groupUpdate()
-	case bot.EventGroupDismiss:
-		err = r.groupDismiss()
-	case bot.EventKfText:
-		err = r.kfText()
-	case bot.EventAppText:
-		err = r.appText()
-	case bot.EventOrderPaid:
-		err = r.orderPaid()
-	case bot.EventOrderRefunded:
-		err = r.orderRefunded()
-	case bot.EventGroupWelcomeSync:
-		err = r.groupWelcomeSync()
-	case bot.EventContactWayCreate:
-		err = r.contactWayCreate()
-	case bot.EventActionResult:
-		err = r.actionResult()
-	default:
-		h := featureEvent(ev.Type)
-		if h == nil {
-			// tag.change, kf.notify (turned into kf.text by the kf puller),
-			// app.enter/click, unknown: nothing for the engine to do.
-			return nil
-		}
-		err = h(r)
-	}
-	if err != nil {
+	if err := r.dispatch(); err != nil {
 		return err
 	}
-	if err := r.runAfter(); err != nil {
+	if err := r.afterEvent(); err != nil {
 		return err
 	}
 	return r.finish()

@@ -2,107 +2,122 @@ package engine
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/wecombot/wecombot/bot"
-	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/bot/checkin"
 )
 
-// A feature extends the engine from its own file (check-in campaigns,
-// coupons, AI replies) without growing the core switch in engine.go. Each
-// feature file registers one in init(). Features run inside the event's
-// transaction, like the core: no network I/O; whatever is owed to WeCom or
-// to the model is an outbox action whose key derives from r.ref.
-type feature struct {
-	// name identifies the feature in logs.
-	name string
-	// order sorts features (lower first) for command, fallback and after.
-	order int
-	// events handles event types the core doesn't know (e.g. a scheduled
-	// reminder firing, a check-in from a signed link, an operator coupon grant).
-	events map[bot.EventType]func(r *run) error
-	// command sees a member's message (surface scenarios.SurfaceKf, or
-	// SurfaceApp with ms nil) before the keyword rules; returning true
-	// consumes it: keyword rules and fallbacks don't run.
-	command func(r *run, ms *memberState, surface, text string) (bool, error)
-	// fallback sees a message no command or keyword rule took (the AI reply).
-	fallback func(r *run, ms *memberState, surface, text string) (bool, error)
-	// after runs for every handled event once the core and the event's
-	// handler are done, before levels, tag rules and tag write-back
-	// (e.g. a coupon on a stage change: compare ms.m.StageHistory).
-	after func(r *run) error
-}
+// What the engine does with an event, in one place. Handle (engine.go)
+// runs, inside the event's transaction:
+//
+//  1. dispatch: the one handler for the event's type (the table below
+//     names each handler's home file);
+//  2. afterEvent: the features that look at what the event changed, in order;
+//  3. finish (engine.go): levels, tag rules, tag write-back, store members.
+//
+// A member's or staff member's message (kf.text, app.text, aibot.text) is
+// offered, in order, to messageCommands, then to the scenario's keyword
+// rules (keywords.go), then to messageFallback.
+//
+// Features call each other directly (a milestone's coupon is r.issue from
+// coupons.go). No handler does network I/O: whatever is owed to WeCom or the
+// model is an outbox action whose key derives from r.ref.
 
-var features []*feature
-
-// register adds a feature; call it from init().
-func register(f *feature) {
-	for _, g := range features {
-		for t := range f.events {
-			if _, dup := g.events[t]; dup {
-				panic(fmt.Sprintf("engine: event %s handled by features %s and %s", t, g.name, f.name))
-			}
-		}
-	}
-	features = append(features, f)
-	sort.SliceStable(features, func(i, j int) bool { return features[i].order < features[j].order })
-}
-
-// featureEvent returns the feature handler for t, if any.
-func featureEvent(t bot.EventType) func(r *run) error {
-	for _, f := range features {
-		if h := f.events[t]; h != nil {
-			return h
-		}
+// dispatch runs the handler for r.ev's type. Types not listed (tag.change,
+// app.enter/click, unknown ones) change nothing.
+func (r *run) dispatch() error {
+	switch r.ev.Type {
+	// Contacts and welcome (contact.go: welcome scripts, follow-ups,
+	// attribution; funnel.go: stage moves).
+	case bot.EventContactAdd, bot.EventContactAddHalf:
+		return r.contactAdd()
+	case bot.EventContactEdit:
+		return r.contactEdit()
+	case bot.EventContactDelFollow:
+		return r.contactDeleted("customer")
+	case bot.EventContactDel:
+		return r.contactDeleted("staff")
+	case bot.EventContactTransferFail:
+		r.log.Info().Str("staff", r.ev.StaffID).Str("reason", r.ev.FailReason).Msg("customer transfer failed; the customer stays with the current staff member")
+		return nil
+	// Customer groups (groups.go).
+	case bot.EventGroupCreate:
+		return r.groupCreate()
+	case bot.EventGroupUpdate:
+		return r.groupUpdate()
+	case bot.EventGroupDismiss:
+		return r.groupDismiss()
+	case bot.EventGroupWelcomeSync:
+		return r.groupWelcomeSync()
+	// Messages (keywords.go; kf.go pulls 微信客服 messages; ai.go answers the AI bot).
+	case bot.EventKfNotify:
+		return r.kfNotify()
+	case bot.EventKfText:
+		return r.kfText()
+	case bot.EventAppText:
+		return r.appText()
+	case bot.EventAIBotText:
+		return r.aibotText()
+	case bot.EventAIHandoff:
+		return r.aiHandoff()
+	// Shop orders (funnel.go; coupons.go redeems codes in couponsAfter).
+	case bot.EventOrderPaid:
+		return r.orderPaid()
+	case bot.EventOrderRefunded:
+		return r.orderRefunded()
+	// Check-in campaigns (checkin.go, checkin_staff.go).
+	case checkin.EventCheckIn:
+		return r.checkinTap()
+	case checkin.EventTick:
+		return r.campaignTick()
+	// Coupons (coupons.go).
+	case EventCouponGrant:
+		return r.couponGrant()
+	// Operator requests and what WeCom created for them (results.go;
+	// referral.go takes invite codes).
+	case bot.EventContactWayCreate:
+		return r.contactWayCreate()
+	case bot.EventActionResult:
+		return r.actionResult()
 	}
 	return nil
 }
 
-// runCommands offers a message to the features' commands in order.
-func (r *run) runCommands(ms *memberState, surface, text string) (bool, error) {
-	for _, f := range features {
-		if f.command == nil {
-			continue
-		}
-		if done, err := f.command(r, ms, surface, text); err != nil || done {
+// messageCommands offers a message (surface scenarios.SurfaceKf with the
+// member, SurfaceApp or SurfaceAIBot with ms nil) to the features' commands
+// in order; the first that takes it (true) ends the message's handling:
+// keyword rules and the fallback don't run.
+func (r *run) messageCommands(ms *memberState, surface, text string) (bool, error) {
+	for _, command := range []func(*memberState, string, string) (bool, error){
+		r.checkinCommand,  // 打卡/补卡/排行 (checkin.go)
+		r.referralCommand, // invite code keywords (referral.go)
+	} {
+		if done, err := command(ms, surface, text); err != nil || done {
 			return done, err
 		}
 	}
 	return false, nil
 }
 
-// runFallbacks offers an unanswered message to the features' fallbacks.
-func (r *run) runFallbacks(ms *memberState, surface, text string) (bool, error) {
-	for _, f := range features {
-		if f.fallback == nil {
-			continue
-		}
-		if done, err := f.fallback(r, ms, surface, text); err != nil || done {
-			return done, err
-		}
-	}
-	return false, nil
+// messageFallback answers a message no command or keyword rule took: the AI
+// reply (ai.go).
+func (r *run) messageFallback(ms *memberState, surface, text string) (bool, error) {
+	return r.aiFallback(ms, surface, text)
 }
 
-// runAfter runs the features' after hooks.
-func (r *run) runAfter() error {
-	for _, f := range features {
-		if f.after == nil {
-			continue
-		}
-		if err := f.after(r); err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+// afterEvent runs, for every handled event once its handler is done, the
+// features that react to what the event changed, in order.
+func (r *run) afterEvent() error {
+	for _, step := range []struct {
+		name string
+		run  func() error
+	}{
+		{"referral", r.referralAfter}, // credit referrers of new/lost invitees (referral.go)
+		{"coupons", r.couponsAfter},   // stage-change coupons, redemption on orders (coupons.go)
+	} {
+		if err := step.run(); err != nil {
+			return fmt.Errorf("%s: %w", step.name, err)
 		}
 	}
 	return nil
 }
-
-// Hooks one feature offers another, set by the providing feature's init()
-// and nil when it isn't built in. Callers check for nil.
-var (
-	// issueCoupon issues one code of pool to the member for hook (e.g.
-	// "welcome", "milestone:<campaign>:<day>", "referral:<n>"), idempotent
-	// per (member, hook, r.ref), and returns the text to tell the member
-	// (the code, or the pool's fallback when empty or over the limit).
-	issueCoupon func(r *run, ms *memberState, pool *scenarios.CouponPool, hook string) (text string, err error)
-)

@@ -6,19 +6,11 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
-// 微信客服 notifications: kf_msg_or_event carries no message, only "pull".
+// kfNotify handles 微信客服 notifications: kf_msg_or_event carries no message, only "pull".
 // The engine owes a kf_sync action for it (key from the notification, so
 // a retried callback pulls once); the kf puller runs kf/sync_msg outside
 // the transaction and appends each message as a kf.text event.
-func init() {
-	register(&feature{
-		name:   "kf",
-		order:  10,
-		events: map[bot.EventType]func(r *run) error{bot.EventKfNotify: kfNotify},
-	})
-}
-
-func kfNotify(r *run) error {
+func (r *run) kfNotify() error {
 	if r.ev.OpenKfID == "" {
 		r.log.Warn().Msg("kf_msg_or_event without OpenKfId; nothing to pull")
 		return nil

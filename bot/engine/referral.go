@@ -73,24 +73,6 @@ type InviteRecord struct {
 	Settled  time.Time `json:"settled_at,omitzero"`
 }
 
-func init() {
-	register(&feature{
-		name:    "referral",
-		order:   15,
-		command: (*run).referralCommand,
-		after:   (*run).referralAfter,
-	})
-	prev := resultHandlers[bot.ActionContactWay]
-	resultHandlers[bot.ActionContactWay] = func(r *run, data map[string]string) error {
-		if prev != nil {
-			if err := prev(r, data); err != nil {
-				return err
-			}
-		}
-		return r.inviteCodeReady(data)
-	}
-}
-
 // referralCommand answers the referral keywords in 微信客服 with the member's
 // invite code, asking WeCom for one the first time.
 func (r *run) referralCommand(ms *memberState, surface, text string) (bool, error) {

@@ -123,10 +123,6 @@ func (r *run) contactWayCreate() error {
 	return r.enqueue(bot.ActionContactWay, key, "", cw, time.Time{}, time.Time{})
 }
 
-// resultHandlers let features take the results of their own action kinds
-// (e.g. a member's personal invite code). Register in init().
-var resultHandlers = map[bot.ActionKind]func(r *run, data map[string]string) error{}
-
 // actionResult stores what a sent action created in WeCom.
 func (r *run) actionResult() error {
 	d := r.ev.Data
@@ -155,9 +151,8 @@ func (r *run) actionResult() error {
 			return err
 		}
 		r.log.Info().Str("state", rec.State).Str("config_id", rec.ConfigID).Msg("contact me code created")
-	}
-	if h := resultHandlers[kind]; h != nil {
-		return h(r, d)
+		// A member's personal invite code is a contact way too (referral.go).
+		return r.inviteCodeReady(d)
 	}
 	return nil
 }

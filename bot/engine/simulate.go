@@ -17,6 +17,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/bot/couponcode"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -109,7 +110,7 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 	}
 	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{}}
 	sim.engine = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return sim.clock })
-	sim.engine.codeRand = newSeededReader("simulate")
+	sim.engine.codeRand = couponcode.NewSeededReader("simulate")
 	if err := sim.setupCheckin(start); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/couponcode"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/scenarios"
@@ -40,7 +41,7 @@ func (s *Server) apiCouponImport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown coupon pool %q (declare it under coupons in the scenario)", pool))
 		return
 	}
-	codes, err := engine.ParseCouponCSV(http.MaxBytesReader(w, r.Body, MaxImportBytes))
+	codes, err := couponcode.ParseCSV(http.MaxBytesReader(w, r.Body, MaxImportBytes))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "nothing imported: "+err.Error())
 		return

@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/couponcode"
 )
 
 const couponsUsage = `Usage:
@@ -54,7 +54,7 @@ func coupons(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return &exitError{exitUsage, err}
 		}
-		codes, err := engine.ParseCouponCSV(strings.NewReader(string(b)))
+		codes, err := couponcode.ParseCSV(strings.NewReader(string(b)))
 		if err != nil {
 			return fmt.Errorf("%s: %w (nothing imported)", pos[1], err)
 		}

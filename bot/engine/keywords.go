@@ -25,12 +25,12 @@ func (r *run) kfText() error {
 		return err
 	}
 	text := strings.TrimSpace(ev.Content)
-	if done, err := r.runCommands(ms, scenarios.SurfaceKf, text); err != nil || done {
+	if done, err := r.messageCommands(ms, scenarios.SurfaceKf, text); err != nil || done {
 		return err
 	}
 	rule := r.sc.Match(scenarios.SurfaceKf, text)
 	if rule == nil {
-		_, err := r.runFallbacks(ms, scenarios.SurfaceKf, text)
+		_, err := r.messageFallback(ms, scenarios.SurfaceKf, text)
 		return err
 	}
 	ms.matched = rule
@@ -52,12 +52,12 @@ func (r *run) kfText() error {
 	// (check-ins, stage) this event already changed.
 	data := r.sc.DataFor(ms.m)
 	reply := r.render(rule.Reply, data)
-	if rule.Coupon != nil && issueCoupon != nil {
-		text, err := issueCoupon(r, ms, rule.Coupon, "keyword:"+rule.Name)
+	if rule.Coupon != nil {
+		res, err := r.issue(ms, rule.Coupon, "keyword:"+rule.Name)
 		if err != nil {
 			return err
 		}
-		reply = joinText(reply, text)
+		reply = joinText(reply, res.text)
 	}
 	if reply != "" {
 		key := "reply|" + r.ref
@@ -78,12 +78,12 @@ func (r *run) appText() error {
 		return nil
 	}
 	text := strings.TrimSpace(ev.Content)
-	if done, err := r.runCommands(nil, scenarios.SurfaceApp, text); err != nil || done {
+	if done, err := r.messageCommands(nil, scenarios.SurfaceApp, text); err != nil || done {
 		return err
 	}
 	rule := r.sc.Match(scenarios.SurfaceApp, text)
 	if rule == nil {
-		_, err := r.runFallbacks(nil, scenarios.SurfaceApp, text)
+		_, err := r.messageFallback(nil, scenarios.SurfaceApp, text)
 		return err
 	}
 	if rule.Reply == nil || rule.Reply.Source() == "" {
