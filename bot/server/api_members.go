@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"sort"
@@ -357,75 +356,6 @@ func csvSafe(v string) string {
 		return "'" + v
 	}
 	return v
-}
-
-func csvHeaders(w http.ResponseWriter, name string, now time.Time) {
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="wecombot-%s-%s.csv"`, name, now.Format("20060102-150405")))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	// A UTF-8 BOM makes Excel (common with operators) read Chinese names right.
-	_, _ = w.Write([]byte("\uFEFF"))
-}
-
-// apiExportMembers answers GET /api/v1/export/members.csv (same filters as
-// the members list), streamed in one read transaction.
-func (s *Server) apiExportMembers(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r, "stage", "tag", "channel", "staff", "level", "q", "lost")
-	f := parseMemberFilter(q)
-	if q.err != nil {
-		s.fail(w, r, q.err)
-		return
-	}
-	csvHeaders(w, "members", s.o.Now())
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"external_user_id", "name", "stage", "channel", "state", "staff", "level", "points",
-		"check_ins", "orders", "spend_yuan", "tags", "lost", "created_at", "updated_at"})
-	var werr error
-	err := s.eachMember(r.Context(), func(m *bot.Member) bool {
-		if !f.match(m) {
-			return true
-		}
-		werr = cw.Write([]string{m.ExternalUserID, csvSafe(m.Name), string(m.Stage), csvSafe(m.Channel), csvSafe(m.State),
-			m.PrimaryStaff(), csvSafe(m.Level), strconv.FormatInt(m.Points, 10), strconv.Itoa(m.CheckIns),
-			strconv.Itoa(m.Orders), yuan(m.SpendFen), csvSafe(strings.Join(m.Tags, ";")), strconv.FormatBool(m.Lost),
-			m.CreatedAt.Format(time.RFC3339), m.UpdatedAt.Format(time.RFC3339)})
-		return werr == nil
-	})
-	cw.Flush()
-	if err != nil || werr != nil {
-		// Headers are gone; a truncated file must not look complete.
-		s.log.Error().AnErr("store", err).AnErr("write", werr).Msg("members export stopped")
-		_, _ = fmt.Fprintf(w, "# export incomplete: %v\n", firstErr(err, werr))
-	}
-}
-
-// apiExportOrders answers GET /api/v1/export/orders.csv.
-func (s *Server) apiExportOrders(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r, "member")
-	member := q.str("member", 256)
-	if q.err != nil {
-		s.fail(w, r, q.err)
-		return
-	}
-	csvHeaders(w, "orders", s.o.Now())
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"order_id", "external_user_id", "amount_yuan", "refunded_yuan", "counted", "voided", "paid_at"})
-	var werr error
-	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
-		return engine.ScanOrders(tx, func(o engine.Order) bool {
-			if member != "" && o.Member != member {
-				return true
-			}
-			werr = cw.Write([]string{csvSafe(o.ID), o.Member, yuan(o.AmountFen), yuan(o.RefundedFen),
-				strconv.FormatBool(o.Counted), strconv.FormatBool(o.Voided), o.PaidAt})
-			return werr == nil
-		})
-	})
-	cw.Flush()
-	if err != nil || werr != nil {
-		s.log.Error().AnErr("store", err).AnErr("write", werr).Msg("orders export stopped")
-		_, _ = fmt.Fprintf(w, "# export incomplete: %v\n", firstErr(err, werr))
-	}
 }
 
 func firstErr(errs ...error) error {

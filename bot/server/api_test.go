@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -717,47 +716,6 @@ func TestOperationsAndRetry(t *testing.T) {
 		if r := f.do("POST", tc.path, nil); r.code != tc.code || r.json["code"] != tc.want {
 			t.Errorf("%s: %d %s, want %d %s", tc.path, r.code, r.body, tc.code, tc.want)
 		}
-	}
-}
-
-func TestExportCSV(t *testing.T) {
-	f := newFixture(t, nil)
-	f.seedCommunity()
-	f.add("wm_formula", "=HYPERLINK(\"http://evil\")", "xhs", "s1", f.now)
-	r := f.get("/api/v1/export/members.csv")
-	if r.code != 200 || r.hdr.Get("Content-Type") != "text/csv; charset=utf-8" || !strings.Contains(r.hdr.Get("Content-Disposition"), "attachment") {
-		t.Fatalf("%d %v", r.code, r.hdr)
-	}
-	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(r.body, "\uFEFF"))).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 7 || rows[0][0] != "external_user_id" {
-		t.Fatalf("rows %v", rows)
-	}
-	for _, row := range rows {
-		if row[0] == "wm_formula" && !strings.HasPrefix(row[1], "'=") {
-			t.Errorf("formula not defused: %q", row[1])
-		}
-		if row[0] == "wm_bob" && (row[2] != "loyal" || row[10] != "143.90") {
-			t.Errorf("bob row %v", row)
-		}
-	}
-	r = f.get("/api/v1/export/members.csv?stage=aware&channel=douyin")
-	if n := strings.Count(r.body, "\n"); n != 2 {
-		t.Errorf("filtered export: %s", r.body)
-	}
-
-	r = f.get("/api/v1/export/orders.csv")
-	rows, err = csv.NewReader(strings.NewReader(strings.TrimPrefix(r.body, "\uFEFF"))).ReadAll()
-	if err != nil || len(rows) != 7 {
-		t.Fatalf("orders: %v %v", err, rows)
-	}
-	if rows[1][0] != "SO1" || rows[1][1] != "wm_bob" || rows[1][2] != "29.90" || rows[1][4] != "true" {
-		t.Errorf("order row %v", rows[1])
-	}
-	if r := f.get("/api/v1/export/orders.csv?member=wm_dave"); strings.Count(r.body, "\n") != 2 {
-		t.Errorf("orders by member: %s", r.body)
 	}
 }
 
