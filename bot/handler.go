@@ -9,11 +9,27 @@ type Handler interface {
 	Handle(ctx context.Context, tx Tx, ev *Event) error
 }
 
-// HandlerFunc adapts a function to Handler.
+// HandlerFunc is wecombot's one event-handler type: the engine's Handle,
+// the middleware around it (bot/pipeline: recover, logging, metrics) and
+// test handlers all have this shape.
 type HandlerFunc func(ctx context.Context, tx Tx, ev *Event) error
 
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, tx Tx, ev *Event) error { return f(ctx, tx, ev) }
+
+// MiddlewareFunc wraps a handler with behaviour every event shares (telebot's
+// MiddlewareFunc): recover a panic, log, count.
+type MiddlewareFunc func(next HandlerFunc) HandlerFunc
+
+// Use returns f wrapped in mw; the first middleware is the outermost (it runs
+// first and sees what the others return).
+func (f HandlerFunc) Use(mw ...MiddlewareFunc) HandlerFunc {
+	h := f
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
 
 // Operator events, appended by the admin API or the CLI (SourceOperator).
 const (

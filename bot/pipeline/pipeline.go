@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,18 +25,19 @@ import (
 	"github.com/wecombot/wecombot/bot/metrics"
 )
 
-// HandleFunc applies one event inside tx. It must not do network I/O: what
-// it owes the outside world it enqueues as actions.
-type HandleFunc func(ctx context.Context, tx bot.Tx, ev *bot.Event) error
-
 // Options configure a Pipeline. Zero values take the defaults noted.
 type Options struct {
-	Store   bot.Store
-	Handle  HandleFunc
-	Sender  bot.Sender
-	Log     zerolog.Logger
-	Metrics *metrics.Metrics
-	Now     func() time.Time
+	Store bot.Store
+	// Handle applies one event inside its transaction (the engine's Handle).
+	// It must not do network I/O: what it owes the outside world it enqueues
+	// as actions. The pipeline wraps it in Logging, Metrics and Recover.
+	Handle bot.HandlerFunc
+	// Middleware wraps Handle inside the pipeline's own (first = outermost).
+	Middleware []bot.MiddlewareFunc
+	Sender     bot.Sender
+	Log        zerolog.Logger
+	Metrics    *metrics.Metrics
+	Now        func() time.Time
 	// Workers is the number of event workers (default 8); QueueSize bounds
 	// each worker's queue (default 128): when full, the dispatcher waits
 	// (back-pressure) while new events keep landing safely in the log.
@@ -67,6 +67,7 @@ type Options struct {
 type Pipeline struct {
 	o       Options
 	log     zerolog.Logger
+	handle  bot.HandlerFunc
 	wakeEv  chan struct{}
 	wakeOut chan struct{}
 
@@ -115,9 +116,12 @@ func New(o Options) *Pipeline {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
+	log := o.Log.With().Str("component", "pipeline").Logger()
+	mw := append([]bot.MiddlewareFunc{Logging(log), Metrics(o.Metrics, o.Now), Recover(log)}, o.Middleware...)
 	return &Pipeline{
 		o:       o,
-		log:     o.Log.With().Str("component", "pipeline").Logger(),
+		log:     log,
+		handle:  o.Handle.Use(mw...),
 		wakeEv:  make(chan struct{}, 1),
 		wakeOut: make(chan struct{}, 1),
 		ready:   make(chan struct{}),
@@ -279,20 +283,6 @@ type batcher interface {
 
 // process applies one event with retries; a permanently failing event is
 // recorded as failed so it never blocks the log.
-// handle runs the handler, turning a panic (a bug) into an error, so the
-// event is retried and then recorded as failed instead of crashing the
-// worker and with it the process.
-func (p *Pipeline) handle(ctx context.Context, tx bot.Tx, ev *bot.Event) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			p.log.Error().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("panic", fmt.Sprint(r)).
-				Str("stack", string(debug.Stack())).Msg("event handler panicked (a bug): the event will be retried, then recorded as failed")
-			err = fmt.Errorf("handler panicked: %v", r)
-		}
-	}()
-	return p.o.Handle(ctx, tx, ev)
-}
-
 func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 	var lastErr error
 	update := p.o.Store.Update
@@ -301,8 +291,11 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 	}
 	for attempt := 1; attempt <= p.o.HandleAttempts; attempt++ {
 		skipped := false
+		var hooks *commitHooks
 		err := update(ctx, func(tx bot.Tx) error {
 			skipped = false
+			var hctx context.Context
+			hctx, hooks = withCommitHooks(ctx) // a re-run (group commit) starts with none
 			first, err := tx.MarkProcessed(ev.Seq, "")
 			if err != nil {
 				return err
@@ -311,7 +304,7 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 				skipped = true
 				return nil
 			}
-			return p.handle(ctx, tx, &ev)
+			return p.handle(hctx, tx, &ev)
 		})
 		if err == nil {
 			since := p.o.Now().Sub(ev.ReceivedAt)
@@ -320,13 +313,13 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 				p.o.Metrics.Event(string(ev.Type), "skipped", since)
 				return
 			}
+			hooks.run()
 			p.count(func(s *Stats) { s.Processed++; s.LastProcessed = ev.Seq })
-			p.o.Metrics.Event(string(ev.Type), "ok", since)
 			p.NotifyOutbox()
 			return
 		}
 		lastErr = err
-		p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", attempt).Msg("event handler failed")
+		p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", attempt).Msg("event transaction failed")
 		if attempt < p.o.HandleAttempts {
 			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 		}

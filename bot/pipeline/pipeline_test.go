@@ -99,7 +99,7 @@ func appendEvents(t *testing.T, st bot.Store, evs ...bot.Event) {
 }
 
 // welcomeHandler enqueues one action per event, keyed by the event.
-func welcomeHandler(calls *sync.Map) pipeline.HandleFunc {
+func welcomeHandler(calls *sync.Map) bot.HandlerFunc {
 	return func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
 		n, _ := calls.LoadOrStore(ev.Seq, new(int))
 		*(n.(*int))++
@@ -130,14 +130,18 @@ func TestEventsRunOnceAcrossRestart(t *testing.T) {
 	}
 	st.Close()
 
-	// Restart on the same file: nothing re-runs, nothing is re-sent.
+	// Restart on the same file: nothing re-runs, nothing is re-sent. A new
+	// event appended after the restart is handled and its action sent once
+	// the dispatcher has passed the old events and the relay has scanned the
+	// outbox, so waiting for it proves the restart had its chance to redo work.
 	st = openStore(t, dir)
 	defer st.Close()
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm-new", WelcomeCode: "new", DedupeKey: "k-new"})
 	p2, stop2 := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec})
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the post-restart event's action sent", func() bool { return len(rec.sentKeys()) == 21 })
 	stop2()
-	if s := p2.Stats(); s.Processed != 0 || s.Sent != 0 {
-		t.Fatalf("restart re-ran work: %+v", s)
+	if s := p2.Stats(); s.Processed != 1 || s.Sent != 1 {
+		t.Fatalf("restart re-ran work: %+v, want only the new event processed and sent", s)
 	}
 	calls.Range(func(k, v any) bool {
 		if *(v.(*int)) != 1 {
