@@ -71,6 +71,23 @@ func LoadDefault() *Scenario {
 	return sc
 }
 
+// LoadEmbedded is LoadDefault returning the error instead of panicking.
+func LoadEmbedded() (*Scenario, error) { return loadDefault() }
+
+// LoadIfChanged reads the scenario at p and compiles it, unless its files
+// are those of version (then it returns nil, nil): reloading an unchanged
+// source is a cheap no-op.
+func LoadIfChanged(p, version string) (*Scenario, error) {
+	files, err := readSource(p)
+	if err != nil {
+		return nil, err
+	}
+	if hashFiles(files) == version {
+		return nil, nil
+	}
+	return build(p, files)
+}
+
 func loadDefault() (*Scenario, error) {
 	entries, err := fs.ReadDir(defaultFS, "default")
 	if err != nil {
@@ -121,7 +138,7 @@ func readSource(p string) ([]sourceFile, error) {
 	var files []sourceFile
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") || !isYAMLName(name) {
+		if e.IsDir() || strings.HasPrefix(name, ".") || !IsYAMLName(name) {
 			continue
 		}
 		full := filepath.Join(p, name)
@@ -138,7 +155,8 @@ func readSource(p string) ([]sourceFile, error) {
 	return files, nil
 }
 
-func isYAMLName(name string) bool {
+// IsYAMLName reports whether a file name is a scenario file (.yaml, .yml).
+func IsYAMLName(name string) bool {
 	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/wecombot/wecombot/bot/ai/guard"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -48,7 +49,7 @@ func FuzzGuardReply(f *testing.F) {
 		if utf8.ValidString(reply) && utf8.RuneCountInString(out) > a.MaxReplyChars {
 			t.Fatalf("reply over max_reply_chars: %d", utf8.RuneCountInString(out))
 		}
-		if containsAny(out, a.BannedWords) {
+		if guard.ContainsAny(out, a.BannedWords) {
 			t.Fatalf("banned word passed: %q", out)
 		}
 		if unsupportedPrice(out, priceAmounts("满 25 元起送"), "积分: 120") {

@@ -5,89 +5,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/wecombot/wecombot/bot/ai/guard"
 	"github.com/wecombot/wecombot/scenarios"
 )
-
-// MaxInputChars caps a member's message before it reaches the prompt: a
-// longer one is cut (the member still gets an answer to its beginning).
-const MaxInputChars = 500
-
-// Verdict is what the input guard decided about a member's message.
-type Verdict int
-
-// Input verdicts, in the order they are checked.
-const (
-	// VerdictOK: ask the model.
-	VerdictOK Verdict = iota
-	// VerdictHandoff: the member asked for a human (handoff_words).
-	VerdictHandoff
-	// VerdictNegative: the member is upset (negative_words): a human takes over.
-	VerdictNegative
-	// VerdictBanned: the message contains a banned word; answer with the fallback.
-	VerdictBanned
-	// VerdictInjection: the message tries to get the system prompt or other
-	// members' data; answer with the refusal.
-	VerdictInjection
-)
-
-func (v Verdict) String() string {
-	return [...]string{"ok", "handoff", "negative", "banned", "injection"}[v]
-}
-
-// Refusal answers prompt-injection attempts. It names nothing of the
-// prompt and nothing of anyone.
-const Refusal = "抱歉，这个我不能提供。我只能回答你自己的会员信息和门店相关的问题哦～"
-
-// injection matches requests for the system prompt, for ignoring the
-// instructions, or for other people's data. Matching is on lower-cased text.
-var injection = regexp.MustCompile(strings.Join([]string{
-	`system\s*prompt`, `(ignore|disregard|forget)\s+(all\s+|the\s+|your\s+)?(previous|above|prior|earlier)`,
-	`(reveal|show|print|repeat)\s+(me\s+)?(your|the)\s+(prompt|instructions|rules)`, `developer\s+mode`, `jailbreak`,
-	`系统提示`, `提示词`, `系统设定`, `你的设定`, `(你的|原始|初始)(指令|规则|人设)`, `忽略(之前|以上|上面|前面|所有)`,
-	`(其他|别的|其它|所有)(客户|会员|用户|顾客|人)的`, `别人的(积分|订单|手机|电话|信息|资料|券|地址)`,
-	`(所有|全部)(客户|会员|用户)(的)?(名单|列表|信息|资料|手机)`,
-}, "|"))
-
-// CheckInput decides how to treat a member's message under the scenario's
-// ai section. The engine calls it inside the event's transaction, so it is
-// pure and fast.
-func CheckInput(a *scenarios.AI, text string) Verdict {
-	if a == nil {
-		return VerdictOK
-	}
-	if containsAny(text, a.HandoffWords) {
-		return VerdictHandoff
-	}
-	if containsAny(text, a.NegativeWords) {
-		return VerdictNegative
-	}
-	if containsAny(text, a.BannedWords) {
-		return VerdictBanned
-	}
-	if injection.MatchString(strings.ToLower(text)) {
-		return VerdictInjection
-	}
-	return VerdictOK
-}
-
-// CapInput trims text and cuts it to MaxInputChars runes.
-func CapInput(text string) string {
-	text = strings.TrimSpace(text)
-	if utf8.RuneCountInString(text) <= MaxInputChars {
-		return text
-	}
-	return string([]rune(text)[:MaxInputChars])
-}
-
-func containsAny(text string, words []string) bool {
-	low := strings.ToLower(text)
-	for _, w := range words {
-		if w != "" && strings.Contains(low, strings.ToLower(w)) {
-			return true
-		}
-	}
-	return false
-}
 
 // Output problems the reply guard found.
 const (
@@ -118,7 +38,7 @@ func GuardReply(a *scenarios.AI, reply string, hits []Hit, allowed string) (out 
 	if a == nil {
 		return reply, nil, true
 	}
-	if containsAny(reply, a.BannedWords) {
+	if guard.ContainsAny(reply, a.BannedWords) {
 		return "", []string{IssueBanned}, false
 	}
 	if leaksPersona(a.Persona, reply) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wecombot/wecombot/bot/ai/guard"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -201,37 +202,10 @@ func (r *Replier) offline(q Question, ans Answer) Answer {
 	if len(ans.Hits) > 0 && ans.Hits[0].Coverage >= min {
 		ans.Text, ans.Source = strings.TrimSpace(ans.Hits[0].Doc.A), SourceOffline
 	} else {
-		ans.Text, ans.Source = FallbackText(q.Scenario, q.Data), SourceFallback
+		ans.Text, ans.Source = guard.FallbackText(q.Scenario, q.Data), SourceFallback
 	}
 	if q.OnText != nil {
 		q.OnText(ans.Text)
 	}
 	return ans
-}
-
-// builtinFallback answers when the scenario has no fallback text.
-const builtinFallback = "这个问题我还不太确定，已经记下来请同事确认，稍后回复你。"
-
-// FallbackText renders the scenario's ai.fallback for the asker.
-func FallbackText(sc *scenarios.Scenario, data scenarios.TemplateData) string {
-	if sc == nil || sc.AI == nil || sc.AI.Fallback == nil || sc.AI.Fallback.Source() == "" {
-		return builtinFallback
-	}
-	s, _ := sc.AI.Fallback.Render(data)
-	if strings.TrimSpace(s) == "" {
-		return builtinFallback
-	}
-	return s
-}
-
-// RefusalText renders the scenario's ai.refusal (or the built-in one).
-func RefusalText(sc *scenarios.Scenario, data scenarios.TemplateData) string {
-	if sc == nil || sc.AI == nil || sc.AI.Refusal == nil {
-		return Refusal
-	}
-	s, _ := sc.AI.Refusal.Render(data)
-	if strings.TrimSpace(s) == "" {
-		return Refusal
-	}
-	return s
 }

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
-	"github.com/wecombot/wecombot/bot/ai"
+	"github.com/wecombot/wecombot/bot/ai/guard"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -32,7 +32,7 @@ func (r *run) aiFallback(ms *memberState, surface, text string) (bool, error) {
 		// A tool call's stand-in message ("打卡") never asks the model again.
 		return false, nil
 	}
-	text = ai.CapInput(text)
+	text = guard.CapInput(text)
 	if text == "" {
 		return false, nil
 	}
@@ -48,14 +48,14 @@ func (r *run) aiFallback(ms *memberState, surface, text string) (bool, error) {
 	default:
 		return false, nil
 	}
-	verdict := ai.CheckInput(a, text)
-	if surface == scenarios.SurfaceApp && (verdict == ai.VerdictHandoff || verdict == ai.VerdictNegative) {
+	verdict := guard.CheckInput(a, text)
+	if surface == scenarios.SurfaceApp && (verdict == guard.VerdictHandoff || verdict == guard.VerdictNegative) {
 		// Staff asking the internal assistant for a human is just a question.
-		verdict = ai.VerdictOK
+		verdict = guard.VerdictOK
 	}
 	r.log.Debug().Str("verdict", verdict.String()).Str("surface", surface).Msg("ai fallback")
 	switch verdict {
-	case ai.VerdictHandoff, ai.VerdictNegative:
+	case guard.VerdictHandoff, guard.VerdictNegative:
 		if err := r.handoff(ms, verdict.String()); err != nil {
 			return true, err
 		}
@@ -63,10 +63,10 @@ func (r *run) aiFallback(ms *memberState, surface, text string) (bool, error) {
 			return true, nil
 		}
 		return true, r.aiFixed(&p, verdict, r.render(a.HandoffReply, r.sc.DataFor(ms.m)))
-	case ai.VerdictBanned:
-		return true, r.aiFixed(&p, verdict, ai.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
-	case ai.VerdictInjection:
-		return true, r.aiFixed(&p, verdict, ai.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
+	case guard.VerdictBanned:
+		return true, r.aiFixed(&p, verdict, guard.FallbackText(r.sc, r.aiData(ms, p.StaffID)))
+	case guard.VerdictInjection:
+		return true, r.aiFixed(&p, verdict, guard.RefusalText(r.sc, r.aiData(ms, p.StaffID)))
 	}
 	scope := "kf|" + p.MemberID
 	if p.MemberID == "" {
@@ -97,17 +97,17 @@ func (r *run) aibotText() error {
 		return nil
 	}
 	p := bot.AIReply{Surface: bot.AISurfaceAIBot, StaffID: ev.StaffID, ChatID: ev.ChatID, StreamID: streamID,
-		ResponseURL: ev.Data["response_url"], Text: ai.CapInput(ev.Content), Ref: r.ref}
+		ResponseURL: ev.Data["response_url"], Text: guard.CapInput(ev.Content), Ref: r.ref}
 	a := r.sc.AI
 	if a == nil {
 		p.Answer = aiOff
 		return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
 	}
-	switch v := ai.CheckInput(a, p.Text); v {
-	case ai.VerdictBanned:
-		return r.aiFixed(&p, v, ai.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
-	case ai.VerdictInjection:
-		return r.aiFixed(&p, v, ai.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
+	switch v := guard.CheckInput(a, p.Text); v {
+	case guard.VerdictBanned:
+		return r.aiFixed(&p, v, guard.FallbackText(r.sc, r.aiData(nil, p.StaffID)))
+	case guard.VerdictInjection:
+		return r.aiFixed(&p, v, guard.RefusalText(r.sc, r.aiData(nil, p.StaffID)))
 	}
 	allowed, err := r.allowAI("aibot|"+p.StaffID, a.RateLimit)
 	if err != nil {
@@ -155,7 +155,7 @@ func (r *run) handoff(ms *memberState, reason string) error {
 			why = reason
 		}
 		text := fmt.Sprintf("客户%s（来自%s，阶段：%s）%s，请尽快在企业微信回复。最近消息：%s",
-			data.Name, orDash(data.Channel), orDash(data.StageName), why, ai.CapInput(r.ev.Content))
+			data.Name, orDash(data.Channel), orDash(data.StageName), why, guard.CapInput(r.ev.Content))
 		if err := r.enqueue(bot.ActionStaffMessage, "handoff|"+r.ref, ms.m.ExternalUserID,
 			bot.StaffMessage{ToUsers: to, Text: text}, time.Time{}, time.Time{}); err != nil {
 			return err
@@ -170,7 +170,7 @@ func (r *run) handoff(ms *memberState, reason string) error {
 // (hand-off reply, refusal, fallback): the reply still goes through the AI
 // sender, which delivers it on the message's surface, remembers it and
 // counts the verdict.
-func (r *run) aiFixed(p *bot.AIReply, v ai.Verdict, text string) error {
+func (r *run) aiFixed(p *bot.AIReply, v guard.Verdict, text string) error {
 	p.Verdict = v.String()
 	return r.aiDirect(p, text)
 }

@@ -35,7 +35,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
-	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/scenarios"
 )
@@ -67,16 +66,41 @@ type Engine struct {
 	// they point at (see WithLinks). Nil links: features send no links.
 	links   *signlink.Signer
 	baseURL string
-	// metrics records coupon issues and stock alerts (nil: none).
-	metrics *metrics.Metrics
+	// metrics counts coupon issues, stock alerts and referrals (never nil).
+	metrics Counters
 	// codeRand feeds generated coupon codes (nil: crypto/rand; simulate
 	// makes it deterministic).
 	codeRand io.Reader
 }
 
-// WithMetrics records coupon and referral counters into m.
-func (e *Engine) WithMetrics(m *metrics.Metrics) *Engine {
-	e.metrics = m
+// Counters is what the engine counts; bot/metrics implements it for
+// Prometheus. The engine owns this interface so it needs no metrics library.
+type Counters interface {
+	CouponIssued(pool, hook string)
+	CouponRedeemed(pool, hook string)
+	CouponEmpty(pool string)
+	CouponStockAlert(pool string)
+	CouponStock(pool string, n int)
+	// Referral counts an invite's outcome (counted, pending, void, self, repeat, existing).
+	Referral(result string)
+}
+
+// noCounters counts nothing (an engine without WithMetrics).
+type noCounters struct{}
+
+func (noCounters) CouponIssued(string, string)   {}
+func (noCounters) CouponRedeemed(string, string) {}
+func (noCounters) CouponEmpty(string)            {}
+func (noCounters) CouponStockAlert(string)       {}
+func (noCounters) CouponStock(string, int)       {}
+func (noCounters) Referral(string)               {}
+
+// WithMetrics records coupon and referral counters into c (nil: none).
+func (e *Engine) WithMetrics(c Counters) *Engine {
+	if c == nil {
+		c = noCounters{}
+	}
+	e.metrics = c
 	return e
 }
 
@@ -105,7 +129,7 @@ func New(current func() *scenarios.Scenario, log zerolog.Logger, now func() time
 	if now == nil {
 		now = time.Now
 	}
-	return &Engine{scenario: current, log: log.With().Str("component", "engine").Logger(), now: now}
+	return &Engine{scenario: current, log: log.With().Str("component", "engine").Logger(), now: now, metrics: noCounters{}}
 }
 
 // Handle applies ev inside tx. It returns an error only when the store

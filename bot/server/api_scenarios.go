@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/scenarios/holder"
 )
 
 // ScenarioControl is what the console needs from the running scenarios:
 // cmd/wecombot implements it over the hot-reload holder and the engine.
 type ScenarioControl interface {
 	// Status is the holder's snapshot (version, load time, last reload error).
-	Status() scenarios.HolderStatus
+	Status() holder.Status
 	// Files returns the source files of the scenario in force.
 	Files() ([]ScenarioFile, error)
 	// Reload rebuilds the scenario from its source now; a failure keeps the

@@ -24,6 +24,7 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/scenarios/holder"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
 
@@ -539,8 +540,8 @@ type fakeScenarios struct {
 	reloads   int
 }
 
-func (c *fakeScenarios) Status() scenarios.HolderStatus {
-	st := scenarios.HolderStatus{Source: c.sc.Source, Version: c.sc.Version, LoadedAt: c.sc.LoadedAt, Files: c.sc.Files, Reloads: c.reloads}
+func (c *fakeScenarios) Status() holder.Status {
+	st := holder.Status{Source: c.sc.Source, Version: c.sc.Version, LoadedAt: c.sc.LoadedAt, Files: c.sc.Files, Reloads: c.reloads}
 	if c.reloadErr != nil {
 		st.LastError = c.reloadErr.Error()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/scenarios/holder"
 )
 
 // consoleScenarios gives the operator console the running scenarios: their
@@ -20,7 +21,7 @@ type consoleScenarios struct{ app *engineApp }
 
 var _ server.ScenarioControl = consoleScenarios{}
 
-func (c consoleScenarios) Status() scenarios.HolderStatus { return c.app.holder.Status() }
+func (c consoleScenarios) Status() holder.Status { return c.app.holder.Status() }
 
 func (c consoleScenarios) Reload() error { return c.app.Reload("admin API") }
 

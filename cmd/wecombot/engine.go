@@ -17,12 +17,13 @@ import (
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/config"
 	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/scenarios/holder"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
 
 // engineApp ties the scenario holder (hot reload) to the engine.
 type engineApp struct {
-	holder *scenarios.Holder
+	holder *holder.Holder
 	engine *engine.Engine
 	log    zerolog.Logger
 	m      *metrics.Metrics
@@ -32,7 +33,7 @@ type engineApp struct {
 }
 
 func newEngine(_ context.Context, cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (*engineApp, error) {
-	h, err := scenarios.NewHolder(cfg.Scenarios)
+	h, err := holder.New(cfg.Scenarios)
 	if err != nil {
 		return nil, fmt.Errorf("scenarios:\n%w", err)
 	}

@@ -1,4 +1,7 @@
-package scenarios
+// Package holder keeps the scenario in force and swaps it on reload (SIGHUP,
+// the admin API, or a file watch). It lives outside package scenarios so
+// reading a scenario's schema doesn't drag in a file watcher.
+package holder
 
 import (
 	"context"
@@ -13,6 +16,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 // DebounceDelay is how long Watch waits after the last file event before
@@ -26,7 +31,7 @@ const DebounceDelay = 200 * time.Millisecond
 type Holder struct {
 	path string // "" for the embedded default
 
-	cur atomic.Pointer[Scenario]
+	cur atomic.Pointer[scenarios.Scenario]
 
 	mu        sync.Mutex // serializes reloads and guards the fields below
 	lastErr   error
@@ -37,17 +42,17 @@ type Holder struct {
 	checks int
 }
 
-// NewHolder loads the scenario at path ("" for the embedded demo) and
-// returns a Holder serving it. A first load that fails is an error: there is
-// no last good scenario to keep.
-func NewHolder(path string) (*Holder, error) {
+// New loads the scenario at path ("" for the embedded demo) and returns a
+// Holder serving it. A first load that fails is an error: there is no last
+// good scenario to keep.
+func New(path string) (*Holder, error) {
 	h := &Holder{path: path}
-	var sc *Scenario
+	var sc *scenarios.Scenario
 	var err error
 	if path == "" {
-		sc, err = loadDefault()
+		sc, err = scenarios.LoadEmbedded()
 	} else {
-		sc, err = Load(path)
+		sc, err = scenarios.Load(path)
 	}
 	if err != nil {
 		return nil, err
@@ -56,9 +61,9 @@ func NewHolder(path string) (*Holder, error) {
 	return h, nil
 }
 
-// NewStaticHolder serves sc and never reloads (Reload is a no-op); for
-// simulate and tests.
-func NewStaticHolder(sc *Scenario) *Holder {
+// NewStatic serves sc and never reloads (Reload is a no-op); for simulate
+// and tests.
+func NewStatic(sc *scenarios.Scenario) *Holder {
 	h := &Holder{}
 	h.cur.Store(sc)
 	return h
@@ -66,7 +71,7 @@ func NewStaticHolder(sc *Scenario) *Holder {
 
 // Current returns the scenario in force. Callers take it once per event
 // and use that one throughout, so a reload never splits an event.
-func (h *Holder) Current() *Scenario { return h.cur.Load() }
+func (h *Holder) Current() *scenarios.Scenario { return h.cur.Load() }
 
 // Path returns the watched path ("" for the embedded default).
 func (h *Holder) Path() string { return h.path }
@@ -85,8 +90,8 @@ func (h *Holder) LastError() error {
 	return h.lastErr
 }
 
-// HolderStatus describes the holder for /healthz, the admin API and logs.
-type HolderStatus struct {
+// Status describes the holder for /healthz, the admin API and logs.
+type Status struct {
 	Source   string    `json:"source"`
 	Version  string    `json:"version"`
 	LoadedAt time.Time `json:"loaded_at"`
@@ -99,11 +104,11 @@ type HolderStatus struct {
 }
 
 // Status returns a snapshot of the holder.
-func (h *Holder) Status() HolderStatus {
+func (h *Holder) Status() Status {
 	sc := h.Current()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := HolderStatus{Source: sc.Source, Version: sc.Version, LoadedAt: sc.LoadedAt, Files: sc.Files,
+	st := Status{Source: sc.Source, Version: sc.Version, LoadedAt: sc.LoadedAt, Files: sc.Files,
 		LastErrorAt: h.lastErrAt, Reloads: h.reloads, Failures: h.failures}
 	if h.lastErr != nil {
 		st.LastError = h.lastErr.Error()
@@ -129,17 +134,13 @@ func (h *Holder) reload() (changed bool, err error) {
 		return false, nil
 	}
 	h.checks++
-	files, err := readSource(h.path)
-	var sc *Scenario
-	if err == nil {
-		if hashFiles(files) == h.Current().Version {
-			// Unchanged (or back to the scenario in force after a broken edit:
-			// then report it, so "last reload ok" turns green again).
-			recovered := h.lastErr != nil
-			h.lastErr = nil
-			return recovered, nil
-		}
-		sc, err = build(h.path, files)
+	sc, err := scenarios.LoadIfChanged(h.path, h.Current().Version)
+	if err == nil && sc == nil {
+		// Unchanged (or back to the scenario in force after a broken edit:
+		// then report it, so "last reload ok" turns green again).
+		recovered := h.lastErr != nil
+		h.lastErr = nil
+		return recovered, nil
 	}
 	if err != nil {
 		h.failures++
@@ -208,7 +209,7 @@ func (h *Holder) Watch(ctx context.Context, log zerolog.Logger, onReload func(er
 			changed, err := h.reload()
 			switch {
 			case err != nil:
-				var ve ValidationError
+				var ve scenarios.ValidationError
 				ev := log.Error().Str("path", h.path)
 				if errors.As(err, &ve) {
 					ev = ev.Int("problems", len(ve)).Strs("problems_list", problemStrings(ve, 20))
@@ -240,10 +241,10 @@ func (h *Holder) relevant(dir, name string) bool {
 	if dir != h.path {
 		return base == filepath.Base(h.path)
 	}
-	return name == dir || (isYAMLName(base) && !strings.HasPrefix(base, "."))
+	return name == dir || (scenarios.IsYAMLName(base) && !strings.HasPrefix(base, "."))
 }
 
-func problemStrings(ve ValidationError, limit int) []string {
+func problemStrings(ve scenarios.ValidationError, limit int) []string {
 	out := make([]string, 0, min(len(ve), limit))
 	for i, p := range ve {
 		if i == limit {

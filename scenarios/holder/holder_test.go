@@ -1,4 +1,4 @@
-package scenarios
+package holder
 
 import (
 	"context"
@@ -11,7 +11,26 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/scenarios"
 )
+
+// base is the smallest valid scenario; cases append to it.
+const base = `brand:
+  name: 测试茶
+tags:
+  阶段: [A, I, P, L, 流失]
+  渠道: [来源-小红书]
+`
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 const goodV1 = base + `
 welcome:
@@ -35,7 +54,7 @@ func TestHolderReloadKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "scenario.yaml")
 	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
-	h, err := NewHolder(file)
+	h, err := New(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +71,7 @@ func TestHolderReloadKeepsLastGood(t *testing.T) {
 	// A broken edit fails with file:line and keeps v1.
 	writeFiles(t, dir, map[string]string{"scenario.yaml": broken})
 	err = h.Reload()
-	var ve ValidationError
+	var ve scenarios.ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), file+":9: welcome.default.text: bad template") {
 		t.Fatalf("want a ValidationError naming the line, got %v", err)
 	}
@@ -84,11 +103,11 @@ func TestHolderReloadKeepsLastGood(t *testing.T) {
 }
 
 func TestHolderEmbedded(t *testing.T) {
-	h, err := NewHolder("")
+	h, err := New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Current().Source != EmbeddedSource || h.Reload() != nil {
+	if h.Current().Source != scenarios.EmbeddedSource || h.Reload() != nil {
 		t.Fatal("embedded holder")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -96,7 +115,7 @@ func TestHolderEmbedded(t *testing.T) {
 	if err := h.Watch(ctx, zerolog.Nop(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if NewStaticHolder(h.Current()).Current() != h.Current() {
+	if NewStatic(h.Current()).Current() != h.Current() {
 		t.Fatal("static holder")
 	}
 }
@@ -104,7 +123,7 @@ func TestHolderEmbedded(t *testing.T) {
 func TestNewHolderFailsOnBadSource(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"s.yaml": broken})
-	if _, err := NewHolder(filepath.Join(dir, "s.yaml")); err == nil {
+	if _, err := New(filepath.Join(dir, "s.yaml")); err == nil {
 		t.Fatal("want error")
 	}
 }
@@ -139,7 +158,7 @@ func TestWatchFileReplacedByRename(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "scenario.yaml")
 	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
-	h, err := NewHolder(file)
+	h, err := New(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +218,7 @@ func TestWatchFileReplacedByRename(t *testing.T) {
 func TestWatchDirectory(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"a.yaml": goodV1})
-	h, err := NewHolder(dir)
+	h, err := New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +232,7 @@ func TestWatchDirectory(t *testing.T) {
 	if err := r.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	if rule := h.Current().Match(SurfaceKf, "价格"); rule == nil {
+	if rule := h.Current().Match(scenarios.SurfaceKf, "价格"); rule == nil {
 		t.Fatal("new file in the directory should be merged")
 	}
 }
