@@ -2,12 +2,14 @@
 // outbox actions (bot.Sender) through github.com/silenceper/wechat/v2, with
 // our own access-token handling, classified errors and metrics.
 //
-// One WeCom API base per process: the library hard-codes
-// https://qyapi.weixin.qq.com and only offers process-wide hooks
-// (util.SetURIModifier, util.DefaultHTTPClient). New installs them once and
-// points them at the newest Client's base, proxy and timeout; library calls of
-// an older Client then go to the newest one's base. Tests that build several
-// Clients must therefore run sequentially (no t.Parallel).
+// Several Clients per process, each with its own base, proxy and timeout:
+// the library hard-codes https://qyapi.weixin.qq.com and only offers
+// process-wide hooks (util.SetURIModifier, util.DefaultHTTPClient), so New
+// installs them once and every Client tags the credential it hands the
+// library (access_token, robot webhook key) with its id; the hooks read the
+// tag off each request, strip it, and send the request to that Client's base
+// through that Client's transport. A library request without a tag is refused,
+// never sent to WeCom's real host.
 package wecomapi
 
 import (
@@ -19,6 +21,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +94,7 @@ type Config struct {
 
 // Client calls WeCom. It is safe for concurrent use.
 type Client struct {
+	id      uint64 // tags the library's requests (see route)
 	cfg     Config
 	base    string
 	log     zerolog.Logger
@@ -146,6 +151,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	c := &Client{
+		id:      clientIDs.Add(1),
 		cfg:     cfg,
 		base:    strings.TrimRight(base.String(), "/"),
 		log:     cfg.Logger.With().Str("component", "wecomapi").Logger(),
@@ -164,21 +170,23 @@ func New(cfg Config) (*Client, error) {
 	// ours, so it has no reason to fetch a token (and no secret to leak in
 	// an error URL) itself.
 	w := work.NewWork(&workconfig.Config{CorpID: cfg.CorpID, AgentID: cfg.AgentID, Cache: cache.NewMemory()})
-	w.GetContext().AccessTokenHandle = libraryHandle{c.appToken}
+	w.GetContext().AccessTokenHandle = libraryHandle{c.appToken, c.id}
 	c.contact = w.GetExternalContact()
 	c.message = w.GetMessage()
 	c.robot = w.GetRobot()
 	// kf.NewClient builds its own token handle in an unexported field; it
 	// reads the token from the cache we give it, so that cache answers
 	// token keys from our token source.
-	c.kf, err = kf.NewClient(&workconfig.Config{CorpID: cfg.CorpID, Cache: tokenCache{Cache: cache.NewMemory(), ts: c.kfToken}})
+	c.kf, err = kf.NewClient(&workconfig.Config{CorpID: cfg.CorpID, Cache: tokenCache{Cache: cache.NewMemory(), ts: c.kfToken, id: c.id}})
 	if err != nil {
 		return nil, fmt.Errorf("wecom: kf client: %w", err)
 	}
 	c.tags = newTagResolver(c)
 
 	installLibraryHooks()
-	current.Store(&route{base: c.base, rt: c.transport})
+	routes.Store(c.id, &route{base: c.base, rt: c.transport})
+	// The route goes when the Client does (tests and bench build many).
+	runtime.AddCleanup(c, func(id uint64) { routes.Delete(id) }, c.id)
 	return c, nil
 }
 
@@ -427,15 +435,23 @@ func (c *Client) getToken(ctx context.Context, tokenURL string) (string, time.Du
 	return body.AccessToken, time.Duration(body.ExpiresIn) * time.Second, nil
 }
 
-// libraryHandle gives the library our token (credential.AccessTokenHandle).
-type libraryHandle struct{ ts *tokenSource }
+// libraryHandle gives the library our token, tagged with the Client's id
+// (credential.AccessTokenHandle).
+type libraryHandle struct {
+	ts *tokenSource
+	id uint64
+}
 
 func (h libraryHandle) GetAccessToken() (string, error) {
-	return h.ts.get(context.Background())
+	return h.GetAccessTokenContext(context.Background())
 }
 
 func (h libraryHandle) GetAccessTokenContext(ctx context.Context) (string, error) {
-	return h.ts.get(ctx)
+	token, err := h.ts.get(ctx)
+	if err != nil {
+		return "", err
+	}
+	return tagCredential(h.id, token), nil
 }
 
 // tokenCache is the kf client's cache: token keys come from our token
@@ -443,6 +459,7 @@ func (h libraryHandle) GetAccessTokenContext(ctx context.Context) (string, error
 type tokenCache struct {
 	cache.Cache
 	ts *tokenSource
+	id uint64
 }
 
 func isTokenKey(key string) bool { return strings.Contains(key, "_access_token_") }
@@ -453,7 +470,7 @@ func (t tokenCache) Get(key string) any {
 		if err != nil {
 			return nil
 		}
-		return token
+		return tagCredential(t.id, token)
 	}
 	return t.Cache.Get(key)
 }
@@ -472,8 +489,9 @@ func (t tokenCache) IsExist(key string) bool {
 	return t.Cache.IsExist(key)
 }
 
-// ---- process-wide library hooks ----
+// ---- process-wide library hooks, routed per Client ----
 
+// route is where one Client's library requests go.
 type route struct {
 	base string
 	rt   http.RoundTripper
@@ -481,11 +499,25 @@ type route struct {
 
 var (
 	hooksOnce sync.Once
-	current   atomic.Pointer[route]
+	clientIDs atomic.Uint64
+	routes    sync.Map // Client id → *route
 )
 
+// The library puts the credentials we give it into the query string
+// (access_token=…, key=…). Ours carry credentialTag<id>~ in front; the URI
+// hook moves the id to the clientParam parameter, which the transport reads
+// and removes before the request leaves.
+const (
+	credentialTag = "wecombot~"
+	clientParam   = "wecombot_client"
+)
+
+func tagCredential(id uint64, credential string) string {
+	return credentialTag + strconv.FormatUint(id, 10) + "~" + credential
+}
+
 // installLibraryHooks points the library's hard-coded host and shared HTTP
-// client at the current route. It runs once; New only swaps the route.
+// client at the per-Client routes. It runs once.
 func installLibraryHooks() {
 	hooksOnce.Do(func() {
 		util.SetURIModifier(rewriteURI)
@@ -493,22 +525,57 @@ func installLibraryHooks() {
 	})
 }
 
+// rewriteURI strips the Client tag from the credential in uri, points uri
+// at that Client's base and records the Client in clientParam.
 func rewriteURI(uri string) string {
-	r := current.Load()
-	if r == nil || r.base == DefaultAPIBase || !strings.HasPrefix(uri, DefaultAPIBase+"/") {
-		return uri
+	for _, param := range []string{"access_token=", "key="} {
+		i := strings.Index(uri, param+credentialTag)
+		if i < 0 || (i > 0 && uri[i-1] != '?' && uri[i-1] != '&') {
+			continue
+		}
+		tagStart := i + len(param)
+		idStart := tagStart + len(credentialTag)
+		idEnd := strings.IndexByte(uri[idStart:], '~')
+		if idEnd < 0 {
+			return uri
+		}
+		id := uri[idStart : idStart+idEnd]
+		uri = uri[:tagStart] + uri[idStart+idEnd+1:]
+		if v, ok := routes.Load(parseID(id)); ok {
+			if r := v.(*route); r.base != DefaultAPIBase && strings.HasPrefix(uri, DefaultAPIBase+"/") {
+				uri = r.base + strings.TrimPrefix(uri, DefaultAPIBase)
+			}
+		}
+		return uri + "&" + clientParam + "=" + id
 	}
-	return r.base + strings.TrimPrefix(uri, DefaultAPIBase)
+	return uri
 }
 
-// routeTransport sends library requests through the current Client's transport.
+func parseID(s string) uint64 {
+	id, _ := strconv.ParseUint(s, 10, 64)
+	return id
+}
+
+// routeTransport sends a library request through the transport of the
+// Client that made it, without our clientParam.
 type routeTransport struct{}
 
 func (routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if r := current.Load(); r != nil {
-		return r.rt.RoundTrip(req)
+	// rewriteURI appended the parameter last; cutting it off leaves the
+	// library's query exactly as it was written.
+	raw, id, found := strings.Cut(req.URL.RawQuery, "&"+clientParam+"=")
+	v, ok := routes.Load(parseID(id))
+	if !found || !ok {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("wecom: library request to %s came from no live wecomapi.Client (its credential carried no client tag)", req.URL.Path)
 	}
-	return http.DefaultTransport.RoundTrip(req)
+	out := req.Clone(req.Context())
+	u := *req.URL
+	u.RawQuery = raw
+	out.URL = &u
+	return v.(*route).rt.RoundTrip(out)
 }
 
 // maxResponseBytes bounds what we read from WeCom; its JSON answers are small.

@@ -16,6 +16,7 @@ import (
 )
 
 func TestTokenRefusedRefreshesAndRetriesOnce(t *testing.T) {
+	t.Parallel()
 	for _, code := range []int64{42001, 40014} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			e := setup(t)
@@ -42,6 +43,7 @@ func TestTokenRefusedRefreshesAndRetriesOnce(t *testing.T) {
 }
 
 func TestExpiredTokensAreReplaced(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	if _, _, err := e.client.Send(ctx, welcome(t, "wc-1")); err != nil {
@@ -60,6 +62,7 @@ func TestExpiredTokensAreReplaced(t *testing.T) {
 }
 
 func TestTokenStillRefusedAfterRefreshIsRetryable(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.FailNext(fakewecom.APIMessageSend, 42001, 2)
 	a := action(t, bot.ActionStaffMessage, bot.StaffMessage{ToUsers: []string{"zhangsan"}, Text: "hi"})
@@ -73,6 +76,7 @@ func TestTokenStillRefusedAfterRefreshIsRetryable(t *testing.T) {
 }
 
 func TestTokenRefreshedEarly(t *testing.T) {
+	t.Parallel()
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
 	e := setup(t, func(c *wecomapi.Config) { c.Now = func() time.Time { return time.Unix(now.Load(), 0) } })
@@ -89,6 +93,7 @@ func TestTokenRefreshedEarly(t *testing.T) {
 }
 
 func TestSystemBusyIsRetriedByTheOutbox(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.FailNext(fakewecom.APISendWelcomeMsg, -1, 2)
 	ctx := context.Background()
@@ -112,6 +117,7 @@ func TestSystemBusyIsRetriedByTheOutbox(t *testing.T) {
 }
 
 func TestWelcomeCodeUsedIsFinal(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	if _, _, err := e.client.Send(ctx, welcome(t, "wc-once")); err != nil {
@@ -131,6 +137,7 @@ func TestWelcomeCodeUsedIsFinal(t *testing.T) {
 }
 
 func TestWelcomeAfterNotAfterIsSkipped(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	e := setup(t, func(c *wecomapi.Config) { c.Now = func() time.Time { return now } })
 	a := welcome(t, "wc-late")
@@ -145,6 +152,7 @@ func TestWelcomeAfterNotAfterIsSkipped(t *testing.T) {
 }
 
 func TestUntrustedIPIsFinalAndExplained(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.FailNext(fakewecom.APISendWelcomeMsg, 60020, 1)
 	_, retry, err := e.client.Send(context.Background(), welcome(t, "wc-ip"))
@@ -160,6 +168,7 @@ func TestUntrustedIPIsFinalAndExplained(t *testing.T) {
 }
 
 func TestPingReportsUntrustedIP(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.FailNext(fakewecom.APIGetCorpTagList, 60020, 1)
 	err := e.client.Ping(context.Background())
@@ -173,6 +182,7 @@ func TestPingReportsUntrustedIP(t *testing.T) {
 }
 
 func TestHTTPStatuses(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		status int
 		retry  bool
@@ -195,6 +205,7 @@ func TestHTTPStatuses(t *testing.T) {
 }
 
 func TestTimeoutIsRetryable(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *wecomapi.Config) { c.Timeout = 100 * time.Millisecond })
 	e.fake.Delay(fakewecom.APISendWelcomeMsg, 2*time.Second)
 	start := time.Now()
@@ -210,6 +221,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 }
 
 func TestGetTokenTimeoutAndNetworkErrorsAreRetryable(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *wecomapi.Config) { c.Timeout = 100 * time.Millisecond })
 	e.fake.Delay(fakewecom.APIGetToken, time.Second)
 	_, retry, err := e.client.Send(context.Background(), welcome(t, "wc-1"))
@@ -228,6 +240,7 @@ func TestGetTokenTimeoutAndNetworkErrorsAreRetryable(t *testing.T) {
 }
 
 func TestWrongSecretIsFinal(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.SetCredentials("ww-test", "the-right-one")
 	_, retry, err := e.client.Send(context.Background(), welcome(t, "wc-1"))
@@ -244,6 +257,7 @@ func TestWrongSecretIsFinal(t *testing.T) {
 }
 
 func TestConcurrentSendersShareOneToken(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.Delay(fakewecom.APIGetToken, 50*time.Millisecond) // make the callers overlap
 	var wg sync.WaitGroup
@@ -270,6 +284,7 @@ func TestConcurrentSendersShareOneToken(t *testing.T) {
 }
 
 func TestConcurrentExpiryRefreshesOnce(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	if err := e.client.Ping(ctx); err != nil {
@@ -293,6 +308,7 @@ func TestConcurrentExpiryRefreshesOnce(t *testing.T) {
 }
 
 func TestInvalidate(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	_ = e.client.Ping(ctx)
@@ -304,6 +320,7 @@ func TestInvalidate(t *testing.T) {
 }
 
 func TestKfUsesItsOwnSecret(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *wecomapi.Config) { c.KfSecret = "KF-SECRET" })
 	ctx := context.Background()
 	if _, _, err := e.client.Send(ctx, welcome(t, "wc-1")); err != nil {
@@ -324,6 +341,7 @@ func TestKfUsesItsOwnSecret(t *testing.T) {
 }
 
 func TestKfErrorsAreClassified(t *testing.T) {
+	t.Parallel()
 	// kf.SendMsg and kf.SyncMsg drop the errcode; the client recovers it.
 	for _, tc := range []struct {
 		api   string
@@ -365,6 +383,7 @@ func TestKfErrorsAreClassified(t *testing.T) {
 }
 
 func TestRobotErrors(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.SetRobotKeys("another-key")
 	_, retry, err := e.client.Send(context.Background(), action(t, bot.ActionRobot, bot.RobotMessage{Robot: "ops", Text: "hi"}))
@@ -384,6 +403,7 @@ func TestRobotErrors(t *testing.T) {
 }
 
 func TestSecretNeverInErrorsOrLogs(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *wecomapi.Config) { c.Timeout = 200 * time.Millisecond })
 	ctx := context.Background()
 	var errs []error
@@ -427,6 +447,7 @@ func TestSecretNeverInErrorsOrLogs(t *testing.T) {
 }
 
 func TestRetryHelper(t *testing.T) {
+	t.Parallel()
 	var slept []time.Duration
 	e := setup(t, func(c *wecomapi.Config) { c.Sleep = func(d time.Duration) { slept = append(slept, d) } })
 	e.fake.FailNext(fakewecom.APIKfSyncMsg, -1, 2)
@@ -449,6 +470,7 @@ func TestRetryHelper(t *testing.T) {
 }
 
 func TestCanceledContextIsRetryable(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -459,6 +481,7 @@ func TestCanceledContextIsRetryable(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	for name, cfg := range map[string]wecomapi.Config{
 		"no corp":   {Secret: "s"},
 		"no secret": {CorpID: "c"},
@@ -469,6 +492,56 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: New succeeded", name)
 		} else if strings.Contains(err.Error(), "pw@") {
 			t.Errorf("%s: error shows the proxy password: %v", name, err)
+		}
+	}
+}
+
+// Two Clients with different API bases in one process, used at once: each
+// one's library calls (welcome, kf, robot webhook) reach its own WeCom with
+// its own token and webhook key, and no routing parameter leaks to WeCom.
+func TestClientsWithDifferentBasesDoNotCrossTalk(t *testing.T) {
+	t.Parallel()
+	envs := []*env{
+		setup(t),
+		setup(t, func(c *wecomapi.Config) { c.Robots = map[string]string{"ops": "robot-key-2"} }),
+	}
+	const rounds = 20
+	var wg sync.WaitGroup
+	for _, e := range envs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			for i := range rounds {
+				for _, a := range []*bot.Action{
+					welcome(t, fmt.Sprintf("wc-%d", i)),
+					action(t, bot.ActionKfMessage, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Text: "hi"}),
+					action(t, bot.ActionRobot, bot.RobotMessage{Robot: "ops", Text: "hi"}),
+				} {
+					if _, _, err := e.client.Send(ctx, a); err != nil {
+						t.Errorf("send %s: %v", a.Kind, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, e := range envs {
+		for _, api := range []string{fakewecom.APISendWelcomeMsg, fakewecom.APIKfSendMsg, fakewecom.APIWebhookSend} {
+			if n := e.fake.Count(api); n != rounds {
+				t.Errorf("fake %d got %d %s calls, want %d (its own client's only)", i, n, api, rounds)
+			}
+		}
+		for _, c := range e.fake.Calls("") {
+			if c.Query.Has("wecombot_client") {
+				t.Errorf("fake %d saw the routing parameter: %v", i, c.Query)
+			}
+			if strings.Contains(c.Token, "wecombot~") || strings.Contains(c.Query.Get("key"), "wecombot~") {
+				t.Errorf("fake %d saw a tagged credential: %q %v", i, c.Token, c.Query)
+			}
+		}
+		if key := e.fake.Calls(fakewecom.APIWebhookSend)[0].Query.Get("key"); key != fmt.Sprintf("robot-key-%d", i+1) {
+			t.Errorf("fake %d got robot key %q", i, key)
 		}
 	}
 }

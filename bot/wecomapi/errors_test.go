@@ -12,6 +12,7 @@ import (
 )
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"https://qyapi.weixin.qq.com/cgi-bin/gettoken?corpid=ww1&corpsecret=SECRET-XYZ",
 			"https://qyapi.weixin.qq.com/cgi-bin/gettoken?corpid=ww1&corpsecret=REDACTED"},
@@ -32,6 +33,7 @@ func TestRedactURL(t *testing.T) {
 }
 
 func TestBackoffBounds(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		attempt  int
 		min, max time.Duration
@@ -61,6 +63,7 @@ func TestBackoffBounds(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err   error
 		retry bool
@@ -97,6 +100,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestHints(t *testing.T) {
+	t.Parallel()
 	for code, words := range map[int64]string{
 		48002: "客户联系",
 		60020: "企业可信IP",

@@ -17,7 +17,7 @@ import (
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
 
-// These tests share the library's process-wide hooks: no t.Parallel.
+// Each test builds its own Client and fake WeCom, so tests run in parallel.
 
 const testSecret = "SECRET-XYZ"
 

@@ -326,7 +326,7 @@ func (c *Client) robotMessage(ctx context.Context, a *bot.Action) (bot.SendResul
 		return bot.SendResult{}, invalid("robot message without text or markdown")
 	}
 	err := c.call(ctx, apiWebhookSend, func() error {
-		info, err := c.robot.RobotBroadcast(key, opts)
+		info, err := c.robot.RobotBroadcast(tagCredential(c.id, key), opts)
 		if err == nil && info.ErrCode != 0 {
 			// RobotBroadcast reports WeCom's errcode only in info.
 			return util.NewCommonError("RobotBroadcast", info.ErrCode, info.ErrMsg)

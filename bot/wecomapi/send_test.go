@@ -18,6 +18,7 @@ import (
 )
 
 func TestSendBuildsRequests(t *testing.T) {
+	t.Parallel()
 	link := bot.Attachment{Type: "link", Title: "签到", URL: "https://h5.example/checkin?sig=abc&m=1", PicURL: "https://h5.example/p.png", Desc: "每日签到"}
 	mini := bot.Attachment{Type: "miniprogram", Title: "商城", AppID: "wx123", Page: "pages/index", MediaID: "cover-1"}
 	type want map[string]any // jsonPath → value
@@ -144,6 +145,7 @@ func TestSendBuildsRequests(t *testing.T) {
 }
 
 func TestInvalidActionsAreFinal(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for name, a := range map[string]*bot.Action{
 		"unknown kind":       action(t, "poke", map[string]string{}),
@@ -167,6 +169,7 @@ func TestInvalidActionsAreFinal(t *testing.T) {
 }
 
 func TestTagsResolvedAndCreatedOnceUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.fake.AddTagGroup("客户等级", "VIP")
 	var wg sync.WaitGroup
@@ -205,6 +208,7 @@ func TestTagsResolvedAndCreatedOnceUnderConcurrency(t *testing.T) {
 }
 
 func TestTagCreatedInPayloadGroupAndExistingGroupReused(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	g := e.fake.AddTagGroup("活动", "老标签")
 	a := action(t, bot.ActionMarkTag, bot.MarkTag{StaffID: "s1", ExternalUserID: "wm-1", Add: []string{"新标签"}, Group: "活动"})
@@ -228,6 +232,7 @@ func TestTagCreatedInPayloadGroupAndExistingGroupReused(t *testing.T) {
 }
 
 func TestOtherMethods(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 
@@ -288,6 +293,7 @@ func isCode(err error, code int64) bool {
 }
 
 func TestSandboxRecords(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	s := wecomapi.NewSandbox(zerolog.New(logs))
 	var sender bot.Sender = s

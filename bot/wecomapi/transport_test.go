@@ -15,6 +15,7 @@ import (
 // default of 2 idle connections per host would redial (a TCP+TLS handshake
 // per call against qyapi.weixin.qq.com).
 func TestTransportReusesConnectionsUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	var opened atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(5 * time.Millisecond) // calls overlap
