@@ -31,8 +31,8 @@ func TestRewriteURI(t *testing.T) {
 	defer routes.Delete(uint64(id))
 	tag := tagCredential(id, "")
 	for in, want := range map[string]string{
-		"https://qyapi.weixin.qq.com/cgi-bin/kf/send_msg?access_token=" + tag + "x":      "http://127.0.0.1:9999/prefix/cgi-bin/kf/send_msg?access_token=x&wecombot_client=1099511627776",
-		"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=" + tag + "k":              "http://127.0.0.1:9999/prefix/cgi-bin/webhook/send?key=k&wecombot_client=1099511627776",
+		"https://qyapi.weixin.qq.com/cgi-bin/kf/send_msg?access_token=" + tag + "x":       "http://127.0.0.1:9999/prefix/cgi-bin/kf/send_msg?access_token=x&wecombot_client=1099511627776",
+		"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=" + tag + "k":               "http://127.0.0.1:9999/prefix/cgi-bin/webhook/send?key=k&wecombot_client=1099511627776",
 		"https://qyapi.weixin.qq.com/cgi-bin/user/get?userid=u&access_token=" + tag + "x": "http://127.0.0.1:9999/prefix/cgi-bin/user/get?userid=u&access_token=x&wecombot_client=1099511627776",
 		// untagged: left alone, and the transport refuses it (below)
 		"https://qyapi.weixin.qq.com/cgi-bin/kf/send_msg?access_token=x": "https://qyapi.weixin.qq.com/cgi-bin/kf/send_msg?access_token=x",
