@@ -15,8 +15,8 @@ require (
 	github.com/silenceper/wechat/v2 v2.1.14
 	github.com/xuri/excelize/v2 v2.11.1
 	go.etcd.io/bbolt v1.5.0
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/image v0.47.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -974,6 +974,11 @@ func (c *compiler) reminder(s *reminderSpec) *Reminder {
 	r := &Reminder{Pos: s.Pos, Spec: s.Cron, Kind: s.Kind, To: s.To, Robot: s.Robot, Top: s.Top, Text: c.template(s.Pos, "text", s.Text)}
 	if s.Cron == "" {
 		c.ps.at(s.Pos, "cron", "required: when to send, as a cron spec such as \"30 6 * * *\" (minute hour day month weekday)")
+	} else if strings.HasPrefix(strings.TrimSpace(s.Cron), "@every") {
+		// @every counts from the moment the scheduler starts, so its slots
+		// (and the dedupe key of each firing) move with every restart: a
+		// restart would send the reminder again.
+		c.ps.at(s.Pos, "cron", "%q is not allowed: @every runs relative to when wecombot starts, so every restart would send the reminder again; use wall-clock fields such as \"0 */2 * * *\" (every 2 hours on the hour)", s.Cron)
 	} else if sched, err := cronParser.Parse(s.Cron); err != nil {
 		c.ps.at(s.Pos, "cron", "bad cron spec %q: %v (want minute hour day month weekday, e.g. \"30 6 * * *\")", s.Cron, err)
 	} else {

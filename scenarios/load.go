@@ -31,7 +31,7 @@ import (
 	// Campaign zones must resolve on hosts (and containers) without tzdata.
 	_ "time/tzdata"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // EmbeddedSource is the Source of the built-in demo scenario.
@@ -178,8 +178,15 @@ func build(source string, files []sourceFile) (sc *Scenario, err error) {
 	}()
 	ps := &problems{}
 	docs := make([]*document, 0, len(files))
+	syntax := &problems{}
 	for _, f := range files {
-		docs = append(docs, parseFile(f, ps))
+		docs = append(docs, parseFile(f, ps, syntax))
+	}
+	if len(syntax.list) > 0 {
+		// A file that doesn't parse contributes nothing, so everything the
+		// other files refer to in it would be reported missing too: the
+		// syntax errors alone, then stop.
+		return nil, syntax.list.sorted()
 	}
 	m := merge(docs, ps)
 	sc = compile(m, ps)
@@ -212,7 +219,49 @@ func hashFiles(files []sourceFile) string {
 
 var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-func parseFile(f sourceFile, ps *problems) *document {
+// yamlErrorLine splits a YAML syntax error into its line and message.
+func yamlErrorLine(err error) (int, string) {
+	line, msg := 0, strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	return line, msg
+}
+
+// syntaxErrorLine finds the line a YAML syntax error is really on. The YAML
+// parser names the line where the enclosing block starts ("line 4: did not
+// find expected key" for a wrong indent at line 31), so this re-parses
+// growing prefixes of the file from that line on: the first prefix that fails
+// with the same error ends at the offending line. It returns reported when
+// no prefix reproduces the error.
+func syntaxErrorLine(data []byte, reported int, full string) int {
+	if reported < 1 {
+		return reported
+	}
+	_, fullMsg := yamlErrorLine(errors.New(full))
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	end := 0
+	for n := 1; n <= len(lines); n++ {
+		end += len(lines[n-1])
+		if n < reported {
+			continue
+		}
+		var node yaml.Node
+		err := yaml.Unmarshal(data[:end], &node)
+		if err == nil {
+			continue
+		}
+		if _, msg := yamlErrorLine(err); msg == fullMsg {
+			return n
+		}
+	}
+	return reported
+}
+
+// parseFile parses and decodes one file. A YAML syntax error goes to syntax
+// (and the file contributes nothing); decoding problems go to ps.
+func parseFile(f sourceFile, ps, syntax *problems) *document {
 	doc := &document{Pos: Pos{File: f.name, Line: 1, lines: map[string]int{}}}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(f.data))
@@ -220,12 +269,12 @@ func parseFile(f sourceFile, ps *problems) *document {
 		if errors.Is(err, io.EOF) {
 			return doc // an empty file contributes nothing
 		}
-		line, msg := 0, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
+		line, msg := yamlErrorLine(err)
+		if real := syntaxErrorLine(f.data, line, err.Error()); real > line && line > 0 {
+			msg += fmt.Sprintf(" (check this line's indentation against the block that starts at line %d)", line)
+			line = real
 		}
-		ps.add(f.name, line, "", "YAML syntax: %s", msg)
+		syntax.add(f.name, line, "", "YAML syntax: %s", msg)
 		return doc
 	}
 	var extra yaml.Node
@@ -239,3 +288,13 @@ func parseFile(f sourceFile, ps *problems) *document {
 	}
 	return doc
 }
+
+//go:embed demo/checkin-week.yaml
+var demoWeek []byte
+
+// DemoWeekName names the embedded demo simulation script in output.
+const DemoWeekName = "embedded:demo/checkin-week.yaml"
+
+// DemoWeek returns the simulation script `wecombot simulate` plays when no
+// file is given: one week of the demo's 早安打卡 campaign for a small cohort.
+func DemoWeek() []byte { return append([]byte(nil), demoWeek...) }

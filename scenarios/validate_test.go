@@ -203,6 +203,16 @@ campaigns:
       - cron: "61 6 * * *" #<-
         text: 早安
 `, `campaigns[0].reminders[0].cron: bad cron spec "61 6 * * *"`},
+		{"cron @every", `
+campaigns:
+  - name: c
+    days: 7
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+    reminders:
+      - cron: "@every 2h" #<-
+        text: 早安
+`, `campaigns[0].reminders[0].cron: "@every 2h" is not allowed: @every runs relative to when wecombot starts`},
 		{"overlapping windows", `
 campaigns:
   - name: c
@@ -446,6 +456,52 @@ keywords:
 		if strings.Contains(err.Error(), banned) {
 			t.Errorf("message mentions %q:\n%v", banned, err)
 		}
+	}
+}
+
+// TestYAMLSyntaxErrorLine: a wrong indent deep inside a block is reported at
+// its own line (the YAML parser names the block's first line), and a file
+// that doesn't parse is the only problem reported — not the references the
+// other files make to what it declares.
+func TestYAMLSyntaxErrorLine(t *testing.T) {
+	cases := []struct {
+		name, file string
+		line       int
+		edit       func(string) string
+		wantLine   int
+	}{
+		// "      - cron" indented one space less, inside campaigns[0].reminders
+		{"under-indented list item at line 31", "30-campaigns.yaml", 31, func(l string) string { return l[1:] }, 31},
+		// "  default_member_name:" indented two more, inside brand:
+		{"over-indented key at line 8", "00-brand.yaml", 8, func(l string) string { return "  " + l }, 8},
+		{"over-indented key in channels", "10-channels.yaml", 8, func(l string) string { return "  " + l }, 8},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range DefaultFiles() {
+				if name == tc.file {
+					lines := strings.Split(string(data), "\n")
+					lines[tc.line-1] = tc.edit(lines[tc.line-1])
+					data = []byte(strings.Join(lines, "\n"))
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Load(dir)
+			var ve ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("want a ValidationError, got %v", err)
+			}
+			if len(ve) != 1 {
+				t.Fatalf("want only the syntax error, got %d problems:\n%v", len(ve), err)
+			}
+			want := fmt.Sprintf("%s:%d: YAML syntax:", filepath.Join(dir, tc.file), tc.wantLine)
+			if !strings.HasPrefix(ve[0].Error(), want) || !strings.Contains(ve[0].Error(), "indentation") {
+				t.Fatalf("got %v, want %s… naming the indentation", ve[0], want)
+			}
+		})
 	}
 }
 

@@ -80,6 +80,9 @@ type Answer struct {
 	Hits   []Hit
 	// Prompt is what the model was sent (nil offline), for tests and debugging.
 	Prompt []Message
+	// OfflinePrompt is, offline only, the prompt a configured model would
+	// have been sent (`wecombot ask --prompt` shows it).
+	OfflinePrompt []Message
 	// Issues are what the output guard changed or refused.
 	Issues []string
 	// Err is the model's error, if it failed; RateLimited says it was a 429
@@ -120,6 +123,7 @@ func (r *Replier) Reply(ctx context.Context, q Question) Answer {
 	hits := r.Index(q.Scenario).Search(q.Text, snippets)
 	ans := Answer{Hits: hits}
 	if r.Model == nil {
+		ans.OfflinePrompt = BuildPrompt(a, q.Profile, hits, q.Memory, q.Text)
 		return r.offline(q, ans)
 	}
 	if !r.Breaker.Allow() {

@@ -22,6 +22,8 @@ func TestSimulateGolden(t *testing.T) {
 	if err != nil || len(scripts) == 0 {
 		t.Fatalf("no scripts: %v", err)
 	}
+	// The demo week `wecombot simulate` plays with no file (golden in testdata).
+	scripts = append(scripts, "../../scenarios/demo/checkin-week.yaml")
 	for _, script := range scripts {
 		t.Run(filepath.Base(script), func(t *testing.T) {
 			in, err := os.ReadFile(script)
@@ -32,7 +34,7 @@ func TestSimulateGolden(t *testing.T) {
 			if err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &out); err != nil {
 				t.Fatal(err)
 			}
-			golden := strings.TrimSuffix(script, ".yaml") + ".golden"
+			golden := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(script), ".yaml")+".golden")
 			if *update {
 				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
 					t.Fatal(err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,9 +37,42 @@ type sandboxRequest struct {
 	Chat string `json:"chat"`
 	// Text is a kf message (check_in defaults to 打卡).
 	Text string `json:"text"`
-	// Amount is an order's amount in yuan ("29.90").
-	Amount string `json:"amount"`
+	// Amount is an order's amount in yuan: a JSON number (88, 29.9) or,
+	// for older clients, a string ("29.90"); at most two decimals.
+	Amount yuanAmount `json:"amount"`
+	// At, when set, is when the event happened (RFC 3339, within the last 7
+	// days): try 打卡 inside its window at any hour. Default now.
+	At string `json:"at"`
 }
+
+// yuanAmount is an amount in yuan as written in the request: a JSON number's
+// literal text or a string's content, parsed by parseYuan.
+type yuanAmount string
+
+// UnmarshalJSON accepts 88, 29.90 and "29.90".
+func (a *yuanAmount) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case string(b) == "null":
+		*a = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = yuanAmount(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return errors.New("amount must be a number of yuan like 29.90")
+		}
+		*a = yuanAmount(n)
+	}
+	return nil
+}
+
+// sandboxMaxAge bounds how far back a sandbox event's at may go.
+const sandboxMaxAge = 7 * 24 * time.Hour
 
 var sandboxIDPattern = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}$`)
 
@@ -101,6 +135,16 @@ func sandboxEvent(req sandboxRequest, now time.Time, checkInAt func(time.Time) t
 	if utf8.RuneCountInString(req.Text) > 500 {
 		return nil, badField("text", "is longer than 500 characters")
 	}
+	if req.At != "" {
+		at, err := time.Parse(time.RFC3339, req.At)
+		if err != nil {
+			return nil, badField("at", "must be a time like 2026-12-01T07:30:00+08:00")
+		}
+		if at.After(now.Add(time.Minute)) || at.Before(now.Add(-sandboxMaxAge)) {
+			return nil, badField("at", "must be within the last 7 days, not in the future")
+		}
+		now = at
+	}
 	id := randomHex(8)
 	ev := &bot.Event{Source: bot.SourceOperator, DedupeKey: "sandbox|" + id, At: now, ExternalUserID: req.Member}
 	if req.Name != "" {
@@ -127,11 +171,11 @@ func sandboxEvent(req sandboxRequest, now time.Time, checkInAt func(time.Time) t
 			return nil, badField("text", "is required for a kf message")
 		}
 		ev.Type, ev.Content, ev.OpenKfID, ev.MsgID = bot.EventKfText, text, sandboxOpenKf, "sandbox-"+id
-		if req.Action == "check_in" && checkInAt != nil {
+		if req.Action == "check_in" && checkInAt != nil && req.At == "" {
 			ev.At = checkInAt(now)
 		}
 	case "order":
-		amount := req.Amount
+		amount := string(req.Amount)
 		if amount == "" {
 			amount = "29.90"
 		}
@@ -186,7 +230,7 @@ func (s *Server) apiSandboxEvent(w http.ResponseWriter, r *http.Request) {
 	s.agg.invalidate()
 	s.log.Info().Str("type", string(ev.Type)).Uint64("seq", ev.Seq).Bool("processed", processed).Msg("sandbox event")
 	body := map[string]any{"event": ev, "member": ev.ExternalUserID, "processed": processed}
-	if !ev.At.Equal(now) {
+	if req.At == "" && !ev.At.Equal(now) {
 		body["note"] = "simulated at " + ev.At.Format("2006-01-02 15:04 MST") + ", inside the campaign's check-in window"
 	}
 	writeJSON(w, http.StatusAccepted, body)

@@ -768,6 +768,47 @@ func TestSandboxEvents(t *testing.T) {
 	}
 }
 
+// TestSandboxAmountAndAt: the sandbox API takes an order's amount as a JSON
+// number ("amount": 88, as the docs say) and, for older clients, as a
+// string; at moves an event to a past time (within 7 days).
+func TestSandboxAmountAndAt(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Sandbox = true })
+	for body, fen := range map[string]string{
+		`{"action":"order","member":"wm1","amount":88}`:      "8800",
+		`{"action":"order","member":"wm2","amount":29.9}`:    "2990",
+		`{"action":"order","member":"wm3","amount":"12.50"}`: "1250",
+	} {
+		r := f.do("POST", "/api/v1/sandbox/events", strings.NewReader(body))
+		if r.code != 202 {
+			t.Fatalf("%s: %d %s", body, r.code, r.body)
+		}
+		ev := r.json["event"].(map[string]any)
+		if data, _ := ev["data"].(map[string]any); data[bot.DataAmountFen] != fen {
+			t.Errorf("%s: stored %v, want %s fen", body, ev["data"], fen)
+		}
+	}
+	for _, tc := range []struct{ body, param string }{
+		{`{"action":"order","amount":1.234}`, "amount"},
+		{`{"action":"order","amount":-5}`, "amount"},
+		{`{"action":"order","amount":true}`, "body"},
+		{`{"action":"kf","text":"打卡","at":"yesterday"}`, "at"},
+		{`{"action":"kf","text":"打卡","at":"` + f.now.Add(time.Hour).Format(time.RFC3339) + `"}`, "at"},
+		{`{"action":"kf","text":"打卡","at":"` + f.now.AddDate(0, 0, -8).Format(time.RFC3339) + `"}`, "at"},
+	} {
+		if r := f.do("POST", "/api/v1/sandbox/events", strings.NewReader(tc.body)); r.code != 400 || r.json["param"] != tc.param {
+			t.Errorf("%s: %d %s, want 400 naming %s", tc.body, r.code, r.body, tc.param)
+		}
+	}
+	at := f.now.Add(-20 * time.Hour).Truncate(time.Second)
+	r := f.do("POST", "/api/v1/sandbox/events", strings.NewReader(`{"action":"kf","member":"wm_at","text":"打卡","at":"`+at.Format(time.RFC3339)+`"}`))
+	if r.code != 202 {
+		t.Fatalf("at: %d %s", r.code, r.body)
+	}
+	if got, _ := time.Parse(time.RFC3339Nano, r.json["event"].(map[string]any)["at"].(string)); !got.Equal(at) {
+		t.Errorf("event at %v, want %v", got, at)
+	}
+}
+
 func TestParseYuan(t *testing.T) {
 	for in, want := range map[string]int64{"29.9": 2990, "29.90": 2990, "30": 3000, "0.01": 1, "0": -1, "": -1, "1.234": -1, "abc": -1, "-1": -1, "2000000": -1} {
 		got, ok := parseYuan(in)

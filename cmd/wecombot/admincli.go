@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,34 +19,21 @@ type subcommand struct {
 
 func parseSubcommand(name, usage string, args []string, stdout, stderr io.Writer, flags func(*flag.FlagSet)) (sc subcommand, done bool, err error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
+			fmt.Fprint(stderr, usage)
 			return sc, true, &exitError{exitUsage, errSilent}
 		}
+		fmt.Fprint(stdout, usage)
 		return sc, true, nil
 	}
 	sc.sub = args[0]
-	rest := args[1:]
-	fs := flag.NewFlagSet(name+" "+sc.sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	fs.StringVar(&sc.server, "server", "", "the running bot's base URL")
+	cl := newCommandLine(name+" "+sc.sub, usage, 0, -1)
+	cl.fs.StringVar(&sc.server, "server", "", "the running bot's base URL")
 	if flags != nil {
-		flags(fs)
+		flags(cl.fs)
 	}
-	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return sc, true, nil
-			}
-			return sc, true, &exitError{exitUsage, err}
-		}
-		rest = fs.Args()
-		if len(rest) > 0 {
-			sc.pos, rest = append(sc.pos, rest[0]), rest[1:]
-		}
-	}
-	return sc, false, nil
+	sc.pos, done, err = cl.parse(args[1:], stdout, stderr)
+	return sc, done, err
 }
 
 // adminFor returns a client for the running bot's admin API: server, else

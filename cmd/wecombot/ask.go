@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -23,27 +21,21 @@ import (
 // with the configured model (or the offline one), on a throw-away store, and
 // prints what the member would receive.
 func ask(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ask", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cl := newCommandLine("ask", "Usage: wecombot ask [flags] \"question\"\n\nAsks the bot a question as a 微信客服 member would, offline: keyword rules first, then\nthe AI reply (OPENAI_API_KEY set: that model; unset: the built-in FAQ model).\nNothing is sent to WeCom.", 1, -1)
+	cl.argsHint = "question: wecombot ask \"营业时间？\""
+	fs := cl.fs
 	scenarioPath := fs.String("scenario", getenv("WECOMBOT_SCENARIOS"), "scenario file or directory (default: the embedded demo)")
 	points := fs.Int64("points", 0, "the asking member's points")
 	checkIns := fs.Int("check-ins", 0, "the asking member's check-in days")
 	stage := fs.String("stage", "interest", "the asking member's funnel stage (aware, interest, purchase, loyal)")
 	showPrompt := fs.Bool("prompt", false, "print the prompt sent to the model")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wecombot ask [flags] \"question\"\n\nAsks the bot a question as a 微信客服 member would, offline: keyword rules first, then\nthe AI reply (OPENAI_API_KEY set: that model; unset: the built-in FAQ model).\nNothing is sent to WeCom.")
-		fs.PrintDefaults()
+	pos, done, err := cl.parse(args, stdout, stderr)
+	if done {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
-	}
-	question := strings.TrimSpace(strings.Join(fs.Args(), " "))
+	question := strings.TrimSpace(strings.Join(pos, " "))
 	if question == "" {
-		fs.Usage()
-		return &exitError{exitUsage, errors.New("no question: wecombot ask \"营业时间？\"")}
+		return cl.usageError(stderr, "empty question: wecombot ask \"营业时间？\"")
 	}
 	cfg, log, err := loadConfig(getenv, stderr)
 	if err != nil {
@@ -53,11 +45,11 @@ func ask(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	store, done, err := scratchStore("ask")
+	store, closeStore, err := scratchStore("ask")
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer closeStore()
 
 	const member, kfID = "wm_ask", "wk_ask"
 	now := time.Now()
@@ -73,9 +65,16 @@ func ask(ctx context.Context, args []string, getenv func(string) string, stdout,
 	eng := engine.New(current, zerolog.Nop(), nil)
 	replier := newReplier(cfg)
 	var prompt []ai.Message
+	offlinePrompt, askedAI := false, false
 	aiSender := ai.NewSender(ai.SenderOptions{Store: store, Replier: replier, Scenario: current, Log: log,
-		Facts:    memberFacts(current, time.Now),
-		OnAnswer: func(_ *bot.AIReply, ans ai.Answer) { prompt = ans.Prompt }})
+		Facts: memberFacts(current, time.Now),
+		OnAnswer: func(_ *bot.AIReply, ans ai.Answer) {
+			askedAI = true
+			prompt = ans.Prompt
+			if prompt == nil && ans.OfflinePrompt != nil {
+				prompt, offlinePrompt = ans.OfflinePrompt, true
+			}
+		}})
 	ev := &bot.Event{Type: bot.EventKfText, Source: bot.SourceSim, DedupeKey: "ask", At: now, ReceivedAt: now,
 		ExternalUserID: member, OpenKfID: kfID, Content: question, MsgID: "ask"}
 	if _, err := store.AppendEvent(ctx, ev); err != nil {
@@ -126,8 +125,16 @@ func ask(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	}
-	if *showPrompt && len(prompt) > 0 {
+	if *showPrompt {
 		fmt.Fprintln(stdout, "\n--- prompt ---")
+		switch {
+		case !askedAI:
+			fmt.Fprintln(stdout, "(none: a keyword rule or command answered, or nothing did; the model was not asked)")
+		case offlinePrompt:
+			fmt.Fprintln(stdout, "(offline model: nothing was sent; the answer came from the FAQ. With OPENAI_API_KEY set the model would be sent:)")
+		case len(prompt) == 0:
+			fmt.Fprintln(stdout, "(none: the model was not called, e.g. its circuit breaker is open)")
+		}
 		for _, msg := range prompt {
 			fmt.Fprintf(stdout, "[%s]\n%s\n", msg.Role, msg.Content)
 		}

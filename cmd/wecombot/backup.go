@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,30 +21,20 @@ import (
 // (GET /api/v1/backup, a read transaction's WriteTo: serving goes on);
 // when no server runs, the file is opened read-only and copied directly.
 func backup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	target := fs.String("url", "", "running bot's base URL (default http://127.0.0.1 on WECOMBOT_LISTEN's port)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: wecombot backup [--url URL] FILE|-
+	cl := newCommandLine("backup", `Usage: wecombot backup [--url URL] FILE|-
 
 Writes a consistent copy of the database to FILE (or stdout with -).
 Safe while serving: with the server running, the copy is streamed from its
 admin API (GET /api/v1/backup, bearer WECOMBOT_ADMIN_TOKEN); with no server
 running, the data file is read directly. FILE is written to FILE.partial,
-checked, then renamed, so a failed backup never leaves a truncated FILE.`)
-		fs.PrintDefaults()
+checked, then renamed, so a failed backup never leaves a truncated FILE.`, 1, 1)
+	cl.argsHint = "FILE (or - for stdout)"
+	target := cl.fs.String("url", "", "running bot's base URL (default http://127.0.0.1 on the configured listen port)")
+	pos, done, err := cl.parse(args, stdout, stderr)
+	if done {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return &exitError{exitUsage, errSilent}
-	}
-	dest := fs.Arg(0)
+	dest := pos[0]
 	cfg, _, err := loadConfig(getenv, stderr)
 	if err != nil {
 		return err
@@ -147,27 +136,18 @@ func backupFromServer(ctx context.Context, base, token string, out io.Writer) er
 // restore replaces the data file with a checked backup. The server must be
 // stopped; the file it replaces is kept beside it.
 func restore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: wecombot restore FILE
+	cl := newCommandLine("restore", `Usage: wecombot restore FILE
 
 Replaces the database in WECOMBOT_DATA_DIR with the backup FILE after
 checking it. Stop wecombot first. The current file is kept as
 wecombot.db.before-restore-TIME. Actions the backup still owes (pending
-outbox rows) are sent again when wecombot starts: see docs/deploy.md.`)
+outbox rows) are sent again when wecombot starts: see docs/deploy.md.`, 1, 1)
+	cl.argsHint = "FILE (the backup to restore)"
+	pos, done, err := cl.parse(args, stdout, stderr)
+	if done {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return &exitError{exitUsage, errSilent}
-	}
-	src := fs.Arg(0)
+	src := pos[0]
 	cfg, _, err := loadConfig(getenv, stderr)
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -94,8 +93,14 @@ type benchReport struct {
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cl := newCommandLine("bench", `Usage: wecombot bench [flags]
+
+Starts the real server in this process (the code path of serve) on a data
+directory, with a fake WeCom API (the real client and outbox run against it),
+and sends signed, encrypted callbacks over loopback for a fixed time. Then
+it runs a bare handler (verify + decrypt + 200, nothing stored) the same way
+and prints both, with their ratio. See docs/performance.md.`, 0, 0)
+	fs := cl.fs
 	var o benchOptions
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each load phase runs")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "concurrent senders (connections)")
@@ -106,21 +111,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&o.Drain, "drain", time.Minute, "how long to wait after the load for the event log and outbox to empty")
 	fs.BoolVar(&o.NoBare, "no-bare", false, "skip the bare-handler comparison")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: wecombot bench [flags]
-
-Starts the real server in this process (the code path of serve) on a data
-directory, with a fake WeCom API (the real client and outbox run against it),
-and sends signed, encrypted callbacks over loopback for a fixed time. Then
-it runs a bare handler (verify + decrypt + 200, nothing stored) the same way
-and prints both, with their ratio. See docs/performance.md.`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
+	if _, done, err := cl.parse(args, stdout, stderr); done {
+		return err
 	}
 	if o.Duration <= 0 || o.Duration > time.Hour || o.Concurrency < 1 || o.Concurrency > 10000 || o.Rate < 0 || o.Members < 0 {
 		return &exitError{exitUsage, errors.New("bench: --duration must be in (0, 1h], --concurrency in [1, 10000], --rate and --members ≥ 0")}

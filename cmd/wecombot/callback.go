@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -117,8 +115,9 @@ func randomHex(n int) string {
 
 // callback sends one signed test callback to a running bot.
 func callback(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("callback", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cl := newCommandLine("callback", "Usage: wecombot callback TYPE [flags]\n\nSends a signed, encrypted callback to a running bot, as WeCom would.\nTYPE: contact.add, contact.del_follow, group.join, group.leave, app.text, kf\nKeys: WECOM_TOKEN/WECOM_AES_KEY/WECOM_CORP_ID, or the sandbox's generated keys in the data directory.", 1, 1)
+	cl.argsHint = "TYPE (contact.add, contact.del_follow, group.join, group.leave, app.text or kf)"
+	fs := cl.fs
 	ev := callbackEvent{At: time.Now()}
 	target := fs.String("url", "", "bot base URL (default http://127.0.0.1 on WECOMBOT_LISTEN's port)")
 	fs.StringVar(&ev.ExternalUser, "external-user", "wm_demo_member", "customer external_userid")
@@ -129,21 +128,12 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&ev.Text, "text", "你好", "message text (app.text; kf in sandbox mode)")
 	fs.StringVar(&ev.OpenKfID, "kf", "wk_demo", "open_kfid (kf)")
 	times := fs.Int("times", 1, "send the same signed request this many times (WeCom retries)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wecombot callback TYPE [flags]\n\nSends a signed, encrypted callback to a running bot, as WeCom would.\nTYPE: contact.add, contact.del_follow, group.join, group.leave, app.text, kf\nKeys: WECOM_TOKEN/WECOM_AES_KEY/WECOM_CORP_ID, or the sandbox's generated keys in the data directory.")
-		fs.PrintDefaults()
+	atFlag := fs.String("at", "", "when the event happened: `HH:MM` in the brand's zone (the latest such time: today, or yesterday if it is still ahead) or RFC 3339; default now. Try 打卡 at any hour with --at 07:30")
+	pos, done, err := cl.parse(args, stdout, stderr)
+	if done {
+		return err
 	}
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs.Usage()
-		return &exitError{exitUsage, errSilent}
-	}
-	ev.Type = args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
-	}
+	ev.Type = pos[0]
 	cfg, _, err := loadConfig(getenv, stderr)
 	if err != nil {
 		return err
@@ -155,6 +145,15 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 	crypter, err := wecom.NewCrypter(keys.Token, keys.AESKey, keys.CorpID)
 	if err != nil {
 		return err
+	}
+	if *atFlag != "" {
+		sc, err := loadScenario(cfg.Scenarios)
+		if err != nil {
+			return err
+		}
+		if ev.At, err = eventTime(*atFlag, time.Now(), sc.Brand.Zone); err != nil {
+			return cl.usageError(stderr, err.Error())
+		}
 	}
 	ev.CorpID = keys.CorpID
 	if ev.WelcomeCode == "" {
@@ -171,7 +170,9 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	path, body, err := sealedCallback(crypter, plain, ev.At)
+	// The signature's timestamp is now (the bot's replay window checks it);
+	// the event's own time is CreateTime.
+	path, body, err := sealedCallback(crypter, plain, time.Now())
 	if err != nil {
 		return err
 	}
@@ -205,11 +206,40 @@ func callback(ctx context.Context, args []string, getenv func(string) string, st
 		// have returned it.
 		api := &adminClient{base: strings.TrimRight(base, "/"), token: cfg.AdminToken}
 		var out map[string]any
-		if _, err := api.do(ctx, http.MethodPost, "/api/v1/sandbox/events",
-			map[string]string{"action": "kf", "member": ev.ExternalUser, "text": ev.Text}, &out); err != nil {
+		req := map[string]string{"action": "kf", "member": ev.ExternalUser, "text": ev.Text}
+		if *atFlag != "" {
+			req["at"] = ev.At.Format(time.RFC3339)
+		}
+		if _, err := api.do(ctx, http.MethodPost, "/api/v1/sandbox/events", req, &out); err != nil {
 			return fmt.Errorf("sandbox kf message: %w", err)
 		}
-		fmt.Fprintf(stdout, "kf text from %s %q → delivered as sync_msg would (sandbox)\n", ev.ExternalUser, ev.Text)
+		when := ""
+		if *atFlag != "" {
+			when = " at " + ev.At.Format("2006-01-02 15:04 MST")
+		}
+		fmt.Fprintf(stdout, "kf text from %s %q%s → delivered as sync_msg would (sandbox)\n", ev.ExternalUser, ev.Text, when)
 	}
 	return nil
+}
+
+// eventTime reads callback's --at: "HH:MM" is the latest such wall-clock time
+// in zone not after now (today's, or yesterday's when today's is still
+// ahead); anything else must be RFC 3339.
+func eventTime(s string, now time.Time, zone *time.Location) (time.Time, error) {
+	if zone == nil {
+		zone = time.Local
+	}
+	if clock, err := time.ParseInLocation("15:04", s, zone); err == nil {
+		local := now.In(zone)
+		at := time.Date(local.Year(), local.Month(), local.Day(), clock.Hour(), clock.Minute(), 0, 0, zone)
+		if at.After(now) {
+			at = at.AddDate(0, 0, -1)
+		}
+		return at, nil
+	}
+	at, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--at %q: want HH:MM (e.g. 07:30) or a time like 2026-12-01T07:30:00+08:00", s)
+	}
+	return at, nil
 }

@@ -2,26 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 )
 
 // check validates the configuration and scenarios without starting anything.
 func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scenarioPath := fs.String("scenario", "", "scenario file or directory to check (default: WECOMBOT_SCENARIOS, else the embedded demo)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wecombot check [--scenario PATH]\n\nValidates the configuration (environment + WECOMBOT_CONFIG) and the scenarios.\nExits 1 and prints file:line for every problem.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
+	cl := newCommandLine("check", "Usage: wecombot check [--scenario PATH]\n\nValidates the configuration (environment + WECOMBOT_CONFIG) and the scenarios.\nExits 1 and prints file:line for every problem.", 0, 0)
+	scenarioPath := cl.fs.String("scenario", "", "scenario file or directory to check (default: WECOMBOT_SCENARIOS, else the embedded demo)")
+	if _, done, err := cl.parse(args, stdout, stderr); done {
+		return err
 	}
 	cfg, _, err := loadConfig(getenv, stderr)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -19,16 +18,9 @@ import (
 // configuration, callback crypto, credentials, trusted IP (60020) and
 // permissions (48002).
 func doctor(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wecombot doctor\n\nChecks configuration, callback crypto, WeCom credentials, the trusted-IP list (60020)\nand permissions, and prints what to fix. Exits 1 if anything is wrong.")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
+	cl := newCommandLine("doctor", "Usage: wecombot doctor\n\nChecks configuration, callback crypto, WeCom credentials, the trusted-IP list (60020)\nand permissions, and prints what to fix. Exits 1 if anything is wrong.", 0, 0)
+	if _, done, err := cl.parse(args, stdout, stderr); done {
+		return err
 	}
 	failed := false
 	report := func(ok bool, what, detail string) {

@@ -1,9 +1,8 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -121,41 +120,64 @@ func checkScenarios(path string) (string, error) {
 
 // simulate runs scenarios offline against a scripted timeline of events.
 func simulate(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scenarioPath := fs.String("scenario", getenv("WECOMBOT_SCENARIOS"), "scenario file or directory (default: the embedded demo)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wecombot simulate [--scenario PATH] [EVENTS.yaml]\n\nRuns the engine offline against a script of events (stdin when no file is given)\nwith a fake clock, and prints every stage change and outbound action.\nSee docs/scenarios.md for the script format.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
+	cl := newCommandLine("simulate", "Usage: wecombot simulate [--scenario PATH] [EVENTS.yaml|-]\n\nRuns the engine offline against a script of events with a fake clock, and prints\nevery stage change and outbound action. With no file it plays the demo week\nshipped with the embedded scenarios; - reads the script from stdin.\nSee docs/scenarios.md for the script format.", 0, 1)
+	scenarioPath := cl.fs.String("scenario", getenv("WECOMBOT_SCENARIOS"), "scenario file or directory (default: WECOMBOT_SCENARIOS, else the embedded demo)")
+	pos, done, err := cl.parse(args, stdout, stderr)
+	if done {
+		return err
 	}
 	sc, err := loadScenarioOrReport(*scenarioPath, stderr)
 	if err != nil {
 		return err
 	}
-	script := stdin
-	if fs.NArg() > 0 {
-		f, err := os.Open(fs.Arg(0))
-		if err != nil {
-			return &exitError{exitUsage, err}
-		}
-		defer f.Close()
-		script = f
-	}
-	if script == nil {
-		return &exitError{exitUsage, errors.New("no events: give a script file or pipe one on stdin")}
-	}
-	store, done, err := scratchStore("simulate")
+	script, err := simulationScript(pos, stdin, stderr)
 	if err != nil {
 		return err
 	}
-	defer done()
+	store, closeStore, err := scratchStore("simulate")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	return engine.Simulate(ctx, sc, store, script, stdout)
+}
+
+// simulationScript picks simulate's script: the named file, stdin for "-",
+// else stdin when something is piped in, else the embedded demo week (a
+// fresh clone's `wecombot simulate` shows a whole campaign, not an error).
+func simulationScript(pos []string, stdin io.Reader, stderr io.Writer) (io.Reader, error) {
+	if len(pos) == 1 && pos[0] != "-" {
+		b, err := os.ReadFile(pos[0])
+		if err != nil {
+			return nil, &exitError{exitUsage, fmt.Errorf("simulation script: %w", err)}
+		}
+		return bytes.NewReader(b), nil
+	}
+	if len(pos) == 1 || piped(stdin) {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read simulation script from stdin: %w", err)
+		}
+		if len(pos) == 1 || len(bytes.TrimSpace(b)) > 0 {
+			return bytes.NewReader(b), nil
+		}
+	}
+	fmt.Fprintf(stderr, "no script given: playing the demo week (%s); give a file, or - for stdin\n", scenarios.DemoWeekName)
+	return bytes.NewReader(scenarios.DemoWeek()), nil
+}
+
+// piped reports whether r is a pipe or a file with data (not a terminal, not
+// nothing), so `wecombot simulate < week.yaml` keeps working.
+func piped(r io.Reader) bool {
+	switch f := r.(type) {
+	case nil:
+		return false
+	case *os.File:
+		info, err := f.Stat()
+		return err == nil && info.Mode()&os.ModeCharDevice == 0
+	default:
+		return true
+	}
 }
 
 // scratchStore opens a throwaway, unsynced bbolt store (simulate, ask, the

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -65,8 +66,8 @@ Usage:
   wecombot serve                 run the bot (callback server, workers, dashboard)
   wecombot check                 validate config and scenarios; exit 1 with file:line errors
   wecombot doctor                check credentials, trusted IP (60020) and the callback; print what to fix
-  wecombot simulate [--scenario PATH] [EVENTS.yaml]
-                                 run scenarios offline against a script of events (stdin if no file)
+  wecombot simulate [--scenario PATH] [EVENTS.yaml|-]
+                                 run scenarios offline against a script of events (no file: the demo week)
   wecombot callback TYPE [flags]  send a signed test callback to a running bot (sandbox keys by default)
   wecombot channel list|create STATE [--staff IDS]
                                  list channels; create a "contact me" code carrying STATE (add_contact_way)
@@ -79,6 +80,7 @@ Usage:
   wecombot ask [flags] "QUESTION" ask the bot as a 微信客服 member would, offline (keyword rules, then the AI reply)
   wecombot healthcheck           exit 0 if the local server's /healthz answers 200 (for container healthchecks)
   wecombot version               print the version
+  wecombot help COMMAND          a command's flags (or: wecombot COMMAND --help)
 
 Configuration comes from environment variables (see README.md), optionally a
 YAML file named by WECOMBOT_CONFIG. With no WECOM_SECRET the bot runs in
@@ -116,11 +118,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "coupons":
 		return coupons(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
-		return healthcheck(ctx, getenv, stdout)
+		return healthcheck(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
+		cl := newCommandLine("version", "Usage: wecombot version\n\nPrints the version this binary was built as.", 0, 0)
+		if _, done, err := cl.parse(rest, stdout, stderr); done {
+			return err
+		}
 		fmt.Fprintf(stdout, "wecombot %s\n", version)
 		return nil
 	case "help", "--help", "-h":
+		if len(rest) > 0 && rest[0] != "help" && !strings.HasPrefix(rest[0], "-") { // wecombot help simulate
+			return run(ctx, []string{rest[0], "--help"}, getenv, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
@@ -128,16 +137,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return &exitError{exitUsage, errSilent}
 }
 
-// healthcheck asks the local server's /healthz, for images without curl.
-func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	addr := getenv("WECOMBOT_LISTEN")
-	if addr == "" {
-		addr = ":8080"
-	}
-	base, err := localURL(addr)
-	if err != nil {
+// healthcheck asks the local server's /healthz, for images without curl. It
+// reads the same configuration as serve (WECOMBOT_LISTEN, else the YAML
+// file's listen:), so it asks where the server listens.
+func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cl := newCommandLine("healthcheck", "Usage: wecombot healthcheck [--url URL]\n\nExits 0 when the local server's /healthz answers 200, else 1 (for container\nhealthchecks). The address is the one serve listens on: WECOMBOT_LISTEN, else\nlisten: in the WECOMBOT_CONFIG file, else :8080.", 0, 0)
+	target := cl.fs.String("url", "", "base URL to ask instead of the configured listen address")
+	if _, done, err := cl.parse(args, stdout, stderr); done {
 		return err
 	}
+	base := *target
+	if base == "" {
+		cfg, _, err := loadConfig(getenv, stderr)
+		if err != nil {
+			return err
+		}
+		if base, err = localURL(cfg.Listen); err != nil {
+			return err
+		}
+	}
+	base = strings.TrimRight(base, "/")
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)

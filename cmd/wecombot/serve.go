@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -172,16 +171,9 @@ func newSender(cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (bot.
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wecombot serve\n\nRuns the callback server, event workers, outbox and dashboard.\nAll settings come from the environment (see README.md).")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, err}
+	cl := newCommandLine("serve", "Usage: wecombot serve\n\nRuns the callback server, event workers, outbox and dashboard.\nAll settings come from the environment and WECOMBOT_CONFIG (see README.md).", 0, 0)
+	if _, done, err := cl.parse(args, stdout, stderr); done {
+		return err
 	}
 	cfg, log, err := loadConfig(getenv, stderr)
 	if err != nil {
