@@ -5,6 +5,7 @@
 package bot
 
 import (
+	"hash/fnv"
 	"time"
 )
 
@@ -138,6 +139,24 @@ type Event struct {
 
 // MemberID returns the member (customer) the event is about, or "".
 func (e *Event) MemberID() string { return e.ExternalUserID }
+
+// ShardKey is what orders the event against others: its member, else its
+// customer group, else nothing (events with an empty key need no order).
+// Events with the same key are applied one at a time, in sequence order,
+// by one worker (and, with several nodes, by one node).
+func (e *Event) ShardKey() string {
+	if e.ExternalUserID != "" {
+		return e.ExternalUserID
+	}
+	return e.ChatID
+}
+
+// ShardHash spreads shard keys over workers and partitions (FNV-1a).
+func ShardHash(key string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return h.Sum32()
+}
 
 // Clock returns the current time; inject a fake one in tests and simulate.
 type Clock func() time.Time

@@ -30,6 +30,11 @@ type Config struct {
 	Listen string
 	// DataDir holds the bbolt file and sandbox keys (WECOMBOT_DATA_DIR, default "./data").
 	DataDir string
+	// DatabaseURL selects PostgreSQL instead of the bbolt file
+	// (WECOMBOT_DATABASE_URL or WECOMBOT_DATABASE_URL_FILE, YAML
+	// database_url_file; postgres://user:pass@host:5432/db). It may hold a
+	// password, so it is a secret: never logged, never in YAML itself.
+	DatabaseURL string
 	// File is the config file that was read, if any (WECOMBOT_CONFIG).
 	File string
 	// Scenarios is a scenario file or directory; empty means the embedded demo (WECOMBOT_SCENARIOS).
@@ -93,23 +98,37 @@ type OpenAI struct {
 // Sandbox reports whether outbound calls are recorded instead of sent.
 func (c *Config) Sandbox() bool { return c.WeCom.Secret == "" }
 
+// Database describes the store without secrets: "bolt:PATH" or
+// "postgres://HOST/DB" (no user or password).
+func (c *Config) Database() string {
+	if c.DatabaseURL == "" {
+		return "bolt:" + c.DBPath()
+	}
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil {
+		return "postgres"
+	}
+	return "postgres://" + u.Host + u.Path
+}
+
 // DBPath is the bbolt file.
 func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "wecombot.db") }
 
 // fileConfig is the YAML shape. Secrets appear only as *_file paths.
 type fileConfig struct {
-	Listen         string `yaml:"listen"`
-	DataDir        string `yaml:"data_dir"`
-	Scenarios      string `yaml:"scenarios"`
-	PublicURL      string `yaml:"public_url"`
-	AdminTokenFile string `yaml:"admin_token_file"`
-	LinkSecretFile string `yaml:"link_secret_file"`
-	ShopSecretFile string `yaml:"shop_secret_file"`
-	CallbackMaxAge string `yaml:"callback_max_age"`
-	DedupeTTL      string `yaml:"dedupe_ttl"`
-	Workers        int    `yaml:"workers"`
-	QueueSize      int    `yaml:"queue_size"`
-	Log            struct {
+	Listen          string `yaml:"listen"`
+	DataDir         string `yaml:"data_dir"`
+	Scenarios       string `yaml:"scenarios"`
+	PublicURL       string `yaml:"public_url"`
+	AdminTokenFile  string `yaml:"admin_token_file"`
+	LinkSecretFile  string `yaml:"link_secret_file"`
+	ShopSecretFile  string `yaml:"shop_secret_file"`
+	DatabaseURLFile string `yaml:"database_url_file"`
+	CallbackMaxAge  string `yaml:"callback_max_age"`
+	DedupeTTL       string `yaml:"dedupe_ttl"`
+	Workers         int    `yaml:"workers"`
+	QueueSize       int    `yaml:"queue_size"`
+	Log             struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
@@ -257,6 +276,7 @@ func (c *Config) applyFile(path string) error {
 		{"admin_token_file", fc.AdminTokenFile, &c.AdminToken},
 		{"link_secret_file", fc.LinkSecretFile, &c.LinkSecret},
 		{"shop_secret_file", fc.ShopSecretFile, &c.ShopSecret},
+		{"database_url_file", fc.DatabaseURLFile, &c.DatabaseURL},
 		{"secret_file", fc.WeCom.SecretFile, &c.WeCom.Secret},
 		{"kf_secret_file", fc.WeCom.KfSecretFile, &c.WeCom.KfSecret},
 		{"token_file", fc.WeCom.TokenFile, &c.WeCom.Token},
@@ -395,6 +415,7 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	secret("WECOMBOT_ADMIN_TOKEN", &c.AdminToken)
 	secret("WECOMBOT_LINK_SECRET", &c.LinkSecret)
 	secret("WECOMBOT_SHOP_SECRET", &c.ShopSecret)
+	secret("WECOMBOT_DATABASE_URL", &c.DatabaseURL)
 	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
 	secret("WECOM_AIBOT_TOKEN", &c.WeCom.AIBotToken)
 	secret("WECOM_AIBOT_AES_KEY", &c.WeCom.AIBotAESKey)
@@ -441,6 +462,11 @@ func (c *Config) validate() Errors {
 			bad("WECOMBOT_EGRESS_PROXY %q is not a proxy URL (e.g. http://10.0.0.2:3128)", c.WeCom.EgressProxy)
 		}
 	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			bad("WECOMBOT_DATABASE_URL is not a postgres://user:password@host:5432/database URL (value not shown: it may hold a password)")
+		}
+	}
 	if c.WeCom.AESKey != "" && len(c.WeCom.AESKey) != 43 {
 		bad("WECOM_AES_KEY must be the 43-character EncodingAESKey from the WeCom admin console (got %d characters)", len(c.WeCom.AESKey))
 	}
@@ -478,6 +504,7 @@ func (c *Config) Summary() map[string]any {
 	return map[string]any{
 		"listen":           c.Listen,
 		"data_dir":         c.DataDir,
+		"database":         c.Database(),
 		"config":           c.File,
 		"scenarios":        c.Scenarios,
 		"sandbox":          c.Sandbox(),
@@ -505,6 +532,14 @@ func (c *Config) Secrets() []string {
 	for _, s := range c.WeCom.Robots {
 		if s != "" {
 			out = append(out, s)
+		}
+	}
+	if c.DatabaseURL != "" {
+		out = append(out, c.DatabaseURL)
+		if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				out = append(out, p)
+			}
 		}
 	}
 	return out

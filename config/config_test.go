@@ -154,6 +154,8 @@ func TestValidation(t *testing.T) {
 		{"workers", map[string]string{"WECOMBOT_WORKERS": "zero"}, "WECOMBOT_WORKERS"},
 		{"log level", map[string]string{"WECOMBOT_LOG_LEVEL": "loud"}, "log level"},
 		{"secret file missing", map[string]string{"WECOM_SECRET_FILE": "/nonexistent"}, "WECOM_SECRET_FILE"},
+		{"database url", map[string]string{"WECOMBOT_DATABASE_URL": "mysql://u:pw@db/x"}, "WECOMBOT_DATABASE_URL is not a postgres://"},
+		{"database url file", map[string]string{"WECOMBOT_DATABASE_URL_FILE": "/nonexistent"}, "WECOMBOT_DATABASE_URL_FILE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,5 +164,43 @@ func TestValidation(t *testing.T) {
 				t.Fatalf("error %v, want mention of %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDatabaseURL: Postgres is chosen by WECOMBOT_DATABASE_URL (or its file,
+// or database_url_file in YAML); the URL is a secret, summarised without
+// its user and password; unset means the bbolt file.
+func TestDatabaseURL(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(env(map[string]string{"WECOMBOT_DATA_DIR": dir}))
+	if err != nil || c.DatabaseURL != "" || c.Database() != "bolt:"+c.DBPath() {
+		t.Fatalf("default store: %q %q %v", c.DatabaseURL, c.Database(), err)
+	}
+	file := filepath.Join(dir, "db-url")
+	os.WriteFile(file, []byte("postgres://wecombot:pa55word@db.internal:5432/wecombot?sslmode=require\n"), 0o600)
+	yml := filepath.Join(dir, "wecombot.yaml")
+	os.WriteFile(yml, []byte("database_url_file: db-url\n"), 0o600)
+	for name, e := range map[string]map[string]string{
+		"env file":  {"WECOMBOT_DATABASE_URL_FILE": file},
+		"yaml file": {"WECOMBOT_CONFIG": yml},
+		"env":       {"WECOMBOT_DATABASE_URL": "postgres://wecombot:pa55word@db.internal:5432/wecombot?sslmode=require"},
+	} {
+		c, err := Load(env(e))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.DatabaseURL != "postgres://wecombot:pa55word@db.internal:5432/wecombot?sslmode=require" {
+			t.Errorf("%s: url %q", name, c.DatabaseURL)
+		}
+		if got := c.Summary()["database"]; got != "postgres://db.internal:5432/wecombot" {
+			t.Errorf("%s: summary %v", name, got)
+		}
+		found := false
+		for _, s := range c.Secrets() {
+			found = found || s == "pa55word"
+		}
+		if !found {
+			t.Errorf("%s: the password is not among the secrets to redact", name)
+		}
 	}
 }

@@ -12,7 +12,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -263,16 +262,11 @@ func (p *Pipeline) updateLag(ctx context.Context) {
 
 // shard picks the worker for an event: by member, else by group, else by seq.
 func shard(ev *bot.Event, n int) int {
-	key := ev.ExternalUserID
-	if key == "" {
-		key = ev.ChatID
-	}
+	key := ev.ShardKey()
 	if key == "" {
 		return int(ev.Seq % uint64(n))
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
+	return int(bot.ShardHash(key) % uint32(n))
 }
 
 // batcher is a store that can group-commit concurrent transactions whose

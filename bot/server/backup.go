@@ -23,7 +23,7 @@ const BackupWriteTimeout = 30 * time.Minute
 func (s *Server) apiBackup(w http.ResponseWriter, r *http.Request) {
 	b, ok := s.o.Store.(backuper)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this storage backend cannot stream a backup")
+		writeError(w, http.StatusNotImplemented, "this storage backend cannot stream a backup: with PostgreSQL use pg_dump (docs/deploy.md)")
 		return
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(BackupWriteTimeout))

@@ -39,6 +39,9 @@ checked, then renamed, so a failed backup never leaves a truncated FILE.`, 1, 1)
 	if err != nil {
 		return err
 	}
+	if cfg.DatabaseURL != "" {
+		return &exitError{exitUsage, errors.New(pgBackupHelp)}
+	}
 
 	// Write to stdout, or to FILE.partial and rename once checked.
 	var out io.Writer = stdout
@@ -135,6 +138,13 @@ func backupFromServer(ctx context.Context, base, token string, out io.Writer) er
 
 // restore replaces the data file with a checked backup. The server must be
 // stopped; the file it replaces is kept beside it.
+// pgBackupHelp is what backup and restore say when the store is PostgreSQL.
+const pgBackupHelp = `the store is PostgreSQL (WECOMBOT_DATABASE_URL): back it up with PostgreSQL's own tools, e.g.
+  pg_dump --format=custom --file=wecombot.dump "$WECOMBOT_DATABASE_URL"   (consistent while serving)
+and restore into an empty database with all wecombot nodes stopped:
+  pg_restore --exit-on-error --dbname="$WECOMBOT_DATABASE_URL" wecombot.dump
+(point-in-time recovery: WAL archiving or your provider's snapshots; see docs/deploy.md)`
+
 func restore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cl := newCommandLine("restore", `Usage: wecombot restore FILE
 
@@ -151,6 +161,9 @@ outbox rows) are sent again when wecombot starts: see docs/deploy.md.`, 1, 1)
 	cfg, _, err := loadConfig(getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.DatabaseURL != "" {
+		return &exitError{exitUsage, errors.New(pgBackupHelp)}
 	}
 	sum, err := checkDatabase(ctx, src)
 	if err != nil {

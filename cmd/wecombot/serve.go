@@ -34,6 +34,7 @@ import (
 	"github.com/wecombot/wecombot/config"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
+	"github.com/wecombot/wecombot/storage/postgres"
 )
 
 // loadConfig reads the config and builds the logger every command uses.
@@ -98,19 +99,33 @@ func callbackCredentials(cfg *config.Config) (sandboxKeys, bool, error) {
 }
 
 // linkSigner returns the signer for members' H5 links: WECOMBOT_LINK_SECRET,
-// else a secret generated once and kept in the data directory (so links
-// stay valid across restarts).
-func linkSigner(cfg *config.Config) (*signlink.Signer, error) {
+// else a secret generated once and kept with the data — in the data
+// directory for bbolt, in the database for PostgreSQL, so every node signs
+// and checks links with the same secret and links stay valid across restarts.
+func linkSigner(ctx context.Context, cfg *config.Config, store bot.Store) (*signlink.Signer, error) {
 	secret := cfg.LinkSecret
+	if secret == "" && cfg.DatabaseURL != "" {
+		err := store.Update(ctx, func(tx bot.Tx) error {
+			b, err := tx.Get("settings", "link_secret")
+			if err == nil && len(b) >= signlink.MinSecretLen {
+				secret = string(b)
+				return nil
+			}
+			if err != nil && !errors.Is(err, bot.ErrNotFound) {
+				return err
+			}
+			secret = newLinkSecret()
+			return tx.Put("settings", "link_secret", []byte(secret))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("link secret in the database: %w", err)
+		}
+	}
 	if secret == "" {
 		path := filepath.Join(cfg.DataDir, "link-secret")
 		b, err := os.ReadFile(path)
 		if err != nil || len(bytes.TrimSpace(b)) < signlink.MinSecretLen {
-			raw := make([]byte, 32)
-			if _, err := rand.Read(raw); err != nil {
-				return nil, err
-			}
-			b = []byte(hex.EncodeToString(raw))
+			b = []byte(newLinkSecret())
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				return nil, fmt.Errorf("save link secret: %w", err)
 			}
@@ -124,6 +139,12 @@ func linkSigner(cfg *config.Config) (*signlink.Signer, error) {
 	return s, nil
 }
 
+func newLinkSecret() string {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(raw)
+}
+
 // publicURL is the base of links members open: WECOMBOT_PUBLIC_URL, else
 // this machine's listen address (fine for the sandbox, not for members).
 func publicURL(cfg *config.Config, addr net.Addr) string {
@@ -133,8 +154,19 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 	return displayURL(addr)
 }
 
-// openStore opens the bbolt file, turning lock and corruption into exit codes.
-func openStore(cfg *config.Config) (*bolt.Store, error) {
+// openStore opens the store: PostgreSQL when WECOMBOT_DATABASE_URL is set
+// (its schema migrated to this build's), else the bbolt file, turning lock
+// and corruption into exit codes.
+func openStore(ctx context.Context, cfg *config.Config) (bot.Store, error) {
+	if cfg.DatabaseURL != "" {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		st, err := postgres.Open(octx, cfg.DatabaseURL, postgres.Options{DedupeTTL: cfg.DedupeTTL})
+		if err != nil {
+			return nil, &exitError{exitStore, fmt.Errorf("%s: %w", cfg.Database(), err)}
+		}
+		return st, nil
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, &exitError{exitStore, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)}
 	}
@@ -198,7 +230,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("callback credentials: %w", err)
 	}
 
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -209,7 +241,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen on %s (WECOMBOT_LISTEN): %w", cfg.Listen, err)
 	}
 	defer ln.Close()
-	links, err := linkSigner(cfg)
+	links, err := linkSigner(ctx, cfg, store)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +61,9 @@ func Run(t *testing.T, open Open) {
 		{"KeyValue", testKeyValue},
 		{"ConcurrentAppendDedupe", testConcurrentAppend},
 		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
+		{"SequenceInCommitOrder", testSequenceInCommitOrder},
+		{"NoLostUpdates", testNoLostUpdates},
+		{"ScansPageInByteOrder", testScansPage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -477,4 +484,171 @@ func testConcurrentProcessOnce(t *testing.T, open Open) {
 	if st.Pending != 1 {
 		t.Fatalf("%d actions enqueued by 100 racing handlers, want 1", st.Pending)
 	}
+}
+
+// testSequenceInCommitOrder: sequence numbers have no gaps, and a reader
+// paging the log with "after the last seq I saw" while appends race never
+// skips one (a seq handed out before a later one commits would be skipped).
+func testSequenceInCommitOrder(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	const writers, each = 8, 40
+	var wg sync.WaitGroup
+	var appending atomic.Int32
+	appending.Store(writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			defer appending.Add(-1)
+			for i := 0; i < each; i++ {
+				ev := bot.Event{Type: bot.EventAppText, DedupeKey: fmt.Sprintf("w%d-%d", w, i), ExternalUserID: fmt.Sprint("wm", i%5)}
+				if _, err := s.AppendEvent(ctx, &ev); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	seen := map[uint64]bool{}
+	var after uint64
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		done := appending.Load() == 0 // read before the page: a page read after the last append sees it all
+		evs, err := s.Events(ctx, after, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Seq <= after {
+				t.Fatalf("seq %d after %d: out of order", e.Seq, after)
+			}
+			seen[e.Seq] = true
+			after = e.Seq
+		}
+		if done && len(evs) < 50 {
+			break
+		}
+	}
+	wg.Wait()
+	if len(seen) != writers*each {
+		t.Fatalf("a reader paging by seq saw %d of %d events: appends committed out of sequence order", len(seen), writers*each)
+	}
+	for seq := uint64(1); seq <= writers*each; seq++ {
+		if !seen[seq] {
+			t.Fatalf("seq %d missing: sequence numbers must have no gaps", seq)
+		}
+	}
+}
+
+// testNoLostUpdates: concurrent read-modify-write transactions on the same
+// member and the same key all count (the store serialises them or re-runs
+// the loser; a conflict is never an error to the caller).
+func testNoLostUpdates(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	const workers, each = 8, 15
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				err := s.Update(ctx, func(tx bot.Tx) error {
+					m, err := tx.Member("wm_hot")
+					if errors.Is(err, bot.ErrNotFound) {
+						m, err = &bot.Member{ExternalUserID: "wm_hot"}, nil
+					}
+					if err != nil {
+						return err
+					}
+					m.Points++
+					if err := tx.PutMember(m); err != nil {
+						return err
+					}
+					n := 0
+					if v, err := tx.Get("stock", "coupon"); err == nil {
+						n, _ = strconv.Atoi(string(v))
+					} else if !errors.Is(err, bot.ErrNotFound) {
+						return err
+					}
+					return tx.Put("stock", "coupon", []byte(strconv.Itoa(n+1)))
+				})
+				if err != nil {
+					t.Errorf("a read-modify-write transaction failed (conflicts must be retried inside the store): %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		m, err := tx.Member("wm_hot")
+		if err != nil || m.Points != workers*each {
+			t.Errorf("member points %+v %v, want %d: an update was lost", m, err, workers*each)
+		}
+		if v, err := tx.Get("stock", "coupon"); err != nil || string(v) != strconv.Itoa(workers*each) {
+			t.Errorf("counter %q %v, want %d: an update was lost", v, err, workers*each)
+		}
+		return nil
+	})
+}
+
+// testScansPage: scans over more rows than a backend reads at once return
+// every row once, in byte order (keys with bytes ≥ 0x80 and 0xff included),
+// resume after a member id, and stop when told.
+func testScansPage(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	const n = 700
+	var ids, keys []string
+	err := s.Update(ctx, func(tx bot.Tx) error {
+		for i := 0; i < n; i++ {
+			id := fmt.Sprintf("wm%04d", i)
+			ids = append(ids, id)
+			if err := tx.PutMember(&bot.Member{ExternalUserID: id}); err != nil {
+				return err
+			}
+			k := fmt.Sprintf("p\xff|%04d|用户", i)
+			keys = append(keys, k)
+			if err := tx.Put("scan", k, []byte(k)); err != nil {
+				return err
+			}
+		}
+		for _, k := range []string{"p\xfe", "p\xff", "q", "p"} { // around the prefix, outside it ("p\xff" itself is inside)
+			if err := tx.Put("scan", k, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, "p\xff")
+	sort.Strings(keys)
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		var got []string
+		if err := tx.Members("", func(m *bot.Member) bool { got = append(got, m.ExternalUserID); return true }); err != nil {
+			t.Error(err)
+		}
+		if strings.Join(got, ",") != strings.Join(ids, ",") {
+			t.Errorf("members scan: %d ids, want %d in order", len(got), len(ids))
+		}
+		got = nil
+		_ = tx.Members(ids[400], func(m *bot.Member) bool { got = append(got, m.ExternalUserID); return len(got) < 3 })
+		if strings.Join(got, ",") != strings.Join(ids[401:404], ",") {
+			t.Errorf("members after %s, stop after 3: %v", ids[400], got)
+		}
+		got = nil
+		if err := tx.Scan("scan", "p\xff", func(k string, v []byte) bool { got = append(got, k); return true }); err != nil {
+			t.Error(err)
+		}
+		if strings.Join(got, ",") != strings.Join(keys, ",") {
+			t.Errorf("prefix scan: %d keys, want %d in byte order", len(got), len(keys))
+		}
+		got = nil
+		_ = tx.Scan("scan", "p\xff|", func(k string, v []byte) bool { got = append(got, k); return len(got) < 300 })
+		if len(got) != 300 || got[299] != keys[300] { // keys[0] is "p\xff", outside "p\xff|"
+			t.Errorf("stopped prefix scan: %d keys", len(got))
+		}
+		return nil
+	})
 }

@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// counterSlots spreads the sent/failed counters over rows so concurrent
+// deliveries do not queue on one row lock.
+const counterSlots = 16
+
+func scanActions(rows pgx.Rows) ([]bot.Action, error) {
+	defer rows.Close()
+	var out []bot.Action
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, err
+		}
+		var a bot.Action
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, fmt.Errorf("decode action %d: %w", id, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// DueActions implements bot.Outbox: actions with a deadline first, then by due time.
+func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
+	rows, err := s.pool.Query(ctx, `
+		(SELECT id, body FROM outbox WHERE status = 'pending' AND urgent AND due_at <= $1 ORDER BY due_at, id LIMIT $2)
+		UNION ALL
+		(SELECT id, body FROM outbox WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2)`, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	all, err := scanActions(rows)
+	if err != nil {
+		return nil, err
+	}
+	return firstOnce(all, limit), nil
+}
+
+// firstOnce keeps each action's first appearance, up to limit.
+func firstOnce(all []bot.Action, limit int) []bot.Action {
+	seen := make(map[uint64]bool, len(all))
+	out := all[:0]
+	for _, a := range all {
+		if seen[a.ID] || len(out) >= limit {
+			continue
+		}
+		seen[a.ID] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// NextDue implements bot.Outbox.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	a, err := s.oldestPending(ctx)
+	if err != nil || a == nil {
+		return time.Time{}, false, err
+	}
+	return a.DueAt, true, nil
+}
+
+func (s *Store) oldestPending(ctx context.Context) (*bot.Action, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE status = 'pending' ORDER BY due_at, id LIMIT 1`)
+	if err != nil {
+		return nil, err
+	}
+	acts, err := scanActions(rows)
+	if err != nil || len(acts) == 0 {
+		return nil, err
+	}
+	return &acts[0], nil
+}
+
+// updateAction loads a pending action under its row lock, lets fn change
+// it, and stores it with its due index columns, lease cleared, and the
+// status counters.
+func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Action)) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 FOR UPDATE`, int64(id)).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var a bot.Action
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return fmt.Errorf("decode action %d: %w", id, err)
+		}
+		if a.Status != bot.ActionPending {
+			return fmt.Errorf("action %d is already %s", id, a.Status)
+		}
+		fn(&a)
+		out, err := json.Marshal(&a)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET status = $2, due_at = $3, body = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1`,
+			int64(id), a.Status, a.DueAt, out); err != nil {
+			return err
+		}
+		if a.Status != bot.ActionPending {
+			if _, err := tx.Exec(ctx, `INSERT INTO counters (name, slot, n) VALUES ($1, $2, 1) ON CONFLICT (name, slot) DO UPDATE SET n = counters.n + 1`,
+				"outbox_"+a.Status, int64(id)%counterSlots); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// MarkSent implements bot.Outbox.
+func (s *Store) MarkSent(ctx context.Context, id uint64, at time.Time, detail string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) {
+		a.Status, a.SentAt, a.Attempts, a.LastError = bot.ActionSent, at, a.Attempts+1, ""
+		a.Detail = detail
+	})
+}
+
+// MarkRetry implements bot.Outbox.
+func (s *Store) MarkRetry(ctx context.Context, id uint64, next time.Time, errMsg string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) {
+		a.Attempts++
+		a.LastError = errMsg
+		a.DueAt = next
+	})
+}
+
+// MarkFailed implements bot.Outbox.
+func (s *Store) MarkFailed(ctx context.Context, id uint64, at time.Time, errMsg string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) {
+		a.Status, a.Attempts, a.LastError = bot.ActionFailed, a.Attempts+1, errMsg
+	})
+}
+
+// Action implements bot.Outbox.
+func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id = $1`, int64(id))
+	if err != nil {
+		return nil, err
+	}
+	acts, err := scanActions(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(acts) == 0 {
+		return nil, fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+	}
+	return &acts[0], nil
+}
+
+// Actions implements bot.Outbox.
+func (s *Store) Actions(ctx context.Context, after uint64, limit int) ([]bot.Action, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id > $1 ORDER BY id LIMIT $2`, int64(after), limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanActions(rows)
+}
+
+// OutboxStats implements bot.Outbox.
+func (s *Store) OutboxStats(ctx context.Context) (bot.OutboxStats, error) {
+	var st bot.OutboxStats
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM outbox WHERE status = 'pending'),
+		(SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'outbox_sent'),
+		(SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'outbox_failed')`).Scan(&st.Pending, &st.Sent, &st.Failed)
+	if err != nil {
+		return st, err
+	}
+	a, err := s.oldestPending(ctx)
+	if err != nil {
+		return st, err
+	}
+	if a != nil {
+		st.OldestDue = a.DueAt
+	}
+	return st, nil
+}

@@ -1,0 +1,124 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrations are applied in order, each once, inside one transaction under
+// an advisory lock (so nodes starting together migrate once). Never edit a
+// released migration: append a new one.
+var migrations = []string{
+	// 1: the event log, members, outbox, key-value space and the node coordination tables.
+	`
+CREATE TABLE counters (
+	name text NOT NULL,
+	slot int NOT NULL DEFAULT 0,
+	n bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (name, slot)
+);
+-- event_seq is taken under its row lock by each appending transaction, so
+-- sequence numbers are assigned in commit order without gaps.
+INSERT INTO counters (name, slot, n) VALUES ('event_seq', 0, 0);
+
+CREATE TABLE events (
+	seq bigint PRIMARY KEY,
+	part int NOT NULL,
+	received_at timestamptz NOT NULL,
+	processed boolean NOT NULL DEFAULT false,
+	error text,
+	body bytea NOT NULL
+);
+CREATE INDEX events_pending ON events (seq) WHERE NOT processed;
+CREATE INDEX events_pending_part ON events (part, seq) WHERE NOT processed;
+CREATE INDEX events_failed ON events (seq) WHERE error IS NOT NULL;
+
+CREATE TABLE dedupe (
+	key bytea PRIMARY KEY,
+	at timestamptz NOT NULL
+);
+CREATE INDEX dedupe_at ON dedupe (at);
+
+CREATE TABLE members (
+	id text COLLATE "C" PRIMARY KEY,
+	body bytea NOT NULL
+);
+
+CREATE SEQUENCE outbox_id;
+CREATE TABLE outbox (
+	id bigint PRIMARY KEY,
+	key bytea NOT NULL UNIQUE,
+	status text NOT NULL,
+	due_at timestamptz NOT NULL,
+	urgent boolean NOT NULL,
+	lease_owner text,
+	lease_until timestamptz,
+	body bytea NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (due_at, id) WHERE status = 'pending';
+CREATE INDEX outbox_urgent ON outbox (due_at, id) WHERE status = 'pending' AND urgent;
+
+CREATE TABLE kv (
+	bucket bytea NOT NULL,
+	key bytea NOT NULL,
+	value bytea NOT NULL,
+	PRIMARY KEY (bucket, key)
+);
+
+CREATE TABLE nodes (
+	id text PRIMARY KEY,
+	started_at timestamptz NOT NULL DEFAULT now(),
+	seen_at timestamptz NOT NULL
+);
+CREATE TABLE partitions (
+	p int PRIMARY KEY,
+	owner text,
+	lease_until timestamptz
+);
+INSERT INTO partitions (p) SELECT generate_series(0, 63);
+`,
+}
+
+// SchemaVersion is the schema this build writes.
+var SchemaVersion = len(migrations)
+
+// migrationLock is the advisory lock key taken while migrating.
+const migrationLock = 0x77656362 // "wecb"
+
+// Migrate brings the schema up to SchemaVersion and returns the versions
+// before and after. A database newer than this build is refused.
+func Migrate(ctx context.Context, conn interface {
+	Begin(context.Context) (pgx.Tx, error)
+}) (from, to int, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return 0, 0, err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return 0, 0, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&from); err != nil {
+		return 0, 0, err
+	}
+	if from > len(migrations) {
+		return from, from, fmt.Errorf("the database's schema is version %d, newer than this wecombot (%d): upgrade wecombot", from, len(migrations))
+	}
+	for v := from + 1; v <= len(migrations); v++ {
+		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+			return from, v - 1, fmt.Errorf("schema migration %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+			return from, v - 1, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return from, from, err
+	}
+	return from, len(migrations), nil
+}

@@ -1,0 +1,337 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// Update implements bot.Store: fn runs in a SERIALIZABLE transaction and is
+// run again (after a short jittered wait) when the transaction loses a race
+// to a concurrent one — a serialization failure or deadlock is never
+// returned to the caller while attempts remain, so the pipeline never
+// counts it as a handler failure. fn must change nothing outside tx.
+func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
+	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, true, fn)
+}
+
+// View implements bot.Store: a read-only snapshot (REPEATABLE READ).
+func (s *Store) View(ctx context.Context, fn func(bot.Tx) error) error {
+	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+}
+
+func (s *Store) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func(bot.Tx) error) error {
+	if err := check(ctx); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 0; attempt < maxTxAttempts; attempt++ {
+		var lost bool
+		err, lost = s.try(ctx, opts, write, fn)
+		if !lost {
+			return err
+		}
+		if err := check(ctx); err != nil {
+			return err
+		}
+		time.Sleep(backoffTx(attempt))
+	}
+	return fmt.Errorf("transaction kept conflicting with concurrent ones (%d attempts): %w", maxTxAttempts, err)
+}
+
+// try runs fn once; lost reports a serialization failure or deadlock
+// anywhere in it (even one fn wrapped or swallowed), so the caller re-runs it.
+func (s *Store) try(ctx context.Context, opts pgx.TxOptions, write bool, fn func(bot.Tx) error) (err error, lost bool) {
+	tx, err := s.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return err, retryable(err)
+	}
+	t := &pgTx{ctx: ctx, tx: tx, s: s, write: write}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := fn(t); err != nil {
+		return err, t.lost || retryable(err)
+	}
+	if t.lost {
+		return t.lostErr, true
+	}
+	if t.enqueued {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify('wecombot_outbox', '')`); err != nil {
+			return err, retryable(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err, retryable(err)
+	}
+	return nil, false
+}
+
+// pgTx implements bot.Tx over one pgx transaction.
+type pgTx struct {
+	ctx      context.Context
+	tx       pgx.Tx
+	s        *Store
+	write    bool
+	enqueued bool
+	lost     bool
+	lostErr  error
+}
+
+// note records a lost race so the transaction is re-run whatever fn does with the error.
+func (t *pgTx) note(err error) error {
+	if err != nil && retryable(err) && !t.lost {
+		t.lost, t.lostErr = true, err
+	}
+	return err
+}
+
+func (t *pgTx) exec(sql string, args ...any) (int64, error) {
+	tag, err := t.tx.Exec(t.ctx, sql, args...)
+	if t.note(err) != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (t *pgTx) row(sql string, args []any, dest ...any) error {
+	return t.note(t.tx.QueryRow(t.ctx, sql, args...).Scan(dest...))
+}
+
+func (t *pgTx) readOnly(op string) error {
+	if !t.write {
+		return fmt.Errorf("%s: read-only transaction", op)
+	}
+	return nil
+}
+
+func (t *pgTx) MarkProcessed(seq uint64, errMsg string) (bool, error) {
+	if err := t.readOnly("mark processed"); err != nil {
+		return false, err
+	}
+	var e *string
+	if errMsg != "" {
+		e = &errMsg
+	}
+	n, err := t.exec(`UPDATE events SET processed = true, error = $2 WHERE seq = $1 AND NOT processed`, int64(seq), e)
+	return n == 1, err
+}
+
+func (t *pgTx) Member(id string) (*bot.Member, error) {
+	var raw []byte
+	err := t.row(`SELECT body FROM members WHERE id = $1`, []any{id}, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bot.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m bot.Member
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("decode member %s: %w", id, err)
+	}
+	return &m, nil
+}
+
+func (t *pgTx) PutMember(m *bot.Member) error {
+	if m.ExternalUserID == "" {
+		return errors.New("put member: empty external_userid")
+	}
+	if err := t.readOnly("put member"); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode member %s: %w", m.ExternalUserID, err)
+	}
+	_, err = t.exec(`INSERT INTO members (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body`, m.ExternalUserID, raw)
+	return err
+}
+
+// pageSize is how many rows a scan reads per query.
+const pageSize = 256
+
+func (t *pgTx) Members(after string, fn func(*bot.Member) bool) error {
+	for {
+		rows, err := t.tx.Query(t.ctx, `SELECT id, body FROM members WHERE id > $1 ORDER BY id LIMIT $2`, after, pageSize)
+		if t.note(err) != nil {
+			return err
+		}
+		var page []bot.Member
+		for rows.Next() {
+			var id string
+			var raw []byte
+			if err := rows.Scan(&id, &raw); err != nil {
+				rows.Close()
+				return err
+			}
+			var m bot.Member
+			if err := json.Unmarshal(raw, &m); err != nil {
+				rows.Close()
+				return fmt.Errorf("decode member %s: %w", id, err)
+			}
+			page = append(page, m)
+		}
+		if err := t.note(rows.Err()); err != nil {
+			return err
+		}
+		for i := range page {
+			if !fn(&page[i]) {
+				return nil
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		after = page[len(page)-1].ExternalUserID
+	}
+}
+
+func (t *pgTx) MemberCount() (int, error) {
+	var n int
+	err := t.row(`SELECT count(*) FROM members`, nil, &n)
+	return n, err
+}
+
+func (t *pgTx) Enqueue(a *bot.Action) (bool, error) {
+	if a.Key == "" {
+		return false, errors.New("enqueue: action has no key")
+	}
+	if err := t.readOnly("enqueue"); err != nil {
+		return false, err
+	}
+	var exists bool
+	if err := t.row(`SELECT EXISTS (SELECT 1 FROM outbox WHERE key = $1)`, []any{[]byte(a.Key)}, &exists); err != nil {
+		return false, err
+	}
+	if exists {
+		return true, nil
+	}
+	var id int64
+	if err := t.row(`SELECT nextval('outbox_id')`, nil, &id); err != nil {
+		return false, err
+	}
+	e := *a
+	e.ID = uint64(id)
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = t.s.o.Now()
+	}
+	if e.DueAt.IsZero() {
+		e.DueAt = e.CreatedAt
+	}
+	if e.Status == "" {
+		e.Status = bot.ActionPending
+	}
+	raw, err := json.Marshal(&e)
+	if err != nil {
+		return false, fmt.Errorf("encode action %s: %w", a.Key, err)
+	}
+	n, err := t.exec(`INSERT INTO outbox (id, key, status, due_at, urgent, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING`,
+		id, []byte(e.Key), e.Status, e.DueAt, !e.NotAfter.IsZero(), raw)
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return true, nil
+	}
+	if e.Status != bot.ActionPending {
+		if _, err := t.exec(`INSERT INTO counters (name, slot, n) VALUES ($1, $2, 1) ON CONFLICT (name, slot) DO UPDATE SET n = counters.n + 1`,
+			"outbox_"+e.Status, id%counterSlots); err != nil {
+			return false, err
+		}
+	}
+	*a = e
+	t.enqueued = true
+	return false, nil
+}
+
+func (t *pgTx) Get(bucket, key string) ([]byte, error) {
+	var v []byte
+	err := t.row(`SELECT value FROM kv WHERE bucket = $1 AND key = $2`, []any{[]byte(bucket), []byte(key)}, &v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bot.ErrNotFound
+	}
+	if v == nil && err == nil {
+		v = []byte{}
+	}
+	return v, err
+}
+
+func (t *pgTx) Put(bucket, key string, value []byte) error {
+	if err := t.readOnly("put"); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	_, err := t.exec(`INSERT INTO kv (bucket, key, value) VALUES ($1, $2, $3) ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value`,
+		[]byte(bucket), []byte(key), value)
+	return err
+}
+
+func (t *pgTx) Delete(bucket, key string) error {
+	if err := t.readOnly("delete"); err != nil {
+		return err
+	}
+	_, err := t.exec(`DELETE FROM kv WHERE bucket = $1 AND key = $2`, []byte(bucket), []byte(key))
+	return err
+}
+
+// prefixEnd is the smallest key greater than every key with prefix p, or
+// nil when there is none (p is all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func (t *pgTx) Scan(bucket, prefix string, fn func(key string, value []byte) bool) error {
+	from := []byte(prefix)
+	end := prefixEnd(from)
+	op := ">="
+	for {
+		rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM kv WHERE bucket = $1 AND key `+op+` $2 AND ($3::bytea IS NULL OR key < $3) ORDER BY key LIMIT $4`,
+			[]byte(bucket), from, end, pageSize)
+		if t.note(err) != nil {
+			return err
+		}
+		type kv struct{ k, v []byte }
+		var page []kv
+		for rows.Next() {
+			var r kv
+			if err := rows.Scan(&r.k, &r.v); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, r)
+		}
+		if err := t.note(rows.Err()); err != nil {
+			return err
+		}
+		for _, r := range page {
+			if r.v == nil {
+				r.v = []byte{}
+			}
+			if !fn(string(r.k), r.v) {
+				return nil
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		from, op = page[len(page)-1].k, ">"
+	}
+}
