@@ -75,6 +75,25 @@ func NewAction(kind ActionKind, key string, payload any) (*Action, error) {
 	return &Action{Kind: kind, Key: key, Payload: raw, Status: ActionPending}, nil
 }
 
+// RecordSent, RecordRetry and RecordFailed apply a delivery outcome to the
+// action's fields: the one definition every outbox backend stores.
+func (a *Action) RecordSent(at time.Time, detail string) {
+	a.Status, a.SentAt, a.Attempts, a.LastError = ActionSent, at, a.Attempts+1, ""
+	a.Detail = detail
+}
+
+// RecordRetry: a failed attempt, to be tried again at next.
+func (a *Action) RecordRetry(next time.Time, errMsg string) {
+	a.Attempts++
+	a.LastError = errMsg
+	a.DueAt = next
+}
+
+// RecordFailed: the action is given up on (dead letter).
+func (a *Action) RecordFailed(errMsg string) {
+	a.Status, a.Attempts, a.LastError = ActionFailed, a.Attempts+1, errMsg
+}
+
 // Decode unmarshals the payload into v.
 func (a *Action) Decode(v any) error {
 	if err := json.Unmarshal(a.Payload, v); err != nil {

@@ -700,26 +700,17 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 
 // MarkSent implements bot.Outbox.
 func (s *Store) MarkSent(ctx context.Context, id uint64, at time.Time, detail string) error {
-	return s.updateAction(ctx, id, func(a *bot.Action) {
-		a.Status, a.SentAt, a.Attempts, a.LastError = bot.ActionSent, at, a.Attempts+1, ""
-		a.Detail = detail
-	})
+	return s.updateAction(ctx, id, func(a *bot.Action) { a.RecordSent(at, detail) })
 }
 
 // MarkRetry implements bot.Outbox.
 func (s *Store) MarkRetry(ctx context.Context, id uint64, next time.Time, errMsg string) error {
-	return s.updateAction(ctx, id, func(a *bot.Action) {
-		a.Attempts++
-		a.LastError = errMsg
-		a.DueAt = next
-	})
+	return s.updateAction(ctx, id, func(a *bot.Action) { a.RecordRetry(next, errMsg) })
 }
 
 // MarkFailed implements bot.Outbox.
 func (s *Store) MarkFailed(ctx context.Context, id uint64, at time.Time, errMsg string) error {
-	return s.updateAction(ctx, id, func(a *bot.Action) {
-		a.Status, a.Attempts, a.LastError = bot.ActionFailed, a.Attempts+1, errMsg
-	})
+	return s.updateAction(ctx, id, func(a *bot.Action) { a.RecordFailed(errMsg) })
 }
 
 // Action implements bot.Outbox.
