@@ -884,14 +884,26 @@ func (c *compiler) campaigns(specs []*campaignSpec) {
 		for _, r := range s.Reminders {
 			camp.Reminders = append(camp.Reminders, c.reminder(r))
 		}
-		if msg := s.Messages; msg != nil {
+		msg := s.Messages
+		if msg != nil {
 			camp.Messages = CampaignMessages{
 				CheckedIn: c.template(msg.Pos, "checked_in", msg.CheckedIn), Already: c.template(msg.Pos, "already", msg.Already),
 				OutsideWindow: c.template(msg.Pos, "outside_window", msg.OutsideWindow), Closed: c.template(msg.Pos, "closed", msg.Closed),
 				NotInAudience: c.template(msg.Pos, "not_in_audience", msg.NotInAudience), MadeUp: c.template(msg.Pos, "made_up", msg.MadeUp),
 				NoMakeup: c.template(msg.Pos, "no_makeup", msg.NoMakeup),
 			}
+		} else {
+			msg = &campaignMessages{Pos: s.Pos}
 		}
+		orDefault := func(src, def string) string {
+			if strings.TrimSpace(src) == "" {
+				return def
+			}
+			return src
+		}
+		camp.Messages.StreakBonus = c.template(msg.Pos, "streak_bonus", orDefault(msg.StreakBonus, DefaultStreakBonusText))
+		camp.Messages.LevelUp = c.template(msg.Pos, "level_up", orDefault(msg.LevelUp, DefaultLevelUpText))
+		camp.Messages.CertificateLink = c.template(msg.Pos, "certificate_link", orDefault(msg.CertificateLink, DefaultCertificateLinkText))
 		if cert := s.Certificate; cert != nil {
 			c.required(cert.Pos, "title", cert.Title, "the certificate's title")
 			camp.Certificate = &Certificate{Title: cert.Title, Text: c.template(cert.Pos, "text", cert.Text)}

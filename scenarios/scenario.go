@@ -433,7 +433,23 @@ type Reminder struct {
 // CampaignMessages are the replies to check-in attempts.
 type CampaignMessages struct {
 	CheckedIn, Already, OutsideWindow, Closed, NotInAudience, MadeUp, NoMakeup *Template
+	// StreakBonus, LevelUp and CertificateLink are lines added to a
+	// successful check-in's reply; never nil (the defaults below apply when
+	// the scenario leaves them out).
+	StreakBonus, LevelUp, CertificateLink *Template
 }
+
+// Defaults of the check-in reply's extra lines (messages.streak_bonus,
+// level_up, certificate_link); docs/scenarios.md documents them.
+const (
+	// DefaultStreakBonusText: {{.Streak}} is the bonus's days, {{.Bonus}} its points.
+	DefaultStreakBonusText = "🔥 连续打卡 {{.Streak}} 天，奖励 {{.Bonus}} 积分！"
+	// DefaultLevelUpText: {{.Level}} is the new level, {{.LevelMin}} its min_points.
+	DefaultLevelUpText = "🎉 积分达到 {{.LevelMin}}，升级为「{{.Level}}」会员！"
+	// DefaultCertificateLinkText follows a certificate milestone whose text
+	// has no {{.Link}}: {{.Certificate}} is the certificate's title.
+	DefaultCertificateLinkText = "📜 {{.Certificate}}：{{.Link}}"
+)
 
 // Certificate is the shareable certificate (证书) a milestone may award.
 type Certificate struct {

@@ -267,6 +267,10 @@ type campaignMessages struct {
 	NotInAudience string `yaml:"not_in_audience"`
 	MadeUp        string `yaml:"made_up"`
 	NoMakeup      string `yaml:"no_makeup"`
+	// Lines added to a successful check-in's reply (defaults in scenario.go).
+	StreakBonus     string `yaml:"streak_bonus"`
+	LevelUp         string `yaml:"level_up"`
+	CertificateLink string `yaml:"certificate_link"`
 }
 
 type certificateSpec struct {

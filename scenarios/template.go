@@ -43,6 +43,12 @@ type TemplateData struct {
 	Board        string
 	Today        int
 	Participants int
+	// Check-in reply lines: Bonus is a streak bonus's points (streak_bonus,
+	// where Streak is the bonus's days), LevelMin the new level's min_points
+	// (level_up), Certificate the certificate's title (certificate_link).
+	Bonus       int64
+	LevelMin    int64
+	Certificate string
 }
 
 // sampleData is used to execute every template once at load time, so a
@@ -52,6 +58,7 @@ var sampleData = TemplateData{
 	Points: 120, Level: "普通", Brand: "示例品牌", Orders: 1, CheckIns: 3, Staff: "zhangsan",
 	Campaign: "示例打卡", Day: 3, Link: "https://example.com/checkin?t=sample", Rank: 2,
 	Board: "1. 示例会员 30 分", Today: 5, Participants: 12,
+	Bonus: 20, LevelMin: 100, Certificate: "示例证书",
 }
 
 // Template is a compiled text template with its source kept for fallback.

@@ -147,3 +147,68 @@ func IsOpen(c *scenarios.Campaign, day Day) bool {
 	}
 	return day >= DayOf(c.Start, c.Zone) && day <= DayOf(c.End, c.Zone)
 }
+
+// Reward is what one recorded check-in day earns in a campaign: the same
+// rule for members and staff (staff then keep only the campaign score).
+type Reward struct {
+	// Points are the campaign's points for the day (0 for a make-up: a
+	// make-up saves the streak, it earns nothing by itself).
+	Points int64
+	// Bonuses are the streak bonuses the day's run reaches for the first time.
+	Bonuses []scenarios.StreakBonus
+	// Milestones are the milestones the day count reaches for the first time.
+	Milestones []*scenarios.Milestone
+}
+
+// Score is the campaign score the reward adds (the leaderboard's points).
+func (rw Reward) Score() int64 {
+	n := rw.Points
+	for _, b := range rw.Bonuses {
+		n += int64(b.Points)
+	}
+	for _, m := range rw.Milestones {
+		n += int64(m.Points)
+	}
+	return n
+}
+
+// ComputeReward says what day earns; p must already hold day (Record). A
+// bonus counts the whole run the day belongs to: a make-up may join two
+// runs. Bonuses and milestones already in p are not earned again.
+func ComputeReward(c *scenarios.Campaign, p *Progress, day Day, makeup bool) Reward {
+	var rw Reward
+	if !makeup {
+		rw.Points = int64(c.Points)
+	}
+	end := day
+	for p.Has(end + 1) {
+		end++
+	}
+	streak := p.StreakAt(end)
+	for _, b := range c.StreakBonus {
+		if streak >= b.Days && !p.Rewarded(b.Days) {
+			rw.Bonuses = append(rw.Bonuses, b)
+		}
+	}
+	for _, m := range c.Milestones {
+		if m.Day <= p.Count() && !p.Reached(m.Day) {
+			rw.Milestones = append(rw.Milestones, m)
+		}
+	}
+	return rw
+}
+
+// Apply records rw in p: its score, its bonuses and milestones as given
+// (each once), and the certificate a milestone awards.
+func (p *Progress) Apply(rw Reward) {
+	p.Score += rw.Score()
+	for _, b := range rw.Bonuses {
+		p.Bonuses = append(p.Bonuses, b.Days)
+	}
+	for _, m := range rw.Milestones {
+		p.Milestones = append(p.Milestones, m.Day)
+		if m.Certificate {
+			p.Certificate = true
+		}
+	}
+}

@@ -143,57 +143,37 @@ func (r *run) checkIn(ms *memberState, camp *scenarios.Campaign, makeup bool) (s
 	}
 	ms.m.CheckIns++
 	ms.dirty = true
-	var extras []string
 	if makeup {
 		if cost := int64(camp.Makeup.CostPoints); cost > 0 {
 			if err := r.addPoints(ms, -cost, "makeup", camp.Name); err != nil {
 				return "", 0, err
 			}
 		}
-	} else if camp.Points > 0 {
-		if err := r.addPoints(ms, int64(camp.Points), "checkin", camp.Name); err != nil {
+	}
+	// The reward rule staff check-ins apply too (checkin.ComputeReward);
+	// members also get it as points, tags, stage moves and coupons.
+	reward := checkin.ComputeReward(camp, p, day, makeup)
+	p.Apply(reward)
+	if reward.Points > 0 {
+		if err := r.addPoints(ms, reward.Points, "checkin", camp.Name); err != nil {
 			return "", 0, err
 		}
-		p.Score += int64(camp.Points)
 	}
-	// The streak the day belongs to (a make-up may join two runs).
-	end := day
-	for p.Has(end + 1) {
-		end++
-	}
-	streak := p.StreakAt(end)
-	for _, b := range camp.StreakBonus {
-		if streak < b.Days || p.Rewarded(b.Days) {
-			continue
-		}
-		p.Bonuses = append(p.Bonuses, b.Days)
+	for _, b := range reward.Bonuses {
 		if err := r.addPoints(ms, int64(b.Points), fmt.Sprintf("streak:%d", b.Days), camp.Name); err != nil {
 			return "", 0, err
 		}
-		p.Score += int64(b.Points)
-		extras = append(extras, fmt.Sprintf("🔥 连续打卡 %d 天，奖励 %d 积分！", b.Days, b.Points))
-	}
-	var milestones []*scenarios.Milestone
-	for _, m := range camp.Milestones {
-		if m.Day <= p.Count() && !p.Reached(m.Day) {
-			milestones = append(milestones, m)
-		}
 	}
 	var couponTexts []string
-	for _, m := range milestones {
-		p.Milestones = append(p.Milestones, m.Day)
+	for _, m := range reward.Milestones {
 		if m.Points > 0 {
 			if err := r.addPoints(ms, int64(m.Points), fmt.Sprintf("milestone:%d", m.Day), camp.Name); err != nil {
 				return "", 0, err
 			}
-			p.Score += int64(m.Points)
 		}
 		r.addTag(ms, m.Tag)
 		if m.Stage != bot.StageNone {
 			r.moveTo(ms, m.Stage, CauseMilestone, false)
-		}
-		if m.Certificate {
-			p.Certificate = true
 		}
 		if m.Coupon != nil {
 			res, err := r.issue(ms, m.Coupon, fmt.Sprintf("milestone:%s:%d", camp.Name, m.Day))
@@ -215,37 +195,65 @@ func (r *run) checkIn(ms *memberState, camp *scenarios.Campaign, makeup bool) (s
 	// a level-up is announced (its tag is written back with the others).
 	before := r.sc.Level(ms.m.Level)
 	r.applyLevel(ms)
+	var levelUp *scenarios.Level
 	if after := r.sc.Level(ms.m.Level); after != nil && after != before && after.MinPoints > 0 &&
 		(before == nil || after.MinPoints > before.MinPoints) {
-		extras = append(extras, fmt.Sprintf("🎉 积分达到 %d，升级为「%s」会员！", after.MinPoints, after.Name))
+		levelUp = after
 		r.log.Info().Str("level", after.Name).Msg("level up")
 	}
 	l.Str("day", day.String()).Int("days", p.Count()).Int64("score", p.Score).Int64("points", ms.m.Points).Msg("checked in")
 
 	data := r.campaignData(ms, camp, p)
+	parts := r.rewardLines(camp, outcome, reward, data, levelUp, func() string {
+		return r.link(PathCertificate, checkin.CertPurpose, checkin.Subject(ms.m.ExternalUserID, camp.Name), certTTL)
+	})
+	parts = append(parts, couponTexts...)
+	return strings.Join(nonEmpty(parts), "\n"), outcome, nil
+}
+
+// rewardLines is a successful check-in's reply, member or staff: the
+// outcome's message, a line per streak bonus, the level-up (levelUp nil:
+// none), then each milestone's text; a certificate milestone gets its link
+// (certLink; nil for staff, who get no certificate) and, when its text
+// doesn't show it, the certificate_link line. Every line is a scenario
+// template (messages.*, with documented defaults).
+func (r *run) rewardLines(camp *scenarios.Campaign, outcome checkin.Outcome, reward checkin.Reward,
+	data scenarios.TemplateData, levelUp *scenarios.Level, certLink func() string) []string {
 	text, err := checkin.Reply(camp, outcome, data)
 	if err != nil {
 		r.log.Warn().Err(err).Msg("check-in message template failed")
 	}
-	parts := append([]string{text}, extras...)
-	for _, m := range milestones {
+	parts := []string{text}
+	for _, b := range reward.Bonuses {
+		d := data
+		d.Streak, d.Bonus = b.Days, int64(b.Points)
+		parts = append(parts, r.render(camp.Messages.StreakBonus, d))
+	}
+	if levelUp != nil {
+		d := data
+		d.Level, d.LevelMin = levelUp.Name, levelUp.MinPoints
+		parts = append(parts, r.render(camp.Messages.LevelUp, d))
+	}
+	for _, m := range reward.Milestones {
+		if certLink == nil && (m.Coupon != nil || m.Certificate) {
+			// Texts announcing a coupon or certificate would promise staff
+			// what they don't get.
+			continue
+		}
 		md := data
 		if m.Certificate {
-			md.Link = r.link(PathCertificate, checkin.CertPurpose, checkin.Subject(ms.m.ExternalUserID, camp.Name), certTTL)
+			md.Link = certLink()
 		}
-		if t := r.render(m.Text, md); t != "" {
-			parts = append(parts, t)
-		}
+		parts = append(parts, r.render(m.Text, md))
 		if m.Certificate && md.Link != "" && !strings.Contains(m.Text.Source(), ".Link") {
-			title := camp.Name + "证书"
+			md.Certificate = camp.Name + "证书"
 			if camp.Certificate != nil {
-				title = camp.Certificate.Title
+				md.Certificate = camp.Certificate.Title
 			}
-			parts = append(parts, fmt.Sprintf("📜 %s：%s", title, md.Link))
+			parts = append(parts, r.render(camp.Messages.CertificateLink, md))
 		}
 	}
-	parts = append(parts, couponTexts...)
-	return strings.Join(nonEmpty(parts), "\n"), outcome, nil
+	return parts
 }
 
 func nonEmpty(ss []string) []string {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -108,40 +107,15 @@ func (r *run) staffCheckIn(camp *scenarios.Campaign, makeup bool) (string, error
 	if err := checkin.Record(r.tx, p, day, r.at, false, r.ref); err != nil {
 		return "", err
 	}
-	p.Score += int64(camp.Points)
-	var extras []string
-	streak := p.StreakAt(day)
-	for _, b := range camp.StreakBonus {
-		if streak >= b.Days && !p.Rewarded(b.Days) {
-			p.Bonuses = append(p.Bonuses, b.Days)
-			p.Score += int64(b.Points)
-			extras = append(extras, fmt.Sprintf("🔥 连续打卡 %d 天，奖励 %d 积分！", b.Days, b.Points))
-		}
-	}
-	var texts []*scenarios.Template
-	for _, m := range camp.Milestones {
-		if m.Day <= p.Count() && !p.Reached(m.Day) {
-			p.Milestones = append(p.Milestones, m.Day)
-			p.Score += int64(m.Points)
-			// Texts announcing a coupon or certificate would promise what
-			// staff don't get.
-			if m.Coupon == nil && !m.Certificate {
-				texts = append(texts, m.Text)
-			}
-		}
-	}
+	// The members' reward rule; staff keep only the campaign score (no
+	// balance, tags, coupons or certificate).
+	reward := checkin.ComputeReward(camp, p, day, false)
+	p.Apply(reward)
+	p.Certificate = false
 	if err := checkin.SaveProgress(r.tx, p, oldScore, isNew); err != nil {
 		return "", err
 	}
 	l.Str("day", day.String()).Int("days", p.Count()).Int64("score", p.Score).Msg("staff checked in")
-	d := data()
-	text, err := checkin.Reply(camp, outcome, d)
-	if err != nil {
-		r.log.Warn().Err(err).Msg("check-in message template failed")
-	}
-	parts := append([]string{text}, extras...)
-	for _, t := range texts {
-		parts = append(parts, r.render(t, d))
-	}
+	parts := r.rewardLines(camp, outcome, reward, data(), nil, nil)
 	return strings.Join(nonEmpty(parts), "\n"), nil
 }

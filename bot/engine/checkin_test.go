@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -488,13 +489,7 @@ func TestStaffCheckin(t *testing.T) {
 	h := newHarness(t, checkinScenario(t))
 	app := func(staff, text string) string {
 		h.send(&bot.Event{Type: bot.EventAppText, StaffID: staff, Content: text})
-		acts := h.actions(bot.ActionStaffMessage)
-		if len(acts) == 0 {
-			return ""
-		}
-		var p bot.StaffMessage
-		_ = acts[len(acts)-1].Decode(&p)
-		return p.Text
+		return lastStaffMessage(h)
 	}
 	h.clock = at("03-03 07:00")
 	if r := app("zhangsan", "打卡"); !strings.HasPrefix(r, "OK1 streak=1 points=10") {
@@ -532,4 +527,63 @@ func TestStaffCheckin(t *testing.T) {
 	if h.memberCount() != 0 {
 		t.Error("staff became members")
 	}
+}
+
+// TestCheckinRewardTextsFromScenario: the reward lines of a check-in reply
+// are the scenario's messages.streak_bonus / level_up templates, for a
+// member and for staff alike (one reward rule, one set of texts), and the
+// staff member's campaign score equals the member's for the same days.
+func TestCheckinRewardTextsFromScenario(t *testing.T) {
+	yaml := strings.Replace(checkinYAML, "      not_in_audience: AUDIENCE\n",
+		"      not_in_audience: AUDIENCE\n      streak_bonus: \"BONUS {{.Streak}}d +{{.Bonus}}\"\n      level_up: \"LEVEL {{.Level}} at {{.LevelMin}}\"\n", 1)
+	if yaml == checkinYAML {
+		t.Fatal("scenario messages not found to extend")
+	}
+	sc, err := scenarios.LoadBytes("checkin.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sc)
+	const m = "wmTexts"
+	h.clock = at("03-01 10:00")
+	h.send(add(m, "s1", "xhs", ""))
+	staffReply := func() string { return lastStaffMessage(h) }
+	var memberDay3, staffDay3, memberDay5 string
+	for i, day := range []string{"03-03", "03-04", "03-05", "03-06", "03-07"} {
+		h.clock = at(day + " 07:00")
+		h.send(kf(m, "打卡"))
+		h.send(&bot.Event{Type: bot.EventAppText, StaffID: "zhangsan", Content: "打卡"})
+		switch i {
+		case 2:
+			memberDay3, staffDay3 = h.lastReply(m), staffReply()
+		case 4:
+			memberDay5 = h.lastReply(m)
+		}
+	}
+	for who, r := range map[string]string{"member": memberDay3, "staff": staffDay3} {
+		if !strings.Contains(r, "\nBONUS 3d +20") || strings.Contains(r, "🔥") {
+			t.Errorf("%s day-3 reply %q: want the scenario's streak_bonus line", who, r)
+		}
+	}
+	if !strings.Contains(memberDay5, "\nLEVEL 高级 at 100") || strings.Contains(memberDay5, "🎉") {
+		t.Errorf("member day-5 reply %q: want the scenario's level_up line", memberDay5)
+	}
+	if strings.Contains(staffReply(), "LEVEL") {
+		t.Errorf("staff have no level: %q", staffReply())
+	}
+	mp, sp := h.progress("早安", m), h.progress("早安", StaffParticipant("zhangsan"))
+	if mp.Score != sp.Score || mp.Count() != sp.Count() || !slices.Equal(mp.Bonuses, sp.Bonuses) || !slices.Equal(mp.Milestones, sp.Milestones) {
+		t.Errorf("member progress %+v, staff progress %+v: the same days earn the same campaign reward", mp, sp)
+	}
+}
+
+// lastStaffMessage is the text of the last staff_message enqueued ("" if none).
+func lastStaffMessage(h *harness) string {
+	acts := h.actions(bot.ActionStaffMessage)
+	if len(acts) == 0 {
+		return ""
+	}
+	var p bot.StaffMessage
+	_ = acts[len(acts)-1].Decode(&p)
+	return p.Text
 }
