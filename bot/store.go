@@ -31,7 +31,8 @@ type EventLog interface {
 	// AppendEvent stores ev durably (fsync'd before it returns) and assigns
 	// ev.Seq, unless an event with the same non-empty DedupeKey was appended
 	// less than the store's dedupe TTL ago: then it returns dup=true and stores
-	// nothing.
+	// nothing. An event outside bot's input bounds (CheckEvent) is refused
+	// with an error wrapping its *FieldError, never a storage failure.
 	AppendEvent(ctx context.Context, ev *Event) (dup bool, err error)
 	// PendingEvents returns up to limit events not yet marked processed, with
 	// Seq > after, in Seq order.

@@ -47,8 +47,11 @@ const (
 	bucketOrders        = "orders"
 	bucketOrdersPending = "orders_pending"
 	bucketRefunds       = "refunds"
-	bucketGroups        = "groups"
-	bucketRateLimit     = "ratelimit"
+	// refunds_held keeps refunds that arrived before their paid order
+	// (order_id|refund_id → heldRefund), applied when the order arrives.
+	bucketRefundsHeld = "refunds_held"
+	bucketGroups      = "groups"
+	bucketRateLimit   = "ratelimit"
 )
 
 // present is the value of kv facts whose presence is the fact (a counted

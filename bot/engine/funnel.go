@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -101,6 +102,9 @@ func (r *run) orderPaid() error {
 		return err // a replay or a duplicate webhook: already applied
 	}
 	rec = orderRecord{Member: r.ev.ExternalUserID, AmountFen: amount, PaidAt: r.at.Format("2006-01-02T15:04:05Z07:00")}
+	if err := r.applyHeldRefunds(id, &rec); err != nil {
+		return err
+	}
 	ms, err := r.member(r.ev.ExternalUserID, false)
 	if err != nil {
 		return err
@@ -118,14 +122,65 @@ func (r *run) orderPaid() error {
 	if err := r.putJSON(bucketOrders, id, rec); err != nil {
 		return err
 	}
-	r.countOrder(ms, amount)
+	if net := rec.AmountFen - rec.RefundedFen; !rec.Voided && net > 0 {
+		r.countOrder(ms, net)
+	}
+	return nil
+}
+
+// heldRefund is a refund that arrived before its paid order.
+type heldRefund struct {
+	AmountFen int64 `json:"amount_fen"`
+	// Rest: the refund named no amount (the rest of the order).
+	Rest bool `json:"rest,omitempty"`
+}
+
+// applyHeldRefunds applies the refunds that arrived before order id was
+// paid to its new record, in refund-id order, and forgets them.
+func (r *run) applyHeldRefunds(id string, rec *orderRecord) error {
+	type held struct {
+		key string
+		h   heldRefund
+	}
+	var all []held
+	var decodeErr error
+	if err := r.tx.Scan(bucketRefundsHeld, id+"|", func(k string, v []byte) bool {
+		var h heldRefund
+		if decodeErr = json.Unmarshal(v, &h); decodeErr != nil {
+			return false
+		}
+		all = append(all, held{k, h})
+		return true
+	}); err != nil {
+		return fmt.Errorf("scan held refunds: %w", err)
+	}
+	if decodeErr != nil {
+		return fmt.Errorf("decode held refund: %w", decodeErr)
+	}
+	for _, x := range all {
+		left := rec.AmountFen - rec.RefundedFen
+		amount := x.h.AmountFen
+		if x.h.Rest || amount > left {
+			amount = left
+		}
+		rec.RefundedFen += amount
+		if rec.RefundedFen >= rec.AmountFen {
+			rec.Voided = true
+		}
+		if err := r.tx.Delete(bucketRefundsHeld, x.key); err != nil {
+			return fmt.Errorf("clear held refund: %w", err)
+		}
+		r.log.Info().Str("order", id).Int64("refunded_fen", amount).Msg("refund that arrived before its order applied")
+	}
 	return nil
 }
 
 // countOrder adds a paid order to the member and applies Purchase / Loyal.
 func (r *run) countOrder(ms *memberState, amount int64) {
 	ms.m.Orders++
-	ms.m.SpendFen += amount
+	// Saturating: amounts are bounded on the way in (bot.MaxAmountFen), and
+	// even a long run of maximal orders can't wrap spend negative.
+	ms.m.SpendFen = bot.AddFen(ms.m.SpendFen, amount)
 	ms.dirty = true
 	r.moveTo(ms, bot.StagePurchase, CauseFirstOrder, false)
 	r.checkLoyal(ms)
@@ -199,12 +254,21 @@ func (r *run) orderRefunded() error {
 	if err != nil {
 		return err
 	}
-	if !found {
-		r.log.Warn().Str("order", id).Msg("refund for an order wecombot never saw paid; ignored")
-		return nil
-	}
 	if err := r.tx.Put(bucketRefunds, refundKey, present); err != nil {
 		return fmt.Errorf("record refund: %w", err)
+	}
+	if !found {
+		// The shop's notifications can arrive out of order: hold the refund
+		// and apply it when the paid order arrives.
+		r.log.Info().Str("order", id).Msg("refund before its paid order: held until the order arrives")
+		raw, err := json.Marshal(heldRefund{AmountFen: amount, Rest: !hasAmount})
+		if err != nil {
+			return err
+		}
+		if err := r.tx.Put(bucketRefundsHeld, refundKey, raw); err != nil {
+			return fmt.Errorf("hold refund: %w", err)
+		}
+		return nil
 	}
 	left := rec.AmountFen - rec.RefundedFen
 	if !hasAmount || amount > left {

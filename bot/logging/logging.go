@@ -28,7 +28,7 @@ func New(w io.Writer, level, format string, secrets []string) zerolog.Logger {
 	if err != nil || level == "" {
 		lvl = zerolog.InfoLevel
 	}
-	out := &redactor{w: w, secrets: nonEmpty(secrets)}
+	out := &redactor{w: w, r: NewRedactor(secrets)}
 	var sink io.Writer = out
 	if format == "console" || (format == "" && isTerminal(w)) {
 		sink = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
@@ -51,23 +51,53 @@ func nonEmpty(in []string) [][]byte {
 	return out
 }
 
-// redactor scrubs secrets from each write; zerolog writes one line per call.
-type redactor struct {
-	mu      sync.Mutex
-	w       io.Writer
+// Redactor scrubs configured secrets and credentials in URLs from text:
+// the rule every log line gets, for text that is stored or served instead
+// (an outbox action's last_error, a failed event's error, doctor's report).
+// A nil *Redactor changes nothing.
+type Redactor struct {
 	secrets [][]byte
 }
 
-func (r *redactor) Write(p []byte) (int, error) {
-	line := p
+// NewRedactor redacts each value in secrets (values shorter than 4 bytes
+// are ignored: they would eat ordinary words) and credential query values.
+func NewRedactor(secrets []string) *Redactor {
+	return &Redactor{secrets: nonEmpty(secrets)}
+}
+
+// Bytes returns b with secrets replaced by Redacted; b itself is not changed.
+func (r *Redactor) Bytes(b []byte) []byte {
+	if r == nil {
+		return b
+	}
 	for _, s := range r.secrets {
-		if bytes.Contains(line, s) {
-			line = bytes.ReplaceAll(line, s, []byte(Redacted))
+		if bytes.Contains(b, s) {
+			b = bytes.ReplaceAll(b, s, []byte(Redacted))
 		}
 	}
-	if tokenInURL.Match(line) {
-		line = tokenInURL.ReplaceAll(line, []byte("${1}"+Redacted))
+	if tokenInURL.Match(b) {
+		b = tokenInURL.ReplaceAll(b, []byte("${1}"+Redacted))
 	}
+	return b
+}
+
+// String is Bytes for a string.
+func (r *Redactor) String(s string) string {
+	if r == nil || s == "" {
+		return s
+	}
+	return string(r.Bytes([]byte(s)))
+}
+
+// redactor scrubs secrets from each write; zerolog writes one line per call.
+type redactor struct {
+	mu sync.Mutex
+	w  io.Writer
+	r  *Redactor
+}
+
+func (r *redactor) Write(p []byte) (int, error) {
+	line := r.r.Bytes(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, err := r.w.Write(line); err != nil {

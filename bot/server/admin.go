@@ -85,6 +85,7 @@ func (s *Server) apiOutbox(w http.ResponseWriter, r *http.Request) {
 	if acts == nil {
 		acts = []bot.Action{}
 	}
+	s.redactActions(acts)
 	writeJSON(w, http.StatusOK, map[string]any{"actions": acts, "next_after": next})
 }
 
@@ -174,6 +175,7 @@ func (s *Server) apiOperations(w http.ResponseWriter, r *http.Request) {
 			failed = []bot.Action{}
 		}
 	}
+	s.redactActions(failed)
 	body["failed_actions"] = failed
 	if s.o.Pipeline != nil {
 		body["pipeline"] = s.o.Pipeline.Stats()
@@ -207,5 +209,16 @@ func (s *Server) apiRetryAction(w http.ResponseWriter, r *http.Request) {
 		s.o.Pipeline.NotifyOutbox()
 	}
 	s.log.Info().Uint64("action", id).Str("kind", string(a.Kind)).Msg("operator retried a failed action")
+	a.LastError = s.o.Redact.String(a.LastError)
 	writeJSON(w, http.StatusOK, map[string]any{"action": a, "retried_at": s.o.Now().Format(time.RFC3339)})
+}
+
+// redactActions scrubs secrets from the stored error texts it serves, the
+// way log lines are scrubbed: texts stored before redaction at the source
+// (or quoting a secret WeCom echoed back) never reach an API client.
+func (s *Server) redactActions(acts []bot.Action) {
+	for i := range acts {
+		acts[i].LastError = s.o.Redact.String(acts[i].LastError)
+		acts[i].Detail = s.o.Redact.String(acts[i].Detail)
+	}
 }

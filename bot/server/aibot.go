@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -178,6 +179,11 @@ func (s *Server) aibotText(ep *callbackEndpoint, w http.ResponseWriter, r *http.
 		s.o.AIStreams.Open(id)
 	}
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	var fe *bot.FieldError
+	if errors.As(err, &fe) {
+		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", fe.Error())
+		return
+	}
 	if err != nil {
 		s.log.Error().Err(err).Msg("cannot store AI bot message")
 		s.rejectAt(ep, w, r, start, http.StatusInternalServerError, "error", "cannot store event")

@@ -104,10 +104,15 @@ func problemsJSON(ve scenarios.ValidationError) []problemJSON {
 func apiError(err error) (int, errorBody) {
 	body := errorBody{Error: err.Error(), Code: "internal", Status: http.StatusInternalServerError}
 	var pe *paramError
+	var fe *bot.FieldError
 	var ve scenarios.ValidationError
 	switch {
 	case errors.As(err, &pe):
 		body.Status, body.Code, body.Param = http.StatusBadRequest, "bad_parameter", pe.Param
+	case errors.As(err, &fe):
+		// An input field out of bounds (too long an id, an amount out of
+		// range): the request can never succeed as it is.
+		body.Status, body.Code, body.Param, body.Error = http.StatusBadRequest, "bad_parameter", fe.Field, fe.Error()
 	case errors.As(err, &ve):
 		body.Status, body.Code, body.Problems = http.StatusUnprocessableEntity, "invalid_scenario", problemsJSON(ve)
 	default:

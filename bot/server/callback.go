@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/wecom"
 )
 
@@ -123,6 +124,12 @@ func (s *Server) callbackEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	var fe *bot.FieldError
+	if errors.As(err, &fe) {
+		// Out of bounds: a retry would fail the same way, so not a 500.
+		s.reject(w, r, start, http.StatusBadRequest, "bad_request", fe.Error())
+		return
+	}
 	if err != nil {
 		// Not stored: a 500 makes WeCom retry, which is what we want.
 		s.log.Error().Err(err).Str("type", string(ev.Type)).Msg("cannot store callback event")

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/signlink"
@@ -71,6 +72,9 @@ type Options struct {
 	AIBotCrypter *wecom.Crypter
 	// AIStreams serves the AI bot's streamed answers.
 	AIStreams AIStreams
+	// Redact scrubs secrets from stored texts the API serves (last_error);
+	// nil serves them as stored.
+	Redact *logging.Redactor
 }
 
 // Server serves wecombot's routes.
@@ -165,9 +169,12 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 
 // proxied reports whether a request came through a proxy (a reverse proxy
 // on this host connects from loopback): such requests never count as local.
+// Every line of each header counts, even an empty first one: a proxy that
+// appends its own X-Forwarded-For line after a client's empty one is still
+// a proxy.
 func proxied(r *http.Request) bool {
-	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Host", "Via"} {
-		if r.Header.Get(h) != "" {
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "Via"} {
+		if len(r.Header.Values(h)) > 0 {
 			return true
 		}
 	}

@@ -81,14 +81,18 @@ func TestAdminWithoutTokenIsLoopbackOnly(t *testing.T) {
 	}
 	// A reverse proxy on this host connects from loopback: forwarded
 	// requests are never local.
-	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "Via"} {
-		req := httptest.NewRequest("GET", "/api/v1/status", nil)
-		req.RemoteAddr = "127.0.0.1:1"
-		req.Header.Set(h, "203.0.113.9")
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
-		if rec.Code != 403 {
-			t.Errorf("loopback request with %s: %d, want 403", h, rec.Code)
+	// Every line counts: an empty first line followed by a real one is
+	// still a proxy, and so is a lone empty value.
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "Via", "X-Forwarded-Host"} {
+		for _, lines := range [][]string{{"203.0.113.9"}, {"", "203.0.113.9"}, {""}} {
+			req := httptest.NewRequest("GET", "/api/v1/status", nil)
+			req.RemoteAddr = "127.0.0.1:1"
+			req.Header[h] = lines
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != 403 {
+				t.Errorf("loopback request with %s %q: %d, want 403", h, lines, rec.Code)
+			}
 		}
 	}
 }

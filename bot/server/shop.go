@@ -117,6 +117,11 @@ func (s *Server) shopOrders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, err := s.shopEvent(body)
+	var fe *bot.FieldError
+	if errors.As(err, &fe) {
+		reject(http.StatusUnprocessableEntity, "bad_request", fe.Error())
+		return
+	}
 	if err != nil {
 		reject(http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -139,6 +144,10 @@ func (s *Server) shopOrders(w http.ResponseWriter, r *http.Request) {
 		ev.ExternalUserID = member
 	}
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	if errors.As(err, &fe) {
+		reject(http.StatusUnprocessableEntity, "bad_request", fe.Error())
+		return
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("order", ev.Data[bot.DataOrderID]).Msg("cannot store shop order event")
 		reject(http.StatusInternalServerError, "error", "cannot store the order; retry later")
@@ -172,6 +181,19 @@ func (s *Server) shopEvent(body []byte) (*bot.Event, error) {
 		return nil, errors.New("external_userid (the member's WeCom external_userid) or a unionid wecombot has seen with one is required")
 	case o.AmountFen != nil && *o.AmountFen < 0:
 		return nil, errors.New("amount_fen must not be negative")
+	}
+	// Out of range (not malformed) is 422 naming the field: amounts beyond
+	// bot.MaxAmountFen, ids too long to be real.
+	if o.AmountFen != nil {
+		if err := bot.CheckAmountFen("amount_fen", *o.AmountFen); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"external_userid", o.ExternalUserID}, {"unionid", o.UnionID},
+		{"coupon_code", o.CouponCode}, {"refund_id", o.RefundID}} {
+		if err := bot.CheckID(f.name, f.v); err != nil {
+			return nil, err
+		}
 	}
 	now := s.o.Now()
 	ev := &bot.Event{Source: bot.SourceShop, ExternalUserID: o.ExternalUserID, At: now, ReceivedAt: now,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 )
@@ -23,7 +24,11 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	failed := false
+	// Details quote WeCom's answers; they are redacted like log lines
+	// (configured secrets too, once the configuration is loaded).
+	var redact *logging.Redactor
 	report := func(ok bool, what, detail string) {
+		detail = redact.String(detail)
 		mark := "ok  "
 		if !ok {
 			mark, failed = "FAIL", true
@@ -40,6 +45,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 		report(false, "configuration", err.Error())
 		return &exitError{exitFailure, errSilent}
 	}
+	redact = logging.NewRedactor(cfg.Secrets())
 	report(true, "configuration", "")
 	if cfg.Sandbox() {
 		report(true, "mode", "sandbox: WECOM_SECRET is not set, so outbound calls are recorded, not sent. Set WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN and WECOM_AES_KEY to go live.")

@@ -402,7 +402,7 @@ func totalDeliveries(reqs []*signed) int {
 // every call but gettoken with the chosen fault.
 type flakyWeCom struct {
 	mu      sync.Mutex
-	mode    string // "", "errcode-1", "errcode45009", "http503", "timeout"
+	mode    string // "", "errcode-1", "errcode45009", "http503", "timeout", "leaky48002"
 	faulted map[string]int
 	next    http.Handler
 }
@@ -431,6 +431,9 @@ func (f *flakyWeCom) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"errcode":45009,"errmsg":"api freq out of limit"}`)
 	case "http503":
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+	case "leaky48002":
+		// A final refusal whose errmsg quotes the app's secret back.
+		_, _ = io.WriteString(w, `{"errcode":48002,"errmsg":"api forbidden for app secret e2e-secret, hint: [leak]"}`)
 	case "timeout":
 		// Hold the call past the client's timeout (wecomapi.DefaultTimeout,
 		// 10 s) so the client really times out.

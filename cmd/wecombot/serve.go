@@ -291,6 +291,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		FunnelTTL:    consoleFunnelTTL(cfg),
 		AIBotCrypter: aiw.crypter,
 		AIStreams:    aiw.streams,
+		Redact:       logging.NewRedactor(cfg.Secrets()),
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {

@@ -208,6 +208,9 @@ func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 	if err := check(ctx); err != nil {
 		return false, err
 	}
+	if err := bot.CheckEvent(ev); err != nil {
+		return false, fmt.Errorf("append event: %w", err)
+	}
 	now := s.o.Now()
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = now

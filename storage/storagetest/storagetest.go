@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		fn   func(*testing.T, Open)
 	}{
 		{"AppendAndDedupe", testAppendAndDedupe},
+		{"AppendRefusesOversizedFields", testAppendBounds},
 		{"DedupeExpiresAndPrunes", testDedupeExpiry},
 		{"PendingAndProcessed", testPendingAndProcessed},
 		{"Members", testMembers},
@@ -114,6 +115,28 @@ func testAppendAndDedupe(t *testing.T, open Open) {
 	st, err := s.EventStats(ctx)
 	if err != nil || st.LastSeq != 4 || st.Pending != 4 || st.OldestPending.IsZero() {
 		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+// testAppendBounds: an event outside bot.CheckEvent's bounds is refused with
+// an error wrapping its *bot.FieldError (so HTTP answers 400 naming the
+// field, not 500), and nothing is stored.
+func testAppendBounds(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	huge := strings.Repeat("x", 40<<10)
+	for _, ev := range []bot.Event{
+		{Type: bot.EventContactAdd, ExternalUserID: huge, DedupeKey: "k|" + huge},
+		{Type: bot.EventContactAdd, ExternalUserID: "wm", StaffID: huge},
+		{Type: bot.EventOrderPaid, ExternalUserID: "wm", Data: map[string]string{bot.DataOrderID: "o", bot.DataAmountFen: "9223372036854775807"}},
+	} {
+		_, err := s.AppendEvent(ctx, &ev)
+		var fe *bot.FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, bot.ErrInvalidInput) {
+			t.Errorf("append out of bounds: %v, want a *bot.FieldError", err)
+		}
+	}
+	if st, err := s.EventStats(ctx); err != nil || st.LastSeq != 0 || st.Pending != 0 {
+		t.Fatalf("stats after refused appends %+v %v", st, err)
 	}
 }
 
