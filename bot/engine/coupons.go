@@ -157,7 +157,11 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 	} else if !errors.Is(err, bot.ErrNotFound) {
 		return issueResult{}, fmt.Errorf("read coupon issue: %w", err)
 	}
-	log := r.log.With().Str("pool", pool.Name).Str("hook", hook).Str("member", member).Logger()
+	lc := r.log.With().Str("pool", pool.Name).Str("hook", hook)
+	if member != r.ev.ExternalUserID { // r.log names the event's member already
+		lc = lc.Str("member", member)
+	}
+	log := lc.Logger()
 	if !pool.Audience.Includes(ms.m) {
 		log.Info().Msg("member is not in the coupon pool's audience; no coupon")
 		return issueResult{outcome: issueAudience, text: fmt.Sprintf("抱歉，%s仅限指定会员领取～", pool.Name)}, nil

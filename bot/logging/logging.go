@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -19,6 +20,18 @@ const Redacted = "[REDACTED]"
 // tokenInURL catches credentials that travel in URLs or query strings
 // (access_token=…, corpsecret=…, key=… for robot webhooks).
 var tokenInURL = regexp.MustCompile(`(?i)((?:access_token|corpsecret|secret|key|token)=)[^&\s"\\]+`)
+
+// TimeFormat is the "time" field of JSON lines: RFC 3339 with milliseconds
+// (second precision can't order a burst of lines or time a slow call).
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() {
+	// zerolog keeps these process-wide; set once before any logger runs.
+	// Durations (.Dur) are written in milliseconds, so every duration field
+	// is named with its unit: took_ms, startup_ms.
+	zerolog.TimeFieldFormat = TimeFormat
+	zerolog.DurationFieldUnit = time.Millisecond
+}
 
 // New returns a logger writing to w at level ("debug", "info", …) in format
 // ("json", "console", or "" for console on a TTY and JSON otherwise), with

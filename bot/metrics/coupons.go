@@ -15,10 +15,10 @@ func (m *Metrics) coupons() *couponCollectors {
 	m.couponOnce.Do(func() {
 		c := &couponCollectors{
 			issued: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "wecombot_coupons_issued_total", Help: "Coupon codes issued by pool and hook.",
+				Name: "wecombot_coupon_issued_total", Help: "Coupon codes issued by pool and hook.",
 			}, []string{"pool", "hook"}),
 			redeemed: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "wecombot_coupons_redeemed_total", Help: "Coupon codes redeemed in paid orders by pool and hook.",
+				Name: "wecombot_coupon_redeemed_total", Help: "Coupon codes redeemed in paid orders by pool and hook.",
 			}, []string{"pool", "hook"}),
 			empty: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "wecombot_coupon_pool_empty_total", Help: "Issue attempts that found the pool empty (the member got the fallback text).",

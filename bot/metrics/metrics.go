@@ -24,12 +24,8 @@ type Metrics struct {
 	CallbackSeconds *prometheus.HistogramVec
 	// Events counts processed events by type and result (ok, error, skipped).
 	Events *prometheus.CounterVec
-	// EventLag is the number of appended, unprocessed events.
-	EventLag prometheus.Gauge
 	// EventSeconds is the time from receipt to processing of an event.
 	EventSeconds prometheus.Histogram
-	// OutboxDepth is the number of pending outbox actions.
-	OutboxDepth prometheus.Gauge
 	// Outbox counts delivery attempts by kind and result (sent, retry, failed).
 	Outbox *prometheus.CounterVec
 	// ActionSeconds is the time from an action's due time to its delivery.
@@ -45,6 +41,11 @@ type Metrics struct {
 
 	couponOnce sync.Once
 	couponC    *couponCollectors
+
+	// The backlog gauges (event log, outbox: counts, oldest ages, dead
+	// letters) are read at scrape time: ObserveStore. Breakers: ObserveBreaker.
+	breakerOnce sync.Once
+	breakers    *breakerCollector
 }
 
 // New builds the collectors in a fresh registry, with Go and process collectors.
@@ -63,14 +64,8 @@ func New() *Metrics {
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wecombot_events_total", Help: "Processed events by type and result.",
 		}, []string{"type", "result"}),
-		EventLag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "wecombot_event_log_lag", Help: "Appended events not yet processed.",
-		}),
 		EventSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "wecombot_event_process_seconds", Help: "Time from receipt to processing of an event.", Buckets: latency,
-		}),
-		OutboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "wecombot_outbox_depth", Help: "Pending outbox actions.",
 		}),
 		Outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wecombot_outbox_attempts_total", Help: "Outbox delivery attempts by kind and result.",
@@ -91,7 +86,7 @@ func New() *Metrics {
 			Name: "wecombot_scenario_last_reload_ok", Help: "1 if the last scenario reload succeeded, else 0.",
 		}),
 	}
-	r.MustRegister(m.Callbacks, m.CallbackSeconds, m.Events, m.EventLag, m.EventSeconds, m.OutboxDepth,
+	r.MustRegister(m.Callbacks, m.CallbackSeconds, m.Events, m.EventSeconds,
 		m.Outbox, m.ActionSeconds, m.WeComCalls, m.WeComSeconds, m.ScenarioReloads, m.ScenarioLoaded)
 	return m
 }

@@ -48,9 +48,9 @@ func Logging(log zerolog.Logger) bot.MiddlewareFunc {
 			start := time.Now()
 			err := next(l.WithContext(ctx), tx, ev)
 			if err != nil {
-				l.Warn().Err(err).Dur("took", time.Since(start)).Msg("event handler failed")
+				l.Warn().Err(err).Dur("took_ms", time.Since(start)).Msg("event handler failed")
 			} else {
-				l.Debug().Dur("took", time.Since(start)).Msg("event handled")
+				l.Debug().Dur("took_ms", time.Since(start)).Msg("event handled")
 			}
 			return err
 		}

@@ -237,7 +237,6 @@ func (p *Pipeline) dispatch(ctx context.Context, queues []chan bot.Event) error 
 				}
 				after = ev.Seq
 			}
-			p.updateLag(ctx)
 			if len(evs) < 256 {
 				break
 			}
@@ -248,15 +247,6 @@ func (p *Pipeline) dispatch(ctx context.Context, queues []chan bot.Event) error 
 		case <-p.wakeEv:
 		case <-ticker.C:
 		}
-	}
-}
-
-func (p *Pipeline) updateLag(ctx context.Context) {
-	if p.o.Metrics == nil {
-		return
-	}
-	if st, err := p.o.Store.EventStats(ctx); err == nil {
-		p.o.Metrics.EventLag.Set(float64(st.Pending))
 	}
 }
 
@@ -367,11 +357,6 @@ func (p *Pipeline) relay(ctx context.Context) {
 				}
 				p.deliver(dctx, cur)
 			}(a.ID)
-		}
-		if p.o.Metrics != nil {
-			if st, err := p.o.Store.OutboxStats(ctx); err == nil {
-				p.o.Metrics.OutboxDepth.Set(float64(st.Pending))
-			}
 		}
 		wait := p.o.PollInterval
 		if len(acts) == 128 {

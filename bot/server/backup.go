@@ -38,5 +38,5 @@ func (s *Server) apiBackup(w http.ResponseWriter, r *http.Request) {
 		// Cut the connection so the client sees a truncated body, not a short file.
 		panic(http.ErrAbortHandler)
 	}
-	s.log.Info().Int64("bytes", n).Dur("took", time.Since(start)).Str("remote", r.RemoteAddr).Msg("backup streamed")
+	s.log.Info().Int64("bytes", n).Dur("took_ms", time.Since(start)).Str("remote", r.RemoteAddr).Msg("backup streamed")
 }

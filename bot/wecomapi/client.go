@@ -276,7 +276,7 @@ func (c *Client) call(ctx context.Context, api string, fn func() error) error {
 		took := time.Since(start)
 		if err == nil {
 			c.metrics.WeComCall(api, 0, took)
-			c.log.Debug().Str("api", api).Dur("took", took).Msg("wecom call ok")
+			c.log.Debug().Str("api", api).Dur("took_ms", took).Msg("wecom call ok")
 			return nil
 		}
 		apiErr := toAPIError(api, err)
@@ -303,7 +303,7 @@ func (c *Client) logFailure(e *APIError, took time.Duration) {
 		ev = ev.Str("hint", h)
 	}
 	ev.Str("api", e.API).Int64("errcode", e.Code).Str("errmsg", e.Msg).Bool("retryable", e.Retryable()).
-		Dur("took", took).Msg("wecom call failed")
+		Dur("took_ms", took).Msg("wecom call failed")
 }
 
 // ---- token handling ----
@@ -403,7 +403,7 @@ func (c *Client) fetchToken(ctx context.Context, secret string) (string, time.Du
 		return "", 0, apiErr
 	}
 	c.metrics.WeComCall(apiGetToken, 0, took)
-	c.log.Debug().Dur("took", took).Int64("expires_in", int64(expiresIn/time.Second)).Msg("access_token fetched")
+	c.log.Debug().Dur("took_ms", took).Int64("expires_in", int64(expiresIn/time.Second)).Msg("access_token fetched")
 	return token, expiresIn, nil
 }
 

@@ -350,7 +350,10 @@ func TestHealthzAndMetrics(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("metrics %d", code)
 	}
-	for _, name := range []string{"wecombot_event_log_lag", "wecombot_outbox_depth", "go_goroutines"} {
+	for _, name := range []string{"wecombot_event_log_pending_events", "wecombot_event_log_lag", "wecombot_event_log_oldest_pending_age_seconds",
+		"wecombot_event_log_dead_letter_events", "wecombot_outbox_depth", "wecombot_outbox_oldest_due_age_seconds",
+		"wecombot_outbox_dead_letter_actions", `wecombot_breaker_state{breaker="ai_model",state="closed"} 1`,
+		`wecombot_build_info{goversion="go`, "go_goroutines"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("metrics lack %s", name)
 		}

@@ -246,6 +246,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	m := metrics.New()
+	m.BuildInfo(version)
+	m.ObserveStore(store, time.Now)
 	app, err := newEngine(ctx, cfg, log, m)
 	if err != nil {
 		return err
@@ -261,6 +263,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("AI bot credentials: %w", err)
 	}
+	m.ObserveBreaker("ai_model", aiw.replier.Breaker.State)
 	pl = pipeline.New(pipeline.Options{
 		Store:     store,
 		Handle:    app.Handle,
@@ -374,7 +377,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	fmt.Fprintf(stdout, "wecombot listening on %s (callback: /wecom/callback)\n", displayURL(ln.Addr()))
-	log.Info().Str("addr", ln.Addr().String()).Dur("startup", time.Since(started)).Msg("ready")
+	log.Info().Str("addr", ln.Addr().String()).Dur("startup_ms", time.Since(started)).Msg("ready")
 
 	select {
 	case <-ctx.Done():
