@@ -327,6 +327,7 @@ func TestKfUsesItsOwnSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	kfMsg := action(t, bot.ActionKfMessage, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Text: "hi"})
+	e.fake.CustomerMessage("wk1", "wm1", time.Now())
 	if _, _, err := e.client.Send(ctx, kfMsg); err != nil {
 		t.Fatal(err)
 	}

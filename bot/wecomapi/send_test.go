@@ -101,6 +101,11 @@ func TestSendBuildsRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setup(t)
 			e.fake.AddTagGroup("客户等级", "VIP", "新客")
+			// What real WeCom would know: uploaded media, a customer who wrote to kf.
+			for _, id := range []string{"cover-1", "img-1", "v-1", "f-1", "img-9"} {
+				e.fake.AddMedia(id, time.Now())
+			}
+			e.fake.CustomerMessage("wk-1", "wm-1", time.Now())
 			ctx := context.Background()
 			if tc.api == fakewecom.APIGroupWelcomeTemplateEdit {
 				// Create the template to edit; its id replaces TEMPLATE.

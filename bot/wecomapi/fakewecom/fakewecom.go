@@ -35,6 +35,15 @@ const (
 	APIKfSyncMsg                = "kf/sync_msg"
 	APIKfSendMsg                = "kf/send_msg"
 	APIWebhookSend              = "webhook/send"
+	APIMediaUpload              = "media/upload"
+	APIMediaUploadImg           = "media/uploadimg"
+	APIKfSendMsgOnEvent         = "kf/send_msg_on_event"
+	APIKfServiceStateGet        = "kf/service_state/get"
+	APIKfServiceStateTrans      = "kf/service_state/trans"
+	APIGetGroupMsgTask          = "externalcontact/get_groupmsg_task"
+	APIGetGroupMsgSendResult    = "externalcontact/get_groupmsg_send_result"
+	APIRemindGroupMsgSend       = "externalcontact/remind_groupmsg_send"
+	APIGroupChatGet             = "externalcontact/groupchat/get"
 )
 
 // Call is one recorded request.
@@ -92,6 +101,14 @@ type fault struct {
 }
 
 // Server is the fake. All methods are safe for concurrent use.
+//
+// It enforces WeCom's production rules (WECOM.md §8) on its own clock
+// (SetClock): temporary media ids expire three days after upload, pic_url
+// must come from media/uploadimg, kf sends are refused outside the 48 h
+// window, beyond 5 per customer message and while the session is not new or
+// bot-held, a reused kf msgid is refused, customers over the monthly
+// mass-send quota land in fail_list, deleted tags answer 40068 and
+// message/send refuses an agentid that is not the app's (301002).
 type Server struct {
 	srv *httptest.Server
 
@@ -108,11 +125,30 @@ type Server struct {
 	welcomeUsed map[string]bool
 	groups      []*TagGroup
 	templates   map[string]bool
-	contacts    map[string]string
 	kfPages     map[string]KfPage
 	robotKeys   map[string]bool // empty accepts any non-empty key
 	observe     func(Call)
 	noRecord    bool
+
+	now     func() time.Time
+	latency time.Duration
+	agentID string
+
+	media      map[string]time.Time // temporary media_id → uploaded at
+	mediaBytes map[string][]byte
+	imageURLs  map[string]bool // URLs handed out by media/uploadimg
+
+	kf         map[string]*kfSession // open_kfid|external_userid
+	kfMsgIDs   map[string]bool       // msgids already used by kf/send_msg(_on_event)
+	kfCodes    map[string]kfCode     // event codes (welcome_code) handed out
+	servicers  map[string]bool       // empty accepts any userid as 接待人员
+	massQuota  int
+	massTasks  map[string]*massTask
+	massOrder  []string
+	notFriends map[string]bool
+	profiles   map[string]*Contact
+	chats      map[string]*GroupChat
+	reminded   []string
 }
 
 // New starts a fake. With tb, it is closed when the test ends.
@@ -125,9 +161,21 @@ func New(tb TB) *Server {
 		delays:      map[string]time.Duration{},
 		welcomeUsed: map[string]bool{},
 		templates:   map[string]bool{},
-		contacts:    map[string]string{},
 		kfPages:     map[string]KfPage{},
 		robotKeys:   map[string]bool{},
+		now:         time.Now,
+		media:       map[string]time.Time{},
+		mediaBytes:  map[string][]byte{},
+		imageURLs:   map[string]bool{},
+		kf:          map[string]*kfSession{},
+		kfMsgIDs:    map[string]bool{},
+		kfCodes:     map[string]kfCode{},
+		servicers:   map[string]bool{},
+		massQuota:   DefaultMassQuota,
+		massTasks:   map[string]*massTask{},
+		notFriends:  map[string]bool{},
+		profiles:    map[string]*Contact{},
+		chats:       map[string]*GroupChat{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	if tb != nil {
@@ -234,11 +282,10 @@ func (s *Server) TagID(group, name string) string {
 	return ""
 }
 
-// AddExternalContact makes externalcontact/get know a customer.
+// AddExternalContact makes externalcontact/get know a customer by name
+// (SetContact gives a full profile).
 func (s *Server) AddExternalContact(externalUserID, name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.contacts[externalUserID] = name
+	s.SetContact(Contact{ExternalUserID: externalUserID, Name: name, Type: 1})
 }
 
 // ScriptKf sets the kf/sync_msg answer for a (callback token, cursor) pair;
@@ -301,7 +348,14 @@ var errmsgs = map[int64]string{
 	40071:  "UserTag Name Already Exist",
 	40096:  "invalid external userid",
 	41051:  "externaluser has started chatting",
-	41096:  "invalid welcome_code",
+	41096:  "welcome msg is being distributed",
+	40007:  "invalid media_id",
+	40006:  "invalid file size",
+	40058:  "invalid Parameter",
+	95001:  "send msg count limit",
+	95002:  "send msg time limit",
+	95016:  "not allow this service state transition",
+	95018:  "send msg session status invalid",
 	42001:  "access_token expired",
 	45009:  "api freq out of limit",
 	45033:  "api concurrent out of limit",
@@ -313,8 +367,13 @@ var errmsgs = map[int64]string{
 	301002: "no privilege to access/modify contact/party/agent",
 }
 
-func errBody(code int64) map[string]any {
-	msg := errmsgs[code]
+func errBody(code int64) map[string]any { return errBodyMsg(code, "") }
+
+// errBodyMsg is errBody with a specific message (the fake's reason).
+func errBodyMsg(code int64, msg string) map[string]any {
+	if msg == "" {
+		msg = errmsgs[code]
+	}
 	if msg == "" {
 		msg = "fake error"
 	}
@@ -343,7 +402,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	token := q.Get("access_token")
 	q.Del("access_token")
 	q.Del("corpsecret")
-	call := Call{API: api, Method: r.Method, Query: q, RawBody: raw, Time: time.Now()}
+	s.mu.Lock()
+	now := s.now()
+	s.mu.Unlock()
+	call := Call{API: api, Method: r.Method, Query: q, RawBody: raw, Time: now}
 	if api != APIGetToken && api != APIWebhookSend {
 		call.Token = token
 	}
@@ -358,7 +420,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.noRecord {
 		s.calls = append(s.calls, call)
 	}
-	delay, observe := s.delays[api], s.observe
+	delay, observe := s.delays[api]+s.latency, s.observe
 	s.mu.Unlock()
 	if observe != nil {
 		observe(call)
@@ -413,6 +475,13 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 		if code == "" || s.welcomeUsed[code] {
 			return http.StatusOK, errBody(41051)
 		}
+		atts, _ := body["attachments"].([]any)
+		if len(atts) > 9 {
+			return http.StatusOK, errBodyMsg(40058, "attachments exceed the limit of 9")
+		}
+		if e := s.checkAttachmentsLocked(atts); e != nil {
+			return http.StatusOK, e
+		}
 		s.welcomeUsed[code] = true
 		return http.StatusOK, ok(nil)
 	case APIMarkTag:
@@ -430,9 +499,11 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 	case APIAddCorpTag:
 		return http.StatusOK, s.addCorpTagLocked(body)
 	case APIAddMsgTemplate:
-		s.seq++
-		return http.StatusOK, ok(map[string]any{"msgid": fmt.Sprintf("msg-%d", s.seq), "fail_list": []string{}})
+		return http.StatusOK, s.addMsgTemplateLocked(body)
 	case APIGroupWelcomeTemplateAdd:
+		if e := s.checkGroupWelcomeLocked(body); e != nil {
+			return http.StatusOK, e
+		}
 		s.seq++
 		id := fmt.Sprintf("tpl-%d", s.seq)
 		s.templates[id] = true
@@ -441,24 +512,40 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 		if !s.templates[str("template_id")] {
 			return http.StatusOK, map[string]any{"errcode": 41003, "errmsg": "invalid template_id [errcode 41003]"}
 		}
+		if e := s.checkGroupWelcomeLocked(body); e != nil {
+			return http.StatusOK, e
+		}
 		return http.StatusOK, ok(nil)
 	case APIAddContactWay:
 		s.seq++
 		id := fmt.Sprintf("cw-%d", s.seq)
 		return http.StatusOK, ok(map[string]any{"config_id": id, "qr_code": "https://wework.example/qr/" + id})
 	case APIGetExternalContact:
-		id := r.URL.Query().Get("external_userid")
-		name, known := s.contacts[id]
-		if !known {
-			return http.StatusOK, errBody(40096)
-		}
-		return http.StatusOK, ok(map[string]any{
-			"external_contact": map[string]any{"external_userid": id, "name": name, "type": 1},
-			"follow_user":      []any{},
-		})
+		return http.StatusOK, s.getContactLocked(r.URL.Query().Get("external_userid"))
+	case APIGroupChatGet:
+		return http.StatusOK, s.getGroupChatLocked(body)
 	case APIMessageSend:
+		if s.agentID != "" && fmt.Sprint(body["agentid"]) != s.agentID {
+			return http.StatusOK, errBody(301002)
+		}
 		s.seq++
 		return http.StatusOK, ok(map[string]any{"msgid": fmt.Sprintf("app-msg-%d", s.seq), "invaliduser": ""})
+	case APIMediaUpload:
+		return http.StatusOK, s.uploadLocked(r, call.RawBody, false)
+	case APIMediaUploadImg:
+		return http.StatusOK, s.uploadLocked(r, call.RawBody, true)
+	case APIKfSendMsgOnEvent:
+		return http.StatusOK, s.kfSendOnEventLocked(body)
+	case APIKfServiceStateGet:
+		return http.StatusOK, s.kfStateGetLocked(body)
+	case APIKfServiceStateTrans:
+		return http.StatusOK, s.kfStateTransLocked(body)
+	case APIGetGroupMsgTask:
+		return http.StatusOK, s.groupMsgTaskLocked(body)
+	case APIGetGroupMsgSendResult:
+		return http.StatusOK, s.groupMsgSendResultLocked(body)
+	case APIRemindGroupMsgSend:
+		return http.StatusOK, s.remindLocked(body)
 	case APIKfSyncMsg:
 		page, scripted := s.kfPages[str("token")+"\x00"+str("cursor")]
 		if !scripted {
@@ -472,14 +559,10 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 		if msgs == nil {
 			msgs = []map[string]any{}
 		}
+		s.learnKfLocked(msgs)
 		return http.StatusOK, ok(map[string]any{"next_cursor": page.NextCursor, "has_more": hasMore, "msg_list": msgs})
 	case APIKfSendMsg:
-		id := str("msgid")
-		if id == "" {
-			s.seq++
-			id = fmt.Sprintf("kf-msg-%d", s.seq)
-		}
-		return http.StatusOK, ok(map[string]any{"msgid": id})
+		return http.StatusOK, s.kfSendLocked(body)
 	case APIWebhookSend:
 		key := r.URL.Query().Get("key")
 		if key == "" || (len(s.robotKeys) > 0 && !s.robotKeys[key]) {
