@@ -158,6 +158,9 @@ type GroupWelcome struct {
 	Name        string       `json:"name"`
 	Text        string       `json:"text"`
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Notify tells WeCom whether to notify the group owners when the
+	// template is added (nil: WeCom's default, notify).
+	Notify *bool `json:"notify,omitempty"`
 }
 
 // StaffMessage is the payload of ActionStaffMessage (message/send to staff).

@@ -644,7 +644,9 @@ func (c *compiler) channels(specs []*channelSpec) {
 func (c *compiler) groupWelcome(m *merged) {
 	build := func(s *groupTemplateSpec, name string) *GroupTemplate {
 		c.required(s.Pos, "text", s.Text, "the group welcome's text (%NICKNAME% is replaced by WeCom with the new member's name)")
-		return &GroupTemplate{Pos: s.Pos, Name: name, TemplateID: s.TemplateID, Notify: s.Notify,
+		// WeCom notifies the owners when notify is absent; so do we.
+		notify := s.Notify == nil || *s.Notify
+		return &GroupTemplate{Pos: s.Pos, Name: name, TemplateID: s.TemplateID, Notify: notify,
 			Text: c.template(s.Pos, "text", s.Text), Attachments: c.attachments(s.Pos, "attachments", s.Attachments, 1)}
 	}
 	if s := m.groupDefault; s != nil {

@@ -205,7 +205,9 @@ type GroupTemplate struct {
 	Pos
 	Name string
 	// TemplateID, once known, makes the sync edit the template instead of adding one.
-	TemplateID  string
+	TemplateID string
+	// Notify asks WeCom to tell the group owners to apply the template
+	// (notify: false in YAML turns it off; absent means notify, as in WeCom).
 	Notify      bool
 	Text        *Template
 	Attachments []*Attachment

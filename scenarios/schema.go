@@ -141,7 +141,7 @@ type groupTemplateSpec struct {
 	Pos
 	Name        string            `yaml:"name"`
 	TemplateID  string            `yaml:"template_id"`
-	Notify      bool              `yaml:"notify"`
+	Notify      *bool             `yaml:"notify"`
 	Text        string            `yaml:"text"`
 	Attachments []*attachmentSpec `yaml:"attachments"`
 }

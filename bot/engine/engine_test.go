@@ -178,7 +178,7 @@ func TestWelcomeOnAddExactlyOnce(t *testing.T) {
 			if w.WelcomeCode != "WELCOME-CODE-1" || w.StaffID != "chayi01" || !strings.HasPrefix(w.Text, "哈喽小艾！看到你是从小红书来的") {
 				t.Fatalf("welcome %+v", w)
 			}
-			if len(w.Attachments) != 2 || w.Attachments[1].Type != "miniprogram" {
+			if len(w.Attachments) != 1 || w.Attachments[0].Type != "link" {
 				t.Fatalf("attachments %+v", w.Attachments)
 			}
 			if !welcomes[0].NotAfter.Equal(t0.Add(20*time.Second)) || welcomes[0].MemberID != "wmAlice" {

@@ -122,7 +122,8 @@ func addUnique(list *[]string, s string) {
 func (r *run) groupWelcomeSync() error {
 	data := r.sc.DataFor(nil)
 	for _, t := range r.sc.GroupWelcomes {
-		msg := bot.GroupWelcome{Name: t.Name, Text: r.render(t.Text, data),
+		notify := t.Notify
+		msg := bot.GroupWelcome{Name: t.Name, Text: r.render(t.Text, data), Notify: &notify,
 			Attachments: r.renderAttachments(t.Attachments, data)}
 		// The key hashes the content only: the template id learnt from the
 		// first add (or set in YAML) turns later syncs into edits.

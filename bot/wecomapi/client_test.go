@@ -514,6 +514,8 @@ func TestClientsWithDifferentBasesDoNotCrossTalk(t *testing.T) {
 			defer wg.Done()
 			ctx := context.Background()
 			for i := range rounds {
+				// One customer message allows the round's kf reply (5 at most per message).
+				e.fake.CustomerMessage("wk1", "wm1", time.Now())
 				for _, a := range []*bot.Action{
 					welcome(t, fmt.Sprintf("wc-%d", i)),
 					action(t, bot.ActionKfMessage, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Text: "hi"}),

@@ -24,17 +24,30 @@ const (
 	CodeInvalidToken        int64 = 40014
 	CodeTagNameExists       int64 = 40071
 	CodeInvalidExternalUser int64 = 40096
+	CodeInvalidMediaID      int64 = 40007
+	CodeInvalidTag          int64 = 40068
 	CodeWelcomeCodeUsed     int64 = 41051
-	CodeWelcomeSystemError  int64 = 41096
+	CodeWelcomeBeingSent    int64 = 41096
 	CodeTokenExpired        int64 = 42001
 	CodeFrequencyLimit      int64 = 45009
 	CodeConcurrencyLimit    int64 = 45033
 	CodeAPIForbidden        int64 = 48002
-	CodeNoUserPermission    int64 = 48003
+	CodeInvalidSuiteID      int64 = 48003
 	CodeUntrustedIP         int64 = 60020
 	CodeInvalidWebhook      int64 = 93000
-	CodeNoChatPermission    int64 = 301002
+	CodeKfOverLimit         int64 = 95001
+	CodeKfWindowClosed      int64 = 95002
+	CodeKfSessionState      int64 = 95018
+	CodeAgentMismatch       int64 = 301002
 )
+
+// CodeKfDuplicateMsgID is the errcode of kf/send_msg refusing a msgid it
+// has seen: WeCom documents that a reused msgid is refused (the first send
+// was delivered) but not with which code; 40058 is its invalid-parameter code.
+const CodeKfDuplicateMsgID int64 = 40058
+
+// AgentMismatchHint is what operators read when WeCom answers 301002 to message/send.
+const AgentMismatchHint = "this access token may not act for that agentid: WECOM_AGENT_ID is not the AgentId of WECOM_SECRET's app — copy both from the same app (应用管理 → the app → AgentId and Secret)"
 
 // TrustedIPHint is what operators read when WeCom answers 60020.
 const TrustedIPHint = "the server's egress IP is not in the app's 企业可信IP (trusted IP) list — add it in the admin console, or set WECOMBOT_EGRESS_PROXY to a proxy whose IP is listed"
@@ -69,14 +82,15 @@ func (e *APIError) Error() string {
 }
 
 // Retryable reports whether trying again later may succeed: system busy,
-// rate limits, the welcome-message system error, HTTP 5xx/429, timeouts and
-// network errors, and a token still refused after one refresh.
+// rate limits, HTTP 5xx/429, timeouts and network errors, and a token still
+// refused after one refresh. 41096 (the welcome is already being sent) is
+// final: resending could only race the first send.
 func (e *APIError) Retryable() bool {
 	switch e.Code {
 	case CodeTransport:
 		// A 4xx other than 429 means a wrong base URL or proxy: retrying won't fix it.
 		return e.HTTPStatus == 0 || e.HTTPStatus >= 500 || e.HTTPStatus == http.StatusTooManyRequests
-	case CodeSystemBusy, CodeFrequencyLimit, CodeConcurrencyLimit, CodeWelcomeSystemError:
+	case CodeSystemBusy, CodeFrequencyLimit, CodeConcurrencyLimit:
 		return true
 	case CodeInvalidToken, CodeTokenExpired:
 		return true
@@ -118,14 +132,27 @@ func (e *APIError) Hint() string {
 		return "WeCom rate or concurrency limit (temporary); try again with backoff"
 	case CodeWelcomeCodeUsed:
 		return "the welcome code was already used or expired (valid 20 s, usable once; another app or the staff's own 欢迎语 may have used it); not retried"
-	case CodeWelcomeSystemError:
-		return "WeCom failed to send the welcome message (temporary); try again while the code is valid"
+	case CodeWelcomeBeingSent:
+		return "the welcome message is already being sent (another app in the corp, or an earlier attempt, took the welcome code first; check the apps' 可见范围); not resent"
+	case CodeInvalidMediaID:
+		return "invalid or expired media_id: temporary media (media/upload) is valid 3 days — name the file (image: {file: …}) so wecombot uploads and renews it"
+	case CodeInvalidTag:
+		return "invalid corp tag id: the tag was deleted in the admin console (客户标签); the tag library is reloaded"
+	case CodeKfOverLimit:
+		return "微信客服 allows at most 5 messages per customer message; wait for the customer to write again"
+	case CodeKfWindowClosed:
+		return "微信客服 allows replies only within 48 hours of the customer's last message; not retried"
+	case CodeKfSessionState:
+		return "the 微信客服 session is queued, held by a person or ended: the bot may not send; not retried"
 	case CodeAPIForbidden:
 		return "API forbidden: give the app the 客户联系 (customer contact) permission (客户与上下游 → 客户联系 → API → 可调用接口的应用) and put the staff in the app's 可见范围 (visible range)"
-	case CodeNoUserPermission:
-		return "the app has no permission on this user: add the staff member to the app's 可见范围 (visible range); skipped"
-	case CodeNoChatPermission:
-		return "the app has no permission on this chat or user; skipped"
+	case CodeInvalidSuiteID:
+		return "invalid suite_id: a third-party (服务商) app's credentials were used; wecombot runs as a self-built app (自建应用) — use its corp id and Secret"
+	case CodeAgentMismatch:
+		if e.API == apiMessageSend || e.API == apiAgentGet {
+			return AgentMismatchHint
+		}
+		return "no privilege on this user, department or app: put them in the app's 可见范围 (visible range), and check that WECOM_AGENT_ID belongs to WECOM_SECRET's app"
 	case CodeUntrustedIP:
 		return TrustedIPHint
 	case CodeInvalidExternalUser:

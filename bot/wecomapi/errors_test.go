@@ -72,7 +72,12 @@ func TestClassify(t *testing.T) {
 		{&wecomapi.APIError{API: "x", Code: -1}, true},
 		{&wecomapi.APIError{API: "x", Code: 45009}, true},
 		{&wecomapi.APIError{API: "x", Code: 45033}, true},
-		{&wecomapi.APIError{API: "x", Code: 41096}, true},
+		// 41096: another app (or an earlier attempt) is sending the welcome — do not resend.
+		{&wecomapi.APIError{API: "x", Code: 41096}, false},
+		{&wecomapi.APIError{API: "x", Code: 95001}, false},
+		{&wecomapi.APIError{API: "x", Code: 95002}, false},
+		{&wecomapi.APIError{API: "x", Code: 95018}, false},
+		{&wecomapi.APIError{API: "x", Code: 40007}, false},
 		{&wecomapi.APIError{API: "x", Code: wecomapi.CodeTransport, HTTPStatus: 502}, true},
 		{&wecomapi.APIError{API: "x", Code: wecomapi.CodeTransport, Timeout: true}, true},
 		{&wecomapi.APIError{API: "x", Code: wecomapi.CodeTransport}, true},
@@ -99,6 +104,15 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// 301002 on message/send means the agent id and the secret belong to different apps.
+func TestAgentMismatchHint(t *testing.T) {
+	t.Parallel()
+	err := &wecomapi.APIError{API: "message/send", Code: 301002}
+	if !strings.Contains(err.Hint(), "WECOM_AGENT_ID") || !strings.Contains(err.Hint(), "WECOM_SECRET") {
+		t.Errorf("hint %q does not name WECOM_AGENT_ID and WECOM_SECRET", err.Hint())
+	}
+}
+
 func TestHints(t *testing.T) {
 	t.Parallel()
 	for code, words := range map[int64]string{
@@ -107,6 +121,11 @@ func TestHints(t *testing.T) {
 		41051: "not retried",
 		93000: "webhook",
 		40096: "external_userid",
+		41096: "not resent",
+		48003: "suite_id",
+		95002: "48 hours",
+		95018: "held by a person",
+		40007: "3 days",
 	} {
 		err := &wecomapi.APIError{API: "x", Code: code, Msg: "m"}
 		if !strings.Contains(err.Hint(), words) || !strings.Contains(err.Error(), words) {

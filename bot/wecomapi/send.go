@@ -104,24 +104,42 @@ func (c *Client) markTag(ctx context.Context, a *bot.Action) (bot.SendResult, er
 	if p.StaffID == "" || p.ExternalUserID == "" {
 		return bot.SendResult{}, invalid("mark_tag needs staff_id and external_user_id")
 	}
-	add, err := c.resolveByGroup(ctx, &p, p.Add, true)
-	if err != nil {
-		return bot.SendResult{}, err
+	for attempt := 1; ; attempt++ {
+		add, err := c.resolveByGroup(ctx, &p, p.Add, true)
+		if err != nil {
+			return bot.SendResult{}, err
+		}
+		// Tags to remove that don't exist are not on the customer either.
+		remove, err := c.resolveByGroup(ctx, &p, p.Remove, false)
+		if err != nil {
+			return bot.SendResult{}, err
+		}
+		if len(add) == 0 && len(remove) == 0 {
+			return bot.SendResult{Detail: "no tags to change"}, nil
+		}
+		req := externalcontact.MarkTagRequest{UserID: p.StaffID, ExternalUserID: p.ExternalUserID, AddTag: add, RemoveTag: remove}
+		err = c.call(ctx, apiMarkTag, func() error { return c.contact.MarkTag(req) })
+		var apiErr *APIError
+		if attempt == 1 && errors.As(err, &apiErr) && apiErr.Code == CodeInvalidTag {
+			// A tag was deleted in the admin console since the cache was
+			// filled: reload the library (recreating what is missing) and
+			// try once more.
+			c.log.Info().Str("external_userid", p.ExternalUserID).Msg("mark_tag: 40068 (a tag was deleted); reloading the tag library and retrying once")
+			if rerr := c.tags.refresh(ctx); rerr != nil {
+				return bot.SendResult{}, rerr
+			}
+			continue
+		}
+		if err != nil {
+			return bot.SendResult{}, err
+		}
+		return bot.SendResult{Detail: fmt.Sprintf("tags +%d -%d", len(add), len(remove))}, nil
 	}
-	// Tags to remove that don't exist are not on the customer either.
-	remove, err := c.resolveByGroup(ctx, &p, p.Remove, false)
-	if err != nil {
-		return bot.SendResult{}, err
-	}
-	if len(add) == 0 && len(remove) == 0 {
-		return bot.SendResult{Detail: "no tags to change"}, nil
-	}
-	req := externalcontact.MarkTagRequest{UserID: p.StaffID, ExternalUserID: p.ExternalUserID, AddTag: add, RemoveTag: remove}
-	if err := c.call(ctx, apiMarkTag, func() error { return c.contact.MarkTag(req) }); err != nil {
-		return bot.SendResult{}, err
-	}
-	return bot.SendResult{Detail: fmt.Sprintf("tags +%d -%d", len(add), len(remove))}, nil
 }
+
+// RefreshTags reloads the corp tag library (after a change_external_tag
+// callback: tags were created, renamed or deleted in the admin console).
+func (c *Client) RefreshTags(ctx context.Context) error { return c.tags.refresh(ctx) }
 
 // resolveByGroup resolves tag names to ids, each in the group the payload
 // names for it (TagGroups), else in p.Group.
@@ -218,12 +236,18 @@ func (c *Client) groupWelcome(ctx context.Context, a *bot.Action) (bot.SendResul
 	if one != nil {
 		req.Image, req.Link, req.MiniProgram, req.File, req.Video = attachmentParts(one)
 	}
-	var resp *externalcontact.AddGroupWelcomeTemplateResponse
-	err := c.call(ctx, apiGroupWelcomeAdd, func() (err error) {
-		resp, err = c.contact.AddGroupWelcomeTemplate(req)
-		return err
-	})
-	if err != nil {
+	// The library's notify field is omitempty, so notify 0 would be dropped
+	// and WeCom would notify (its default when the field is absent): send
+	// the request ourselves with notify always present.
+	body := groupWelcomeAddBody{AddGroupWelcomeTemplateRequest: req, Notify: 1}
+	if p.Notify != nil && !*p.Notify {
+		body.Notify = 0
+	}
+	var resp struct {
+		errorAnswer
+		TemplateID string `json:"template_id"`
+	}
+	if err := c.doJSON(ctx, apiGroupWelcomeAdd, nil, body, &resp); err != nil {
 		return bot.SendResult{}, err
 	}
 	return bot.SendResult{Detail: "template_id=" + resp.TemplateID, Data: map[string]string{"template_id": resp.TemplateID, "name": p.Name}}, nil
@@ -295,6 +319,14 @@ func (c *Client) kfMessage(ctx context.Context, a *bot.Action) (bot.SendResult, 
 		msgID = resp.MsgID
 		return err
 	})
+	var apiErr *APIError
+	if err != nil && a.Attempts > 0 && p.MsgID != "" && errors.As(err, &apiErr) && apiErr.Code == CodeKfDuplicateMsgID {
+		// WeCom refuses a reused msgid although the first send went out: an
+		// earlier attempt whose answer was lost delivered it. (An action is
+		// only retried after a retryable error, so the same payload was not
+		// refused as invalid before.)
+		return bot.SendResult{Detail: "msgid=" + p.MsgID + " (delivered by an earlier attempt; WeCom refused the reused msgid)"}, nil
+	}
 	if err != nil {
 		return bot.SendResult{}, err
 	}
@@ -378,6 +410,12 @@ func toAttachments(in []bot.Attachment) ([]*externalcontact.Attachment, error) {
 		out = append(out, att)
 	}
 	return out, nil
+}
+
+// groupWelcomeAddBody is group_welcome_template/add with notify always sent.
+type groupWelcomeAddBody struct {
+	*externalcontact.AddGroupWelcomeTemplateRequest
+	Notify int `json:"notify"`
 }
 
 // attachmentParts splits one attachment into the group welcome template's fields.

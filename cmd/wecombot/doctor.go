@@ -82,6 +82,20 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 			err = client.Ping(pctx)
 			cancel()
 			var apiErr *wecomapi.APIError
+			if err == nil && cfg.WeCom.AgentID != "" {
+				actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				aerr := client.CheckAgent(actx)
+				cancel()
+				var agentErr *wecomapi.APIError
+				switch {
+				case errors.As(aerr, &agentErr) && agentErr.Code == wecomapi.CodeAgentMismatch:
+					report(false, "agent id (301002)", wecomapi.AgentMismatchHint)
+				case aerr != nil:
+					report(false, "agent id", fmt.Sprintf("%v — check WECOM_AGENT_ID (应用管理 → the app → AgentId)", aerr))
+				default:
+					report(true, "agent id", "WECOM_AGENT_ID belongs to WECOM_SECRET's app (staff messages can be sent)")
+				}
+			}
 			switch {
 			case err == nil:
 				report(true, "WeCom API", "access token fetched and customer-contact API answered (trusted IP and permissions are fine)")

@@ -12,6 +12,7 @@ import (
 func TestDoctor(t *testing.T) {
 	fake := fakewecom.New(t)
 	fake.SetCredentials("ww_doctor", "the-secret")
+	fake.SetAgentID("1000002")
 	live := func(secret string) map[string]string {
 		return map[string]string{
 			"WECOMBOT_DATA_DIR": t.TempDir(),
@@ -35,6 +36,7 @@ func TestDoctor(t *testing.T) {
 		{"wrong secret", live("wrong"), nil, true, "Secret"},
 		{"trusted ip", live("the-secret"), func() { fake.FailNext(fakewecom.APIGetCorpTagList, 60020, 1) }, true, "企业可信IP"},
 		{"no permission", live("the-secret"), func() { fake.FailNext(fakewecom.APIGetCorpTagList, 48002, 1) }, true, "48002"},
+		{"agent of another app", withEnv(live("the-secret"), "WECOM_AGENT_ID", "1000099"), nil, true, "301002"},
 		{"bad aes key", map[string]string{"WECOMBOT_DATA_DIR": t.TempDir(), "WECOM_AES_KEY": "short"}, nil, true, "43-character"},
 	}
 	for _, tc := range cases {

@@ -44,6 +44,7 @@ const (
 	APIGetGroupMsgSendResult    = "externalcontact/get_groupmsg_send_result"
 	APIRemindGroupMsgSend       = "externalcontact/remind_groupmsg_send"
 	APIGroupChatGet             = "externalcontact/groupchat/get"
+	APIAgentGet                 = "agent/get"
 )
 
 // Call is one recorded request.
@@ -140,6 +141,7 @@ type Server struct {
 
 	kf         map[string]*kfSession // open_kfid|external_userid
 	kfMsgIDs   map[string]bool       // msgids already used by kf/send_msg(_on_event)
+	kfSeen     map[string]bool       // sync_msg msgids already served
 	kfCodes    map[string]kfCode     // event codes (welcome_code) handed out
 	servicers  map[string]bool       // empty accepts any userid as 接待人员
 	massQuota  int
@@ -169,6 +171,7 @@ func New(tb TB) *Server {
 		imageURLs:   map[string]bool{},
 		kf:          map[string]*kfSession{},
 		kfMsgIDs:    map[string]bool{},
+		kfSeen:      map[string]bool{},
 		kfCodes:     map[string]kfCode{},
 		servicers:   map[string]bool{},
 		massQuota:   DefaultMassQuota,
@@ -525,11 +528,17 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 	case APIGroupChatGet:
 		return http.StatusOK, s.getGroupChatLocked(body)
 	case APIMessageSend:
-		if s.agentID != "" && fmt.Sprint(body["agentid"]) != s.agentID {
+		if s.agentID != "" && jsonString(body["agentid"]) != s.agentID {
 			return http.StatusOK, errBody(301002)
 		}
 		s.seq++
 		return http.StatusOK, ok(map[string]any{"msgid": fmt.Sprintf("app-msg-%d", s.seq), "invaliduser": ""})
+	case APIAgentGet:
+		id := r.URL.Query().Get("agentid")
+		if s.agentID != "" && id != s.agentID {
+			return http.StatusOK, errBody(301002)
+		}
+		return http.StatusOK, ok(map[string]any{"agentid": id, "name": "wecombot", "close": 0})
 	case APIMediaUpload:
 		return http.StatusOK, s.uploadLocked(r, call.RawBody, false)
 	case APIMediaUploadImg:

@@ -2,6 +2,7 @@ package fakewecom_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,7 +12,12 @@ import (
 
 func post(t *testing.T, s *fakewecom.Server, path, body string) map[string]any {
 	t.Helper()
-	resp, err := http.Post(s.URL()+"/cgi-bin/"+path, "application/json", strings.NewReader(body))
+	return postAs(t, s, path, "application/json", strings.NewReader(body))
+}
+
+func postAs(t *testing.T, s *fakewecom.Server, path, contentType string, body io.Reader) map[string]any {
+	t.Helper()
+	resp, err := http.Post(s.URL()+"/cgi-bin/"+path, contentType, body)
 	if err != nil {
 		t.Fatal(err)
 	}

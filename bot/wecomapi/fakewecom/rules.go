@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -269,7 +270,7 @@ func (s *Server) CustomerMessage(openKfID, externalUserID string, at time.Time) 
 
 func (s *Server) customerMessageLocked(openKfID, externalUserID string, at time.Time) {
 	ss := s.kfSessionLocked(openKfID, externalUserID)
-	if at.After(ss.lastMsgAt) {
+	if !at.Before(ss.lastMsgAt) {
 		ss.lastMsgAt = at
 		ss.replies = 0
 	}
@@ -339,6 +340,12 @@ func KfMsgSendFail(msgID, openKfID, externalUserID, failMsgID string, failType i
 func (s *Server) learnKfLocked(msgs []map[string]any) {
 	for _, m := range msgs {
 		origin := fmt.Sprint(m["origin"])
+		if id, _ := m["msgid"].(string); id != "" {
+			if s.kfSeen[id] {
+				continue // a page served again (same cursor) is not a new message
+			}
+			s.kfSeen[id] = true
+		}
 		if origin == "3" {
 			kfid, _ := m["open_kfid"].(string)
 			ext, _ := m["external_userid"].(string)
@@ -491,6 +498,14 @@ func (s *Server) kfStateTransLocked(body map[string]any) map[string]any {
 		out["msg_code"] = fmt.Sprintf("MSG_CODE_%d", s.seq)
 	}
 	return ok(out)
+}
+
+// jsonString renders a JSON scalar (numbers without exponent) as text.
+func jsonString(v any) string {
+	if f, isNum := v.(float64); isNum {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 func toFloat(v any) float64 {

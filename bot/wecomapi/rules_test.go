@@ -1,0 +1,122 @@
+package wecomapi_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+)
+
+// A tag deleted in the admin console answers 40068: the client reloads the
+// tag library (recreating the tag) and retries once.
+func TestMarkTagReloadsAfterDeletedTag(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	g := e.fake.AddTagGroup("wecombot", "VIP")
+	ctx := context.Background()
+	mark := action(t, bot.ActionMarkTag, bot.MarkTag{StaffID: "zhangsan", ExternalUserID: "wm-1", Add: []string{"VIP"}})
+	if _, _, err := e.client.Send(ctx, mark); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.DeleteTag(g.Tags[0].ID)
+	if _, _, err := e.client.Send(ctx, mark); err != nil {
+		t.Fatalf("after the tag was deleted: %v", err)
+	}
+	calls := e.fake.Calls(fakewecom.APIMarkTag)
+	if len(calls) != 3 {
+		t.Fatalf("mark_tag calls = %d, want 3 (ok, 40068, retry)", len(calls))
+	}
+	newID := e.fake.TagID("wecombot", "VIP")
+	if newID == "" || newID == g.Tags[0].ID || jsonPath(calls[2].Body, "add_tag.0") != newID {
+		t.Errorf("retry used %v, want the recreated tag %q", jsonPath(calls[2].Body, "add_tag.0"), newID)
+	}
+	// Only once: a library that keeps refusing is a final error.
+	e.fake.FailNext(fakewecom.APIMarkTag, 40068, 2)
+	_, retry, err := e.client.Send(ctx, mark)
+	var apiErr *wecomapi.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != 40068 || retry {
+		t.Errorf("second 40068: retry %v, err %v", retry, err)
+	}
+}
+
+// WeCom refuses a reused kf msgid although the first send was delivered:
+// on a retried action that means delivered, not failed.
+func TestKfReusedMsgIDAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.fake.CustomerMessage("wk1", "wm1", time.Now())
+	ctx := context.Background()
+	a := action(t, bot.ActionKfMessage, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Text: "hi", MsgID: "reply-1"})
+	if _, _, err := e.client.Send(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	// The same action again, as the outbox would after a lost answer.
+	a.Attempts = 1
+	res, _, err := e.client.Send(ctx, a)
+	if err != nil {
+		t.Fatalf("retry of a delivered kf message: %v", err)
+	}
+	if res.Detail == "" {
+		t.Error("no detail")
+	}
+	// A first attempt that meets a reused msgid is a real error.
+	b := action(t, bot.ActionKfMessage, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Text: "hi", MsgID: "reply-1"})
+	if _, _, err := e.client.Send(ctx, b); err == nil {
+		t.Error("a new action reusing a msgid succeeded")
+	}
+}
+
+// kf sends outside WeCom's rules are final errors with the real codes.
+func TestKfRulesAreFinal(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	send := func() (bool, error) {
+		_, retry, err := e.client.Send(ctx, action(t, bot.ActionKfMessage, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Text: "hi"}))
+		return retry, err
+	}
+	check := func(what string, code int64) {
+		t.Helper()
+		retry, err := send()
+		var apiErr *wecomapi.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != code || retry {
+			t.Errorf("%s: retry %v err %v, want final %d", what, retry, err, code)
+		}
+	}
+	check("never wrote", 95002)
+	e.fake.CustomerMessage("wk1", "wm1", time.Now())
+	e.fake.SetKfSessionState("wk1", "wm1", fakewecom.KfStatePerson, "zhangsan")
+	check("person holds the session", 95018)
+	e.fake.SetKfSessionState("wk1", "wm1", fakewecom.KfStateNew, "")
+	for range 5 {
+		if _, err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("sixth reply", 95001)
+}
+
+// group_welcome_template/add: notify absent means "notify"; notify: false
+// must reach WeCom as 0 (the library's omitempty would drop it).
+func TestGroupWelcomeNotify(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	no := false
+	for _, p := range []bot.GroupWelcome{{Name: "a", Text: "欢迎"}, {Name: "b", Text: "欢迎", Notify: &no}} {
+		if _, _, err := e.client.Send(ctx, action(t, bot.ActionGroupWelcome, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := e.fake.Calls(fakewecom.APIGroupWelcomeTemplateAdd)
+	if len(calls) != 2 || calls[0].Body["notify"] != 1.0 || calls[1].Body["notify"] != 0.0 {
+		t.Fatalf("notify sent: %v / %v, want 1 then 0", calls[0].Body["notify"], calls[1].Body["notify"])
+	}
+	if jsonPath(calls[0].Body, "text.content") != "欢迎" {
+		t.Errorf("text lost: %s", calls[0].RawBody)
+	}
+}
