@@ -116,3 +116,51 @@ type Tx interface {
 	// Scan calls fn for keys with prefix in order; returning false stops.
 	Scan(bucket, prefix string, fn func(key string, value []byte) bool) error
 }
+
+// ErrNotOwner is returned by Cluster.UpdateOwned when this node no longer
+// holds the event's partition: the node that does will apply it, so the
+// caller drops the event — it is neither a failure nor retried here.
+var ErrNotOwner = errors.New("this node no longer owns the event's partition")
+
+// Cluster is implemented by stores several wecombot nodes share
+// (storage/postgres). The pipeline type-asserts it: with it, events are
+// applied by the node leasing their member's partition, outbox actions are
+// claimed so no two nodes send one at once, and wake-ups come from the
+// database. A store without it (bbolt: one process holds the file) runs
+// everything in-process, as before.
+type Cluster interface {
+	// NodeID names this node in leases and logs.
+	NodeID() string
+	// Heartbeat records this node as alive, renews its partition leases,
+	// takes its fair share of free or expired partitions, releases those
+	// beyond it, and returns the partitions it owns now. Call it well
+	// within the lease (every second or so).
+	Heartbeat(ctx context.Context) (owned []int, err error)
+	// Partition is the partition an event belongs to (by ShardKey).
+	Partition(ev *Event) int
+	// PendingEventsIn is PendingEvents restricted to the given partitions.
+	PendingEventsIn(ctx context.Context, parts []int, after uint64, limit int) ([]Event, error)
+	// UpdateOwned is Update fenced by the lease on part: fn's effects
+	// commit only while this node holds it, and a takeover waits for the
+	// transaction; otherwise it returns ErrNotOwner.
+	UpdateOwned(ctx context.Context, part int, fn func(Tx) error) error
+	// ClaimDue is DueActions with a claim: each action returned is leased
+	// to this node for lease, and no node's ClaimDue returns it again until
+	// the lease lapses or the action is marked sent, retried or failed.
+	ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Action, error)
+	// Listen calls onEvent when any node appended events and onOutbox when
+	// any node enqueued actions, until ctx ends (reconnecting as needed).
+	Listen(ctx context.Context, onEvent, onOutbox func())
+	// Leave releases this node's partition leases (clean shutdown), so
+	// other nodes take them at once instead of after the lease.
+	Leave(ctx context.Context) error
+}
+
+// Locker is implemented by stores that can hold a lock across every node
+// sharing them (storage/postgres: advisory locks). Singletons — a 微信客服
+// account's cursor pull — take it; without it an in-process lock suffices.
+type Locker interface {
+	// Lock blocks until this node holds the lock name (or ctx ends) and
+	// returns its release.
+	Lock(ctx context.Context, name string) (release func(), err error)
+}

@@ -101,6 +101,14 @@ func (p *Puller) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 // how many events were new.
 func (p *Puller) Pull(ctx context.Context, openKfID, token string) (int, error) {
 	defer p.lock(openKfID)()
+	if l, ok := p.store.(bot.Locker); ok {
+		// Several nodes share the store: one pull per account across all of them.
+		release, err := l.Lock(ctx, "kf_cursor:"+openKfID)
+		if err != nil {
+			return 0, fmt.Errorf("lock the %s cursor: %w", openKfID, err)
+		}
+		defer release()
+	}
 	cursor, err := p.cursor(ctx, openKfID)
 	if err != nil {
 		return 0, err

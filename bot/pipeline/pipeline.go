@@ -11,6 +11,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -60,6 +61,13 @@ type Options struct {
 	// transaction is opened for them), else a check run in a read
 	// transaction whose non-empty reason cancels the action.
 	Guard func(a *bot.Action) func(tx bot.Tx) (reason string, err error)
+	// Heartbeat is how often a node sharing the store with others (a
+	// bot.Cluster store) renews its partition leases (default 1 s); ClaimLease
+	// how long it holds an outbox action it is sending (default 15 s: a send
+	// is cut off at three quarters of it, so no other node takes it while
+	// this one may still deliver it).
+	Heartbeat  time.Duration
+	ClaimLease time.Duration
 }
 
 // Pipeline is the event workers plus the outbox relay.
@@ -73,6 +81,14 @@ type Pipeline struct {
 	running  atomic.Bool
 	ready    chan struct{}
 	inflight sync.Map // outbox action id → struct{}: never send one twice at once
+
+	// cluster is set when the store is shared by several nodes: events of
+	// the partitions this node leases (owned, changed counts changes) are
+	// applied here, outbox actions are claimed.
+	cluster bot.Cluster
+	ownMu   sync.Mutex
+	owned   []int
+	changed uint64
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -115,9 +131,17 @@ func New(o Options) *Pipeline {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = time.Second
+	}
+	if o.ClaimLease <= 0 {
+		o.ClaimLease = 15 * time.Second
+	}
 	log := o.Log.With().Str("component", "pipeline").Logger()
 	mw := append([]bot.MiddlewareFunc{Logging(log), Metrics(o.Metrics, o.Now), Recover(log)}, o.Middleware...)
+	cl, _ := o.Store.(bot.Cluster)
 	return &Pipeline{
+		cluster: cl,
 		o:       o,
 		log:     log,
 		handle:  o.Handle.Use(mw...),
@@ -197,9 +221,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer close(relayDone)
 		p.relay(ctx)
 	}()
+	var coord sync.WaitGroup
+	coordCtx, stopCoord := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCoord()
+	if p.cluster != nil {
+		p.heartbeat(ctx)
+		coord.Add(2)
+		go func() { defer coord.Done(); p.keepLeases(coordCtx) }()
+		go func() { defer coord.Done(); p.cluster.Listen(coordCtx, p.NotifyEvent, p.NotifyOutbox) }()
+	}
 	p.running.Store(true)
 	close(p.ready)
-	p.log.Info().Int("workers", p.o.Workers).Int("queue", p.o.QueueSize).Msg("pipeline started")
+	p.log.Info().Int("workers", p.o.Workers).Int("queue", p.o.QueueSize).Bool("cluster", p.cluster != nil).Msg("pipeline started")
 
 	err := p.dispatch(ctx, queues)
 	for _, q := range queues {
@@ -207,20 +240,83 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	workers.Wait()
 	<-relayDone
+	stopCoord()
+	coord.Wait()
+	if p.cluster != nil {
+		// Hand the partitions over now rather than after the lease.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := p.cluster.Leave(lctx); err != nil {
+			p.log.Warn().Err(err).Msg("could not release partition leases; other nodes take them when they lapse")
+		}
+		cancel()
+	}
 	p.running.Store(false)
 	p.log.Info().Msg("pipeline stopped")
 	return err
 }
 
+// heartbeat renews this node's partition leases once and records what it owns.
+func (p *Pipeline) heartbeat(ctx context.Context) {
+	owned, err := p.cluster.Heartbeat(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Error().Err(err).Msg("partition lease heartbeat failed; events of this node's partitions wait (other nodes take them when the leases lapse)")
+		}
+		return
+	}
+	p.ownMu.Lock()
+	same := fmt.Sprint(owned) == fmt.Sprint(p.owned)
+	if !same {
+		p.owned = owned
+		p.changed++
+	}
+	p.ownMu.Unlock()
+	if !same {
+		p.log.Info().Str("node", p.cluster.NodeID()).Int("partitions", len(owned)).Msg("partition leases changed")
+		p.NotifyEvent()
+	}
+}
+
+// keepLeases heartbeats until ctx ends.
+func (p *Pipeline) keepLeases(ctx context.Context) {
+	t := time.NewTicker(p.o.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.heartbeat(ctx)
+		}
+	}
+}
+
+// pending reads the next page of pending events: all of them, or with
+// several nodes those of this node's partitions (after restarts from the
+// beginning when the partitions changed, so a partition taken over is read
+// from its oldest pending event).
+func (p *Pipeline) pending(ctx context.Context, after *uint64, gen *uint64) ([]bot.Event, error) {
+	if p.cluster == nil {
+		return p.o.Store.PendingEvents(ctx, *after, 256)
+	}
+	p.ownMu.Lock()
+	owned, changed := p.owned, p.changed
+	p.ownMu.Unlock()
+	if changed != *gen {
+		*gen, *after = changed, 0
+	}
+	return p.cluster.PendingEventsIn(ctx, owned, *after, 256)
+}
+
 // dispatch reads pending events in log order and routes each to the worker
 // owning its member (or group), so one member's events apply in order.
 func (p *Pipeline) dispatch(ctx context.Context, queues []chan bot.Event) error {
-	var after uint64
+	var after, gen uint64
 	ticker := time.NewTicker(p.o.PollInterval)
 	defer ticker.Stop()
 	for {
 		for {
-			evs, err := p.o.Store.PendingEvents(ctx, after, 256)
+			evs, err := p.pending(ctx, &after, &gen)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -273,6 +369,10 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 	if b, ok := p.o.Store.(batcher); ok {
 		update = b.Batch // workers share fsyncs; Handle already tolerates re-runs (see retries below)
 	}
+	if p.cluster != nil {
+		part := p.cluster.Partition(&ev)
+		update = func(ctx context.Context, fn func(bot.Tx) error) error { return p.cluster.UpdateOwned(ctx, part, fn) }
+	}
 	for attempt := 1; attempt <= p.o.HandleAttempts; attempt++ {
 		skipped := false
 		var hooks *commitHooks
@@ -302,6 +402,11 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 			p.NotifyOutbox()
 			return
 		}
+		if errors.Is(err, bot.ErrNotOwner) {
+			// The partition moved to another node, which applies the event.
+			p.log.Debug().Uint64("seq", ev.Seq).Msg("event left to the node that now owns its partition")
+			return
+		}
 		lastErr = err
 		p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", attempt).Msg("event transaction failed")
 		if attempt < p.o.HandleAttempts {
@@ -309,7 +414,7 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 		}
 	}
 	msg := fmt.Sprintf("handler failed %d times: %v", p.o.HandleAttempts, lastErr)
-	if err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
+	if err := update(ctx, func(tx bot.Tx) error {
 		_, err := tx.MarkProcessed(ev.Seq, msg)
 		return err
 	}); err != nil {
@@ -331,7 +436,18 @@ func (p *Pipeline) relay(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		now := p.o.Now()
-		acts, err := p.o.Store.DueActions(ctx, now, 128)
+		limit := 128
+		var acts []bot.Action
+		var err error
+		if p.cluster != nil {
+			// Claim only what can be sent now: a claimed action waits for
+			// this node alone, and a crash strands at most Senders of them
+			// until their lease lapses.
+			limit = cap(sem) - len(sem)
+			acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
+		} else {
+			acts, err = p.o.Store.DueActions(ctx, now, limit)
+		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Error().Err(err).Msg("read outbox")
 		}
@@ -347,8 +463,20 @@ func (p *Pipeline) relay(ctx context.Context) {
 			}
 			sends.Add(1)
 			go func(id uint64) {
-				defer func() { <-sem; p.inflight.Delete(id); sends.Done() }()
+				defer func() {
+					<-sem
+					p.inflight.Delete(id)
+					sends.Done()
+					if p.cluster != nil {
+						p.NotifyOutbox() // a sender is free: claim the next
+					}
+				}()
 				dctx := context.WithoutCancel(ctx)
+				if p.cluster != nil {
+					var cancel context.CancelFunc
+					dctx, cancel = context.WithTimeout(dctx, p.o.ClaimLease*3/4)
+					defer cancel()
+				}
 				// Re-read under the in-flight claim: the list above may predate a
 				// delivery that finished since, and must not send it again.
 				cur, err := p.o.Store.Action(dctx, id)
@@ -359,7 +487,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 			}(a.ID)
 		}
 		wait := p.o.PollInterval
-		if len(acts) == 128 {
+		if len(acts) == limit && limit > 0 {
 			wait = 0
 		} else if next, ok, err := p.o.Store.NextDue(ctx); err == nil && ok {
 			if d := next.Sub(p.o.Now()); d < wait {

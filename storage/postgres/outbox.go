@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,32 +37,26 @@ func scanActions(rows pgx.Rows) ([]bot.Action, error) {
 
 // DueActions implements bot.Outbox: actions with a deadline first, then by due time.
 func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `
-		(SELECT id, body FROM outbox WHERE status = 'pending' AND urgent AND due_at <= $1 ORDER BY due_at, id LIMIT $2)
-		UNION ALL
-		(SELECT id, body FROM outbox WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2)`, now, limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE status = 'pending' AND due_at <= $1
+		ORDER BY urgent DESC, due_at, id LIMIT $2`, now, limit)
 	if err != nil {
 		return nil, err
 	}
-	all, err := scanActions(rows)
-	if err != nil {
-		return nil, err
-	}
-	return firstOnce(all, limit), nil
+	return scanActions(rows)
 }
 
-// firstOnce keeps each action's first appearance, up to limit.
-func firstOnce(all []bot.Action, limit int) []bot.Action {
-	seen := make(map[uint64]bool, len(all))
-	out := all[:0]
-	for _, a := range all {
-		if seen[a.ID] || len(out) >= limit {
-			continue
+// claimOrder sorts actions as DueActions returns them.
+func claimOrder(acts []bot.Action) {
+	sort.SliceStable(acts, func(i, j int) bool {
+		ui, uj := !acts[i].NotAfter.IsZero(), !acts[j].NotAfter.IsZero()
+		if ui != uj {
+			return ui
 		}
-		seen[a.ID] = true
-		out = append(out, a)
-	}
-	return out
+		if !acts[i].DueAt.Equal(acts[j].DueAt) {
+			return acts[i].DueAt.Before(acts[j].DueAt)
+		}
+		return acts[i].ID < acts[j].ID
+	})
 }
 
 // NextDue implements bot.Outbox.

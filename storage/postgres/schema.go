@@ -58,7 +58,8 @@ CREATE TABLE outbox (
 	body bytea NOT NULL
 );
 CREATE INDEX outbox_due ON outbox (due_at, id) WHERE status = 'pending';
-CREATE INDEX outbox_urgent ON outbox (due_at, id) WHERE status = 'pending' AND urgent;
+-- Claim order: actions with a deadline (welcome codes) first, then by due time.
+CREATE INDEX outbox_claim ON outbox (urgent DESC, due_at, id) WHERE status = 'pending';
 
 CREATE TABLE kv (
 	bucket bytea NOT NULL,

@@ -41,6 +41,12 @@ type Options struct {
 	Now func() time.Time
 	// MaxConns bounds the connection pool (default 24).
 	MaxConns int32
+	// NodeID names this node in partition and outbox leases (default host-pid).
+	NodeID string
+	// LeaseTTL is how long partition leases last without a heartbeat (default 5 s).
+	LeaseTTL time.Duration
+	// Log, when set, receives errors of background work (the wake-up listener).
+	Log func(what string, err error)
 	// NoMigrate refuses to open a database whose schema is not current
 	// instead of migrating it (`wecombot migrate` does it explicitly).
 	NoMigrate bool
@@ -65,6 +71,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.NodeID == "" {
+		o.NodeID = defaultNodeID()
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 24
