@@ -1,6 +1,9 @@
 package bot
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // AI replies and 微信客服 pulls are outbox actions too: the engine decides
 // that a message deserves a model answer (or that 微信客服 has messages to
@@ -24,10 +27,39 @@ const (
 	// EventAIBotText: a staff member @-mentioned the AI bot (智能机器人) in an
 	// internal group or wrote to it 1:1 (/wecom/aibot).
 	EventAIBotText EventType = "aibot.text"
-	// EventAIHandoff: the AI sender gave up on a member (repeated model
-	// failures) and asks the engine to hand the conversation to a human.
+	// EventAIAnswer: the AI sender produced the answer to one ai_reply
+	// (Data[AIAnswerKey] holds an AIAnswer). The engine decides, inside this
+	// event's transaction, the reply, memory, failure count and hand-off.
+	EventAIAnswer EventType = "ai.answer"
+	// EventAIHandoff: hand a member to a human. Older versions' AI sender
+	// appended it after repeated model failures; the engine now hands off
+	// inside the ai.answer event, and still handles ones in the log.
 	EventAIHandoff EventType = "ai.handoff"
 )
+
+// AIAnswerKey is the EventAIAnswer Data key of the JSON-encoded AIAnswer.
+const AIAnswerKey = "answer"
+
+// AIAnswer is what the AI sender hands back to the engine for one message.
+type AIAnswer struct {
+	// Reply is the ai_reply action's payload (the message and its surface).
+	Reply AIReply `json:"reply"`
+	// Text is the answer to deliver; Source how it was made (model,
+	// offline, fallback, fixed).
+	Text   string `json:"text"`
+	Source string `json:"source"`
+	// Failed: the model failed and Text comes without it (counts toward
+	// ai.handoff_after_failures).
+	Failed bool `json:"failed,omitempty"`
+	// Unanswered: Text is the fallback ("a colleague will follow up"), so
+	// ai.notify_unanswered tells a human.
+	Unanswered bool `json:"unanswered,omitempty"`
+	// AskedAt is when the ai_reply was enqueued: 微信客服's 48 h reply window
+	// and the AI bot's stream poll window count from it.
+	AskedAt time.Time `json:"asked_at"`
+	// EventSeq is the inbound message's event (the reply action's EventSeq).
+	EventSeq uint64 `json:"event_seq,omitempty"`
+}
 
 // SourceAIBot marks events from the AI bot callback; SourceAI events the AI sender appends.
 const (

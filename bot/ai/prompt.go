@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai/state"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -80,7 +81,7 @@ type Message struct {
 // BuildPrompt assembles the messages for one question: the scenario's
 // persona and rules, this member's profile only, the retrieved knowledge,
 // the remembered turns and the question.
-func BuildPrompt(a *scenarios.AI, profile Profile, hits []Hit, memory []Turn, question string) []Message {
+func BuildPrompt(a *scenarios.AI, profile Profile, hits []Hit, memory []state.Turn, question string) []Message {
 	maxChars := 300
 	if a != nil && a.MaxReplyChars > 0 {
 		maxChars = a.MaxReplyChars

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot/ai/guard"
+	"github.com/wecombot/wecombot/bot/ai/state"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -64,7 +65,7 @@ type Replier struct {
 type Question struct {
 	Scenario *scenarios.Scenario
 	Profile  Profile
-	Memory   []Turn
+	Memory   []state.Turn
 	Text     string
 	// Data renders the fallback and refusal templates for the asker.
 	Data scenarios.TemplateData

@@ -2,8 +2,7 @@ package ai
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,17 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai/state"
 	"github.com/wecombot/wecombot/scenarios"
 )
-
-// KfReplyWindow is how long after a WeChat user's message kf/send_msg may
-// answer it (48 hours).
-const KfReplyWindow = 48 * time.Hour
-
-// StreamPollWindow is how long WeCom keeps polling an AI bot stream after
-// the message (6 minutes), less a margin: an answer finished later goes to
-// the message's response_url.
-const StreamPollWindow = 5*time.Minute + 30*time.Second
 
 // DefaultRateLimitRetries is how often a 429 is retried (with the outbox's
 // backoff) before the member gets the offline answer or the fallback.
@@ -40,11 +31,11 @@ type SenderOptions struct {
 	Facts FactSource
 	// Tools, when set, gives the model tools bound to the person asking.
 	Tools func(p *bot.AIReply) Tools
-	// WakeOutbox and WakeEvents nudge the pipeline after the sender enqueued
-	// a reply or appended an event (pipeline.NotifyOutbox / NotifyEvent).
-	WakeOutbox, WakeEvents func()
-	Log                    zerolog.Logger
-	Now                    func() time.Time
+	// WakeEvents nudges the pipeline after the sender appended its answer
+	// (pipeline.NotifyEvent).
+	WakeEvents func()
+	Log        zerolog.Logger
+	Now        func() time.Time
 	// Registerer, when set, gets the AI metrics.
 	Registerer prometheus.Registerer
 	// RateLimitRetries: see DefaultRateLimitRetries.
@@ -69,10 +60,13 @@ const DefaultMaxConcurrent = 4
 var ErrBusy = errors.New("ai: all reply slots busy (slow model?); will retry")
 
 // Sender delivers ai_reply actions: it produces the answer (model or
-// offline, guarded) outside any transaction, then in one transaction marks
-// the message answered, remembers the exchange and enqueues the reply
-// (kf_message, staff_message) or finishes the AI bot stream. A retried or
-// replayed action finds the message answered and sends nothing more.
+// offline, guarded) outside any transaction and hands it back as an
+// ai.answer event; the engine then marks the message answered, remembers
+// the exchange, counts failures, hands off and enqueues the reply
+// (kf_message, staff_message, aibot_response) or stores the finished AI bot
+// stream. The sender writes no domain state. A retried or replayed action
+// finds the message answered (or its answer event already in the log) and
+// sends nothing more.
 type Sender struct {
 	o   SenderOptions
 	log zerolog.Logger
@@ -89,9 +83,6 @@ func NewSender(o SenderOptions) *Sender {
 	}
 	if o.RateLimitRetries <= 0 {
 		o.RateLimitRetries = DefaultRateLimitRetries
-	}
-	if o.WakeOutbox == nil {
-		o.WakeOutbox = func() {}
 	}
 	if o.WakeEvents == nil {
 		o.WakeEvents = func() {}
@@ -167,21 +158,18 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 		}
 		p.Answer = "AI 回复未开启。"
 	}
-	scope := MemberScope(p.MemberID)
-	if p.MemberID == "" {
-		scope = StaffScope(p.StaffID)
-	}
+	scope := state.Scope(&p)
 
 	// Read what the prompt may use: this person's record and memory only.
 	var (
 		done   bool
 		member *bot.Member
-		mem    Memory
+		mem    state.Memory
 		facts  []Fact
 	)
 	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
 		var err error
-		if done, err = has(tx, BucketDone, p.Ref); err != nil || done {
+		if done, err = state.Answered(tx, p.Ref); err != nil || done {
 			return err
 		}
 		if p.MemberID != "" {
@@ -198,7 +186,7 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 				}
 			}
 		}
-		mem, err = LoadMemory(tx, scope)
+		mem, err = state.LoadMemory(tx, scope)
 		return err
 	})
 	if err != nil {
@@ -270,136 +258,35 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	}
 	failed := ans.Err != nil
 
+	// Hand the answer back to the engine, which decides the reply, memory,
+	// failure count and hand-off inside the event's transaction (only the
+	// engine writes domain state). The dedupe key makes a retried action's
+	// second answer a no-op; the engine's done marker keeps one reply.
 	now := s.o.Now()
-	handoff := false
-	err = s.o.Store.Update(ctx, func(tx bot.Tx) error {
-		if done, err := has(tx, BucketDone, p.Ref); err != nil || done {
-			return err
-		}
-		if err := tx.Put(BucketDone, p.Ref, []byte(ans.Source)); err != nil {
-			return err
-		}
-		if err := Remember(tx, scope, p.Ref, now, p.Text, ans.Text); err != nil {
-			return err
-		}
-		if p.Answer == "" {
-			if handoff, err = s.countFailure(tx, scope, failed, sc.AI.HandoffAfterFailures); err != nil {
-				return err
-			}
-		}
-		return s.deliver(tx, a, &p, ans.Text, now)
-	})
+	res := bot.AIAnswer{Reply: p, Text: ans.Text, Source: ans.Source, Failed: failed && p.Answer == "",
+		Unanswered: ans.Source == SourceFallback && p.Answer == "", AskedAt: a.CreatedAt, EventSeq: a.EventSeq}
+	raw, err := json.Marshal(res)
 	if err != nil {
-		return bot.SendResult{}, true, fmt.Errorf("ai_reply %s: store reply: %w", p.Ref, err)
+		return bot.SendResult{}, false, fmt.Errorf("ai_reply %s: encode answer: %w", p.Ref, err)
 	}
+	ev := &bot.Event{Type: bot.EventAIAnswer, Source: bot.SourceAI, DedupeKey: "aianswer|" + p.Ref,
+		At: now, ReceivedAt: now, ExternalUserID: p.MemberID, StaffID: p.StaffID, OpenKfID: p.OpenKfID,
+		Content: p.Text, Data: map[string]string{bot.AIAnswerKey: string(raw)}}
+	if _, err := s.o.Store.AppendEvent(ctx, ev); err != nil {
+		return bot.SendResult{}, true, fmt.Errorf("ai_reply %s: hand the answer to the engine: %w", p.Ref, err)
+	}
+	s.o.WakeEvents()
 	if p.Surface == bot.AISurfaceAIBot && s.o.Streams != nil {
 		s.o.Streams.Update(p.StreamID, ans.Text, true)
 	}
-	switch {
-	case handoff && p.MemberID != "":
-		s.appendHandoff(ctx, &p, now, "model_failures")
-	case ans.Source == SourceFallback && p.Answer == "" && p.MemberID != "" && sc.AI.NotifyUnanswered:
-		// The fallback promises a colleague will follow up: tell one.
-		s.appendHandoff(ctx, &p, now, "unanswered")
-	}
-	s.o.WakeOutbox()
 	s.m.Replies.WithLabelValues(ans.Source, p.Surface).Inc()
 	s.m.Latency.Observe(s.o.Now().Sub(started).Seconds())
 	return bot.SendResult{Detail: ans.Source}, false, nil
 }
 
-// deliver enqueues the reply for the surface (or stores the finished AI bot answer).
-func (s *Sender) deliver(tx bot.Tx, a *bot.Action, p *bot.AIReply, text string, now time.Time) error {
-	key := "aireply|" + p.Ref
-	var out *bot.Action
-	var err error
-	switch p.Surface {
-	case bot.AISurfaceKf:
-		out, err = bot.NewAction(bot.ActionKfMessage, key, bot.KfMessage{OpenKfID: p.OpenKfID,
-			ExternalUserID: p.MemberID, Text: text, MsgID: KfMsgID(key)})
-		if err == nil {
-			// kf/send_msg only answers within 48 h of the user's message.
-			out.NotAfter = a.CreatedAt.Add(KfReplyWindow)
-		}
-	case bot.AISurfaceApp:
-		out, err = bot.NewAction(bot.ActionStaffMessage, key, bot.StaffMessage{ToUsers: []string{p.StaffID}, Text: text})
-	case bot.AISurfaceAIBot:
-		if err := putStream(tx, p.StreamID, StreamState{Content: text, Finished: true, Updated: now}); err != nil {
-			return err
-		}
-		if p.ResponseURL == "" || now.Sub(a.CreatedAt) < StreamPollWindow {
-			return nil
-		}
-		// WeCom has stopped polling the stream: answer through response_url
-		// (usable once, for an hour after the message).
-		out, err = bot.NewAction(bot.ActionAIBotResponse, "aibotresp|"+p.Ref, bot.AIBotResponse{URL: p.ResponseURL, Markdown: text})
-		if err == nil {
-			out.NotAfter = a.CreatedAt.Add(time.Hour)
-		}
-	default:
-		return fmt.Errorf("unknown surface %q", p.Surface)
-	}
-	if err != nil {
-		return err
-	}
-	out.MemberID, out.EventSeq, out.CreatedAt, out.DueAt = p.MemberID, a.EventSeq, now, now
-	_, err = tx.Enqueue(out)
-	return err
-}
-
-// countFailure keeps the scope's count of failed replies in a row and
-// reports when it reaches the hand-off threshold (then starts over).
-func (s *Sender) countFailure(tx bot.Tx, scope string, failed bool, threshold int) (bool, error) {
-	n := 0
-	if raw, err := tx.Get(BucketFailures, scope); err == nil {
-		fmt.Sscan(string(raw), &n)
-	} else if !errors.Is(err, bot.ErrNotFound) {
-		return false, err
-	}
-	if !failed {
-		if n == 0 {
-			return false, nil
-		}
-		return false, tx.Delete(BucketFailures, scope)
-	}
-	n++
-	if threshold > 0 && n >= threshold {
-		return true, tx.Delete(BucketFailures, scope)
-	}
-	return false, tx.Put(BucketFailures, scope, []byte(fmt.Sprint(n)))
-}
-
-// appendHandoff asks the engine to hand the member to a human (tag + staff
-// notification), once per message.
-func (s *Sender) appendHandoff(ctx context.Context, p *bot.AIReply, now time.Time, reason string) {
-	ev := &bot.Event{Type: bot.EventAIHandoff, Source: bot.SourceAI, DedupeKey: "aihandoff|" + p.Ref,
-		At: now, ReceivedAt: now, ExternalUserID: p.MemberID, OpenKfID: p.OpenKfID, Content: p.Text,
-		Data: map[string]string{"reason": reason}}
-	if _, err := s.o.Store.AppendEvent(ctx, ev); err != nil {
-		s.log.Error().Err(err).Str("member", p.MemberID).Msg("could not append the hand-off event")
-		return
-	}
-	s.o.WakeEvents()
-}
-
 // offlineFor answers q from retrieval alone (no model call).
 func (r *Replier) offlineFor(ix *Index, sc *scenarios.Scenario, text string, data scenarios.TemplateData) Answer {
 	return r.offline(Question{Scenario: sc, Text: text, Data: data}, Answer{Hits: ix.Search(text, snippets)})
-}
-
-// KfMsgID derives kf/send_msg's msgid (≤ 32 chars of [0-9a-f]) from an
-// action key, so WeCom drops a resend of the same reply.
-func KfMsgID(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:16])
-}
-
-func has(tx bot.Tx, bucket, key string) (bool, error) {
-	_, err := tx.Get(bucket, key)
-	if errors.Is(err, bot.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // limiter is a process-wide cap on model calls per minute (a sliding window).

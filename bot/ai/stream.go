@@ -2,21 +2,15 @@ package ai
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai/state"
 )
 
-// StreamState is an AI bot answer as WeCom polls it: the text so far
-// (cumulative, each poll shows all of it) and whether it is complete.
-type StreamState struct {
-	Content  string    `json:"content"`
-	Finished bool      `json:"finished"`
-	Updated  time.Time `json:"updated"`
-}
+// StreamState is an AI bot answer as WeCom polls it (see state.StreamState).
+type StreamState = state.StreamState
 
 // streamTTL is how long a stream is kept in memory: WeCom polls a stream
 // for at most 6 minutes after the message.
@@ -24,7 +18,7 @@ const streamTTL = 10 * time.Minute
 
 // Streams buffers AI bot answers between the AI sender, which writes them as
 // the model streams, and the /wecom/aibot handler, which serves WeCom's
-// polls. Finished answers are also kept in the store (BucketStreams), so a
+// polls. Finished answers are also kept in the store (state.BucketStreams), so a
 // poll after a restart still gets the answer.
 type Streams struct {
 	store bot.Store
@@ -80,39 +74,15 @@ func (s *Streams) Read(ctx context.Context, id string) (st StreamState, known bo
 	if s.store == nil {
 		return st, false
 	}
-	err := s.store.View(ctx, func(tx bot.Tx) error {
-		raw, err := tx.Get(BucketStreams, id)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(raw, &st)
+	var stored bool
+	err := s.store.View(ctx, func(tx bot.Tx) (err error) {
+		st, stored, err = state.StoredStream(tx, id)
+		return err
 	})
-	if err != nil {
+	if err != nil || !stored {
 		return StreamState{}, false
 	}
 	return st, true
-}
-
-// putStream records a finished answer in the store, inside the sender's tx.
-func putStream(tx bot.Tx, id string, st StreamState) error {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return tx.Put(BucketStreams, id, raw)
-}
-
-// storedStream reads a finished answer from the store.
-func storedStream(tx bot.Tx, id string) (StreamState, bool, error) {
-	var st StreamState
-	raw, err := tx.Get(BucketStreams, id)
-	if errors.Is(err, bot.ErrNotFound) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, err
-	}
-	return st, json.Unmarshal(raw, &st) == nil, nil
 }
 
 func (s *Streams) gcLocked() {

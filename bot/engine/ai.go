@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/ai/guard"
+	"github.com/wecombot/wecombot/bot/ai/state"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -121,7 +123,104 @@ func (r *run) aibotText() error {
 	return r.enqueue(bot.ActionAIReply, "ai|"+r.ref, "", p, time.Time{}, time.Time{})
 }
 
-// aiHandoff: the AI sender gave up on a member after repeated failures.
+// aiAnswer takes the AI sender's answer to one message and decides, in this
+// event's transaction, everything that follows: the message is marked
+// answered (a second answer to it, from a retried action, changes nothing),
+// the exchange remembered, model failures counted toward
+// ai.handoff_after_failures, the member handed to a human after too many
+// failures or an unanswered question (ai.notify_unanswered), and the reply
+// enqueued on the message's surface (or the AI bot stream stored).
+func (r *run) aiAnswer() error {
+	var ans bot.AIAnswer
+	if err := json.Unmarshal([]byte(r.ev.Data[bot.AIAnswerKey]), &ans); err != nil || ans.Reply.Ref == "" {
+		r.log.Warn().Err(err).Msg("ai.answer without a readable answer; nothing to deliver")
+		return nil
+	}
+	p := &ans.Reply
+	if done, err := state.Answered(r.tx, p.Ref); err != nil || done {
+		return err
+	}
+	if err := state.MarkAnswered(r.tx, p.Ref, ans.Source); err != nil {
+		return err
+	}
+	scope := state.Scope(p)
+	if err := state.Remember(r.tx, scope, p.Ref, r.at, p.Text, ans.Text); err != nil {
+		return err
+	}
+	handoff := ""
+	if p.Answer == "" && r.sc.AI != nil {
+		// Only model answers count: a fixed answer (refusal, fallback for a
+		// banned word) says nothing about the model.
+		tooMany, err := state.CountFailure(r.tx, scope, ans.Failed, r.sc.AI.HandoffAfterFailures)
+		if err != nil {
+			return err
+		}
+		switch {
+		case tooMany:
+			handoff = "model_failures"
+		case ans.Unanswered && r.sc.AI.NotifyUnanswered:
+			// The fallback promises a colleague will follow up: tell one.
+			handoff = "unanswered"
+		}
+	}
+	if err := r.deliverAIAnswer(&ans); err != nil {
+		return err
+	}
+	if handoff == "" || p.MemberID == "" {
+		return nil
+	}
+	ms, err := r.member(p.MemberID, false)
+	if err != nil || ms == nil {
+		return err
+	}
+	return r.handoff(ms, handoff)
+}
+
+// deliverAIAnswer enqueues the answer on its message's surface: kf/send_msg
+// inside 微信客服's 48 h window, message/send to a staff member, or the AI bot
+// stream (stored for WeCom's polls; past the poll window, response_url).
+func (r *run) deliverAIAnswer(ans *bot.AIAnswer) error {
+	p := &ans.Reply
+	key := "aireply|" + p.Ref
+	switch p.Surface {
+	case bot.AISurfaceKf:
+		msg := bot.KfMessage{OpenKfID: p.OpenKfID, ExternalUserID: p.MemberID, Text: ans.Text, MsgID: kfMsgID(key)}
+		return r.enqueueFor(ans, bot.ActionKfMessage, key, p.MemberID, msg, ans.AskedAt.Add(KfReplyWindow))
+	case bot.AISurfaceApp:
+		msg := bot.StaffMessage{ToUsers: []string{p.StaffID}, Text: ans.Text}
+		return r.enqueueFor(ans, bot.ActionStaffMessage, key, p.MemberID, msg, time.Time{})
+	case bot.AISurfaceAIBot:
+		if err := state.PutStream(r.tx, p.StreamID, state.StreamState{Content: ans.Text, Finished: true, Updated: r.at}); err != nil {
+			return err
+		}
+		if p.ResponseURL == "" || r.at.Sub(ans.AskedAt) < state.StreamPollWindow {
+			return nil
+		}
+		// WeCom has stopped polling the stream: answer through response_url
+		// (usable once, for an hour after the message).
+		resp := bot.AIBotResponse{URL: p.ResponseURL, Markdown: ans.Text}
+		return r.enqueueFor(ans, bot.ActionAIBotResponse, "aibotresp|"+p.Ref, p.MemberID, resp, ans.AskedAt.Add(time.Hour))
+	}
+	r.log.Warn().Str("surface", p.Surface).Msg("ai.answer for an unknown surface; nothing delivered")
+	return nil
+}
+
+// enqueueFor enqueues an AI answer's delivery, attributed to the inbound
+// message's event (not the ai.answer event) like the reply it is.
+func (r *run) enqueueFor(ans *bot.AIAnswer, kind bot.ActionKind, key, memberID string, payload any, notAfter time.Time) error {
+	a, err := bot.NewAction(kind, key, payload)
+	if err != nil {
+		return err
+	}
+	a.MemberID, a.EventSeq, a.CreatedAt, a.DueAt, a.NotAfter = memberID, ans.EventSeq, r.now, r.now, notAfter
+	if a.EventSeq == 0 {
+		a.EventSeq = r.ev.Seq
+	}
+	return r.enqueueAction(a)
+}
+
+// aiHandoff hands a member to a human on an ai.handoff event (appended by
+// older versions' AI sender after repeated failures).
 func (r *run) aiHandoff() error {
 	if r.ev.ExternalUserID == "" || r.sc.AI == nil {
 		return nil

@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/ai/state"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -202,5 +206,65 @@ func TestOversizedMessageIsCapped(t *testing.T) {
 	_ = acts[0].Decode(&p)
 	if n := len([]rune(p.Text)); n != 500 {
 		t.Fatalf("question of %d runes reached the model", n)
+	}
+}
+
+// aiAnswerEvent is the ai.answer the AI sender appends for an answer to p.
+func aiAnswerEvent(t *testing.T, ans bot.AIAnswer, dedupe string) *bot.Event {
+	t.Helper()
+	raw, err := json.Marshal(ans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bot.Event{Type: bot.EventAIAnswer, Source: bot.SourceAI, DedupeKey: dedupe, ExternalUserID: ans.Reply.MemberID,
+		OpenKfID: ans.Reply.OpenKfID, Content: ans.Reply.Text, Data: map[string]string{bot.AIAnswerKey: string(raw)}}
+}
+
+// TestAIAnswerDecidedByTheEngine: the engine, not the AI sender, turns an
+// answer into the reply, memory, failure count and hand-off; a second
+// answer to the same message (a retried ai_reply whose first answer event
+// was already handled) changes nothing; the reply keeps 微信客服's 48 h window
+// from the message.
+func TestAIAnswerDecidedByTheEngine(t *testing.T) {
+	h := newHarness(t, scenarios.LoadDefault())
+	h.send(add("wm_a", "zhangsan", "", "wc1"))
+	asked := h.clock.Add(-time.Hour)
+	ask := bot.AIReply{Surface: bot.AISurfaceKf, MemberID: "wm_a", OpenKfID: "wk", Text: "你们老板是谁", Ref: "kfmsg:1"}
+	h.send(aiAnswerEvent(t, bot.AIAnswer{Reply: ask, Text: "第一次回答", Source: "model", AskedAt: asked, EventSeq: 7}, "aianswer|kfmsg:1"))
+	h.send(aiAnswerEvent(t, bot.AIAnswer{Reply: ask, Text: "第二次回答", Source: "model", AskedAt: asked, EventSeq: 7}, "aianswer|kfmsg:1|again"))
+	replies := h.actions(bot.ActionKfMessage)
+	if len(replies) != 1 {
+		t.Fatalf("%d replies to one message, want 1", len(replies))
+	}
+	var msg bot.KfMessage
+	_ = replies[0].Decode(&msg)
+	if msg.Text != "第一次回答" || replies[0].Key != "aireply|kfmsg:1" || replies[0].EventSeq != 7 ||
+		!replies[0].NotAfter.Equal(asked.Add(KfReplyWindow)) || msg.ExternalUserID != "wm_a" {
+		t.Fatalf("reply %+v %+v", replies[0], msg)
+	}
+	var mem state.Memory
+	_ = h.store.View(context.Background(), func(tx bot.Tx) (err error) { mem, err = state.LoadMemory(tx, state.MemberScope("wm_a")); return err })
+	if len(mem.Turns) != 2 || mem.Turns[1].Text != "第一次回答" {
+		t.Fatalf("memory %+v, want one exchange", mem.Turns)
+	}
+
+	// Three failed model answers in a row (default handoff_after_failures: 3)
+	// hand the member to a human in the third answer's transaction.
+	for i := range 3 {
+		p := ask
+		p.Ref = fmt.Sprintf("kfmsg:f%d", i)
+		h.send(aiAnswerEvent(t, bot.AIAnswer{Reply: p, Text: "离线回答", Source: "offline", Failed: true, AskedAt: asked}, "aianswer|"+p.Ref))
+		if tagged := h.member("wm_a").HasTag("需人工跟进"); tagged != (i == 2) {
+			t.Fatalf("after failure %d tagged = %v", i+1, tagged)
+		}
+	}
+	sms := h.actions(bot.ActionStaffMessage)
+	if len(sms) != 1 {
+		t.Fatalf("staff messages %d, want the one hand-off", len(sms))
+	}
+	var sm bot.StaffMessage
+	_ = sms[0].Decode(&sm)
+	if sm.ToUsers[0] != "zhangsan" || !strings.Contains(sm.Text, "AI 多次未能回答") {
+		t.Errorf("hand-off %+v", sm)
 	}
 }

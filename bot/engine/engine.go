@@ -280,12 +280,17 @@ func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, du
 		a.DueAt = r.now
 	}
 	a.NotAfter = notAfter
+	return r.enqueueAction(a)
+}
+
+// enqueueAction adds a built action; a duplicate key (a replay) is not an error.
+func (r *run) enqueueAction(a *bot.Action) error {
 	dup, err := r.tx.Enqueue(a)
 	if err != nil {
-		return fmt.Errorf("enqueue %s %s: %w", kind, key, err)
+		return fmt.Errorf("enqueue %s %s: %w", a.Kind, a.Key, err)
 	}
 	if dup {
-		r.log.Debug().Str("key", key).Msg("action already enqueued (replay)")
+		r.log.Debug().Str("key", a.Key).Msg("action already enqueued (replay)")
 	}
 	return nil
 }

@@ -58,6 +58,8 @@ func (r *run) dispatch() error {
 		return r.appText()
 	case bot.EventAIBotText:
 		return r.aibotText()
+	case bot.EventAIAnswer:
+		return r.aiAnswer()
 	case bot.EventAIHandoff:
 		return r.aiHandoff()
 	// Shop orders (funnel.go; coupons.go redeems codes in couponsAfter).

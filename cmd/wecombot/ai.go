@@ -47,7 +47,7 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 	w := &aiWiring{replier: newReplier(cfg), streams: ai.NewStreams(store, nil)}
 	w.sender = ai.NewSender(ai.SenderOptions{
 		Store: store, Replier: w.replier, Scenario: current, Streams: w.streams,
-		WakeOutbox: wakeOutbox, WakeEvents: wakeEvents, Log: log, Registerer: reg,
+		WakeEvents: wakeEvents, Log: log, Registerer: reg,
 		Tools: func(p *bot.AIReply) ai.Tools { return ai.MemberTools(store, p, wakeEvents) },
 		Facts: memberFacts(current, time.Now),
 	})

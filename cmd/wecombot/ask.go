@@ -80,23 +80,31 @@ func ask(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if _, err := store.AppendEvent(ctx, ev); err != nil {
 		return err
 	}
-	// Run the engine, then deliver owed actions until none are left: the AI
-	// reply enqueues the message it produced.
-	if err := store.Update(ctx, func(tx bot.Tx) error {
-		if _, err := tx.MarkProcessed(ev.Seq, ""); err != nil {
-			return err
-		}
-		return eng.Handle(ctx, tx, ev)
-	}); err != nil {
-		return err
-	}
+	// Run the engine on pending events, then deliver owed actions, until
+	// none are left: the AI sender hands its answer back as an ai.answer
+	// event, on which the engine enqueues the reply.
 	answered := false
 	for round := 0; round < 5; round++ {
+		evs, err := store.PendingEvents(ctx, 0, 100)
+		if err != nil {
+			return err
+		}
+		for i := range evs {
+			ev := &evs[i]
+			if err := store.Update(ctx, func(tx bot.Tx) error {
+				if first, err := tx.MarkProcessed(ev.Seq, ""); err != nil || !first {
+					return err
+				}
+				return eng.Handle(ctx, tx, ev)
+			}); err != nil {
+				return err
+			}
+		}
 		acts, err := store.DueActions(ctx, time.Now().Add(time.Hour), 100)
 		if err != nil {
 			return err
 		}
-		if len(acts) == 0 {
+		if len(acts) == 0 && len(evs) == 0 {
 			break
 		}
 		for i := range acts {

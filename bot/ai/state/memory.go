@@ -1,4 +1,9 @@
-package ai
+// Package state is what the AI feature keeps in the store: the remembered
+// conversation per member or staff member, which messages were answered,
+// failed replies in a row, and finished AI bot streams. Only the engine
+// writes it (inside the ai.answer event's transaction); the AI sender reads
+// memory for the prompt. It imports nothing but bot.
+package state
 
 import (
 	"encoding/json"
@@ -10,7 +15,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
-// KV buckets the AI sender keeps, in the store's key-value space:
+// KV buckets the AI feature keeps, in the store's key-value space:
 //
 //	ai_memory    <scope> → Memory (the last turns with one member or staff member)
 //	ai_done      <ref> → present once the message's reply was produced
@@ -41,6 +46,19 @@ type Turn struct {
 // a prompt.
 type Memory struct {
 	Turns []Turn `json:"turns"`
+}
+
+// StreamPollWindow is how long WeCom keeps polling an AI bot stream after
+// the message (6 minutes), less a margin: an answer finished later goes to
+// the message's response_url.
+const StreamPollWindow = 5*time.Minute + 30*time.Second
+
+// Scope is the memory scope of the person an AI reply answers.
+func Scope(p *bot.AIReply) string {
+	if p.MemberID != "" {
+		return MemberScope(p.MemberID)
+	}
+	return StaffScope(p.StaffID)
 }
 
 // MemberScope and StaffScope name memory scopes.
@@ -127,4 +145,71 @@ func EstimateTokens(s string) int {
 		}
 	}
 	return n + (other+3)/4
+}
+
+// CountFailure keeps scope's count of failed replies in a row and reports
+// when it reaches threshold (then starts over); a success resets it.
+func CountFailure(tx bot.Tx, scope string, failed bool, threshold int) (handoff bool, err error) {
+	n := 0
+	if raw, err := tx.Get(BucketFailures, scope); err == nil {
+		fmt.Sscan(string(raw), &n)
+	} else if !errors.Is(err, bot.ErrNotFound) {
+		return false, err
+	}
+	if !failed {
+		if n == 0 {
+			return false, nil
+		}
+		return false, tx.Delete(BucketFailures, scope)
+	}
+	n++
+	if threshold > 0 && n >= threshold {
+		return true, tx.Delete(BucketFailures, scope)
+	}
+	return false, tx.Put(BucketFailures, scope, []byte(fmt.Sprint(n)))
+}
+
+// Answered reports whether the message ref was answered (MarkAnswered).
+func Answered(tx bot.Tx, ref string) (bool, error) {
+	_, err := tx.Get(BucketDone, ref)
+	if errors.Is(err, bot.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// MarkAnswered records that ref's reply was produced (value: its source).
+func MarkAnswered(tx bot.Tx, ref, source string) error {
+	return tx.Put(BucketDone, ref, []byte(source))
+}
+
+// StreamState is an AI bot answer as WeCom polls it: the text so far
+// (cumulative, each poll shows all of it) and whether it is complete.
+type StreamState struct {
+	Content  string    `json:"content"`
+	Finished bool      `json:"finished"`
+	Updated  time.Time `json:"updated"`
+}
+
+// PutStream records a finished AI bot answer in the store, so a poll after
+// a restart still gets it.
+func PutStream(tx bot.Tx, id string, st StreamState) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return tx.Put(BucketStreams, id, raw)
+}
+
+// StoredStream reads a finished AI bot answer from the store.
+func StoredStream(tx bot.Tx, id string) (StreamState, bool, error) {
+	var st StreamState
+	raw, err := tx.Get(BucketStreams, id)
+	if errors.Is(err, bot.ErrNotFound) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	return st, json.Unmarshal(raw, &st) == nil, nil
 }
