@@ -59,18 +59,18 @@ const (
 
 // KV bucket names.
 const (
-	BucketDays       = "checkin_days"
-	BucketMemberDays = "checkin_mdays"
-	BucketProgress   = "checkin_progress"
-	BucketBoard      = "checkin_board"
-	BucketScores     = "checkin_scores"
-	BucketStats      = "checkin_stats"
-	BucketState      = "checkin_state"
-	BucketTicks      = "checkin_ticks"
-	BucketResults    = "checkin_results"
-	BucketKf         = "kf_contacts"
-	BucketPoints     = "points_ledger"
-	BucketHead       = "points_head"
+	BucketDays       = bot.BucketCheckinDays
+	BucketMemberDays = bot.BucketCheckinMemberDays
+	BucketProgress   = bot.BucketCheckinProgress
+	BucketBoard      = bot.BucketCheckinBoard
+	BucketScores     = bot.BucketCheckinScores
+	BucketStats      = bot.BucketCheckinStats
+	BucketState      = bot.BucketCheckinState
+	BucketTicks      = bot.BucketCheckinTicks
+	BucketResults    = bot.BucketCheckinResults
+	BucketKf         = bot.BucketKfContacts
+	BucketPoints     = bot.BucketPointsLedger
+	BucketHead       = bot.BucketPointsHead
 )
 
 // present is the value of facts whose presence is the fact.

@@ -22,7 +22,7 @@ import (
 // kv buckets:
 //
 //	ai_ratelimit  <scope> → recent model replies (replyLog), for ai.rate_limit
-const bucketAIRateLimit = "ai_ratelimit"
+const bucketAIRateLimit = bot.BucketAIRateLimit
 
 // aiOff answers the AI bot when the scenario has no ai section.
 const aiOff = "AI 回复未开启：场景里没有 ai 段（persona、faq）。"

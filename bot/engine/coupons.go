@@ -29,12 +29,12 @@ import (
 )
 
 const (
-	bucketCouponFree   = "coupon_free"
-	bucketCouponCodes  = "coupon_codes"
-	bucketCouponIssues = "coupon_issues"
-	bucketCouponPools  = "coupon_pools"
-	bucketKfSeen       = "kf_seen"
-	bucketUnionIDs     = "unionids"
+	bucketCouponFree   = bot.BucketCouponFree
+	bucketCouponCodes  = bot.BucketCouponCodes
+	bucketCouponIssues = bot.BucketCouponIssues
+	bucketCouponPools  = bot.BucketCouponPools
+	bucketKfSeen       = bot.BucketKfSeen
+	bucketUnionIDs     = bot.BucketUnionIDs
 )
 
 // EventCouponGrant is an operator's grant of one coupon to a member (admin

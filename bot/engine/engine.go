@@ -44,14 +44,12 @@ const WelcomeCodeTTL = 20 * time.Second
 
 // KV buckets.
 const (
-	bucketOrders        = "orders"
-	bucketOrdersPending = "orders_pending"
-	bucketRefunds       = "refunds"
-	// refunds_held keeps refunds that arrived before their paid order
-	// (order_id|refund_id → heldRefund), applied when the order arrives.
-	bucketRefundsHeld = "refunds_held"
-	bucketGroups      = "groups"
-	bucketRateLimit   = "ratelimit"
+	bucketOrders        = bot.BucketOrders
+	bucketOrdersPending = bot.BucketOrdersPending
+	bucketRefunds       = bot.BucketRefunds
+	bucketRefundsHeld   = bot.BucketRefundsHeld
+	bucketGroups        = bot.BucketGroups
+	bucketRateLimit     = bot.BucketRateLimit
 )
 
 // present is the value of kv facts whose presence is the fact (a counted

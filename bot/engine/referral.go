@@ -35,11 +35,11 @@ import (
 )
 
 const (
-	bucketReferralStates   = "referral_states"
-	bucketReferralMembers  = "referral_members"
-	bucketReferralInvitees = "referral_invitees"
-	bucketReferralDue      = "referral_due"
-	bucketReferralSeq      = "referral_seq"
+	bucketReferralStates   = bot.BucketReferralStates
+	bucketReferralMembers  = bot.BucketReferralMembers
+	bucketReferralInvitees = bot.BucketReferralInvitees
+	bucketReferralDue      = bot.BucketReferralDue
+	bucketReferralSeq      = bot.BucketReferralSeq
 )
 
 // Invitee statuses.

@@ -17,9 +17,9 @@ import (
 // Buckets for what WeCom created for us.
 const (
 	// group_welcome_tpl: template name → template_id (from the add's result).
-	bucketGroupWelcomeTpl = "group_welcome_tpl"
+	bucketGroupWelcomeTpl = bot.BucketGroupWelcomeTpl
 	// contact_ways: state → ContactWayRecord.
-	bucketContactWays = "contact_ways"
+	bucketContactWays = bot.BucketContactWays
 )
 
 // ContactWayRecord is a "contact me" code wecombot created.

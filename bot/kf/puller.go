@@ -24,7 +24,7 @@ import (
 )
 
 // BucketCursor holds each 微信客服 account's sync_msg cursor.
-const BucketCursor = "kf_cursor"
+const BucketCursor = bot.BucketKfCursor
 
 // maxPages bounds one pull, so one busy account can't hold a sender
 // forever; the rest is owed as a new kf_sync action from the saved cursor.

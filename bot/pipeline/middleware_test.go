@@ -113,7 +113,7 @@ func TestMetricsCountOnlyCommittedRuns(t *testing.T) {
 		mu.Lock()
 		runs++
 		mu.Unlock()
-		return tx.Put("test", "k", []byte("v"))
+		return tx.Put(bot.BucketScratch, "k", []byte("v"))
 	}
 	appendEvents(t, st, bot.Event{Type: bot.EventKfText, ExternalUserID: "wm1"})
 	p, stop := run(t, pipeline.Options{Store: &flakyCommit{Store: st, failed: map[string]bool{}}, Handle: handle,

@@ -206,13 +206,13 @@ func TestFailingEventIsRecordedAndDoesNotBlock(t *testing.T) {
 					attempts++
 					mu.Unlock()
 					// Writes made before the error must roll back.
-					_ = tx.Put("test", "poison", []byte("x"))
+					_ = tx.Put(bot.BucketScratch, "poison", []byte("x"))
 					if tc.panics {
 						panic("a bug in the handler")
 					}
 					return errors.New("boom")
 				}
-				return tx.Put("test", ev.Content, []byte("ok"))
+				return tx.Put(bot.BucketScratch, ev.Content, []byte("ok"))
 			}
 			appendEvents(t, st,
 				bot.Event{Type: bot.EventAppText, Content: "poison", StaffID: "a"},
@@ -232,10 +232,10 @@ func TestFailingEventIsRecordedAndDoesNotBlock(t *testing.T) {
 				t.Fatalf("event stats %+v", es)
 			}
 			_ = st.View(context.Background(), func(tx bot.Tx) error {
-				if _, err := tx.Get("test", "poison"); !errors.Is(err, bot.ErrNotFound) {
+				if _, err := tx.Get(bot.BucketScratch, "poison"); !errors.Is(err, bot.ErrNotFound) {
 					t.Errorf("failed handler's write was kept: %v", err)
 				}
-				if v, err := tx.Get("test", "fine"); err != nil || string(v) != "ok" {
+				if v, err := tx.Get(bot.BucketScratch, "fine"); err != nil || string(v) != "ok" {
 					t.Errorf("good event's write missing: %q %v", v, err)
 				}
 				return nil

@@ -33,7 +33,7 @@ func TestBatchCommitsConcurrentWorkAndIsolatesAFailure(t *testing.T) {
 			errs[i] = st.Batch(ctx, func(tx bot.Tx) error {
 				if i == 7 {
 					failedRuns.Add(1)
-					_ = tx.Put("batch", "poison", []byte("x"))
+					_ = tx.Put(bot.BucketScratch, "poison", []byte("x"))
 					return boom
 				}
 				return tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%02d", i)})
@@ -53,7 +53,7 @@ func TestBatchCommitsConcurrentWorkAndIsolatesAFailure(t *testing.T) {
 		if n, _ := tx.MemberCount(); n != 49 {
 			t.Errorf("members %d, want 49", n)
 		}
-		if v, _ := tx.Get("batch", "poison"); v != nil {
+		if v, _ := tx.Get(bot.BucketScratch, "poison"); v != nil {
 			t.Error("the failed function's write committed")
 		}
 		return nil

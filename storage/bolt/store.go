@@ -547,6 +547,9 @@ func (t *boltTx) Put(bucket, key string, value []byte) error {
 	if !t.tx.Writable() {
 		return errors.New("put: read-only transaction")
 	}
+	if _, ok := bot.LookupBucket(bucket); !ok {
+		return fmt.Errorf("put: bucket %q is not in the registry (bot.Buckets in bot/buckets.go): add it there with its key layout", bucket)
+	}
 	b, err := t.kv(bucket, true)
 	if err != nil {
 		return err

@@ -269,6 +269,9 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 	if err := t.readOnly("put"); err != nil {
 		return err
 	}
+	if _, ok := bot.LookupBucket(bucket); !ok {
+		return fmt.Errorf("put: bucket %q is not in the registry (bot.Buckets in bot/buckets.go): add it there with its key layout", bucket)
+	}
 	if value == nil {
 		value = []byte{}
 	}

@@ -60,6 +60,7 @@ func Run(t *testing.T, open Open) {
 		{"OutboxLifecycle", testOutboxLifecycle},
 		{"OutboxDeadlinesFirst", testOutboxDeadlinesFirst},
 		{"KeyValue", testKeyValue},
+		{"UnregisteredBucketRefused", testUnregisteredBucket},
 		{"ConcurrentAppendDedupe", testConcurrentAppend},
 		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
 		{"SequenceInCommitOrder", testSequenceInCommitOrder},
@@ -275,7 +276,7 @@ func testTxAtomicity(t *testing.T, open Open) {
 		if _, err := tx.Enqueue(a); err != nil {
 			return err
 		}
-		if err := tx.Put("facts", "f", []byte("v")); err != nil {
+		if err := tx.Put(bot.BucketScratch, "f", []byte("v")); err != nil {
 			return err
 		}
 		return boom
@@ -294,7 +295,7 @@ func testTxAtomicity(t *testing.T, open Open) {
 		if n, _ := tx.MemberCount(); n != 0 {
 			t.Error("member survived a rollback")
 		}
-		if _, err := tx.Get("facts", "f"); !errors.Is(err, bot.ErrNotFound) {
+		if _, err := tx.Get(bot.BucketScratch, "f"); !errors.Is(err, bot.ErrNotFound) {
 			t.Error("kv write survived a rollback")
 		}
 		return nil
@@ -426,26 +427,43 @@ func testKeyValue(t *testing.T, open Open) {
 			t.Errorf("missing bucket: %v", err)
 		}
 		for _, k := range []string{"checkin|c1|2026-11-23|wm1", "checkin|c1|2026-11-24|wm1", "checkin|c2|2026-11-23|wm1", "other"} {
-			if err := tx.Put("facts", k, []byte(k)); err != nil {
+			if err := tx.Put(bot.BucketScratch, k, []byte(k)); err != nil {
 				return err
 			}
 		}
-		return tx.Delete("facts", "other")
+		return tx.Delete(bot.BucketScratch, "other")
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = s.View(ctx, func(tx bot.Tx) error {
 		var keys []string
-		_ = tx.Scan("facts", "checkin|c1|", func(k string, v []byte) bool { keys = append(keys, k); return true })
+		_ = tx.Scan(bot.BucketScratch, "checkin|c1|", func(k string, v []byte) bool { keys = append(keys, k); return true })
 		if len(keys) != 2 || keys[0] != "checkin|c1|2026-11-23|wm1" {
 			t.Errorf("scan %v", keys)
 		}
-		if _, err := tx.Get("facts", "other"); !errors.Is(err, bot.ErrNotFound) {
+		if _, err := tx.Get(bot.BucketScratch, "other"); !errors.Is(err, bot.ErrNotFound) {
 			t.Error("deleted key still there")
 		}
-		if v, err := tx.Get("facts", "checkin|c2|2026-11-23|wm1"); err != nil || string(v) != "checkin|c2|2026-11-23|wm1" {
+		if v, err := tx.Get(bot.BucketScratch, "checkin|c2|2026-11-23|wm1"); err != nil || string(v) != "checkin|c2|2026-11-23|wm1" {
 			t.Errorf("get %q %v", v, err)
+		}
+		return nil
+	})
+}
+
+// A Put to a bucket that bot.Buckets doesn't list fails and writes nothing:
+// the registry is the key-value space's schema, so a typo can't start a new
+// bucket that nothing else reads.
+func testUnregisteredBucket(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	err := s.Update(ctx, func(tx bot.Tx) error { return tx.Put("no_such_bucket", "k", []byte("v")) })
+	if err == nil || !strings.Contains(err.Error(), "no_such_bucket") {
+		t.Fatalf("put to an unregistered bucket: err = %v, want an error naming it", err)
+	}
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		if _, err := tx.Get("no_such_bucket", "k"); !errors.Is(err, bot.ErrNotFound) {
+			t.Errorf("unregistered bucket holds data: %v", err)
 		}
 		return nil
 	})
@@ -588,12 +606,12 @@ func testNoLostUpdates(t *testing.T, open Open) {
 						return err
 					}
 					n := 0
-					if v, err := tx.Get("stock", "coupon"); err == nil {
+					if v, err := tx.Get(bot.BucketScratch, "coupon"); err == nil {
 						n, _ = strconv.Atoi(string(v))
 					} else if !errors.Is(err, bot.ErrNotFound) {
 						return err
 					}
-					return tx.Put("stock", "coupon", []byte(strconv.Itoa(n+1)))
+					return tx.Put(bot.BucketScratch, "coupon", []byte(strconv.Itoa(n+1)))
 				})
 				if err != nil {
 					t.Errorf("a read-modify-write transaction failed (conflicts must be retried inside the store): %v", err)
@@ -608,7 +626,7 @@ func testNoLostUpdates(t *testing.T, open Open) {
 		if err != nil || m.Points != workers*each {
 			t.Errorf("member points %+v %v, want %d: an update was lost", m, err, workers*each)
 		}
-		if v, err := tx.Get("stock", "coupon"); err != nil || string(v) != strconv.Itoa(workers*each) {
+		if v, err := tx.Get(bot.BucketScratch, "coupon"); err != nil || string(v) != strconv.Itoa(workers*each) {
 			t.Errorf("counter %q %v, want %d: an update was lost", v, err, workers*each)
 		}
 		return nil
@@ -631,12 +649,12 @@ func testScansPage(t *testing.T, open Open) {
 			}
 			k := fmt.Sprintf("p\xff|%04d|用户", i)
 			keys = append(keys, k)
-			if err := tx.Put("scan", k, []byte(k)); err != nil {
+			if err := tx.Put(bot.BucketScratch, k, []byte(k)); err != nil {
 				return err
 			}
 		}
 		for _, k := range []string{"p\xfe", "p\xff", "q", "p"} { // around the prefix, outside it ("p\xff" itself is inside)
-			if err := tx.Put("scan", k, nil); err != nil {
+			if err := tx.Put(bot.BucketScratch, k, nil); err != nil {
 				return err
 			}
 		}
@@ -661,14 +679,14 @@ func testScansPage(t *testing.T, open Open) {
 			t.Errorf("members after %s, stop after 3: %v", ids[400], got)
 		}
 		got = nil
-		if err := tx.Scan("scan", "p\xff", func(k string, v []byte) bool { got = append(got, k); return true }); err != nil {
+		if err := tx.Scan(bot.BucketScratch, "p\xff", func(k string, v []byte) bool { got = append(got, k); return true }); err != nil {
 			t.Error(err)
 		}
 		if strings.Join(got, ",") != strings.Join(keys, ",") {
 			t.Errorf("prefix scan: %d keys, want %d in byte order", len(got), len(keys))
 		}
 		got = nil
-		_ = tx.Scan("scan", "p\xff|", func(k string, v []byte) bool { got = append(got, k); return len(got) < 300 })
+		_ = tx.Scan(bot.BucketScratch, "p\xff|", func(k string, v []byte) bool { got = append(got, k); return len(got) < 300 })
 		if len(got) != 300 || got[299] != keys[300] { // keys[0] is "p\xff", outside "p\xff|"
 			t.Errorf("stopped prefix scan: %d keys", len(got))
 		}

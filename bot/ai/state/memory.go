@@ -22,10 +22,10 @@ import (
 //	ai_failures  <scope> → failed replies in a row (hand-off after N)
 //	aibot_streams <stream id> → StreamState once an AI bot answer finished
 const (
-	BucketMemory   = "ai_memory"
-	BucketDone     = "ai_done"
-	BucketFailures = "ai_failures"
-	BucketStreams  = "aibot_streams"
+	BucketMemory   = bot.BucketAIMemory
+	BucketDone     = bot.BucketAIDone
+	BucketFailures = bot.BucketAIFailures
+	BucketStreams  = bot.BucketAIBotStreams
 )
 
 // maxStoredTurns bounds a scope's stored memory, whatever the scenario asks.

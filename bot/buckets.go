@@ -1,0 +1,135 @@
+package bot
+
+// The store's key-value space (Tx.Get/Put/Delete/Scan) is divided into
+// buckets. Every bucket any package uses is listed here, with its key layout,
+// what it holds and which package writes it: this table is the schema of the
+// key-value space. Names are stored in data files: never rename one; add a
+// new bucket (and a migration in storage/bolt/schema.go) instead.
+//
+// Concept packages refer to these names (engine's bucketOrders =
+// bot.BucketOrders) so each concept keeps its short local names. The event
+// log, members and the outbox are the store's own tables, not buckets here.
+
+// Bucket describes one key-value bucket.
+type Bucket struct {
+	// Name is the stored name.
+	Name string
+	// Key is the key layout: fields joined with "|", in scan order.
+	Key string
+	// Value is what each key holds.
+	Value string
+	// Owner is the package (and file) that writes the bucket.
+	Owner string
+}
+
+// Bucket names: the engine's.
+const (
+	BucketOrders           = "orders"
+	BucketOrdersPending    = "orders_pending"
+	BucketRefunds          = "refunds"
+	BucketRefundsHeld      = "refunds_held"
+	BucketGroups           = "groups"
+	BucketRateLimit        = "ratelimit"
+	BucketAIRateLimit      = "ai_ratelimit"
+	BucketCouponFree       = "coupon_free"
+	BucketCouponCodes      = "coupon_codes"
+	BucketCouponIssues     = "coupon_issues"
+	BucketCouponPools      = "coupon_pools"
+	BucketKfSeen           = "kf_seen"
+	BucketUnionIDs         = "unionids"
+	BucketReferralStates   = "referral_states"
+	BucketReferralMembers  = "referral_members"
+	BucketReferralInvitees = "referral_invitees"
+	BucketReferralDue      = "referral_due"
+	BucketReferralSeq      = "referral_seq"
+	BucketGroupWelcomeTpl  = "group_welcome_tpl"
+	BucketContactWays      = "contact_ways"
+)
+
+// Bucket names: check-in campaigns and the points ledger (bot/checkin).
+const (
+	BucketCheckinDays       = "checkin_days"
+	BucketCheckinMemberDays = "checkin_mdays"
+	BucketCheckinProgress   = "checkin_progress"
+	BucketCheckinBoard      = "checkin_board"
+	BucketCheckinScores     = "checkin_scores"
+	BucketCheckinStats      = "checkin_stats"
+	BucketCheckinState      = "checkin_state"
+	BucketCheckinTicks      = "checkin_ticks"
+	BucketCheckinResults    = "checkin_results"
+	BucketKfContacts        = "kf_contacts"
+	BucketPointsLedger      = "points_ledger"
+	BucketPointsHead        = "points_head"
+)
+
+// Bucket names: AI replies (bot/ai) and the 微信客服 puller (bot/kf).
+const (
+	BucketAIMemory     = "ai_memory"
+	BucketAIDone       = "ai_done"
+	BucketAIFailures   = "ai_failures"
+	BucketAIBotStreams = "aibot_streams"
+	BucketKfCursor     = "kf_cursor"
+)
+
+// BucketScratch is for storage conformance and pipeline tests; production
+// code never writes it.
+const BucketScratch = "test"
+
+// Buckets is the registry: every bucket of the key-value space.
+var Buckets = []Bucket{
+	{BucketOrders, "order_id", "order record JSON (member, amount, status)", "bot/engine funnel.go"},
+	{BucketOrdersPending, "member|order_id", "present: a paid order not yet matched to a refund window", "bot/engine funnel.go"},
+	{BucketRefunds, "order_id|refund_id", "present: refund applied (idempotency)", "bot/engine funnel.go"},
+	{BucketRefundsHeld, "order_id|refund_id", "heldRefund JSON: a refund that arrived before its paid order, applied when the order arrives", "bot/engine funnel.go"},
+	{BucketGroups, "chat_id", "customer group JSON", "bot/engine groups.go"},
+	{BucketRateLimit, "scope", "recent keyword replies (rate limit log)", "bot/engine keywords.go"},
+	{BucketAIRateLimit, "scope", "recent model replies (ai.rate_limit log)", "bot/engine ai.go"},
+	{BucketCouponFree, "pool|code", "present: an unissued code", "bot/engine coupons.go"},
+	{BucketCouponCodes, "code", "coupon JSON (pool, member, issued/redeemed)", "bot/engine coupons.go"},
+	{BucketCouponIssues, "member|pool|hook|event ref", "code issued (idempotency of a grant)", "bot/engine coupons.go"},
+	{BucketCouponPools, "pool", "pool state JSON (counts)", "bot/engine coupons.go"},
+	{BucketKfSeen, "external_userid", "last 微信客服 contact JSON (open_kfid, at)", "bot/engine coupons.go"},
+	{BucketUnionIDs, "unionid", "external_userid", "bot/engine coupons.go"},
+	{BucketReferralStates, "contact way state", "referrer's external_userid", "bot/engine referral.go"},
+	{BucketReferralMembers, "external_userid", "referrer record JSON (invite code, counts)", "bot/engine referral.go"},
+	{BucketReferralInvitees, "external_userid", "InviteRecord JSON (referrer, status)", "bot/engine referral.go"},
+	{BucketReferralDue, "RFC 3339 due|invitee", "present: an invite whose hold period ends then", "bot/engine referral.go"},
+	{BucketReferralSeq, "n", "decimal counter for invite states", "bot/engine referral.go"},
+	{BucketGroupWelcomeTpl, "template name", "template_id (from the add's result)", "bot/engine results.go"},
+	{BucketContactWays, "state", "ContactWayRecord JSON (config_id, qr_code)", "bot/engine results.go"},
+	{BucketCheckinDays, "campaign|member|day", "check-in JSON", "bot/checkin ledger.go"},
+	{BucketCheckinMemberDays, "member|day|campaign", "present (a member's days, for the console)", "bot/checkin ledger.go"},
+	{BucketCheckinProgress, "campaign|member", "Progress JSON (streak, total)", "bot/checkin ledger.go"},
+	{BucketCheckinBoard, "campaign|inverted score|member", "present: leaderboard index", "bot/checkin ledger.go"},
+	{BucketCheckinScores, "campaign|inverted score", "int64 count of members with that score", "bot/checkin ledger.go"},
+	{BucketCheckinStats, "campaign|participants, campaign|day|day", "int64 counters", "bot/checkin ledger.go"},
+	{BucketCheckinState, "closed|campaign", "RFC 3339 time the campaign closed", "bot/checkin ledger.go"},
+	{BucketCheckinTicks, "sched|campaign|reminder|slot unix", "present: a reminder firing handled (idempotency)", "bot/checkin scheduler.go"},
+	{BucketCheckinResults, "event ref", "reply text of a check-in (shown again on a repeat tap)", "bot/checkin ledger.go"},
+	{BucketKfContacts, "external_userid", "微信客服 contact JSON (open_kfid, last message)", "bot/checkin ledger.go"},
+	{BucketPointsLedger, "member|zero-padded n", "points entry JSON", "bot/checkin ledger.go"},
+	{BucketPointsHead, "member", "int64 entries in the member's ledger", "bot/checkin ledger.go"},
+	{BucketAIMemory, "scope", "Memory JSON (last turns with a member or staff member)", "bot/ai memory.go"},
+	{BucketAIDone, "message ref", "answer source: the message's reply was produced", "bot/ai sender.go"},
+	{BucketAIFailures, "scope", "failed replies in a row (decimal)", "bot/ai sender.go"},
+	{BucketAIBotStreams, "stream id", "StreamState JSON once an AI bot answer finished", "bot/ai stream.go"},
+	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
+	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},
+}
+
+var bucketIndex = func() map[string]*Bucket {
+	m := make(map[string]*Bucket, len(Buckets))
+	for i := range Buckets {
+		m[Buckets[i].Name] = &Buckets[i]
+	}
+	return m
+}()
+
+// LookupBucket returns the registered bucket named name.
+func LookupBucket(name string) (Bucket, bool) {
+	b, ok := bucketIndex[name]
+	if !ok {
+		return Bucket{}, false
+	}
+	return *b, true
+}
