@@ -71,6 +71,10 @@ const (
 	BucketKfCursor     = "kf_cursor"
 )
 
+// BucketSettings holds settings every node shares (cmd/wecombot: the
+// generated link secret when the store is PostgreSQL).
+const BucketSettings = "settings"
+
 // BucketScratch is for storage conformance and pipeline tests; production
 // code never writes it.
 const BucketScratch = "test"
@@ -114,6 +118,7 @@ var Buckets = []Bucket{
 	{BucketAIFailures, "scope", "failed replies in a row (decimal)", "bot/ai sender.go"},
 	{BucketAIBotStreams, "stream id", "StreamState JSON once an AI bot answer finished", "bot/ai stream.go"},
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
+	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},
 }
 

@@ -106,7 +106,7 @@ func linkSigner(ctx context.Context, cfg *config.Config, store bot.Store) (*sign
 	secret := cfg.LinkSecret
 	if secret == "" && cfg.DatabaseURL != "" {
 		err := store.Update(ctx, func(tx bot.Tx) error {
-			b, err := tx.Get("settings", "link_secret")
+			b, err := tx.Get(bot.BucketSettings, "link_secret")
 			if err == nil && len(b) >= signlink.MinSecretLen {
 				secret = string(b)
 				return nil
@@ -115,7 +115,7 @@ func linkSigner(ctx context.Context, cfg *config.Config, store bot.Store) (*sign
 				return err
 			}
 			secret = newLinkSecret()
-			return tx.Put("settings", "link_secret", []byte(secret))
+			return tx.Put(bot.BucketSettings, "link_secret", []byte(secret))
 		})
 		if err != nil {
 			return nil, fmt.Errorf("link secret in the database: %w", err)
