@@ -173,6 +173,40 @@ type timelineItem struct {
 	// Status is an action's outbox status.
 	Status string `json:"status,omitempty"`
 	Seq    uint64 `json:"seq,omitempty"`
+	// What the console shows in words (Text is the same as one line):
+	// Fields of an event (staff, state, channel, chat, update, content,
+	// order, amount, source); From, To and Cause of a stage change; the corp
+	// tags an action adds and removes; the action's outbox id.
+	Fields      map[string]string `json:"fields,omitempty"`
+	From        bot.Stage         `json:"from,omitempty"`
+	To          bot.Stage         `json:"to,omitempty"`
+	Cause       string            `json:"cause,omitempty"`
+	TagsAdded   []string          `json:"tags_added,omitempty"`
+	TagsRemoved []string          `json:"tags_removed,omitempty"`
+	ActionID    uint64            `json:"action_id,omitempty"`
+}
+
+// timelineRank orders what one event caused, oldest first: the event, the
+// stage change it made, then its actions.
+var timelineRank = map[string]int{"event": 0, "stage": 1, "action": 2}
+
+// sortTimeline puts the newest first; what happened at the same moment is
+// ordered by event sequence and, within one event, the event before its
+// stage change before its actions (in outbox order), newest first too.
+func sortTimeline(items []timelineItem) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := &items[i], &items[j]
+		if !a.At.Equal(b.At) {
+			return a.At.After(b.At)
+		}
+		if a.Seq != b.Seq && a.Seq != 0 && b.Seq != 0 {
+			return a.Seq > b.Seq
+		}
+		if ra, rb := timelineRank[a.Kind], timelineRank[b.Kind]; ra != rb {
+			return ra > rb
+		}
+		return a.ActionID > b.ActionID
+	})
 }
 
 // conversationLine is one message between the member and the bot.
@@ -222,7 +256,8 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 	conversation := []conversationLine{}
 	for _, c := range m.StageHistory {
 		timeline = append(timeline, timelineItem{At: c.At, Kind: "stage", Type: "stage",
-			Text: fmt.Sprintf("%s → %s (%s)", s.stageName(c.From), s.stageName(c.To), c.Cause), Seq: c.EventSeq})
+			Text: fmt.Sprintf("%s → %s (%s)", s.stageName(c.From), s.stageName(c.To), c.Cause), Seq: c.EventSeq,
+			From: c.From, To: c.To, Cause: c.Cause})
 	}
 	if as, ok := s.o.Store.(AdminStore); ok {
 		evs, err := as.RecentMemberEvents(r.Context(), id, 200, historyWindow)
@@ -233,7 +268,9 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 		eventAt := map[uint64]time.Time{}
 		for _, ev := range evs {
 			eventAt[ev.Seq] = ev.At
-			timeline = append(timeline, timelineItem{At: ev.At, Kind: "event", Type: string(ev.Type), Text: eventText(&ev), Seq: ev.Seq})
+			fields := s.eventFields(&ev)
+			timeline = append(timeline, timelineItem{At: ev.At, Kind: "event", Type: string(ev.Type), Text: eventText(fields), Seq: ev.Seq,
+				Fields: fields})
 			if (ev.Type == bot.EventKfText || ev.Type == bot.EventAppText) && ev.Content != "" {
 				conversation = append(conversation, conversationLine{At: ev.At, From: "member", Text: ev.Content})
 			}
@@ -254,13 +291,20 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 			if a.DueAt.After(at) {
 				at = a.DueAt
 			}
-			timeline = append(timeline, timelineItem{At: at, Kind: "action", Type: string(a.Kind), Text: text, Status: a.Status, Seq: a.EventSeq})
+			item := timelineItem{At: at, Kind: "action", Type: string(a.Kind), Text: text, Status: a.Status, Seq: a.EventSeq, ActionID: a.ID}
+			if a.Kind == bot.ActionMarkTag {
+				var p bot.MarkTag
+				if a.Decode(&p) == nil {
+					item.TagsAdded, item.TagsRemoved = p.Add, p.Remove
+				}
+			}
+			timeline = append(timeline, item)
 			if a.Kind == bot.ActionKfMessage || a.Kind == bot.ActionWelcome || a.Kind == bot.ActionMassSend {
 				conversation = append(conversation, conversationLine{At: at, From: "bot", Text: text, Status: a.Status})
 			}
 		}
 	}
-	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].At.After(timeline[j].At) })
+	sortTimeline(timeline)
 	sort.SliceStable(conversation, func(i, j int) bool { return conversation[i].At.Before(conversation[j].At) })
 	if days == nil {
 		days = []string{}
@@ -272,24 +316,42 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 		"timeline":      timeline,
 		"conversation":  conversation,
 		"sections":      sections,
+		"stage_names":   s.stageNames(),
+		"zone":          s.brandZone().String(),
 	})
 }
 
-// eventText is a one-line description of an event for the timeline.
-func eventText(ev *bot.Event) string {
-	var parts []string
+// stageNames are the scenario's names of the stages (for pages that show a
+// member without having loaded the funnel).
+func (s *Server) stageNames() map[bot.Stage]string {
+	out := make(map[bot.Stage]string, len(bot.Stages))
+	for _, st := range bot.Stages {
+		out[st] = s.stageName(st)
+	}
+	return out
+}
+
+// eventFields are an event's details by name, for the console to word.
+func (s *Server) eventFields(ev *bot.Event) map[string]string {
+	out := map[string]string{}
 	add := func(k, v string) {
 		if v != "" {
-			parts = append(parts, k+"="+v)
+			out[k] = v
 		}
 	}
 	add("staff", ev.StaffID)
 	add("state", ev.State)
-	add("chat", ev.ChatID)
-	add("detail", ev.UpdateDetail)
-	if ev.Content != "" {
-		parts = append(parts, strconv.Quote(ev.Content))
+	if ev.State != "" && s.o.Scenario != nil {
+		if sc := s.o.Scenario(); sc != nil {
+			if ch := sc.ChannelByState(ev.State); ch != nil {
+				add("channel", ch.Name)
+			}
+		}
 	}
+	add("chat", ev.ChatID)
+	add("update", ev.UpdateDetail)
+	add("content", ev.Content)
+	add("key", ev.EventKey)
 	if id := ev.Data[bot.DataOrderID]; id != "" {
 		add("order", id)
 		if fen, err := strconv.ParseInt(ev.Data[bot.DataAmountFen], 10, 64); err == nil {
@@ -298,6 +360,28 @@ func eventText(ev *bot.Event) string {
 	}
 	if ev.Source != "" && ev.Source != bot.SourceWeCom {
 		add("source", ev.Source)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// eventText is a one-line description of an event for the timeline, from
+// its fields: k=v pairs and the quoted content.
+func eventText(fields map[string]string) string {
+	var parts []string
+	for _, k := range []string{"staff", "state", "chat", "update", "content", "order", "amount", "source"} {
+		v, ok := fields[k]
+		switch {
+		case !ok:
+		case k == "content":
+			parts = append(parts, strconv.Quote(v))
+		case k == "update":
+			parts = append(parts, "detail="+v)
+		default:
+			parts = append(parts, k+"="+v)
+		}
 	}
 	return strings.Join(parts, " ")
 }

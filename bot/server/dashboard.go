@@ -74,6 +74,7 @@ func (s *Server) dashboardIndex(w http.ResponseWriter, r *http.Request) {
 		"Lang":    preferredLang(r.Header.Get("Accept-Language")),
 		"Sandbox": s.o.Sandbox,
 		"Token":   s.o.AdminToken != "",
+		"Zone":    s.brandZone().String(),
 	})
 }
 

@@ -1,11 +1,16 @@
 package server
 
 import (
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
 )
 
 func TestDashboardPageAndAssetsNeedNoToken(t *testing.T) {
@@ -84,5 +89,78 @@ func TestDashboardScriptNeverWritesHTML(t *testing.T) {
 	page, _ := fs.ReadFile(dashboardFS, "dashboard/index.html")
 	if regexp.MustCompile(`<script>|<script [^>]*>[^<]+</script>|\son[a-z]+=`).Match(page) {
 		t.Errorf("index.html has inline script, which the CSP forbids")
+	}
+}
+
+// TestMemberTimelineInOrderAndInWords: events that WeCom stamps with the
+// same second keep their causal order (newest first: an event's actions,
+// then the stage change it made, then the event, and the earlier event
+// below), and the timeline carries what the console words: event fields
+// (channel name of the state, group change), stage from/to/cause, the
+// tags an action adds; the detail names the stages and the brand zone.
+func TestMemberTimelineInOrderAndInWords(t *testing.T) {
+	f := newFixture(t, nil)
+	at := f.now // the same second for both events (and the engine's clock)
+	f.add("wm_tl", "时间线", "xhs", "zhangsan", at)
+	f.feed(bot.Event{Type: bot.EventGroupUpdate, ChatID: "wrTea", UpdateDetail: bot.GroupAddMember, ExternalUserID: "wm_tl",
+		MemChangeList: []string{"wm_tl"}, MemChangeCnt: 1, JoinScene: 1, At: at})
+	r := f.get("/api/v1/members/wm_tl")
+	if r.code != 200 {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	type item struct {
+		Kind, Type, Cause, From, To string
+		Seq, ActionID               uint64 `json:"-"`
+		Fields                      map[string]string
+		TagsAdded                   []string `json:"tags_added"`
+	}
+	var body struct {
+		Timeline []struct {
+			item
+			Seq      uint64    `json:"seq"`
+			ActionID uint64    `json:"action_id"`
+			At       time.Time `json:"at"`
+		} `json:"timeline"`
+		StageNames map[string]string `json:"stage_names"`
+		Zone       string            `json:"zone"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, it := range body.Timeline {
+		order = append(order, fmt.Sprintf("%d:%s:%s@%s", it.Seq, it.Kind, it.Type, it.At.Format("15:04:05")))
+	}
+	// Newest first. Reading bottom-up: contact.add → its stage → its
+	// actions (welcome, tags); group.update → its stage → its actions.
+	rank := map[string]int{"event": 0, "stage": 1, "action": 2}
+	for i := 1; i < len(body.Timeline); i++ {
+		a, b := body.Timeline[i-1], body.Timeline[i]
+		if a.At.Before(b.At) || a.At.Equal(b.At) && (a.Seq < b.Seq || a.Seq == b.Seq && (rank[a.Kind] < rank[b.Kind] || a.Kind == b.Kind && a.ActionID < b.ActionID)) {
+			t.Errorf("timeline out of order at %d: %v", i, order)
+			break
+		}
+	}
+	if n := len(body.Timeline); n < 6 || body.Timeline[n-1].Type != "contact.add" || body.Timeline[0].Kind != "action" {
+		t.Errorf("timeline %v", order)
+	}
+	var sawAdd, sawGroup, sawStage, sawTags bool
+	for _, it := range body.Timeline {
+		switch {
+		case it.Type == "contact.add":
+			sawAdd = it.Fields["state"] == "xhs" && it.Fields["channel"] == "小红书" && it.Fields["staff"] == "zhangsan"
+		case it.Type == "group.update":
+			sawGroup = it.Fields["update"] == "add_member" && it.Fields["chat"] == "wrTea"
+		case it.Kind == "stage" && it.Cause == "join_group":
+			sawStage = it.From == "aware" && it.To == "interest"
+		case it.Type == "mark_tag" && len(it.TagsAdded) > 0:
+			sawTags = true
+		}
+	}
+	if !sawAdd || !sawGroup || !sawStage || !sawTags {
+		t.Errorf("words: add %v group %v stage %v tags %v\n%s", sawAdd, sawGroup, sawStage, sawTags, r.body)
+	}
+	if body.StageNames["aware"] != "认知" || body.StageNames["loyal"] != "忠诚" || body.Zone != "Asia/Shanghai" {
+		t.Errorf("stage names %v zone %q", body.StageNames, body.Zone)
 	}
 }

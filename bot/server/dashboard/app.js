@@ -15,81 +15,202 @@
   let lang = localStorage.getItem(LANG_KEY) || body.dataset.lang || 'zh';
 
   // ---- i18n: Chinese first, English fallback ----
+  // Words for WeCom's objects are the admin console's (客户, 客户群, 企业客户标签,
+  // 联系我 / 渠道活码, 群发, 欢迎语); 会员 is only the loyalty programme (会员等级).
   const I18N = {
     zh: {
-      title: '运营控制台', overview: '总览', members: '会员', campaigns: '打卡活动', coupons: '优惠券',
-      scenarios: '剧本', operations: '运维', sandbox: '模拟会员', langToggle: 'English',
+      title: '运营控制台', overview: '总览', members: '客户', campaigns: '打卡活动', coupons: '优惠券',
+      scenarios: '剧本', operations: '运维', sandbox: '模拟客户', langToggle: 'English', sandboxBadge: '沙盒',
       token: '管理令牌', tokenAsk: '请输入管理令牌（WECOMBOT_ADMIN_TOKEN）。令牌只保存在本标签页。',
       tokenWrong: '令牌不正确，请重试。', save: '确定', logout: '退出', loading: '加载中…',
       loopbackOnly: '未设置 WECOMBOT_ADMIN_TOKEN：管理数据只允许本机访问。请在服务器本机打开，或设置令牌。',
-      members_total: '会员总数', lost: '已流失', purchaseRate: '购买转化', eventLag: '待处理事件', outboxDepth: '待发送动作',
-      funnel: 'AIPL 漏斗', funnelNote: '每层为曾到达该阶段的人数；括号内为当前停留人数。',
+      members_total: '客户总数', lost: '已流失', purchaseRate: '购买转化', eventLag: '待处理事件', outboxDepth: '待发送动作',
+      funnel: 'AIPL 漏斗', funnelNote: '每层为曾到达该阶段的客户数；括号内为当前停留人数。',
       stage: '阶段', current: '当前', reached: '累计到达', conversion: '转化率', trend: '每周进入各阶段人数',
-      channels: '渠道', channel: '渠道', membersCol: '人数', purchaseRateCol: '购买率', noChannel: '（无渠道）',
-      asOf: '数据时间', search: '搜索', q: '姓名或 ID', any: '全部', tag: '标签', staff: '员工', level: '等级',
-      lostQ: '流失', yes: '是', no: '否', find: '查询', more: '加载更多', exportCsv: '导出 CSV', exportOrders: '导出订单 CSV',
-      name: '姓名', id: 'ID', points: '积分', checkIns: '打卡天数', orders: '订单', spend: '消费', joined: '加入时间',
-      noMembers: '没有符合条件的会员。', profile: '会员档案', tags: '标签', follows: '添加的员工', stageHistory: '阶段变化',
-      checkInDays: '打卡日', conversation: '最近对话', timeline: '时间线', noConversation: '还没有对话。',
-      couponsOf: '优惠券', pointsLedger: '积分明细', notWired: '该功能的数据尚未接入。', back: '← 返回',
+      channels: '渠道活码', channel: '渠道', membersCol: '客户数', purchaseRateCol: '购买率', noChannel: '（无渠道）',
+      channelNow: '当前所在阶段（人）', channelNote: '客户数与各阶段为当前人数（每位客户只算在所在阶段）；购买率为曾购买过的客户占比，与上方漏斗的「累计到达」口径相同。',
+      asOf: '数据时间', search: '搜索', q: '姓名或客户 ID', any: '全部', tag: '企业客户标签', staff: '跟进员工', level: '会员等级',
+      lostQ: '流失', yes: '是', no: '否', find: '查询', more: '加载更多',
+      exportMembers: '导出客户', exportOrders: '导出订单', excel: 'Excel', csv: 'CSV',
+      name: '姓名', id: '客户 ID', points: '积分', checkIns: '打卡天数', orders: '订单', spend: '消费', joined: '添加时间',
+      noMembers: '没有符合条件的客户。', profile: '客户档案', tags: '企业客户标签', follows: '跟进员工', stageHistory: '阶段变化',
+      state: '渠道活码', checkInDays: '打卡日历', conversation: '最近对话', timeline: '时间线', noConversation: '还没有对话。',
+      couponsOf: '优惠券', pointsLedger: '积分明细', notWired: '该功能的数据尚未接入。', back: '← 返回客户列表',
       dailyCheckIns: '每日打卡人数', streaks: '最长连续打卡分布', leaderboard: '打卡排行榜', days: '天', rank: '名次',
-      configuredCampaigns: '剧本中的活动', campaignReports: '活动报告', noCheckIns: '还没有人打卡。',
+      configuredCampaigns: '剧本中的活动', campaignReports: '活动报告', noCheckIns: '还没有人打卡。', noData: '暂无数据',
       pool: '券池', hook: '发放场景', issued: '已发放', redeemed: '已核销', expired: '已过期', unused: '未使用', stock: '库存',
       unlimited: '不限', configuredPools: '剧本中的券池', value: '面额', minSpend: '门槛', perMember: '每人限领',
       couponsNotWired: '优惠券统计尚未接入（券池功能未启用）。', noCoupons: '剧本中没有券池。', low: '库存不足',
+      code: '券码', status: '状态', couponFree: '未发放', couponIssued: '未使用', couponUsed: '已使用', couponExpired: '已过期',
       version: '版本', loadedAt: '加载时间', source: '来源', reloads: '重载次数', failures: '失败次数', lastError: '上次重载错误',
       none: '无', file: '文件', validate: '校验', reload: '重新加载', valid: '校验通过', simulate: '模拟运行',
-      simulateHint: '用剧本在临时数据库里模拟一段会员旅程（不影响线上数据）。', run: '运行', reloaded: '已重新加载',
+      simulateHint: '用剧本在临时数据库里模拟一段客户旅程（不影响线上数据）。', run: '运行', reloaded: '已重新加载',
       unchanged: '内容未变化', embeddedNote: '内置示例剧本为只读；设置 WECOMBOT_SCENARIOS 指向你的剧本目录后可热加载。',
+      embedded: '内置示例剧本', scenarioContents: '剧本内容',
       lagSeconds: '最旧待处理事件', overdue: '发送积压', sent: '已发送', failedActions: '失败动作', retry: '重试',
       retried: '已重新排队', noFailed: '没有失败的动作。', wecomErrors: '企业微信错误码', api: '接口', errcode: '错误码', count: '次数',
-      noErrors: '没有错误。', pipeline: '处理管线', running: '运行中', stopped: '已停止', kind: '类型', lastErr: '错误', attempts: '尝试',
-      sandboxIntro: '沙盒模式：这些按钮把事件写入真实事件日志，由真实引擎处理（欢迎语、标签、漏斗、打卡、订单），外发消息只记录不发送。',
-      notSandbox: '仅在沙盒模式可用（未设置 WECOM_SECRET 时为沙盒）。', member: '会员 ID', amount: '金额（元）',
-      add: '添加好友', joinGroup: '加入群聊', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新会员',
-      processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '会员', from_bot: '机器人',
+      noErrors: '没有错误。', pipeline: '处理管线', running: '运行中', stopped: '已停止', kind: '类型', lastErr: '错误', attempts: '尝试次数',
+      sandboxIntro: '沙盒模式：这些按钮把事件写入真实事件日志，由真实引擎处理（欢迎语、企业客户标签、漏斗、打卡、订单），外发消息只记录不发送。',
+      notSandbox: '仅在沙盒模式可用（未设置 WECOM_SECRET 时为沙盒）。', member: '客户 ID', amount: '金额（元）',
+      add: '添加客户', joinGroup: '加入客户群', checkIn: '打卡', order: '下单', journey: '一键走完旅程', newMember: '换一个新客户',
+      processed: '已处理', queued: '已排队', refresh: '刷新', stageNone: '未入漏斗', from_member: '客户', from_bot: '机器人',
       week: '周', time: '时间', delta: '变动', balance: '余额', reason: '原因', referral: '老带新',
-      allChannels: '全部渠道', results: '条结果', ofMembers: '会员总数', problems: '个问题（文件:行号）',
-      sandboxEmpty: '还没有会员。沙盒模式下可以用「模拟会员」走一遍加好友、入群、打卡、下单，看看机器人怎么接待。', currentStreaks: '连续打卡天数分布',
+      allChannels: '全部渠道', results: '位客户', ofMembers: '客户总数', problems: '个问题（文件:行号）',
+      sandboxEmpty: '还没有客户。沙盒模式下可以用「模拟客户」走一遍添加客户、进客户群、打卡、下单，看看机器人怎么接待。', currentStreaks: '连续打卡天数分布',
+      campaign: '活动', streak: '连续', score: '积分', makeups: '补卡', certificate: '证书', got: '已获得', recentDays: '最近打卡',
+      daysUnit: '天', timesUnit: '次', cause: '原因', deletedByCustomer: '客户删除了员工', deletedByStaff: '员工删除了客户',
+      invites: '有效邀请', invitesPending: '待确认', invitesVoid: '无效', rewarded: '已奖励门槛', inviteCode: '邀请码渠道',
+      counts: '统计', lastProcessedSeq: '最后处理的事件序号', allHooks: '全部场景', description: '说明', couponReport: '发放与核销', rankStat: '排名',
     },
     en: {
-      title: 'Operator console', overview: 'Overview', members: 'Members', campaigns: 'Check-ins', coupons: 'Coupons',
-      scenarios: 'Scenarios', operations: 'Operations', sandbox: 'Simulate', langToggle: '中文',
+      title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons',
+      scenarios: 'Scenarios', operations: 'Operations', sandbox: 'Simulate', langToggle: '中文', sandboxBadge: 'sandbox',
       token: 'Admin token', tokenAsk: 'Enter the admin token (WECOMBOT_ADMIN_TOKEN). It is kept in this tab only.',
       tokenWrong: 'Wrong token, try again.', save: 'OK', logout: 'Log out', loading: 'Loading…',
       loopbackOnly: 'WECOMBOT_ADMIN_TOKEN is not set: admin data answers only on this machine. Open the console on the server or set a token.',
-      members_total: 'Members', lost: 'Lost', purchaseRate: 'Purchase rate', eventLag: 'Pending events', outboxDepth: 'Pending actions',
-      funnel: 'AIPL funnel', funnelNote: 'Each layer counts members who ever reached the stage; in brackets, who is there now.',
-      stage: 'Stage', current: 'Now', reached: 'Reached', conversion: 'Conversion', trend: 'Members entering each stage per week',
-      channels: 'Channels', channel: 'Channel', membersCol: 'Members', purchaseRateCol: 'Purchase rate', noChannel: '(no channel)',
-      asOf: 'As of', search: 'Search', q: 'Name or id', any: 'Any', tag: 'Tag', staff: 'Staff', level: 'Level',
-      lostQ: 'Lost', yes: 'Yes', no: 'No', find: 'Search', more: 'Load more', exportCsv: 'Export CSV', exportOrders: 'Export orders CSV',
-      name: 'Name', id: 'ID', points: 'Points', checkIns: 'Check-in days', orders: 'Orders', spend: 'Spend', joined: 'Joined',
-      noMembers: 'No members match.', profile: 'Member profile', tags: 'Tags', follows: 'Staff added', stageHistory: 'Stage history',
-      checkInDays: 'Check-in days', conversation: 'Recent conversation', timeline: 'Timeline', noConversation: 'No conversation yet.',
-      couponsOf: 'Coupons', pointsLedger: 'Points ledger', notWired: 'This feature does not report here yet.', back: '← Back',
+      members_total: 'Customers', lost: 'Lost', purchaseRate: 'Purchase rate', eventLag: 'Pending events', outboxDepth: 'Pending actions',
+      funnel: 'AIPL funnel', funnelNote: 'Each layer counts customers who ever reached the stage; in brackets, who is there now.',
+      stage: 'Stage', current: 'Now', reached: 'Reached', conversion: 'Conversion', trend: 'Customers entering each stage per week',
+      channels: 'Channels (contact-me codes)', channel: 'Channel', membersCol: 'Customers', purchaseRateCol: 'Purchase rate', noChannel: '(no channel)',
+      channelNow: 'In each stage now', channelNote: 'Customers and stages count who is there now (each customer in one stage); purchase rate is the share who ever purchased, like the funnel\'s "reached".',
+      asOf: 'As of', search: 'Search', q: 'Name or customer id', any: 'Any', tag: 'Corp tag', staff: 'Staff', level: 'Member level',
+      lostQ: 'Lost', yes: 'Yes', no: 'No', find: 'Search', more: 'Load more',
+      exportMembers: 'Export customers', exportOrders: 'Export orders', excel: 'Excel', csv: 'CSV',
+      name: 'Name', id: 'Customer id', points: 'Points', checkIns: 'Check-in days', orders: 'Orders', spend: 'Spend', joined: 'Added',
+      noMembers: 'No customers match.', profile: 'Customer profile', tags: 'Corp tags', follows: 'Staff', stageHistory: 'Stage history',
+      state: 'Contact-me state', checkInDays: 'Check-in calendar', conversation: 'Recent conversation', timeline: 'Timeline', noConversation: 'No conversation yet.',
+      couponsOf: 'Coupons', pointsLedger: 'Points ledger', notWired: 'This feature does not report here yet.', back: '← Back to customers',
       dailyCheckIns: 'Check-ins per day', streaks: 'Longest streaks', leaderboard: 'Leaderboard', days: 'days', rank: '#',
-      configuredCampaigns: 'Campaigns in the scenario', campaignReports: 'Campaign reports', noCheckIns: 'Nobody has checked in yet.',
-      pool: 'Pool', hook: 'Hook', issued: 'Issued', redeemed: 'Redeemed', expired: 'Expired', unused: 'Unused', stock: 'Stock',
-      unlimited: 'unlimited', configuredPools: 'Pools in the scenario', value: 'Value', minSpend: 'Min spend', perMember: 'Per member',
+      configuredCampaigns: 'Campaigns in the scenario', campaignReports: 'Campaign reports', noCheckIns: 'Nobody has checked in yet.', noData: 'No data yet',
+      pool: 'Pool', hook: 'Issued on', issued: 'Issued', redeemed: 'Redeemed', expired: 'Expired', unused: 'Unused', stock: 'Stock',
+      unlimited: 'unlimited', configuredPools: 'Pools in the scenario', value: 'Value', minSpend: 'Min spend', perMember: 'Per customer',
       couponsNotWired: 'Coupon numbers are not wired in (the coupon feature is off).', noCoupons: 'The scenario defines no coupon pools.', low: 'low stock',
+      code: 'Code', status: 'Status', couponFree: 'not issued', couponIssued: 'unused', couponUsed: 'used', couponExpired: 'expired',
       version: 'Version', loadedAt: 'Loaded', source: 'Source', reloads: 'Reloads', failures: 'Failures', lastError: 'Last reload error',
       none: 'none', file: 'File', validate: 'Validate', reload: 'Reload', valid: 'Valid', simulate: 'Simulate',
-      simulateHint: 'Run a scripted member journey through the engine on a temporary store (live data is untouched).', run: 'Run', reloaded: 'Reloaded',
+      simulateHint: 'Run a scripted customer journey through the engine on a temporary store (live data is untouched).', run: 'Run', reloaded: 'Reloaded',
       unchanged: 'unchanged', embeddedNote: 'The embedded demo is read-only; point WECOMBOT_SCENARIOS at your directory to hot-reload your own.',
+      embedded: 'embedded demo', scenarioContents: 'Contents',
       lagSeconds: 'Oldest pending event', overdue: 'Outbox overdue', sent: 'Sent', failedActions: 'Failed actions', retry: 'Retry',
       retried: 'Queued again', noFailed: 'No failed actions.', wecomErrors: 'WeCom errors by code', api: 'API', errcode: 'errcode', count: 'Count',
       noErrors: 'No errors.', pipeline: 'Pipeline', running: 'running', stopped: 'stopped', kind: 'Kind', lastErr: 'Error', attempts: 'Attempts',
-      sandboxIntro: 'Sandbox mode: these buttons append events to the real event log for the real engine (welcome, tags, funnel, check-in, orders); outbound messages are recorded, not sent.',
-      notSandbox: 'Only in sandbox mode (no WECOM_SECRET set).', member: 'Member id', amount: 'Amount (yuan)',
-      add: 'Add contact', joinGroup: 'Join group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New member',
-      processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'member', from_bot: 'bot',
+      sandboxIntro: 'Sandbox mode: these buttons append events to the real event log for the real engine (welcome message, corp tags, funnel, check-in, orders); outbound messages are recorded, not sent.',
+      notSandbox: 'Only in sandbox mode (no WECOM_SECRET set).', member: 'Customer id', amount: 'Amount (yuan)',
+      add: 'Add customer', joinGroup: 'Join customer group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New customer',
+      processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'customer', from_bot: 'bot',
       week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
-      allChannels: 'All channels', results: 'found', ofMembers: 'members in all:', problems: 'problems (file:line)',
-      sandboxEmpty: 'No members yet. In the sandbox, simulate one: add contact, join the group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
+      allChannels: 'All channels', results: 'found', ofMembers: 'customers in all:', problems: 'problems (file:line)',
+      sandboxEmpty: 'No customers yet. In the sandbox, simulate one: add, join the customer group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
+      campaign: 'Campaign', streak: 'Streak', score: 'Score', makeups: 'Make-ups', certificate: 'Certificate', got: 'earned', recentDays: 'Recent check-ins',
+      daysUnit: 'days', timesUnit: '', cause: 'Cause', deletedByCustomer: 'customer removed the staff', deletedByStaff: 'staff removed the customer',
+      invites: 'Counted invites', invitesPending: 'pending', invitesVoid: 'void', rewarded: 'Rewarded at', inviteCode: 'Invite code state',
+      counts: 'Counts', lastProcessedSeq: 'Last processed event', allHooks: 'all', description: 'Description', couponReport: 'Issued and redeemed', rankStat: 'Rank',
     },
   };
-  const t = (k) => (I18N[lang] && I18N[lang][k]) || I18N.en[k] || k;
+  // Labels for the codes the API speaks in (event types, action kinds,
+  // statuses, causes, sources, hooks, pipeline and scenario counters).
+  const LABELS = {
+    zh: {
+      stage: { aware: '认知', interest: '兴趣', purchase: '购买', loyal: '忠诚' },
+      event: {
+        'contact.add': '添加客户', 'contact.add_half': '客户添加了员工（待通过）', 'contact.edit': '编辑客户', 'contact.del': '员工删除客户',
+        'contact.del_follow': '客户删除员工', 'contact.transfer_fail': '客户接替失败', 'group.create': '创建客户群', 'group.update': '客户群变更',
+        'group.dismiss': '解散客户群', 'tag.change': '企业客户标签变更', 'app.text': '应用消息', 'app.enter': '进入应用', 'app.click': '点击应用菜单',
+        'kf.notify': '微信客服通知', 'kf.text': '微信客服消息', unknown: '其他回调', 'order.paid': '订单支付', 'order.refunded': '订单退款',
+        'operator.coupon_grant': '运营发券', 'campaign.checkin': '打卡', 'campaign.tick': '活动定时任务', 'operator.group_welcome_sync': '同步入群欢迎语',
+        'operator.contact_way_create': '创建渠道活码', 'system.action_result': '动作结果', 'aibot.text': '智能机器人消息', 'ai.handoff': '转人工',
+      },
+      action: {
+        welcome: '发送欢迎语', mark_tag: '打企业客户标签', mass_send: '群发', group_welcome: '入群欢迎语', staff_message: '通知员工',
+        kf_message: '微信客服回复', robot: '群机器人消息', contact_way: '创建渠道活码', ai_reply: 'AI 回复', kf_sync: '拉取微信客服消息',
+        aibot_response: '智能机器人回复', stage: '阶段变化',
+      },
+      status: { pending: '待发送', sent: '已发送', failed: '发送失败', possibly_delivered: '可能已送达', delivering: '发送中' },
+      cause: {
+        contact_add: '添加客户', contact_edit: '编辑客户', first_order: '首单', loyal_spend: '累计消费达标', loyal_orders: '累计订单达标',
+        refund: '退款', milestone: '打卡里程碑', join_group: '加入客户群', check_in: '打卡', kf_chat: '微信客服咨询', keyword: '关键词',
+      },
+      source: { wecom: '企业微信', kf: '微信客服', shop: '商城', cron: '定时任务', operator: '运营操作', sim: '模拟', system: '系统' },
+      field: { staff: '员工', state: '渠道活码', channel: '渠道', chat: '客户群', update: '变更', order: '订单号', amount: '金额', source: '来源',
+        tag: '标签', key: '菜单', reason: '原因', pool: '券池' },
+      group: { add_member: '入群', del_member: '退群', change_owner: '群主变更', change_name: '群名变更', change_notice: '群公告变更' },
+      hook: { welcome: '欢迎语', operator: '运营发放', stage: (s) => `进入「${s}」阶段`, keyword: (k) => `关键词「${k}」`,
+        referral: (n) => `邀请满 ${n} 人`, milestone: (c, d) => `${c} 打卡第 ${d} 天` },
+      pipeline: { processed: '已处理事件', skipped: '已跳过', failed: '处理失败', sent: '已发送动作', send_retries: '发送重试',
+        send_failures: '发送失败', last_processed_seq: '最后处理的事件序号' },
+      summary: { channels: '渠道活码', welcome_scripts: '欢迎语', keyword_rules: '关键词规则', tag_rules: '标签规则', campaigns: '打卡活动',
+        coupon_pools: '券池', levels: '会员等级' },
+      sim: { add: '添加客户', join_group: '加入客户群', check_in: '打卡', kf: '微信客服消息', order: '下单' },
+      reason: { checkin: '打卡', makeup: '补卡', streak: (n) => `连续打卡 ${n} 天奖励`, milestone: (n) => `打卡第 ${n} 天奖励` },
+    },
+    en: {
+      stage: { aware: 'Aware', interest: 'Interest', purchase: 'Purchase', loyal: 'Loyal' },
+      event: {
+        'contact.add': 'Customer added', 'contact.add_half': 'Customer added staff (awaiting staff)', 'contact.edit': 'Customer edited',
+        'contact.del': 'Staff removed the customer', 'contact.del_follow': 'Customer removed the staff', 'contact.transfer_fail': 'Transfer failed',
+        'group.create': 'Customer group created', 'group.update': 'Customer group changed', 'group.dismiss': 'Customer group dismissed',
+        'tag.change': 'Corp tag changed', 'app.text': 'App message', 'app.enter': 'Opened the app', 'app.click': 'App menu click',
+        'kf.notify': 'WeChat Customer Service notice', 'kf.text': 'WeChat Customer Service message', unknown: 'Other callback',
+        'order.paid': 'Order paid', 'order.refunded': 'Order refunded', 'operator.coupon_grant': 'Coupon granted by operator',
+        'campaign.checkin': 'Check-in', 'campaign.tick': 'Campaign timer', 'operator.group_welcome_sync': 'Group welcome sync',
+        'operator.contact_way_create': 'Contact-me code created', 'system.action_result': 'Action result', 'aibot.text': 'AI bot message',
+        'ai.handoff': 'Handed to staff',
+      },
+      action: {
+        welcome: 'Welcome message', mark_tag: 'Corp tags', mass_send: 'Mass message', group_welcome: 'Group welcome', staff_message: 'Staff notice',
+        kf_message: 'WeChat Customer Service reply', robot: 'Group robot message', contact_way: 'Contact-me code', ai_reply: 'AI reply',
+        kf_sync: 'Pull WeChat Customer Service messages', aibot_response: 'AI bot reply', stage: 'Stage change',
+      },
+      status: { pending: 'pending', sent: 'sent', failed: 'failed', possibly_delivered: 'possibly delivered', delivering: 'sending' },
+      cause: {
+        contact_add: 'customer added', contact_edit: 'customer edited', first_order: 'first order', loyal_spend: 'spend threshold',
+        loyal_orders: 'order count', refund: 'refund', milestone: 'check-in milestone', join_group: 'joined a customer group',
+        check_in: 'check-in', kf_chat: 'WeChat Customer Service chat', keyword: 'keyword',
+      },
+      source: { wecom: 'WeCom', kf: 'WeChat Customer Service', shop: 'shop', cron: 'schedule', operator: 'operator', sim: 'simulation', system: 'system' },
+      field: { staff: 'staff', state: 'contact-me state', channel: 'channel', chat: 'customer group', update: 'change', order: 'order',
+        amount: 'amount', source: 'source', tag: 'tag', key: 'menu', reason: 'reason', pool: 'pool' },
+      group: { add_member: 'joined', del_member: 'left', change_owner: 'owner changed', change_name: 'renamed', change_notice: 'notice changed' },
+      hook: { welcome: 'welcome message', operator: 'by operator', stage: (s) => `reached ${s}`, keyword: (k) => `keyword "${k}"`,
+        referral: (n) => `${n} invites`, milestone: (c, d) => `${c} day ${d}` },
+      pipeline: { processed: 'events processed', skipped: 'skipped', failed: 'failed', sent: 'actions sent', send_retries: 'send retries',
+        send_failures: 'send failures', last_processed_seq: 'last processed event' },
+      summary: { channels: 'channels', welcome_scripts: 'welcome scripts', keyword_rules: 'keyword rules', tag_rules: 'tag rules',
+        campaigns: 'campaigns', coupon_pools: 'coupon pools', levels: 'member levels' },
+      sim: { add: 'add customer', join_group: 'join customer group', check_in: 'check in', kf: 'WeChat Customer Service message', order: 'order' },
+      reason: { checkin: 'check-in', makeup: 'make-up check-in', streak: (n) => `${n}-day streak bonus`, milestone: (n) => `day ${n} bonus` },
+    },
+  };
+  // label(kind, code): the word for a code, or the code itself when the console
+  // does not know it yet (a new event type still shows, just raw).
+  const label = (kind, code) => {
+    const v = (LABELS[lang] && LABELS[lang][kind] && LABELS[lang][kind][code]) || LABELS.zh[kind][code];
+    return typeof v === 'string' ? v : code;
+  };
+  // reasonLabel words a points ledger reason (checkin, makeup, streak:7, milestone:21).
+  function reasonLabel(reason) {
+    if (!reason) return '';
+    const R = LABELS[lang].reason;
+    const [kind, arg] = reason.split(':');
+    const v = R[kind];
+    if (typeof v === 'string' && arg === undefined) return v;
+    if (typeof v === 'function' && arg !== undefined) return v(arg);
+    return reason;
+  }
+  function hookLabel(hook) {
+    if (!hook) return '—';
+    const H = LABELS[lang].hook;
+    const [kind, ...rest] = hook.split(':');
+    if (rest.length === 0) return typeof H[kind] === 'string' ? H[kind] : hook;
+    if (kind === 'stage') return H.stage(stageLabel(rest[0]));
+    if (kind === 'keyword') return H.keyword(rest.join(':'));
+    if (kind === 'referral') return H.referral(rest[0]);
+    if (kind === 'milestone' && rest.length >= 2) return H.milestone(rest.slice(0, -1).join(':'), rest[rest.length - 1]);
+    return hook;
+  }
+  const t = (k) => (I18N[lang] && k in I18N[lang] ? I18N[lang][k] : k in I18N.en ? I18N.en[k] : k);
+  // nDays: "3 天" / "1 day" / "3 days".
+  const nDays = (n) => (lang === 'zh' ? `${fmtInt(n)} 天` : `${fmtInt(n)} ${n === 1 ? 'day' : 'days'}`);
 
   // ---- DOM helpers (text only) ----
   function add(el, kids) {
@@ -117,18 +238,42 @@
   const fmtInt = (n) => (n || 0).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-US');
   const pct = (r) => (r * 100).toFixed(1) + '%';
   const yuan = (fen) => '¥' + ((fen || 0) / 100).toFixed(2);
-  const pad = (n) => String(n).padStart(2, '0');
+  // Times are shown in the brand's zone (the scenario's brand.zone), not the
+  // browser's: an operator in Shanghai and a server log in UTC agree with
+  // what members saw.
+  let zone = body.dataset.zone || 'Asia/Shanghai';
+  let zoneFmt = null;
+  function setZone(z) { if (z && z !== zone) { zone = z; zoneFmt = null; } }
+  function zoneParts(d) {
+    if (!zoneFmt) {
+      const opts = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+      try { zoneFmt = new Intl.DateTimeFormat('en-CA', Object.assign({ timeZone: zone }, opts)); } catch (e) { zoneFmt = new Intl.DateTimeFormat('en-CA', opts); }
+    }
+    const o = {};
+    for (const p of zoneFmt.formatToParts(d)) o[p.type] = p.value;
+    if (o.hour === '24') o.hour = '00';
+    return o;
+  }
   function when(iso) {
     if (!iso) return '';
     const d = new Date(iso);
-    if (isNaN(d) || d.getFullYear() < 2000) return '';
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    if (isNaN(d) || d.getUTCFullYear() < 2000) return '';
+    const o = zoneParts(d);
+    return `${o.year}-${o.month}-${o.day} ${o.hour}:${o.minute}`;
   }
+  const dayKey = (d) => { const o = zoneParts(d); return `${o.year}-${o.month}-${o.day}`; };
   const STAGES = ['aware', 'interest', 'purchase', 'loyal'];
   const STAGE_COLORS = { aware: '#8ab4f8', interest: '#34a853', purchase: '#fbbc04', loyal: '#ea4335' };
+  // stageNames are the scenario's names (the brand's words, shown in 中文);
+  // English shows the AIPL names.
   const stageNames = {};
-  const stageLabel = (s) => (s ? stageNames[s] || s : t('stageNone'));
+  const learnStages = (names) => { for (const [k, v] of Object.entries(names || {})) if (v) stageNames[k] = v; };
+  const stageLabel = (s) => (!s ? t('stageNone') : lang === 'zh' ? stageNames[s] || LABELS.zh.stage[s] || s : LABELS.en.stage[s] || s);
   const stagePill = (s) => h('span', { class: 'stage ' + (s || '') }, stageLabel(s));
+  const colon = () => (lang === 'zh' ? '：' : ': ');
+  // chartWidth: charts are drawn in the width they are shown at, so their
+  // text stays the size it says (a 640-wide chart squeezed to a phone has 6 px labels).
+  const chartWidth = () => (window.innerWidth < 700 ? Math.max(300, Math.min(640, window.innerWidth - 56)) : 640);
 
   // ---- API with the admin token ----
   let tokenPrompt = null;
@@ -163,7 +308,8 @@
     const ct = res.headers.get('Content-Type') || '';
     const data = ct.includes('json') ? await res.json() : await res.text();
     if (!res.ok) {
-      const err = new Error((data && data.error) || res.statusText);
+      // JSON errors: {error, code} or application/problem+json {title, detail, code}.
+      const err = new Error((data && (data.detail || data.error || data.title)) || res.statusText);
       err.status = res.status; err.body = data;
       throw err;
     }
@@ -181,7 +327,8 @@
   }
 
   function errorBox(err) {
-    if (err && err.body && err.body.code === 'loopback_only') return h('div', { class: 'card error' }, t('loopbackOnly'));
+    const code = err && err.body && (err.body.code || String(err.body.type || '').split('/').pop());
+    if (code === 'loopback_only') return h('div', { class: 'card error' }, t('loopbackOnly'));
     const problems = err && err.body && err.body.problems;
     if (problems) return h('div', { class: 'card' }, h('p', { class: 'error' }, `✗ ${problems.length} ${t('problems')}`), problemList(problems));
     return h('div', { class: 'card error' }, String((err && err.message) || err));
@@ -189,74 +336,88 @@
   const problemList = (problems) => h('ul', { class: 'problems', id: 'problems' }, problems.map((p) => h('li', null, p.text)));
   const empty = (msg) => h('div', { class: 'empty' }, msg);
   const card = (title, ...kids) => h('section', { class: 'card' }, title ? h('h2', null, title) : null, kids);
-  const table = (heads, rows, attrs) => h('div', { class: 'scroll' }, h('table', attrs || null,
-    h('thead', null, h('tr', null, heads.map((x) => (Array.isArray(x) ? h('th', { class: x[1] }, x[0]) : h('th', null, x))))),
-    h('tbody', null, rows)));
+  // table: heads are text or [text, class]. A table with class "stack"
+  // becomes one block per row on a phone, each cell labelled by its head.
+  function table(heads, rows, attrs) {
+    const tb = h('tbody', null, rows);
+    if (attrs && /\bstack\b/.test(attrs.class || '')) {
+      const names = heads.map((x) => (Array.isArray(x) ? x[0] : x));
+      for (const tr of tb.children) [...tr.children].forEach((td, i) => { if (names[i]) td.dataset.label = names[i]; });
+    }
+    return h('div', { class: 'scroll' }, h('table', attrs || null,
+      h('thead', null, h('tr', null, heads.map((x) => (Array.isArray(x) ? h('th', { class: x[1] }, x[0]) : h('th', null, x))))), tb));
+  }
+  // kvTable: label / value rows, no header.
+  const kvTable = (rows) => h('div', { class: 'scroll' }, h('table', { class: 'kv' }, h('tbody', null, rows.map(([k, v]) => h('tr', null, h('th', null, k), h('td', null, v))))));
   const kpi = (label, value, id) => h('div', { class: 'kpi' }, h('div', { class: 'v', id }, value), h('div', { class: 'l' }, label));
 
   // ---- charts (SVG built from nodes) ----
+  // The funnel is HTML, not SVG: its words keep the page's font size on a phone.
   function funnelChart(stages) {
-    const W = 640, rowH = 58, H = stages.length * rowH + 10;
     const max = Math.max(1, ...stages.map((s) => s.reached));
-    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('funnel'), id: 'funnel-chart' });
-    stages.forEach((s, i) => {
-      const w = Math.max(70, (W - 220) * (s.reached / max));
-      const x = (W - 220 - w) / 2 + 10, y = i * rowH + 6;
-      g.append(svg('rect', { x, y, width: w, height: rowH - 16, rx: 6, fill: STAGE_COLORS[s.stage] || '#ccc' }));
-      g.append(svg('text', { x: x + w / 2, y: y + (rowH - 16) / 2 + 5, 'text-anchor': 'middle', 'font-size': 15, 'font-weight': 600, fill: '#111' }, s.name || s.stage));
-      const tx = W - 200;
-      const shown = fmtInt(s.reached);
-      g.append(svg('text', { x: tx, y: y + 18, 'font-size': 20, 'font-weight': 700, fill: '#1f2328', class: 'funnel-count', 'data-stage': s.stage }, shown));
-      g.append(svg('text', { x: tx + 10 + shown.length * 12, y: y + 18, 'font-size': 13, fill: '#667085', class: 'funnel-current', 'data-stage': s.stage }, `(${t('current')} ${fmtInt(s.current)})`));
-      if (i > 0) g.append(svg('text', { x: tx, y: y + 38, 'font-size': 12, fill: '#05853f', class: 'funnel-conv', 'data-stage': s.stage }, `↳ ${pct(s.conversion)}`));
-    });
-    return g;
+    return h('div', { class: 'funnel', id: 'funnel-chart', role: 'img', 'aria-label': t('funnel') }, stages.map((s, i) =>
+      h('div', { class: 'f-row' },
+        h('div', { class: 'f-track' }, h('div', { class: 'f-bar ' + s.stage, style: `width:${Math.max(22, (100 * s.reached) / max)}%` }, stageLabel(s.stage))),
+        h('div', { class: 'f-num' }, h('b', { class: 'funnel-count', 'data-stage': s.stage }, fmtInt(s.reached)), ' ',
+          h('span', { class: 'muted funnel-current', 'data-stage': s.stage }, `(${t('current')} ${fmtInt(s.current)})`),
+          i > 0 ? h('div', { class: 'funnel-conv', 'data-stage': s.stage }, `↳ ${pct(s.conversion)}`) : null))));
+  }
+
+  // noData writes "no data" across an empty chart.
+  function noData(g, W, H) {
+    g.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 14, fill: '#667085', class: 'no-data' }, t('noData')));
   }
 
   function lineChart(weeks) {
-    const W = 640, H = 240, L = 36, R = 10, T = 10, B = 34;
-    const top = Math.max(1, ...weeks.flatMap((w) => STAGES.map((s) => w.entered[s] || 0)));
+    const W = chartWidth(), H = 240, L = 36, R = 10, T = 10, B = 34;
+    const top = Math.max(0, ...weeks.flatMap((w) => STAGES.map((s) => w.entered[s] || 0)));
     const step = Math.max(1, Math.ceil(top / 4)), max = step * 4; // whole-number gridlines
-    const x = (i) => L + (weeks.length === 1 ? 0 : (i * (W - L - R)) / (weeks.length - 1));
+    const x = (i) => L + (weeks.length <= 1 ? 0 : (i * (W - L - R)) / (weeks.length - 1));
     const y = (v) => T + (H - T - B) * (1 - v / max);
     const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('trend'), id: 'trend-chart' });
     for (let k = 0; k <= 4; k++) {
       const v = step * k;
       g.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#eef0f3' }));
-      g.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#667085' }, String(v)));
+      g.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 12, fill: '#667085' }, String(v)));
     }
+    const every = Math.max(1, Math.ceil(weeks.length / (W < 500 ? 4 : 8)));
     weeks.forEach((w, i) => {
-      if (weeks.length > 8 && i % 2) return;
-      g.append(svg('text', { x: x(i), y: H - 12, 'text-anchor': 'middle', 'font-size': 11, fill: '#667085' }, w.week.slice(5)));
+      if ((weeks.length - 1 - i) % every) return; // always label the newest week
+      const anchor = i === weeks.length - 1 ? 'end' : i === 0 ? 'start' : 'middle'; // the ends stay inside the chart
+      g.append(svg('text', { x: x(i), y: H - 12, 'text-anchor': anchor, 'font-size': 12, fill: '#667085' }, w.week.slice(5)));
     });
-    for (const s of STAGES) {
-      const pts = weeks.map((w, i) => `${x(i)},${y(w.entered[s] || 0)}`).join(' ');
-      g.append(svg('polyline', { points: pts, fill: 'none', stroke: STAGE_COLORS[s], 'stroke-width': 2.5 }));
-      weeks.forEach((w, i) => g.append(svg('circle', { cx: x(i), cy: y(w.entered[s] || 0), r: 3, fill: STAGE_COLORS[s] },
-        svg('title', null, `${w.week} ${stageLabel(s)}: ${w.entered[s] || 0}`))));
+    if (top === 0) noData(g, W, H - B);
+    else {
+      for (const s of STAGES) {
+        const pts = weeks.map((w, i) => `${x(i)},${y(w.entered[s] || 0)}`).join(' ');
+        g.append(svg('polyline', { points: pts, fill: 'none', stroke: STAGE_COLORS[s], 'stroke-width': 2.5 }));
+        weeks.forEach((w, i) => g.append(svg('circle', { cx: x(i), cy: y(w.entered[s] || 0), r: 3, fill: STAGE_COLORS[s] },
+          svg('title', null, `${w.week} ${stageLabel(s)}: ${w.entered[s] || 0}`))));
+      }
     }
     return h('div', null, g, h('div', { class: 'chart-legend' }, STAGES.map((s) => h('span', null, h('i', { style: `background:${STAGE_COLORS[s]}` }), stageLabel(s)))));
   }
 
   function barChart(items, id, color) {
-    const W = 640, H = 200, L = 30, B = 30, T = 10;
-    const top = Math.max(1, ...items.map((d) => d.value));
+    const W = chartWidth(), H = 200, L = 30, B = 30, T = 10;
+    const top = Math.max(0, ...items.map((d) => d.value));
     const step = Math.max(1, Math.ceil(top / 2)), max = step * 2;
     const bw = (W - L - 6) / Math.max(1, items.length);
     const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', id });
     for (let k = 0; k <= 2; k++) {
       const v = step * k, yy = T + (H - T - B) * (1 - v / max);
       g.append(svg('line', { x1: L, x2: W, y1: yy, y2: yy, stroke: '#eef0f3' }));
-      g.append(svg('text', { x: L - 5, y: yy + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#667085' }, String(v)));
+      g.append(svg('text', { x: L - 5, y: yy + 4, 'text-anchor': 'end', 'font-size': 12, fill: '#667085' }, String(v)));
     }
+    const every = Math.max(1, Math.ceil(items.length / (W < 500 ? 5 : 10)));
     items.forEach((d, i) => {
       const bh = (H - T - B) * (d.value / max);
       const w = Math.min(48, Math.max(2, bw - 4));
-      g.append(svg('rect', { x: L + i * bw + (bw - w) / 2, y: H - B - bh, width: w, height: bh, rx: 2, fill: color || '#07c160' },
+      if (d.value) g.append(svg('rect', { x: L + i * bw + (bw - w) / 2, y: H - B - bh, width: w, height: bh, rx: 2, fill: color || '#07c160' },
         svg('title', null, `${d.label}: ${d.value}`)));
-      const every = Math.ceil(items.length / 10);
-      if (i % every === 0) g.append(svg('text', { x: L + i * bw + bw / 2, y: H - 10, 'text-anchor': 'middle', 'font-size': 11, fill: '#667085' }, d.short || d.label));
+      if ((items.length - 1 - i) % every === 0) g.append(svg('text', { x: L + i * bw + bw / 2, y: H - 10, 'text-anchor': 'middle', 'font-size': 12, fill: '#667085' }, d.short || d.label));
     });
+    if (top === 0) noData(g, W, H - B);
     return g;
   }
 
@@ -271,6 +432,7 @@
     h('option', { value: '' }, t('allChannels')),
     f.channels.filter((c) => c.channel).map((c) => h('option', { value: c.channel, selected: c.channel === channel }, c.channel)));
     for (const s of f.stages) stageNames[s.stage] = s.name;
+    setZone(f.zone);
     const purchase = f.stages.find((s) => s.stage === 'purchase');
     if (SANDBOX && f.members === 0) {
       main.append(h('div', { class: 'card', id: 'sandbox-hint' }, h('p', null, t('sandboxEmpty'), ' ', h('a', { href: '#sandbox' }, t('sandbox') + ' →'))));
@@ -291,15 +453,26 @@
               h('td', { class: 'num' }, fmtInt(s.current)), h('td', { class: 'num' }, i ? pct(s.conversion) : '—'))),
             { id: 'funnel-table' })),
         card(t('trend'), lineChart(f.weeks))),
-      card(t('channels'), f.channels.length ? table([t('channel'), [t('membersCol'), 'num'],
-        ...STAGES.map((s) => [stageLabel(s), 'num hide-sm']), [t('purchaseRateCol'), 'num']],
-      f.channels.map((c) => h('tr', null,
+      card(t('channels'), f.channels.length ? channelTable(f.channels) : empty(t('noMembers'))),
+      h('p', { class: 'muted', id: 'as-of', 'data-at': f.computed_at }, `${t('asOf')} ${when(f.computed_at)}${lang === 'zh' ? `（${zone}）` : ` (${zone})`}`));
+  }
+
+  // channelTable: customers per channel and where they are now; the
+  // header says these are current counts (the funnel above counts reached).
+  function channelTable(channels) {
+    const th = (text, cls, span) => h('th', Object.assign({ class: cls || null }, span || {}), text);
+    return h('div', { class: 'scroll' }, h('table', { id: 'channel-table' },
+      h('thead', null,
+        h('tr', null, th(t('channel'), null, { rowspan: 2 }), th(t('membersCol'), 'num', { rowspan: 2 }),
+          th(t('channelNow'), 'num hide-sm group', { colspan: STAGES.length }), th(t('purchaseRateCol'), 'num', { rowspan: 2 })),
+        h('tr', null, STAGES.map((s) => th(stageLabel(s), 'num hide-sm')))),
+      h('tbody', null, channels.map((c) => h('tr', null,
         h('td', null, h('a', { href: '#members?channel=' + encodeURIComponent(c.channel || '') }, c.channel || t('noChannel')),
           c.state ? h('span', { class: 'muted' }, ' · ', c.state) : null),
         h('td', { class: 'num' }, fmtInt(c.members)),
         c.stages.map((s) => h('td', { class: 'num hide-sm' }, fmtInt(s.current))),
-        h('td', { class: 'num' }, pct(c.purchase_rate)))), { id: 'channel-table' }) : empty(t('noMembers'))),
-      h('p', { class: 'muted' }, `${t('asOf')} ${when(f.computed_at)} · ${f.zone}`));
+        h('td', { class: 'num' }, pct(c.purchase_rate)))))),
+    h('p', { class: 'muted note', id: 'channel-note' }, t('channelNote')));
   }
 
   function memberTable(rows) {
@@ -331,8 +504,15 @@
       field('level', t('level'), h('select', { name: 'level' }, opt('', t('any')), keys(f.levels).map((x) => opt(x, x, params.get('level'))))),
       field('lost', t('lostQ'), h('select', { name: 'lost' }, opt('', t('any')), opt('true', t('yes'), params.get('lost')), opt('false', t('no'), params.get('lost')))),
       h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'member-search-go' }, t('find')),
-        h('button', { type: 'button', onclick: () => download('/api/v1/export/members.csv?' + filterQuery(), 'members.csv') }, t('exportCsv')),
-        h('button', { type: 'button', onclick: () => download('/api/v1/export/orders.csv', 'orders.csv') }, t('exportOrders'))));
+        exportButtons('members', t('exportMembers'), filterQuery), exportButtons('orders', t('exportOrders'), () => '')));
+    // Exports in the page's language, .xlsx for Excel / WPS beside CSV.
+    function exportButtons(what, text, query) {
+      return h('span', { class: 'row export' }, h('span', { class: 'muted' }, text),
+        ['xlsx', 'csv'].map((ext) => h('button', { type: 'button', id: `export-${what}-${ext}`, onclick: () => {
+          const q = new URLSearchParams(query()); q.set('lang', lang);
+          return download(`/api/v1/export/${what}.${ext}?${q}`, `${what}.${ext}`);
+        } }, t(ext === 'xlsx' ? 'excel' : 'csv'))));
+    }
     function filterQuery() {
       const q = new URLSearchParams();
       for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
@@ -373,44 +553,108 @@
 
   function memberProfile(d) {
     const m = d.member, s = d.summary, sections = d.sections || {};
-    const info = [[t('id'), m.external_user_id], [t('stage'), stagePill(m.stage)], [t('channel'), s.channel || s.state || '—'],
-      [t('staff'), s.staff || '—'], [t('level'), m.level || '—'], [t('points'), fmtInt(m.points)], [t('checkIns'), fmtInt(m.check_ins)],
-      [t('orders'), `${fmtInt(m.orders)} · ${yuan(m.spend_fen)}`], [t('joined'), when(m.created_at)]];
+    learnStages(d.stage_names);
+    setZone(d.zone);
+    const info = [[t('id'), m.external_user_id], [t('stage'), stagePill(m.stage)], [t('channel'), s.channel || '—'],
+      [t('state'), s.state || '—'], [t('staff'), s.staff || '—'], [t('level'), m.level || '—'], [t('points'), fmtInt(m.points)],
+      [t('checkIns'), fmtInt(m.check_ins)], [t('orders'), `${fmtInt(m.orders)} · ${yuan(m.spend_fen)}`], [t('joined'), when(m.created_at)]];
     const dayset = new Set(d.check_in_days);
     const lastDays = [];
     for (let i = 41; i >= 0; i--) {
-      const dt = new Date(Date.now() - i * 86400000);
-      const key = `${dt.getFullYear()}-${pad(dt.getMonth() + 1)}-${pad(dt.getDate())}`;
+      const key = dayKey(new Date(Date.now() - i * 86400000));
       lastDays.push(h('span', { class: dayset.has(key) ? 'on' : '', title: key }));
     }
     const coupons = sections.coupons;
     const ledger = sections.points_ledger;
+    const known = ['coupons', 'points_ledger', 'checkin', 'referral'];
     return h('div', { id: 'member-profile' },
       h('h1', null, h('span', { id: 'profile-name' }, m.name || m.external_user_id), ' ', m.lost ? h('span', { class: 'badge bad' }, t('lost')) : null),
       h('div', { class: 'grid side' },
         h('div', { class: 'grid' },
-          card(t('profile'), table(['', ''], info.map(([k, v]) => h('tr', null, h('th', null, k), h('td', null, v))))),
+          card(t('profile'), kvTable(info)),
           card(t('conversation'), d.conversation.length ? h('div', { class: 'chat', id: 'conversation' }, d.conversation.map((c) =>
-            h('div', { class: 'bubble ' + c.from }, c.text, h('span', { class: 'when' }, t('from_' + c.from), ' · ', when(c.at), c.status ? ' · ' + c.status : ''))))
+            h('div', { class: 'bubble ' + c.from }, c.text, h('span', { class: 'when' }, t('from_' + c.from), ' · ', when(c.at), c.status ? ' · ' + label('status', c.status) : ''))))
             : empty(t('noConversation'))),
-          card(t('timeline'), h('ul', { class: 'timeline', id: 'timeline' }, d.timeline.map((it) => h('li', { class: it.kind },
-            h('div', { class: 'when' }, when(it.at), ' · ', it.type, it.status ? ' · ' + it.status : ''), h('div', null, it.text)))))),
+          card(t('timeline'), h('ul', { class: 'timeline', id: 'timeline' }, d.timeline.map(timelineEntry)))),
         h('div', { class: 'grid' },
           card(t('tags'), m.tags && m.tags.length ? h('div', { class: 'chips' }, m.tags.map((x) => h('span', { class: 'chip' }, x))) : empty(t('none'))),
-          card(t('stageHistory'), (m.stage_history || []).length ? h('ul', { class: 'timeline' }, m.stage_history.map((c) => h('li', { class: 'stage' },
-            h('div', { class: 'when' }, when(c.at), ' · ', c.cause), h('div', null, stageLabel(c.from), ' → ', stageLabel(c.to))))) : empty(t('none'))),
-          card(t('checkInDays'), h('div', { class: 'days' }, lastDays), h('p', { class: 'muted' }, d.check_in_days.slice(-7).join(' · '))),
-          card(t('follows'), table([t('staff'), t('channel'), t('joined')], (m.follows || []).map((fl) => h('tr', null,
-            h('td', null, fl.staff_id, fl.deleted_at ? h('span', { class: 'badge bad' }, ' ', fl.deleted_by || t('lost')) : null),
+          card(t('stageHistory'), (m.stage_history || []).length ? h('ul', { class: 'timeline', id: 'stage-history' }, m.stage_history.map((c) => h('li', { class: 'stage' },
+            h('div', { class: 'when' }, when(c.at), ' · ', label('cause', c.cause)), h('div', null, stageLabel(c.from), ' → ', stageLabel(c.to))))) : empty(t('none'))),
+          card(t('checkInDays'), h('div', { class: 'days' }, lastDays), sections.checkin !== undefined ? checkinSection(sections.checkin) : null),
+          card(t('follows'), table([t('staff'), t('state'), t('joined')], (m.follows || []).map((fl) => h('tr', null,
+            h('td', null, fl.staff_id, fl.deleted_at ? h('span', { class: 'badge bad' }, fl.deleted_by === 'staff' ? t('deletedByStaff') : fl.deleted_by === 'customer' ? t('deletedByCustomer') : t('lost')) : null),
             h('td', null, fl.state || ''), h('td', null, when(fl.added_at)))))),
-          card(t('couponsOf'), coupons === undefined ? empty(t('notWired')) : coupons && coupons.length ? table([t('pool'), 'code', t('hook'), ''],
-            coupons.map((c) => h('tr', null, h('td', null, c.pool), h('td', null, c.code), h('td', null, c.hook || ''), h('td', null, c.status))))
+          card(t('couponsOf'), coupons === undefined ? empty(t('notWired')) : coupons && coupons.length ? table([t('pool'), t('code'), t('hook'), t('status')],
+            coupons.map((c) => h('tr', null, h('td', null, c.pool), h('td', { class: 'code' }, c.code), h('td', null, hookLabel(c.hook)), h('td', { class: 'nowrap' }, couponStatus(c)))),
+            { id: 'member-coupons' })
             : empty(t('none'))),
           card(t('pointsLedger'), ledger === undefined ? empty(t('notWired')) : ledger && ledger.length ? table([t('time'), [t('delta'), 'num'], [t('balance'), 'num'], t('reason')],
-            ledger.map((p) => h('tr', null, h('td', null, when(p.at)), h('td', { class: 'num' }, (p.delta > 0 ? '+' : '') + String(p.delta ?? '')),
-              h('td', { class: 'num' }, String(p.balance ?? '')), h('td', null, p.reason || '', p.campaign ? ' · ' + p.campaign : ''))))
+            ledger.map((p) => h('tr', null, h('td', { class: 'nowrap' }, when(p.at)), h('td', { class: 'num' }, (p.delta > 0 ? '+' : '') + String(p.delta ?? '')),
+              h('td', { class: 'num' }, String(p.balance ?? '')), h('td', null, reasonLabel(p.reason), p.campaign ? ' · ' + p.campaign : ''))))
             : empty(t('none'))),
-          Object.entries(sections).filter(([k]) => k !== 'coupons' && k !== 'points_ledger').map(([k, v]) => card(t(k), genericSection(v))))));
+          sections.referral !== undefined ? card(t('referral'), referralSection(sections.referral)) : null,
+          Object.entries(sections).filter(([k]) => !known.includes(k)).map(([k, v]) => card(t(k), genericSection(v))))));
+  }
+
+  function couponStatus(c) {
+    if (c.status === 'used') return t('couponUsed');
+    if (c.status === 'free') return t('couponFree');
+    if (c.status === 'issued') return c.expires_at && new Date(c.expires_at) <= new Date() ? t('couponExpired') : t('couponIssued');
+    return c.status || '';
+  }
+
+  // timelineEntry words one timeline item: what happened (event type,
+  // action kind, stage change) and its details, never raw codes.
+  function timelineEntry(it) {
+    const what = it.kind === 'event' ? label('event', it.type) : label('action', it.type);
+    let detail;
+    if (it.kind === 'stage') {
+      detail = [stageLabel(it.from), ' → ', stageLabel(it.to), it.cause ? h('span', { class: 'muted' }, ` · ${t('cause')}${colon()}${label('cause', it.cause)}`) : null];
+    } else if (it.kind === 'action' && (it.tags_added || it.tags_removed)) {
+      detail = h('div', { class: 'chips' }, (it.tags_added || []).map((x) => h('span', { class: 'chip add' }, '+ ', x)),
+        (it.tags_removed || []).map((x) => h('span', { class: 'chip remove' }, '− ', x)));
+    } else if (it.kind === 'action') {
+      detail = it.text === it.type ? '' : it.text;
+    } else {
+      detail = it.fields ? eventDetail(it.fields) : '';
+    }
+    return h('li', { class: it.kind, 'data-type': it.type },
+      h('div', { class: 'when' }, when(it.at), ' · ', h('b', { class: 'what' }, what), it.status ? ' · ' + label('status', it.status) : ''),
+      detail ? h('div', { class: 'detail' }, detail) : null);
+  }
+  function eventDetail(f) {
+    const L = (k) => label('field', k) + colon();
+    const bits = [];
+    if (f.content) bits.push(lang === 'zh' ? `“${f.content}”` : `"${f.content}"`);
+    if (f.update) bits.push(label('group', f.update));
+    if (f.channel) bits.push(L('channel') + f.channel + (f.state ? ` (${f.state})` : ''));
+    else if (f.state) bits.push(L('state') + f.state);
+    if (f.staff) bits.push(L('staff') + f.staff);
+    if (f.chat) bits.push(L('chat') + f.chat);
+    if (f.key) bits.push(L('key') + f.key);
+    if (f.order) bits.push(L('order') + f.order);
+    if (f.amount) bits.push(L('amount') + '¥' + f.amount);
+    if (f.source) bits.push(L('source') + label('source', f.source));
+    return bits.join(' · ');
+  }
+
+  // checkinSection: the member's progress in each campaign.
+  function checkinSection(rows) {
+    if (!rows || !rows.length) return h('p', { class: 'muted', id: 'member-checkin' }, t('noCheckIns'));
+    const stat = (k, v) => h('div', null, h('dt', null, k), h('dd', null, v));
+    return h('div', { id: 'member-checkin' }, rows.map((r) => h('div', { class: 'ci-camp' }, h('h3', null, r.campaign),
+      h('dl', { class: 'stats' }, stat(t('checkIns'), nDays(r.days.length)), stat(t('streak'), nDays(r.streak)),
+        stat(t('score'), fmtInt(r.score)), stat(t('rankStat'), r.rank ? fmtInt(r.rank) : '—'), stat(t('makeups'), `${fmtInt(r.makeups)} ${t('timesUnit')}`.trim()),
+        stat(t('certificate'), r.certificate ? t('got') : '—')),
+      r.days.length ? h('div', { class: 'recent' }, h('span', { class: 'muted' }, t('recentDays'), colon()),
+        h('span', { class: 'chips' }, r.days.slice(-7).reverse().map((x) => h('span', { class: 'chip' }, x)))) : null)));
+  }
+
+  function referralSection(r) {
+    if (!r) return empty(t('none'));
+    const rows = [[t('inviteCode'), r.state || '—'], [t('invites'), fmtInt(r.counted)], [t('invitesPending'), fmtInt(r.pending)],
+      [t('invitesVoid'), fmtInt(r.void)], [t('rewarded'), (r.rewarded || []).length ? r.rewarded.join(lang === 'zh' ? '、' : ', ') : '—']];
+    return kvTable(rows);
   }
 
   // genericSection shows a feature's section it has no special view for:
@@ -425,7 +669,7 @@
     }
     if (v && typeof v === 'object') {
       const rows = Object.entries(v);
-      return rows.length ? table(['', ''], rows.map(([k, x]) => h('tr', null, h('th', null, k), h('td', null, /_at$/.test(k) ? when(x) : text(x))))) : empty(t('none'));
+      return rows.length ? kvTable(rows.map(([k, x]) => [k, /_at$/.test(k) ? when(x) : text(x)])) : empty(t('none'));
     }
     return v === null || v === undefined ? empty(t('none')) : h('p', null, text(v));
   }
@@ -460,17 +704,17 @@
   async function viewCoupons(main) {
     const c = await api('/api/v1/coupons');
     main.append(h('h1', null, t('coupons')),
-      card(t('coupons'), !c.available ? empty(t('couponsNotWired')) : c.pools.length ? table([t('pool'), t('hook'), [t('issued'), 'num'], [t('redeemed'), 'num'],
+      card(t('couponReport'), !c.available ? empty(t('couponsNotWired')) : c.pools.length ? table([t('pool'), t('hook'), [t('issued'), 'num'], [t('redeemed'), 'num'],
         [t('expired'), 'num'], [t('unused'), 'num'], [t('conversion'), 'num'], [t('stock'), 'num']],
       c.pools.map((p) => h('tr', { class: p.hook ? 'hook' : 'pool' },
-        h('td', null, p.hook ? '' : p.pool), h('td', null, p.hook || '—'),
+        h('td', { class: p.hook ? 'muted pool-name' : 'pool-name' }, p.pool), h('td', null, p.hook ? hookLabel(p.hook) : t('allHooks')),
         h('td', { class: 'num' }, fmtInt(p.issued)), h('td', { class: 'num' }, fmtInt(p.redeemed)), h('td', { class: 'num' }, fmtInt(p.expired)),
         h('td', { class: 'num' }, fmtInt(p.unused)), h('td', { class: 'num' }, p.issued ? pct(p.conversion) : '—'),
-        h('td', { class: 'num' }, p.stock < 0 ? t('unlimited') : fmtInt(p.stock), p.low ? h('span', { class: 'badge bad' }, ' ', t('low')) : null))), { id: 'coupon-table' })
+        h('td', { class: 'num' }, p.stock < 0 ? t('unlimited') : fmtInt(p.stock), p.low ? h('span', { class: 'badge bad' }, ' ', t('low')) : null))), { id: 'coupon-table', class: 'stack' })
         : empty(t('noCoupons'))),
-      card(t('configuredPools'), c.configured.length ? table([t('pool'), [t('value'), 'num'], [t('minSpend'), 'num'], [t('perMember'), 'num'], ''],
-        c.configured.map((p) => h('tr', null, h('td', null, p.name), h('td', { class: 'num' }, yuan(p.value_fen)), h('td', { class: 'num' }, p.min_spend_fen ? yuan(p.min_spend_fen) : '—'),
-          h('td', { class: 'num' }, p.per_member ? String(p.per_member) : '—'), h('td', { class: 'muted' }, p.description || '')))) : empty(t('noCoupons'))));
+      card(t('configuredPools'), c.configured.length ? table([t('pool'), [t('value'), 'num'], [t('minSpend'), 'num'], [t('perMember'), 'num'], t('description')],
+        c.configured.map((p) => h('tr', null, h('td', { class: 'pool-name' }, p.name), h('td', { class: 'num' }, yuan(p.value_fen)), h('td', { class: 'num' }, p.min_spend_fen ? yuan(p.min_spend_fen) : '—'),
+          h('td', { class: 'num' }, p.per_member ? String(p.per_member) : '—'), h('td', { class: 'muted' }, p.description || ''))), { id: 'pool-table', class: 'stack' }) : empty(t('noCoupons'))));
   }
 
   const SAMPLE_SCRIPT = `# ${'A member journey; see docs/scenarios.md'}
@@ -516,12 +760,13 @@ steps:
         transcript.replaceChildren(h('pre', null, out));
       } catch (err) { transcript.replaceChildren(errorBox(err)); } finally { simBtn.disabled = false; }
     } }, t('run'));
-    const summary = Object.entries(sc.summary || {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}: ${v}`));
+    const summary = Object.entries(sc.summary || {}).map(([k, v]) => h('span', { class: 'chip' }, `${label('summary', k)}${colon()}${v}`));
     main.append(h('h1', null, t('scenarios')),
       h('div', { class: 'kpis' }, kpi(t('version'), st.version, 'scenario-version'), kpi(t('loadedAt'), when(st.loaded_at)),
         kpi(t('reloads'), String(st.reloads)), kpi(t('failures'), String(st.failures))),
       card(t('lastError'), st.last_error ? h('pre', { id: 'last-error' }, st.last_error) : h('p', { class: 'ok-msg' }, t('none')),
-        h('p', { class: 'muted' }, `${t('source')}: ${st.source}`), h('div', { class: 'chips' }, summary),
+        h('p', { class: 'muted', id: 'scenario-source' }, `${t('source')}${colon()}${st.source === 'embedded' ? t('embedded') : st.source}`),
+        h('div', { class: 'chips', id: 'scenario-summary' }, summary),
         st.source === 'embedded' ? h('p', { class: 'muted' }, t('embeddedNote')) : null),
       card(t('file'), h('div', { class: 'row' }, picker, validateBtn, reloadBtn), h('div', { style: 'margin-top:.5rem' }, editor), result),
       card(t('simulate'), h('p', { class: 'muted' }, t('simulateHint')), script, h('div', { class: 'row', style: 'margin-top:.5rem' }, simBtn), transcript));
@@ -535,7 +780,7 @@ steps:
         btn.disabled = true;
         try { await api(`/api/v1/outbox/${a.id}/retry`, { method: 'POST' }); btn.replaceWith(h('span', { class: 'ok-msg' }, t('retried'))); } catch (err) { btn.replaceWith(errorBox(err)); }
       } }, t('retry'));
-      return h('tr', null, h('td', null, String(a.id)), h('td', null, a.kind), h('td', null, a.member_id || ''), h('td', { class: 'num' }, String(a.attempts || 0)),
+      return h('tr', null, h('td', null, String(a.id)), h('td', null, label('action', a.kind)), h('td', null, a.member_id || ''), h('td', { class: 'num' }, String(a.attempts || 0)),
         h('td', { class: 'error' }, a.last_error || ''), h('td', null, btn));
     }));
     main.append(h('h1', null, t('operations')),
@@ -549,11 +794,11 @@ steps:
         kpi(t('pipeline'), o.running === false ? t('stopped') : t('running'))),
       h('div', { class: 'grid side' },
         card(t('failedActions'), o.failed_actions.length ? h('div', { class: 'scroll' }, h('table', null, h('thead', null, h('tr', null,
-          h('th', null, 'id'), h('th', null, t('kind')), h('th', null, t('member')), h('th', { class: 'num' }, t('attempts')), h('th', null, t('lastErr')), h('th', null, ''))), failedBody)) : empty(t('noFailed'))),
+          h('th', null, 'ID'), h('th', null, t('kind')), h('th', null, t('member')), h('th', { class: 'num' }, t('attempts')), h('th', null, t('lastErr')), h('th', null, ''))), failedBody)) : empty(t('noFailed'))),
         card(t('wecomErrors'), o.wecom_errors.length ? table([t('api'), t('errcode'), [t('count'), 'num']],
           o.wecom_errors.map((e) => h('tr', null, h('td', null, e.api), h('td', null, e.errcode), h('td', { class: 'num' }, fmtInt(e.count))))) : empty(t('noErrors')))),
-      card(t('pipeline'), h('div', { class: 'chips' }, Object.entries(pl).map(([k, v]) => h('span', { class: 'chip' }, `${k}: ${v}`)),
-        o.scenario ? h('span', { class: 'chip' }, `scenario ${o.scenario.version}`) : null)));
+      card(t('pipeline'), h('div', { class: 'chips', id: 'pipeline-chips' }, Object.entries(pl).map(([k, v]) => h('span', { class: 'chip' }, `${label('pipeline', k)}${colon()}${fmtInt(v)}`)),
+        o.scenario ? h('span', { class: 'chip' }, `${t('scenarios')} ${t('version')}${colon()}${o.scenario.version}`) : null)));
     refreshSoon(5000);
   }
 
@@ -570,7 +815,7 @@ steps:
     async function fire(action) {
       const r = await api('/api/v1/sandbox/events', { method: 'POST', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ action, member: member.value.trim(), name: name.value, state: channel.value, amount: amount.value }) });
-      log.prepend(h('li', null, `${when(new Date().toISOString())} · ${action} · seq ${r.event.seq} · ${r.processed ? t('processed') : t('queued')}`,
+      log.prepend(h('li', null, `${when(new Date().toISOString())} · ${label('sim', action)} · #${r.event.seq} · ${r.processed ? t('processed') : t('queued')}`,
         r.note ? h('span', { class: 'muted' }, ' · ', r.note) : null));
       await showProfile();
     }
@@ -610,7 +855,7 @@ steps:
     nav = h('nav', { class: 'tabs' }, ROUTES.filter(([name]) => name !== 'sandbox' || SANDBOX)
       .map(([name]) => h('a', { href: '#' + name, 'data-route': name }, t(name))));
     const tools = h('div', { class: 'tools' },
-      SANDBOX ? h('span', { class: 'badge sandbox' }, 'sandbox') : null,
+      SANDBOX ? h('span', { class: 'badge sandbox', id: 'sandbox-badge' }, t('sandboxBadge')) : null,
       h('button', { type: 'button', id: 'lang-toggle', onclick: () => { lang = lang === 'zh' ? 'en' : 'zh'; localStorage.setItem(LANG_KEY, lang); shell(); route(); } }, t('langToggle')),
       sessionStorage.getItem(TOKEN_KEY) ? h('button', { type: 'button', onclick: () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); } }, t('logout')) : null);
     main = h('main', { id: 'view' });
