@@ -64,6 +64,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentAppendDedupe", testConcurrentAppend},
 		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
 		{"SequenceInCommitOrder", testSequenceInCommitOrder},
+		{"ConsoleReads", testConsoleReads},
 		{"NoLostUpdates", testNoLostUpdates},
 		{"ScansPageInByteOrder", testScansPage},
 	}
@@ -692,4 +693,92 @@ func testScansPage(t *testing.T, open Open) {
 		}
 		return nil
 	})
+}
+
+// AdminStore is the console's optional read interface (bot/server.AdminStore).
+type AdminStore interface {
+	RecentMemberEvents(ctx context.Context, member string, limit, window int) ([]bot.Event, error)
+	RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error)
+	RecentFailedActions(ctx context.Context, limit, window int) ([]bot.Action, error)
+	RetryAction(ctx context.Context, id uint64, due time.Time) (*bot.Action, error)
+}
+
+// testConsoleReads: the console's bounded newest-first reads and the
+// dead-letter retry, for stores that offer them.
+func testConsoleReads(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	as, ok := s.(AdminStore)
+	if !ok {
+		t.Skip("the store has no console reads (AdminStore)")
+	}
+	// 30 events: every third about wm1, one group change naming wm1 among others.
+	for i := range 30 {
+		ev := &bot.Event{Type: bot.EventKfText, Source: bot.SourceSim, ExternalUserID: fmt.Sprintf("wm%d", 1+i%3), Content: fmt.Sprint(i)}
+		if i == 29 {
+			ev = &bot.Event{Type: bot.EventGroupUpdate, Source: bot.SourceSim, ChatID: "wr1", MemChangeList: []string{"wm9", "wm1"}}
+		}
+		if _, err := s.AppendEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := as.RecentMemberEvents(ctx, "wm1", 100, 1000)
+	if err != nil || len(evs) != 11 || evs[0].Type != bot.EventGroupUpdate || evs[1].Content != "27" {
+		t.Fatalf("member events: %v %+v", err, evs)
+	}
+	if evs, _ := as.RecentMemberEvents(ctx, "wm1", 3, 1000); len(evs) != 3 {
+		t.Errorf("limit: %d", len(evs))
+	}
+	// The window bounds the scan: the newest 6 events hold three of wm1's.
+	if evs, _ := as.RecentMemberEvents(ctx, "wm1", 100, 6); len(evs) != 3 {
+		t.Errorf("window: %d", len(evs))
+	}
+	// A prefix of another id does not match.
+	if evs, _ := as.RecentMemberEvents(ctx, "wm", 100, 1000); len(evs) != 0 {
+		t.Errorf("prefix matched: %d", len(evs))
+	}
+
+	var ids []uint64
+	err = s.Update(ctx, func(tx bot.Tx) error {
+		for i := range 4 {
+			a, _ := bot.NewAction(bot.ActionKfMessage, fmt.Sprint("k", i), bot.KfMessage{Text: "hi"})
+			a.MemberID = fmt.Sprintf("wm%d", 1+i%2)
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+			ids = append(ids, a.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acts, _ := as.RecentMemberActions(ctx, "wm2", 10, 100); len(acts) != 2 || acts[0].ID != ids[3] {
+		t.Errorf("member actions: %+v", acts)
+	}
+	now := time.Now()
+	if err := s.MarkFailed(ctx, ids[1], now, "errcode 84061"); err != nil {
+		t.Fatal(err)
+	}
+	failed, _ := as.RecentFailedActions(ctx, 10, 100)
+	if len(failed) != 1 || failed[0].ID != ids[1] {
+		t.Fatalf("failed: %+v", failed)
+	}
+	a, err := as.RetryAction(ctx, ids[1], now)
+	if err != nil || a.Status != bot.ActionPending || a.LastError != "errcode 84061" {
+		t.Fatalf("retry: %v %+v", err, a)
+	}
+	ob, _ := s.OutboxStats(ctx)
+	if ob.Failed != 0 || ob.Pending != 4 {
+		t.Errorf("stats after retry: %+v", ob)
+	}
+	due, _ := s.DueActions(ctx, now, 10)
+	if len(due) != 4 {
+		t.Errorf("retried action not due: %d", len(due))
+	}
+	if _, err := as.RetryAction(ctx, ids[1], now); !errors.Is(err, bot.ErrConflict) {
+		t.Errorf("retrying a pending action: %v", err)
+	}
+	if _, err := as.RetryAction(ctx, 999, now); !errors.Is(err, bot.ErrNotFound) {
+		t.Errorf("retrying a missing action: %v", err)
+	}
 }
