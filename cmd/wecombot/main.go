@@ -73,6 +73,8 @@ Usage:
                                  list channels; create a "contact me" code carrying STATE (add_contact_way)
   wecombot backup FILE|-          write a consistent copy of the database (safe while serving)
   wecombot restore FILE          replace the database with a checked backup (server stopped)
+  wecombot migrate [--to postgres://…] [--from bolt:PATH]
+                                 create/upgrade the PostgreSQL schema; copy a bbolt database into it (resumable, verified)
   wecombot coupons import|generate|grant|report
                                  coupon codes: import a CSV, generate, grant to a member, report (docs/shop-webhook.md)
   wecombot bench [--duration 10s --concurrency 64 --rate 0 --members 0]
@@ -107,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return restore(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, rest, getenv, stdout, stderr)
 	case "simulate":
 		return simulate(ctx, rest, getenv, stdin, stdout, stderr)
 	case "callback":

@@ -5,10 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -317,4 +320,90 @@ func TestThreeNodesSurviveKills(t *testing.T) {
 	t.Logf("%d members over 3 nodes, node 1 killed twice; %d welcome codes sent a second time (in flight at a kill)", members, repeats)
 	procs[0].term(t)
 	procs[2].term(t)
+}
+
+// TestMigrateFromBolt: a bbolt database written by a real server is copied
+// into PostgreSQL with counts verified; an interrupted copy (its tail
+// missing) resumes with the same command; a database holding other data is
+// refused; the server then runs on the copy without re-sending anything
+// and continues the sequence.
+func TestMigrateFromBolt(t *testing.T) {
+	dbURL := strings.Replace(pgtest.Database(t), "postgres@", "postgres:pg-pa55word@", 1) // the test cluster trusts loopback: any password does
+	fake := fakewecom.New(t)
+	dataDir := t.TempDir()
+	env, c := liveEnv(t, fake, dataDir)
+	in := startServe(t, env)
+	for i := 0; i < 5; i++ {
+		in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: fmt.Sprint("wm_m", i), State: "xhs", WelcomeCode: fmt.Sprint("WC-M", i)}, 2)
+	}
+	eventuallyT(t, "five welcomes", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 5 })
+	st := in.status(t)
+	lastSeq := num(st, "events", "last_seq")
+	if err := in.stop(); err != nil {
+		t.Fatal(err)
+	}
+	welcomes := fake.Count(fakewecom.APISendWelcomeMsg)
+
+	dbFile := filepath.Join(dataDir, "wecombot.db")
+	migrateCmd := func() (string, error) {
+		var out, errb syncBuffer
+		err := run(t.Context(), []string{"migrate", "--from", "bolt:" + dbFile, "--to", dbURL}, func(string) string { return "" }, nil, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	out, err := migrateCmd()
+	if err != nil || !strings.Contains(out, "verified: every count matches") || !strings.Contains(out, "migrated from version 0 to") {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	// An interrupted copy: the newest rows of each kind never arrived.
+	pgtest.Exec(t, dbURL, `DELETE FROM events WHERE seq > (SELECT max(seq) - 3 FROM events)`)
+	pgtest.Exec(t, dbURL, `DELETE FROM members WHERE id > 'wm_m2'`)
+	pgtest.Exec(t, dbURL, `DELETE FROM kv WHERE ctid IN (SELECT ctid FROM kv ORDER BY bucket DESC, key DESC LIMIT 2)`)
+	pgtest.Exec(t, dbURL, `UPDATE imports SET finished_at = NULL`)
+	out, err = migrateCmd()
+	if err != nil || !strings.Contains(out, "resuming the copy") || !strings.Contains(out, "verified: every count matches") {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "pg-pa55word") {
+		t.Errorf("the database password is printed:\n%s", out)
+	}
+	// Another source into the same database is refused.
+	other := filepath.Join(t.TempDir(), "other.db")
+	if data, err := os.ReadFile(dbFile); err == nil {
+		os.WriteFile(other, data, 0o600)
+	}
+	var errb syncBuffer
+	if err := run(t.Context(), []string{"migrate", "--from", "bolt:" + other, "--to", dbURL}, func(string) string { return "" }, nil, &errb, &errb); err == nil || !strings.Contains(err.Error(), "already holds an import") {
+		t.Fatalf("a second source: %v", err)
+	}
+
+	// Serve on the copy: the members are there, nothing is re-sent, new events continue the sequence.
+	env["WECOMBOT_DATABASE_URL"] = dbURL
+	env["WECOMBOT_DATA_DIR"] = t.TempDir()
+	in = startServe(t, env)
+	if code, body := in.get(t, "/api/v1/members/wm_m4"); code != http.StatusOK || !strings.Contains(body, `"stage":"aware"`) {
+		t.Fatalf("migrated member: %d %s", code, body)
+	}
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_m0", State: "xhs", WelcomeCode: "WC-M0"}, 1) // a late WeCom retry: deduplicated
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_new", State: "xhs", WelcomeCode: "WC-NEW"}, 1)
+	eventuallyT(t, "the new member's welcome", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == welcomes+1 })
+	var page struct {
+		Events []bot.Event `json:"events"`
+	}
+	_, body := in.get(t, fmt.Sprintf("/api/v1/events?after=%d&limit=100", int(lastSeq)))
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatal(err)
+	}
+	var adds []string
+	for _, ev := range page.Events {
+		if ev.Type == bot.EventContactAdd {
+			adds = append(adds, ev.ExternalUserID)
+		}
+	}
+	if fmt.Sprint(adds) != "[wm_new]" {
+		t.Fatalf("adds after the copied log's last seq %v: %v, want [wm_new] (wm_m0's retry deduplicated by the copied key)", lastSeq, adds)
+	}
+	in.stop()
+	if n := fake.Count(fakewecom.APISendWelcomeMsg); n != welcomes+1 {
+		t.Fatalf("welcomes %d, want %d: a migrated action was sent again", n, welcomes+1)
+	}
 }

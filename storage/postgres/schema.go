@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -80,6 +81,14 @@ CREATE TABLE partitions (
 );
 INSERT INTO partitions (p) SELECT generate_series(0, 63);
 `,
+	// 2: copies from a bbolt file (wecombot migrate --from bolt:PATH): resumable, one source per database.
+	`
+CREATE TABLE imports (
+	source text PRIMARY KEY,
+	started_at timestamptz NOT NULL DEFAULT now(),
+	finished_at timestamptz
+);
+`,
 }
 
 // SchemaVersion is the schema this build writes.
@@ -122,4 +131,17 @@ func Migrate(ctx context.Context, conn interface {
 		return from, from, err
 	}
 	return from, len(migrations), nil
+}
+
+// MigrateURL connects to url, migrates the schema and disconnects
+// (`wecombot migrate`).
+func MigrateURL(ctx context.Context, url string) (from, to int, err error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, url)
+	if err != nil {
+		return 0, 0, fmt.Errorf("connect to PostgreSQL: %v", redactErr(err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return Migrate(ctx, conn)
 }
