@@ -68,6 +68,9 @@ const (
 	BucketAIDone       = "ai_done"
 	BucketAIFailures   = "ai_failures"
 	BucketAIBotStreams = "aibot_streams"
+	// BucketAIGlobalRate counts model calls per minute when several nodes
+	// share the store, so ai.global_per_minute holds for all of them.
+	BucketAIGlobalRate = "ai_global_rate"
 	BucketKfCursor     = "kf_cursor"
 )
 
@@ -117,6 +120,7 @@ var Buckets = []Bucket{
 	{BucketAIDone, "message ref", "answer source: the message's reply was produced", "bot/ai sender.go"},
 	{BucketAIFailures, "scope", "failed replies in a row (decimal)", "bot/ai sender.go"},
 	{BucketAIBotStreams, "stream id", "StreamState JSON once an AI bot answer finished", "bot/ai stream.go"},
+	{BucketAIGlobalRate, "unix minute", "model calls started in that minute by every node (shared stores only)", "bot/ai sender.go"},
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},

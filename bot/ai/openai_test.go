@@ -794,3 +794,52 @@ func TestUnansweredQuestionIsHandedToStaff(t *testing.T) {
 	}
 	f.wantTag(t, alice, f.sc.AI.HandoffTag)
 }
+
+// sharedStore stands for a store several nodes share (storage/postgres): it
+// claims bot.Cluster, so the AI sender keeps ai.global_per_minute in it.
+type sharedStore struct{ bot.Store }
+
+func (sharedStore) NodeID() string                           { return "node" }
+func (sharedStore) Heartbeat(context.Context) ([]int, error) { return nil, nil }
+func (sharedStore) Partition(*bot.Event) int                 { return 0 }
+func (sharedStore) Listen(context.Context, func(), func())   {}
+func (sharedStore) Leave(context.Context) error              { return nil }
+func (s sharedStore) UpdateOwned(ctx context.Context, _ int, fn func(bot.Tx) error) error {
+	return s.Update(ctx, fn)
+}
+func (s sharedStore) PendingEventsIn(ctx context.Context, _ []int, after uint64, limit int) ([]bot.Event, error) {
+	return s.PendingEvents(ctx, after, limit)
+}
+func (s sharedStore) ClaimDue(ctx context.Context, now time.Time, limit int, _ time.Duration) ([]bot.Action, error) {
+	return s.DueActions(ctx, now, limit)
+}
+
+// TestGlobalPerMinuteIsSharedAcrossNodes: with a store shared by several
+// nodes, ai.global_per_minute caps the model calls of all of them together.
+func TestGlobalPerMinuteIsSharedAcrossNodes(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	f := newFixture(t, &ai.Replier{Model: fake.model()})
+	cp := *f.sc
+	aiCopy := *cp.AI
+	aiCopy.GlobalPerMinute = 2
+	cp.AI = &aiCopy
+	f.sc = &cp
+	node := func() *engineSender {
+		return &engineSender{store: f.store, eng: f.sender.eng, ai: ai.NewSender(ai.SenderOptions{
+			Store: sharedStore{f.store}, Replier: &ai.Replier{Model: fake.model()}, Scenario: func() *scenarios.Scenario { return f.sc }, Log: zerolog.Nop()})}
+	}
+	a, b := node(), node()
+	for i, n := range []*engineSender{a, b} {
+		_, retry, err := n.Send(context.Background(), f.action(t, kfAsk(fmt.Sprint("kfmsg:s", i), "你们几点开门")))
+		if err != nil || retry {
+			t.Fatalf("node %d under the cap: %v %v", i, retry, err)
+		}
+	}
+	third := bot.AIReply{Surface: bot.AISurfaceKf, MemberID: bob, OpenKfID: "wk_1", Text: "可以开发票吗", Ref: "kfmsg:s9"}
+	if res, retry, err := a.Send(context.Background(), f.action(t, third)); !retry || err == nil {
+		t.Fatalf("the third call in the minute, on node a after one each: %+v retry=%v err=%v (the cap must count both nodes)", res, retry, err)
+	}
+	if n := len(fake.reqs()); n != 2 {
+		t.Fatalf("model calls %d, want 2", n)
+	}
+}

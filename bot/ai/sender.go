@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -215,7 +216,7 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 		}
 	case offlineOnly:
 		ans = s.o.Replier.offlineFor(s.o.Replier.Index(sc), sc, p.Text, data)
-	case s.o.Replier.Model != nil && !s.global.allow(sc.AI.GlobalPerMinute, started):
+	case s.o.Replier.Model != nil && !s.allowGlobal(ctx, sc.AI.GlobalPerMinute, started):
 		s.m.ModelErrors.WithLabelValues("global_limit").Inc()
 		if a.Attempts+1 < s.o.RateLimitRetries {
 			return bot.SendResult{}, true, errors.New("ai: ai.global_per_minute reached; retrying later")
@@ -290,6 +291,58 @@ func (r *Replier) offlineFor(ix *Index, sc *scenarios.Scenario, text string, dat
 }
 
 // limiter is a process-wide cap on model calls per minute (a sliding window).
+// allowGlobal applies ai.global_per_minute: in-process for a store one
+// process owns, in the store when several nodes share it (so N nodes
+// together stay under the limit). The shared count is a sliding estimate
+// over fixed minutes: the previous minute's calls weighted by how much of
+// it the last 60 s still cover, plus this minute's.
+func (s *Sender) allowGlobal(ctx context.Context, perMinute int, now time.Time) bool {
+	if perMinute <= 0 {
+		return true
+	}
+	if _, shared := s.o.Store.(bot.Cluster); !shared {
+		return s.global.allow(perMinute, now)
+	}
+	minute := now.Unix() / 60
+	key := func(m int64) string { return strconv.FormatInt(m, 10) }
+	count := func(tx bot.Tx, m int64) (int, error) {
+		v, err := tx.Get(bot.BucketAIGlobalRate, key(m))
+		if errors.Is(err, bot.ErrNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(string(v))
+	}
+	allowed := false
+	err := s.o.Store.Update(ctx, func(tx bot.Tx) error {
+		allowed = false
+		cur, err := count(tx, minute)
+		if err != nil {
+			return err
+		}
+		prev, err := count(tx, minute-1)
+		if err != nil {
+			return err
+		}
+		covered := 1 - float64(now.UnixNano()%int64(time.Minute))/float64(time.Minute)
+		if float64(prev)*covered+float64(cur) >= float64(perMinute) {
+			return nil
+		}
+		allowed = true
+		if err := tx.Delete(bot.BucketAIGlobalRate, key(minute-2)); err != nil {
+			return err
+		}
+		return tx.Put(bot.BucketAIGlobalRate, key(minute), []byte(strconv.Itoa(cur+1)))
+	})
+	if err != nil {
+		s.log.Warn().Err(err).Msg("shared ai.global_per_minute count unavailable; counting on this node only")
+		return s.global.allow(perMinute, now)
+	}
+	return allowed
+}
+
 type limiter struct {
 	mu    sync.Mutex
 	calls []time.Time

@@ -333,8 +333,9 @@ func TestMigrateFromBolt(t *testing.T) {
 	dataDir := t.TempDir()
 	env, c := liveEnv(t, fake, dataDir)
 	in := startServe(t, env)
+	at := time.Now() // WeCom's CreateTime: part of the dedupe key, the same on a retry
 	for i := 0; i < 5; i++ {
-		in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: fmt.Sprint("wm_m", i), State: "xhs", WelcomeCode: fmt.Sprint("WC-M", i)}, 2)
+		in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: fmt.Sprint("wm_m", i), State: "xhs", WelcomeCode: fmt.Sprint("WC-M", i), At: at}, 2)
 	}
 	eventuallyT(t, "five welcomes", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 5 })
 	st := in.status(t)
@@ -383,7 +384,7 @@ func TestMigrateFromBolt(t *testing.T) {
 	if code, body := in.get(t, "/api/v1/members/wm_m4"); code != http.StatusOK || !strings.Contains(body, `"stage":"aware"`) {
 		t.Fatalf("migrated member: %d %s", code, body)
 	}
-	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_m0", State: "xhs", WelcomeCode: "WC-M0"}, 1) // a late WeCom retry: deduplicated
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_m0", State: "xhs", WelcomeCode: "WC-M0", At: at}, 1) // a late WeCom retry: deduplicated
 	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_new", State: "xhs", WelcomeCode: "WC-NEW"}, 1)
 	eventuallyT(t, "the new member's welcome", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == welcomes+1 })
 	var page struct {

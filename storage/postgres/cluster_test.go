@@ -75,11 +75,11 @@ func TestPartitionLeases(t *testing.T) {
 
 	// An event of a partition node 2 owns: node 2 may apply it, node 0 may not.
 	part := owned[2][0]
-	var fenced error = ss[0].UpdateOwned(bg, part, func(tx bot.Tx) error { return tx.Put("x", "y", nil) })
+	var fenced error = ss[0].UpdateOwned(bg, part, func(tx bot.Tx) error { return tx.Put(bot.BucketScratch, "y", nil) })
 	if !errors.Is(fenced, bot.ErrNotOwner) {
 		t.Fatalf("a non-owner's update: %v, want ErrNotOwner", fenced)
 	}
-	if err := ss[2].UpdateOwned(bg, part, func(tx bot.Tx) error { return tx.Put("x", "y", nil) }); err != nil {
+	if err := ss[2].UpdateOwned(bg, part, func(tx bot.Tx) error { return tx.Put(bot.BucketScratch, "y", nil) }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -98,7 +98,7 @@ func TestPartitionLeases(t *testing.T) {
 	}
 	t.Logf("a dead node's partitions moved in %v (lease 1 s)", time.Since(start).Round(10*time.Millisecond))
 	checkCover(t, survivors, 32)
-	if err := ss[2].UpdateOwned(bg, part, func(tx bot.Tx) error { return tx.Put("x", "z", nil) }); !errors.Is(err, bot.ErrNotOwner) {
+	if err := ss[2].UpdateOwned(bg, part, func(tx bot.Tx) error { return tx.Put(bot.BucketScratch, "z", nil) }); !errors.Is(err, bot.ErrNotOwner) {
 		t.Fatalf("the dead node's late transaction: %v, want ErrNotOwner", err)
 	}
 
