@@ -351,7 +351,7 @@ func (r *run) couponText(ms *memberState, pool *scenarios.CouponPool, c *CouponC
 		fmt.Fprintf(&b, "\n%s", pool.Description)
 	}
 	fmt.Fprintf(&b, "\n券码：%s", c.Code)
-	b.WriteString(validityText(c, r.sc.Brand.Zone))
+	b.WriteString(ValidityText(c, r.sc.Brand.Zone))
 	if c.Status == CouponUsed {
 		b.WriteString("（已使用）")
 	} else if c.Expired(r.at) {
@@ -363,7 +363,8 @@ func (r *run) couponText(ms *memberState, pool *scenarios.CouponPool, c *CouponC
 	return b.String()
 }
 
-func validityText(c *CouponCode, zone *time.Location) string {
+// ValidityText says how long c is valid, as members read it ("，有效期至 2025-03-09").
+func ValidityText(c *CouponCode, zone *time.Location) string {
 	const day = "2006-01-02"
 	last := c.ExpiresAt.Add(-time.Second).In(zone).Format(day)
 	switch {
@@ -550,6 +551,13 @@ func (r *run) welcomeCoupon(ms *memberState, script *scenarios.Script) (string, 
 }
 
 // codeRandom is where generated codes' randomness comes from.
+// WithCodeRandom feeds generated coupon codes from rnd instead of
+// crypto/rand (simulate makes them deterministic; never in production).
+func (e *Engine) WithCodeRandom(rnd io.Reader) *Engine {
+	e.codeRand = rnd
+	return e
+}
+
 func (e *Engine) codeRandom() io.Reader {
 	if e.codeRand != nil {
 		return e.codeRand

@@ -505,6 +505,35 @@ func (p *Pipeline) relay(ctx context.Context) {
 	}
 }
 
+// HandlePending applies every pending event in log order, in the caller's
+// goroutine, exactly as Run's workers do (same handler chain, processed
+// mark in the same transaction, retries, failed events recorded). It is
+// how simulate and the console's simulate box drive the production
+// pipeline step by step on a fake clock; don't call it while Run runs.
+func (p *Pipeline) HandlePending(ctx context.Context) (handled int, err error) {
+	var after uint64
+	for {
+		evs, err := p.o.Store.PendingEvents(ctx, after, 256)
+		if err != nil {
+			return handled, fmt.Errorf("read event log: %w", err)
+		}
+		for _, ev := range evs {
+			p.process(ctx, ev)
+			after = ev.Seq
+			handled++
+		}
+		if len(evs) < 256 {
+			return handled, nil
+		}
+	}
+}
+
+// Deliver sends one due action exactly as Run's relay does (expiry, the
+// guard, the Sender and its error classification, result feedback, retry
+// or failure recorded in the outbox), in the caller's goroutine; for
+// simulate, like HandlePending.
+func (p *Pipeline) Deliver(ctx context.Context, a *bot.Action) { p.deliver(ctx, a) }
+
 // deliver sends one action and records the outcome in the outbox.
 func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 	now := p.o.Now()

@@ -23,6 +23,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/simulation"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/scenarios/holder"
 	"github.com/wecombot/wecombot/storage/bolt"
@@ -573,7 +574,7 @@ func (c *fakeScenarios) Simulate(ctx context.Context, script io.Reader, out io.W
 		return err
 	}
 	defer st.Close()
-	return engine.Simulate(ctx, c.sc, st, script, out)
+	return simulation.Run(ctx, c.sc, st, script, out)
 }
 
 func TestScenarioEndpoints(t *testing.T) {

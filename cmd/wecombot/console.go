@@ -9,8 +9,8 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
-	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/server"
+	"github.com/wecombot/wecombot/bot/simulation"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/scenarios/holder"
 )
@@ -55,7 +55,7 @@ func (c consoleScenarios) Simulate(ctx context.Context, script io.Reader, out io
 		return err
 	}
 	defer done()
-	return engine.Simulate(ctx, c.app.holder.Current(), store, script, out)
+	return simulation.Run(ctx, c.app.holder.Current(), store, script, out)
 }
 
 // consoleFunnelTTL is how stale the console's funnel may be: a few seconds

@@ -14,6 +14,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/simulation"
 	"github.com/wecombot/wecombot/config"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/scenarios/holder"
@@ -139,7 +140,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer closeStore()
-	return engine.Simulate(ctx, sc, store, script, stdout)
+	return simulation.Run(ctx, sc, store, script, stdout)
 }
 
 // simulationScript picks simulate's script: the named file, stdin for "-",

@@ -1,4 +1,4 @@
-package engine
+package simulation
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/storage/bolt"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -31,7 +32,7 @@ func TestSimulateGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			if err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &out); err != nil {
+			if err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &out); err != nil {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(script), ".yaml")+".golden")
@@ -49,7 +50,7 @@ func TestSimulateGolden(t *testing.T) {
 			}
 			// Same script, same output.
 			var again bytes.Buffer
-			if err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
+			if err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
 				t.Errorf("simulation is not deterministic (%v)", err)
 			}
 		})
@@ -88,10 +89,49 @@ func TestSimulateScriptErrors(t *testing.T) {
 	}
 	for name, script := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := Simulate(context.Background(), scenarios.LoadDefault(), newTestStore(t), strings.NewReader(script), &bytes.Buffer{})
+			err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), strings.NewReader(script), &bytes.Buffer{})
 			if err == nil {
 				t.Fatal("want an error")
 			}
 		})
+	}
+}
+
+func newTestStore(t testing.TB) *bolt.Store {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "simulate.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestSimulateCancelsFollowUpsOfALostMember pins simulate = production: a
+// member who adds the staff member and then deletes them (del_follow_user)
+// gets no follow-ups — the outbox guard cancels them in simulate exactly as
+// it does in production, and the output says so.
+func TestSimulateCancelsFollowUpsOfALostMember(t *testing.T) {
+	sc := scenarios.LoadDefault()
+	followUps := len(sc.DefaultWelcome.FollowUps)
+	if followUps == 0 {
+		t.Fatal("the default scenario's welcome has no follow-ups to cancel")
+	}
+	script := `start: 2025-03-03 10:00
+staff: chayi01
+steps:
+  - {add: wm_lost, welcome_code: wc1}
+  - {at: +1h, del_follow: wm_lost}
+until: 2025-03-20
+`
+	var out bytes.Buffer
+	if err := Run(context.Background(), sc, newTestStore(t), strings.NewReader(script), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.Contains(got, "send   mass_send") {
+		t.Errorf("a follow-up was sent to a member who deleted the staff member:\n%s", got)
+	}
+	if n := strings.Count(got, "cancel mass_send → wm_lost: member"); n != followUps {
+		t.Errorf("%d follow-ups cancelled, want %d:\n%s", n, followUps, got)
 	}
 }

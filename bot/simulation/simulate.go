@@ -1,4 +1,10 @@
-package engine
+// Package simulation runs a scripted member life through the production
+// pipeline, offline: the same engine, event dispatcher, outbox guard and
+// relay (bot/pipeline), on a fake clock that jumps from step to step, with
+// a recording sender instead of WeCom. What an operator previews is what
+// production does — a follow-up to a member who has since deleted the staff
+// member is cancelled here too.
+package simulation
 
 import (
 	"bytes"
@@ -18,6 +24,8 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/couponcode"
+	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -78,13 +86,15 @@ type simStep struct {
 	Repeat int `yaml:"repeat"`
 }
 
-// Simulate runs a scripted member life through the engine, offline: each
-// step becomes an event appended to store's log and handled by the same
-// Handle production uses, under a fake clock that jumps from step to step;
-// the outbox is drained in due order by a recording sender. It prints every
-// event, stage change and outbound action (and a summary of the members) to
-// out, deterministically. store should be empty (a temporary database).
-func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io.Reader, out io.Writer) error {
+// Run runs a scripted member life through the production pipeline,
+// offline: each step becomes an event appended to store's log and handled
+// by the pipeline's own dispatcher and the engine, under a fake clock that
+// jumps from step to step; the outbox relay delivers due actions (expiry,
+// guard, result feedback as in production) to a recording sender. It prints
+// every event, stage change, outbound and cancelled action (and a summary
+// of the members) to out, deterministically. store should be empty (a
+// temporary database).
+func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io.Reader, out io.Writer) error {
 	raw, err := io.ReadAll(script)
 	if err != nil {
 		return fmt.Errorf("read simulation script: %w", err)
@@ -109,8 +119,12 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 		return fmt.Errorf("simulation script: start: %w", err)
 	}
 	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{}}
-	sim.engine = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return sim.clock })
-	sim.engine.codeRand = couponcode.NewSeededReader("simulate")
+	now := func() time.Time { return sim.clock }
+	sim.engine = engine.New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), now).
+		WithCodeRandom(couponcode.NewSeededReader("simulate"))
+	sim.pl = pipeline.New(pipeline.Options{Store: store, Handle: sim.engine.Handle, Sender: recorder{sim},
+		Guard: engine.Guard, Now: now, Log: zerolog.Nop(), HandleAttempts: 1, MaxAttempts: 1,
+		Backoff: func(int) time.Duration { return time.Minute }})
 	if err := sim.setupCheckin(start); err != nil {
 		return err
 	}
@@ -159,7 +173,8 @@ func Simulate(ctx context.Context, sc *scenarios.Scenario, store bot.Store, scri
 type simulator struct {
 	sc     *scenarios.Scenario
 	store  bot.Store
-	engine *Engine
+	engine *engine.Engine
+	pl     *pipeline.Pipeline
 	out    io.Writer
 	zone   *time.Location
 	clock  time.Time
@@ -285,7 +300,7 @@ func parseYuan(s string) (int64, error) {
 }
 
 // deliver appends the event (times times, as WeCom retries would) and
-// handles what the log accepted, exactly like the pipeline.
+// lets the pipeline handle what the log accepted.
 func (s *simulator) deliver(ctx context.Context, ev *bot.Event, times int) error {
 	s.line("event", "%s", describeEvent(ev))
 	for n := 0; n < times; n++ {
@@ -296,20 +311,45 @@ func (s *simulator) deliver(ctx context.Context, ev *bot.Event, times int) error
 		}
 		if dup {
 			s.line("dedup", "delivery %d dropped by the event log (same dedupe key)", n+1)
-			continue
-		}
-		err = s.store.Update(ctx, func(tx bot.Tx) error {
-			first, err := tx.MarkProcessed(e.Seq, "")
-			if err != nil || !first {
-				return err
-			}
-			return s.engine.Handle(ctx, tx, &e)
-		})
-		if err != nil {
-			return fmt.Errorf("handle %s: %w", e.Type, err)
 		}
 	}
-	return s.report(ctx, ev)
+	return s.handle(ctx, ev)
+}
+
+// handle runs the pipeline's event workers on everything pending: the
+// scripted event (already printed), then what senders fed back (results,
+// printed here). Each handled event's changes are reported.
+func (s *simulator) handle(ctx context.Context, scripted *bot.Event) error {
+	evs, err := s.store.PendingEvents(ctx, 0, 1000)
+	if err != nil {
+		return fmt.Errorf("event log: %w", err)
+	}
+	reported := false
+	for i := range evs {
+		if scripted != nil && evs[i].DedupeKey == scripted.DedupeKey {
+			continue
+		}
+		s.line("event", "%s", describeEvent(&evs[i]))
+	}
+	failed := s.pl.Stats().Failed
+	if _, err := s.pl.HandlePending(ctx); err != nil {
+		return err
+	}
+	if s.pl.Stats().Failed != failed {
+		return fmt.Errorf("the engine failed on an event (see wecombot events): %s", describeEvent(&evs[len(evs)-1]))
+	}
+	for i := range evs {
+		if scripted != nil && evs[i].DedupeKey == scripted.DedupeKey {
+			reported = true
+		}
+		if err := s.report(ctx, &evs[i]); err != nil {
+			return err
+		}
+	}
+	if scripted != nil && !reported {
+		return s.report(ctx, scripted)
+	}
+	return nil
 }
 
 func describeEvent(ev *bot.Event) string {
@@ -418,24 +458,59 @@ func (s *simulator) drain(ctx context.Context, until time.Time) error {
 		}
 		for i := range acts {
 			a := &acts[i]
-			if !a.NotAfter.IsZero() && s.clock.After(a.NotAfter) {
-				s.line("expire", "%s %s: had to be sent by %s", a.Kind, a.MemberID, s.fmtTime(a.NotAfter))
-				if err := s.store.MarkFailed(ctx, a.ID, s.clock, "too late"); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.record(a); err != nil {
+			// The relay's own delivery: expiry, the guard, the recording
+			// sender, result feedback, the outcome recorded in the outbox.
+			s.pl.Deliver(ctx, a)
+			if err := s.outcome(ctx, a); err != nil {
 				return err
 			}
-			if err := s.store.MarkSent(ctx, a.ID, s.clock, "simulated"); err != nil {
-				return err
-			}
-			if err := s.simResult(ctx, a); err != nil {
+			if err := s.handle(ctx, nil); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// outcome prints what the relay decided instead of sending: too late, or
+// cancelled by the guard (the member has since deleted the staff member).
+func (s *simulator) outcome(ctx context.Context, a *bot.Action) error {
+	got, err := s.store.Action(ctx, a.ID)
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if got.Status != bot.ActionFailed {
+		return nil
+	}
+	switch reason, canceled := strings.CutPrefix(got.LastError, "canceled: "); {
+	case canceled:
+		s.line("cancel", "%s → %s: %s", a.Kind, a.MemberID, reason)
+	case strings.HasPrefix(got.LastError, "too late"):
+		s.line("expire", "%s %s: had to be sent by %s", a.Kind, a.MemberID, s.fmtTime(a.NotAfter))
+	default:
+		s.line("failed", "%s → %s: %s", a.Kind, a.MemberID, got.LastError)
+	}
+	return nil
+}
+
+// recorder is the simulation's sender: it prints what the WeCom sender
+// would send and answers like WeCom (a contact way gets a made-up
+// config_id and QR code, fed back as a system.action_result).
+type recorder struct{ s *simulator }
+
+func (r recorder) Send(_ context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	if err := r.s.record(a); err != nil {
+		return bot.SendResult{}, false, err
+	}
+	res := bot.SendResult{Detail: "simulated"}
+	if a.Kind == bot.ActionContactWay {
+		var cw bot.ContactWay
+		if err := a.Decode(&cw); err != nil {
+			return bot.SendResult{}, false, err
+		}
+		res.Data = map[string]string{"state": cw.State, "config_id": "sim-" + cw.State,
+			"qr_code": "https://wework.example/qr/" + cw.State}
+	}
+	return res, false, nil
 }
 
 // record prints one outbound action: what the WeCom sender would send.
