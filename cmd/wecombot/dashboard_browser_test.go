@@ -395,6 +395,14 @@ const consoleChecks = `(lang) => {
     const r = a.getBoundingClientRect();
     if (r.width === 0 || r.left < 0 || r.right > window.innerWidth + 1) bad.push('nav tab off screen: ' + a.textContent);
   }
+  // Chart text stays inside its chart.
+  for (const g of view.querySelectorAll('svg')) {
+    const box = g.getBoundingClientRect();
+    for (const tx of g.querySelectorAll('text')) {
+      const r = tx.getBoundingClientRect();
+      if (r.width && (r.left < box.left - 1 || r.right > box.right + 1)) bad.push('chart label cut off: ' + tx.textContent);
+    }
+  }
   // Chart text at least 9.5 px as shown.
   for (const g of view.querySelectorAll('svg[viewBox]')) {
     const w = g.viewBox.baseVal.width, shown = g.getBoundingClientRect().width;
@@ -403,6 +411,10 @@ const consoleChecks = `(lang) => {
   }
   for (const el of view.querySelectorAll('.f-bar, .funnel-count')) {
     if (parseFloat(getComputedStyle(el).fontSize) < 12) bad.push('funnel text too small: ' + el.textContent);
+  }
+  // No text spills out of its box (a funnel bar, a chip, a button, a badge).
+  for (const el of view.querySelectorAll('.f-bar, .chip, button, .badge, .stage, .kpi .v')) {
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) bad.push('text spills out of its box: ' + el.textContent);
   }
   // A single word (a code, a hook, an id) never breaks inside a cell.
   for (const td of view.querySelectorAll('td, th')) {
@@ -425,9 +437,10 @@ const consoleChecks = `(lang) => {
     if (len >= 3 && el.getBoundingClientRect().width < 2.2 * fs && getComputedStyle(el).display !== 'none') bad.push('squeezed: ' + el.textContent);
   }
   // A table never spills out of its card.
-  for (const tb of view.querySelectorAll('#coupon-table, #pool-table')) {
+  for (const tb of view.querySelectorAll('table')) {
     const box = tb.closest('.card');
-    if (tb.getBoundingClientRect().right > box.getBoundingClientRect().right + 1) bad.push('table wider than its card: ' + tb.id);
+    if (!box) continue;
+    if (tb.getBoundingClientRect().right > box.getBoundingClientRect().right + 1) bad.push('table wider than its card: ' + (tb.id || tb.closest('.card').querySelector('h2') && tb.closest('.card').querySelector('h2').textContent));
   }
   return bad;
 }`

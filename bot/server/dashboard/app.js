@@ -360,7 +360,7 @@
         h('div', { class: 'f-track' }, h('div', { class: 'f-bar ' + s.stage, style: `width:${Math.max(22, (100 * s.reached) / max)}%` }, stageLabel(s.stage))),
         h('div', { class: 'f-num' }, h('b', { class: 'funnel-count', 'data-stage': s.stage }, fmtInt(s.reached)), ' ',
           h('span', { class: 'muted funnel-current', 'data-stage': s.stage }, `(${t('current')} ${fmtInt(s.current)})`),
-          i > 0 ? h('div', { class: 'funnel-conv', 'data-stage': s.stage }, `↳ ${pct(s.conversion)}`) : null))));
+          i > 0 ? h('div', { class: 'funnel-conv', 'data-stage': s.stage }, `↳ ${stages[i - 1].reached ? pct(s.conversion) : '—'}`) : null))));
   }
 
   // noData writes "no data" across an empty chart.
@@ -415,7 +415,11 @@
       const w = Math.min(48, Math.max(2, bw - 4));
       if (d.value) g.append(svg('rect', { x: L + i * bw + (bw - w) / 2, y: H - B - bh, width: w, height: bh, rx: 2, fill: color || '#07c160' },
         svg('title', null, `${d.label}: ${d.value}`)));
-      if ((items.length - 1 - i) % every === 0) g.append(svg('text', { x: L + i * bw + bw / 2, y: H - 10, 'text-anchor': 'middle', 'font-size': 12, fill: '#667085' }, d.short || d.label));
+      if ((items.length - 1 - i) % every === 0) {
+        // the last label ends at the chart's edge rather than past it
+        const last = i === items.length - 1 && items.length > 3;
+        g.append(svg('text', { x: last ? W - 1 : L + i * bw + bw / 2, y: H - 10, 'text-anchor': last ? 'end' : 'middle', 'font-size': 12, fill: '#667085' }, d.short || d.label));
+      }
     });
     if (top === 0) noData(g, W, H - B);
     return g;
@@ -450,7 +454,7 @@
           table([t('stage'), [t('reached'), 'num'], [t('current'), 'num'], [t('conversion'), 'num']],
             shown.stages.map((s, i) => h('tr', { 'data-stage': s.stage }, h('td', null, stagePill(s.stage)),
               h('td', { class: 'num funnel-reached', 'data-stage': s.stage }, fmtInt(s.reached)),
-              h('td', { class: 'num' }, fmtInt(s.current)), h('td', { class: 'num' }, i ? pct(s.conversion) : '—'))),
+              h('td', { class: 'num' }, fmtInt(s.current)), h('td', { class: 'num' }, i && shown.stages[i - 1].reached ? pct(s.conversion) : '—'))),
             { id: 'funnel-table' })),
         card(t('trend'), lineChart(f.weeks))),
       card(t('channels'), f.channels.length ? channelTable(f.channels) : empty(t('noMembers'))),
@@ -689,7 +693,7 @@
       h('div', { class: 'grid two' },
         card(t('leaderboard'), ci.leaderboard.length ? table([t('rank'), t('name'), [t('checkIns'), 'num'], [t('points'), 'num']],
           ci.leaderboard.map((l, i) => h('tr', null, h('td', null, String(i + 1)),
-            h('td', null, h('a', { href: '#member/' + encodeURIComponent(l.external_user_id) }, l.name || l.external_user_id)),
+            h('td', null, h('a', { href: '#member/' + encodeURIComponent(l.external_user_id), class: 'member-name' }, l.name || l.external_user_id)),
             h('td', { class: 'num' }, fmtInt(l.check_ins)), h('td', { class: 'num' }, fmtInt(l.points))))) : empty(t('noCheckIns'))),
         card(t('configuredCampaigns'), (c.configured || []).length ? h('div', { class: 'chips' }, c.configured.map((n) => h('span', { class: 'chip' }, n))) : empty(t('none')),
           h('h2', { style: 'margin-top:1rem' }, t('campaignReports')),
