@@ -39,6 +39,9 @@ type Request struct {
 type Options struct {
 	// Base is the server's base URL (http://127.0.0.1:port).
 	Base string
+	// Bases, when set, spreads requests round-robin over several servers
+	// (nodes behind one callback URL) instead of Base.
+	Bases []string
 	// Concurrency is the number of senders (connections).
 	Concurrency int
 	// Duration bounds the run.
@@ -173,7 +176,11 @@ func Run(ctx context.Context, o Options) Result {
 					o.Sent(r, now)
 				}
 				p.sent++
-				code, err := post(client, o.Base+r.Path, r.Body)
+				base := o.Base
+				if len(o.Bases) > 0 {
+					base = o.Bases[p.sent%len(o.Bases)]
+				}
+				code, err := post(client, base+r.Path, r.Body)
 				done := time.Now()
 				if err == nil && code == http.StatusOK {
 					p.acked++

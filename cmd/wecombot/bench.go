@@ -28,6 +28,7 @@ import (
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 	"github.com/wecombot/wecombot/storage/bolt"
+	"github.com/wecombot/wecombot/storage/postgres"
 )
 
 // benchOptions are `wecombot bench`'s flags.
@@ -41,6 +42,10 @@ type benchOptions struct {
 	Drain       time.Duration
 	NoBare      bool
 	CPUProfile  string
+	// DatabaseURL runs the servers on PostgreSQL instead of bbolt; Nodes
+	// is how many servers share it (callbacks spread round-robin).
+	DatabaseURL string
+	Nodes       int
 }
 
 // benchMix is the weighted list of callback kinds a run sends.
@@ -87,6 +92,9 @@ type benchReport struct {
 	APICalls map[string]int
 	// Stages are mean latencies of the pipeline's stages from /metrics.
 	Stages []string
+	// Processed counts events the engine applied (all nodes), from the
+	// load's start to the end of the drain.
+	Processed int
 	// LastStatus is /api/v1/status when the drain timed out.
 	LastStatus string
 	ServeLogs  string
@@ -111,6 +119,8 @@ and prints both, with their ratio. See docs/performance.md.`, 0, 0)
 	fs.DurationVar(&o.Drain, "drain", time.Minute, "how long to wait after the load for the event log and outbox to empty")
 	fs.BoolVar(&o.NoBare, "no-bare", false, "skip the bare-handler comparison")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
+	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
+	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	if _, done, err := cl.parse(args, stdout, stderr); done {
 		return err
 	}
@@ -119,6 +129,9 @@ and prints both, with their ratio. See docs/performance.md.`, 0, 0)
 	}
 	if _, err := parseMix(o.Mix); err != nil {
 		return &exitError{exitUsage, err}
+	}
+	if o.Nodes < 1 || o.Nodes > 16 || (o.Nodes > 1 && o.DatabaseURL == "") || (o.DatabaseURL != "" && o.Members > 0) {
+		return &exitError{exitUsage, errors.New("bench: --nodes must be in [1, 16] and needs --database-url (several nodes share one PostgreSQL database); --members works with bbolt only")}
 	}
 	rep, err := runBench(ctx, o, getenv, stderr)
 	if err != nil {
@@ -199,11 +212,27 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 			env[k] = v
 		}
 	}
-	srv, err := startBenchServer(ctx, env)
-	if err != nil {
-		return nil, err
+	if o.DatabaseURL != "" {
+		if err := emptyDatabase(ctx, o.DatabaseURL); err != nil {
+			return nil, err
+		}
+		env["WECOMBOT_DATABASE_URL"] = o.DatabaseURL
 	}
-	defer srv.stop()
+	var srvs []*benchServer
+	var bases []string
+	for i := 0; i < max(o.Nodes, 1); i++ {
+		if o.Nodes > 1 {
+			env["WECOMBOT_DATA_DIR"] = filepath.Join(dir, fmt.Sprint("node-", i))
+		}
+		srv, err := startBenchServer(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		srvs = append(srvs, srv)
+		bases = append(bases, srv.base)
+	}
+	srv := srvs[0]
 	rep.Startup = srv.startup
 	rep.IdleMem = loadtest.ReadMemory()
 	if fi, err := os.Stat(filepath.Join(dir, "wecombot.db")); err == nil {
@@ -246,8 +275,9 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		}
 	}
 	fmt.Fprintf(progress, "bench: %v against wecombot serve (concurrency %d%s) …\n", o.Duration, o.Concurrency, rateText(o.Rate))
+	processedBefore := processedBy(srvs)
 	rep.Serve = loadtest.Run(ctx, loadtest.Options{
-		Base: srv.base, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next,
+		Base: srv.base, Bases: bases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next,
 		Sent: func(r loadtest.Request, at time.Time) {
 			if r.Key != "" {
 				mu.Lock()
@@ -281,6 +311,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		time.Sleep(20 * time.Millisecond)
 	}
 	rep.Drained = time.Since(drainStart)
+	rep.Processed = processedBy(srvs) - processedBefore
 	if o.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -290,8 +321,10 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	slices.Sort(rep.Welcomes)
 	rep.APICalls = apiCalls
 	mu.Unlock()
-	rep.ServeLogs = srv.logs.String()
-	srv.stop()
+	for _, s := range srvs {
+		rep.ServeLogs += s.logs.String()
+		s.stop()
+	}
 
 	if !o.NoBare {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -306,6 +339,35 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		_ = bare.Close()
 	}
 	return rep, nil
+}
+
+// processedBy sums the events the servers' pipelines applied since they started.
+func processedBy(srvs []*benchServer) int {
+	n := 0
+	for _, s := range srvs {
+		if st, err := s.status(); err == nil {
+			n += int(jsonNum(st, "pipeline", "processed"))
+		}
+	}
+	return n
+}
+
+// emptyDatabase refuses a PostgreSQL database that holds events: bench
+// writes test members and events, which must never land in a real bot's data.
+func emptyDatabase(ctx context.Context, url string) error {
+	st, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer st.Close()
+	es, err := st.EventStats(ctx)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if es.LastSeq > 0 {
+		return &exitError{exitUsage, errors.New("bench: the --database-url database is not empty: bench writes test data; give it a new, empty database")}
+	}
+	return nil
 }
 
 func rateText(rate float64) string {
@@ -526,6 +588,11 @@ func (r *benchReport) print(w io.Writer) {
 	o := r.Opts
 	fmt.Fprintf(w, "wecombot bench — %v per phase, concurrency %d%s, mix %s\n", o.Duration, o.Concurrency, rateText(o.Rate), o.Mix)
 	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpuModel())
+	if o.DatabaseURL != "" {
+		fmt.Fprintf(w, "store: PostgreSQL, %d node(s) on one database, callbacks spread round-robin\n", max(o.Nodes, 1))
+	} else {
+		fmt.Fprintln(w, "store: bbolt")
+	}
 	if r.Members > 0 || o.Members > 0 {
 		fmt.Fprintf(w, "store: %d members, %s file", r.Members, loadtest.MB(r.DBBytes))
 		if r.Preload > 0 {
@@ -562,6 +629,9 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "\nevent → welcome sent (add posted → fake WeCom got send_welcome_msg): %d of %d owed\n", len(r.Welcomes), r.Adds)
 	if len(r.Welcomes) > 0 {
 		fmt.Fprintf(w, "  p50 %s, p99 %s, max %s\n", loadtest.Ms(loadtest.Percentile(r.Welcomes, 50)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 99)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 100)))
+	}
+	if busy := r.Serve.Elapsed + r.Drained; busy > 0 {
+		fmt.Fprintf(w, "engine: %d events applied in %.2f s (load + drain) = %.0f events/s\n", r.Processed, busy.Seconds(), float64(r.Processed)/busy.Seconds())
 	}
 	drained := "drained"
 	if !r.DrainOK {

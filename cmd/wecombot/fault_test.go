@@ -30,6 +30,7 @@ import (
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+	"github.com/wecombot/wecombot/storage/postgres/pgtest"
 )
 
 var (
@@ -41,6 +42,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

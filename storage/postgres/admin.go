@@ -87,6 +87,7 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return fmt.Errorf("decode action %d: %w", id, err)
 		}
+		a.ID = id
 		if a.Status != bot.ActionFailed {
 			return fmt.Errorf("action %d is %s, only failed actions can be retried: %w", id, a.Status, bot.ErrConflict)
 		}

@@ -30,6 +30,7 @@ func scanActions(rows pgx.Rows) ([]bot.Action, error) {
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return nil, fmt.Errorf("decode action %d: %w", id, err)
 		}
+		a.ID = uint64(id)
 		out = append(out, a)
 	}
 	return out, rows.Err()
@@ -97,6 +98,7 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return fmt.Errorf("decode action %d: %w", id, err)
 		}
+		a.ID = id
 		if a.Status != bot.ActionPending {
 			return fmt.Errorf("action %d is already %s", id, a.Status)
 		}

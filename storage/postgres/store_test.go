@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -23,4 +24,10 @@ func open(t *testing.T, clock *storagetest.Clock, ttl time.Duration) bot.Store {
 func TestConformance(t *testing.T) {
 	pgtest.URL(t)
 	storagetest.Run(t, open)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
 }

@@ -208,19 +208,8 @@ func (t *pgTx) Enqueue(a *bot.Action) (bool, error) {
 	if err := t.readOnly("enqueue"); err != nil {
 		return false, err
 	}
-	var exists bool
-	if err := t.row(`SELECT EXISTS (SELECT 1 FROM outbox WHERE key = $1)`, []any{[]byte(a.Key)}, &exists); err != nil {
-		return false, err
-	}
-	if exists {
-		return true, nil
-	}
-	var id int64
-	if err := t.row(`SELECT nextval('outbox_id')`, nil, &id); err != nil {
-		return false, err
-	}
 	e := *a
-	e.ID = uint64(id)
+	e.ID = 0 // the id column is the authority (assigned by the insert)
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = t.s.o.Now()
 	}
@@ -234,14 +223,18 @@ func (t *pgTx) Enqueue(a *bot.Action) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("encode action %s: %w", a.Key, err)
 	}
-	n, err := t.exec(`INSERT INTO outbox (id, key, status, due_at, urgent, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING`,
-		id, []byte(e.Key), e.Status, e.DueAt, !e.NotAfter.IsZero(), raw)
+	// One round trip: the key's uniqueness decides, the sequence gives the id.
+	var id int64
+	err = t.row(`INSERT INTO outbox (id, key, status, due_at, urgent, body) VALUES (nextval('outbox_id'), $1, $2, $3, $4, $5)
+		ON CONFLICT (key) DO NOTHING RETURNING id`, []any{[]byte(e.Key), e.Status, e.DueAt, !e.NotAfter.IsZero(), raw}, &id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	if n == 0 {
-		return true, nil
-	}
+	e.ID = uint64(id)
+
 	if e.Status != bot.ActionPending {
 		if _, err := t.exec(`INSERT INTO counters (name, slot, n) VALUES ($1, $2, 1) ON CONFLICT (name, slot) DO UPDATE SET n = counters.n + 1`,
 			"outbox_"+e.Status, id%counterSlots); err != nil {

@@ -1,6 +1,7 @@
-// Package pgtest gives tests a fresh PostgreSQL database on the cluster
-// named by WECOMBOT_TEST_DATABASE_URL, or skips them with one line saying
-// how to get one.
+// Package pgtest gives tests a fresh PostgreSQL database: on the cluster
+// named by WECOMBOT_TEST_DATABASE_URL, else on a throwaway cluster it starts
+// itself from the installed server binaries, else it skips them with one
+// line saying how to run them.
 package pgtest
 
 import (
@@ -20,16 +21,20 @@ import (
 const EnvVar = "WECOMBOT_TEST_DATABASE_URL"
 
 // SkipMessage is the one line a skipped Postgres test prints.
-const SkipMessage = "Postgres tests skipped: set " + EnvVar + ` (eval "$(.ci/postgres start)" starts a throwaway PostgreSQL 15 cluster and prints it; .ci/postgres stop removes it)`
+const SkipMessage = "Postgres tests skipped: set " + EnvVar + ` or install postgresql-15 (eval "$(.ci/postgres start)" starts a throwaway cluster and prints the variable; .ci/postgres stop removes it)`
 
-// URL returns the cluster's URL, skipping t when it is unset.
+// URL returns the test cluster's URL: EnvVar, else a cluster started for
+// this test binary; it skips t when there is neither.
 func URL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvVar)
-	if u == "" {
-		t.Skip(SkipMessage)
+	if u := os.Getenv(EnvVar); u != "" {
+		return u
 	}
-	return u
+	clusterOnce.Do(startCluster)
+	if clusterURL == "" {
+		t.Skip(SkipMessage + " — " + clusterWhy)
+	}
+	return clusterURL
 }
 
 // Database creates an empty database on the test cluster, drops it when t
