@@ -404,6 +404,11 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 		}
 		if errors.Is(err, bot.ErrNotOwner) {
 			// The partition moved to another node, which applies the event.
+			// Should this node own it again, the dispatcher must read the
+			// event again: its cursor is already past it.
+			p.ownMu.Lock()
+			p.changed++
+			p.ownMu.Unlock()
 			p.log.Debug().Uint64("seq", ev.Seq).Msg("event left to the node that now owns its partition")
 			return
 		}
