@@ -266,6 +266,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	if code, m, _ := in.adminCall(t, "GET", "/api/v1/members/wm_from_page", token, nil); code != 200 || m["member"].(map[string]any)["stage"] != "purchase" {
 		t.Errorf("journey from the page: %d %v (page shows %q)", code, m, stage)
 	}
+	// The language toggle: 中文 (the browser asks for zh-CN) → English → 中文, kept across loads.
+	var langs, navs []string
+	for i := 0; i < 3; i++ {
+		var l, nav string
+		acts := []chromedp.Action{chromedp.Navigate(in.base + "/#overview"), ready("#funnel-table")}
+		if i > 0 {
+			acts = append(acts, chromedp.Click("#lang-toggle", chromedp.ByQuery), ready("#funnel-table"),
+				chromedp.Navigate("about:blank"), chromedp.Navigate(in.base+"/#overview"), ready("#funnel-table"))
+		}
+		acts = append(acts, chromedp.Evaluate(`document.documentElement.lang`, &l), chromedp.Text(`nav.tabs a[data-route="members"]`, &nav, chromedp.ByQuery))
+		if err := chromedp.Run(ctx, acts...); err != nil {
+			t.Fatalf("language toggle: %v", err)
+		}
+		langs, navs = append(langs, l), append(navs, nav)
+	}
+	if strings.Join(langs, " ") != "zh-CN en zh-CN" || strings.Join(navs, " ") != "客户 Customers 客户" {
+		t.Errorf("language toggle: %v %v", langs, navs)
+	}
+
 	// Every page at 1400 px and 390 px, in 中文 and English, checked and shot.
 	consoleMatrix(t, ctx, in.base, dir, "busy", true)
 	t.Logf("screenshots in %s", dir)
