@@ -113,3 +113,26 @@ func BenchmarkConsoleMemberSearch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConsoleExport is the members export of the whole community, as
+// CSV (streamed) and as .xlsx (built whole, then sent).
+func BenchmarkConsoleExport(b *testing.B) {
+	s := seedBench(b, *benchMembers)
+	for _, ext := range []string{"csv", "xlsx"} {
+		b.Run(ext, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", "/api/v1/export/members."+ext, nil)
+				req.RemoteAddr = "127.0.0.1:1"
+				s.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatal(rec.Body.String())
+				}
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(*benchMembers)*float64(b.N)/b.Elapsed().Seconds(), "members/s")
+			b.ReportMetric(float64(size), "bytes")
+		})
+	}
+}

@@ -213,8 +213,16 @@ func (x *xlsxSheet) header(cols []string) error {
 	return x.next(vals)
 }
 
+// xlsxMaxRows is a worksheet's row limit (Excel's 1,048,576; a variable so
+// tests can shrink it).
+var xlsxMaxRows = excelize.TotalRows
+
 func (x *xlsxSheet) next(vals []any) error {
 	x.rowN++
+	if x.rowN > xlsxMaxRows {
+		// A request that can't succeed as asked: a 400 that says what will.
+		return &paramError{Param: "export", Msg: fmt.Sprintf("has more than %d rows, the most a worksheet holds: narrow it with a filter or use the CSV export", xlsxMaxRows-1)}
+	}
 	cell, err := excelize.CoordinatesToCellName(1, x.rowN)
 	if err != nil {
 		return err

@@ -145,6 +145,15 @@ func TestExports(t *testing.T) {
 			}
 		})
 	}
+	// More rows than a worksheet holds: a 400 that says so, not a broken file.
+	defer func(n int) { xlsxMaxRows = n }(xlsxMaxRows)
+	xlsxMaxRows = 4
+	if r := f.get("/api/v1/export/members.xlsx"); r.code != 400 || !strings.Contains(r.body, "CSV export") || r.hdr.Get("Content-Disposition") != "" {
+		t.Errorf("too many rows for a worksheet: %d %v %.300s", r.code, r.hdr, r.body)
+	}
+	if r := f.get("/api/v1/export/members.xlsx?channel=douyin"); r.code != 200 {
+		t.Errorf("a filtered export under the limit: %d %.300s", r.code, r.body)
+	}
 	for _, path := range []string{"/api/v1/export/members.xlsx?lang=fr", "/api/v1/export/orders.csv?lang=xx", "/api/v1/export/members.xlsx?stage=gold"} {
 		if r := f.get(path); r.code != 400 || !strings.Contains(r.body, "lang") && !strings.Contains(r.body, "stage") {
 			t.Errorf("%s: %d %s", path, r.code, r.body)
