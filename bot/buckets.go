@@ -35,6 +35,7 @@ const (
 	BucketCouponCodes      = "coupon_codes"
 	BucketCouponIssues     = "coupon_issues"
 	BucketCouponPools      = "coupon_pools"
+	BucketCouponRequests   = "coupon_requests"
 	BucketKfSeen           = "kf_seen"
 	BucketUnionIDs         = "unionids"
 	BucketReferralStates   = "referral_states"
@@ -95,6 +96,7 @@ var Buckets = []Bucket{
 	{BucketCouponCodes, "code", "coupon JSON (pool, member, issued/redeemed)", "bot/engine coupons.go"},
 	{BucketCouponIssues, "member|pool|hook|event ref", "code issued (idempotency of a grant)", "bot/engine coupons.go"},
 	{BucketCouponPools, "pool", "pool state JSON (counts)", "bot/engine coupons.go"},
+	{BucketCouponRequests, "request id (event dedupe key)", "outcome JSON of an operator's import or generate (counts, codes, refusal)", "bot/engine coupons_codes.go"},
 	{BucketKfSeen, "external_userid", "last 微信客服 contact JSON (open_kfid, at)", "bot/engine coupons.go"},
 	{BucketUnionIDs, "unionid", "external_userid", "bot/engine coupons.go"},
 	{BucketReferralStates, "contact way state", "referrer's external_userid", "bot/engine referral.go"},

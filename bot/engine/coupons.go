@@ -29,12 +29,13 @@ import (
 )
 
 const (
-	bucketCouponFree   = bot.BucketCouponFree
-	bucketCouponCodes  = bot.BucketCouponCodes
-	bucketCouponIssues = bot.BucketCouponIssues
-	bucketCouponPools  = bot.BucketCouponPools
-	bucketKfSeen       = bot.BucketKfSeen
-	bucketUnionIDs     = bot.BucketUnionIDs
+	bucketCouponFree     = bot.BucketCouponFree
+	bucketCouponCodes    = bot.BucketCouponCodes
+	bucketCouponIssues   = bot.BucketCouponIssues
+	bucketCouponPools    = bot.BucketCouponPools
+	bucketCouponRequests = bot.BucketCouponRequests
+	bucketKfSeen         = bot.BucketKfSeen
+	bucketUnionIDs       = bot.BucketUnionIDs
 )
 
 // EventCouponGrant is an operator's grant of one coupon to a member (admin

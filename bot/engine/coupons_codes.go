@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,22 +28,105 @@ func newCode(tx bot.Tx, rnd io.Reader, prefix string, length int) (string, error
 	})
 }
 
+// MaxGenerate is the most codes one generate request makes.
+const MaxGenerate = 100000
+
+// CouponRefusal is an import or generate request the pool's rules refuse
+// (unknown pool, a code already known, no generate section): nothing was
+// changed. Other errors are the store's.
+type CouponRefusal struct{ msg string }
+
+func (e *CouponRefusal) Error() string { return e.msg }
+
+func refusef(format string, args ...any) error { return &CouponRefusal{fmt.Sprintf(format, args...)} }
+
+// Operator requests on a pool's codes (admin API, CLI): appended as events
+// and applied by the engine in the event's transaction, like every other
+// change; the outcome is kept under the event's dedupe key
+// (CouponRequestOutcome) for the API to answer with.
+const (
+	// EventCouponImport adds Data[DataCodes] (one code per line) to Data[DataPool].
+	EventCouponImport bot.EventType = "operator.coupon_import"
+	// EventCouponGenerate makes Data[DataCount] new codes for Data[DataPool].
+	EventCouponGenerate bot.EventType = "operator.coupon_generate"
+	DataCodes                         = "codes"
+	DataCount                         = "n"
+)
+
+// CouponRequest is the outcome of an import or generate request.
+type CouponRequest struct {
+	Pool string `json:"pool"`
+	// Imported codes (import) and the pool's free stock after (import).
+	Imported int `json:"imported,omitempty"`
+	Free     int `json:"free,omitempty"`
+	// Codes made (generate).
+	Codes []string `json:"codes,omitempty"`
+	// Refused says why nothing changed ("" when the request was applied).
+	Refused string    `json:"refused,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// CouponRequestOutcome returns the outcome of request id (an import or
+// generate event's dedupe key), or nil while the engine hasn't applied it.
+func CouponRequestOutcome(tx bot.Tx, id string) (*CouponRequest, error) {
+	var out CouponRequest
+	if found, err := readJSON(tx, bucketCouponRequests, id, &out); err != nil || !found {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// couponRequest applies an operator's import or generate event.
+func (r *run) couponRequest() error {
+	d := r.ev.Data
+	id := r.ev.DedupeKey
+	if id == "" {
+		id = r.ref
+	}
+	if done, err := r.has(bucketCouponRequests, id); err != nil || done {
+		return err // applied already: a replay changes nothing
+	}
+	out := CouponRequest{Pool: d[DataPool], At: r.at}
+	var err error
+	switch r.ev.Type {
+	case EventCouponImport:
+		codes := strings.Split(strings.TrimSpace(d[DataCodes]), "\n")
+		if out.Free, err = ImportCoupons(r.tx, r.sc, out.Pool, codes, r.at); err == nil {
+			out.Imported = len(codes)
+		}
+	case EventCouponGenerate:
+		n, _ := strconv.Atoi(d[DataCount])
+		out.Codes, err = GenerateCoupons(r.tx, r.sc, out.Pool, n, r.e.codeRandom(), r.at)
+	}
+	var refused *CouponRefusal
+	switch {
+	case errors.As(err, &refused):
+		out.Refused = refused.Error()
+		r.log.Warn().Str("pool", out.Pool).Str("refused", out.Refused).Msg("coupon request refused; nothing changed")
+	case err != nil:
+		return err
+	default:
+		r.log.Info().Str("pool", out.Pool).Int("imported", out.Imported).Int("generated", len(out.Codes)).Msg("coupon codes added")
+	}
+	return r.putJSON(bucketCouponRequests, id, out)
+}
+
 // ImportCoupons adds codes to pool inside tx: all of them or, when one is
 // already known (in any pool), none. It returns the pool's free stock after.
 func ImportCoupons(tx bot.Tx, sc *scenarios.Scenario, pool string, codes []string, now time.Time) (int, error) {
 	p := sc.Coupon(pool)
 	if p == nil {
-		return 0, fmt.Errorf("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
+		return 0, refusef("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
 	}
 	for _, code := range codes {
 		if !couponcode.Valid(code) {
-			return 0, fmt.Errorf("code %q: use at most %d letters, digits, - and _", code, couponcode.MaxLen)
+			return 0, refusef("code %q: use at most %d letters, digits, - and _", code, couponcode.MaxLen)
 		}
 		raw, err := tx.Get(bucketCouponCodes, code)
 		if err == nil {
 			var c CouponCode
 			_ = json.Unmarshal(raw, &c)
-			return 0, fmt.Errorf("code %s is already in pool %s (%s); nothing imported", code, c.Pool, c.Status)
+			return 0, refusef("code %s is already in pool %s (%s); nothing imported", code, c.Pool, c.Status)
 		}
 		if !errors.Is(err, bot.ErrNotFound) {
 			return 0, err
@@ -62,13 +146,13 @@ func ImportCoupons(tx bot.Tx, sc *scenarios.Scenario, pool string, codes []strin
 func GenerateCoupons(tx bot.Tx, sc *scenarios.Scenario, pool string, n int, rnd io.Reader, now time.Time) ([]string, error) {
 	p := sc.Coupon(pool)
 	if p == nil {
-		return nil, fmt.Errorf("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
+		return nil, refusef("unknown coupon pool %q (declare it under coupons in the scenario)", pool)
 	}
 	if p.Generate == nil {
-		return nil, fmt.Errorf("pool %s has no generate section (prefix, length); import its codes instead", pool)
+		return nil, refusef("pool %s has no generate section (prefix, length); import its codes instead", pool)
 	}
-	if n < 1 || n > 100000 {
-		return nil, fmt.Errorf("generate 1 to 100000 codes, not %d", n)
+	if n < 1 || n > MaxGenerate {
+		return nil, refusef("generate 1 to %d codes, not %d", MaxGenerate, n)
 	}
 	codes := make([]string, 0, n)
 	for range n {

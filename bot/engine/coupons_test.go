@@ -590,3 +590,42 @@ func TestCouponAudienceAndFutureValidity(t *testing.T) {
 		t.Errorf("outside the audience the member is told so: %q", texts)
 	}
 }
+
+// TestCouponRequestsAreEvents: an operator's import and generate are events
+// the engine applies; the outcome is kept under the request id, a refusal
+// changes nothing, and handling the same request again changes nothing.
+func TestCouponRequestsAreEvents(t *testing.T) {
+	sc := couponScenario(t, "\n  - {name: 券, fallback: 没了}\n  - {name: 码, generate: {prefix: G-, length: 6, count: 50}}\n")
+	h := newHarness(t, sc)
+	outcome := func(id string) *CouponRequest {
+		t.Helper()
+		var out *CouponRequest
+		if err := h.store.View(context.Background(), func(tx bot.Tx) (err error) { out, err = CouponRequestOutcome(tx, id); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if out == nil {
+			t.Fatalf("no outcome for %s", id)
+		}
+		return out
+	}
+	imp := &bot.Event{Type: EventCouponImport, Source: bot.SourceOperator, DedupeKey: "coupons|1",
+		Data: map[string]string{DataPool: "券", DataCodes: "A1\nA2"}}
+	h.send(imp)
+	if o := outcome("coupons|1"); o.Imported != 2 || o.Free != 2 || o.Refused != "" {
+		t.Fatalf("import outcome %+v", o)
+	}
+	h.handle(imp) // a replay of the same request
+	if o := outcome("coupons|1"); o.Imported != 2 || o.Refused != "" || poolReport(report(t, h), "券").Free != 2 {
+		t.Fatalf("a replayed import changed the outcome or the stock: %+v", o)
+	}
+	h.send(&bot.Event{Type: EventCouponImport, Source: bot.SourceOperator, DedupeKey: "coupons|2",
+		Data: map[string]string{DataPool: "券", DataCodes: "B1\nA2"}})
+	if o := outcome("coupons|2"); !strings.Contains(o.Refused, "A2") || o.Imported != 0 || poolReport(report(t, h), "券").Free != 2 {
+		t.Fatalf("a known code must refuse the whole file: %+v", o)
+	}
+	h.send(&bot.Event{Type: EventCouponGenerate, Source: bot.SourceOperator, DedupeKey: "coupons|3",
+		Data: map[string]string{DataPool: "码", DataCount: "4"}})
+	if o := outcome("coupons|3"); len(o.Codes) != 4 || !strings.HasPrefix(o.Codes[0], "G-") || poolReport(report(t, h), "码").Free != 4 {
+		t.Fatalf("generate outcome %+v", o)
+	}
+}

@@ -423,7 +423,13 @@ func (r *run) tagGroup(add, remove []string) string {
 
 // getJSON reads a kv record; found is false when missing.
 func (r *run) getJSON(bucket, key string, v any) (found bool, err error) {
-	raw, err := r.tx.Get(bucket, key)
+	return readJSON(r.tx, bucket, key, v)
+}
+
+// readJSON reads a kv record in tx (the read models' path); found is false
+// when missing.
+func readJSON(tx bot.Tx, bucket, key string, v any) (found bool, err error) {
+	raw, err := tx.Get(bucket, key)
 	if errors.Is(err, bot.ErrNotFound) {
 		return false, nil
 	}

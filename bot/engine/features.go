@@ -75,6 +75,8 @@ func (r *run) dispatch() error {
 	// Coupons (coupons.go).
 	case EventCouponGrant:
 		return r.couponGrant()
+	case EventCouponImport, EventCouponGenerate:
+		return r.couponRequest() // coupons_codes.go
 	// Operator requests and what WeCom created for them (results.go;
 	// referral.go takes invite codes).
 	case bot.EventContactWayCreate:

@@ -36,15 +36,8 @@ type ContactWayRecord struct {
 // ContactWay returns the contact way stored for state (nil if none yet).
 // The admin API and CLI read it after asking for one.
 func ContactWay(tx bot.Tx, state string) (*ContactWayRecord, error) {
-	b, err := tx.Get(bucketContactWays, state)
-	if errors.Is(err, bot.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var rec ContactWayRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
+	if found, err := readJSON(tx, bucketContactWays, state, &rec); err != nil || !found {
 		return nil, err
 	}
 	return &rec, nil

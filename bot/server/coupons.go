@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -46,17 +49,60 @@ func (s *Server) apiCouponImport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "nothing imported: "+err.Error())
 		return
 	}
-	var free int
-	err = s.o.Store.Update(r.Context(), func(tx bot.Tx) (err error) {
-		free, err = engine.ImportCoupons(tx, sc, pool, codes, s.o.Now())
-		return err
-	})
-	if err != nil {
-		writeError(w, http.StatusConflict, err.Error())
+	out, ok := s.couponRequest(w, r, engine.EventCouponImport, map[string]string{engine.DataPool: pool, engine.DataCodes: strings.Join(codes, "\n")})
+	if !ok {
 		return
 	}
-	s.log.Info().Str("pool", pool).Int("codes", len(codes)).Int("free", free).Msg("coupon codes imported")
-	writeJSON(w, http.StatusOK, map[string]any{"pool": pool, "imported": len(codes), "free": free})
+	if out.Refused != "" {
+		writeError(w, http.StatusConflict, out.Refused)
+		return
+	}
+	s.log.Info().Str("pool", pool).Int("codes", out.Imported).Int("free", out.Free).Msg("coupon codes imported")
+	writeJSON(w, http.StatusOK, map[string]any{"pool": pool, "imported": out.Imported, "free": out.Free})
+}
+
+// CouponRequestWait is how long the coupon import and generate API waits
+// for the engine to apply the request before answering 202 (pending).
+var CouponRequestWait = 10 * time.Second
+
+// couponRequest appends an operator's import or generate request to the
+// event log — the engine applies it, like every change to the pools — and
+// waits for its outcome. ok is false when an answer was already written
+// (an error, or 202 while the engine hasn't got to it yet).
+func (s *Server) couponRequest(w http.ResponseWriter, r *http.Request, typ bot.EventType, data map[string]string) (out *engine.CouponRequest, ok bool) {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	id := "coupons|" + hex.EncodeToString(nonce[:])
+	now := s.o.Now()
+	ev := &bot.Event{Type: typ, Source: bot.SourceOperator, At: now, ReceivedAt: now, DedupeKey: id, Data: data}
+	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+		writeError(w, errorStatus(err), err.Error())
+		return nil, false
+	}
+	if s.o.Pipeline != nil {
+		s.o.Pipeline.NotifyEvent()
+	}
+	deadline := time.Now().Add(CouponRequestWait)
+	for {
+		err := s.o.Store.View(r.Context(), func(tx bot.Tx) (err error) { out, err = engine.CouponRequestOutcome(tx, id); return err })
+		if err != nil {
+			writeError(w, errorStatus(err), err.Error())
+			return nil, false
+		}
+		if out != nil {
+			return out, true
+		}
+		if time.Now().After(deadline) {
+			writeJSON(w, http.StatusAccepted, map[string]any{"pool": data[engine.DataPool], "status": "pending", "request": id,
+				"detail": "queued; the engine hasn't applied it yet (is serve's pipeline running? see /healthz)"})
+			return nil, false
+		}
+		select {
+		case <-r.Context().Done():
+			return nil, false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // apiCouponGenerate makes ?n= new codes for a pool with a generate section
@@ -67,7 +113,7 @@ func (s *Server) apiCouponGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := newQuery(r, "n")
-	n := q.int("n", 0, 1, 100000)
+	n := q.int("n", 0, 1, engine.MaxGenerate)
 	if q.err != nil {
 		s.fail(w, r, q.err)
 		return
@@ -77,17 +123,16 @@ func (s *Server) apiCouponGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pool := r.PathValue("pool")
-	var codes []string
-	err := s.o.Store.Update(r.Context(), func(tx bot.Tx) (err error) {
-		codes, err = engine.GenerateCoupons(tx, sc, pool, n, rand.Reader, s.o.Now())
-		return err
-	})
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	out, ok := s.couponRequest(w, r, engine.EventCouponGenerate, map[string]string{engine.DataPool: pool, engine.DataCount: strconv.Itoa(n)})
+	if !ok {
 		return
 	}
-	s.log.Info().Str("pool", pool).Int("codes", n).Msg("coupon codes generated")
-	writeJSON(w, http.StatusOK, map[string]any{"pool": pool, "codes": codes})
+	if out.Refused != "" {
+		writeError(w, http.StatusBadRequest, out.Refused)
+		return
+	}
+	s.log.Info().Str("pool", pool).Int("codes", len(out.Codes)).Msg("coupon codes generated")
+	writeJSON(w, http.StatusOK, map[string]any{"pool": pool, "codes": out.Codes})
 }
 
 // couponGrantRequest is the body of POST /api/v1/coupons/{pool}/grant.

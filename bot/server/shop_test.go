@@ -16,6 +16,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
@@ -197,6 +198,16 @@ func TestShopWebhookOffWithoutSecret(t *testing.T) {
 // code through the engine, and see it on the member's signed page.
 func TestCouponAPIAndPage(t *testing.T) {
 	s, st := newShopServer(t, shopSecret)
+	// The production pipeline applies what the API appends (imports, grants).
+	eng := engine.New(scenarios.LoadDefault, zerolog.Nop(), func() time.Time { return shopNow })
+	pl := pipeline.New(pipeline.Options{Store: st, Handle: eng.Handle, Sender: discardSender{}, Guard: engine.Guard,
+		Now: func() time.Time { return shopNow }, Log: zerolog.Nop()})
+	s.o.Pipeline = pl
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-pl.Ready()
 	do := func(method, path, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.RemoteAddr = "127.0.0.1:1"
@@ -217,20 +228,44 @@ func TestCouponAPIAndPage(t *testing.T) {
 	if rec := do("POST", "/api/v1/coupons/nope/import", "A-9\n"); rec.Code != 404 {
 		t.Fatalf("unknown pool: %d", rec.Code)
 	}
+	// Generating goes through the engine too: codes come back; an unknown
+	// pool is refused (nothing changes).
+	newcomer := "/api/v1/coupons/%E6%96%B0%E4%BA%BA%E5%88%B8" // 新人券
+	if rec := do("POST", newcomer+"/generate?n=3", ""); rec.Code != 200 || strings.Count(rec.Body.String(), `"NEW-`) != 3 {
+		t.Fatalf("generate: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do("POST", "/api/v1/coupons/nope/generate?n=3", ""); rec.Code != 400 || !strings.Contains(rec.Body.String(), "unknown coupon pool") {
+		t.Fatalf("generate for an unknown pool: %d %s", rec.Code, rec.Body)
+	}
+	for _, ev := range events(t, st) {
+		if ev.Type != engine.EventCouponImport && ev.Type != engine.EventCouponGenerate {
+			t.Fatalf("the coupon API appended %s", ev.Type)
+		}
+	}
 	if rec := do("POST", pool+"/grant", `{"external_userid":"wm1"}`); rec.Code != 404 {
 		t.Fatalf("grant to an unknown member: %d %s", rec.Code, rec.Body)
 	}
-	// Make the member and grant through the engine, as the pipeline would.
-	eng := engine.New(scenarios.LoadDefault, zerolog.Nop(), func() time.Time { return shopNow })
-	ctx := context.Background()
+	// Make the member and grant through the pipeline.
 	handle := func(ev *bot.Event) {
 		if ev.Seq == 0 {
 			if _, err := st.AppendEvent(ctx, ev); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := st.Update(ctx, func(tx bot.Tx) error { return eng.Handle(ctx, tx, ev) }); err != nil {
-			t.Fatal(err)
+		pl.NotifyEvent()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			stats, err := st.EventStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stats.Pending == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("event %d not processed within 10 s: %+v", ev.Seq, stats)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	handle(&bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1", StaffID: "chayi01", DedupeKey: "add1", At: shopNow})
@@ -287,4 +322,11 @@ func TestCouponAPIAndPage(t *testing.T) {
 	if rec := do("GET", "/coupons?t="+expired, ""); rec.Code != 403 || !strings.Contains(rec.Body.String(), "过期") {
 		t.Fatalf("expired link: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// discardSender accepts every action (the test looks at state, not sends).
+type discardSender struct{}
+
+func (discardSender) Send(context.Context, *bot.Action) (bot.SendResult, bool, error) {
+	return bot.SendResult{Detail: "discarded"}, false, nil
 }
