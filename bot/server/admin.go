@@ -42,51 +42,53 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// apiEvents answers GET /api/v1/events: the event log in append order, one
+// page per call (?cursor=&limit=, like every list of /api/v1).
 func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r, "after", "limit")
-	after := q.int("after", 0, 0, 1<<62)
+	q := newQuery(r, "cursor", "limit")
+	after := q.seqCursor()
 	limit := q.int("limit", 100, 1, 1000)
 	if q.err != nil {
 		s.fail(w, r, q.err)
 		return
 	}
-	evs, err := s.o.Store.Events(r.Context(), uint64(after), limit)
+	evs, err := s.o.Store.Events(r.Context(), after, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	next := uint64(after)
-	if len(evs) > 0 {
-		next = evs[len(evs)-1].Seq
 	}
 	if evs == nil {
 		evs = []bot.Event{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": next})
+	body := map[string]any{"events": evs}
+	if len(evs) == limit {
+		body["next_cursor"] = seqCursor(evs[len(evs)-1].Seq)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) apiOutbox(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r, "after", "limit")
-	after := q.int("after", 0, 0, 1<<62)
+	q := newQuery(r, "cursor", "limit")
+	after := q.seqCursor()
 	limit := q.int("limit", 100, 1, 1000)
 	if q.err != nil {
 		s.fail(w, r, q.err)
 		return
 	}
-	acts, err := s.o.Store.Actions(r.Context(), uint64(after), limit)
+	acts, err := s.o.Store.Actions(r.Context(), after, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	next := uint64(after)
-	if len(acts) > 0 {
-		next = acts[len(acts)-1].ID
 	}
 	if acts == nil {
 		acts = []bot.Action{}
 	}
 	s.redactActions(acts)
-	writeJSON(w, http.StatusOK, map[string]any{"actions": acts, "next_after": next})
+	body := map[string]any{"actions": acts}
+	if len(acts) == limit {
+		body["next_cursor"] = seqCursor(acts[len(acts)-1].ID)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // wecomError is a count of WeCom API answers with one errcode.

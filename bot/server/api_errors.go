@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -73,11 +74,21 @@ var errorTable = []struct {
 	{context.Canceled, http.StatusServiceUnavailable, "canceled"},
 }
 
-// errorBody is the JSON every error answer carries.
+// errorBody is the one error shape of /api/v1: RFC 9457 problem details
+// (application/problem+json) — type, title, status, detail, instance — with
+// wecombot's extension members: code (stable, the last part of type), param
+// (the bad parameter or field), problems (a scenario's file:line list), and
+// error (the same text as detail, kept for clients of the earlier shape).
 type errorBody struct {
-	Error  string `json:"error"`
-	Code   string `json:"code"`
+	// Type is "urn:wecombot:problem:" + Code (docs/api.md lists the codes).
+	Type   string `json:"type"`
+	Title  string `json:"title"`
 	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	// Instance is the request's path.
+	Instance string `json:"instance,omitempty"`
+	Code     string `json:"code"`
+	Error    string `json:"error"`
 	// Param names the bad query parameter or field (400).
 	Param string `json:"param,omitempty"`
 	// Problems are a scenario's validation problems, each at file:line (422).
@@ -98,6 +109,33 @@ func problemsJSON(ve scenarios.ValidationError) []problemJSON {
 		out[i] = problemJSON{File: p.File, Line: p.Line, Field: p.Field, Msg: p.Msg, Text: p.Error()}
 	}
 	return out
+}
+
+// problemTypePrefix starts every problem's type URI.
+const problemTypePrefix = "urn:wecombot:problem:"
+
+// problemContentType is the media type of every /api/v1 error (RFC 9457).
+const problemContentType = "application/problem+json"
+
+// finish fills the problem fields derived from status, code and message.
+func (b *errorBody) finish() {
+	b.Type = problemTypePrefix + b.Code
+	b.Title = http.StatusText(b.Status)
+	if b.Detail == "" {
+		b.Detail = b.Error
+	}
+	b.Error = b.Detail
+}
+
+// writeProblem writes body as application/problem+json.
+func writeProblem(w http.ResponseWriter, body errorBody) {
+	body.finish()
+	w.Header().Set("Content-Type", problemContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(body.Status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(body)
 }
 
 // apiError turns err into its status and body.
@@ -142,7 +180,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wecombot"`)
 	}
-	writeJSON(w, code, body)
+	body.Instance = r.URL.Path
+	writeProblem(w, body)
 }
 
 // query reads and validates query parameters. The first problem sticks in
@@ -204,6 +243,28 @@ func (q *query) int(name string, def, lo, hi int) int {
 	return n
 }
 
+// Pagination, one style for every list of /api/v1: ?cursor=&limit=; an
+// answer carries next_cursor only when another page may follow (absent on
+// the last page). A cursor is opaque to clients: pass back what came.
+
+// seqCursor is the cursor after the log entry with sequence number seq.
+func seqCursor(seq uint64) string { return strconv.FormatUint(seq, 10) }
+
+// seqCursor reads ?cursor= of a list ordered by sequence number (events,
+// outbox): 0, the start, when absent.
+func (q *query) seqCursor() uint64 {
+	v := q.str("cursor", 20)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		q.fail(badParam("cursor", "must be a next_cursor from a previous page (or absent for the first page)"))
+		return 0
+	}
+	return n
+}
+
 // oneOf returns a parameter that must be empty or one of allowed.
 func (q *query) oneOf(name string, allowed ...string) string {
 	v := q.str(name, 64)
@@ -248,5 +309,44 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	if code == http.StatusBadRequest {
 		name = "bad_request"
 	}
-	writeJSON(w, code, errorBody{Error: msg, Code: name, Status: code})
+	writeProblem(w, errorBody{Error: msg, Code: name, Status: code})
+}
+
+// apiNoRoute answers a request under /api/ that no route takes — 404, or
+// 405 with Allow when the path exists for other methods — as a problem, not
+// the mux's text/plain. mux is the server's mux; its own answer is captured
+// for the status and Allow header.
+func apiNoRoute(mux http.Handler, w http.ResponseWriter, r *http.Request) {
+	rec := &headerRecorder{header: http.Header{}}
+	mux.ServeHTTP(rec, r)
+	body := errorBody{Status: rec.status}
+	switch rec.status {
+	case http.StatusMethodNotAllowed:
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		body.Code, body.Error = "method_not_allowed", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)
+	default:
+		body.Status, body.Code, body.Error = http.StatusNotFound, "no_route", fmt.Sprintf("no API route %s %s (the routes are listed in /api/v1/openapi.json)", r.Method, r.URL.Path)
+	}
+	body.Instance = r.URL.Path
+	writeProblem(w, body)
+}
+
+// headerRecorder keeps a response's status and headers and drops its body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (h *headerRecorder) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
 }

@@ -156,11 +156,11 @@ func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	next := ""
+	body := map[string]any{"members": rows, "total": total, "scanned": scanned}
 	if len(rows) == limit || scanned >= maxScanPage {
-		next = last
+		body["next_cursor"] = last
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"members": rows, "total": total, "scanned": scanned, "next_cursor": next})
+	writeJSON(w, http.StatusOK, body)
 }
 
 // timelineItem is one entry of a member's profile timeline.

@@ -228,7 +228,7 @@ func TestMembersBadParameters(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 naming %s", tc.query, r.code, r.body, tc.param)
 		}
 	}
-	for _, path := range []string{"/api/v1/members/x?foo=1", "/api/v1/events?after=x", "/api/v1/outbox?limit=1001",
+	for _, path := range []string{"/api/v1/members/x?foo=1", "/api/v1/events?cursor=x", "/api/v1/outbox?limit=1001",
 		"/api/v1/funnel?weeks=0", "/api/v1/funnel?weeks=abc", "/api/v1/campaigns?days=400", "/api/v1/operations?failed=-1",
 		"/api/v1/export/members.csv?stage=gold", "/api/v1/status?x=1", "/api/v1/coupons?y=2", "/api/v1/scenarios?z=3"} {
 		if r := f.get(path); r.code != 400 || r.json["param"] == nil {
@@ -274,7 +274,7 @@ func TestMembersPaginationVisitsEachOnce(t *testing.T) {
 			}
 			seen = append(seen, got...)
 			pages++
-			cursor = r.json["next_cursor"].(string)
+			cursor, _ = r.json["next_cursor"].(string)
 			if cursor == "" {
 				break
 			}
@@ -882,28 +882,42 @@ func TestEventsAndOutboxPages(t *testing.T) {
 	f := newFixture(t, nil)
 	f.add("wm1", "One", "xhs", "s1", f.now)
 	f.add("wm2", "Two", "douyin", "s1", f.now)
+	// One pagination style: ?cursor=&limit=, next_cursor until the last
+	// page, which has none (the old after/next_after never ended).
 	for _, tc := range []struct{ path, list string }{{"/api/v1/events", "events"}, {"/api/v1/outbox", "actions"}} {
-		var seen []float64
-		after := 0.0
-		for range 10 {
-			r := f.get(fmt.Sprintf("%s?limit=1&after=%d", tc.path, int(after)))
-			if r.code != 200 {
-				t.Fatalf("%s: %d %s", tc.path, r.code, r.body)
+		for _, limit := range []int{1, 2, 1000} {
+			var seen []float64
+			cursor, pages, ended := "", 0, false
+			for range 10 {
+				r := f.get(fmt.Sprintf("%s?limit=%d&cursor=%s", tc.path, limit, cursor))
+				if r.code != 200 {
+					t.Fatalf("%s: %d %s", tc.path, r.code, r.body)
+				}
+				pages++
+				key := "seq"
+				if tc.list == "actions" {
+					key = "id"
+				}
+				for _, item := range r.json[tc.list].([]any) {
+					seen = append(seen, item.(map[string]any)[key].(float64))
+				}
+				next, has := r.json["next_cursor"].(string)
+				if !has {
+					ended = true
+					break
+				}
+				cursor = next
 			}
-			list := r.json[tc.list].([]any)
-			if len(list) == 0 {
-				break
+			if !ended || len(seen) < 2 || !slices.IsSorted(seen) || len(slices.Compact(slices.Clone(seen))) != len(seen) {
+				t.Errorf("%s limit %d: pages %d ended %v, items %v", tc.path, limit, pages, ended, seen)
 			}
-			key := "seq"
-			if tc.list == "actions" {
-				key = "id"
+			if limit == 1000 && pages != 1 {
+				t.Errorf("%s: everything fits one page but got %d pages", tc.path, pages)
 			}
-			seen = append(seen, list[0].(map[string]any)[key].(float64))
-			after = r.json["next_after"].(float64)
 		}
-		if len(seen) < 2 || !slices.IsSorted(seen) || len(slices.Compact(slices.Clone(seen))) != len(seen) {
-			t.Errorf("%s pages: %v", tc.path, seen)
-		}
+	}
+	if r := f.get("/api/v1/events?after=1"); r.code != 400 || r.json["param"] != "after" {
+		t.Errorf("after is gone (use cursor): %d %s", r.code, r.body)
 	}
 	if r := f.get("/api/v1/status"); r.code != 200 || r.json["events"].(map[string]any)["last_seq"].(float64) != 2 || r.json["sandbox"] != false {
 		t.Errorf("status: %s", r.body)

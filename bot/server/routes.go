@@ -24,6 +24,8 @@ func (s *Server) Routes() []Route {
 		{"GET /healthz", false, s.healthz},
 		{"GET /metrics", false, s.metrics()},
 
+		// The API's own description carries no data: no token.
+		{"GET /api/v1/openapi.json", false, s.apiOpenAPI()},
 		{"GET /api/v1/status", true, s.apiStatus},
 		{"GET /api/v1/backup", true, s.apiBackup},
 		{"GET /api/v1/events", true, s.apiEvents},

@@ -35,6 +35,8 @@ type Options struct {
 	Crypter *wecom.Crypter
 	Log     zerolog.Logger
 	Metrics *metrics.Metrics
+	// Version is the build's version, for /api/v1/openapi.json.
+	Version string
 	Now     func() time.Time
 	// CallbackMaxAge rejects callbacks whose timestamp is further than this
 	// from now (replays); 0 turns the check off.
@@ -108,10 +110,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v) // a deliberate abort: net/http cuts the connection
 			}
 			s.log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")
+			if isAPI(r) {
+				writeProblem(w, errorBody{Status: http.StatusInternalServerError, Code: "internal", Error: "internal error", Instance: r.URL.Path})
+				return
+			}
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		}
 	}()
+	if isAPI(r) {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			apiNoRoute(s.mux, w, r)
+			return
+		}
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// isAPI reports whether r is for the admin API, whose errors are all
+// application/problem+json.
+func isAPI(r *http.Request) bool {
+	return r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/")
 }
 
 // HTTPServer wraps the handler with the timeouts a public endpoint needs.

@@ -51,7 +51,7 @@ func TestEveryAdminRouteRequiresAuth(t *testing.T) {
 			if rec.Code != http.StatusUnauthorized {
 				t.Errorf("%s with %q: %d, want 401", rt.Pattern, auth, rec.Code)
 			}
-			if strings.Contains(rec.Body.String(), "members\"") || strings.Contains(rec.Body.String(), "events\"") {
+			if strings.Contains(rec.Body.String(), `"members":`) || strings.Contains(rec.Body.String(), `"events":`) {
 				t.Errorf("%s leaked data without auth", rt.Pattern)
 			}
 		}

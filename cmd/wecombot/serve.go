@@ -280,6 +280,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Crypter:        crypter,
 		Log:            log,
 		Metrics:        m,
+		Version:        version,
 		CallbackMaxAge: cfg.CallbackMaxAge,
 		AdminToken:     cfg.AdminToken,
 		Links:          links,
