@@ -150,9 +150,9 @@ func BenchmarkCallbackAckWithSlowModel(b *testing.B) {
 
 // welcomeSent reports whether the outbox holds a sent welcome action.
 func welcomeSent(tb testing.TB, client *http.Client, base string) bool {
-	after := 0
+	cursor := ""
 	for {
-		resp, err := client.Get(fmt.Sprintf("%s/api/v1/outbox?limit=1000&after=%d", base, after))
+		resp, err := client.Get(fmt.Sprintf("%s/api/v1/outbox?limit=1000&cursor=%s", base, cursor))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func welcomeSent(tb testing.TB, client *http.Client, base string) bool {
 				Kind   string `json:"kind"`
 				Status string `json:"status"`
 			} `json:"actions"`
-			Next int `json:"next_after"`
+			Next string `json:"next_cursor"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
@@ -173,9 +173,9 @@ func welcomeSent(tb testing.TB, client *http.Client, base string) bool {
 				return true
 			}
 		}
-		if len(page.Actions) < 1000 {
+		if page.Next == "" {
 			return false
 		}
-		after = page.Next
+		cursor = page.Next
 	}
 }

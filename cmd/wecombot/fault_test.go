@@ -299,21 +299,21 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 
 	// Every add is acknowledged, in the log once, processed, none failed.
 	seen := map[string]int{}
-	for after := uint64(0); ; {
+	for cursor := ""; ; {
 		var page struct {
-			Events    []bot.Event `json:"events"`
-			NextAfter uint64      `json:"next_after"`
+			Events     []bot.Event `json:"events"`
+			NextCursor string      `json:"next_cursor"`
 		}
-		p.getJSON(t, fmt.Sprintf("/api/v1/events?after=%d&limit=1000", after), &page)
+		p.getJSON(t, fmt.Sprintf("/api/v1/events?cursor=%s&limit=1000", cursor), &page)
 		for _, ev := range page.Events {
 			if ev.Type == bot.EventContactAdd {
 				seen[ev.ExternalUserID]++
 			}
 		}
-		if len(page.Events) == 0 {
+		if page.NextCursor == "" {
 			break
 		}
-		after = page.NextAfter
+		cursor = page.NextCursor
 	}
 	if num(st, "events", "failed") != 0 {
 		t.Errorf("events failed: %v", st["events"])
@@ -329,12 +329,12 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 
 	// One welcome action per add in the outbox.
 	owed := map[string]int{}
-	for after := uint64(0); ; {
+	for cursor := ""; ; {
 		var page struct {
-			Actions   []bot.Action `json:"actions"`
-			NextAfter uint64       `json:"next_after"`
+			Actions    []bot.Action `json:"actions"`
+			NextCursor string       `json:"next_cursor"`
 		}
-		p.getJSON(t, fmt.Sprintf("/api/v1/outbox?after=%d&limit=1000", after), &page)
+		p.getJSON(t, fmt.Sprintf("/api/v1/outbox?cursor=%s&limit=1000", cursor), &page)
 		for _, a := range page.Actions {
 			if a.Kind == bot.ActionWelcome {
 				var w bot.WelcomeMessage
@@ -342,10 +342,10 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 				owed[w.WelcomeCode]++
 			}
 		}
-		if len(page.Actions) == 0 {
+		if page.NextCursor == "" {
 			break
 		}
-		after = page.NextAfter
+		cursor = page.NextCursor
 	}
 	for _, r := range reqs {
 		if owed[r.code] != 1 {

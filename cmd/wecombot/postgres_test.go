@@ -244,12 +244,12 @@ func TestThreeNodesSurviveKills(t *testing.T) {
 
 	// The log: each add and order once, all processed, none failed.
 	addsSeen, orderSeq := map[string]int{}, map[string]uint64{}
-	for after := uint64(0); ; {
+	for cursor := ""; ; {
 		var page struct {
-			Events    []bot.Event `json:"events"`
-			NextAfter uint64      `json:"next_after"`
+			Events     []bot.Event `json:"events"`
+			NextCursor string      `json:"next_cursor"`
 		}
-		procs[2].getJSON(t, fmt.Sprintf("/api/v1/events?after=%d&limit=1000", after), &page)
+		procs[2].getJSON(t, fmt.Sprintf("/api/v1/events?cursor=%s&limit=1000", cursor), &page)
 		for _, ev := range page.Events {
 			switch ev.Type {
 			case bot.EventContactAdd:
@@ -261,10 +261,10 @@ func TestThreeNodesSurviveKills(t *testing.T) {
 				orderSeq[ev.ExternalUserID] = ev.Seq
 			}
 		}
-		if len(page.Events) == 0 {
+		if page.NextCursor == "" {
 			break
 		}
-		after = page.NextAfter
+		cursor = page.NextCursor
 	}
 	if num(st, "events", "failed") != 0 {
 		t.Errorf("events failed: %v", st["events"])
