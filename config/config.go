@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 // DefaultAPIBase is WeCom's API host.
@@ -228,7 +230,7 @@ func (c *Config) applyFile(path string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return yamlErrors(path, err)
+		return yamlErrors(path, data, err)
 	}
 	var errs Errors
 	set := func(dst *string, v string) {
@@ -312,12 +314,15 @@ func (c *Config) applyFile(path string) error {
 	return nil
 }
 
-// yamlErrors turns yaml.v3's "line N: msg" errors into file:line errors.
-func yamlErrors(path string, err error) error {
+// yamlErrors turns yaml.v3's "line N: msg" errors into file:line errors; a
+// syntax error is located at its real line (scenarios.LocateYAMLError).
+func yamlErrors(path string, data []byte, err error) error {
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if errors.As(err, &te) {
 		msgs = te.Errors
+	} else if line, msg := scenarios.LocateYAMLError(data, err); line > 0 {
+		return Errors{&Error{File: path, Line: line, Msg: "YAML syntax: " + msg}}
 	}
 	var errs Errors
 	for _, m := range msgs {

@@ -124,6 +124,9 @@ func TestFileErrorsNameFileAndLine(t *testing.T) {
 		{"bad duration", "listen: \":1\"\ncallback_max_age: soon\n", "wecombot.yaml:2: callback_max_age"},
 		{"missing secret file", "wecom:\n  secret_file: /nonexistent/secret\n", "wecombot.yaml:2: secret_file"},
 		{"bad yaml", "listen: [\n", "wecombot.yaml"},
+		// The parser blames line 2, where the wecom: block starts; the wrong indent is on line 5.
+		{"wrong indent deep in a block", "listen: \":1\"\nwecom:\n  corp_id: ww\n  agent_id: \"1\"\n    token_file: /run/t\n", "wecombot.yaml:5: YAML syntax: did not find expected key (check this line's indentation against the block that starts at line 2)"},
+		{"under-indented key", "listen: \":1\"\nopenai:\n  base_url: https://x\n  model: m\n model2: x\nlog:\n  level: info\n", "wecombot.yaml:5: YAML syntax:"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -229,6 +229,19 @@ func yamlErrorLine(err error) (int, string) {
 	return line, msg
 }
 
+// LocateYAMLError returns the line and message of the YAML syntax error err
+// that parsing data gave, with the line moved to where the problem is (the
+// parser names the line its enclosing block starts on) and the message saying
+// so. Config files and scenario files report syntax errors through it.
+func LocateYAMLError(data []byte, err error) (line int, msg string) {
+	line, msg = yamlErrorLine(err)
+	if real := syntaxErrorLine(data, line, err.Error()); real > line && line > 0 {
+		msg += fmt.Sprintf(" (check this line's indentation against the block that starts at line %d)", line)
+		line = real
+	}
+	return line, msg
+}
+
 // syntaxErrorLine finds the line a YAML syntax error is really on. The YAML
 // parser names the line where the enclosing block starts ("line 4: did not
 // find expected key" for a wrong indent at line 31), so this re-parses
@@ -269,11 +282,7 @@ func parseFile(f sourceFile, ps, syntax *problems) *document {
 		if errors.Is(err, io.EOF) {
 			return doc // an empty file contributes nothing
 		}
-		line, msg := yamlErrorLine(err)
-		if real := syntaxErrorLine(f.data, line, err.Error()); real > line && line > 0 {
-			msg += fmt.Sprintf(" (check this line's indentation against the block that starts at line %d)", line)
-			line = real
-		}
+		line, msg := LocateYAMLError(f.data, err)
 		syntax.add(f.name, line, "", "YAML syntax: %s", msg)
 		return doc
 	}

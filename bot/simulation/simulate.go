@@ -106,6 +106,12 @@ func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io
 		if errors.Is(err, io.EOF) {
 			return errors.New("simulation script is empty")
 		}
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			if line, msg := scenarios.LocateYAMLError(raw, err); line > 0 {
+				return fmt.Errorf("simulation script:%d: YAML syntax: %s", line, msg)
+			}
+		}
 		return fmt.Errorf("simulation script: %w", err)
 	}
 	zone := sc.Brand.Zone

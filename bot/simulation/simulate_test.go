@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,5 +134,15 @@ until: 2025-03-20
 	}
 	if n := strings.Count(got, "cancel mass_send → wm_lost: member"); n != followUps {
 		t.Errorf("%d follow-ups cancelled, want %d:\n%s", n, followUps, got)
+	}
+}
+
+// TestSimulateScriptSyntaxErrorLine: a YAML syntax error in a simulation
+// script names the line it is on.
+func TestSimulateScriptSyntaxErrorLine(t *testing.T) {
+	script := "start: \"2025-03-03 07:30\"\nsteps:\n  - {add: wm_a, state: xhs}\n  - at: +1h\n     kf: wm_a\n"
+	err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), strings.NewReader(script), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "simulation script:5: YAML syntax") {
+		t.Fatalf("got %v, want the error at line 5", err)
 	}
 }
