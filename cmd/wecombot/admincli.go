@@ -10,14 +10,16 @@ import (
 // subcommand parses `wecombot NAME SUB [args] [flags]` for commands that
 // talk to the running bot (channel, coupons): flags may come before or
 // after the positional arguments. It adds --server; flags adds the
-// command's own. done is set when help was printed.
+// command's own. nargs gives each subcommand's number of positional
+// arguments: an unknown subcommand or a wrong count is a usage error (exit 2)
+// before anything connects. done is set when the command should return err.
 type subcommand struct {
 	sub    string
 	pos    []string
 	server string
 }
 
-func parseSubcommand(name, usage string, args []string, stdout, stderr io.Writer, flags func(*flag.FlagSet)) (sc subcommand, done bool, err error) {
+func parseSubcommand(name, usage string, nargs map[string]int, args []string, stdout, stderr io.Writer, flags func(*flag.FlagSet)) (sc subcommand, done bool, err error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) == 0 {
 			fmt.Fprint(stderr, usage)
@@ -27,7 +29,12 @@ func parseSubcommand(name, usage string, args []string, stdout, stderr io.Writer
 		return sc, true, nil
 	}
 	sc.sub = args[0]
-	cl := newCommandLine(name+" "+sc.sub, usage, 0, -1)
+	n, known := nargs[sc.sub]
+	if !known {
+		fmt.Fprintf(stderr, "wecombot %s: unknown command %q\n\n%s", name, sc.sub, usage)
+		return sc, true, &exitError{exitUsage, errSilent}
+	}
+	cl := newCommandLine(name+" "+sc.sub, usage, n, n)
 	cl.fs.StringVar(&sc.server, "server", "", "the running bot's base URL")
 	if flags != nil {
 		flags(cl.fs)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,7 +32,8 @@ WECOMBOT_LISTEN>) with the bearer token WECOMBOT_ADMIN_TOKEN, if set.
 // channel is `wecombot channel`: list channels and create contact me codes.
 func channel(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var staff, remark *string
-	sc, done, err := parseSubcommand("channel", channelUsage, args, stdout, stderr, func(fs *flag.FlagSet) {
+	nargs := map[string]int{"list": 0, "create": 1}
+	sc, done, err := parseSubcommand("channel", channelUsage, nargs, args, stdout, stderr, func(fs *flag.FlagSet) {
 		staff = fs.String("staff", "", "comma-separated staff userids (create)")
 		remark = fs.String("remark", "", "remark shown in the admin console (create)")
 	})
@@ -77,10 +77,6 @@ func channel(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return tw.Flush()
 	case "create":
-		if len(pos) != 1 {
-			fmt.Fprint(stderr, channelUsage)
-			return &exitError{exitUsage, errors.New("channel create needs exactly one STATE")}
-		}
 		body := map[string]any{"remark": *remark}
 		if *staff != "" {
 			body["staff"] = strings.Split(*staff, ",")

@@ -61,11 +61,10 @@ func (c *commandLine) parse(args []string, stdout, stderr io.Writer) (pos []stri
 		return nil, true, c.usageError(stderr, fmt.Sprintf("unexpected argument %s", quoteArgs(extra)))
 	}
 	if len(pos) < c.minArgs {
-		what := c.argsHint
-		if what == "" {
-			what = fmt.Sprintf("%d argument(s)", c.minArgs)
+		if c.argsHint != "" {
+			return nil, true, c.usageError(stderr, "missing "+c.argsHint)
 		}
-		return nil, true, c.usageError(stderr, "missing "+what)
+		return nil, true, c.usageError(stderr, fmt.Sprintf("takes %d argument(s), got %d", c.minArgs, len(pos)))
 	}
 	return pos, false, nil
 }

@@ -30,23 +30,14 @@ machine, or --server URL) with WECOMBOT_ADMIN_TOKEN.
 
 func coupons(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var operator *string
-	sc, done, err := parseSubcommand("coupons", couponsUsage, args, stdout, stderr, func(fs *flag.FlagSet) {
+	nargs := map[string]int{"import": 2, "generate": 2, "grant": 2, "report": 0}
+	sc, done, err := parseSubcommand("coupons", couponsUsage, nargs, args, stdout, stderr, func(fs *flag.FlagSet) {
 		operator = fs.String("operator", "", "who grants (grant; kept in the event log)")
 	})
 	if done || err != nil {
 		return err
 	}
 	sub, pos := sc.sub, sc.pos
-	want := map[string]int{"import": 2, "generate": 2, "grant": 2, "report": 0}
-	n, known := want[sub]
-	if !known {
-		fmt.Fprintf(stderr, "unknown coupons command %q\n\n%s", sub, couponsUsage)
-		return &exitError{exitUsage, errSilent}
-	}
-	if len(pos) != n {
-		fmt.Fprint(stderr, couponsUsage)
-		return &exitError{exitUsage, fmt.Errorf("coupons %s takes %d arguments", sub, n)}
-	}
 	// Check the file before anything else: its errors need no server.
 	var csvBody []byte
 	if sub == "import" {
