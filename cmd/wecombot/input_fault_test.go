@@ -128,7 +128,7 @@ func TestBinaryRefusesOversizedFieldsAndAmounts(t *testing.T) {
 	var page struct {
 		Events []bot.Event `json:"events"`
 	}
-	p.getJSON(t, fmt.Sprintf("/api/v1/events?after=%d&limit=1000", uint64(before)), &page)
+	p.getJSON(t, fmt.Sprintf("/api/v1/events?cursor=%d&limit=1000", uint64(before)), &page)
 	for _, ev := range page.Events {
 		if strings.HasPrefix(ev.WelcomeCode, "WC-HUGE-") || len(ev.WelcomeCode) > 1000 || len(ev.ExternalUserID) > 1000 ||
 			len(ev.StaffID) > 1000 || len(ev.State) > 1000 {

@@ -390,7 +390,7 @@ func TestMigrateFromBolt(t *testing.T) {
 	var page struct {
 		Events []bot.Event `json:"events"`
 	}
-	_, body := in.get(t, fmt.Sprintf("/api/v1/events?after=%d&limit=100", int(lastSeq)))
+	_, body := in.get(t, fmt.Sprintf("/api/v1/events?cursor=%d&limit=100", int(lastSeq)))
 	if err := json.Unmarshal([]byte(body), &page); err != nil {
 		t.Fatal(err)
 	}
