@@ -33,6 +33,17 @@ const (
 	ActionContactWay ActionKind = "contact_way"
 )
 
+// ActionPurpose says why the engine owes an action, for the checks the
+// outbox makes before delivering it. Most actions need none ("").
+type ActionPurpose string
+
+// Action purposes.
+const (
+	// PurposeFollowUp: a scheduled follow-up to a new contact; the outbox
+	// cancels it if the member has since deleted the staff member.
+	PurposeFollowUp ActionPurpose = "followup"
+)
+
 // Action statuses in the outbox.
 const (
 	ActionPending = "pending"
@@ -47,6 +58,8 @@ type Action struct {
 	// Key makes enqueueing idempotent: a second action with the same key is dropped.
 	Key  string     `json:"key"`
 	Kind ActionKind `json:"kind"`
+	// Purpose says why it is owed, when the outbox checks that before sending.
+	Purpose ActionPurpose `json:"purpose,omitempty"`
 	// MemberID is the customer the action is for, when there is one.
 	MemberID string `json:"member_id,omitempty"`
 	// EventSeq is the event that caused the action.

@@ -46,6 +46,28 @@ type EventLog interface {
 	PruneDedupe(ctx context.Context, cutoff time.Time) (int, error)
 }
 
+// Retention prunes what the store no longer needs. storage/bolt implements
+// it; serve sweeps hourly with any store that does (storagetest checks it).
+type Retention interface {
+	// Sweep deletes events processed without failure and received before
+	// cutoff, and actions sent before cutoff, in short transactions so
+	// appends keep flowing. It never deletes pending or failed events or
+	// actions, dedupe keys (PruneDedupe does), or the record that an action
+	// key was enqueued (Enqueue stays idempotent).
+	Sweep(ctx context.Context, cutoff time.Time) (SweepStats, error)
+}
+
+// SweepStats is what one Sweep did.
+type SweepStats struct {
+	Events  int `json:"events"`
+	Actions int `json:"actions"`
+	// Transactions is how many write transactions the sweep took; LongestTx
+	// the longest one (how long it held appends off).
+	Transactions int           `json:"transactions"`
+	LongestTx    time.Duration `json:"longest_tx"`
+	Took         time.Duration `json:"took"`
+}
+
 // EventStats describes the event log.
 type EventStats struct {
 	LastSeq uint64 `json:"last_seq"`

@@ -22,6 +22,10 @@ import (
 	"github.com/wecombot/wecombot/scenarios"
 )
 
+// DefaultRetention is how long processed events and delivered actions are
+// kept by default.
+const DefaultRetention = 30 * 24 * time.Hour
+
 // DefaultAPIBase is WeCom's API host.
 const DefaultAPIBase = "https://qyapi.weixin.qq.com"
 
@@ -61,6 +65,10 @@ type Config struct {
 	CallbackMaxAge time.Duration
 	// DedupeTTL is how long callback dedupe keys are kept (default 72h).
 	DedupeTTL time.Duration
+	// Retention is how long processed events and delivered actions are
+	// kept before the hourly sweep deletes them (WECOMBOT_RETENTION, YAML
+	// retention; default DefaultRetention, 30 days); 0 keeps everything.
+	Retention time.Duration
 	// Workers and QueueSize size the event worker pool.
 	Workers   int
 	QueueSize int
@@ -128,6 +136,7 @@ type fileConfig struct {
 	DatabaseURLFile string `yaml:"database_url_file"`
 	CallbackMaxAge  string `yaml:"callback_max_age"`
 	DedupeTTL       string `yaml:"dedupe_ttl"`
+	Retention       string `yaml:"retention"`
 	Workers         int    `yaml:"workers"`
 	QueueSize       int    `yaml:"queue_size"`
 	Log             struct {
@@ -195,6 +204,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		DataDir:        "./data",
 		CallbackMaxAge: 10 * time.Minute,
 		DedupeTTL:      72 * time.Hour,
+		Retention:      DefaultRetention,
 		Workers:        8,
 		QueueSize:      1024,
 		LogLevel:       "info",
@@ -260,7 +270,7 @@ func (c *Config) applyFile(path string) error {
 		key string
 		v   string
 		dst *time.Duration
-	}{{"callback_max_age", fc.CallbackMaxAge, &c.CallbackMaxAge}, {"dedupe_ttl", fc.DedupeTTL, &c.DedupeTTL}} {
+	}{{"callback_max_age", fc.CallbackMaxAge, &c.CallbackMaxAge}, {"dedupe_ttl", fc.DedupeTTL, &c.DedupeTTL}, {"retention", fc.Retention, &c.Retention}} {
 		if d.v == "" {
 			continue
 		}
@@ -364,13 +374,19 @@ func readSecret(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// parseDuration reads a Go duration (30s, 10m, 72h) or whole days (30d).
 func parseDuration(s string) (time.Duration, error) {
 	if s == "0" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
+		if n, aerr := strconv.Atoi(days); aerr == nil {
+			d, err = time.Duration(n)*24*time.Hour, nil
+		}
+	}
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (use e.g. 30s, 10m, 72h, or 0 to turn it off)", s)
+		return 0, fmt.Errorf("%q is not a duration (use e.g. 30s, 10m, 72h, 30d, or 0 to turn it off)", s)
 	}
 	if d < 0 {
 		return 0, fmt.Errorf("%q must not be negative", s)
@@ -424,12 +440,17 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
 	secret("WECOM_AIBOT_TOKEN", &c.WeCom.AIBotToken)
 	secret("WECOM_AIBOT_AES_KEY", &c.WeCom.AIBotAESKey)
-	if v := getenv("WECOMBOT_CALLBACK_MAX_AGE"); v != "" {
-		d, err := parseDuration(v)
-		if err != nil {
-			errs = append(errs, &Error{Msg: "WECOMBOT_CALLBACK_MAX_AGE: " + err.Error()})
-		} else {
-			c.CallbackMaxAge = d
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"WECOMBOT_CALLBACK_MAX_AGE", &c.CallbackMaxAge}, {"WECOMBOT_RETENTION", &c.Retention}} {
+		if v := getenv(d.name); v != "" {
+			parsed, err := parseDuration(v)
+			if err != nil {
+				errs = append(errs, &Error{Msg: d.name + ": " + err.Error()})
+				continue
+			}
+			*d.dst = parsed
 		}
 	}
 	for _, kv := range []struct {

@@ -207,3 +207,38 @@ func TestDatabaseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wecombot.yaml")
+	if err := os.WriteFile(path, []byte("retention: 90d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"default", nil, 30 * 24 * time.Hour},
+		{"env days", map[string]string{"WECOMBOT_RETENTION": "7d"}, 7 * 24 * time.Hour},
+		{"env hours", map[string]string{"WECOMBOT_RETENTION": "36h"}, 36 * time.Hour},
+		{"env off", map[string]string{"WECOMBOT_RETENTION": "0"}, 0},
+		{"file", map[string]string{"WECOMBOT_CONFIG": path}, 90 * 24 * time.Hour},
+		{"env over file", map[string]string{"WECOMBOT_CONFIG": path, "WECOMBOT_RETENTION": "14d"}, 14 * 24 * time.Hour},
+	} {
+		c, err := Load(env(tc.env))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.Retention != tc.want {
+			t.Errorf("%s: retention %v, want %v", tc.name, c.Retention, tc.want)
+		}
+	}
+	for _, bad := range []string{"a month", "-1d", "30x"} {
+		_, err := Load(env(map[string]string{"WECOMBOT_RETENTION": bad}))
+		if err == nil || !strings.Contains(err.Error(), "WECOMBOT_RETENTION") {
+			t.Errorf("WECOMBOT_RETENTION=%q: err = %v, want one naming the variable", bad, err)
+		}
+	}
+}

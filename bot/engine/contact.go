@@ -120,11 +120,11 @@ func (r *run) followUp(ms *memberState, fu *scenarios.FollowUp, i int, data scen
 	switch fu.Via {
 	case scenarios.ViaKf:
 		msg := bot.KfMessage{OpenKfID: fu.OpenKfID, ExternalUserID: ms.m.ExternalUserID, Text: text, MsgID: kfMsgID(key)}
-		return r.enqueue(bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
+		return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
 	default:
 		msg := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID},
 			Text: text, Attachments: r.renderAttachments(fu.Attachments, data)}
-		return r.enqueue(bot.ActionMassSend, key, ms.m.ExternalUserID, msg, due, time.Time{})
+		return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionMassSend, key, ms.m.ExternalUserID, msg, due, time.Time{})
 	}
 }
 

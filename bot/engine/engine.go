@@ -266,10 +266,17 @@ func removeString(list *[]string, s string) bool {
 
 // enqueue adds an action; a duplicate key (a replay) is not an error.
 func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
+	return r.enqueuePurpose("", kind, key, memberID, payload, due, notAfter)
+}
+
+// enqueuePurpose is enqueue for an action with a purpose the outbox checks
+// before delivering it (bot.PurposeFollowUp).
+func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
 	a, err := bot.NewAction(kind, key, payload)
 	if err != nil {
 		return err
 	}
+	a.Purpose = purpose
 	a.MemberID = memberID
 	a.EventSeq = r.ev.Seq
 	a.CreatedAt = r.now

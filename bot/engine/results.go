@@ -155,7 +155,7 @@ func (r *run) actionResult() error {
 // the member has since deleted the staff member (or every staff member).
 // Other actions need no check (nil).
 func Guard(a *bot.Action) func(tx bot.Tx) (reason string, err error) {
-	if !strings.HasPrefix(a.Key, "followup|") || a.MemberID == "" {
+	if a.Purpose != bot.PurposeFollowUp || a.MemberID == "" {
 		return nil
 	}
 	return func(tx bot.Tx) (string, error) { return followUpStillApplies(tx, a) }

@@ -131,6 +131,9 @@ welcome:
 			var p bot.MassSend
 			a.Decode(&p)
 			if a.MemberID == member && p.Sender == sender {
+				if a.Purpose != bot.PurposeFollowUp {
+					t.Fatalf("follow-up %s enqueued with purpose %q", a.Key, a.Purpose)
+				}
 				var reason string
 				check := Guard(&a)
 				if check == nil {

@@ -235,6 +235,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer store.Close()
+	if m, ok := store.(interface{ Migrated() []string }); ok {
+		for _, step := range m.Migrated() {
+			log.Info().Str("migration", step).Msg("data file migrated to a newer schema")
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -355,7 +360,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		pruneDedupe(workCtx, store, cfg.DedupeTTL, log)
+		housekeeping(workCtx, store, cfg.DedupeTTL, cfg.Retention, log)
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -399,8 +404,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// pruneDedupe forgets callback dedupe keys older than ttl, hourly.
-func pruneDedupe(ctx context.Context, store bot.Store, ttl time.Duration, log zerolog.Logger) {
+// housekeeping runs hourly until ctx ends: it forgets callback dedupe keys
+// older than the dedupe TTL and, when retention is on and the store can,
+// sweeps processed events and delivered actions older than retention (the
+// first sweep runs at start, so a server that restarts daily still sweeps).
+func housekeeping(ctx context.Context, store bot.Store, dedupeTTL, retention time.Duration, log zerolog.Logger) {
+	sweeper, canSweep := store.(bot.Retention)
+	if retention > 0 && !canSweep {
+		log.Warn().Msgf("retention is %s but this store (%T) has no retention sweep: processed events and sent actions are kept", retention, store)
+	}
+	sweep := func() {
+		if retention <= 0 || !canSweep {
+			return
+		}
+		st, err := sweeper.Sweep(ctx, time.Now().Add(-retention))
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Msg("retention sweep")
+			}
+			return
+		}
+		ev := log.Debug()
+		if st.Events+st.Actions > 0 {
+			ev = log.Info()
+		}
+		ev.Int("events", st.Events).Int("actions", st.Actions).Int("transactions", st.Transactions).
+			Dur("longest_tx", st.LongestTx).Dur("took", st.Took).Dur("retention", retention).Msg("retention sweep")
+	}
+	sweep()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -408,12 +439,13 @@ func pruneDedupe(ctx context.Context, store bot.Store, ttl time.Duration, log ze
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := store.PruneDedupe(ctx, time.Now().Add(-ttl))
+			n, err := store.PruneDedupe(ctx, time.Now().Add(-dedupeTTL))
 			if err != nil {
 				log.Warn().Err(err).Msg("prune dedupe keys")
-				continue
+			} else {
+				log.Debug().Int("pruned", n).Msg("pruned dedupe keys")
 			}
-			log.Debug().Int("pruned", n).Msg("pruned dedupe keys")
+			sweep()
 		}
 	}
 }

@@ -22,34 +22,6 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
-// Bucket names.
-var (
-	bucketEvents     = []byte("events")      // seq BE → Event JSON
-	bucketPending    = []byte("pending")     // seq BE → received unix-nano BE
-	bucketFailed     = []byte("failed")      // seq BE → error text
-	bucketDedupe     = []byte("dedupe")      // dedupe key → unix-nano BE ‖ seq BE
-	bucketMembers    = []byte("members")     // external_userid → Member JSON
-	bucketOutbox     = []byte("outbox")      // id BE → Action JSON
-	bucketOutboxKeys = []byte("outbox_keys") // action key → id BE
-	bucketOutboxDue  = []byte("outbox_due")  // due unix-nano BE ‖ id BE → nil (pending only)
-	// outbox_urgent indexes the pending actions that must go out by a
-	// deadline (welcome codes: 20 s) the same way; DueActions serves them
-	// first, so a backlog of other actions never makes a welcome miss its window.
-	bucketOutboxUrgent = []byte("outbox_urgent")
-	bucketMeta         = []byte("meta") // counter name → int64 BE
-	kvPrefix           = "kv:"
-)
-
-// Counter names in the meta bucket.
-var (
-	ctrPending   = []byte("events_pending")
-	ctrFailed    = []byte("events_failed")
-	ctrMembers   = []byte("members")
-	ctrObPending = []byte("outbox_pending")
-	ctrObSent    = []byte("outbox_sent")
-	ctrObFailed  = []byte("outbox_failed")
-)
-
 // Options tune a Store. Zero values take the defaults noted.
 type Options struct {
 	// DedupeTTL is how long a dedupe key suppresses a repeat (default 72h).
@@ -74,6 +46,8 @@ type Store struct {
 	db   *bbolt.DB
 	path string
 	o    Options
+	// migrated lists the migrations Open ran ("2: typed action purpose…").
+	migrated []string
 }
 
 var _ bot.Store = (*Store)(nil)
@@ -107,22 +81,28 @@ func Open(path string, o Options) (*Store, error) {
 	db.MaxBatchDelay = o.MaxBatchDelay
 	s := &Store{db: db, path: path, o: o}
 	if o.ReadOnly {
+		if v := s.SchemaVersion(); v > SchemaVersion {
+			db.Close()
+			return nil, errNewerSchema(path, v)
+		}
 		return s, nil
 	}
-	if err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
-			bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
 	return s, nil
 }
+
+// SchemaVersion is the file's schema version (0: written before versions).
+func (s *Store) SchemaVersion() int {
+	v := 0
+	_ = s.db.View(func(tx *bbolt.Tx) error { v = schemaVersion(tx); return nil })
+	return v
+}
+
+// Migrated lists the schema migrations Open ran on the file, oldest first.
+func (s *Store) Migrated() []string { return s.migrated }
 
 // openDB opens the file, turning bbolt's failures into errors an operator can act on.
 func openDB(path string, o Options) (db *bbolt.DB, err error) {

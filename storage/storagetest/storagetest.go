@@ -61,6 +61,8 @@ func Run(t *testing.T, open Open) {
 		{"OutboxDeadlinesFirst", testOutboxDeadlinesFirst},
 		{"KeyValue", testKeyValue},
 		{"UnregisteredBucketRefused", testUnregisteredBucket},
+		{"RetentionSweep", testRetentionSweep},
+		{"ActionPurposeStored", testActionPurpose},
 		{"ConcurrentAppendDedupe", testConcurrentAppend},
 		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
 		{"SequenceInCommitOrder", testSequenceInCommitOrder},
@@ -468,6 +470,146 @@ func testUnregisteredBucket(t *testing.T, open Open) {
 		}
 		return nil
 	})
+}
+
+// Sweep deletes processed events and sent actions older than the cutoff and
+// nothing else: pending and failed events and actions stay, a swept action's
+// key still makes a second enqueue a duplicate, and the dedupe window is
+// untouched.
+func testRetentionSweep(t *testing.T, open Open) {
+	clock := NewClock()
+	store := open(t, clock, 100*24*time.Hour)
+	s, ok := store.(interface {
+		bot.Store
+		bot.Retention
+	})
+	if !ok {
+		t.Skipf("%T does not implement bot.Retention: processed events and sent actions are kept forever", store)
+	}
+	old := clock.Now()
+	evs := map[string]bot.Event{}
+	for _, k := range []string{"done", "pending", "failed"} {
+		evs[k], _ = appendEv(t, s, k)
+	}
+	enqueue := func(key string) uint64 {
+		t.Helper()
+		var id uint64
+		if err := s.Update(ctx, func(tx bot.Tx) error {
+			a, err := bot.NewAction(bot.ActionStaffMessage, key, bot.StaffMessage{ToUsers: []string{"s1"}, Text: key})
+			if err != nil {
+				return err
+			}
+			a.CreatedAt = clock.Now()
+			_, err = tx.Enqueue(a)
+			id = a.ID
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	sent, pending, failed := enqueue("sent"), enqueue("pending"), enqueue("failed")
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		if _, err := tx.MarkProcessed(evs["done"].Seq, ""); err != nil {
+			return err
+		}
+		_, err := tx.MarkProcessed(evs["failed"].Seq, "handler failed 3 times")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, sent, old, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkFailed(ctx, failed, old, "final"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(40 * 24 * time.Hour)
+	recent, _ := appendEv(t, s, "recent")
+	recentSent := enqueue("recent-sent")
+	if err := s.Update(ctx, func(tx bot.Tx) error { _, err := tx.MarkProcessed(recent.Seq, ""); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, recentSent, clock.Now(), "ok"); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := s.Sweep(ctx, clock.Now().Add(-30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 1 || st.Actions != 1 {
+		t.Fatalf("swept %+v, want 1 event and 1 action", st)
+	}
+	left, err := s.Events(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, ev := range left {
+		seqs = append(seqs, ev.Seq)
+	}
+	if want := []uint64{evs["pending"].Seq, evs["failed"].Seq, recent.Seq}; fmt.Sprint(seqs) != fmt.Sprint(want) {
+		t.Errorf("events left %v, want %v (pending, failed, recent)", seqs, want)
+	}
+	if pe, _ := s.PendingEvents(ctx, 0, 10); len(pe) != 1 || pe[0].Seq != evs["pending"].Seq {
+		t.Errorf("pending events after sweep: %+v", pe)
+	}
+	if _, err := s.Action(ctx, sent); !errors.Is(err, bot.ErrNotFound) {
+		t.Errorf("old sent action still there: %v", err)
+	}
+	for _, id := range []uint64{pending, failed, recentSent} {
+		if _, err := s.Action(ctx, id); err != nil {
+			t.Errorf("action %d was swept: %v", id, err)
+		}
+	}
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		a, _ := bot.NewAction(bot.ActionStaffMessage, "sent", bot.StaffMessage{Text: "again"})
+		dup, err := tx.Enqueue(a)
+		if err == nil && !dup {
+			t.Error("a swept action's key was enqueued again: it would be sent twice")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, dup := appendEv(t, s, "done"); !dup {
+		t.Error("a swept event's dedupe key no longer deduplicates inside the window")
+	}
+	es, _ := s.EventStats(ctx)
+	ob, _ := s.OutboxStats(ctx)
+	if es.Pending != 1 || es.Failed != 1 || ob.Pending != 1 || ob.Failed != 1 || ob.Sent != 1 {
+		t.Errorf("stats after sweep: events %+v outbox %+v", es, ob)
+	}
+	if again, err := s.Sweep(ctx, clock.Now().Add(-30*24*time.Hour)); err != nil || again.Events != 0 || again.Actions != 0 {
+		t.Errorf("second sweep: %+v %v, want nothing left to do", again, err)
+	}
+}
+
+// An action's purpose is stored and read back.
+func testActionPurpose(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	var id uint64
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		a, err := bot.NewAction(bot.ActionMassSend, "fu-1", bot.MassSend{ChatType: "single"})
+		if err != nil {
+			return err
+		}
+		a.Purpose = bot.PurposeFollowUp
+		_, err = tx.Enqueue(a)
+		id = a.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Action(ctx, id)
+	if err != nil || a.Purpose != bot.PurposeFollowUp {
+		t.Fatalf("action %+v %v, want purpose followup", a, err)
+	}
+	due, err := s.DueActions(ctx, time.Now().Add(time.Hour*24*365), 10)
+	if err != nil || len(due) != 1 || due[0].Purpose != bot.PurposeFollowUp {
+		t.Fatalf("due actions %+v %v", due, err)
+	}
 }
 
 func testConcurrentAppend(t *testing.T, open Open) {

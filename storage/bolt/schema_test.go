@@ -1,0 +1,195 @@
+package bolt
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// unpack writes testdata/name (gzipped) to a temp file and returns its path.
+func unpack(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "wecombot.db")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// testdata/v0.db.gz was written by the store as it was before schema
+// versions (main at 619f1ab): two events (one processed), a member, a
+// check-in day, a pending follow-up (key followup|ev1|0, no purpose) and a
+// sent welcome. Opening it migrates it to SchemaVersion and keeps everything.
+func TestOpenMigratesAFileWithoutVersion(t *testing.T) {
+	t.Parallel()
+	path := unpack(t, "v0.db.gz")
+	ctx := context.Background()
+
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of a version 0 file: %v", err)
+	}
+	if v := ro.SchemaVersion(); v != 0 {
+		t.Fatalf("old file reports version %d, want 0", v)
+	}
+	ro.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := s.SchemaVersion(); v != SchemaVersion {
+		t.Fatalf("after open: version %d, want %d", v, SchemaVersion)
+	}
+	if got := s.Migrated(); len(got) != SchemaVersion {
+		t.Fatalf("migrations run: %q, want all %d", got, SchemaVersion)
+	}
+	acts, err := s.Actions(ctx, 0, 10)
+	if err != nil || len(acts) != 2 {
+		t.Fatalf("actions %v %v", acts, err)
+	}
+	for _, a := range acts {
+		want := bot.ActionPurpose("")
+		if a.Key == "followup|ev1|0" {
+			want = bot.PurposeFollowUp
+		}
+		if a.Purpose != want {
+			t.Errorf("action %s: purpose %q, want %q", a.Key, a.Purpose, want)
+		}
+	}
+	es, _ := s.EventStats(ctx)
+	ob, _ := s.OutboxStats(ctx)
+	if es.LastSeq != 2 || es.Pending != 1 || ob.Pending != 1 || ob.Sent != 1 {
+		t.Errorf("stats changed by the migration: events %+v outbox %+v", es, ob)
+	}
+	err = s.View(ctx, func(tx bot.Tx) error {
+		if m, err := tx.Member("wm1"); err != nil || m.Name != "老客户" {
+			t.Errorf("member: %+v %v", m, err)
+		}
+		if v, err := tx.Get(bot.BucketCheckinDays, "c1|wm1|2026-11-20"); err != nil || !strings.Contains(string(v), "2026-11-20") {
+			t.Errorf("check-in day: %q %v", v, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Opening again runs nothing.
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Migrated(); len(got) != 0 {
+		t.Fatalf("second open migrated again: %q", got)
+	}
+}
+
+func TestNewFileHasCurrentVersion(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "new.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := s.SchemaVersion(); v != SchemaVersion {
+		t.Fatalf("new file: version %d, want %d", v, SchemaVersion)
+	}
+}
+
+// A file from a newer wecombot is refused with a message naming both
+// versions, and left as it was.
+func TestNewerSchemaIsRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "newer.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(metaVersion, u64(uint64(SchemaVersion+1)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, _ := os.ReadFile(path)
+	for _, ro := range []bool{false, true} {
+		_, err := Open(path, Options{ReadOnly: ro})
+		if err == nil || !strings.Contains(err.Error(), "newer than this wecombot") {
+			t.Fatalf("read-only=%v: err = %v, want a refusal", ro, err)
+		}
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("refused file was changed")
+	}
+}
+
+// The follow-up migration works in bounded transactions: more pending
+// follow-ups than one chunk all get their purpose.
+func TestFollowUpMigrationInChunks(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "many.db")
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := migrateChunk*2 + 3
+	err = s.Update(context.Background(), func(tx bot.Tx) error {
+		for i := range n {
+			a, _ := bot.NewAction(bot.ActionMassSend, "followup|e|"+string(rune('a'+i%26))+strings.Repeat("x", i/26), bot.MassSend{})
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The actions were enqueued without a purpose, as the engine did before
+	// purposes: make it a version-1 file so the purpose migration runs.
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(metaVersion, u64(1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	acts, err := s.Actions(context.Background(), 0, n+1)
+	if err != nil || len(acts) != n {
+		t.Fatalf("%d actions, %v", len(acts), err)
+	}
+	for _, a := range acts {
+		if a.Purpose != bot.PurposeFollowUp {
+			t.Fatalf("action %d %s not migrated", a.ID, a.Key)
+		}
+	}
+}
