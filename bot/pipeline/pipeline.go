@@ -52,6 +52,9 @@ type Options struct {
 	MaxAttempts int
 	// Backoff returns the wait before retry number attempt (1-based); default: jittered exponential, 1 s to 5 min.
 	Backoff func(attempt int) time.Duration
+	// Wake, if set, is the Wake others were given before the pipeline was
+	// built (default: a new one).
+	Wake *Wake
 	// PollInterval is the fallback poll of the log and outbox when no wake-up
 	// arrives (default 1 s).
 	PollInterval time.Duration
@@ -75,8 +78,7 @@ type Pipeline struct {
 	o       Options
 	log     zerolog.Logger
 	handle  bot.HandlerFunc
-	wakeEv  chan struct{}
-	wakeOut chan struct{}
+	wake    *Wake
 
 	running  atomic.Bool
 	ready    chan struct{}
@@ -138,6 +140,10 @@ func New(o Options) *Pipeline {
 		o.ClaimLease = 15 * time.Second
 	}
 	log := o.Log.With().Str("component", "pipeline").Logger()
+	wake := o.Wake
+	if wake == nil {
+		wake = NewWake()
+	}
 	mw := append([]bot.MiddlewareFunc{Logging(log), Metrics(o.Metrics, o.Now), Recover(log)}, o.Middleware...)
 	cl, _ := o.Store.(bot.Cluster)
 	return &Pipeline{
@@ -145,8 +151,7 @@ func New(o Options) *Pipeline {
 		o:       o,
 		log:     log,
 		handle:  o.Handle.Use(mw...),
-		wakeEv:  make(chan struct{}, 1),
-		wakeOut: make(chan struct{}, 1),
+		wake:    wake,
 		ready:   make(chan struct{}),
 	}
 }
@@ -166,21 +171,40 @@ func Backoff(attempt int) time.Duration {
 	return ceil/2 + rand.N(ceil/2+1)
 }
 
-// NotifyEvent wakes the dispatcher after an append; it never blocks.
-func (p *Pipeline) NotifyEvent() {
+// Wake carries a pipeline's wake-ups. Components built before the pipeline
+// that append events or enqueue actions (the AI sender, the campaign
+// scheduler) take a Wake's Event and Outbox; the pipeline then gets the same
+// Wake in Options.Wake — nothing refers to a pipeline not built yet.
+type Wake struct {
+	ev, out chan struct{}
+}
+
+// NewWake returns a Wake for one pipeline.
+func NewWake() *Wake {
+	return &Wake{ev: make(chan struct{}, 1), out: make(chan struct{}, 1)}
+}
+
+// Event wakes the dispatcher after an append; it never blocks.
+func (w *Wake) Event() {
 	select {
-	case p.wakeEv <- struct{}{}:
+	case w.ev <- struct{}{}:
 	default:
 	}
 }
 
-// NotifyOutbox wakes the relay after actions were enqueued; it never blocks.
-func (p *Pipeline) NotifyOutbox() {
+// Outbox wakes the relay after actions were enqueued; it never blocks.
+func (w *Wake) Outbox() {
 	select {
-	case p.wakeOut <- struct{}{}:
+	case w.out <- struct{}{}:
 	default:
 	}
 }
+
+// NotifyEvent wakes the dispatcher after an append; it never blocks.
+func (p *Pipeline) NotifyEvent() { p.wake.Event() }
+
+// NotifyOutbox wakes the relay after actions were enqueued; it never blocks.
+func (p *Pipeline) NotifyOutbox() { p.wake.Outbox() }
 
 // Running reports whether the workers and relay are up.
 func (p *Pipeline) Running() bool { return p.running.Load() }
@@ -340,7 +364,7 @@ func (p *Pipeline) dispatch(ctx context.Context, queues []chan bot.Event) error 
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-p.wakeEv:
+		case <-p.wake.ev:
 		case <-ticker.C:
 		}
 	}
@@ -503,7 +527,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.wakeOut:
+		case <-p.wake.out:
 			timer.Stop() // Go ≥1.23 timers: Stop discards a pending tick, no drain needed
 		case <-timer.C:
 		}

@@ -300,15 +300,14 @@ func (c *aggregateCache) run(ctx context.Context, seen *aggregate) (*aggregate, 
 	return a, nil
 }
 
-// WarmConsole starts the console's first pass over the members in the
-// background, so that on a large community the first overview after a
-// restart does not wait for it. Cancelling ctx (shutdown) stops the pass.
+// WarmConsole makes the console's first pass over the members; serve runs
+// it in the background (joined on shutdown), so that on a large community
+// the first overview after a restart does not wait for it. Cancelling ctx
+// (shutdown) stops the pass.
 func (s *Server) WarmConsole(ctx context.Context) {
-	go func() {
-		if _, err := s.agg.get(ctx, false); err != nil && ctx.Err() == nil {
-			s.log.Warn().Err(err).Msg("console: first funnel pass failed; the first request will retry")
-		}
-	}()
+	if _, err := s.agg.get(ctx, false); err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("console: first funnel pass failed; the first request will retry")
+	}
 }
 
 // invalidate makes the next get compute synchronously (after sandbox events,

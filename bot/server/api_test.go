@@ -924,7 +924,7 @@ func TestEventsAndOutboxPages(t *testing.T) {
 	}
 }
 
-func TestWarmConsoleComputesInTheBackground(t *testing.T) {
+func TestWarmConsoleComputesTheFunnel(t *testing.T) {
 	f := newFixture(t, nil)
 	f.add("wm1", "One", "xhs", "s1", f.now)
 	f.s.WarmConsole(context.Background())

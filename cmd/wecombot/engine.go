@@ -27,12 +27,12 @@ type engineApp struct {
 	engine *engine.Engine
 	log    zerolog.Logger
 	m      *metrics.Metrics
-	// onLoad runs after the first load (call it once serving) and after
-	// every successful reload.
+	// onLoad runs on Loaded (once serving) and after every successful reload.
 	onLoad func(sc *scenarios.Scenario)
 }
 
-func newEngine(_ context.Context, cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (*engineApp, error) {
+// loadScenarios loads the scenarios serve starts with into a holder.
+func loadScenarios(cfg *config.Config, log zerolog.Logger, m *metrics.Metrics) (*holder.Holder, error) {
 	h, err := holder.New(cfg.Scenarios)
 	if err != nil {
 		return nil, fmt.Errorf("scenarios:\n%w", err)
@@ -40,7 +40,21 @@ func newEngine(_ context.Context, cfg *config.Config, log zerolog.Logger, m *met
 	m.Reload(true)
 	st := h.Status()
 	log.Info().Str("source", st.Source).Str("version", st.Version).Strs("files", st.Files).Msg("scenarios loaded")
-	return &engineApp{holder: h, engine: engine.New(h.Current, log, time.Now).WithMetrics(m), log: log, m: m}, nil
+	return h, nil
+}
+
+// newEngine builds the engine over h; onLoad (may be nil) runs on Loaded and
+// after every successful reload.
+func newEngine(h *holder.Holder, log zerolog.Logger, m *metrics.Metrics, onLoad func(*scenarios.Scenario)) *engineApp {
+	return &engineApp{holder: h, engine: engine.New(h.Current, log, time.Now).WithMetrics(m), log: log, m: m, onLoad: onLoad}
+}
+
+// Loaded runs the load hook for the scenario in force (serve calls it once
+// the pipeline is up).
+func (a *engineApp) Loaded() {
+	if a.onLoad != nil {
+		a.onLoad(a.holder.Current())
+	}
 }
 
 // Handle applies one event; it is the pipeline's HandleFunc.
@@ -84,9 +98,7 @@ func (a *engineApp) reloaded(cause string, err error) {
 	if !watched {
 		a.log.Info().Str("cause", cause).Str("version", a.holder.Version()).Msg("scenarios reloaded")
 	}
-	if a.onLoad != nil {
-		a.onLoad(a.holder.Current())
-	}
+	a.Loaded()
 }
 
 // loadScenario loads a scenario file or directory, or the embedded demo

@@ -211,15 +211,54 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	started := time.Now()
+	app, err := buildServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+	return app.run(ctx, stdout)
+}
+
+// serverApp is everything serve runs. buildServer builds all of it, each
+// part from parts already built (no hook is filled in afterwards); run
+// starts every goroutine and joins every one of them on shutdown.
+type serverApp struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	started time.Time
+
+	store    bot.Store
+	ln       net.Listener
+	engine   *engineApp
+	sched    *checkin.Scheduler
+	pipeline *pipeline.Pipeline
+	server   *server.Server
+
+	// work is the context background work runs under: the pipeline, the
+	// scheduler's jobs, the load hook's appends. run cancels it after the
+	// HTTP server has drained, so in-flight callbacks still get processed.
+	work     context.Context
+	stopWork context.CancelFunc
+	closers  []func() error
+}
+
+// buildServer opens the store and listener and builds the engine, the
+// senders, the pipeline and the HTTP server, wired together.
+func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *serverApp, err error) {
+	a := &serverApp{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
 	log.Info().Fields(cfg.Summary()).Str("version", version).Msg("starting wecombot")
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return &exitError{exitStore, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)}
+		return nil, &exitError{exitStore, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)}
 	}
 	keys, generated, err := callbackCredentials(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if generated {
 		log.Warn().Str("file", sandboxKeysFile(cfg.DataDir)).
@@ -227,49 +266,76 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	crypter, err := wecom.NewCrypter(keys.Token, keys.AESKey, keys.CorpID)
 	if err != nil {
-		return fmt.Errorf("callback credentials: %w", err)
+		return nil, fmt.Errorf("callback credentials: %w", err)
 	}
 
 	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer store.Close()
+	a.store = store
+	a.closers = append(a.closers, store.Close)
 	if m, ok := store.(interface{ Migrated() []string }); ok {
 		for _, step := range m.Migrated() {
 			log.Info().Str("migration", step).Msg("data file migrated to a newer schema")
 		}
 	}
-
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s (WECOMBOT_LISTEN): %w", cfg.Listen, err)
+		return nil, fmt.Errorf("listen on %s (WECOMBOT_LISTEN): %w", cfg.Listen, err)
 	}
-	defer ln.Close()
+	a.ln = ln
+	a.closers = append(a.closers, ln.Close)
 	links, err := linkSigner(ctx, cfg, store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := metrics.New()
 	m.BuildInfo(version)
 	m.ObserveStore(store, time.Now)
-	app, err := newEngine(ctx, cfg, log, m)
+	scenarioHolder, err := loadScenarios(cfg, log, m)
 	if err != nil {
-		return err
+		return nil, err
 	}
+
+	a.work, a.stopWork = context.WithCancel(context.WithoutCancel(ctx))
+	// Everything that appends events or enqueues actions nudges the
+	// pipeline through wake, which exists before the pipeline does.
+	wake := pipeline.NewWake()
+	// Campaign reminders: cron firings append campaign.tick events (never
+	// send); the schedule is rebuilt when a reload swaps the scenario.
+	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: wake.Event,
+		Zone: scenarioHolder.Current().Brand.Zone})
+	a.sched = sched
+	work := a.work
+	// At start (once serving) and after every successful reload: push the
+	// scenario's customer-group welcome templates to WeCom (the event's
+	// dedupe key is the scenario version, and unchanged templates are never
+	// pushed twice), and rebuild the campaign schedule.
+	onLoad := func(sc *scenarios.Scenario) {
+		sched.Load(work, sc)
+		if len(sc.GroupWelcomes) == 0 {
+			return
+		}
+		if _, err := store.AppendEvent(work, engine.GroupWelcomeSyncEvent(sc.Version, time.Now())); err != nil {
+			log.Error().Err(err).Msg("could not queue the group welcome template sync")
+			return
+		}
+		wake.Event()
+	}
+	app := newEngine(scenarioHolder, log, m, onLoad)
+	a.engine = app
 	app.engine.WithLinks(links, publicURL(cfg, ln.Addr()))
 	sender, client, err := newSender(cfg, log, m)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var pl *pipeline.Pipeline
-	aiw, err := newAIWiring(cfg, store, app.holder.Current, client, log, m.Registry,
-		func() { pl.NotifyOutbox() }, func() { pl.NotifyEvent() })
+	aiw, err := newAIWiring(cfg, store, app.holder.Current, client, log, m.Registry, wake.Outbox, wake.Event)
 	if err != nil {
-		return fmt.Errorf("AI bot credentials: %w", err)
+		return nil, fmt.Errorf("AI bot credentials: %w", err)
 	}
 	m.ObserveBreaker("ai_model", aiw.replier.Breaker.State)
-	pl = pipeline.New(pipeline.Options{
+	a.pipeline = pipeline.New(pipeline.Options{
 		Store:     store,
 		Handle:    app.Handle,
 		Sender:    &bot.SenderMux{Routes: aiw.routes, Default: sender},
@@ -278,10 +344,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Workers:   cfg.Workers,
 		QueueSize: cfg.QueueSize,
 		Guard:     engine.Guard,
+		Wake:      wake,
 	})
-	srv := server.New(server.Options{
+	started := a.started
+	a.server = server.New(server.Options{
 		Store:          store,
-		Pipeline:       pl,
+		Pipeline:       a.pipeline,
 		Crypter:        crypter,
 		Log:            log,
 		Metrics:        m,
@@ -318,77 +386,52 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.AdminToken == "" {
 		log.Warn().Msg("WECOMBOT_ADMIN_TOKEN is not set: the admin API and dashboard data answer only on loopback")
 	}
+	return a, nil
+}
 
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
+// run serves until ctx ends or the HTTP server fails, then shuts down in
+// order: stop accepting and finish in-flight requests, stop the background
+// work (the pipeline drains what it was handed) and wait for every goroutine.
+func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
+	log := a.log
 	var bg sync.WaitGroup
-	// Campaign reminders: cron firings append campaign.tick events (never
-	// send); the schedule is rebuilt when a reload swaps the scenario.
-	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: pl.NotifyEvent,
-		Zone: app.holder.Current().Brand.Zone})
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		<-workCtx.Done()
-		sched.Stop()
-	}()
-	// At start (once serving) and after every successful reload: push the
-	// scenario's customer-group welcome templates to WeCom (the event's
-	// dedupe key is the scenario version, and unchanged templates are never
-	// pushed twice), and rebuild the campaign schedule.
-	app.onLoad = func(sc *scenarios.Scenario) {
-		sched.Load(workCtx, sc)
-		if len(sc.GroupWelcomes) == 0 {
-			return
-		}
-		if _, err := store.AppendEvent(context.WithoutCancel(ctx), engine.GroupWelcomeSyncEvent(sc.Version, time.Now())); err != nil {
-			log.Error().Err(err).Msg("could not queue the group welcome template sync")
-			return
-		}
-		pl.NotifyEvent()
-	}
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		_ = pl.Run(workCtx)
-	}()
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		app.Watch(workCtx)
-	}()
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		housekeeping(workCtx, store, cfg.DedupeTTL, cfg.Retention, log)
-	}()
+	defer bg.Wait()
+	defer a.stopWork()
+	bg.Go(func() { _ = a.pipeline.Run(a.work) })
+	bg.Go(func() { a.engine.Watch(a.work) })
+	bg.Go(func() { housekeeping(a.work, a.store, a.cfg.DedupeTTL, a.cfg.Retention, log) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	bg.Go(func() {
 		for {
 			select {
-			case <-workCtx.Done():
+			case <-a.work.Done():
 				return
 			case <-hup:
-				app.Reload("SIGHUP")
+				a.engine.Reload("SIGHUP")
 			}
 		}
-	}()
+	})
 
-	<-pl.Ready()
-	srv.WarmConsole(workCtx)
-	app.onLoad(app.holder.Current())
-	httpSrv := srv.HTTPServer()
+	select {
+	case <-a.pipeline.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	bg.Go(func() { a.server.WarmConsole(a.work) })
+	a.engine.Loaded()
+	httpSrv := a.server.HTTPServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	fmt.Fprintf(stdout, "wecombot listening on %s (callback: /wecom/callback)\n", displayURL(ln.Addr()))
-	log.Info().Str("addr", ln.Addr().String()).Dur("startup_ms", time.Since(started)).Msg("ready")
+	bg.Go(func() { serveErr <- httpSrv.Serve(a.ln) })
+	fmt.Fprintf(stdout, "wecombot listening on %s (callback: /wecom/callback)\n", displayURL(a.ln.Addr()))
+	log.Info().Str("addr", a.ln.Addr().String()).Dur("startup_ms", time.Since(a.started)).Msg("ready")
 
 	select {
 	case <-ctx.Done():
 		log.Info().Msg("shutting down: finishing in-flight requests and work")
 	case err := <-serveErr:
+		serveErr <- err // for the wait below
 		if !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Msg("http server stopped")
 		}
@@ -398,10 +441,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		log.Warn().Err(err).Msg("http shutdown")
 	}
-	stopWork()
+	<-serveErr
+	a.stopWork()
+	a.sched.Stop()
 	bg.Wait()
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// close releases what buildServer opened, last opened first.
+func (a *serverApp) close() {
+	if a.stopWork != nil {
+		a.stopWork()
+	}
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i]()
+	}
 }
 
 // housekeeping runs hourly until ctx ends: it forgets callback dedupe keys
