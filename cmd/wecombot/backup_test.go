@@ -114,7 +114,7 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 	if code, body := in2.get(t, "/api/v1/members/wm_b3"); code != 200 || !strings.Contains(body, "wm_b3") {
 		t.Fatalf("restored member: %d %s", code, body)
 	}
-	time.Sleep(300 * time.Millisecond)
+	in2.waitDrained(t)
 	if n := fake.Count("") - before; n > 1 { // at most a gettoken
 		t.Fatalf("restoring a backup re-sent %d calls: %v", n, fake.Calls("")[before:])
 	}

@@ -61,7 +61,7 @@ func TestGroupWelcomeTemplatesAndContactWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	in = startServe(t, env)
-	time.Sleep(300 * time.Millisecond)
+	in.waitDrained(t)
 	if n := fake.Count(fakewecom.APIGroupWelcomeTemplateAdd) + fake.Count(fakewecom.APIGroupWelcomeTemplateEdit); n != templates {
 		t.Fatalf("restart pushed the unchanged templates again: %d calls", n)
 	}

@@ -73,7 +73,9 @@ campaigns:
 		t.Fatal(err)
 	}
 	in = startServe(t, env)
-	time.Sleep(500 * time.Millisecond) // the scheduler loads at start; give the catch-up time to run
+	// The scheduler loads (and catches up) before the server listens; once
+	// the log is drained any re-posted reminder would have been sent.
+	in.waitDrained(t)
 	eventuallyT(t, "the restarted server to settle", 5*time.Second, func() bool {
 		ticks, posts := count(in)
 		return ticks == 1 && posts == 1

@@ -70,7 +70,7 @@ func coupons(ctx context.Context, args []string, getenv func(string) string, std
 	case "generate":
 		count, err := strconv.Atoi(pos[1])
 		if err != nil || count < 1 {
-			return &exitError{exitUsage, fmt.Errorf("N must be a positive number, got %q", pos[1])}
+			return &exitError{exitUsage, fmt.Errorf("the number of codes must be a positive number, got %q", pos[1])}
 		}
 		var out struct {
 			Codes []string `json:"codes"`

@@ -60,7 +60,7 @@ func TestKfConversationEndToEnd(t *testing.T) {
 	in := startServe(t, env)
 	in.sendEvent(t, c, callbackEvent{Type: "kf", OpenKfID: "wk_shop", MsgID: "1"}, 3)
 	eventuallyT(t, "first answer sent", 5*time.Second, func() bool { return fake.Count(fakewecom.APIKfSendMsg) >= 1 })
-	time.Sleep(300 * time.Millisecond) // room for a wrong second send
+	in.waitDrained(t) // a wrong second send would be out by now
 	sends := fake.Calls(fakewecom.APIKfSendMsg)
 	if len(sends) != 1 {
 		t.Fatalf("kf/send_msg calls = %d, want 1", len(sends))
@@ -78,7 +78,7 @@ func TestKfConversationEndToEnd(t *testing.T) {
 
 	in.sendEvent(t, c, callbackEvent{Type: "kf", OpenKfID: "wk_shop", MsgID: "2"}, 2)
 	eventuallyT(t, "second answer sent", 5*time.Second, func() bool { return fake.Count(fakewecom.APIKfSendMsg) >= 2 })
-	time.Sleep(300 * time.Millisecond)
+	in.waitDrained(t)
 	sends = fake.Calls(fakewecom.APIKfSendMsg)
 	if len(sends) != 2 || !strings.Contains(fmt.Sprint(sends[1].Body["text"]), "申请开票") {
 		t.Fatalf("after the second pull: %d sends, last %v", len(sends), sends[len(sends)-1].Body)
@@ -95,7 +95,7 @@ func TestKfConversationEndToEnd(t *testing.T) {
 	in = startServe(t, env)
 	in.sendEvent(t, c, callbackEvent{Type: "kf", OpenKfID: "wk_shop", MsgID: "3"}, 1)
 	eventuallyT(t, "third pull", 5*time.Second, func() bool { return fake.Count(fakewecom.APIKfSyncMsg) >= 3 })
-	time.Sleep(300 * time.Millisecond)
+	in.waitDrained(t)
 	pulls := fake.Calls(fakewecom.APIKfSyncMsg)
 	if cur := pulls[len(pulls)-1].Body["cursor"]; cur != "cur-2" {
 		t.Fatalf("pull after restart used cursor %v, want cur-2", cur)

@@ -96,7 +96,7 @@ func TestWelcomeExactlyOnceAgainstFakeWeCom(t *testing.T) {
 		t.Fatal(err)
 	}
 	in = startServe(t, env)
-	time.Sleep(300 * time.Millisecond)
+	in.waitDrained(t)
 	if n := fake.Count(fakewecom.APISendWelcomeMsg); n != 1 {
 		t.Fatalf("after restart welcome sent %d times", n)
 	}

@@ -72,6 +72,8 @@ type instance struct {
 	base string
 	logs *syncBuffer
 	stop func() error
+	// token is WECOMBOT_ADMIN_TOKEN, sent by status when set.
+	token string
 }
 
 // startServe runs `wecombot serve` in-process on a free loopback port.
@@ -105,7 +107,7 @@ func startServe(t *testing.T, env map[string]string) *instance {
 		cancel()
 		t.Fatalf("server did not start: %v\n%s", <-done, logs)
 	}
-	in := &instance{base: base, logs: logs}
+	in := &instance{base: base, logs: logs, token: env["WECOMBOT_ADMIN_TOKEN"]}
 	var once sync.Once
 	var stopErr error
 	in.stop = func() error {
@@ -148,7 +150,20 @@ func (in *instance) post(t *testing.T, pathQuery string, body []byte) (int, stri
 // status reads /api/v1/status (loopback needs no token when none is set).
 func (in *instance) status(t *testing.T) map[string]any {
 	t.Helper()
-	code, body := in.get(t, "/api/v1/status")
+	req, err := http.NewRequest(http.MethodGet, in.base+"/api/v1/status", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.token != "" {
+		req.Header.Set("Authorization", "Bearer "+in.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	code, body := resp.StatusCode, string(raw)
 	if code != http.StatusOK {
 		t.Fatalf("status %d: %s", code, body)
 	}
@@ -157,6 +172,19 @@ func (in *instance) status(t *testing.T) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// waitDrained waits until the instance has no pending event and no action
+// due: serve appends its start-up events before it listens, and an event's
+// actions commit with its processed mark, so from then on nothing is sent
+// until a new event arrives or a delayed action falls due. Tests that check
+// a restart sent nothing wait on this instead of sleeping.
+func (in *instance) waitDrained(t *testing.T) {
+	t.Helper()
+	eventuallyT(t, "the pipeline drained", 10*time.Second, func() bool {
+		st := in.status(t)
+		return num(st, "events", "pending") == 0 && nothingDue(st)
+	})
 }
 
 func num(m map[string]any, path ...string) float64 {
@@ -233,7 +261,7 @@ func TestOfficialVectorsEndToEnd(t *testing.T) {
 	if code, _ := in2.post(t, "/wecom/callback?"+query(v.Message.Query), []byte(v.Message.Body)); code != http.StatusOK {
 		t.Fatalf("retry after restart: %d", code)
 	}
-	time.Sleep(200 * time.Millisecond)
+	in2.waitDrained(t)
 	st = in2.status(t)
 	if num(st, "events", "last_seq") != 1 || num(st, "pipeline", "processed") != 0 || num(st, "events", "pending") != 0 {
 		t.Fatalf("after restart: %v", st)

@@ -510,7 +510,7 @@ func TestWeComOutageDrainsWithoutDuplicates(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(500 * time.Millisecond) // a duplicate would show up now
+	in.waitDrained(t) // a duplicate would be out by now
 	marks := map[string]int{}
 	for _, call := range fake.Calls(fakewecom.APIMarkTag) {
 		id, _ := call.Body["external_userid"].(string)

@@ -56,7 +56,7 @@ func TestModelDownFallbackAndNoSecretLeaks(t *testing.T) {
 	in := startServe(t, env)
 	in.sendEvent(t, c, callbackEvent{Type: "kf", OpenKfID: "wk_shop", MsgID: "1"}, 2)
 	eventuallyT(t, "a reply despite the model being down", 30*time.Second, func() bool { return fake.Count(fakewecom.APIKfSendMsg) >= 1 })
-	time.Sleep(500 * time.Millisecond) // room for a wrong second reply
+	in.waitDrained(t) // a wrong second reply would be out by now
 	sends := fake.Calls(fakewecom.APIKfSendMsg)
 	if len(sends) != 1 {
 		t.Fatalf("kf/send_msg calls = %d, want exactly 1", len(sends))

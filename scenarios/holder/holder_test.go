@@ -165,9 +165,7 @@ func TestWatchFileReplacedByRename(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &reloads{ch: make(chan struct{}, 8)}
-	done := make(chan error, 1)
-	go func() { done <- h.Watch(ctx, zerolog.Nop(), r.on) }()
-	time.Sleep(50 * time.Millisecond) // let the watch start
+	done := startWatch(t, ctx, h, r.on)
 
 	// Editors save by writing a temp file and renaming it over the original.
 	replace := func(content string) {
@@ -193,18 +191,10 @@ func TestWatchFileReplacedByRename(t *testing.T) {
 	if h.Current().DefaultWelcome.Text.Source() != "版本二" {
 		t.Fatal("swapped to v2")
 	}
-	// Other files in the directory don't trigger reloads.
-	h.mu.Lock()
-	checks := h.checks
-	h.mu.Unlock()
+	// Other files in the directory don't trigger reloads (the filter the
+	// watcher applies to each event: TestRelevantFiles), and an in-place
+	// write (truncate + write, several events) is one debounced reload.
 	writeFiles(t, dir, map[string]string{"wecombot.db": "not a scenario"})
-	time.Sleep(DebounceDelay + 150*time.Millisecond)
-	h.mu.Lock()
-	if h.checks != checks {
-		t.Error("an unrelated file in the directory triggered a reload")
-	}
-	h.mu.Unlock()
-	// In-place write (truncate + write), several events, one debounced reload.
 	writeFiles(t, dir, map[string]string{"scenario.yaml": goodV1})
 	if err := r.wait(t); err != nil || h.Current().DefaultWelcome.Text.Source() != "版本一" {
 		t.Fatalf("in-place write: %v", err)
@@ -225,8 +215,7 @@ func TestWatchDirectory(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &reloads{ch: make(chan struct{}, 8)}
-	go h.Watch(ctx, zerolog.Nop(), r.on)
-	time.Sleep(50 * time.Millisecond)
+	startWatch(t, ctx, h, r.on)
 
 	writeFiles(t, dir, map[string]string{"b.yaml": "keywords:\n  rules:\n    - {name: k, keywords: [价格], reply: 十六元}\n"})
 	if err := r.wait(t); err != nil {
@@ -234,5 +223,59 @@ func TestWatchDirectory(t *testing.T) {
 	}
 	if rule := h.Current().Match(scenarios.SurfaceKf, "价格"); rule == nil {
 		t.Fatal("new file in the directory should be merged")
+	}
+}
+
+// startWatch runs h.Watch and returns once the watcher is registered (its
+// "watching" log line), so no write made after it can be missed.
+func startWatch(t *testing.T, ctx context.Context, h *Holder, onReload func(error)) <-chan error {
+	t.Helper()
+	ready := make(chan struct{})
+	var once sync.Once
+	log := zerolog.New(writerFunc(func(p []byte) (int, error) {
+		if strings.Contains(string(p), "watching scenarios for changes") {
+			once.Do(func() { close(ready) })
+		}
+		return len(p), nil
+	}))
+	done := make(chan error, 1)
+	go func() { done <- h.Watch(ctx, log, onReload) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("watch ended before it started: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch did not start within 5 s")
+	}
+	return done
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestRelevantFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := &Holder{path: filepath.Join(dir, "scenario.yaml")}
+	folder := &Holder{path: dir}
+	for _, tc := range []struct {
+		h    *Holder
+		name string
+		want bool
+	}{
+		{file, "scenario.yaml", true},
+		{file, "wecombot.db", false},
+		{file, ".scenario.yaml.swp", false},
+		{file, "other.yaml", false},
+		{file, "..2026_11_01", true}, // a Kubernetes ConfigMap swap
+		{folder, "b.yaml", true},
+		{folder, "c.yml", true},
+		{folder, "wecombot.db", false},
+		{folder, ".hidden.yaml", false},
+	} {
+		if got := tc.h.relevant(dir, filepath.Join(dir, tc.name)); got != tc.want {
+			t.Errorf("path %s: relevant(%s) = %v, want %v", tc.h.path, tc.name, got, tc.want)
+		}
 	}
 }
