@@ -484,7 +484,7 @@ func housekeeping(ctx context.Context, store bot.Store, dedupeTTL, retention tim
 			ev = log.Info()
 		}
 		ev.Int("events", st.Events).Int("actions", st.Actions).Int("transactions", st.Transactions).
-			Dur("longest_tx", st.LongestTx).Dur("took", st.Took).Dur("retention", retention).Msg("retention sweep")
+			Dur("longest_tx_ms", st.LongestTx).Dur("took_ms", st.Took).Str("retention", retention.String()).Msg("retention sweep")
 	}
 	sweep()
 	t := time.NewTicker(time.Hour)
