@@ -43,6 +43,7 @@ func withEnv(env map[string]string, kv ...string) map[string]string {
 // file is locked, so it streams from the admin API) restores into a new data
 // directory that then serves the same members and log, with no re-sends.
 func TestBackupWhileServingThenRestore(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	env, c := liveEnv(t, fake, t.TempDir())
 	env["WECOMBOT_ADMIN_TOKEN"] = "backup-admin-token-0123456789"
@@ -123,6 +124,7 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 // TestRestoreRejectsBadInputAndKeepsTheCurrentFile: a file that is not a
 // wecombot database is refused (exit 4) and the data directory is untouched.
 func TestRestoreRejectsBadInputAndKeepsTheCurrentFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := map[string]string{"WECOMBOT_DATA_DIR": dir}
 	in := startServe(t, withEnv(env))

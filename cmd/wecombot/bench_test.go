@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseMix(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in      string
 		want    int // entries
@@ -63,6 +64,7 @@ func TestBenchCommandSmoke(t *testing.T) {
 }
 
 func TestBenchRejectsBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--duration", "0s"}, {"--concurrency", "0"}, {"--mix", "x=1"}, {"--rate", "-1"}} {
 		err := run(context.Background(), append([]string{"bench"}, args...), func(string) string { return "" }, nil, &bytes.Buffer{}, &bytes.Buffer{})
 		if exitCode(err) != exitUsage {

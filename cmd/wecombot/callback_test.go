@@ -13,6 +13,7 @@ import (
 // the text goes in as sync_msg would return it), and the offline model
 // answers from the demo FAQ, once.
 func TestSandboxCallbackKfConversation(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()}
 	in := startServe(t, env)
 	var out, errb bytes.Buffer

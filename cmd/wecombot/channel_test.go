@@ -16,6 +16,7 @@ import (
 // across restarts), and `wecombot channel create` makes a contact me code
 // for a channel's state through the running bot.
 func TestGroupWelcomeTemplatesAndContactWays(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	env, _ := liveEnv(t, fake, t.TempDir())
 	in := startServe(t, env)

@@ -15,6 +15,7 @@ import (
 // tick, the engine turns it into one robot post; a restart appends the same
 // slot again, which the log drops, so the post is not repeated.
 func TestCampaignReminderEndToEnd(t *testing.T) {
+	t.Parallel()
 	zone, err := time.LoadLocation("Asia/Shanghai")
 	if err != nil {
 		t.Skip("no tzdata")

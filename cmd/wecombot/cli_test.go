@@ -254,6 +254,7 @@ func TestEventTime(t *testing.T) {
 // contact add, then 打卡 with --at 07:30 — check the member in whatever the
 // hour (without --at, 打卡 outside 06:00-09:00 answers "outside the window").
 func TestReadmeTryItAtAnyHour(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()}
 	in := startServe(t, env)
 	getenv := func(k string) string { return env[k] }

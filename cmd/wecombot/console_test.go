@@ -55,6 +55,7 @@ func (in *instance) simulateMember(t *testing.T, token, id, name, state string, 
 // defaults, the simulator's buttons take a member from add to purchase
 // through the real pipeline and engine, and the console shows it.
 func TestSandboxJourneyEndToEnd(t *testing.T) {
+	t.Parallel()
 	in := startServe(t, map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()})
 	in.simulateMember(t, "", "wm_newbie", "小新", "xhs", "add", "join_group", "check_in", "order")
 
@@ -90,6 +91,7 @@ func TestSandboxJourneyEndToEnd(t *testing.T) {
 // TestConsoleLiveModeAndToken: outside sandbox the simulator refuses with
 // 403; with a token every data call needs it; the page and assets do not.
 func TestConsoleLiveModeAndToken(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	env, _ := liveEnv(t, fake, t.TempDir())
 	env["WECOMBOT_ADMIN_TOKEN"] = "s3cret-admin-token"
@@ -113,6 +115,7 @@ func TestConsoleLiveModeAndToken(t *testing.T) {
 // TestConsoleScenarioReloadEndToEnd edits a scenario file on disk, sees the
 // validation problems through the API, and reloads.
 func TestConsoleScenarioReloadEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, data := range scenarios.DefaultFiles() {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

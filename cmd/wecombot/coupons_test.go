@@ -24,6 +24,7 @@ import (
 // imported codes by mass-send; the report shows it all; a retried order is
 // stored once and a forged one not at all.
 func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	env, c := liveEnv(t, fake, t.TempDir())
 	const secret = "shop-e2e-secret"
@@ -131,6 +132,7 @@ func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 // a contact me code whose result comes back through the event log and is
 // sent to them; a friend adding through it is attributed and pending.
 func TestReferralEndToEndInSandbox(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()}
 	in := startServe(t, env)
 	sandbox := func(body string) {

@@ -360,6 +360,7 @@ func profileDir(t *testing.T) string {
 // console on this machine asks for nothing and shows the sandbox hint on an
 // empty community.
 func TestDashboardOnLoopbackWithoutToken(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium()
 	if chromium == "" {
 		t.Skip("chromium not found (/usr/bin/chromium): install it with `apt-get install -y chromium` (.ci/run does) to run the dashboard browser test")

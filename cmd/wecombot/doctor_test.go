@@ -10,6 +10,7 @@ import (
 )
 
 func TestDoctor(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	fake.SetCredentials("ww_doctor", "the-secret")
 	fake.SetAgentID("1000002")

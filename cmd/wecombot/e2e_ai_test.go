@@ -48,6 +48,7 @@ func (in *instance) actions(t *testing.T, kind bot.ActionKind) []bot.Action {
 // notification whose page repeats an old message answers only the new one;
 // after a restart the cursor is remembered and nothing is sent again.
 func TestKfConversationEndToEnd(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	dataDir := t.TempDir()
 	env, c := liveEnv(t, fake, dataDir)
@@ -169,6 +170,7 @@ func streamOf(t *testing.T, reply map[string]any) (id, content string, finish bo
 // delivered three times, is answered with one stream id at once; polls of
 // the stream show the answer until it is finished; one AI reply is owed.
 func TestAIBotMentionStreamsAnAnswer(t *testing.T) {
+	t.Parallel()
 	const token = "aibotToken"
 	aesKey := strings.Repeat("B", 42) + "A"
 	c, err := wecom.NewCrypter(token, aesKey, "")
@@ -268,6 +270,7 @@ func streamingModel(t *testing.T, answer string, gap time.Duration) (*httptest.S
 // TestAIBotStreamsModelChunks: with an OpenAI-compatible model that streams
 // slowly, WeCom's polls see the answer grow before it is finished.
 func TestAIBotStreamsModelChunks(t *testing.T) {
+	t.Parallel()
 	const answer = "外卖满 25 元起送，在美团、饿了么搜索「山茶集」就能点～欢迎下单！"
 	model, prompts := streamingModel(t, answer, 150*time.Millisecond)
 	const token = "aibotToken"
@@ -315,6 +318,7 @@ func TestAIBotStreamsModelChunks(t *testing.T) {
 
 // TestAskCommand runs `wecombot ask` offline with zero setup.
 func TestAskCommand(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		want string
@@ -346,6 +350,7 @@ func TestAskCommand(t *testing.T) {
 // TestAskShowsThePrompt: with a model configured, --prompt prints the
 // persona, the member's profile and the snippets the model was sent.
 func TestAskShowsThePrompt(t *testing.T) {
+	t.Parallel()
 	model, _ := streamingModel(t, "桂花酿不含咖啡因～", 0)
 	env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir(), "WECOMBOT_LOG_LEVEL": "error",
 		"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": model.URL + "/v1"}

@@ -60,6 +60,7 @@ func (in *instance) sendEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent, 
 // send_welcome_msg with its code and one mark_tag (stage A + channel tag);
 // a restart re-runs nothing; an expired token is refreshed once.
 func TestWelcomeExactlyOnceAgainstFakeWeCom(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	dataDir := t.TempDir()
 	env, c := liveEnv(t, fake, dataDir)
@@ -124,6 +125,7 @@ func TestWelcomeExactlyOnceAgainstFakeWeCom(t *testing.T) {
 // TestOutboxRetriesSystemBusy: WeCom answers -1 twice; the outbox retries
 // with backoff and the welcome goes out exactly once, inside its 20 s window.
 func TestOutboxRetriesSystemBusy(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	env, c := liveEnv(t, fake, t.TempDir())
 	in := startServe(t, env)

@@ -223,6 +223,7 @@ func query(m map[string]string) string {
 // URL verification answers the exact echo, and a message delivered three
 // times is stored and handled once, even across a restart.
 func TestOfficialVectorsEndToEnd(t *testing.T) {
+	t.Parallel()
 	v := loadVectors(t)
 	dataDir := t.TempDir()
 	env := map[string]string{
@@ -270,6 +271,7 @@ func TestOfficialVectorsEndToEnd(t *testing.T) {
 
 // TestBadCallbacksAreRejectedAndStoreNothing covers hostile and broken input.
 func TestBadCallbacksAreRejectedAndStoreNothing(t *testing.T) {
+	t.Parallel()
 	v := loadVectors(t)
 	in := startServe(t, map[string]string{
 		"WECOMBOT_SCENARIOS":        callbackOnlyScenario(t),
@@ -338,6 +340,7 @@ func TestBadCallbacksAreRejectedAndStoreNothing(t *testing.T) {
 
 // TestStaleCallbackRejected checks the replay window on a freshly signed event.
 func TestStaleCallbackRejected(t *testing.T) {
+	t.Parallel()
 	v := loadVectors(t)
 	in := startServe(t, map[string]string{
 		"WECOMBOT_DATA_DIR": t.TempDir(),
@@ -352,6 +355,7 @@ func TestStaleCallbackRejected(t *testing.T) {
 
 // TestSecondProcessFailsFast: a data directory in use is refused with a clear error and exit code.
 func TestSecondProcessFailsFast(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	startServe(t, map[string]string{"WECOMBOT_DATA_DIR": dir})
 	start := time.Now()
@@ -370,6 +374,7 @@ func TestSecondProcessFailsFast(t *testing.T) {
 }
 
 func TestHealthzAndMetrics(t *testing.T) {
+	t.Parallel()
 	in := startServe(t, map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()})
 	if code, body := in.get(t, "/healthz"); code != http.StatusOK || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("healthz %d %s", code, body)
@@ -389,6 +394,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 }
 
 func TestCLIUsageAndVersion(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), nil, func(string) string { return "" }, nil, &out, &errb); exitCode(err) != exitUsage || !strings.Contains(errb.String(), "Usage:") {
 		t.Fatalf("no args: %v %q", err, errb.String())

@@ -29,6 +29,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 	"github.com/wecombot/wecombot/storage/postgres/pgtest"
 )
@@ -41,6 +42,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The outbox retries ten times sooner than in production (100 ms
+	// doubling, jittered): outage and retry tests wait on their conditions
+	// for seconds, not minutes.
+	outboxBackoff = func(attempt int) time.Duration { return pipeline.Backoff(attempt) / 10 }
 	code := m.Run()
 	pgtest.Stop()
 	if binDir != "" {
@@ -459,6 +464,7 @@ func (f *flakyWeCom) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // keeps for 20 s only, are either sent once or given up as too late — never
 // sent twice.
 func TestWeComOutageDrainsWithoutDuplicates(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs a multi-second outage")
 	}
@@ -552,6 +558,7 @@ func newProxy(t *testing.T, target string, f *flakyWeCom) string {
 // directory another process is serving (exit 3) and a corrupt data file
 // (exit 4), fast, each with a message naming the fix.
 func TestDataFileLockedOrCorruptExitCodes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

@@ -92,6 +92,7 @@ func (p *proc) memberSpend(t *testing.T, id string) (orders int, spend int64, st
 // and applied when the order comes; a tokenless admin request whose
 // X-Forwarded-For has an empty first line and a real second one is refused.
 func TestBinaryRefusesOversizedFieldsAndAmounts(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -211,6 +212,7 @@ func mustReq(t *testing.T, method, url string) *http.Request {
 // API (/api/v1/outbox, /api/v1/operations) serves it redacted, like the
 // logs.
 func TestBinaryRedactsStoredWeComErrors(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -250,6 +252,7 @@ func TestBinaryRedactsStoredWeComErrors(t *testing.T) {
 // TestDocumentedAdminRoutesExist covers defect 11: every GET /api/v1 route
 // docs/shop-webhook.md names answers on the real binary (not 404).
 func TestDocumentedAdminRoutesExist(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

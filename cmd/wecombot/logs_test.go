@@ -58,6 +58,7 @@ func duplicateKeys(line []byte) ([]string, error) {
 }
 
 func TestDuplicateKeys(t *testing.T) {
+	t.Parallel()
 	if d, _ := duplicateKeys([]byte(`{"a":1,"member":"x","b":{"member":1},"member":"x"}`)); len(d) != 1 || d[0] != "member" {
 		t.Fatalf("got %v", d)
 	}
@@ -71,6 +72,7 @@ func TestDuplicateKeys(t *testing.T) {
 // AI), carry no key twice, time with milliseconds, and durations named with
 // their unit (took_ms, startup_ms), never a bare float.
 func TestJSONLogLines(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()}
 	in := startServe(t, env)
 	getenv := func(k string) string { return env[k] }

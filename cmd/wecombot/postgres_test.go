@@ -30,6 +30,7 @@ import (
 // (a fresh data directory: nothing lives there) re-runs and re-sends nothing;
 // backup points at pg_dump.
 func TestServeOnPostgres(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.Database(t)
 	fake := fakewecom.New(t)
 	env, c := liveEnv(t, fake, t.TempDir())

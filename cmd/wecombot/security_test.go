@@ -23,6 +23,7 @@ import (
 // shop webhooks and forged callbacks are thrown at it, and neither the
 // debug log nor any HTTP answer contains a secret.
 func TestModelDownFallbackAndNoSecretLeaks(t *testing.T) {
+	t.Parallel()
 	fake := fakewecom.New(t)
 	env, c := liveEnv(t, fake, t.TempDir())
 	var modelCalls atomic.Int32

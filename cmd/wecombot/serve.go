@@ -219,6 +219,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return app.run(ctx, stdout)
 }
 
+// outboxBackoff is the outbox's wait before a retry; nil is the pipeline's
+// default (1 s doubling to 5 min). The package's tests shorten it once, in
+// TestMain, so fault tests take seconds, not minutes.
+var outboxBackoff func(attempt int) time.Duration
+
 // serverApp is everything serve runs. buildServer builds all of it, each
 // part from parts already built (no hook is filled in afterwards); run
 // starts every goroutine and joins every one of them on shutdown.
@@ -345,6 +350,7 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		QueueSize: cfg.QueueSize,
 		Guard:     engine.Guard,
 		Wake:      wake,
+		Backoff:   outboxBackoff,
 	})
 	started := a.started
 	a.server = server.New(server.Options{
