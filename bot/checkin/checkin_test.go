@@ -59,6 +59,7 @@ func record(t testing.TB, tx bot.Tx, campaign, member string, day checkin.Day, p
 }
 
 func TestDayOfShanghaiMidnight(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		at   time.Time
 		want string
@@ -81,6 +82,7 @@ func TestDayOfShanghaiMidnight(t *testing.T) {
 }
 
 func TestStreaks(t *testing.T) {
+	t.Parallel()
 	base, _ := checkin.ParseDay("2025-03-01")
 	st := openStore(t)
 	_ = st.Update(context.Background(), func(tx bot.Tx) error {
@@ -117,6 +119,7 @@ func TestStreaks(t *testing.T) {
 }
 
 func TestLeaderboardTopAndRank(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
 	base, _ := checkin.ParseDay("2025-03-01")
@@ -174,6 +177,7 @@ func TestLeaderboardTopAndRank(t *testing.T) {
 }
 
 func TestPointsLedgerAppendOnly(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	at := time.Date(2025, 3, 3, 7, 0, 0, 0, shanghai)
 	_ = st.Update(context.Background(), func(tx bot.Tx) error {
@@ -197,6 +201,7 @@ func TestPointsLedgerAppendOnly(t *testing.T) {
 }
 
 func TestAttemptAndMakeup(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("c.yaml", []byte(`brand: {name: t}
 campaigns:
   - {name: c, start: 2025-03-03, end: 2025-03-05, windows: ["06:00-09:00", "20:00-21:00"], keywords: [打卡],
@@ -245,6 +250,7 @@ campaigns:
 }
 
 func TestCertificatePNG(t *testing.T) {
+	t.Parallel()
 	c := &checkin.Certificate{Title: "山茶集 · 早安打卡证书", Name: "小艾", Campaign: "早安打卡", Days: 7,
 		Text: "小艾 连续 7 天早起打卡。", Date: "2025-03-09", Brand: "山茶集"}
 	a, err := c.PNG()
@@ -264,6 +270,7 @@ func TestCertificatePNG(t *testing.T) {
 }
 
 func TestTicksAndDedupeKeys(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("c.yaml", []byte(`brand: {name: t, zone: Asia/Shanghai}
 campaigns:
   - name: c
@@ -310,6 +317,7 @@ func (a *appendLog) AppendEvent(_ context.Context, ev *bot.Event) (bool, error) 
 // re-appends the last slot (the log drops it as a duplicate), and a reload
 // rebuilds from the new scenario.
 func TestSchedulerCatchUpAndReload(t *testing.T) {
+	t.Parallel()
 	load := func(spec string) *scenarios.Scenario {
 		sc, err := scenarios.LoadBytes("c.yaml", []byte(`brand: {name: t, zone: Asia/Shanghai}
 campaigns:

@@ -12,6 +12,7 @@ import (
 // both apply: the day's points (none for a make-up), streak bonuses by the
 // whole run the day joins, milestones by day count, each once.
 func TestComputeReward(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("c.yaml", []byte(`brand: {name: t}
 campaigns:
   - name: c

@@ -14,6 +14,7 @@ import (
 )
 
 func TestAIFallbackOwesOneReplyPerMessage(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wm_a", "zhangsan", "", "wc1"))
 	ev := h.send(kf("wm_a", "山茶拿铁有咖啡因吗"))
@@ -37,6 +38,7 @@ func TestAIFallbackOwesOneReplyPerMessage(t *testing.T) {
 }
 
 func TestAIFallbackGuards(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, text  string
 		wantVerdict string // "" = the model answers
@@ -85,6 +87,7 @@ func TestAIFallbackGuards(t *testing.T) {
 }
 
 func TestAIRateLimitPerMember(t *testing.T) {
+	t.Parallel()
 	sc := scenarios.LoadDefault()
 	h := newHarness(t, sc)
 	h.send(add("wm_a", "zhangsan", "", "wc1"))
@@ -109,6 +112,7 @@ func TestAIRateLimitPerMember(t *testing.T) {
 }
 
 func TestAppTextGoesToTheInternalAssistant(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(&bot.Event{Type: bot.EventAppText, StaffID: "zhangsan", Content: "新人券有效期多久"})
 	acts := h.actions(bot.ActionAIReply)
@@ -123,6 +127,7 @@ func TestAppTextGoesToTheInternalAssistant(t *testing.T) {
 }
 
 func TestNoAISectionNoFallback(t *testing.T) {
+	t.Parallel()
 	sc := scenarios.LoadDefault()
 	cp := *sc
 	cp.AI = nil
@@ -135,6 +140,7 @@ func TestNoAISectionNoFallback(t *testing.T) {
 }
 
 func TestAIToolMessagesNeverReachTheModel(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wm_a", "zhangsan", "", "wc1"))
 	h.send(&bot.Event{Type: bot.EventKfText, Source: bot.SourceAI, ExternalUserID: "wm_a", OpenKfID: "wk", Content: "随便问问"})
@@ -144,6 +150,7 @@ func TestAIToolMessagesNeverReachTheModel(t *testing.T) {
 }
 
 func TestAIHandoffEventTagsAndNotifies(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wm_a", "zhangsan", "", "wc1"))
 	h.send(&bot.Event{Type: bot.EventAIHandoff, Source: bot.SourceAI, ExternalUserID: "wm_a", Data: map[string]string{"reason": "model_failures"}})
@@ -160,6 +167,7 @@ func TestAIHandoffEventTagsAndNotifies(t *testing.T) {
 }
 
 func TestAIBotTextOwesAStreamedReply(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(&bot.Event{Type: bot.EventAIBotText, StaffID: "lisi", ChatID: "wr1", Content: "外卖起送价多少",
 		Data: map[string]string{"stream_id": "s123", "response_url": "https://example.invalid/r"}})
@@ -180,6 +188,7 @@ func TestAIBotTextOwesAStreamedReply(t *testing.T) {
 }
 
 func TestKfNotifyOwesOnePull(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	ev := h.send(&bot.Event{Type: bot.EventKfNotify, OpenKfID: "wk1", KfToken: "tok"})
 	h.handle(ev)
@@ -195,6 +204,7 @@ func TestKfNotifyOwesOnePull(t *testing.T) {
 }
 
 func TestOversizedMessageIsCapped(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wm_a", "zhangsan", "", "wc1"))
 	h.send(kf("wm_a", strings.Repeat("茶", 5000)))
@@ -226,6 +236,7 @@ func aiAnswerEvent(t *testing.T, ans bot.AIAnswer, dedupe string) *bot.Event {
 // was already handled) changes nothing; the reply keeps 微信客服's 48 h window
 // from the message.
 func TestAIAnswerDecidedByTheEngine(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wm_a", "zhangsan", "", "wc1"))
 	asked := h.clock.Add(-time.Hour)

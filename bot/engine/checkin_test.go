@@ -130,6 +130,7 @@ type checkinStep struct {
 }
 
 func TestCheckinRules(t *testing.T) {
+	t.Parallel()
 	const m = "wmC"
 	cases := []struct {
 		name   string
@@ -300,6 +301,7 @@ func TestCheckinRules(t *testing.T) {
 // handled by different workers would be): one day, one set of points, one
 // leaderboard entry.
 func TestCheckinConcurrent(t *testing.T) {
+	t.Parallel()
 	const m = "wmRace"
 	h := newHarness(t, checkinScenario(t))
 	h.clock = at("03-01 10:00")
@@ -412,6 +414,7 @@ func BenchmarkEngineCheckin(b *testing.B) {
 // TestCampaignTicks: reminders become outbox actions once per slot, only on
 // the campaign's days; close posts the final leaderboard and ends it.
 func TestCampaignTicks(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("t.yaml", []byte(`brand: {name: 测试, zone: Asia/Shanghai}
 campaigns:
   - name: 早安
@@ -486,6 +489,7 @@ campaigns:
 // TestStaffCheckin: staff check in from the app and by @-mentioning the AI
 // bot in an internal group; they join the leaderboard as staff:<userid>.
 func TestStaffCheckin(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, checkinScenario(t))
 	app := func(staff, text string) string {
 		h.send(&bot.Event{Type: bot.EventAppText, StaffID: staff, Content: text})
@@ -534,6 +538,7 @@ func TestStaffCheckin(t *testing.T) {
 // member and for staff alike (one reward rule, one set of texts), and the
 // staff member's campaign score equals the member's for the same days.
 func TestCheckinRewardTextsFromScenario(t *testing.T) {
+	t.Parallel()
 	yaml := strings.Replace(checkinYAML, "      not_in_audience: AUDIENCE\n",
 		"      not_in_audience: AUDIENCE\n      streak_bonus: \"BONUS {{.Streak}}d +{{.Bonus}}\"\n      level_up: \"LEVEL {{.Level}} at {{.LevelMin}}\"\n", 1)
 	if yaml == checkinYAML {

@@ -103,6 +103,7 @@ func poolReport(rep *CouponReport, name string) *PoolReport {
 // out, the third member gets the fallback, staff are alerted once when the
 // stock reaches stock_alert, and the metrics count it.
 func TestCouponPoolExhaustion(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, `
   - name: 券
     description: 满 30 减 10
@@ -158,6 +159,7 @@ func TestCouponPoolExhaustion(t *testing.T) {
 // TestCouponPerMemberLimit: per_member 2 gives two distinct codes, the third
 // ask reminds the member of their code; a replayed event finds its code.
 func TestCouponPerMemberLimit(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, `
   - name: 券
     per_member: 2
@@ -191,6 +193,7 @@ func TestCouponPerMemberLimit(t *testing.T) {
 // TestCouponExpiry: valid_days counts the day of issue in the brand zone;
 // fixed validity ends issuing; the report counts expired codes.
 func TestCouponExpiry(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, `
   - name: 券
     valid_days: 7
@@ -244,6 +247,7 @@ func TestCouponExpiry(t *testing.T) {
 // others get the fallback. Each fire is its own event handled in its own
 // store transaction, as pipeline workers do.
 func TestConcurrentIssuing(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"imported", "generated"} {
 		t.Run(kind, func(t *testing.T) {
 			pools := `
@@ -351,6 +355,7 @@ func TestConcurrentIssuing(t *testing.T) {
 // TestCouponRetriesIssueOnce: the same grant handled concurrently many
 // times (WeCom-style retries slipping past the log) issues one code.
 func TestCouponRetriesIssueOnce(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, "\n  - {name: 券, per_member: 5, generate: {prefix: R-, length: 8}}\n")
 	h := newHarness(t, sc)
 	h.send(add("wmA", "s1", "", ""))
@@ -374,6 +379,7 @@ func TestCouponRetriesIssueOnce(t *testing.T) {
 // recently); the next order redeems it and makes the member Loyal; the
 // report shows the conversion per hook.
 func TestCouponRedemptionAndStageCoupon(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, "\n  - {name: 券, fallback: 没了}\n")
 	h := newHarness(t, sc)
 	h.eng.WithMetrics(metrics.New())
@@ -420,6 +426,7 @@ func TestCouponRedemptionAndStageCoupon(t *testing.T) {
 // its code rides in the welcome text; a second add (another staff member)
 // neither issues a second one nor repeats the first.
 func TestWelcomeCarriesCoupon(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("w.yaml", []byte(`brand: {name: 测试}
 welcome:
   default: {text: 欢迎, coupon: 新人券}
@@ -451,6 +458,7 @@ coupons:
 // TestImportAllOrNothing: a code already known anywhere aborts the whole
 // import; an unknown pool is an error.
 func TestImportAllOrNothing(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, "\n  - {name: 券, fallback: 没了}\n")
 	h := newHarness(t, sc)
 	importCodes(t, h, "券", "A1", "A2")
@@ -474,6 +482,7 @@ func TestImportAllOrNothing(t *testing.T) {
 }
 
 func TestGenerateCouponsDistinct(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, "\n  - {name: 券, generate: {prefix: X-, length: 6, count: 50}}\n")
 	h := newHarness(t, sc)
 	var codes []string
@@ -528,6 +537,7 @@ func metricSum(t *testing.T, m *metrics.Metrics, name string) float64 {
 // same member at once (a keyword, grants, a stage change…) never give more
 // than per_member codes.
 func TestConcurrentHooksRespectPerMember(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, "\n  - {name: 券, per_member: 2, generate: {prefix: P-, length: 8}, fallback: 没了}\n")
 	h := newHarness(t, sc)
 	h.send(add("wmA", "s1", "", ""))
@@ -561,6 +571,7 @@ func TestConcurrentHooksRespectPerMember(t *testing.T) {
 // refuses an Interest member; a fixed-date pool issued before it starts says
 // from when the code works.
 func TestCouponAudienceAndFutureValidity(t *testing.T) {
+	t.Parallel()
 	sc := couponScenario(t, `
   - name: 券
     audience: {stages: [aware]}

@@ -148,6 +148,7 @@ func markTags(t *testing.T, a bot.Action) bot.MarkTag {
 // exactly one welcome carrying the code and one mark_tag adding the stage-A
 // and channel tags, even when the event is handled three times.
 func TestWelcomeOnAddExactlyOnce(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"replayed in new transactions", "appended three times past the log's dedupe"} {
 		t.Run(mode, func(t *testing.T) {
 			h := newHarness(t, scenarios.LoadDefault())
@@ -212,6 +213,7 @@ func TestWelcomeOnAddExactlyOnce(t *testing.T) {
 }
 
 func TestWelcomeDefaultScriptAndNoCode(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wmBob", "chayi02", "unknown_state", "CODE-B"))
 	var w bot.WelcomeMessage
@@ -268,6 +270,7 @@ tag_rules:
 }
 
 func TestFunnelRules(t *testing.T) {
+	t.Parallel()
 	const m = "wmM"
 	cases := []struct {
 		name   string
@@ -447,6 +450,7 @@ func TestFunnelRules(t *testing.T) {
 }
 
 func TestStageTagSwapOnMove(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, funnelScenario(t, ""))
 	h.send(add("wmM", "s1", "", ""))
 	h.send(join("wmM", "wrG"))
@@ -460,6 +464,7 @@ func TestStageTagSwapOnMove(t *testing.T) {
 }
 
 func TestKeywordReplyAndRateLimit(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(add("wmA", "chayi01", "xhs", ""))
 	replies := func() []string {
@@ -514,6 +519,7 @@ func TestKeywordReplyAndRateLimit(t *testing.T) {
 }
 
 func TestHandoffNotifiesStaff(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(&bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wmA", StaffID: "chayi01", State: "douyin", Data: map[string]string{bot.DataName: "阿明"}})
 	h.send(kf("wmA", "转人工"))
@@ -529,6 +535,7 @@ func TestHandoffNotifiesStaff(t *testing.T) {
 }
 
 func TestAppTextReply(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(&bot.Event{Type: bot.EventAppText, StaffID: "chayi01", Content: "help"})
 	h.send(&bot.Event{Type: bot.EventAppText, StaffID: "chayi01", Content: "价格"}) // kf-only rule
@@ -544,6 +551,7 @@ func TestAppTextReply(t *testing.T) {
 }
 
 func TestTemplateRuntimeFailureFallsBack(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("t.yaml", []byte(`brand: {name: 测试}
 welcome:
   default:
@@ -566,6 +574,7 @@ welcome:
 }
 
 func TestGroupEvents(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, funnelScenario(t, ""))
 	h.send(&bot.Event{Type: bot.EventGroupCreate, ChatID: "wrG", StaffID: "owner"})
 	h.send(add("wmA", "s1", "", ""))
@@ -599,6 +608,7 @@ func TestGroupEvents(t *testing.T) {
 }
 
 func TestGroupWelcomeSync(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, scenarios.LoadDefault())
 	h.send(&bot.Event{Type: bot.EventGroupWelcomeSync, Source: bot.SourceOperator})
 	h.send(&bot.Event{Type: bot.EventGroupWelcomeSync, Source: bot.SourceOperator})
@@ -614,6 +624,7 @@ func TestGroupWelcomeSync(t *testing.T) {
 }
 
 func TestFollowUpViaKf(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("f.yaml", []byte(`brand: {name: 测试}
 welcome:
   default:
@@ -638,6 +649,7 @@ welcome:
 }
 
 func TestIgnoresBadInput(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, funnelScenario(t, ""))
 	for _, ev := range []*bot.Event{
 		{Type: bot.EventContactAdd},
@@ -656,6 +668,7 @@ func TestIgnoresBadInput(t *testing.T) {
 }
 
 func TestContactEditLearnsExistingContact(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, funnelScenario(t, ""))
 	h.send(&bot.Event{Type: bot.EventContactEdit, ExternalUserID: "wmOld", StaffID: "s1"})
 	m := h.member("wmOld")
@@ -669,6 +682,7 @@ func TestContactEditLearnsExistingContact(t *testing.T) {
 }
 
 func TestHotSwappedScenarioIsUsedPerEvent(t *testing.T) {
+	t.Parallel()
 	a, b := funnelScenario(t, ""), funnelScenario(t, "  interest_on: []\n")
 	cur := a
 	h := newHarness(t, a)

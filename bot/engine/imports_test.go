@@ -13,6 +13,7 @@ import (
 // no HTTP, metrics library, model client, file watcher or database, and
 // its direct imports are the ones docs/architecture.md shows.
 func TestEngineImportsPure(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go tool")
 	}

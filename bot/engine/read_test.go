@@ -13,6 +13,7 @@ import (
 // TestScanCheckInDaysOncePerMemberDay: a member in two campaigns on one day
 // counts once, in member then day order.
 func TestScanCheckInDaysOncePerMemberDay(t *testing.T) {
+	t.Parallel()
 	st := newTestStore(t)
 	ctx := context.Background()
 	err := st.Update(ctx, func(tx bot.Tx) error {

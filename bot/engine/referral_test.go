@@ -62,6 +62,7 @@ func contactWayResult(a bot.Action) *bot.Event {
 // existing members and invitees who leave within the hold don't; rewards
 // are given once at each threshold.
 func TestReferralCodeAndCredit(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, referralScenario(t))
 	h.send(add("wmA", "s1", "xhs", ""))
 	ask := h.send(kf("wmA", "我要邀请好友"))
@@ -156,6 +157,7 @@ func TestReferralCodeAndCredit(t *testing.T) {
 // TestReferralUnknownStateIsNotCredited: a forged or foreign r: state
 // credits nobody and still makes the member.
 func TestReferralUnknownStateIsNotCredited(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, referralScenario(t))
 	h.send(add("wmX", "s1", "r:zz", ""))
 	if m := h.member("wmX"); m.Stage != bot.StageAware {

@@ -20,6 +20,7 @@ func result(a bot.Action, data map[string]string) *bot.Event {
 }
 
 func TestGroupWelcomeTemplateIDIsLearntThenEdited(t *testing.T) {
+	t.Parallel()
 	sc := scenarios.LoadDefault()
 	h := newHarness(t, sc)
 	h.send(GroupWelcomeSyncEvent(sc.Version, h.clock))
@@ -61,6 +62,7 @@ func TestGroupWelcomeTemplateIDIsLearntThenEdited(t *testing.T) {
 }
 
 func TestContactWayCreate(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("c.yaml", []byte(`brand: {name: 测试}
 channels:
   - {state: xhs, name: 小红书, staff: [lisi, zhangsan]}
@@ -110,6 +112,7 @@ channels:
 }
 
 func TestGuardCancelsFollowUpsOfLostMembers(t *testing.T) {
+	t.Parallel()
 	sc, err := scenarios.LoadBytes("f.yaml", []byte(`brand: {name: 测试}
 welcome:
   default:

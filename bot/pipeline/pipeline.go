@@ -75,10 +75,10 @@ type Options struct {
 
 // Pipeline is the event workers plus the outbox relay.
 type Pipeline struct {
-	o       Options
-	log     zerolog.Logger
-	handle  bot.HandlerFunc
-	wake    *Wake
+	o      Options
+	log    zerolog.Logger
+	handle bot.HandlerFunc
+	wake   *Wake
 
 	running  atomic.Bool
 	ready    chan struct{}

@@ -115,6 +115,7 @@ func welcomeHandler(calls *sync.Map) bot.HandlerFunc {
 }
 
 func TestEventsRunOnceAcrossRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	var calls sync.Map
@@ -157,6 +158,7 @@ func TestEventsRunOnceAcrossRestart(t *testing.T) {
 }
 
 func TestPerMemberOrder(t *testing.T) {
+	t.Parallel()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	var mu sync.Mutex
@@ -186,6 +188,7 @@ func TestPerMemberOrder(t *testing.T) {
 type noBatch struct{ bot.Store }
 
 func TestFailingEventIsRecordedAndDoesNotBlock(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		panics  bool
@@ -245,6 +248,7 @@ func TestFailingEventIsRecordedAndDoesNotBlock(t *testing.T) {
 }
 
 func TestOutboxRetriesThenSendsOnce(t *testing.T) {
+	t.Parallel()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	var calls sync.Map
@@ -270,6 +274,7 @@ func TestOutboxRetriesThenSendsOnce(t *testing.T) {
 }
 
 func TestExpiredActionIsNotSent(t *testing.T) {
+	t.Parallel()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	rec := newRecorder()
@@ -294,6 +299,7 @@ func TestExpiredActionIsNotSent(t *testing.T) {
 }
 
 func TestDelayedActionWaitsForItsTime(t *testing.T) {
+	t.Parallel()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	rec := newRecorder()
@@ -319,6 +325,7 @@ func TestDelayedActionWaitsForItsTime(t *testing.T) {
 }
 
 func TestBackoffBounds(t *testing.T) {
+	t.Parallel()
 	for attempt := 0; attempt < 40; attempt++ {
 		for i := 0; i < 50; i++ {
 			d := pipeline.Backoff(attempt)
@@ -343,6 +350,7 @@ func (r *resultSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult,
 }
 
 func TestSendResultComesBackAsEvent(t *testing.T) {
+	t.Parallel()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	var mu sync.Mutex
@@ -377,6 +385,7 @@ func TestSendResultComesBackAsEvent(t *testing.T) {
 }
 
 func TestGuardCancelsAction(t *testing.T) {
+	t.Parallel()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
 	rec := newRecorder()

@@ -6,6 +6,7 @@ import (
 )
 
 func TestAIBotMessageText(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, raw, want string
 	}{

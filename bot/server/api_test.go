@@ -158,6 +158,7 @@ func ids(r response) []string {
 }
 
 func TestMembersFilters(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.seedCommunity()
 	member := func(id string) *bot.Member {
@@ -210,6 +211,7 @@ func TestMembersFilters(t *testing.T) {
 }
 
 func TestMembersBadParameters(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	cases := []struct{ query, param string }{
 		{"stage=vip", "stage"},
@@ -238,6 +240,7 @@ func TestMembersBadParameters(t *testing.T) {
 }
 
 func TestMembersPaginationVisitsEachOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	err := f.st.Update(context.Background(), func(tx bot.Tx) error {
 		for i := range 23 {
@@ -289,6 +292,7 @@ func TestMembersPaginationVisitsEachOnce(t *testing.T) {
 }
 
 func TestMemberDetail(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.seedCommunity()
 	r := f.get("/api/v1/members/wm_alice")
@@ -335,6 +339,7 @@ func TestMemberDetail(t *testing.T) {
 }
 
 func TestMemberDetailSections(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(o *Options) {
 		o.MemberSections = []MemberSection{{Name: "points_ledger", Read: func(tx bot.Tx, m *bot.Member) (any, error) {
 			return []map[string]any{{"delta": 10, "reason": "check-in " + m.ExternalUserID}}, nil
@@ -357,6 +362,7 @@ func stageOf(r response, key string) map[string]float64 {
 }
 
 func TestFunnel(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.seedCommunity()
 	r := f.get("/api/v1/funnel?weeks=3")
@@ -412,6 +418,7 @@ func TestFunnel(t *testing.T) {
 }
 
 func TestFunnelCacheServesStaleAndRefreshes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.FunnelTTL = time.Minute })
 	f.add("wm1", "One", "xhs", "s1", f.now)
 	if r := f.get("/api/v1/funnel"); r.json["members"].(float64) != 1 {
@@ -445,6 +452,7 @@ func TestFunnelCacheServesStaleAndRefreshes(t *testing.T) {
 }
 
 func TestAggregateCacheOnePassAtATime(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	passes := 0
 	now := time.Unix(0, 0)
@@ -472,6 +480,7 @@ func TestAggregateCacheOnePassAtATime(t *testing.T) {
 }
 
 func TestCampaignsAndCoupons(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.seedCommunity()
 	r := f.get("/api/v1/campaigns?days=7")
@@ -578,6 +587,7 @@ func (c *fakeScenarios) Simulate(ctx context.Context, script io.Reader, out io.W
 }
 
 func TestScenarioEndpoints(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 
 	r := f.get("/api/v1/scenarios")
@@ -660,6 +670,7 @@ func TestScenarioEndpoints(t *testing.T) {
 }
 
 func TestOperationsAndRetry(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.add("wm1", "One", "xhs", "s1", f.now)
 	ctx := context.Background()
@@ -722,6 +733,7 @@ func TestOperationsAndRetry(t *testing.T) {
 }
 
 func TestSandboxEvents(t *testing.T) {
+	t.Parallel()
 	live := newFixture(t, nil)
 	if r := live.do("POST", "/api/v1/sandbox/events", strings.NewReader(`{"action":"add"}`)); r.code != 403 || r.json["code"] != "sandbox_only" {
 		t.Errorf("live mode: %d %s", r.code, r.body)
@@ -773,6 +785,7 @@ func TestSandboxEvents(t *testing.T) {
 // number ("amount": 88, as the docs say) and, for older clients, as a
 // string; at moves an event to a past time (within 7 days).
 func TestSandboxAmountAndAt(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.Sandbox = true })
 	for body, fen := range map[string]string{
 		`{"action":"order","member":"wm1","amount":88}`:      "8800",
@@ -811,6 +824,7 @@ func TestSandboxAmountAndAt(t *testing.T) {
 }
 
 func TestParseYuan(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{"29.9": 2990, "29.90": 2990, "30": 3000, "0.01": 1, "0": -1, "": -1, "1.234": -1, "abc": -1, "-1": -1, "2000000": -1} {
 		got, ok := parseYuan(in)
 		if (want < 0 && ok) || (want >= 0 && (!ok || got != want)) {
@@ -820,6 +834,7 @@ func TestParseYuan(t *testing.T) {
 }
 
 func TestErrorTable(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		err  error
 		code int
@@ -845,6 +860,7 @@ func TestErrorTable(t *testing.T) {
 }
 
 func TestSandboxCheckInLandsInsideTheWindow(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	camp := f.sc.Campaigns[0]
 	if len(camp.Windows) == 0 {
@@ -869,6 +885,7 @@ func TestSandboxCheckInLandsInsideTheWindow(t *testing.T) {
 }
 
 func TestAggregateRefreshStretchesWithSlowPasses(t *testing.T) {
+	t.Parallel()
 	c := newAggregateCache(30*time.Second, time.Now, nil)
 	if got := c.maxAge(&aggregate{Took: time.Second}); got != 30*time.Second {
 		t.Errorf("fast pass: %v", got)
@@ -879,6 +896,7 @@ func TestAggregateRefreshStretchesWithSlowPasses(t *testing.T) {
 }
 
 func TestEventsAndOutboxPages(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.add("wm1", "One", "xhs", "s1", f.now)
 	f.add("wm2", "Two", "douyin", "s1", f.now)
@@ -925,6 +943,7 @@ func TestEventsAndOutboxPages(t *testing.T) {
 }
 
 func TestWarmConsoleComputesTheFunnel(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.add("wm1", "One", "xhs", "s1", f.now)
 	f.s.WarmConsole(context.Background())
@@ -950,6 +969,7 @@ func TestWarmConsoleComputesTheFunnel(t *testing.T) {
 // short read transactions (the CSV export too); chunk boundaries neither
 // drop nor repeat anyone.
 func TestFunnelChunkedPassCountsEveryone(t *testing.T) {
+	t.Parallel()
 	counts := func() string {
 		f := newFixture(t, nil)
 		f.seedCommunity()

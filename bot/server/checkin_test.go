@@ -70,6 +70,7 @@ func (f *fixture) lastSeq() uint64 {
 }
 
 func TestCheckinPageLinks(t *testing.T) {
+	t.Parallel()
 	f, signer := checkinFixture(t)
 	good := signer.Sign(checkin.LinkPurpose, checkin.Subject("wm_eve", demoCampaign), time.Hour)
 	expired := signer.Sign(checkin.LinkPurpose, checkin.Subject("wm_eve", demoCampaign), -time.Minute)
@@ -109,6 +110,7 @@ func TestCheckinPageLinks(t *testing.T) {
 }
 
 func TestCheckinPost(t *testing.T) {
+	t.Parallel()
 	f, signer := checkinFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -143,6 +145,7 @@ func TestCheckinPost(t *testing.T) {
 // TestCheckinPostConcurrent taps the same link 100 times at once: one event
 // in the log, one check-in day.
 func TestCheckinPostConcurrent(t *testing.T) {
+	t.Parallel()
 	f, signer := checkinFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -173,6 +176,7 @@ func TestCheckinPostConcurrent(t *testing.T) {
 }
 
 func TestCheckinCertificate(t *testing.T) {
+	t.Parallel()
 	f, signer := checkinFixture(t)
 	cert := signer.Sign(checkin.CertPurpose, checkin.Subject("wm_eve", demoCampaign), time.Hour)
 	if r := f.get("/checkin/cert.png?t=" + url.QueryEscape(cert)); r.code != 404 {

@@ -14,6 +14,7 @@ import (
 )
 
 func TestDashboardPageAndAssetsNeedNoToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.AdminToken = "tok"; o.Sandbox = true })
 	cases := []struct {
 		path, ctype string
@@ -49,6 +50,7 @@ func TestDashboardPageAndAssetsNeedNoToken(t *testing.T) {
 }
 
 func TestDashboardLanguage(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"":                        "zh",
 		"zh-CN,zh;q=0.9,en;q=0.8": "zh",
@@ -76,6 +78,7 @@ func TestDashboardLanguage(t *testing.T) {
 // browser test is the live half): the console script builds every node from
 // text and never parses strings as HTML, and the page has no inline script.
 func TestDashboardScriptNeverWritesHTML(t *testing.T) {
+	t.Parallel()
 	js, err := fs.ReadFile(dashboardFS, "dashboard/app.js")
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +102,7 @@ func TestDashboardScriptNeverWritesHTML(t *testing.T) {
 // (channel name of the state, group change), stage from/to/cause, the
 // tags an action adds; the detail names the stages and the brand zone.
 func TestMemberTimelineInOrderAndInWords(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	at := f.now // the same second for both events (and the engine's clock)
 	f.add("wm_tl", "时间线", "xhs", "zhangsan", at)

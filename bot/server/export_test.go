@@ -58,6 +58,7 @@ func rowOf(rows [][]string, id string) []string {
 // brand zone's wall clock (Asia/Shanghai, named in the header; never a
 // UTC "Z"), the members list's filters, and spreadsheet formulas defused.
 func TestExports(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.seedCommunity()
 	f.add("wm_formula", "=HYPERLINK(\"http://evil\")", "xhs", "s1", f.now)

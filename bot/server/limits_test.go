@@ -36,6 +36,7 @@ func (c *countingBody) Close() error { return nil }
 // reading at its cap, answers without a 5xx, and never reads more than
 // MaxBodyBytes plus a buffer.
 func TestEveryRouteCapsItsBody(t *testing.T) {
+	t.Parallel()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ func newTestServer(t *testing.T, adminToken string) (*Server, *bolt.Store) {
 // TestEveryAdminRouteRequiresAuth walks the route table: no admin route
 // answers without the token, and the wrong token gets 401 with no data.
 func TestEveryAdminRouteRequiresAuth(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestServer(t, "correct-horse")
 	admin := 0
 	for _, rt := range s.Routes() {
@@ -69,6 +70,7 @@ func TestEveryAdminRouteRequiresAuth(t *testing.T) {
 }
 
 func TestAdminWithoutTokenIsLoopbackOnly(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestServer(t, "")
 	for addr, want := range map[string]int{"127.0.0.1:1": 200, "[::1]:1": 200, "10.0.0.7:1": 403, "203.0.113.9:1": 403} {
 		req := httptest.NewRequest("GET", "/api/v1/status", nil)
@@ -98,6 +100,7 @@ func TestAdminWithoutTokenIsLoopbackOnly(t *testing.T) {
 }
 
 func TestAdminQueryValidationAndMembers(t *testing.T) {
+	t.Parallel()
 	s, st := newTestServer(t, "")
 	err := st.Update(context.Background(), func(tx bot.Tx) error {
 		for _, m := range []*bot.Member{
@@ -154,6 +157,7 @@ func TestAdminQueryValidationAndMembers(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
+	t.Parallel()
 	s, st := newTestServer(t, "")
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
@@ -169,6 +173,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestCallbackNotConfigured(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestServer(t, "")
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("POST", "/wecom/callback?msg_signature=a&timestamp=1&nonce=2", strings.NewReader("<xml/>")))
@@ -178,6 +183,7 @@ func TestCallbackNotConfigured(t *testing.T) {
 }
 
 func TestHTTPServerHasTimeouts(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestServer(t, "")
 	h := s.HTTPServer()
 	if h.ReadHeaderTimeout == 0 || h.ReadTimeout == 0 || h.WriteTimeout == 0 || h.IdleTimeout == 0 || h.MaxHeaderBytes == 0 {

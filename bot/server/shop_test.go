@@ -57,6 +57,7 @@ func events(t *testing.T, st *bolt.Store) []bot.Event {
 }
 
 func TestShopWebhookSignatureAndReplayWindow(t *testing.T) {
+	t.Parallel()
 	const paid = `{"event":"order.paid","order_id":"SC1","external_userid":"wm1","amount_fen":2990,"coupon_code":"NEW-AAAA"}`
 	now := shopNow.Unix()
 	cases := []struct {
@@ -143,6 +144,7 @@ func TestShopWebhookSignatureAndReplayWindow(t *testing.T) {
 }
 
 func TestShopWebhookIdempotentByOrderID(t *testing.T) {
+	t.Parallel()
 	s, st := newShopServer(t, shopSecret)
 	now := shopNow.Unix()
 	send := func(body string, ts int64) map[string]any {
@@ -183,6 +185,7 @@ func TestShopWebhookIdempotentByOrderID(t *testing.T) {
 }
 
 func TestShopWebhookOffWithoutSecret(t *testing.T) {
+	t.Parallel()
 	s, st := newShopServer(t, "")
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, shopRequest("", shopNow.Unix(), `{}`))
@@ -197,6 +200,7 @@ func TestShopWebhookOffWithoutSecret(t *testing.T) {
 // TestCouponAPIAndPage: import a CSV (a bad line imports nothing), grant a
 // code through the engine, and see it on the member's signed page.
 func TestCouponAPIAndPage(t *testing.T) {
+	t.Parallel()
 	s, st := newShopServer(t, shopSecret)
 	// The production pipeline applies what the API appends (imports, grants).
 	eng := engine.New(scenarios.LoadDefault, zerolog.Nop(), func() time.Time { return shopNow })

@@ -20,6 +20,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 // TestSimulateGolden runs each testdata/*.yaml script through Simulate with
 // the embedded default scenario and compares the output with its .golden.
 func TestSimulateGolden(t *testing.T) {
+	t.Parallel()
 	scripts, err := filepath.Glob("testdata/*.yaml")
 	if err != nil || len(scripts) == 0 {
 		t.Fatalf("no scripts: %v", err)
@@ -77,6 +78,7 @@ func diff(want, got string) string {
 }
 
 func TestSimulateScriptErrors(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"empty":            ``,
 		"unknown key":      "start: 2025-03-03\nstpes: []\n",

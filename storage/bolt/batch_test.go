@@ -16,6 +16,7 @@ import (
 // all commit; one that fails runs exactly once, returns its own error and
 // takes nothing of the others down with it.
 func TestBatchCommitsConcurrentWorkAndIsolatesAFailure(t *testing.T) {
+	t.Parallel()
 	st, err := Open(filepath.Join(t.TempDir(), "t.db"), Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storagetest.Run(t, func(t *testing.T, clock *storagetest.Clock, ttl time.Duration) bot.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "t.db"), Options{Now: clock.Now, DedupeTTL: ttl})
 		if err != nil {
@@ -28,6 +29,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestReopenKeepsEverything(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "t.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -73,6 +75,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 }
 
 func TestSecondOpenFailsFast(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "t.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -90,6 +93,7 @@ func TestSecondOpenFailsFast(t *testing.T) {
 }
 
 func TestGarbageFileIsAClearError(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "t.db")
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
 		t.Fatal(err)
@@ -101,6 +105,7 @@ func TestGarbageFileIsAClearError(t *testing.T) {
 }
 
 func TestBackupOpensWithTheData(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, err := Open(filepath.Join(dir, "t.db"), Options{})
 	if err != nil {
