@@ -161,46 +161,19 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 	}
 	scope := state.Scope(&p)
 
-	// Read what the prompt may use: this person's record and memory only.
-	var (
-		done   bool
-		member *bot.Member
-		mem    state.Memory
-		facts  []Fact
-	)
-	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
-		var err error
-		if done, err = state.Answered(tx, p.Ref); err != nil || done {
-			return err
-		}
-		if p.MemberID != "" {
-			member, err = tx.Member(p.MemberID)
-			if errors.Is(err, bot.ErrNotFound) {
-				member, err = nil, nil
-			}
-			if err != nil {
-				return err
-			}
-			if s.o.Facts != nil {
-				if facts, err = s.o.Facts(tx, p.MemberID); err != nil {
-					return err
-				}
-			}
-		}
-		mem, err = state.LoadMemory(tx, scope)
-		return err
-	})
+	asker, err := s.readAsker(ctx, &p, scope)
 	if err != nil {
 		return bot.SendResult{}, true, fmt.Errorf("ai_reply %s: read store: %w", p.Ref, err)
 	}
-	if done {
+	if asker.done {
 		return bot.SendResult{Detail: "already answered"}, false, nil
 	}
+	member, mem := asker.member, asker.memory
 
 	profile := Profile{Staff: p.MemberID == ""}
 	if member != nil {
 		profile = MemberProfile(sc, member)
-		profile.Facts = append(profile.Facts, facts...)
+		profile.Facts = append(profile.Facts, asker.facts...)
 	}
 	data := sc.DataFor(member)
 	if p.StaffID != "" && member == nil {
@@ -240,16 +213,7 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 		s.m.Guard.WithLabelValues(issue).Inc()
 	}
 	if ans.Err != nil {
-		kind := "unavailable"
-		switch {
-		case ans.RateLimited:
-			kind = "rate_limited"
-		case errors.Is(ans.Err, ErrRejected):
-			kind = "rejected"
-		case !errors.Is(ans.Err, ErrUnavailable):
-			kind = "breaker_open"
-		}
-		s.m.ModelErrors.WithLabelValues(kind).Inc()
+		s.m.ModelErrors.WithLabelValues(modelErrorKind(&ans)).Inc()
 		if ans.RateLimited && a.Attempts+1 < s.o.RateLimitRetries {
 			// The outbox retries with its jittered backoff; the member gets an
 			// answer (at worst the fallback) after RateLimitRetries tries.
@@ -257,14 +221,66 @@ func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool,
 		}
 		s.log.Warn().Str("ref", p.Ref).Str("source", ans.Source).Str("error", ans.Err.Error()).Msg("model failed; answered without it")
 	}
-	failed := ans.Err != nil
+	return s.handBack(ctx, a, &p, ans, started)
+}
 
-	// Hand the answer back to the engine, which decides the reply, memory,
-	// failure count and hand-off inside the event's transaction (only the
-	// engine writes domain state). The dedupe key makes a retried action's
-	// second answer a no-op; the engine's done marker keeps one reply.
+// asker is what the prompt may use about the person asking: their record,
+// other features' facts and their memory only; done when the message was
+// answered already.
+type asker struct {
+	done   bool
+	member *bot.Member
+	memory state.Memory
+	facts  []Fact
+}
+
+func (s *Sender) readAsker(ctx context.Context, p *bot.AIReply, scope string) (asker, error) {
+	var who asker
+	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
+		var err error
+		if who.done, err = state.Answered(tx, p.Ref); err != nil || who.done {
+			return err
+		}
+		if p.MemberID != "" {
+			who.member, err = tx.Member(p.MemberID)
+			if errors.Is(err, bot.ErrNotFound) {
+				who.member, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			if s.o.Facts != nil {
+				if who.facts, err = s.o.Facts(tx, p.MemberID); err != nil {
+					return err
+				}
+			}
+		}
+		who.memory, err = state.LoadMemory(tx, scope)
+		return err
+	})
+	return who, err
+}
+
+// modelErrorKind labels a failed model call for wecombot_ai_model_errors_total.
+func modelErrorKind(ans *Answer) string {
+	switch {
+	case ans.RateLimited:
+		return "rate_limited"
+	case errors.Is(ans.Err, ErrRejected):
+		return "rejected"
+	case !errors.Is(ans.Err, ErrUnavailable):
+		return "breaker_open"
+	}
+	return "unavailable"
+}
+
+// handBack hands the answer back to the engine, which decides the reply,
+// memory, failure count and hand-off inside the event's transaction (only
+// the engine writes domain state). The dedupe key makes a retried action's
+// second answer a no-op; the engine's done marker keeps one reply.
+func (s *Sender) handBack(ctx context.Context, a *bot.Action, p *bot.AIReply, ans Answer, started time.Time) (bot.SendResult, bool, error) {
 	now := s.o.Now()
-	res := bot.AIAnswer{Reply: p, Text: ans.Text, Source: ans.Source, Failed: failed && p.Answer == "",
+	res := bot.AIAnswer{Reply: *p, Text: ans.Text, Source: ans.Source, Failed: ans.Err != nil && p.Answer == "",
 		Unanswered: ans.Source == SourceFallback && p.Answer == "", AskedAt: a.CreatedAt, EventSeq: a.EventSeq}
 	raw, err := json.Marshal(res)
 	if err != nil {
