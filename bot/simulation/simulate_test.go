@@ -9,8 +9,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
@@ -146,5 +153,72 @@ func TestSimulateScriptSyntaxErrorLine(t *testing.T) {
 	err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), strings.NewReader(script), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "simulation script:5: YAML syntax") {
 		t.Fatalf("got %v, want the error at line 5", err)
+	}
+}
+
+// TestLostMemberFollowUpCancelledInProduction is the production half of the
+// test above: the same add and del_follow_user through a running pipeline
+// (pipeline.Run, not the simulator's stepping) cancel the same follow-up with
+// the same reason simulate prints.
+func TestLostMemberFollowUpCancelledInProduction(t *testing.T) {
+	sc := scenarios.LoadDefault()
+	st := newTestStore(t)
+	var mu sync.Mutex
+	clock := time.Date(2025, 3, 3, 2, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	eng := engine.New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), now)
+	pl := pipeline.New(pipeline.Options{Store: st, Handle: eng.Handle, Sender: recorder{&simulator{out: io.Discard, zone: time.UTC}},
+		Guard: engine.Guard, Now: now, Log: zerolog.Nop(), PollInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+		}
+	}
+	appendEvent := func(ev *bot.Event) {
+		t.Helper()
+		ev.At, ev.ReceivedAt = now(), now()
+		if _, err := st.AppendEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		pl.NotifyEvent()
+		wait("event processed", func() bool { s, err := st.EventStats(ctx); return err == nil && s.Pending == 0 })
+	}
+	appendEvent(&bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm_lost", StaffID: "chayi01", WelcomeCode: "wc1", DedupeKey: "add"})
+	appendEvent(&bot.Event{Type: bot.EventContactDelFollow, ExternalUserID: "wm_lost", StaffID: "chayi01", DedupeKey: "del"})
+	mu.Lock()
+	clock = clock.AddDate(0, 0, 30) // every follow-up is due
+	mu.Unlock()
+	pl.NotifyOutbox()
+	var followUps []bot.Action
+	wait("follow-ups settled", func() bool {
+		acts, err := st.Actions(ctx, 0, 100)
+		if err != nil {
+			return false
+		}
+		followUps = followUps[:0]
+		for _, a := range acts {
+			if strings.HasPrefix(a.Key, "followup|") {
+				if a.Status == bot.ActionPending {
+					return false
+				}
+				followUps = append(followUps, a)
+			}
+		}
+		return len(followUps) > 0
+	})
+	if len(followUps) != len(sc.DefaultWelcome.FollowUps) {
+		t.Fatalf("%d follow-ups, want %d", len(followUps), len(sc.DefaultWelcome.FollowUps))
+	}
+	for _, a := range followUps {
+		if a.Status != bot.ActionFailed || a.LastError != "canceled: member lost (deleted every staff member)" {
+			t.Errorf("follow-up %s: %s %q, want canceled like simulate prints", a.Key, a.Status, a.LastError)
+		}
 	}
 }
