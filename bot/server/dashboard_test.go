@@ -168,3 +168,49 @@ func TestMemberTimelineInOrderAndInWords(t *testing.T) {
 		t.Errorf("stage names %v zone %q", body.StageNames, body.Zone)
 	}
 }
+
+// TestDashboardWordsInBothLanguages: every t('key') the console uses has a
+// 中文 and an English text, and the two tables have the same keys (a key
+// missing from one language would show the key itself).
+func TestDashboardWordsInBothLanguages(t *testing.T) {
+	js, err := fs.ReadFile(dashboardFS, "dashboard/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(js)
+	start, end := strings.Index(src, "const I18N = {"), strings.Index(src, "const LABELS = {")
+	if start < 0 || end < start {
+		t.Fatal("no I18N table in app.js")
+	}
+	zh, en, ok := strings.Cut(src[start:end], "\n    en: {")
+	if !ok {
+		t.Fatal("no en table")
+	}
+	keyRe := regexp.MustCompile(`(?:[{,]\s*|\n\s*)([a-zA-Z_]+): '`)
+	keys := func(s string) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range keyRe.FindAllStringSubmatch(s, -1) {
+			out[m[1]] = true
+		}
+		return out
+	}
+	zhKeys, enKeys := keys(zh), keys(en)
+	if len(zhKeys) < 100 {
+		t.Fatalf("read only %d keys", len(zhKeys))
+	}
+	for k := range zhKeys {
+		if !enKeys[k] {
+			t.Errorf("%s has no English", k)
+		}
+	}
+	for k := range enKeys {
+		if !zhKeys[k] {
+			t.Errorf("%s has no 中文", k)
+		}
+	}
+	for _, m := range regexp.MustCompile(`\bt\('([a-zA-Z_]+)'\)`).FindAllStringSubmatch(src, -1) {
+		if !zhKeys[m[1]] || !enKeys[m[1]] {
+			t.Errorf("t('%s') is in neither or one language only", m[1])
+		}
+	}
+}
