@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -49,7 +50,34 @@ const (
 	ActionPending = "pending"
 	ActionSent    = "sent"
 	ActionFailed  = "failed"
+	// ActionUnknown: an attempt went out whose answer never came back (a
+	// crash mid-send, a timeout), for a kind that must not be sent twice
+	// (staff messages, robot messages, mass sends): it may or may not have
+	// been delivered, and is not resent on its own. The console shows it;
+	// an operator who checked can retry it (POST /api/v1/outbox/{id}/retry).
+	ActionUnknown = "possibly_delivered"
 )
+
+// ErrOutcomeUnknown is wrapped by a Sender's error when the request may have
+// reached WeCom although no answer came back (a timeout, a connection cut
+// after the request was written): the action is possibly delivered.
+var ErrOutcomeUnknown = errors.New("outcome unknown: the request may have been delivered")
+
+// ResendSafe reports whether an action of kind k may be sent again after an
+// attempt whose outcome is unknown without reaching anyone twice: tags are
+// idempotent; a welcome code is usable once (WeCom refuses the repeat with
+// 41051, which then means delivered); a kf message carries its msgid (WeCom
+// refuses a reused one); kf pulls and AI replies record their progress;
+// contact ways and group welcome templates create configuration, not
+// messages. Staff messages, robot messages and mass sends have no such
+// guard: they become ActionUnknown instead.
+func (k ActionKind) ResendSafe() bool {
+	switch k {
+	case ActionStaffMessage, ActionRobot, ActionMassSend:
+		return false
+	}
+	return true
+}
 
 // Action is one owed outbound operation, stored in the outbox until delivered.
 type Action struct {
@@ -75,6 +103,15 @@ type Action struct {
 	SentAt    time.Time `json:"sent_at,omitzero"`
 	// Detail is what the sender reported on delivery (a msgid, a template id).
 	Detail string `json:"detail,omitempty"`
+	// AttemptAt is set (durably, by Outbox.BeginAttempt) before each send and
+	// cleared when its outcome is recorded: found set on a pending action
+	// nobody is sending, it is an attempt whose outcome is unknown (the
+	// process died mid-send).
+	AttemptAt time.Time `json:"attempt_at,omitzero"`
+	// PossiblyDelivered is set once any attempt's outcome was unknown; a
+	// Sender then reads WeCom's refusal of a repeat (a used welcome code, a
+	// reused kf msgid) as delivered.
+	PossiblyDelivered bool `json:"possibly_delivered,omitempty"`
 	// Payload is the kind's message (WelcomeMessage, MarkTag, ...), as JSON.
 	Payload json.RawMessage `json:"payload"`
 }
@@ -93,17 +130,44 @@ func NewAction(kind ActionKind, key string, payload any) (*Action, error) {
 func (a *Action) RecordSent(at time.Time, detail string) {
 	a.Status, a.SentAt, a.Attempts, a.LastError = ActionSent, at, a.Attempts+1, ""
 	a.Detail = detail
+	a.AttemptAt = time.Time{}
 }
 
 // RecordRetry: a failed attempt, to be tried again at next.
 func (a *Action) RecordRetry(next time.Time, errMsg string) {
+	a.AttemptAt = time.Time{}
 	a.Attempts++
 	a.LastError = errMsg
 	a.DueAt = next
 }
 
+// RecordAttempt: an attempt starts at at. An attempt still open from before
+// (never answered: the process died) makes the action possibly delivered.
+func (a *Action) RecordAttempt(at time.Time) {
+	if !a.AttemptAt.IsZero() {
+		a.PossiblyDelivered = true
+	}
+	a.AttemptAt = at
+}
+
+// RecordUnknown: an attempt's outcome is unknown. With next set the action
+// stays pending, due then (a resend-safe kind); with next zero it becomes
+// ActionUnknown.
+func (a *Action) RecordUnknown(next time.Time, errMsg string) {
+	a.Attempts++
+	a.LastError = errMsg
+	a.PossiblyDelivered = true
+	a.AttemptAt = time.Time{}
+	if next.IsZero() {
+		a.Status = ActionUnknown
+		return
+	}
+	a.DueAt = next
+}
+
 // RecordFailed: the action is given up on (dead letter).
 func (a *Action) RecordFailed(errMsg string) {
+	a.AttemptAt = time.Time{}
 	a.Status, a.Attempts, a.LastError = ActionFailed, a.Attempts+1, errMsg
 }
 
@@ -215,6 +279,9 @@ type ContactWay struct {
 type SendResult struct {
 	// Detail is a short, secret-free note for the outbox record (e.g. a msgid).
 	Detail string
+	// Inferred is set when delivery was inferred, not seen: WeCom refused
+	// the repeat of a possibly delivered action (41051 for a welcome code).
+	Inferred bool
 	// Data, when set, is what WeCom created (a template_id, a contact way's
 	// config_id and qr_code): the pipeline appends it to the event log as an
 	// EventActionResult so the engine can store it.

@@ -130,8 +130,29 @@ type SenderMux struct {
 
 // Send delivers a through the sender for its kind.
 func (m *SenderMux) Send(ctx context.Context, a *Action) (SendResult, bool, error) {
+	return m.pick(a).Send(ctx, a)
+}
+
+func (m *SenderMux) pick(a *Action) Sender {
 	if s, ok := m.Routes[a.Kind]; ok && s != nil {
-		return s.Send(ctx, a)
+		return s
 	}
-	return m.Default.Send(ctx, a)
+	return m.Default
+}
+
+// HoldUntil asks the sender for a's kind whether its throttle holds the API
+// a needs (the pipeline's Holder); zero when it has no throttle.
+func (m *SenderMux) HoldUntil(a *Action) time.Time {
+	if h, ok := m.pick(a).(interface{ HoldUntil(*Action) time.Time }); ok {
+		return h.HoldUntil(a)
+	}
+	return time.Time{}
+}
+
+// Held lists the APIs the default sender's throttle holds (status, health).
+func (m *SenderMux) Held() map[string]time.Time {
+	if h, ok := m.Default.(interface{ Held() map[string]time.Time }); ok {
+		return h.Held()
+	}
+	return nil
 }

@@ -68,6 +68,12 @@ type SweepStats struct {
 	Took         time.Duration `json:"took"`
 }
 
+// FailedEvent is an event recorded as failed, with its error.
+type FailedEvent struct {
+	Event Event  `json:"event"`
+	Error string `json:"error"`
+}
+
 // EventStats describes the event log.
 type EventStats struct {
 	LastSeq uint64 `json:"last_seq"`
@@ -86,6 +92,15 @@ type Outbox interface {
 	NextDue(ctx context.Context) (time.Time, bool, error)
 	// MarkSent records a delivery; the action is never returned by DueActions again.
 	MarkSent(ctx context.Context, id uint64, at time.Time, detail string) error
+	// BeginAttempt durably records that an attempt to send a pending action
+	// starts at at (Action.RecordAttempt), before it is sent: an error means
+	// it must not be sent now. An attempt still open from before makes the
+	// action PossiblyDelivered.
+	BeginAttempt(ctx context.Context, id uint64, at time.Time) error
+	// MarkUnknown records an attempt whose outcome is unknown
+	// (Action.RecordUnknown): pending again at next, or, with next zero,
+	// ActionUnknown (counted in OutboxStats.PossiblyDelivered).
+	MarkUnknown(ctx context.Context, id uint64, next time.Time, errMsg string) error
 	// MarkRetry records a failed attempt and when to try again.
 	MarkRetry(ctx context.Context, id uint64, next time.Time, errMsg string) error
 	// MarkFailed gives up on an action (dead letter) with a reason.
@@ -103,6 +118,8 @@ type OutboxStats struct {
 	Pending int `json:"pending"`
 	Sent    int `json:"sent"`
 	Failed  int `json:"failed"`
+	// PossiblyDelivered counts actions in ActionUnknown.
+	PossiblyDelivered int `json:"possibly_delivered"`
 	// OldestDue is the DueAt of the oldest pending action.
 	OldestDue time.Time `json:"oldest_due,omitzero"`
 }

@@ -63,6 +63,10 @@ type Config struct {
 	// CallbackMaxAge rejects POST callbacks whose timestamp is older/newer than this;
 	// 0 turns the check off (WECOMBOT_CALLBACK_MAX_AGE, default 10m).
 	CallbackMaxAge time.Duration
+	// HealthMaxEventAge makes /healthz answer 503 while the oldest
+	// unprocessed event is older than this (WECOMBOT_HEALTH_MAX_EVENT_AGE,
+	// default 5m; 0 turns the check off).
+	HealthMaxEventAge time.Duration
 	// DedupeTTL is how long callback dedupe keys are kept (default 72h).
 	DedupeTTL time.Duration
 	// Retention is how long processed events and delivered actions are
@@ -135,6 +139,7 @@ type fileConfig struct {
 	ShopSecretFile  string `yaml:"shop_secret_file"`
 	DatabaseURLFile string `yaml:"database_url_file"`
 	CallbackMaxAge  string `yaml:"callback_max_age"`
+	HealthMaxAge    string `yaml:"health_max_event_age"`
 	DedupeTTL       string `yaml:"dedupe_ttl"`
 	Retention       string `yaml:"retention"`
 	Workers         int    `yaml:"workers"`
@@ -205,9 +210,11 @@ func Load(getenv func(string) string) (*Config, error) {
 		CallbackMaxAge: 10 * time.Minute,
 		DedupeTTL:      72 * time.Hour,
 		Retention:      DefaultRetention,
-		Workers:        8,
-		QueueSize:      1024,
-		LogLevel:       "info",
+
+		HealthMaxEventAge: 5 * time.Minute,
+		Workers:           8,
+		QueueSize:         1024,
+		LogLevel:          "info",
 	}
 	c.WeCom.APIBase = DefaultAPIBase
 	var errs Errors
@@ -270,7 +277,8 @@ func (c *Config) applyFile(path string) error {
 		key string
 		v   string
 		dst *time.Duration
-	}{{"callback_max_age", fc.CallbackMaxAge, &c.CallbackMaxAge}, {"dedupe_ttl", fc.DedupeTTL, &c.DedupeTTL}, {"retention", fc.Retention, &c.Retention}} {
+	}{{"callback_max_age", fc.CallbackMaxAge, &c.CallbackMaxAge}, {"dedupe_ttl", fc.DedupeTTL, &c.DedupeTTL}, {"retention", fc.Retention, &c.Retention},
+		{"health_max_event_age", fc.HealthMaxAge, &c.HealthMaxEventAge}} {
 		if d.v == "" {
 			continue
 		}
@@ -443,7 +451,7 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"WECOMBOT_CALLBACK_MAX_AGE", &c.CallbackMaxAge}, {"WECOMBOT_RETENTION", &c.Retention}} {
+	}{{"WECOMBOT_CALLBACK_MAX_AGE", &c.CallbackMaxAge}, {"WECOMBOT_RETENTION", &c.Retention}, {"WECOMBOT_HEALTH_MAX_EVENT_AGE", &c.HealthMaxEventAge}} {
 		if v := getenv(d.name); v != "" {
 			parsed, err := parseDuration(v)
 			if err != nil {
@@ -528,22 +536,23 @@ func (c *Config) validate() Errors {
 // Summary is a one-line, secret-free description for the start-up log.
 func (c *Config) Summary() map[string]any {
 	return map[string]any{
-		"listen":           c.Listen,
-		"data_dir":         c.DataDir,
-		"database":         c.Database(),
-		"config":           c.File,
-		"scenarios":        c.Scenarios,
-		"sandbox":          c.Sandbox(),
-		"corp_id":          c.WeCom.CorpID,
-		"agent_id":         c.WeCom.AgentID,
-		"api_base":         c.WeCom.APIBase,
-		"egress_proxy":     c.WeCom.EgressProxy != "",
-		"admin_token":      c.AdminToken != "",
-		"shop_webhook":     c.ShopSecret != "",
-		"callback_max_age": c.CallbackMaxAge.String(),
-		"model":            c.OpenAI.Model,
-		"model_online":     c.OpenAI.APIKey != "",
-		"aibot":            c.WeCom.AIBotToken != "",
+		"listen":               c.Listen,
+		"data_dir":             c.DataDir,
+		"database":             c.Database(),
+		"config":               c.File,
+		"scenarios":            c.Scenarios,
+		"sandbox":              c.Sandbox(),
+		"corp_id":              c.WeCom.CorpID,
+		"agent_id":             c.WeCom.AgentID,
+		"api_base":             c.WeCom.APIBase,
+		"egress_proxy":         c.WeCom.EgressProxy != "",
+		"admin_token":          c.AdminToken != "",
+		"shop_webhook":         c.ShopSecret != "",
+		"callback_max_age":     c.CallbackMaxAge.String(),
+		"health_max_event_age": c.HealthMaxEventAge.String(),
+		"model":                c.OpenAI.Model,
+		"model_online":         c.OpenAI.APIKey != "",
+		"aibot":                c.WeCom.AIBotToken != "",
 	}
 }
 

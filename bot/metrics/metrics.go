@@ -26,6 +26,9 @@ type Metrics struct {
 	Events *prometheus.CounterVec
 	// EventSeconds is the time from receipt to processing of an event.
 	EventSeconds prometheus.Histogram
+	// StoreWritable is 1 while the store takes writes, 0 while it refuses
+	// them (disk full, read-only file system).
+	StoreWritable prometheus.Gauge
 	// Outbox counts delivery attempts by kind and result (sent, retry, failed).
 	Outbox *prometheus.CounterVec
 	// ActionSeconds is the time from an action's due time to its delivery.
@@ -67,6 +70,9 @@ func New() *Metrics {
 		EventSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "wecombot_event_process_seconds", Help: "Time from receipt to processing of an event.", Buckets: latency,
 		}),
+		StoreWritable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wecombot_store_writable", Help: "1 while the store takes writes, 0 while it refuses them (disk full, read-only file system).",
+		}),
 		Outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wecombot_outbox_attempts_total", Help: "Outbox delivery attempts by kind and result.",
 		}, []string{"kind", "result"}),
@@ -86,7 +92,8 @@ func New() *Metrics {
 			Name: "wecombot_scenario_last_reload_ok", Help: "1 if the last scenario reload succeeded, else 0.",
 		}),
 	}
-	r.MustRegister(m.Callbacks, m.CallbackSeconds, m.Events, m.EventSeconds,
+	m.StoreWritable.Set(1)
+	r.MustRegister(m.Callbacks, m.CallbackSeconds, m.Events, m.EventSeconds, m.StoreWritable,
 		m.Outbox, m.ActionSeconds, m.WeComCalls, m.WeComSeconds, m.ScenarioReloads, m.ScenarioLoaded)
 	return m
 }

@@ -36,6 +36,8 @@ var (
 		"How long the most overdue pending action has been due; 0 when nothing is overdue.", nil, nil)
 	outboxDeadDesc = prometheus.NewDesc("wecombot_outbox_dead_letter_actions",
 		"Outbox actions that failed permanently (dead letters; retry them from the console's operations page).", nil, nil)
+	outboxUnknownDesc = prometheus.NewDesc("wecombot_outbox_possibly_delivered_actions",
+		"Outbox actions whose attempt's outcome is unknown (a crash mid-send, a lost answer) and that are not resent on their own: check and retry them from the console.", nil, nil)
 	storeUpDesc = prometheus.NewDesc("wecombot_store_stats_up",
 		"1 when the store answered the backlog gauges' read at this scrape, else 0.", nil, nil)
 	breakerDesc = prometheus.NewDesc("wecombot_breaker_state",
@@ -52,7 +54,7 @@ type backlogCollector struct {
 
 func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{eventsPendingDesc, eventLagDeprecatedDesc, eventsOldestDesc, eventsDeadDesc,
-		outboxDepthDesc, outboxOldestDesc, outboxDeadDesc, storeUpDesc} {
+		outboxDepthDesc, outboxOldestDesc, outboxDeadDesc, outboxUnknownDesc, storeUpDesc} {
 		ch <- d
 	}
 }
@@ -78,6 +80,7 @@ func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(outboxDepthDesc, float64(ob.Pending))
 	gauge(outboxOldestDesc, ageSeconds(now, ob.OldestDue, ob.Pending > 0))
 	gauge(outboxDeadDesc, float64(ob.Failed))
+	gauge(outboxUnknownDesc, float64(ob.PossiblyDelivered))
 }
 
 // ageSeconds is now-since in seconds, 0 when there is nothing or it is in

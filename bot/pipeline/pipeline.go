@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/retry"
 )
 
 // Options configure a Pipeline. Zero values take the defaults noted.
@@ -45,16 +45,26 @@ type Options struct {
 	QueueSize int
 	// Senders is how many actions are delivered at once (default 8).
 	Senders int
-	// HandleAttempts is how often a failing event is retried before it is
-	// recorded as failed (default 3).
+	// HandleAttempts is how often an event whose handler fails on a healthy
+	// store is tried before it is recorded as failed (default 3). A store
+	// that refuses writes fails no event: it stays pending and is retried
+	// (StoreRetry) until the store takes writes again.
 	HandleAttempts int
 	// MaxAttempts gives up on an action after this many failed tries (default 12).
 	MaxAttempts int
-	// Backoff returns the wait before retry number attempt (1-based); default: jittered exponential, 1 s to 5 min.
-	Backoff func(attempt int) time.Duration
 	// Wake, if set, is the Wake others were given before the pipeline was
 	// built (default: a new one).
 	Wake *Wake
+	// Retry is the backoff between delivery attempts, spread inside an
+	// action's deadline (default retry.Default): the one policy every action
+	// kind shares with the WeCom client.
+	Retry retry.Policy
+	// StoreRetry is the backoff while the store refuses writes (default
+	// retry.Storage).
+	StoreRetry retry.Policy
+	// Redact scrubs secrets from error texts before they are stored
+	// (last_error, a failed event's error); nil stores them as they are.
+	Redact func(string) string
 	// PollInterval is the fallback poll of the log and outbox when no wake-up
 	// arrives (default 1 s).
 	PollInterval time.Duration
@@ -82,7 +92,17 @@ type Pipeline struct {
 
 	running  atomic.Bool
 	ready    chan struct{}
-	inflight sync.Map // outbox action id → struct{}: never send one twice at once
+	stop     <-chan struct{} // closed when Run's context ends: store retries give up then
+	inflight sync.Map        // outbox action id → struct{}: never send one twice at once
+	// rewind asks the dispatcher to read the log from the start again
+	// (failed events were put back: Replay).
+	rewind atomic.Bool
+	// writes is the latest store write outcome, for Health.
+	writes writeHealth
+	// storeHold: no sends until then (the store could not record an attempt).
+	storeMu      sync.Mutex
+	storeHold    time.Time
+	storeStrikes int
 
 	// cluster is set when the store is shared by several nodes: events of
 	// the partitions this node leases (owned, changed counts changes) are
@@ -98,12 +118,19 @@ type Pipeline struct {
 
 // Stats are counters since start, for /healthz and tests.
 type Stats struct {
-	Processed     uint64 `json:"processed"`
-	Skipped       uint64 `json:"skipped"`
-	Failed        uint64 `json:"failed"`
-	Sent          uint64 `json:"sent"`
-	SendRetries   uint64 `json:"send_retries"`
-	SendFailures  uint64 `json:"send_failures"`
+	Processed    uint64 `json:"processed"`
+	Skipped      uint64 `json:"skipped"`
+	Failed       uint64 `json:"failed"`
+	Sent         uint64 `json:"sent"`
+	SendRetries  uint64 `json:"send_retries"`
+	SendFailures uint64 `json:"send_failures"`
+	// PossiblyDelivered counts attempts whose outcome was unknown;
+	// InferredDelivered those later read as delivered (41051, reused msgid).
+	PossiblyDelivered uint64 `json:"possibly_delivered"`
+	InferredDelivered uint64 `json:"inferred_delivered"`
+	// StoreRetries counts event transactions and outbox records retried
+	// because the store refused a write.
+	StoreRetries  uint64 `json:"store_retries"`
 	LastProcessed uint64 `json:"last_processed_seq"`
 }
 
@@ -124,8 +151,11 @@ func New(o Options) *Pipeline {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 12
 	}
-	if o.Backoff == nil {
-		o.Backoff = Backoff
+	if o.Retry.Base <= 0 {
+		o.Retry = retry.Default
+	}
+	if o.StoreRetry.Base <= 0 {
+		o.StoreRetry = retry.Storage
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -159,16 +189,19 @@ func New(o Options) *Pipeline {
 // Ready is closed once Run has started the workers and the relay.
 func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 
-// Backoff is full-jitter exponential backoff: up to 1 s × 2^(attempt-1), capped at 5 min.
-func Backoff(attempt int) time.Duration {
-	if attempt < 1 {
-		attempt = 1
+func (p *Pipeline) redact(msg string) string {
+	if p.o.Redact == nil {
+		return msg
 	}
-	ceil := time.Second << min(attempt-1, 9)
-	if ceil > 5*time.Minute {
-		ceil = 5 * time.Minute
-	}
-	return ceil/2 + rand.N(ceil/2+1)
+	return p.o.Redact(msg)
+}
+
+// Replay makes the dispatcher read the log from its start again: events an
+// operator put back to pending (failed events retried) are picked up; the
+// ones already processed are skipped by their processed mark.
+func (p *Pipeline) Replay() {
+	p.rewind.Store(true)
+	p.NotifyEvent()
 }
 
 // Wake carries a pipeline's wake-ups. Components built before the pipeline
@@ -226,6 +259,7 @@ func (p *Pipeline) count(f func(*Stats)) {
 // finishes the events already handed to workers and the sends under way
 // (drain) and returns.
 func (p *Pipeline) Run(ctx context.Context) error {
+	p.stop = ctx.Done()
 	queues := make([]chan bot.Event, p.o.Workers)
 	var workers sync.WaitGroup
 	for i := range queues {
@@ -339,6 +373,9 @@ func (p *Pipeline) dispatch(ctx context.Context, queues []chan bot.Event) error 
 	ticker := time.NewTicker(p.o.PollInterval)
 	defer ticker.Stop()
 	for {
+		if p.rewind.Swap(false) {
+			after = 0
+		}
 		for {
 			evs, err := p.pending(ctx, &after, &gen)
 			if err != nil {
@@ -385,10 +422,14 @@ type batcher interface {
 	Batch(ctx context.Context, fn func(bot.Tx) error) error
 }
 
-// process applies one event with retries; a permanently failing event is
-// recorded as failed so it never blocks the log.
+// process applies one event. A store that refuses writes (the commit, the
+// processed mark or a probe write fails) is never a verdict on the event:
+// it stays pending and is retried with StoreRetry backoff for as long as
+// the store refuses, holding this worker (and so the order of its members'
+// events); at shutdown it is left pending for the next start. Only a
+// handler failing HandleAttempts times while the store takes writes fails
+// the event, and a failed event can be replayed (Replay).
 func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
-	var lastErr error
 	update := p.o.Store.Update
 	if b, ok := p.o.Store.(batcher); ok {
 		update = b.Batch // workers share fsyncs; Handle already tolerates re-runs (see retries below)
@@ -397,11 +438,14 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 		part := p.cluster.Partition(&ev)
 		update = func(ctx context.Context, fn func(bot.Tx) error) error { return p.cluster.UpdateOwned(ctx, part, fn) }
 	}
-	for attempt := 1; attempt <= p.o.HandleAttempts; attempt++ {
+	handlerFails, storeFails := 0, 0
+	var lastErr error
+	for {
 		skipped := false
 		var hooks *commitHooks
+		var handlerErr error
 		err := update(ctx, func(tx bot.Tx) error {
-			skipped = false
+			skipped, handlerErr = false, nil
 			var hctx context.Context
 			hctx, hooks = withCommitHooks(ctx) // a re-run (group commit) starts with none
 			first, err := tx.MarkProcessed(ev.Seq, "")
@@ -412,9 +456,11 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 				skipped = true
 				return nil
 			}
-			return p.handle(hctx, tx, &ev)
+			handlerErr = p.handle(hctx, tx, &ev)
+			return handlerErr
 		})
 		if err == nil {
+			p.writes.observe(nil, p.o.Now())
 			since := p.o.Now().Sub(ev.ReceivedAt)
 			if skipped {
 				p.count(func(s *Stats) { s.Skipped++ })
@@ -437,22 +483,75 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 			return
 		}
 		lastErr = err
-		p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", attempt).Msg("event transaction failed")
-		if attempt < p.o.HandleAttempts {
-			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		// The handler's own error, on a store that takes a probe write, is
+		// the handler's; anything else (the commit, the processed mark, a
+		// handler error while the store refuses writes) is the store's.
+		if handlerErr != nil && err == handlerErr && p.probeWrite(ctx) == nil {
+			handlerFails++
+			p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", handlerFails).Msg("event handler failed")
+			if handlerFails >= p.o.HandleAttempts {
+				if p.recordFailedEvent(ctx, update, &ev, fmt.Sprintf("handler failed %d times: %v", handlerFails, lastErr)) {
+					return
+				}
+				handlerFails = 0 // the failure could not be recorded: the store again
+			} else {
+				time.Sleep(time.Duration(handlerFails) * 50 * time.Millisecond)
+				continue
+			}
+		}
+		storeFails++
+		handlerFails = 0 // handler errors while the store failed say nothing about the handler
+		p.writes.observe(err, p.o.Now())
+		p.setWritableMetric()
+		p.count(func(s *Stats) { s.StoreRetries++ })
+		if storeFails == 1 || storeFails%20 == 0 {
+			p.log.Error().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("tries", storeFails).
+				Msg("the store refuses writes (disk full? read-only?): the event stays pending and is retried until it works again")
+		}
+		if !p.sleep(p.o.StoreRetry.Backoff(storeFails)) {
+			p.log.Warn().Uint64("seq", ev.Seq).Msg("shutting down: event left pending for the next start")
+			return
 		}
 	}
-	msg := fmt.Sprintf("handler failed %d times: %v", p.o.HandleAttempts, lastErr)
+}
+
+// recordFailedEvent marks the event processed with its error (through
+// update: with several nodes, only while this node owns its partition);
+// false when the store refused that too.
+func (p *Pipeline) recordFailedEvent(ctx context.Context, update func(context.Context, func(bot.Tx) error) error, ev *bot.Event, msg string) bool {
+	msg = p.redact(msg)
 	if err := update(ctx, func(tx bot.Tx) error {
 		_, err := tx.MarkProcessed(ev.Seq, msg)
 		return err
 	}); err != nil {
 		p.log.Error().Err(err).Uint64("seq", ev.Seq).Msg("record failed event")
-		return
+		return false
 	}
 	p.count(func(s *Stats) { s.Failed++ })
 	p.o.Metrics.Event(string(ev.Type), "error", p.o.Now().Sub(ev.ReceivedAt))
-	p.log.Error().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("error", msg).Msg("event recorded as failed")
+	p.log.Error().Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Str("error", msg).
+		Msg("event recorded as failed (replay it with `wecombot events retry` once the cause is fixed)")
+	return true
+}
+
+// sleep waits d, or less if Run's context ends; false when it ended.
+func (p *Pipeline) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// Holder is implemented by senders with a throttle (wecomapi.Client): the
+// relay leaves an action in the outbox, unclaimed and unwritten, while
+// HoldUntil says the API it needs is held back, and picks it up — urgent
+// actions first — when the API opens.
+type Holder interface {
+	HoldUntil(a *bot.Action) time.Time
 }
 
 // relay delivers due actions, at most Senders at a time, until ctx ends;
@@ -463,24 +562,37 @@ func (p *Pipeline) relay(ctx context.Context) {
 	defer sends.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	holder, _ := p.o.Sender.(Holder)
 	for {
 		now := p.o.Now()
+		wait := p.o.PollInterval
 		limit := 128
 		var acts []bot.Action
 		var err error
-		if p.cluster != nil {
+		switch hold := p.storeHeld(); {
+		case hold.After(now):
+			wait = hold.Sub(now) // the store could not record an attempt: send nothing until it can
+			limit = 0
+		case p.cluster != nil:
 			// Claim only what can be sent now: a claimed action waits for
 			// this node alone, and a crash strands at most Senders of them
 			// until their lease lapses.
 			limit = cap(sem) - len(sem)
 			acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
-		} else {
+		default:
 			acts, err = p.o.Store.DueActions(ctx, now, limit)
 		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Error().Err(err).Msg("read outbox")
 		}
+		claimed := 0
 		for _, a := range acts {
+			if holder != nil {
+				if until := holder.HoldUntil(&a); until.After(now) {
+					wait = min(wait, until.Sub(now))
+					continue // WeCom is held back for this API: leave it, unwritten
+				}
+			}
 			if _, busy := p.inflight.LoadOrStore(a.ID, struct{}{}); busy {
 				continue
 			}
@@ -490,6 +602,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 				p.inflight.Delete(a.ID)
 				return
 			}
+			claimed++
 			sends.Add(1)
 			go func(id uint64) {
 				defer func() {
@@ -515,15 +628,14 @@ func (p *Pipeline) relay(ctx context.Context) {
 				p.deliver(dctx, cur)
 			}(a.ID)
 		}
-		wait := p.o.PollInterval
-		if len(acts) == limit && limit > 0 {
+		if len(acts) == limit && limit > 0 && claimed > 0 {
 			wait = 0
 		} else if next, ok, err := p.o.Store.NextDue(ctx); err == nil && ok {
 			if d := next.Sub(p.o.Now()); d < wait {
-				wait = max(d, 5*time.Millisecond)
+				wait = d
 			}
 		}
-		timer.Reset(wait)
+		timer.Reset(max(wait, 5*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return
@@ -557,18 +669,84 @@ func (p *Pipeline) HandlePending(ctx context.Context) (handled int, err error) {
 	}
 }
 
+func (p *Pipeline) storeHeld() time.Time {
+	p.storeMu.Lock()
+	defer p.storeMu.Unlock()
+	return p.storeHold
+}
+
+// storeRefused holds all sends for the next StoreRetry backoff; storeOK lifts it.
+func (p *Pipeline) storeRefused(err error) {
+	p.writes.observe(err, p.o.Now())
+	p.setWritableMetric()
+	p.storeMu.Lock()
+	p.storeStrikes++
+	p.storeHold = p.o.Now().Add(p.o.StoreRetry.Backoff(p.storeStrikes))
+	p.storeMu.Unlock()
+	p.count(func(s *Stats) { s.StoreRetries++ })
+}
+
+func (p *Pipeline) storeOK() {
+	p.writes.observe(nil, p.o.Now())
+	p.storeMu.Lock()
+	p.storeStrikes, p.storeHold = 0, time.Time{}
+	p.storeMu.Unlock()
+}
+
+// record stores an outcome that must not be lost (a delivery, a retry), trying
+// again with StoreRetry backoff while the store refuses, until it works or the
+// pipeline stops. A record the store rejects for a reason of its own (the
+// action is no longer pending) is not retried.
+func (p *Pipeline) record(what string, log zerolog.Logger, fn func() error) bool {
+	for tries := 1; ; tries++ {
+		err := fn()
+		if err == nil {
+			p.storeOK()
+			return true
+		}
+		if errors.Is(err, bot.ErrNotFound) || errors.Is(err, bot.ErrConflict) || errors.Is(err, bot.ErrInvalidInput) {
+			log.Error().Err(err).Msg(what)
+			return false
+		}
+		p.storeRefused(err)
+		if tries == 1 || tries%20 == 0 {
+			log.Error().Err(err).Int("tries", tries).Msg(what + ": the store refuses writes; retrying (nothing is resent meanwhile)")
+		}
+		if !p.sleep(p.o.StoreRetry.Backoff(tries)) {
+			log.Error().Err(err).Msg(what + ": stopped before it could be recorded; the attempt stays open and is resolved as possibly delivered at the next start")
+			return false
+		}
+	}
+}
+
 // Deliver sends one due action exactly as Run's relay does (expiry, the
 // guard, the Sender and its error classification, result feedback, retry
 // or failure recorded in the outbox), in the caller's goroutine; for
 // simulate, like HandlePending.
 func (p *Pipeline) Deliver(ctx context.Context, a *bot.Action) { p.deliver(ctx, a) }
 
-// deliver sends one action and records the outcome in the outbox.
+// deliver sends one action and records the outcome in the outbox. The
+// attempt is recorded durably before the send, and nothing is sent when it
+// cannot be; an attempt found open (the process died mid-send) or whose
+// answer was lost makes the action possibly delivered, which its kind
+// resolves (bot.ActionKind.ResendSafe): resend-safe kinds are sent again and
+// the sender reads WeCom's refusal of a repeat as delivered, the others
+// wait for an operator as ActionUnknown.
 func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 	now := p.o.Now()
 	log := p.log.With().Uint64("action", a.ID).Str("kind", string(a.Kind)).Str("member", a.MemberID).Logger()
+	openAttempt := !a.AttemptAt.IsZero()
+	if openAttempt && !a.Kind.ResendSafe() {
+		p.markUnknown(ctx, a, time.Time{}, fmt.Sprintf("the attempt at %s never recorded its outcome (the process stopped mid-send); not resent, since a %s could reach people twice: check and retry it if it did not arrive",
+			a.AttemptAt.Format(time.RFC3339), a.Kind), log)
+		return
+	}
 	if !a.NotAfter.IsZero() && now.After(a.NotAfter) {
 		msg := fmt.Sprintf("too late: had to be sent by %s", a.NotAfter.Format(time.RFC3339))
+		if openAttempt || a.PossiblyDelivered {
+			p.markUnknown(ctx, a, time.Time{}, msg+"; an earlier attempt's outcome is unknown", log)
+			return
+		}
 		p.recordFailure(ctx, a, now, msg, log)
 		return
 	}
@@ -581,48 +759,92 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		if err != nil {
 			log.Warn().Err(err).Msg("could not check whether the action still applies; sending")
 		} else if reason != "" {
-			if err := p.o.Store.MarkFailed(ctx, a.ID, now, "canceled: "+reason); err != nil {
-				log.Error().Err(err).Msg("record cancellation")
-			}
+			p.record("record cancellation", log, func() error { return p.o.Store.MarkFailed(ctx, a.ID, now, "canceled: "+reason) })
 			p.o.Metrics.OutboxAttempt(string(a.Kind), "canceled", 0)
 			log.Info().Str("reason", reason).Msg("action canceled before sending")
 			return
 		}
 	}
-	res, retry, err := p.o.Sender.Send(ctx, a)
+	// Record the attempt before sending; no record, no send.
+	if err := p.o.Store.BeginAttempt(ctx, a.ID, now); err != nil {
+		if errors.Is(err, bot.ErrNotFound) || errors.Is(err, bot.ErrConflict) {
+			return
+		}
+		p.storeRefused(err)
+		log.Warn().Err(err).Msg("could not record the attempt: not sending until the store takes writes")
+		return
+	}
+	p.storeOK()
+	a.RecordAttempt(now)
+	res, retryable, err := p.o.Sender.Send(ctx, a)
 	now = p.o.Now()
 	if err == nil {
 		if len(res.Data) > 0 {
 			p.feedBack(ctx, a, res.Data, now, log)
 		}
-		if err := p.o.Store.MarkSent(ctx, a.ID, now, res.Detail); err != nil {
-			log.Error().Err(err).Msg("sent, but could not record it")
-		}
-		p.count(func(s *Stats) { s.Sent++ })
+		p.record("sent, but could not record it", log, func() error { return p.o.Store.MarkSent(ctx, a.ID, now, res.Detail) })
+		p.count(func(s *Stats) {
+			s.Sent++
+			if res.Inferred {
+				s.InferredDelivered++
+			}
+		})
 		due := a.DueAt
 		if due.IsZero() {
 			due = a.CreatedAt
 		}
-		p.o.Metrics.OutboxAttempt(string(a.Kind), "sent", now.Sub(due))
-		log.Debug().Str("detail", res.Detail).Msg("action sent")
+		result := "sent"
+		if res.Inferred {
+			result = "delivered_inferred"
+		}
+		p.o.Metrics.OutboxAttempt(string(a.Kind), result, now.Sub(due))
+		log.Debug().Str("detail", res.Detail).Bool("inferred", res.Inferred).Msg("action sent")
+		return
+	}
+	var held interface{ HeldUntil() time.Time }
+	if errors.As(err, &held) {
+		// The sender's throttle refused the call before it went out: nothing
+		// was sent, and the relay leaves the action alone while it is held.
+		p.record("record held attempt", log, func() error { return p.o.Store.MarkRetry(ctx, a.ID, held.HeldUntil(), p.redact(err.Error())) })
 		return
 	}
 	attempt := a.Attempts + 1
-	if retry && attempt < p.o.MaxAttempts {
-		next := now.Add(p.o.Backoff(attempt))
-		if !a.NotAfter.IsZero() && next.After(a.NotAfter) {
-			// A welcome code's window is short: one quick retry inside it beats none.
-			next = now.Add(min(p.o.Backoff(1)/4, a.NotAfter.Sub(now)/2))
+	next, inTime := p.o.Retry.Next(attempt, now, a.NotAfter)
+	canRetry := retryable && attempt < p.o.MaxAttempts && inTime
+	if errors.Is(err, bot.ErrOutcomeUnknown) {
+		if !a.Kind.ResendSafe() || !canRetry {
+			next = time.Time{}
 		}
-		if err2 := p.o.Store.MarkRetry(ctx, a.ID, next, err.Error()); err2 != nil {
-			log.Error().Err(err2).Msg("record retry")
-		}
+		p.markUnknown(ctx, a, next, err.Error(), log)
+		return
+	}
+	if canRetry {
+		p.record("record retry", log, func() error { return p.o.Store.MarkRetry(ctx, a.ID, next, p.redact(err.Error())) })
 		p.count(func(s *Stats) { s.SendRetries++ })
 		p.o.Metrics.OutboxAttempt(string(a.Kind), "retry", 0)
 		log.Warn().Err(err).Int("attempt", attempt).Time("next", next).Msg("send failed, will retry")
 		return
 	}
-	p.recordFailure(ctx, a, now, err.Error(), log)
+	msg := err.Error()
+	if retryable && !inTime {
+		msg += fmt.Sprintf(" (no time left for another try before %s)", a.NotAfter.Format(time.RFC3339))
+	}
+	p.recordFailure(ctx, a, now, msg, log)
+}
+
+// markUnknown records an attempt whose outcome is unknown: pending again at
+// next, or (next zero) ActionUnknown for an operator.
+func (p *Pipeline) markUnknown(ctx context.Context, a *bot.Action, next time.Time, msg string, log zerolog.Logger) {
+	msg = p.redact(msg)
+	p.record("record possibly delivered", log, func() error { return p.o.Store.MarkUnknown(ctx, a.ID, next, msg) })
+	p.count(func(s *Stats) { s.PossiblyDelivered++ })
+	if next.IsZero() {
+		p.o.Metrics.OutboxAttempt(string(a.Kind), "possibly_delivered", 0)
+		log.Warn().Str("error", msg).Msg("action possibly delivered: not resent")
+		return
+	}
+	p.o.Metrics.OutboxAttempt(string(a.Kind), "retry_unknown", 0)
+	log.Warn().Str("error", msg).Time("next", next).Msg("outcome unknown; resending (the kind is resend-safe)")
 }
 
 func (p *Pipeline) guard(a *bot.Action) func(tx bot.Tx) (string, error) {
@@ -646,17 +868,17 @@ func (p *Pipeline) feedBack(ctx context.Context, a *bot.Action, data map[string]
 	d[bot.ResultAction] = strconv.FormatUint(a.ID, 10)
 	ev := &bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + a.Key,
 		At: now, ExternalUserID: a.MemberID, Data: d}
-	if _, err := p.o.Store.AppendEvent(ctx, ev); err != nil {
-		log.Error().Err(err).Msg("sent, but could not record what WeCom returned")
-		return
+	if p.record("sent, but could not record what WeCom returned", log, func() error {
+		_, err := p.o.Store.AppendEvent(ctx, ev)
+		return err
+	}) {
+		p.NotifyEvent()
 	}
-	p.NotifyEvent()
 }
 
 func (p *Pipeline) recordFailure(ctx context.Context, a *bot.Action, now time.Time, msg string, log zerolog.Logger) {
-	if err := p.o.Store.MarkFailed(ctx, a.ID, now, msg); err != nil {
-		log.Error().Err(err).Msg("record failure")
-	}
+	msg = p.redact(msg)
+	p.record("record failure", log, func() error { return p.o.Store.MarkFailed(ctx, a.ID, now, msg) })
 	p.count(func(s *Stats) { s.SendFailures++ })
 	p.o.Metrics.OutboxAttempt(string(a.Kind), "failed", 0)
 	log.Error().Str("error", msg).Msg("action failed for good")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
 
@@ -67,7 +68,12 @@ func run(t *testing.T, o pipeline.Options) (*pipeline.Pipeline, func()) {
 	t.Helper()
 	o.Log = zerolog.Nop()
 	o.PollInterval = 20 * time.Millisecond
-	o.Backoff = func(int) time.Duration { return 10 * time.Millisecond }
+	if o.Retry.Base == 0 {
+		o.Retry = retry.Policy{Base: 10 * time.Millisecond, Cap: 10 * time.Millisecond, Floor: 10 * time.Millisecond}
+	}
+	if o.StoreRetry.Base == 0 {
+		o.StoreRetry = retry.Policy{Base: 5 * time.Millisecond, Cap: 20 * time.Millisecond, Floor: 5 * time.Millisecond}
+	}
 	p := pipeline.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -321,22 +327,6 @@ func TestDelayedActionWaitsForItsTime(t *testing.T) {
 	waitFor(t, "sent when due", func() bool { return len(rec.sentKeys()) == 1 })
 	if time.Now().Before(due) {
 		t.Fatal("sent early")
-	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	t.Parallel()
-	for attempt := 0; attempt < 40; attempt++ {
-		for i := 0; i < 50; i++ {
-			d := pipeline.Backoff(attempt)
-			ceil := time.Second << min(max(attempt-1, 0), 9)
-			if ceil > 5*time.Minute {
-				ceil = 5 * time.Minute
-			}
-			if d < ceil/2 || d > ceil {
-				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", attempt, d, ceil/2, ceil)
-			}
-		}
 	}
 }
 

@@ -182,6 +182,10 @@ func (s *Server) apiOperations(w http.ResponseWriter, r *http.Request) {
 	if s.o.Pipeline != nil {
 		body["pipeline"] = s.o.Pipeline.Stats()
 		body["running"] = s.o.Pipeline.Running()
+		if h, err := s.o.Pipeline.Health(r.Context()); err == nil {
+			h.WriteError = s.o.Redact.String(h.WriteError)
+			body["health"] = h
+		}
 	}
 	if s.o.Scenarios != nil {
 		body["scenario"] = s.o.Scenarios.Status()

@@ -124,6 +124,7 @@ func (s *Server) callbackEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	s.observeAppend(dup, err)
 	var fe *bot.FieldError
 	if errors.As(err, &fe) {
 		// Out of bounds: a retry would fail the same way, so not a 500.

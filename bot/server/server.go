@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -77,6 +78,9 @@ type Options struct {
 	// Redact scrubs secrets from stored texts the API serves (last_error);
 	// nil serves them as stored.
 	Redact *logging.Redactor
+	// HealthMaxEventAge makes /healthz 503 while the oldest unprocessed
+	// event is older than this (0: no limit).
+	HealthMaxEventAge time.Duration
 }
 
 // Server serves wecombot's routes.
@@ -145,22 +149,56 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// healthz answers 200 when storage answers and the pipeline runs.
+// healthz answers 200 when storage answers, takes writes, the pipeline runs
+// and the event log is not behind; else 503 with the reason, so a load
+// balancer or orchestrator stops trusting an instance whose callbacks would
+// fail (disk full, read-only file system) or whose events wait too long.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	st, err := s.o.Store.EventStats(ctx)
 	body := map[string]any{"status": "ok"}
 	code := http.StatusOK
+	unhealthy := func(status, reason string) {
+		code, body["status"], body["reason"] = http.StatusServiceUnavailable, status, reason
+	}
+	if s.o.Pipeline == nil {
+		st, err := s.o.Store.EventStats(ctx)
+		if err != nil {
+			unhealthy("storage unavailable", s.o.Redact.String(err.Error()))
+		} else {
+			body["event_lag"] = st.Pending
+		}
+		writeJSON(w, code, body)
+		return
+	}
+	h, err := s.o.Pipeline.Health(ctx)
+	body["event_lag"] = h.Pending
+	body["oldest_pending_seconds"] = h.OldestPendingAge.Seconds()
+	body["store_writable"] = h.Writable
+	if len(h.Held) > 0 {
+		body["wecom_held"] = h.Held
+	}
 	switch {
 	case err != nil:
-		code, body["status"], body["error"] = http.StatusServiceUnavailable, "storage unavailable", err.Error()
-	case s.o.Pipeline != nil && !s.o.Pipeline.Running():
-		code, body["status"] = http.StatusServiceUnavailable, "workers not running"
-	default:
-		body["event_lag"] = st.Pending
+		unhealthy("storage unavailable", s.o.Redact.String(err.Error()))
+	case !s.o.Pipeline.Running():
+		unhealthy("workers not running", "the event workers and outbox relay are stopped")
+	case !h.Writable:
+		unhealthy("store refuses writes", fmt.Sprintf("the store refuses writes since %s: %s — free disk space or make the data directory writable; acknowledged events wait and nothing is lost",
+			h.FailingSince.Format(time.RFC3339), s.o.Redact.String(h.WriteError)))
+	case s.o.HealthMaxEventAge > 0 && h.OldestPendingAge > s.o.HealthMaxEventAge:
+		unhealthy("event log behind", fmt.Sprintf("the oldest unprocessed event has waited %s (WECOMBOT_HEALTH_MAX_EVENT_AGE %s); %d events pending",
+			h.OldestPendingAge.Round(time.Second), s.o.HealthMaxEventAge, h.Pending))
 	}
 	writeJSON(w, code, body)
+}
+
+// observeAppend tells the pipeline's health how an event append went (a
+// duplicate answered from a read proves nothing about writes).
+func (s *Server) observeAppend(dup bool, err error) {
+	if s.o.Pipeline != nil && (err != nil || !dup) {
+		s.o.Pipeline.ObserveWrite(err)
+	}
 }
 
 // requireAdmin guards admin routes: a bearer token when configured, else loopback only.

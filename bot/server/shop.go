@@ -144,6 +144,7 @@ func (s *Server) shopOrders(w http.ResponseWriter, r *http.Request) {
 		ev.ExternalUserID = member
 	}
 	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	s.observeAppend(dup, err)
 	if errors.As(err, &fe) {
 		reject(http.StatusUnprocessableEntity, "bad_request", fe.Error())
 		return

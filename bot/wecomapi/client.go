@@ -38,7 +38,9 @@ import (
 	"github.com/silenceper/wechat/v2/work/message"
 	"github.com/silenceper/wechat/v2/work/robot"
 
+	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/retry"
 )
 
 // DefaultAPIBase is WeCom's API host, the one the library hard-codes.
@@ -90,6 +92,12 @@ type Config struct {
 	// Now and Sleep are injectable for tests (default time.Now and a context-aware sleep).
 	Now   func() time.Time
 	Sleep func(time.Duration)
+	// Retry is the backoff of Client.Retry (default retry.Default, the
+	// policy the outbox uses too).
+	Retry retry.Policy
+	// Throttle is the hold after overload answers (45009, 45033, -1, 5xx,
+	// timeouts), per API (default retry.DefaultThrottle).
+	Throttle retry.Policy
 }
 
 // Client calls WeCom. It is safe for concurrent use.
@@ -113,6 +121,8 @@ type Client struct {
 	kf      *kf.Client
 
 	tags *tagResolver
+	// throttle holds back an API while WeCom answers it with overload.
+	throttle *retry.Throttle
 }
 
 // New validates cfg and builds a Client. It fetches nothing: the first call
@@ -150,6 +160,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Retry.Base <= 0 {
+		cfg.Retry = retry.Default
+	}
+	if cfg.Throttle.Base <= 0 {
+		cfg.Throttle = retry.DefaultThrottle
+	}
 	c := &Client{
 		id:      clientIDs.Add(1),
 		cfg:     cfg,
@@ -182,6 +198,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("wecom: kf client: %w", err)
 	}
 	c.tags = newTagResolver(c)
+	c.throttle = retry.NewThrottle(cfg.Throttle, cfg.Now)
 
 	installLibraryHooks()
 	routes.Store(c.id, &route{base: c.base, rt: c.transport})
@@ -209,8 +226,9 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // Retry runs fn up to attempts times while it fails with a retryable error,
-// waiting Backoff between tries; for callers outside the outbox (the kf
-// puller). Send itself never retries beyond one token refresh: the outbox does.
+// waiting the Retry policy's backoff between tries; for callers outside the
+// outbox (the kf puller). Send itself never retries beyond one token
+// refresh: the outbox does, with the same policy.
 func (c *Client) Retry(ctx context.Context, attempts int, fn func() error) error {
 	attempts = max(attempts, 1)
 	var err error
@@ -218,7 +236,12 @@ func (c *Client) Retry(ctx context.Context, attempts int, fn func() error) error
 		if err = fn(); err == nil || !Classify(err) || attempt == attempts {
 			return err
 		}
-		if serr := c.sleep(ctx, Backoff(attempt)); serr != nil {
+		wait := c.cfg.Retry.Backoff(attempt)
+		var held *HeldError
+		if errors.As(err, &held) {
+			wait = max(wait, time.Until(held.Until))
+		}
+		if serr := c.sleep(ctx, wait); serr != nil {
 			return err
 		}
 	}
@@ -258,6 +281,12 @@ func isTokenError(code int64) bool {
 // call runs one library call: it makes sure a token is cached first (with
 // ctx, since the library fetches without one), records the outcome, and on
 // an invalid/expired token invalidates it and tries once more.
+//
+// The throttle comes first: while WeCom answers an API with overload
+// (45009, 45033, -1, 5xx, timeouts) the call is refused locally with a
+// *HeldError, without reaching WeCom. A call to an API that sends something
+// (delivers) whose answer is lost (a timeout, a cut connection) returns an
+// error wrapping bot.ErrOutcomeUnknown: it may have been delivered.
 func (c *Client) call(ctx context.Context, api string, fn func() error) error {
 	ts := c.tokenFor(api)
 	for attempt := 1; ; attempt++ {
@@ -271,15 +300,20 @@ func (c *Client) call(ctx context.Context, api string, fn func() error) error {
 				return err
 			}
 		}
+		if ok, until := c.throttle.Acquire(api); !ok {
+			return &HeldError{API: api, Until: until}
+		}
 		start := time.Now()
 		err := fn()
 		took := time.Since(start)
 		if err == nil {
+			c.throttle.Observe(api, false)
 			c.metrics.WeComCall(api, 0, took)
 			c.log.Debug().Str("api", api).Dur("took_ms", took).Msg("wecom call ok")
 			return nil
 		}
 		apiErr := toAPIError(api, err)
+		c.throttle.Observe(api, apiErr.Overloaded())
 		c.metrics.WeComCall(api, apiErr.Code, took)
 		if ts != nil && attempt == 1 && isTokenError(apiErr.Code) {
 			c.log.Info().Str("api", api).Int64("errcode", apiErr.Code).Msg("access_token refused; fetching a new one and retrying once")
@@ -287,9 +321,47 @@ func (c *Client) call(ctx context.Context, api string, fn func() error) error {
 			continue
 		}
 		c.logFailure(apiErr, took)
+		if deliveringAPIs[api] && apiErr.answerLost() {
+			return fmt.Errorf("%w: %w", bot.ErrOutcomeUnknown, apiErr)
+		}
 		return apiErr
 	}
 }
+
+// deliveringAPIs send something to someone or create something: a lost
+// answer there means the call may have taken effect.
+var deliveringAPIs = map[string]bool{
+	apiSendWelcome: true, apiMarkTag: true, apiAddMsgTemplate: true, apiGroupWelcomeAdd: true, apiGroupWelcomeEdit: true,
+	apiAddContactWay: true, apiMessageSend: true, apiKfSendMsg: true, apiWebhookSend: true,
+}
+
+// kindAPIs are the APIs each action kind calls, for HoldUntil.
+var kindAPIs = map[bot.ActionKind][]string{
+	bot.ActionWelcome:      {apiSendWelcome},
+	bot.ActionMarkTag:      {apiMarkTag, apiGetCorpTagList, apiAddCorpTag},
+	bot.ActionMassSend:     {apiAddMsgTemplate},
+	bot.ActionGroupWelcome: {apiGroupWelcomeAdd, apiGroupWelcomeEdit},
+	bot.ActionStaffMessage: {apiMessageSend},
+	bot.ActionKfMessage:    {apiKfSendMsg},
+	bot.ActionRobot:        {apiWebhookSend},
+	bot.ActionContactWay:   {apiAddContactWay},
+}
+
+// HoldUntil implements pipeline.Holder: until when the throttle holds an API
+// the action needs (or gettoken, which every API needs first); zero when
+// it may go now.
+func (c *Client) HoldUntil(a *bot.Action) time.Time {
+	until := c.throttle.Hold(apiGetToken)
+	for _, api := range kindAPIs[a.Kind] {
+		if t := c.throttle.Hold(api); t.After(until) {
+			until = t
+		}
+	}
+	return until
+}
+
+// Held lists the APIs held back now and until when (status, health).
+func (c *Client) Held() map[string]time.Time { return c.throttle.Held() }
 
 func (c *Client) logFailure(e *APIError, took time.Duration) {
 	ev := c.log.Error()
@@ -393,15 +465,20 @@ func (ts *tokenSource) invalidate(old string) {
 // fetchToken calls gettoken with our own HTTP request.
 func (c *Client) fetchToken(ctx context.Context, secret string) (string, time.Duration, error) {
 	q := url.Values{"corpid": {c.cfg.CorpID}, "corpsecret": {secret}}
+	if ok, until := c.throttle.Acquire(apiGetToken); !ok {
+		return "", 0, &HeldError{API: apiGetToken, Until: until}
+	}
 	start := time.Now()
 	token, expiresIn, err := c.getToken(ctx, c.base+"/cgi-bin/gettoken?"+q.Encode())
 	took := time.Since(start)
 	if err != nil {
 		apiErr := toAPIError(apiGetToken, err)
+		c.throttle.Observe(apiGetToken, apiErr.Overloaded())
 		c.metrics.WeComCall(apiGetToken, apiErr.Code, took)
 		c.logFailure(apiErr, took)
 		return "", 0, apiErr
 	}
+	c.throttle.Observe(apiGetToken, false)
 	c.metrics.WeComCall(apiGetToken, 0, took)
 	c.log.Debug().Dur("took_ms", took).Int64("expires_in", int64(expiresIn/time.Second)).Msg("access_token fetched")
 	return token, expiresIn, nil

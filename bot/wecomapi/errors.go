@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/silenceper/wechat/v2/util"
 	"github.com/silenceper/wechat/v2/work/kf"
@@ -65,6 +66,8 @@ type APIError struct {
 	HTTPStatus int
 	// Timeout is set when the call timed out.
 	Timeout bool
+	// dialFailed: the connection was never made (refused, DNS): nothing was sent.
+	dialFailed bool
 }
 
 func (e *APIError) Error() string {
@@ -100,6 +103,47 @@ func (e *APIError) Retryable() bool {
 	}
 	return false
 }
+
+// Overloaded reports whether the answer says WeCom (or the way to it) is
+// overloaded or down for this API — 45009/45033 frequency and concurrency
+// limits, -1 system busy, HTTP 5xx/429, timeouts and network errors: the
+// throttle then holds the whole API back, not just this call.
+func (e *APIError) Overloaded() bool {
+	switch e.Code {
+	case CodeSystemBusy, CodeFrequencyLimit, CodeConcurrencyLimit:
+		return true
+	case CodeTransport:
+		return e.HTTPStatus == 0 || e.HTTPStatus >= 500 || e.HTTPStatus == http.StatusTooManyRequests
+	}
+	return false
+}
+
+// answerLost reports whether the request may have reached WeCom although no
+// answer came back: a timeout, or a network error other than failing to
+// connect at all.
+func (e *APIError) answerLost() bool {
+	if e.Code != CodeTransport || e.HTTPStatus != 0 {
+		return false
+	}
+	if e.Timeout {
+		return true
+	}
+	return !e.dialFailed
+}
+
+// HeldError is a call the throttle refused before it went out: WeCom
+// answered this API with overload moments ago. Retryable; nothing was sent.
+type HeldError struct {
+	API   string
+	Until time.Time
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("wecom %s: held back until %s (WeCom answered it with a rate limit or an outage; nothing sent)", e.API, e.Until.Format("15:04:05.000"))
+}
+
+// HeldUntil is when the API may be called again (the pipeline reads it).
+func (e *HeldError) HeldUntil() time.Time { return e.Until }
 
 // Hint says in plain words what the error means and what to do, or "" for
 // codes without a specific hint.
@@ -175,6 +219,10 @@ func Classify(err error) (retry bool) {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Retryable()
+	}
+	var held *HeldError
+	if errors.As(err, &held) {
+		return true
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
@@ -269,7 +317,9 @@ func toAPIError(api string, err error) *APIError {
 		if urlErr != nil {
 			cause = urlErr.Err
 		}
-		return &APIError{API: api, Code: CodeTransport, Msg: redactText(cause.Error())}
+		var opErr *net.OpError
+		dial := errors.As(err, &opErr) && opErr.Op == "dial"
+		return &APIError{API: api, Code: CodeTransport, Msg: redactText(cause.Error()), dialFailed: dial}
 	}
 	msg := redactText(err.Error())
 	var kfErr kf.Error

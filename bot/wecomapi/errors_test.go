@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wecombot/wecombot/bot/wecomapi"
 )
@@ -28,36 +27,6 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := wecomapi.RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		attempt  int
-		min, max time.Duration
-	}{
-		{-3, 500 * time.Millisecond, time.Second},
-		{0, 500 * time.Millisecond, time.Second},
-		{1, 500 * time.Millisecond, time.Second},
-		{2, time.Second, 2 * time.Second},
-		{3, 2 * time.Second, 4 * time.Second},
-		{9, 128 * time.Second, 256 * time.Second},
-		{10, 150 * time.Second, 5 * time.Minute},
-		{64, 150 * time.Second, 5 * time.Minute},
-		{1 << 30, 150 * time.Second, 5 * time.Minute},
-	} {
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := wecomapi.Backoff(tc.attempt)
-			if d < tc.min || d > tc.max {
-				t.Fatalf("Backoff(%d) = %v, want in [%v, %v]", tc.attempt, d, tc.min, tc.max)
-			}
-			seen[d] = true
-		}
-		if len(seen) < 10 {
-			t.Errorf("Backoff(%d) is barely jittered: %d distinct values", tc.attempt, len(seen))
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
@@ -61,6 +62,8 @@ func setup(t *testing.T, mods ...func(*wecomapi.Config)) *env {
 		Logger:  zerolog.New(logs).Level(zerolog.DebugLevel),
 		Metrics: m,
 		Sleep:   func(time.Duration) {},
+		// No hold after overload answers (tests of the throttle set their own).
+		Throttle: retry.Policy{Base: time.Nanosecond, Cap: time.Nanosecond},
 	}
 	for _, mod := range mods {
 		mod(&cfg)

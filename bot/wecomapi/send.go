@@ -91,6 +91,13 @@ func (c *Client) sendWelcome(ctx context.Context, a *bot.Action) (bot.SendResult
 	}
 	req := &externalcontact.SendWelcomeMsgRequest{WelcomeCode: p.WelcomeCode, Text: externalcontact.MsgText{Content: p.Text}, Attachments: atts}
 	if err := c.call(ctx, apiSendWelcome, func() error { return c.contact.SendWelcomeMsg(req) }); err != nil {
+		var apiErr *APIError
+		if a.PossiblyDelivered && errors.As(err, &apiErr) && apiErr.Code == CodeWelcomeCodeUsed {
+			// The code is usable once: after an attempt whose answer was
+			// lost, WeCom refusing it as used means that attempt delivered.
+			return bot.SendResult{Inferred: true,
+				Detail: "delivered by an earlier attempt whose answer was lost (WeCom answered the repeat with 41051: code already used)"}, nil
+		}
 		return bot.SendResult{}, err
 	}
 	return bot.SendResult{Detail: fmt.Sprintf("welcome sent (%d attachments)", len(atts))}, nil
@@ -320,12 +327,13 @@ func (c *Client) kfMessage(ctx context.Context, a *bot.Action) (bot.SendResult, 
 		return err
 	})
 	var apiErr *APIError
-	if err != nil && a.Attempts > 0 && p.MsgID != "" && errors.As(err, &apiErr) && apiErr.Code == CodeKfDuplicateMsgID {
+	if err != nil && (a.Attempts > 0 || a.PossiblyDelivered) && p.MsgID != "" && errors.As(err, &apiErr) && apiErr.Code == CodeKfDuplicateMsgID {
 		// WeCom refuses a reused msgid although the first send went out: an
-		// earlier attempt whose answer was lost delivered it. (An action is
-		// only retried after a retryable error, so the same payload was not
-		// refused as invalid before.)
-		return bot.SendResult{Detail: "msgid=" + p.MsgID + " (delivered by an earlier attempt; WeCom refused the reused msgid)"}, nil
+		// earlier attempt whose answer was lost (or whose process died
+		// before recording it) delivered it. (An action is only retried
+		// after a retryable error, so the same payload was not refused as
+		// invalid before.)
+		return bot.SendResult{Inferred: true, Detail: "msgid=" + p.MsgID + " (delivered by an earlier attempt; WeCom refused the reused msgid)"}, nil
 	}
 	if err != nil {
 		return bot.SendResult{}, err

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
-	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	// The outbox retries ten times sooner than in production (100 ms
 	// doubling, jittered): outage and retry tests wait on their conditions
 	// for seconds, not minutes.
-	outboxBackoff = func(attempt int) time.Duration { return pipeline.Backoff(attempt) / 10 }
+	outboxRetry = retry.Default.Scaled(0.1)
 	code := m.Run()
 	pgtest.Stop()
 	if binDir != "" {
@@ -489,7 +489,13 @@ func TestWeComOutageDrainsWithoutDuplicates(t *testing.T) {
 			members = append(members, id)
 			in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: id, State: "xhs", WelcomeCode: "WC-" + id}, 1)
 		}
-		time.Sleep(time.Second)
+		// The throttle holds an API after an overload answer and probes it
+		// with one call per hold: each fault is answered by a probe or two.
+		eventuallyT(t, "a call answered with "+mode, 30*time.Second, func() bool {
+			flaky.mu.Lock()
+			defer flaky.mu.Unlock()
+			return flaky.faulted[mode] > 0
+		})
 	}
 	flaky.set("")
 	flaky.mu.Lock()

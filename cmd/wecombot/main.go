@@ -77,6 +77,8 @@ Usage:
                                  create/upgrade the PostgreSQL schema; copy a bbolt database into it (resumable, verified)
   wecombot coupons import|generate|grant|report
                                  coupon codes: import a CSV, generate, grant to a member, report (docs/shop-webhook.md)
+  wecombot events failed|retry SEQ|--all
+                                 list events a handler failed on; replay them once the cause is fixed
   wecombot bench [--duration 10s --concurrency 64 --rate 0 --members 0]
                                  load-test the real server in-process against a fake WeCom (docs/performance.md)
   wecombot ask [flags] "QUESTION" ask the bot as a 微信客服 member would, offline (keyword rules, then the AI reply)
@@ -121,6 +123,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return ask(ctx, rest, getenv, stdout, stderr)
 	case "coupons":
 		return coupons(ctx, rest, getenv, stdout, stderr)
+	case "events":
+		return events(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":

@@ -27,6 +27,7 @@ import (
 	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/bot/wecom"
@@ -219,10 +220,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return app.run(ctx, stdout)
 }
 
-// outboxBackoff is the outbox's wait before a retry; nil is the pipeline's
-// default (1 s doubling to 5 min). The package's tests shorten it once, in
-// TestMain, so fault tests take seconds, not minutes.
-var outboxBackoff func(attempt int) time.Duration
+// outboxRetry is the outbox's retry policy; zero is the pipeline's default
+// (retry.Default: 1 s doubling to 5 min, spread inside deadlines). The
+// package's tests shorten it once, in TestMain, so fault tests take
+// seconds, not minutes.
+var outboxRetry retry.Policy
 
 // serverApp is everything serve runs. buildServer builds all of it, each
 // part from parts already built (no hook is filled in afterwards); run
@@ -350,7 +352,8 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		QueueSize: cfg.QueueSize,
 		Guard:     engine.Guard,
 		Wake:      wake,
-		Backoff:   outboxBackoff,
+		Retry:     outboxRetry,
+		Redact:    logging.NewRedactor(cfg.Secrets()).String,
 	})
 	started := a.started
 	a.server = server.New(server.Options{
@@ -368,13 +371,14 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		Campaigns:      server.CampaignReports{Store: store, Scenario: app.holder.Current},
 		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection(), pointsSection(),
 			server.CheckinSection(app.holder.Current, time.Now)},
-		Scenario:     app.holder.Current,
-		Sandbox:      cfg.Sandbox(),
-		Scenarios:    consoleScenarios{app},
-		FunnelTTL:    consoleFunnelTTL(cfg),
-		AIBotCrypter: aiw.crypter,
-		AIStreams:    aiw.streams,
-		Redact:       logging.NewRedactor(cfg.Secrets()),
+		Scenario:          app.holder.Current,
+		Sandbox:           cfg.Sandbox(),
+		Scenarios:         consoleScenarios{app},
+		FunnelTTL:         consoleFunnelTTL(cfg),
+		AIBotCrypter:      aiw.crypter,
+		AIStreams:         aiw.streams,
+		Redact:            logging.NewRedactor(cfg.Secrets()),
+		HealthMaxEventAge: cfg.HealthMaxEventAge,
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {

@@ -42,6 +42,7 @@ var (
 	ctrObPending = []byte("outbox_pending")
 	ctrObSent    = []byte("outbox_sent")
 	ctrObFailed  = []byte("outbox_failed")
+	ctrObUnknown = []byte("outbox_possibly_delivered")
 	metaVersion  = []byte("schema_version")
 )
 

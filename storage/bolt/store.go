@@ -650,7 +650,7 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 			return fmt.Errorf("decode action %d: %w", id, err)
 		}
 		if a.Status != bot.ActionPending {
-			return fmt.Errorf("action %d is already %s", id, a.Status)
+			return fmt.Errorf("action %d is already %s: %w", id, a.Status, bot.ErrConflict)
 		}
 		if err := deleteDue(tx, &a, id); err != nil {
 			return err
@@ -668,11 +668,11 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 			if err := addCounter(tx, ctrObSent, 1); err != nil {
 				return err
 			}
-		case bot.ActionFailed:
+		case bot.ActionFailed, bot.ActionUnknown:
 			if err := addCounter(tx, ctrObPending, -1); err != nil {
 				return err
 			}
-			if err := addCounter(tx, ctrObFailed, 1); err != nil {
+			if err := addCounter(tx, statusCounter(a.Status), 1); err != nil {
 				return err
 			}
 		}
@@ -682,6 +682,27 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 		}
 		return ob.Put(u64(id), out)
 	})
+}
+
+// statusCounter names the counter of a final status.
+func statusCounter(status string) []byte {
+	switch status {
+	case bot.ActionSent:
+		return ctrObSent
+	case bot.ActionUnknown:
+		return ctrObUnknown
+	}
+	return ctrObFailed
+}
+
+// BeginAttempt implements bot.Outbox.
+func (s *Store) BeginAttempt(ctx context.Context, id uint64, at time.Time) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) { a.RecordAttempt(at) })
+}
+
+// MarkUnknown implements bot.Outbox.
+func (s *Store) MarkUnknown(ctx context.Context, id uint64, next time.Time, errMsg string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) { a.RecordUnknown(next, errMsg) })
 }
 
 // MarkSent implements bot.Outbox.
@@ -746,6 +767,7 @@ func (s *Store) OutboxStats(ctx context.Context) (bot.OutboxStats, error) {
 		st.Pending = int(counter(tx, ctrObPending))
 		st.Sent = int(counter(tx, ctrObSent))
 		st.Failed = int(counter(tx, ctrObFailed))
+		st.PossiblyDelivered = int(counter(tx, ctrObUnknown))
 		if k, _ := tx.Bucket(bucketOutboxDue).Cursor().First(); k != nil {
 			st.OldestDue = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 		}

@@ -85,6 +85,13 @@ func (s *Store) oldestPending(ctx context.Context) (*bot.Action, error) {
 // it, and stores it with its due index columns, lease cleared, and the
 // status counters.
 func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Action)) error {
+	return s.updateActionLease(ctx, id, false, fn)
+}
+
+// updateActionLease is updateAction; keepLease leaves the claim lease as it
+// is (an attempt starting: the claiming node is about to send, and no other
+// node may take the action meanwhile).
+func (s *Store) updateActionLease(ctx context.Context, id uint64, keepLease bool, fn func(a *bot.Action)) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var raw []byte
 		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 FOR UPDATE`, int64(id)).Scan(&raw)
@@ -100,15 +107,18 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 		}
 		a.ID = id
 		if a.Status != bot.ActionPending {
-			return fmt.Errorf("action %d is already %s", id, a.Status)
+			return fmt.Errorf("action %d is already %s: %w", id, a.Status, bot.ErrConflict)
 		}
 		fn(&a)
 		out, err := json.Marshal(&a)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET status = $2, due_at = $3, body = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1`,
-			int64(id), a.Status, a.DueAt, out); err != nil {
+		update := `UPDATE outbox SET status = $2, due_at = $3, body = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1`
+		if keepLease {
+			update = `UPDATE outbox SET status = $2, due_at = $3, body = $4 WHERE id = $1`
+		}
+		if _, err := tx.Exec(ctx, update, int64(id), a.Status, a.DueAt, out); err != nil {
 			return err
 		}
 		if a.Status != bot.ActionPending {
@@ -119,6 +129,16 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 		}
 		return nil
 	})
+}
+
+// BeginAttempt implements bot.Outbox.
+func (s *Store) BeginAttempt(ctx context.Context, id uint64, at time.Time) error {
+	return s.updateActionLease(ctx, id, true, func(a *bot.Action) { a.RecordAttempt(at) })
+}
+
+// MarkUnknown implements bot.Outbox.
+func (s *Store) MarkUnknown(ctx context.Context, id uint64, next time.Time, errMsg string) error {
+	return s.updateAction(ctx, id, func(a *bot.Action) { a.RecordUnknown(next, errMsg) })
 }
 
 // MarkSent implements bot.Outbox.
@@ -167,7 +187,8 @@ func (s *Store) OutboxStats(ctx context.Context) (bot.OutboxStats, error) {
 	err := s.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM outbox WHERE status = 'pending'),
 		(SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'outbox_sent'),
-		(SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'outbox_failed')`).Scan(&st.Pending, &st.Sent, &st.Failed)
+		(SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'outbox_failed'),
+		(SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'outbox_possibly_delivered')`).Scan(&st.Pending, &st.Sent, &st.Failed, &st.PossiblyDelivered)
 	if err != nil {
 		return st, err
 	}

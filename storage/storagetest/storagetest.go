@@ -58,6 +58,7 @@ func Run(t *testing.T, open Open) {
 		{"Members", testMembers},
 		{"TxAtomicity", testTxAtomicity},
 		{"OutboxLifecycle", testOutboxLifecycle},
+		{"OutboxAttemptsAndPossiblyDelivered", testOutboxAttempts},
 		{"OutboxDeadlinesFirst", testOutboxDeadlinesFirst},
 		{"KeyValue", testKeyValue},
 		{"UnregisteredBucketRefused", testUnregisteredBucket},
@@ -303,6 +304,88 @@ func testTxAtomicity(t *testing.T, open Open) {
 		}
 		return nil
 	})
+}
+
+// testOutboxAttempts: BeginAttempt records an attempt durably before a send
+// (AttemptAt set, still pending and due); an attempt found still open when
+// the next begins makes the action PossiblyDelivered; MarkUnknown with a
+// next time keeps it pending, without one it is ActionUnknown, counted in
+// OutboxStats.PossiblyDelivered and out of the due index; outcomes clear
+// AttemptAt.
+func testOutboxAttempts(t *testing.T, open Open) {
+	clock := NewClock()
+	s := open(t, clock, time.Hour)
+	now := clock.Now()
+	enqueue := func(kind bot.ActionKind, key string) uint64 {
+		a, _ := bot.NewAction(kind, key, bot.StaffMessage{Text: key})
+		a.CreatedAt, a.DueAt = now, now
+		if err := s.Update(ctx, func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return a.ID
+	}
+	get := func(id uint64) *bot.Action {
+		a, err := s.Action(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	crashed := enqueue(bot.ActionWelcome, "crashed")
+	if err := s.BeginAttempt(ctx, crashed, now); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(crashed); !a.AttemptAt.Equal(now) || a.Status != bot.ActionPending || a.PossiblyDelivered {
+		t.Fatalf("after BeginAttempt: %+v", a)
+	}
+	if due, _ := s.DueActions(ctx, now, 10); len(due) != 1 || !due[0].AttemptAt.Equal(now) {
+		t.Fatalf("an open attempt must stay due (a restart resolves it): %+v", due)
+	}
+	// The process died; the next attempt finds the open one.
+	if err := s.BeginAttempt(ctx, crashed, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(crashed); !a.PossiblyDelivered || !a.AttemptAt.Equal(now.Add(time.Second)) {
+		t.Fatalf("second BeginAttempt over an open one: %+v", a)
+	}
+	if err := s.MarkSent(ctx, crashed, now.Add(2*time.Second), "delivered (inferred)"); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(crashed); a.Status != bot.ActionSent || !a.AttemptAt.IsZero() || !a.PossiblyDelivered {
+		t.Fatalf("sent: %+v", a)
+	}
+
+	lost := enqueue(bot.ActionMarkTag, "lost-answer")
+	if err := s.BeginAttempt(ctx, lost, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkUnknown(ctx, lost, now.Add(time.Minute), "timeout"); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(lost); a.Status != bot.ActionPending || !a.PossiblyDelivered || !a.AttemptAt.IsZero() || !a.DueAt.Equal(now.Add(time.Minute)) || a.Attempts != 1 || a.LastError != "timeout" {
+		t.Fatalf("MarkUnknown with next: %+v", a)
+	}
+
+	staff := enqueue(bot.ActionStaffMessage, "staff")
+	if err := s.BeginAttempt(ctx, staff, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkUnknown(ctx, staff, time.Time{}, "timeout"); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(staff); a.Status != bot.ActionUnknown || !a.PossiblyDelivered {
+		t.Fatalf("MarkUnknown without next: %+v", a)
+	}
+	if err := s.MarkSent(ctx, staff, now, "x"); err == nil {
+		t.Fatal("a possibly delivered action was marked sent")
+	}
+	st, err := s.OutboxStats(ctx)
+	if err != nil || st.Pending != 1 || st.Sent != 1 || st.PossiblyDelivered != 1 || st.Failed != 0 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if due, _ := s.DueActions(ctx, now.Add(time.Hour), 10); len(due) != 1 || due[0].ID != lost {
+		t.Fatalf("due after outcomes: %+v", due)
+	}
 }
 
 func testOutboxLifecycle(t *testing.T, open Open) {

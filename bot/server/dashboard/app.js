@@ -48,6 +48,7 @@
       unchanged: '内容未变化', embeddedNote: '内置示例剧本为只读；设置 WECOMBOT_SCENARIOS 指向你的剧本目录后可热加载。',
       embedded: '内置示例剧本', scenarioContents: '剧本内容',
       lagSeconds: '最旧待处理事件', overdue: '发送积压', sent: '已发送', failedActions: '失败动作', retry: '重试',
+      failedEvents: '失败事件', retryEvents: '全部重放', possiblyDelivered: '可能已送达', storeWritable: '存储可写', yes: '是', no: '否（磁盘满或只读）',
       retried: '已重新排队', noFailed: '没有失败的动作。', wecomErrors: '企业微信错误码', api: '接口', errcode: '错误码', count: '次数',
       noErrors: '没有错误。', pipeline: '处理管线', running: '运行中', stopped: '已停止', kind: '类型', lastErr: '错误', attempts: '尝试次数',
       sandboxIntro: '沙盒模式：这些按钮把事件写入真实事件日志，由真实引擎处理（欢迎语、企业客户标签、漏斗、打卡、订单），外发消息只记录不发送。',
@@ -92,6 +93,7 @@
       unchanged: 'unchanged', embeddedNote: 'The embedded demo is read-only; point WECOMBOT_SCENARIOS at your directory to hot-reload your own.',
       embedded: 'embedded demo', scenarioContents: 'Contents',
       lagSeconds: 'Oldest pending event', overdue: 'Outbox overdue', sent: 'Sent', failedActions: 'Failed actions', retry: 'Retry',
+      failedEvents: 'Failed events', retryEvents: 'Replay all', possiblyDelivered: 'Possibly delivered', storeWritable: 'Store writable', yes: 'yes', no: 'no (disk full or read-only)',
       retried: 'Queued again', noFailed: 'No failed actions.', wecomErrors: 'WeCom errors by code', api: 'API', errcode: 'errcode', count: 'Count',
       noErrors: 'No errors.', pipeline: 'Pipeline', running: 'running', stopped: 'stopped', kind: 'Kind', lastErr: 'Error', attempts: 'Attempts',
       sandboxIntro: 'Sandbox mode: these buttons append events to the real event log for the real engine (welcome message, corp tags, funnel, check-in, orders); outbound messages are recorded, not sent.',
@@ -787,15 +789,26 @@ steps:
       return h('tr', null, h('td', null, String(a.id)), h('td', null, label('action', a.kind)), h('td', null, a.member_id || ''), h('td', { class: 'num' }, String(a.attempts || 0)),
         h('td', { class: 'error' }, a.last_error || ''), h('td', null, btn));
     }));
+    // Failed events (a handler failed on a healthy store) are replayed
+    // through the engine's usual idempotency once the cause is fixed.
+    const replayBtn = h('button', { type: 'button', class: 'retry-btn', id: 'replay-events-btn', onclick: async () => {
+      replayBtn.disabled = true;
+      try { const r = await api('/api/v1/events/retry', { method: 'POST' }); replayBtn.replaceWith(h('span', { class: 'ok-msg' }, `${t('retried')} (${r.retried})`)); } catch (err) { replayBtn.replaceWith(errorBox(err)); }
+    } }, t('retryEvents'));
+    const health = o.health || {};
     main.append(h('h1', null, t('operations')),
       h('div', { class: 'kpis' },
         kpi(t('eventLag'), fmtInt(o.event_lag), 'ops-lag'),
+        kpi(t('storeWritable'), health.writable === false ? t('no') : t('yes'), 'ops-writable'),
+        kpi(t('failedEvents'), fmtInt(o.events.failed || 0), 'ops-failed-events'),
+        kpi(t('possiblyDelivered'), fmtInt(o.outbox.possibly_delivered || 0), 'ops-possibly-delivered'),
         kpi(t('lagSeconds'), o.event_lag_seconds ? o.event_lag_seconds.toFixed(1) + ' s' : '—'),
         kpi(t('outboxDepth'), fmtInt(o.outbox_depth), 'ops-outbox'),
         kpi(t('overdue'), o.outbox_overdue_seconds ? o.outbox_overdue_seconds.toFixed(1) + ' s' : '—'),
         kpi(t('sent'), fmtInt(o.outbox.sent)),
         kpi(t('failedActions'), fmtInt(o.outbox.failed), 'ops-failed'),
         kpi(t('pipeline'), o.running === false ? t('stopped') : t('running'))),
+      ...((o.events.failed || 0) > 0 ? [card(t('failedEvents'), h('div', { class: 'row' }, replayBtn))] : []),
       h('div', { class: 'grid side' },
         card(t('failedActions'), o.failed_actions.length ? h('div', { class: 'scroll' }, h('table', null, h('thead', null, h('tr', null,
           h('th', null, 'ID'), h('th', null, t('kind')), h('th', null, t('member')), h('th', { class: 'num' }, t('attempts')), h('th', null, t('lastErr')), h('th', null, ''))), failedBody)) : empty(t('noFailed'))),

@@ -1,0 +1,307 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+var errDiskFull = errors.New("write /data/wecombot.db: no space left on device")
+
+// brokenStore refuses every write while broken: transactions run and then
+// fail to commit (as a full disk or a read-only file system makes bbolt's
+// commit fail), and the outbox's records fail.
+type brokenStore struct {
+	*bolt.Store
+	broken atomic.Bool
+}
+
+func (s *brokenStore) Update(ctx context.Context, fn func(bot.Tx) error) error {
+	return s.Store.Update(ctx, func(tx bot.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if s.broken.Load() {
+			return errDiskFull
+		}
+		return nil
+	})
+}
+
+func (s *brokenStore) Batch(ctx context.Context, fn func(bot.Tx) error) error {
+	return s.Store.Batch(ctx, func(tx bot.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if s.broken.Load() {
+			return errDiskFull
+		}
+		return nil
+	})
+}
+
+func (s *brokenStore) fail() error {
+	if s.broken.Load() {
+		return errDiskFull
+	}
+	return nil
+}
+
+func (s *brokenStore) BeginAttempt(ctx context.Context, id uint64, at time.Time) error {
+	if err := s.fail(); err != nil {
+		return err
+	}
+	return s.Store.BeginAttempt(ctx, id, at)
+}
+
+func (s *brokenStore) MarkSent(ctx context.Context, id uint64, at time.Time, detail string) error {
+	if err := s.fail(); err != nil {
+		return err
+	}
+	return s.Store.MarkSent(ctx, id, at, detail)
+}
+
+func (s *brokenStore) MarkRetry(ctx context.Context, id uint64, next time.Time, msg string) error {
+	if err := s.fail(); err != nil {
+		return err
+	}
+	return s.Store.MarkRetry(ctx, id, next, msg)
+}
+
+// TestStoreRefusingWritesFailsNoEvent is defect 1 of issue 15 at unit
+// level: while the store refuses writes, acknowledged events stay pending
+// (retried with backoff, never recorded as failed) and health says the
+// store refuses writes; once it takes writes again every event is applied
+// once.
+func TestStoreRefusingWritesFailsNoEvent(t *testing.T) {
+	st := &brokenStore{Store: openStore(t, t.TempDir())}
+	defer st.Close()
+	var calls sync.Map
+	for i := range 5 {
+		appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm" + string(rune('a'+i)), WelcomeCode: "wc"})
+	}
+	st.broken.Store(true)
+	rec := newRecorder()
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec, Workers: 2, HandleAttempts: 3})
+	defer stop()
+	waitFor(t, "store retries", func() bool { return p.Stats().StoreRetries >= 10 })
+	h, err := p.Health(context.Background())
+	if err != nil || h.Writable || h.WriteError == "" || h.Pending != 5 {
+		t.Fatalf("health while broken: %+v %v", h, err)
+	}
+	if s := p.Stats(); s.Failed != 0 || s.Processed != 0 {
+		t.Fatalf("while the store refuses writes: %+v", s)
+	}
+	st.broken.Store(false)
+	waitFor(t, "every event applied", func() bool { return p.Stats().Processed == 5 })
+	waitFor(t, "every welcome sent", func() bool { return len(rec.sentKeys()) == 5 })
+	es, _ := st.EventStats(context.Background())
+	if es.Pending != 0 || es.Failed != 0 {
+		t.Fatalf("after repair: %+v", es)
+	}
+	if h, _ := p.Health(context.Background()); !h.Writable {
+		t.Fatalf("health after repair: %+v", h)
+	}
+	for k, n := range rec.sentKeys() {
+		if n != 1 {
+			t.Errorf("%s sent %d times", k, n)
+		}
+	}
+}
+
+// TestFailedEventsReplay: a handler failing on a healthy store fails its
+// event after HandleAttempts; once fixed, RetryFailedEvents and Replay
+// apply it through the pipeline, once.
+func TestFailedEventsReplay(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var broken atomic.Bool
+	broken.Store(true)
+	var calls sync.Map
+	inner := welcomeHandler(&calls)
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		if broken.Load() {
+			return errors.New("bug: cannot handle this event")
+		}
+		return inner(ctx, tx, ev)
+	}
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wmA", WelcomeCode: "wc"})
+	rec := newRecorder()
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec, Workers: 1, HandleAttempts: 3})
+	defer stop()
+	waitFor(t, "the event to fail", func() bool { return p.Stats().Failed == 1 })
+	failed, err := st.FailedEvents(context.Background(), 0, 10)
+	if err != nil || len(failed) != 1 || failed[0].Event.ExternalUserID != "wmA" || failed[0].Error == "" {
+		t.Fatalf("failed events: %+v %v", failed, err)
+	}
+	if _, err := st.RetryFailedEvents(context.Background(), 99, time.Now()); !errors.Is(err, bot.ErrNotFound) {
+		t.Fatalf("retry of an unknown seq: %v", err)
+	}
+	broken.Store(false)
+	if n, err := st.RetryFailedEvents(context.Background(), 0, time.Now()); err != nil || n != 1 {
+		t.Fatalf("retry all: %d %v", n, err)
+	}
+	p.Replay()
+	waitFor(t, "the replayed event", func() bool { return p.Stats().Processed == 1 })
+	waitFor(t, "its welcome", func() bool { return len(rec.sentKeys()) == 1 })
+	es, _ := st.EventStats(context.Background())
+	if es.Failed != 0 || es.Pending != 0 {
+		t.Fatalf("after replay: %+v", es)
+	}
+}
+
+// TestNoSendWithoutARecordedAttempt is defect 2 at unit level: when the
+// store cannot record an attempt, nothing is sent; when it can again, the
+// action is sent once.
+func TestNoSendWithoutARecordedAttempt(t *testing.T) {
+	st := &brokenStore{Store: openStore(t, t.TempDir())}
+	defer st.Close()
+	a, _ := bot.NewAction(bot.ActionStaffMessage, "staff|1", bot.StaffMessage{ToUsers: []string{"s"}, Text: "hi"})
+	a.CreatedAt = time.Now()
+	if err := st.Store.Update(context.Background(), func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+		t.Fatal(err)
+	}
+	st.broken.Store(true)
+	rec := newRecorder()
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: rec})
+	defer stop()
+	waitFor(t, "attempts refused by the store", func() bool { return p.Stats().StoreRetries >= 3 })
+	if n := len(rec.sentKeys()); n != 0 {
+		t.Fatalf("sent %d actions the store could not record an attempt for", n)
+	}
+	st.broken.Store(false)
+	waitFor(t, "the send after repair", func() bool { return len(rec.sentKeys()) == 1 })
+	waitFor(t, "recorded sent", func() bool {
+		got, _ := st.Action(context.Background(), a.ID)
+		return got.Status == bot.ActionSent
+	})
+}
+
+// kindRecorder records what each delivery was told about earlier attempts.
+type kindRecorder struct {
+	*recorder
+	mu       sync.Mutex
+	possibly map[string]bool
+}
+
+func (r *kindRecorder) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	r.mu.Lock()
+	r.possibly[a.Key] = a.PossiblyDelivered
+	r.mu.Unlock()
+	return r.recorder.Send(ctx, a)
+}
+
+// TestOpenAttemptIsPossiblyDelivered is defect 8 at unit level: an attempt
+// left open by a crash makes the action possibly delivered; a staff
+// message is not resent (ActionUnknown), a welcome is resent telling the
+// sender so (which reads WeCom's 41051 as delivered).
+func TestOpenAttemptIsPossiblyDelivered(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	ctx := context.Background()
+	staff, _ := bot.NewAction(bot.ActionStaffMessage, "staff|1", bot.StaffMessage{ToUsers: []string{"s"}, Text: "hi"})
+	welcome, _ := bot.NewAction(bot.ActionWelcome, "welcome|1", bot.WelcomeMessage{WelcomeCode: "wc", Text: "hi"})
+	welcome.NotAfter = time.Now().Add(20 * time.Second)
+	for _, a := range []*bot.Action{staff, welcome} {
+		a.CreatedAt = time.Now()
+		if err := st.Update(ctx, func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+			t.Fatal(err)
+		}
+		// The previous process recorded the attempt, sent, and died.
+		if err := st.BeginAttempt(ctx, a.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &kindRecorder{recorder: newRecorder(), possibly: map[string]bool{}}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: rec})
+	defer stop()
+	waitFor(t, "the welcome resent", func() bool { return rec.sentKeys()["welcome|1"] == 1 })
+	waitFor(t, "the staff message resolved", func() bool {
+		got, _ := st.Action(ctx, staff.ID)
+		return got.Status == bot.ActionUnknown
+	})
+	if rec.sentKeys()["staff|1"] != 0 {
+		t.Fatal("a staff message whose attempt's outcome is unknown was sent again")
+	}
+	rec.mu.Lock()
+	told := rec.possibly["welcome|1"]
+	rec.mu.Unlock()
+	if !told {
+		t.Fatal("the welcome's resend was not marked possibly delivered")
+	}
+	if s := p.Stats(); s.PossiblyDelivered != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	waitFor(t, "the outbox to record both", func() bool {
+		os, _ := st.OutboxStats(ctx)
+		return os.PossiblyDelivered == 1 && os.Sent == 1 && os.Pending == 0
+	})
+}
+
+// holdingSender holds every API until opened (a throttle after 45009).
+type holdingSender struct {
+	*recorder
+	asked atomic.Int64 // HoldUntil calls: relay passes over held actions
+	open  atomic.Bool
+	first atomic.Value // key of the first action sent after opening
+}
+
+func (h *holdingSender) HoldUntil(a *bot.Action) time.Time {
+	h.asked.Add(1)
+	if h.open.Load() {
+		return time.Time{}
+	}
+	return time.Now().Add(50 * time.Millisecond)
+}
+
+func (h *holdingSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	h.first.CompareAndSwap(nil, a.Key)
+	return h.recorder.Send(ctx, a)
+}
+
+// TestHeldAPIWaitsAndUrgentGoesFirst: while the sender's throttle holds
+// the API nothing is claimed or sent (and nothing is written per action);
+// when it opens, the action with a deadline goes first.
+func TestHeldAPIWaitsAndUrgentGoesFirst(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		a, _ := bot.NewAction(bot.ActionMarkTag, "tag|"+string(rune('a'+i)), bot.MarkTag{StaffID: "s", ExternalUserID: "wm", Add: []string{"A"}})
+		a.CreatedAt = time.Now().Add(-time.Minute)
+		if err := st.Update(ctx, func(tx bot.Tx) error { _, err := tx.Enqueue(a); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, _ := bot.NewAction(bot.ActionWelcome, "welcome|urgent", bot.WelcomeMessage{WelcomeCode: "wc", Text: "hi"})
+	w.CreatedAt, w.NotAfter = time.Now(), time.Now().Add(20*time.Second)
+	if err := st.Update(ctx, func(tx bot.Tx) error { _, err := tx.Enqueue(w); return err }); err != nil {
+		t.Fatal(err)
+	}
+	snd := &holdingSender{recorder: newRecorder()}
+	_, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: snd, Senders: 1})
+	defer stop()
+	// Several relay passes over all six while they are held.
+	waitFor(t, "relay passes while held", func() bool { return snd.asked.Load() >= 6*4 })
+	if n := len(snd.sentKeys()); n != 0 {
+		t.Fatalf("%d sent while held", n)
+	}
+	acts, _ := st.Actions(ctx, 0, 10)
+	for _, a := range acts {
+		if a.Attempts != 0 || !a.AttemptAt.IsZero() {
+			t.Fatalf("a held action was touched: %+v", a)
+		}
+	}
+	snd.open.Store(true)
+	waitFor(t, "everything sent", func() bool { return len(snd.sentKeys()) == 6 })
+	if first := snd.first.Load(); first != "welcome|urgent" {
+		t.Fatalf("first sent after the hold: %v, want the welcome", first)
+	}
+}

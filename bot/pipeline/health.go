@@ -1,0 +1,125 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// Health is what /healthz reports: whether the store takes writes, and how
+// far behind the event log is.
+type Health struct {
+	// Writable is false while the store refuses writes (disk full, file
+	// system read-only); WriteError says why and FailingSince since when.
+	Writable     bool      `json:"writable"`
+	WriteError   string    `json:"write_error,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// Pending counts unprocessed events; OldestPendingAge is how long the
+	// oldest of them has waited.
+	Pending          int           `json:"pending"`
+	OldestPendingAge time.Duration `json:"oldest_pending_age"`
+	// Held lists the WeCom APIs the throttle holds back, until when.
+	Held map[string]time.Time `json:"held,omitempty"`
+}
+
+// writeHealth remembers the outcome of the latest store write any part of
+// the process made (event transactions, outbox records, callback appends,
+// probes), so health needn't write to find out.
+type writeHealth struct {
+	mu      sync.Mutex
+	failing bool
+	since   time.Time
+	lastErr string
+	lastAt  time.Time // latest observation
+}
+
+func (h *writeHealth) observe(err error, now time.Time) {
+	if err != nil && (errors.Is(err, bot.ErrInvalidInput) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return // the caller's input or the caller giving up, not the store
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastAt = now
+	if err == nil {
+		h.failing, h.lastErr, h.since = false, "", time.Time{}
+		return
+	}
+	if !h.failing {
+		h.failing, h.since = true, now
+	}
+	h.lastErr = err.Error()
+}
+
+func (h *writeHealth) state() (failing bool, since time.Time, lastErr string, lastAt time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failing, h.since, h.lastErr, h.lastAt
+}
+
+// probeEvery is how stale the last observed write may be before Health
+// writes a probe of its own (an idle bot still finds out its disk filled).
+const probeEvery = 5 * time.Second
+
+// ObserveWrite tells the pipeline how a store write outside it went (the
+// callback handlers' appends), so Health reflects it.
+func (p *Pipeline) ObserveWrite(err error) {
+	p.writes.observe(err, p.o.Now())
+	p.setWritableMetric()
+}
+
+func (p *Pipeline) setWritableMetric() {
+	if p.o.Metrics == nil || p.o.Metrics.StoreWritable == nil {
+		return
+	}
+	failing, _, _, _ := p.writes.state()
+	if failing {
+		p.o.Metrics.StoreWritable.Set(0)
+	} else {
+		p.o.Metrics.StoreWritable.Set(1)
+	}
+}
+
+// probeWrite writes a small record in its own transaction: can the store
+// take a write right now?
+func (p *Pipeline) probeWrite(ctx context.Context) error {
+	now := p.o.Now()
+	err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
+		return tx.Put("health", "probe", []byte(now.UTC().Format(time.RFC3339Nano)))
+	})
+	p.writes.observe(err, now)
+	p.setWritableMetric()
+	return err
+}
+
+// Health reports the store's writability (probing with a small write when
+// no write was observed for a few seconds) and the event log's lag.
+func (p *Pipeline) Health(ctx context.Context) (Health, error) {
+	_, _, _, lastAt := p.writes.state()
+	if p.o.Now().Sub(lastAt) > probeEvery {
+		_ = p.probeWrite(ctx)
+	}
+	failing, since, lastErr, _ := p.writes.state()
+	h := Health{Writable: !failing, WriteError: p.redact(lastErr), FailingSince: since, Held: p.held()}
+	st, err := p.o.Store.EventStats(ctx)
+	if err != nil {
+		return h, err
+	}
+	h.Pending = st.Pending
+	if !st.OldestPending.IsZero() {
+		h.OldestPendingAge = max(p.o.Now().Sub(st.OldestPending), 0)
+	}
+	return h, nil
+}
+
+// held asks the sender which APIs its throttle holds.
+func (p *Pipeline) held() map[string]time.Time {
+	if t, ok := p.o.Sender.(interface{ Held() map[string]time.Time }); ok {
+		if h := t.Held(); len(h) > 0 {
+			return h
+		}
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// EventReplayer is what the failed-events endpoints need from the store
+// (storage/bolt implements it).
+type EventReplayer interface {
+	// FailedEvents lists events recorded as failed with Seq > after.
+	FailedEvents(ctx context.Context, after uint64, limit int) ([]bot.FailedEvent, error)
+	// RetryFailedEvents puts the failed event seq (every failed event when
+	// seq is 0) back to pending and returns how many.
+	RetryFailedEvents(ctx context.Context, seq uint64, now time.Time) (int, error)
+}
+
+// apiFailedEvents answers GET /api/v1/events/failed: events a handler
+// failed on (with a healthy store), each with its error, redacted.
+func (s *Server) apiFailedEvents(w http.ResponseWriter, r *http.Request) {
+	q := newQuery(r, "after", "limit")
+	after := q.int("after", 0, 0, 1<<62)
+	limit := q.int("limit", 100, 1, 1000)
+	if q.err != nil {
+		s.fail(w, r, q.err)
+		return
+	}
+	er, ok := s.o.Store.(EventReplayer)
+	if !ok {
+		s.fail(w, r, errNotConfigured)
+		return
+	}
+	evs, err := er.FailedEvents(r.Context(), uint64(after), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next := uint64(after)
+	for i := range evs {
+		evs[i].Error = s.o.Redact.String(evs[i].Error)
+		next = evs[i].Event.Seq
+	}
+	if evs == nil {
+		evs = []bot.FailedEvent{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"failed_events": evs, "next_after": next})
+}
+
+// apiRetryEvents answers POST /api/v1/events/{seq}/retry (one failed
+// event) and POST /api/v1/events/retry (every failed event): they go back
+// to pending and the pipeline applies them again through the engine's
+// usual idempotency (what they already caused is not caused twice).
+func (s *Server) apiRetryEvents(w http.ResponseWriter, r *http.Request) {
+	var seq uint64
+	if raw := r.PathValue("seq"); raw != "" {
+		v, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil || v == 0 {
+			s.fail(w, r, badParam("seq", "must be an event seq (a positive whole number)"))
+			return
+		}
+		seq = v
+	}
+	er, ok := s.o.Store.(EventReplayer)
+	if !ok {
+		s.fail(w, r, errNotConfigured)
+		return
+	}
+	n, err := er.RetryFailedEvents(r.Context(), seq, s.o.Now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if n > 0 && s.o.Pipeline != nil {
+		s.o.Pipeline.Replay()
+	}
+	s.log.Info().Uint64("seq", seq).Int("events", n).Msg("operator retried failed events")
+	writeJSON(w, http.StatusOK, map[string]any{"retried": n, "retried_at": s.o.Now().Format(time.RFC3339)})
+}
