@@ -20,10 +20,11 @@ type EventReplayer interface {
 }
 
 // apiFailedEvents answers GET /api/v1/events/failed: events a handler
-// failed on (with a healthy store), each with its error, redacted.
+// failed on (with a healthy store), each with its error, redacted; one page
+// per call (?cursor=&limit=, like every list of /api/v1).
 func (s *Server) apiFailedEvents(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r, "after", "limit")
-	after := q.int("after", 0, 0, 1<<62)
+	q := newQuery(r, "cursor", "limit")
+	after := q.seqCursor()
 	limit := q.int("limit", 100, 1, 1000)
 	if q.err != nil {
 		s.fail(w, r, q.err)
@@ -34,20 +35,22 @@ func (s *Server) apiFailedEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errNotConfigured)
 		return
 	}
-	evs, err := er.FailedEvents(r.Context(), uint64(after), limit)
+	evs, err := er.FailedEvents(r.Context(), after, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	next := uint64(after)
 	for i := range evs {
 		evs[i].Error = s.o.Redact.String(evs[i].Error)
-		next = evs[i].Event.Seq
 	}
 	if evs == nil {
 		evs = []bot.FailedEvent{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"failed_events": evs, "next_after": next})
+	body := map[string]any{"failed_events": evs}
+	if len(evs) == limit {
+		body["next_cursor"] = seqCursor(evs[len(evs)-1].Event.Seq)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // apiRetryEvents answers POST /api/v1/events/{seq}/retry (one failed

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"text/tabwriter"
 
@@ -48,21 +49,21 @@ func events(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEQ\tTYPE\tMEMBER\tRECEIVED\tERROR")
-		for after := uint64(0); ; {
+		for cursor := ""; ; {
 			var page struct {
 				FailedEvents []bot.FailedEvent `json:"failed_events"`
-				NextAfter    uint64            `json:"next_after"`
+				NextCursor   string            `json:"next_cursor"`
 			}
-			if _, err := api.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/events/failed?after=%d&limit=1000", after), nil, &page); err != nil {
+			if _, err := api.do(ctx, http.MethodGet, "/api/v1/events/failed?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
 				return err
 			}
 			for _, f := range page.FailedEvents {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", f.Event.Seq, f.Event.Type, f.Event.ExternalUserID, f.Event.ReceivedAt.Format("2006-01-02 15:04:05"), f.Error)
 			}
-			if len(page.FailedEvents) == 0 {
+			if page.NextCursor == "" {
 				break
 			}
-			after = page.NextAfter
+			cursor = page.NextCursor
 		}
 		return tw.Flush()
 	case "retry":

@@ -303,23 +303,7 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 	t.Logf("after %d kills: %v delivery attempts for %d adds; status events=%v outbox=%v", len(kills), totalDeliveries(reqs), len(reqs), st["events"], st["outbox"])
 
 	// Every add is acknowledged, in the log once, processed, none failed.
-	seen := map[string]int{}
-	for cursor := ""; ; {
-		var page struct {
-			Events     []bot.Event `json:"events"`
-			NextCursor string      `json:"next_cursor"`
-		}
-		p.getJSON(t, fmt.Sprintf("/api/v1/events?cursor=%s&limit=1000", cursor), &page)
-		for _, ev := range page.Events {
-			if ev.Type == bot.EventContactAdd {
-				seen[ev.ExternalUserID]++
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
-	}
+	seen := p.contactAdds(t)
 	if num(st, "events", "failed") != 0 {
 		t.Errorf("events failed: %v", st["events"])
 	}
