@@ -486,7 +486,7 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 		// The handler's own error, on a store that takes a probe write, is
 		// the handler's; anything else (the commit, the processed mark, a
 		// handler error while the store refuses writes) is the store's.
-		if handlerErr != nil && err == handlerErr && p.probeWrite(ctx) == nil {
+		if handlerErr != nil && errors.Is(err, handlerErr) && p.probeWrite(ctx) == nil {
 			handlerFails++
 			p.log.Warn().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("attempt", handlerFails).Msg("event handler failed")
 			if handlerFails >= p.o.HandleAttempts {
