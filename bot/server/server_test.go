@@ -14,6 +14,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
 
@@ -188,5 +189,50 @@ func TestHTTPServerHasTimeouts(t *testing.T) {
 	h := s.HTTPServer()
 	if h.ReadHeaderTimeout == 0 || h.ReadTimeout == 0 || h.WriteTimeout == 0 || h.IdleTimeout == 0 || h.MaxHeaderBytes == 0 {
 		t.Fatalf("missing timeouts: %+v", h)
+	}
+}
+
+type nopSender struct{}
+
+func (nopSender) Send(context.Context, *bot.Action) (bot.SendResult, bool, error) {
+	return bot.SendResult{}, false, nil
+}
+
+// TestHealthzEventLogBehind: with a running pipeline whose handler is
+// stuck, /healthz turns 503 "event log behind" once the oldest pending
+// event is older than HealthMaxEventAge, naming the age and the setting.
+func TestHealthzEventLogBehind(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	release := make(chan struct{})
+	pl := pipeline.New(pipeline.Options{Store: st, Log: zerolog.Nop(), PollInterval: 10 * time.Millisecond,
+		Handle: func(ctx context.Context, tx bot.Tx, ev *bot.Event) error { <-release; return nil },
+		Sender: nopSender{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pl.Run(ctx) }()
+	defer func() { close(release); cancel(); <-done }()
+	<-pl.Ready()
+	s := New(Options{Store: st, Pipeline: pl, Log: zerolog.Nop(), HealthMaxEventAge: 200 * time.Millisecond})
+	if _, err := st.AppendEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		if rec.Code == http.StatusServiceUnavailable {
+			if b := rec.Body.String(); !strings.Contains(b, "event log behind") || !strings.Contains(b, "WECOMBOT_HEALTH_MAX_EVENT_AGE") {
+				t.Fatalf("503 without the reason: %s", b)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz still %d with an event pending past the threshold: %s", rec.Code, rec.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
