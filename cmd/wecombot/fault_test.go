@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -400,7 +401,9 @@ type flakyWeCom struct {
 	mu      sync.Mutex
 	mode    string // "", "errcode-1", "errcode45009", "http503", "timeout", "leaky48002"
 	faulted map[string]int
-	next    http.Handler
+	// welcomes records when each welcome code was sent to WeCom (faulted or not).
+	welcomes map[string][]time.Time
+	next     http.Handler
 }
 
 func (f *flakyWeCom) set(mode string) {
@@ -410,6 +413,20 @@ func (f *flakyWeCom) set(mode string) {
 }
 
 func (f *flakyWeCom) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/send_welcome_msg") {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var req struct {
+			Code string `json:"welcome_code"`
+		}
+		_ = json.Unmarshal(body, &req)
+		f.mu.Lock()
+		if f.welcomes == nil {
+			f.welcomes = map[string][]time.Time{}
+		}
+		f.welcomes[req.Code] = append(f.welcomes[req.Code], time.Now())
+		f.mu.Unlock()
+	}
 	f.mu.Lock()
 	mode := f.mode
 	if mode != "" && !strings.HasSuffix(r.URL.Path, "/gettoken") {
@@ -529,6 +546,73 @@ func TestWeComOutageDrainsWithoutDuplicates(t *testing.T) {
 	}
 	st := in.status(t)
 	t.Logf("outbox after recovery: %v; welcomes delivered %d of %d", st["outbox"], len(welcomes)-1, len(members))
+}
+
+// TestBinaryWelcomeRetriesBackOffUnder45009 covers defect 3 of issue 15 on
+// the real binary: WeCom answers 45009 to everything for 6 s while ten
+// customers are added. The throttle holds send_welcome_msg after the first
+// answers and probes it, so WeCom sees a handful of calls, not each code's
+// retries every ~150 ms; a code's tries are never closer than the policy's
+// floor; when WeCom recovers, every welcome still inside its 20 s window
+// goes out, once.
+func TestBinaryWelcomeRetriesBackOffUnder45009(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	fake := fakewecom.New(t)
+	env, c := liveEnv(t, fake, t.TempDir())
+	flaky := &flakyWeCom{faulted: map[string]int{}}
+	env["WECOM_API_BASE"] = newProxy(t, fake.URL(), flaky)
+	env["WECOMBOT_LOG_LEVEL"] = "error"
+	wecombotBinary(t)
+	p := startProc(t, env)
+	// Prime the token and the tag library.
+	if code, body := p.postCallback(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_prime", WelcomeCode: "WC-PRIME"}); code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	eventuallyT(t, "the first welcome", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 1 })
+
+	flaky.set("errcode45009")
+	start := time.Now()
+	var codes []string
+	for i := range 10 {
+		id := fmt.Sprintf("wm_limited_%d", i)
+		codes = append(codes, "WC-"+id)
+		if code, body := p.postCallback(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: id, WelcomeCode: "WC-" + id}); code != http.StatusOK {
+			t.Fatalf("add: %d %s", code, body)
+		}
+	}
+	time.Sleep(6 * time.Second) // the rate limit lasts 6 s: what WeCom sees during it is the point
+	flaky.set("")
+	flaky.mu.Lock()
+	limited := flaky.faulted["errcode45009"]
+	flaky.mu.Unlock()
+	perSec := float64(limited) / time.Since(start).Seconds()
+	t.Logf("under 45009: %d calls to WeCom in %.1f s (%.1f/s) for 10 welcomes and their tags", limited, time.Since(start).Seconds(), perSec)
+	if limited > 30 {
+		t.Errorf("%d calls in 6 s of 45009: the outbox does not back off for the whole API", limited)
+	}
+	eventuallyT(t, "every welcome delivered after the limit lifts", 14*time.Second, func() bool {
+		return fake.Count(fakewecom.APISendWelcomeMsg) == 11
+	})
+	flaky.mu.Lock()
+	defer flaky.mu.Unlock()
+	for _, code := range codes {
+		times := flaky.welcomes[code]
+		for i := 1; i < len(times); i++ {
+			if gap := times[i].Sub(times[i-1]); gap < 450*time.Millisecond {
+				t.Errorf("%s tried %v after its previous try: faster than the retry floor", code, gap)
+			}
+		}
+		if len(times) > 6 {
+			t.Errorf("%s tried %d times", code, len(times))
+		}
+	}
+	for _, call := range fake.Calls(fakewecom.APISendWelcomeMsg) {
+		if code, _ := call.Body["welcome_code"].(string); code != "WC-PRIME" && !slices.Contains(codes, code) {
+			t.Errorf("unexpected welcome %s", code)
+		}
+	}
 }
 
 // newProxy serves f in front of target, which gets the calls f passes on.
