@@ -79,6 +79,10 @@ const (
 // generated link secret when the store is PostgreSQL).
 const BucketSettings = "settings"
 
+// BucketHealth holds the pipeline's probe write (bot/pipeline health.go):
+// can the store take a write right now?
+const BucketHealth = "health"
+
 // BucketScratch is for storage conformance and pipeline tests; production
 // code never writes it.
 const BucketScratch = "test"
@@ -125,6 +129,7 @@ var Buckets = []Bucket{
 	{BucketAIGlobalRate, "unix minute", "model calls started in that minute by every node (shared stores only)", "bot/ai sender.go"},
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
+	{BucketHealth, "probe", "RFC 3339 time of the latest probe write", "bot/pipeline health.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},
 }
 

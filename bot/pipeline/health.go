@@ -87,7 +87,7 @@ func (p *Pipeline) setWritableMetric() {
 func (p *Pipeline) probeWrite(ctx context.Context) error {
 	now := p.o.Now()
 	err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
-		return tx.Put("health", "probe", []byte(now.UTC().Format(time.RFC3339Nano)))
+		return tx.Put(bot.BucketHealth, "probe", []byte(now.UTC().Format(time.RFC3339Nano)))
 	})
 	p.writes.observe(err, now)
 	p.setWritableMetric()
