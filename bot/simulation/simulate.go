@@ -26,6 +26,7 @@ import (
 	"github.com/wecombot/wecombot/bot/couponcode"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -130,7 +131,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io
 		WithCodeRandom(couponcode.NewSeededReader("simulate"))
 	sim.pl = pipeline.New(pipeline.Options{Store: store, Handle: sim.engine.Handle, Sender: recorder{sim},
 		Guard: engine.Guard, Now: now, Log: zerolog.Nop(), HandleAttempts: 1, MaxAttempts: 1,
-		Backoff: func(int) time.Duration { return time.Minute }})
+		Retry: retry.Policy{Base: time.Minute, Cap: time.Minute, Floor: time.Minute}})
 	if err := sim.setupCheckin(start); err != nil {
 		return err
 	}

@@ -88,10 +88,12 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 			return fmt.Errorf("decode action %d: %w", id, err)
 		}
 		a.ID = id
-		if a.Status != bot.ActionFailed {
-			return fmt.Errorf("action %d is %s, only failed actions can be retried: %w", id, a.Status, bot.ErrConflict)
+		if a.Status != bot.ActionFailed && a.Status != bot.ActionUnknown {
+			return fmt.Errorf("action %d is %s, only failed or possibly delivered actions can be retried: %w", id, a.Status, bot.ErrConflict)
 		}
-		a.Status, a.DueAt = bot.ActionPending, due
+		counter := "outbox_" + a.Status // outbox_failed or outbox_possibly_delivered
+		// An operator's retry is a decision to send it again.
+		a.Status, a.DueAt, a.AttemptAt = bot.ActionPending, due, time.Time{}
 		out, err := json.Marshal(&a)
 		if err != nil {
 			return err
@@ -100,8 +102,8 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 			int64(id), due, out); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO counters (name, slot, n) VALUES ('outbox_failed', $1, -1)
-			ON CONFLICT (name, slot) DO UPDATE SET n = counters.n - 1`, int64(id)%counterSlots); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO counters (name, slot, n) VALUES ($2, $1, -1)
+			ON CONFLICT (name, slot) DO UPDATE SET n = counters.n - 1`, int64(id)%counterSlots, counter); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `SELECT pg_notify('wecombot_outbox', '')`)
@@ -111,4 +113,61 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 		return nil, err
 	}
 	return &a, nil
+}
+
+// FailedEvents lists events recorded as failed with Seq > after, in Seq
+// order, each with its error (server.EventReplayer).
+func (s *Store) FailedEvents(ctx context.Context, after uint64, limit int) ([]bot.FailedEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, error, body FROM events WHERE error IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2`, int64(after), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []bot.FailedEvent
+	for rows.Next() {
+		var seq int64
+		var msg string
+		var raw []byte
+		if err := rows.Scan(&seq, &msg, &raw); err != nil {
+			return nil, err
+		}
+		var ev bot.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return nil, fmt.Errorf("decode event %d: %w", seq, err)
+		}
+		ev.Seq = uint64(seq)
+		out = append(out, bot.FailedEvent{Event: ev, Error: msg})
+	}
+	return out, rows.Err()
+}
+
+// RetryFailedEvents puts the failed event seq (every failed event when seq
+// is 0) back to pending, received now, and returns how many
+// (server.EventReplayer).
+func (s *Store) RetryFailedEvents(ctx context.Context, seq uint64, now time.Time) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if seq != 0 {
+			var failed bool
+			err := tx.QueryRow(ctx, `SELECT error IS NOT NULL FROM events WHERE seq = $1 FOR UPDATE`, int64(seq)).Scan(&failed)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("event %d: %w", seq, bot.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			if !failed {
+				return fmt.Errorf("event %d did not fail, only failed events can be retried: %w", seq, bot.ErrConflict)
+			}
+		}
+		tag, err := tx.Exec(ctx, `UPDATE events SET processed = false, error = NULL, received_at = $2
+			WHERE error IS NOT NULL AND ($1 = 0 OR seq = $1)`, int64(seq), now)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		_, err = tx.Exec(ctx, `SELECT pg_notify('wecombot_events', '')`)
+		return err
+	})
+	return n, err
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -30,4 +31,55 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.Stop()
 	os.Exit(code)
+}
+
+// TestFailedEventsReplay: a failed event is listed with its error and put
+// back to pending by RetryFailedEvents (one or all); a processed or unknown
+// seq is a conflict or not found.
+func TestFailedEventsReplay(t *testing.T) {
+	pgtest.URL(t)
+	s := open(t, storagetest.NewClock(), time.Hour).(*Store)
+	ctx := context.Background()
+	var seqs []uint64
+	for _, id := range []string{"wmA", "wmB", "wmC"} {
+		ev := bot.Event{Type: bot.EventContactAdd, ExternalUserID: id}
+		if _, err := s.AppendEvent(ctx, &ev); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ev.Seq)
+	}
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for i, seq := range seqs {
+			msg := "boom"
+			if i == 2 {
+				msg = ""
+			}
+			if _, err := tx.MarkProcessed(seq, msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	failed, err := s.FailedEvents(ctx, 0, 10)
+	if err != nil || len(failed) != 2 || failed[0].Error != "boom" || failed[0].Event.ExternalUserID != "wmA" {
+		t.Fatalf("failed events %+v %v", failed, err)
+	}
+	if _, err := s.RetryFailedEvents(ctx, seqs[2], time.Now()); !errors.Is(err, bot.ErrConflict) {
+		t.Fatalf("retry of a processed event: %v", err)
+	}
+	if _, err := s.RetryFailedEvents(ctx, 999, time.Now()); !errors.Is(err, bot.ErrNotFound) {
+		t.Fatalf("retry of an unknown event: %v", err)
+	}
+	if n, err := s.RetryFailedEvents(ctx, seqs[0], time.Now()); err != nil || n != 1 {
+		t.Fatalf("retry one: %d %v", n, err)
+	}
+	if n, err := s.RetryFailedEvents(ctx, 0, time.Now()); err != nil || n != 1 {
+		t.Fatalf("retry all: %d %v", n, err)
+	}
+	st, err := s.EventStats(ctx)
+	if err != nil || st.Failed != 0 || st.Pending != 2 {
+		t.Fatalf("stats after retry %+v %v", st, err)
+	}
 }
