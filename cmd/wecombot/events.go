@@ -32,7 +32,9 @@ WECOMBOT_LISTEN>) with the bearer token WECOMBOT_ADMIN_TOKEN, if set.
 // events is `wecombot events`: list and replay failed events.
 func events(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var all *bool
-	sc, done, err := parseSubcommand("events", eventsUsage, args, stdout, stderr, func(fs *flag.FlagSet) {
+	// retry takes SEQ or --all: its count is checked below.
+	nargs := map[string]int{"failed": 0, "retry": -1}
+	sc, done, err := parseSubcommand("events", eventsUsage, nargs, args, stdout, stderr, func(fs *flag.FlagSet) {
 		all = fs.Bool("all", false, "retry every failed event (retry)")
 	})
 	if done || err != nil {
