@@ -160,8 +160,6 @@ func check(ctx context.Context) error {
 
 type appendReq struct {
 	ev   *bot.Event
-	raw  []byte
-	part int
 	dup  bool
 	seq  uint64
 	err  error
