@@ -49,8 +49,12 @@ const (
 	EventCouponImport bot.EventType = "operator.coupon_import"
 	// EventCouponGenerate makes Data[DataCount] new codes for Data[DataPool].
 	EventCouponGenerate bot.EventType = "operator.coupon_generate"
-	DataCodes                         = "codes"
-	DataCount                         = "n"
+)
+
+// Data keys of the coupon operator events.
+const (
+	DataCodes = "codes"
+	DataCount = "n"
 )
 
 // CouponRequest is the outcome of an import or generate request.
