@@ -86,7 +86,9 @@ func TestNodesShareOneStore(t *testing.T) {
 	}() {
 		if time.Now().After(deadline) {
 			mu.Lock()
-			t.Fatalf("after 60 s: %d of %d events applied, %d actions sent", len(applied), members*each, len(rec.sentKeys()))
+			got := len(applied)
+			mu.Unlock()
+			t.Fatalf("after 60 s: %d of %d events applied, %d actions sent", got, members*each, len(rec.sentKeys()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
