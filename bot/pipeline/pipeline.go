@@ -132,6 +132,10 @@ type Stats struct {
 	// because the store refused a write.
 	StoreRetries  uint64 `json:"store_retries"`
 	LastProcessed uint64 `json:"last_processed_seq"`
+	// Node and Partitions, with several nodes on one store: this node's id
+	// and how many of the event partitions it leases now.
+	Node       string `json:"node,omitempty"`
+	Partitions *int   `json:"partitions,omitempty"`
 }
 
 // New builds a pipeline; call Run to start it.
@@ -245,8 +249,15 @@ func (p *Pipeline) Running() bool { return p.running.Load() }
 // Stats returns counters since start.
 func (p *Pipeline) Stats() Stats {
 	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	return p.stats
+	st := p.stats
+	p.statsMu.Unlock()
+	if p.cluster != nil {
+		p.ownMu.Lock()
+		n := len(p.owned)
+		p.ownMu.Unlock()
+		st.Node, st.Partitions = p.cluster.NodeID(), &n
+	}
+	return st
 }
 
 func (p *Pipeline) count(f func(*Stats)) {

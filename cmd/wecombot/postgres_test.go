@@ -44,6 +44,9 @@ func TestServeOnPostgres(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"stage":"aware"`) {
 		t.Fatalf("member: %d %s", code, body)
 	}
+	if st := in.status(t); num(st, "pipeline", "partitions") != 64 { // the only node leases every partition
+		t.Fatalf("status pipeline: %v", st["pipeline"])
+	}
 	if err := in.stop(); err != nil {
 		t.Fatal(err)
 	}
