@@ -13,6 +13,7 @@ import (
 	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/storage/postgres"
 )
 
 // doctor checks what an operator gets wrong most often and prints the fix:
@@ -49,6 +50,22 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	report(true, "configuration", "")
 	if cfg.Sandbox() {
 		report(true, "mode", "sandbox: WECOM_SECRET is not set, so outbound calls are recorded, not sent. Set WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN and WECOM_AES_KEY to go live.")
+	}
+
+	if cfg.DatabaseURL != "" {
+		switch v, err := postgres.SchemaVersionAt(ctx, cfg.DatabaseURL); {
+		case err != nil:
+			report(false, "database", fmt.Sprintf("%s: %v — check WECOMBOT_DATABASE_URL, the network and the credentials", cfg.Database(), err))
+		case v > postgres.SchemaVersion:
+			report(false, "database", fmt.Sprintf("%s has schema version %d, newer than this wecombot (%d): upgrade wecombot", cfg.Database(), v, postgres.SchemaVersion))
+		case v < postgres.SchemaVersion:
+			report(true, "database", fmt.Sprintf("%s reachable; schema version %d, serve (or wecombot migrate) brings it to %d", cfg.Database(), v, postgres.SchemaVersion))
+		default:
+			report(true, "database", fmt.Sprintf("%s reachable; schema version %d (current)", cfg.Database(), v))
+		}
+		if cfg.Sandbox() && cfg.WeCom.Token == "" {
+			report(true, "several nodes", "sandbox callback keys are generated per node: set WECOM_TOKEN and WECOM_AES_KEY on every node that shares the database")
+		}
 	}
 
 	// Callback crypto self-test: seal a message the way WeCom does and open it with the configured keys.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
+	"github.com/wecombot/wecombot/storage/postgres"
 	"github.com/wecombot/wecombot/storage/postgres/pgtest"
 )
 
@@ -410,5 +411,34 @@ func TestMigrateFromBolt(t *testing.T) {
 	in.stop()
 	if n := fake.Count(fakewecom.APISendWelcomeMsg); n != welcomes+1 {
 		t.Fatalf("welcomes %d, want %d: a migrated action was sent again", n, welcomes+1)
+	}
+}
+
+// TestDoctorChecksTheDatabase: doctor connects to WECOMBOT_DATABASE_URL and
+// reports the schema version; an unreachable database is a failure, and
+// the password is never printed.
+func TestDoctorChecksTheDatabase(t *testing.T) {
+	dbURL := strings.Replace(pgtest.Database(t), "postgres@", "postgres:doctor-pw@", 1)
+	doctorOut := func(url string) (string, error) {
+		env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir(), "WECOMBOT_DATABASE_URL": url}
+		var out, errb syncBuffer
+		err := run(t.Context(), []string{"doctor"}, func(k string) string { return env[k] }, nil, &out, &errb)
+		if strings.Contains(out.String()+errb.String(), "doctor-pw") {
+			t.Fatalf("doctor printed the database password:\n%s", out.String())
+		}
+		return out.String(), err
+	}
+	out, err := doctorOut(dbURL)
+	if err != nil || !strings.Contains(out, "schema version 0, serve (or wecombot migrate) brings it to") || !strings.Contains(out, "WECOM_TOKEN and WECOM_AES_KEY on every node") {
+		t.Fatalf("fresh database: %v\n%s", err, out)
+	}
+	if _, _, err := postgres.MigrateURL(t.Context(), dbURL); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := doctorOut(dbURL); err != nil || !strings.Contains(out, "(current)") {
+		t.Fatalf("migrated database: %v\n%s", err, out)
+	}
+	if out, err := doctorOut("postgres://u:doctor-pw@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"); err == nil || !strings.Contains(out, "database") {
+		t.Fatalf("unreachable database: %v\n%s", err, out)
 	}
 }

@@ -145,3 +145,22 @@ func MigrateURL(ctx context.Context, url string) (from, to int, err error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 	return Migrate(ctx, conn)
 }
+
+// SchemaVersionAt connects to url and returns the schema version there (0:
+// none yet), for `wecombot doctor`.
+func SchemaVersionAt(ctx context.Context, url string) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("connect to PostgreSQL: %v", redactErr(err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(cctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v int
+	err = conn.QueryRow(cctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
