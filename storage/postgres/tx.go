@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wecombot/wecombot/bot"
 )
@@ -17,23 +18,35 @@ import (
 // to a concurrent one — a serialization failure or deadlock is never
 // returned to the caller while attempts remain, so the pipeline never
 // counts it as a handler failure. fn must change nothing outside tx.
+//
+// Progress is guaranteed: every write transaction holds the shared side of
+// one advisory lock (taken in the BEGIN round trip), and a transaction that
+// lost escalateAfter races in a row takes the exclusive side and runs alone,
+// so even a long scan (a campaign tick over all participants) under
+// constant concurrent load commits.
 func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
-	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, true, fn)
+	return s.run(ctx, true, fn)
 }
 
 // View implements bot.Store: a read-only snapshot (REPEATABLE READ).
 func (s *Store) View(ctx context.Context, fn func(bot.Tx) error) error {
-	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+	return s.run(ctx, false, fn)
 }
 
-func (s *Store) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func(bot.Tx) error) error {
+// escalateAfter is how many lost races a write transaction tolerates before it runs alone.
+const escalateAfter = 6
+
+// writeLock is the advisory lock key of the write-transaction gate.
+const writeLock = 0x77656377 // "wecw"
+
+func (s *Store) run(ctx context.Context, write bool, fn func(bot.Tx) error) error {
 	if err := check(ctx); err != nil {
 		return err
 	}
 	var err error
 	for attempt := 0; attempt < maxTxAttempts; attempt++ {
 		var lost bool
-		err, lost = s.try(ctx, opts, write, fn)
+		err, lost = s.try(ctx, write, write && attempt >= escalateAfter, fn)
 		if !lost {
 			return err
 		}
@@ -47,38 +60,86 @@ func (s *Store) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func
 
 // try runs fn once; lost reports a serialization failure or deadlock
 // anywhere in it (even one fn wrapped or swallowed), so the caller re-runs it.
-func (s *Store) try(ctx context.Context, opts pgx.TxOptions, write bool, fn func(bot.Tx) error) (err error, lost bool) {
-	tx, err := s.pool.BeginTx(ctx, opts)
+//
+// The write gate: an ordinary write transaction takes the shared side of
+// an advisory lock in its BEGIN round trip; one that runs alone first waits
+// for the exclusive side as a session lock, before BEGIN, so it takes its
+// snapshot only once every other writer has finished, and releases it
+// with its COMMIT.
+func (s *Store) try(ctx context.Context, write, alone bool, fn func(bot.Tx) error) (err error, lost bool) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err, retryable(err)
 	}
-	t := &pgTx{ctx: ctx, tx: tx, s: s, write: write}
+	begin, unlock := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ""
+	switch {
+	case alone:
+		begin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+		unlock = fmt.Sprintf("SELECT pg_advisory_unlock(%d)", writeLock)
+	case write:
+		begin = fmt.Sprintf("BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_advisory_xact_lock_shared(%d)", writeLock)
+	}
+	clean := false
 	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+		if !clean {
+			// Roll back and release the gate; a connection in doubt is closed,
+			// which releases its locks, rather than returned to the pool.
+			bg := context.WithoutCancel(ctx)
+			_, rerr := conn.Exec(bg, "ROLLBACK")
+			if rerr == nil && unlock != "" {
+				_, rerr = conn.Exec(bg, unlock)
+			}
+			if rerr != nil {
+				_ = conn.Conn().Close(bg)
+			}
 		}
+		conn.Release()
 	}()
+	if alone {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("SELECT pg_advisory_lock(%d)", writeLock)); err != nil {
+			unlock = ""
+			return err, retryable(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, begin); err != nil { // no arguments: one simple-protocol round trip
+		return err, retryable(err)
+	}
+	t := &pgTx{ctx: ctx, tx: conn, s: s, write: write}
 	if err := fn(t); err != nil {
 		return err, t.lost || retryable(err)
 	}
 	if t.lost {
 		return t.lostErr, true
 	}
-	if t.enqueued {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify('wecombot_outbox', '')`); err != nil {
-			return err, retryable(err)
-		}
+	if conn.Conn().PgConn().TxStatus() == 'E' {
+		// A statement failed and fn did not say so: nothing can commit.
+		return errors.New("transaction aborted: a statement in it failed"), false
 	}
-	if err := tx.Commit(ctx); err != nil {
+	commit := "COMMIT"
+	if t.enqueued {
+		commit = "SELECT pg_notify('wecombot_outbox', ''); COMMIT"
+	}
+	if unlock != "" {
+		commit += "; " + unlock
+	}
+	if _, err := conn.Exec(ctx, commit); err != nil {
 		return err, retryable(err)
 	}
+	clean = true
 	return nil, false
+}
+
+// querier is what a transaction's statements run on.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // pgTx implements bot.Tx over one pgx transaction.
 type pgTx struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	tx       querier
 	s        *Store
 	write    bool
 	enqueued bool

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Open) {
 		{"SequenceInCommitOrder", testSequenceInCommitOrder},
 		{"ConsoleReads", testConsoleReads},
 		{"NoLostUpdates", testNoLostUpdates},
+		{"LongScanCommitsUnderWrites", testLongScanUnderWrites},
 		{"ScansPageInByteOrder", testScansPage},
 	}
 	for _, tc := range tests {
@@ -1006,4 +1007,73 @@ func testConsoleReads(t *testing.T, open Open) {
 	if _, err := as.RetryAction(ctx, 999, now); !errors.Is(err, bot.ErrNotFound) {
 		t.Errorf("retrying a missing action: %v", err)
 	}
+}
+
+// testLongScanUnderWrites: a write transaction that reads many keys (a
+// campaign tick over every participant) commits while other transactions
+// keep rewriting those keys: the store may re-run it, but must not give up.
+func testLongScanUnderWrites(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	const keys = 300
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for i := 0; i < keys; i++ {
+			if err := tx.Put(bot.BucketScratch, fmt.Sprintf("p|%04d", i), []byte("1")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("p|%04d", (i*7+w*31)%keys)
+				if err := s.Update(ctx, func(tx bot.Tx) error {
+					if _, err := tx.Get(bot.BucketScratch, k); err != nil {
+						return err
+					}
+					if err := tx.Put(bot.BucketScratch, k, []byte("1")); err != nil {
+						return err
+					}
+					// Each writer also reads the tally the long transaction writes (a read/write cycle).
+					_, err := tx.Get(bot.BucketScratch, "tally")
+					if errors.Is(err, bot.ErrNotFound) {
+						err = nil
+					}
+					return err
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	time.Sleep(50 * time.Millisecond) // let the writers get going
+	for round := 0; round < 3; round++ {
+		err := s.Update(ctx, func(tx bot.Tx) error {
+			n := 0
+			if err := tx.Scan(bot.BucketScratch, "p|", func(k string, v []byte) bool { n++; return true }); err != nil {
+				return err
+			}
+			if n != keys {
+				return fmt.Errorf("scanned %d keys, want %d", n, keys)
+			}
+			return tx.Put(bot.BucketScratch, "tally", []byte(strconv.Itoa(n)))
+		})
+		if err != nil {
+			t.Fatalf("a long scan under concurrent writes failed (the store must see it through): %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
