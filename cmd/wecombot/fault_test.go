@@ -317,6 +317,17 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 		}
 	}
 
+	repeats := checkWelcomes(t, p, fake, reqs, kills)
+	t.Logf("%d welcome codes sent a second time (in flight at a kill, refused by WeCom as used)", repeats)
+	p.term(t)
+}
+
+// checkWelcomes checks one welcome action per add in the outbox (read
+// through p) and one send_welcome_msg per code at the fake WeCom, a repeat
+// allowed only for a send in flight when a process died (kills: when each
+// was known dead). It returns how many codes were sent a second time.
+func checkWelcomes(t *testing.T, p *proc, fake *fakewecom.Server, reqs []*signed, kills []time.Time) int {
+	t.Helper()
 	// One welcome action per add in the outbox.
 	owed := map[string]int{}
 	for cursor := ""; ; {
@@ -366,8 +377,7 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 	if len(calls) != len(reqs) {
 		t.Errorf("welcomes for %d codes, want %d", len(calls), len(reqs))
 	}
-	t.Logf("%d welcome codes sent a second time (in flight at a kill, refused by WeCom as used)", repeats)
-	p.term(t)
+	return repeats
 }
 
 // inFlightAtKill: a send that reached WeCom shortly before the process died

@@ -303,25 +303,7 @@ func TestThreeNodesSurviveKills(t *testing.T) {
 
 	// One welcome action per code, one welcome call per code (a repeat only
 	// for a send in flight when a node died).
-	calls := map[string][]time.Time{}
-	for _, call := range fake.Calls(fakewecom.APISendWelcomeMsg) {
-		code, _ := call.Body["welcome_code"].(string)
-		calls[code] = append(calls[code], call.Time)
-	}
-	repeats := 0
-	for _, r := range adds {
-		times := calls[r.code]
-		if len(times) == 0 {
-			t.Errorf("%s: welcome never sent", r.code)
-			continue
-		}
-		if len(times) > 1 {
-			repeats++
-			if !inFlightAtKill(times[0], kills) {
-				t.Errorf("%s sent %d times, first at %s, not in flight at a kill %v", r.code, len(times), times[0].Format("15:04:05.000"), kills)
-			}
-		}
-	}
+	repeats := checkWelcomes(t, procs[2], fake, adds, kills)
 	t.Logf("%d members over 3 nodes, node 1 killed twice; %d welcome codes sent a second time (in flight at a kill)", members, repeats)
 	procs[0].term(t)
 	procs[2].term(t)
