@@ -57,8 +57,9 @@ func rowOf(rows [][]string, id string) []string {
 // (headers, stage names, 是/否) and English on ?lang=en, times as the
 // brand zone's wall clock (Asia/Shanghai, named in the header; never a
 // UTC "Z"), the members list's filters, and spreadsheet formulas defused.
+// TestExports is not parallel: it lowers the package's xlsxMaxRows, which
+// every other test's export handler reads.
 func TestExports(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, nil)
 	f.seedCommunity()
 	f.add("wm_formula", "=HYPERLINK(\"http://evil\")", "xhs", "s1", f.now)
