@@ -45,6 +45,11 @@ const (
 	BucketReferralSeq      = "referral_seq"
 	BucketGroupWelcomeTpl  = "group_welcome_tpl"
 	BucketContactWays      = "contact_ways"
+	BucketGroupJoins       = "group_joins"
+	BucketSync             = "sync"
+	BucketSyncSeen         = "sync_seen"
+	BucketCorpTags         = "corp_tags"
+	BucketTransfers        = "transfers"
 )
 
 // Bucket names: check-in campaigns and the points ledger (bot/checkin).
@@ -109,7 +114,12 @@ var Buckets = []Bucket{
 	{BucketReferralDue, "RFC 3339 due|invitee", "present: an invite whose hold period ends then", "bot/engine referral.go"},
 	{BucketReferralSeq, "n", "decimal counter for invite states", "bot/engine referral.go"},
 	{BucketGroupWelcomeTpl, "template name", "template_id (from the add's result)", "bot/engine results.go"},
-	{BucketContactWays, "state", "ContactWayRecord JSON (config_id, qr_code)", "bot/engine results.go"},
+	{BucketContactWays, "state", "ContactWayRecord JSON (config_id, qr_code; chat_ids for a group QR code)", "bot/engine results.go"},
+	{BucketGroupJoins, "state\x1fexternal_userid", "present: a member joined a group through that group QR code (counted and tagged once)", "bot/engine groupjoin.go"},
+	{BucketSync, "run|id, current", "SyncRun JSON (cursor, counts); current → the newest run's id", "bot/engine sync.go"},
+	{BucketSyncSeen, "run|m|external_userid, run|g|chat_id", "what a running sync saw (deleted when it finishes)", "bot/engine sync.go"},
+	{BucketCorpTags, "tag id", "corp tag JSON (name, group) as of the last sync", "bot/engine sync.go"},
+	{BucketTransfers, "transfer id", "TransferRecord JSON (customers' statuses, failures, groups)", "bot/engine transfer.go"},
 	{BucketCheckinDays, "campaign|member|day", "check-in JSON", "bot/checkin ledger.go"},
 	{BucketCheckinMemberDays, "member|day|campaign", "present (a member's days, for the console)", "bot/checkin ledger.go"},
 	{BucketCheckinProgress, "campaign|member", "Progress JSON (streak, total)", "bot/checkin ledger.go"},

@@ -38,6 +38,8 @@ type Follow struct {
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
 	// DeletedBy is "customer" (del_follow_user) or "staff" (del_external_contact).
 	DeletedBy string `json:"deleted_by,omitempty"`
+	// Remark is the staff member's remark (备注) for the customer, as WeCom last showed it.
+	Remark string `json:"remark,omitempty"`
 }
 
 // Active reports whether the follow relation still stands.
@@ -77,6 +79,9 @@ type Member struct {
 	Points   int64  `json:"points,omitempty"`
 	Level    string `json:"level,omitempty"`
 	CheckIns int    `json:"check_ins,omitempty"`
+
+	// Transfers are the member's hand-overs between staff (在职/离职继承), oldest first.
+	Transfers []Transfer `json:"transfers,omitempty"`
 }
 
 // Follow returns the follow relation with staffID, or nil.

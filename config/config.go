@@ -73,6 +73,12 @@ type Config struct {
 	// kept before the hourly sweep deletes them (WECOMBOT_RETENTION, YAML
 	// retention; default DefaultRetention, 30 days); 0 keeps everything.
 	Retention time.Duration
+	// SyncAt is the daily time (HH:MM, brand zone) of the sync of customers
+	// and groups from WeCom, or "off" (WECOMBOT_SYNC_AT, YAML sync.at, default 03:30).
+	SyncAt string
+	// SyncRate is how many WeCom calls per second a sync makes
+	// (WECOMBOT_SYNC_RATE, YAML sync.rate, default 20).
+	SyncRate float64
 	// Workers and QueueSize size the event worker pool.
 	Workers   int
 	QueueSize int
@@ -144,7 +150,11 @@ type fileConfig struct {
 	Retention       string `yaml:"retention"`
 	Workers         int    `yaml:"workers"`
 	QueueSize       int    `yaml:"queue_size"`
-	Log             struct {
+	Sync            struct {
+		At   string  `yaml:"at"`
+		Rate float64 `yaml:"rate"`
+	} `yaml:"sync"`
+	Log struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
@@ -215,6 +225,8 @@ func Load(getenv func(string) string) (*Config, error) {
 		Workers:           8,
 		QueueSize:         1024,
 		LogLevel:          "info",
+		SyncAt:            "03:30",
+		SyncRate:          20,
 	}
 	c.WeCom.APIBase = DefaultAPIBase
 	var errs Errors
@@ -272,6 +284,10 @@ func (c *Config) applyFile(path string) error {
 	}
 	if fc.QueueSize != 0 {
 		c.QueueSize = fc.QueueSize
+	}
+	set(&c.SyncAt, fc.Sync.At)
+	if fc.Sync.Rate != 0 {
+		c.SyncRate = fc.Sync.Rate
 	}
 	for _, d := range []struct {
 		key string
@@ -448,6 +464,17 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
 	secret("WECOM_AIBOT_TOKEN", &c.WeCom.AIBotToken)
 	secret("WECOM_AIBOT_AES_KEY", &c.WeCom.AIBotAESKey)
+	if v := getenv("WECOMBOT_SYNC_AT"); v != "" {
+		c.SyncAt = v
+	}
+	if v := getenv("WECOMBOT_SYNC_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, &Error{Msg: fmt.Sprintf("WECOMBOT_SYNC_RATE: %q is not a number of calls per second", v)})
+		} else {
+			c.SyncRate = f
+		}
+	}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
@@ -520,6 +547,12 @@ func (c *Config) validate() Errors {
 	if c.Workers <= 0 || c.QueueSize <= 0 {
 		bad("workers and queue_size must be positive")
 	}
+	if _, _, err := c.SyncClock(); err != nil {
+		bad("%v", err)
+	}
+	if c.SyncRate <= 0 || c.SyncRate > 100 {
+		bad("sync rate (WECOMBOT_SYNC_RATE, sync.rate) %v: use 0.1-100 WeCom calls per second", c.SyncRate)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -578,4 +611,16 @@ func (c *Config) Secrets() []string {
 		}
 	}
 	return out
+}
+
+// SyncClock parses SyncAt: hour and minute, or -1, -1 for "off".
+func (c *Config) SyncClock() (hour, minute int, err error) {
+	if c.SyncAt == "off" {
+		return -1, -1, nil
+	}
+	t, perr := time.Parse("15:04", c.SyncAt)
+	if perr != nil {
+		return 0, 0, fmt.Errorf("sync time (WECOMBOT_SYNC_AT, sync.at) %q: use HH:MM like 03:30, or off", c.SyncAt)
+	}
+	return t.Hour(), t.Minute(), nil
 }

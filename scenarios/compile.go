@@ -623,6 +623,9 @@ func (c *compiler) channels(specs []*channelSpec) {
 		if s.SkipVerify != nil {
 			ch.SkipVerify = *s.SkipVerify
 		}
+		if s.Group != nil {
+			ch.Group = c.groupJoin(s)
+		}
 		c.sc.Channels = append(c.sc.Channels, ch)
 		if okState && s.State != "" {
 			c.sc.channelsByState[s.State] = ch
@@ -639,6 +642,45 @@ func (c *compiler) channels(specs []*channelSpec) {
 			}
 		}
 	}
+}
+
+// groupJoin compiles a group channel (加入群聊 QR code).
+func (c *compiler) groupJoin(s *channelSpec) *GroupJoin {
+	g := s.Group
+	if s.Welcome != "" {
+		c.ps.at(s.Pos, "welcome", "a group channel greets joiners with group_welcome, not a 1:1 welcome script")
+	}
+	if len(s.Staff) > 0 || s.SkipVerify != nil {
+		c.ps.at(s.Pos, "staff", "a group channel leads to groups, not staff: drop staff and skip_verify")
+	}
+	gj := &GroupJoin{AutoCreate: g.AutoCreate, RoomBaseName: g.RoomBaseName, RoomBaseID: g.RoomBaseID}
+	if len(g.ChatIDs) == 0 || len(g.ChatIDs) > MaxJoinWayChats {
+		c.ps.at(g.Pos, "chat_ids", "list 1-%d customer group chat ids (wr…); got %d", MaxJoinWayChats, len(g.ChatIDs))
+	}
+	seen := map[string]bool{}
+	for i, id := range g.ChatIDs {
+		id = strings.TrimSpace(id)
+		switch {
+		case id == "":
+			c.ps.at(g.Pos, fmt.Sprintf("chat_ids[%d]", i), "empty chat id")
+		case seen[id]:
+			c.ps.at(g.Pos, fmt.Sprintf("chat_ids[%d]", i), "chat id %q listed twice", id)
+		}
+		seen[id] = true
+		gj.ChatIDs = append(gj.ChatIDs, id)
+	}
+	if g.AutoCreate {
+		c.required(g.Pos, "room_base_name", g.RoomBaseName, "the name new rooms get when the groups are full (e.g. 山茶集福利群)")
+		if n := utf8.RuneCountInString(g.RoomBaseName); n > MaxRoomBaseNameLen {
+			c.ps.at(g.Pos, "room_base_name", "%d characters; WeCom allows at most %d", n, MaxRoomBaseNameLen)
+		}
+		if g.RoomBaseID < 0 {
+			c.ps.at(g.Pos, "room_base_id", "must be 0 or more")
+		}
+	} else if g.RoomBaseName != "" || g.RoomBaseID != 0 {
+		c.ps.at(g.Pos, "room_base_name", "room_base_name and room_base_id only apply with auto_create: true")
+	}
+	return gj
 }
 
 func (c *compiler) groupWelcome(m *merged) {

@@ -124,7 +124,27 @@ type Channel struct {
 	// Staff are the userids `wecombot channel create` puts on the contact way.
 	Staff      []string
 	SkipVerify bool
+	// Group, when set, makes the channel a group QR code (加入群聊): members
+	// who join a customer group through it carry its state.
+	Group *GroupJoin
 }
+
+// GroupJoin is a group channel's 加入群聊 code (groupchat/add_join_way).
+type GroupJoin struct {
+	// ChatIDs are the customer groups (1-5) the code leads to, in order.
+	ChatIDs []string `json:"chat_ids"`
+	// AutoCreate opens a new room when the last group is full, named
+	// RoomBaseName plus a number counting from RoomBaseID.
+	AutoCreate   bool   `json:"auto_create,omitempty"`
+	RoomBaseName string `json:"room_base_name,omitempty"`
+	RoomBaseID   int    `json:"room_base_id,omitempty"`
+}
+
+// Limits of a group QR code (add_join_way).
+const (
+	MaxJoinWayChats    = 5
+	MaxRoomBaseNameLen = 40
+)
 
 // Script is a welcome script: a text, attachments and follow-ups.
 type Script struct {

@@ -69,6 +69,16 @@ type channelSpec struct {
 	Welcome    string   `yaml:"welcome"`
 	Staff      []string `yaml:"staff"`
 	SkipVerify *bool    `yaml:"skip_verify"`
+	// Group makes the channel a group QR code (加入群聊, add_join_way).
+	Group *groupJoinSpec `yaml:"group"`
+}
+
+type groupJoinSpec struct {
+	Pos
+	ChatIDs      []string `yaml:"chat_ids"`
+	AutoCreate   bool     `yaml:"auto_create"`
+	RoomBaseName string   `yaml:"room_base_name"`
+	RoomBaseID   int      `yaml:"room_base_id"`
 }
 
 type welcomeSpec struct {

@@ -41,7 +41,37 @@ channels:
   - state: xhs
     name: 小红书
     sate: oops #<-
-`, `channels[0].sate: unknown key "sate" (known keys: name, skip_verify, staff, state, tags, welcome)`},
+`, `channels[0].sate: unknown key "sate" (known keys: group, name, skip_verify, staff, state, tags, welcome)`},
+		{"group channel with six groups", `
+channels:
+  - state: grp_xhs
+    name: 小红书群
+    group:
+      chat_ids: [wr1, wr2, wr3, wr4, wr5, wr6] #<-
+`, `channels[0].group.chat_ids: list 1-5 customer group chat ids`},
+		{"group channel auto_create without a base name", `
+channels:
+  - state: grp_xhs
+    name: 小红书群
+    group: #<-
+      chat_ids: [wr1]
+      auto_create: true
+`, `channels[0].group.room_base_name: required`},
+		{"group channel with staff", `
+channels:
+  - state: grp_xhs
+    name: 小红书群
+    staff: [zhangsan] #<-
+    group:
+      chat_ids: [wr1]
+`, `channels[0].staff: a group channel leads to groups, not staff`},
+		{"group channel state too long", `
+channels:
+  - state: grp_0123456789012345678901234567890 #<-
+    name: 小红书群
+    group:
+      chat_ids: [wr1]
+`, `channels[0].state: "grp_0123456789012345678901234567890" is 35 characters; WeCom allows at most 30`},
 		{"wrong type number", `
 funnel:
   loyal_orders: five #<-

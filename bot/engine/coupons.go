@@ -426,7 +426,8 @@ func (r *run) couponsAfter() error {
 	}
 	for _, ms := range r.order {
 		for _, ch := range ms.m.StageHistory {
-			if ch.EventSeq != ev.Seq || !ch.At.Equal(r.at) {
+			// Imported members aren't new to the brand: no stage coupon.
+			if ch.EventSeq != ev.Seq || !ch.At.Equal(r.at) || ch.Cause == CauseImported {
 				continue
 			}
 			pool := r.sc.Funnel.Stages[ch.To].Coupon

@@ -396,18 +396,23 @@ func (r *run) writeTags(ms *memberState) error {
 		if len(add) == 0 && len(remove) == 0 {
 			continue
 		}
-		p := bot.MarkTag{StaffID: s, ExternalUserID: m.ExternalUserID, Add: add, Remove: remove,
-			Group: r.tagGroup(add, remove), TagGroups: map[string]string{}}
-		for _, t := range append(append([]string(nil), add...), remove...) {
-			if g := r.sc.TagGroupOf(t); g != "" {
-				p.TagGroups[t] = g
-			}
-		}
-		if err := r.enqueue(bot.ActionMarkTag, "tag|"+r.ref+"|"+s, m.ExternalUserID, p, time.Time{}, time.Time{}); err != nil {
+		if err := r.markTag("tag|"+r.ref+"|"+s, s, m.ExternalUserID, add, remove); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// markTag enqueues one mark_tag for the relation (staff, member).
+func (r *run) markTag(key, staff, member string, add, remove []string) error {
+	p := bot.MarkTag{StaffID: staff, ExternalUserID: member, Add: add, Remove: remove,
+		Group: r.tagGroup(add, remove), TagGroups: map[string]string{}}
+	for _, t := range append(append([]string(nil), add...), remove...) {
+		if g := r.sc.TagGroupOf(t); g != "" {
+			p.TagGroups[t] = g
+		}
+	}
+	return r.enqueue(bot.ActionMarkTag, key, member, p, time.Time{}, time.Time{})
 }
 
 // tagGroup picks MarkTag.Group: the funnel's group when a stage tag is

@@ -38,8 +38,7 @@ func (r *run) dispatch() error {
 	case bot.EventContactDel:
 		return r.contactDeleted("staff")
 	case bot.EventContactTransferFail:
-		r.log.Info().Str("staff", r.ev.StaffID).Str("reason", r.ev.FailReason).Msg("customer transfer failed; the customer stays with the current staff member")
-		return nil
+		return r.transferFail() // transfer.go
 	// Customer groups (groups.go).
 	case bot.EventGroupCreate:
 		return r.groupCreate()
@@ -83,6 +82,18 @@ func (r *run) dispatch() error {
 		return r.contactWayCreate()
 	case bot.EventActionResult:
 		return r.actionResult()
+	// Sync of the existing community from WeCom (sync.go).
+	case bot.EventSyncStart:
+		return r.syncStart()
+	case bot.EventSyncPage:
+		return r.syncPage()
+	case bot.EventSyncFinish:
+		return r.syncFinish()
+	case bot.EventSyncFail:
+		return r.syncFail()
+	// Staff transfer (transfer.go; results in results.go).
+	case bot.EventTransferRequest:
+		return r.transferRequest()
 	}
 	return nil
 }

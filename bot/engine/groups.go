@@ -14,6 +14,7 @@ import (
 // groupRecord is what the engine knows of a customer group (客户群).
 type groupRecord struct {
 	ChatID      string    `json:"chat_id"`
+	Name        string    `json:"name,omitempty"`
 	Owner       string    `json:"owner,omitempty"`
 	CreatedAt   time.Time `json:"created_at,omitzero"`
 	DismissedAt time.Time `json:"dismissed_at,omitzero"`
@@ -82,6 +83,12 @@ func (r *run) groupUpdate() error {
 		}
 		removeString(&g.Members, id)
 	}
+	if joined && ev.JoinScene == JoinSceneQRCode {
+		// The callback doesn't say which group QR code: groupchat/get does.
+		if err := r.fetchGroupDetail(ev.ChatID, ev.MemChangeList); err != nil {
+			return err
+		}
+	}
 	return r.putJSON(bucketGroups, g.ChatID, g)
 }
 
@@ -89,7 +96,12 @@ func (r *run) groupDismiss() error {
 	if r.ev.ChatID == "" {
 		return nil
 	}
-	g, err := r.loadGroup(r.ev.ChatID)
+	return r.dismissGroup(r.ev.ChatID)
+}
+
+// dismissGroup takes the group from its members and marks it dismissed.
+func (r *run) dismissGroup(chatID string) error {
+	g, err := r.loadGroup(chatID)
 	if err != nil {
 		return err
 	}

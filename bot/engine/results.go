@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +22,11 @@ const (
 
 // ContactWayRecord is a "contact me" code wecombot created.
 type ContactWayRecord struct {
-	State     string    `json:"state"`
-	Staff     []string  `json:"staff,omitempty"`
-	Remark    string    `json:"remark,omitempty"`
+	State  string   `json:"state"`
+	Staff  []string `json:"staff,omitempty"`
+	Remark string   `json:"remark,omitempty"`
+	// ChatIDs are set for a group QR code (加入群聊): the groups it leads to.
+	ChatIDs   []string  `json:"chat_ids,omitempty"`
 	ConfigID  string    `json:"config_id,omitempty"`
 	QRCode    string    `json:"qr_code,omitempty"`
 	Requested time.Time `json:"requested_at"`
@@ -83,7 +83,9 @@ func (r *run) contactWayCreate() error {
 		}
 	}
 	cw := bot.ContactWay{State: state, Remark: d["remark"]}
-	if ch := r.sc.ChannelByState(state); ch != nil {
+	if ch := r.sc.ChannelByState(state); ch != nil && ch.Group != nil {
+		return r.groupJoinWayCreate(ch, d["remark"])
+	} else if ch != nil {
 		if len(staff) == 0 {
 			staff = ch.Staff
 		}
@@ -111,8 +113,7 @@ func (r *run) contactWayCreate() error {
 			return err
 		}
 	}
-	sum := sha256.Sum256([]byte(strings.Join(staff, ",")))
-	key := "contact_way|" + state + "|" + hex.EncodeToString(sum[:6])
+	key := "contact_way|" + state + "|" + shortHash(strings.Join(staff, ","))
 	return r.enqueue(bot.ActionContactWay, key, "", cw, time.Time{}, time.Time{})
 }
 
@@ -128,7 +129,13 @@ func (r *run) actionResult() error {
 			}
 			r.log.Info().Str("template", d["name"]).Str("template_id", d["template_id"]).Msg("group welcome template stored")
 		}
-	case bot.ActionContactWay:
+	case bot.ActionGroupDetail:
+		return r.groupDetailResult(d)
+	case bot.ActionTransferCustomers, bot.ActionTransferPoll:
+		return r.transferOutcome(kind, d)
+	case bot.ActionTransferGroups:
+		return r.transferGroupsResult(d)
+	case bot.ActionContactWay, bot.ActionGroupJoinWay:
 		rec, err := ContactWay(r.tx, d["state"])
 		if err != nil {
 			return err
@@ -143,7 +150,7 @@ func (r *run) actionResult() error {
 		if err := r.putJSON(bucketContactWays, d["state"], rec); err != nil {
 			return err
 		}
-		r.log.Info().Str("state", rec.State).Str("config_id", rec.ConfigID).Msg("contact me code created")
+		r.log.Info().Str("state", rec.State).Str("config_id", rec.ConfigID).Str("kind", string(kind)).Msg("contact me / group QR code created")
 		// A member's personal invite code is a contact way too (referral.go).
 		return r.inviteCodeReady(d)
 	}

@@ -49,6 +49,8 @@ type Metrics struct {
 	// letters) are read at scrape time: ObserveStore. Breakers: ObserveBreaker.
 	breakerOnce sync.Once
 	breakers    *breakerCollector
+	syncOnce    sync.Once
+	syncC       *syncCollectors
 }
 
 // New builds the collectors in a fresh registry, with Go and process collectors.

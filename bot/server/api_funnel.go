@@ -365,8 +365,10 @@ type conversionJSON struct {
 }
 
 type channelJSON struct {
-	Channel string      `json:"channel"`
-	State   string      `json:"state,omitempty"`
+	Channel string `json:"channel"`
+	State   string `json:"state,omitempty"`
+	// Kind is "group" for a group QR code channel (加入群聊), "contact" for a contact me code.
+	Kind    string      `json:"kind,omitempty"`
 	Members int         `json:"members"`
 	Stages  []stageJSON `json:"stages"`
 	// PurchaseRate is the share of the channel's members who ever purchased.
@@ -410,7 +412,11 @@ func (s *Server) apiFunnel(w http.ResponseWriter, r *http.Request) {
 	}
 	channels := make([]channelJSON, 0, len(a.Channels))
 	for name, ch := range a.Channels {
-		channels = append(channels, channelJSON{Channel: name, State: ch.State, Members: ch.Members,
+		kind := ""
+		if name != "" && s.o.Scenario != nil {
+			kind = channelKind(s.o.Scenario().ChannelByName(name))
+		}
+		channels = append(channels, channelJSON{Channel: name, State: ch.State, Kind: kind, Members: ch.Members,
 			Stages: s.stagesJSON(ch.Current, ch.Reached), PurchaseRate: ratio(ch.Reached[bot.StagePurchase], ch.Members)})
 	}
 	sort.Slice(channels, func(i, j int) bool {

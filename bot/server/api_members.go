@@ -259,6 +259,9 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 			Text: fmt.Sprintf("%s → %s (%s)", s.stageName(c.From), s.stageName(c.To), c.Cause), Seq: c.EventSeq,
 			From: c.From, To: c.To, Cause: c.Cause})
 	}
+	for _, tr := range m.Transfers {
+		timeline = append(timeline, transferItem(tr))
+	}
 	if as, ok := s.o.Store.(AdminStore); ok {
 		evs, err := as.RecentMemberEvents(r.Context(), id, 200, historyWindow)
 		if err != nil {

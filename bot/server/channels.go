@@ -11,6 +11,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 // channelView is one channel for the admin API: the scenario's definition
@@ -23,13 +24,34 @@ type channelView struct {
 	Welcome    string                   `json:"welcome,omitempty"`
 	InScenario bool                     `json:"in_scenario"`
 	ContactWay *engine.ContactWayRecord `json:"contact_way,omitempty"`
+	// Kind is "contact" (联系我, add_contact_way) or "group" (加入群聊, add_join_way).
+	Kind string `json:"kind"`
+	// Group is a group channel's groups and auto-create setting.
+	Group *scenarios.GroupJoin `json:"group,omitempty"`
+	// Joins counts the members who joined a group channel's groups through its code.
+	Joins int `json:"joins,omitempty"`
+}
+
+// channelKind names a channel's kind for the API and console.
+func channelKind(ch *scenarios.Channel) string {
+	if ch != nil && ch.Group != nil {
+		return "group"
+	}
+	return "contact"
 }
 
 // apiChannels lists the scenario's channels with their contact me codes,
 // plus codes made for states the scenario no longer names.
 func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request) {
 	var ways []engine.ContactWayRecord
-	err := s.o.Store.View(r.Context(), func(tx bot.Tx) (err error) { ways, err = engine.ContactWays(tx); return err })
+	var joins map[string]int
+	err := s.o.Store.View(r.Context(), func(tx bot.Tx) (err error) {
+		if ways, err = engine.ContactWays(tx); err != nil {
+			return err
+		}
+		joins, err = engine.GroupJoins(tx)
+		return err
+	})
 	if err != nil {
 		writeError(w, errorStatus(err), err.Error())
 		return
@@ -41,7 +63,8 @@ func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request) {
 	out := []channelView{}
 	if s.o.Scenario != nil {
 		for _, ch := range s.o.Scenario().Channels {
-			v := channelView{State: ch.State, Name: ch.Name, Tags: ch.Tags, Staff: ch.Staff, InScenario: true, ContactWay: byState[ch.State]}
+			v := channelView{State: ch.State, Name: ch.Name, Tags: ch.Tags, Staff: ch.Staff, InScenario: true, ContactWay: byState[ch.State],
+				Kind: channelKind(ch), Group: ch.Group, Joins: joins[ch.State]}
 			if ch.Welcome != nil {
 				v.Welcome = ch.Welcome.Name
 			}
@@ -51,7 +74,11 @@ func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, wv := range ways {
 		if rec, ok := byState[wv.State]; ok {
-			out = append(out, channelView{State: wv.State, Staff: wv.Staff, ContactWay: rec})
+			kind := "contact"
+			if len(wv.ChatIDs) > 0 {
+				kind = "group"
+			}
+			out = append(out, channelView{State: wv.State, Staff: wv.Staff, ContactWay: rec, Kind: kind, Joins: joins[wv.State]})
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
@@ -61,6 +88,8 @@ func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request) {
 type contactWayRequest struct {
 	Staff  []string `json:"staff"`
 	Remark string   `json:"remark"`
+	// Group asks for the channel's group QR code (加入群聊) and fails if it is not a group channel.
+	Group bool `json:"group"`
 }
 
 // ContactWayWait is how long the API waits for WeCom to create the code
@@ -92,7 +121,23 @@ func (s *Server) apiCreateContactWay(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	staff := req.Staff
-	if len(staff) == 0 && s.o.Scenario != nil {
+	var group *scenarios.Channel
+	if s.o.Scenario != nil {
+		if ch := s.o.Scenario().ChannelByState(state); ch != nil && ch.Group != nil {
+			group = ch
+		}
+	}
+	if req.Group && group == nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("state %q is not a group channel: declare it under channels with group: {chat_ids: [...]} in the scenario", state))
+		return
+	}
+	if group != nil && len(req.Staff) > 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("staff: channel %q is a group QR code (加入群聊); it leads to its groups, not to staff", state))
+		return
+	}
+	if group != nil {
+		staff = nil
+	} else if len(staff) == 0 && s.o.Scenario != nil {
 		if ch := s.o.Scenario().ChannelByState(state); ch != nil {
 			staff = ch.Staff
 		} else {
@@ -100,7 +145,7 @@ func (s *Server) apiCreateContactWay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(staff) == 0 {
+	if len(staff) == 0 && group == nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("channel %q names no staff: add staff to it in the scenario or to this request", state))
 		return
 	}

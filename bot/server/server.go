@@ -81,6 +81,10 @@ type Options struct {
 	// HealthMaxEventAge makes /healthz 503 while the oldest unprocessed
 	// event is older than this (0: no limit).
 	HealthMaxEventAge time.Duration
+	// Sync starts and reports syncs from WeCom (nil: no credentials, sandbox).
+	Sync SyncControl
+	// Unassigned lists the customers of departed staff (nil: sandbox).
+	Unassigned UnassignedLister
 }
 
 // Server serves wecombot's routes.

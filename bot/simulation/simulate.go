@@ -578,6 +578,12 @@ func (s *simulator) record(a *bot.Action) error {
 			return err
 		}
 		s.line("send", "contact_way state %q → staff %s", p.State, strings.Join(p.Staff, ","))
+	case bot.ActionGroupJoinWay:
+		var p bot.GroupJoinWay
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("send", "group QR code state %q → groups %s", p.State, strings.Join(p.ChatIDs, ","))
 	default:
 		s.line("send", "%s → %s %s", a.Kind, a.MemberID, a.Payload)
 	}

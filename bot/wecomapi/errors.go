@@ -34,6 +34,7 @@ const (
 	CodeConcurrencyLimit    int64 = 45033
 	CodeAPIForbidden        int64 = 48002
 	CodeInvalidSuiteID      int64 = 48003
+	CodeNoPrivilege         int64 = 60011
 	CodeUntrustedIP         int64 = 60020
 	CodeInvalidWebhook      int64 = 93000
 	CodeKfOverLimit         int64 = 95001
@@ -197,6 +198,8 @@ func (e *APIError) Hint() string {
 			return AgentMismatchHint
 		}
 		return "no privilege on this user, department or app: put them in the app's 可见范围 (visible range), and check that WECOM_AGENT_ID belongs to WECOM_SECRET's app"
+	case CodeNoPrivilege:
+		return "no privilege (指定的成员/部门/标签参数无权限): add the staff member to the app's 可见范围 (visible range, 应用管理 → the app → 可见范围) and make sure the app may call 客户联系 (客户与上下游 → 客户联系 → API → 可调用接口的应用)"
 	case CodeUntrustedIP:
 		return TrustedIPHint
 	case CodeInvalidExternalUser:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/url"
 	"slices"
 	"strings"
@@ -61,6 +62,32 @@ func sandboxResult(a *bot.Action) map[string]string {
 		}
 		return map[string]string{"state": p.State, "config_id": id, "staff": strings.Join(p.Staff, ","),
 			"qr_code": "https://sandbox.invalid/contact_me/" + url.PathEscape(p.State) + ".png"}
+	case bot.ActionTransferCustomers:
+		var p bot.TransferCustomers
+		if a.Decode(&p) != nil {
+			return nil
+		}
+		return transferOutcomes(p.Transfer, p.Customers, 0)
+	case bot.ActionTransferPoll:
+		// The sandbox's WeCom completes every move at the first poll.
+		var p bot.TransferPoll
+		if a.Decode(&p) != nil {
+			return nil
+		}
+		return transferOutcomes(p.Transfer, p.Open, 1)
+	case bot.ActionTransferGroups:
+		var p bot.TransferGroups
+		if a.Decode(&p) != nil {
+			return nil
+		}
+		return map[string]string{bot.DataTransfer: p.Transfer, "to": p.To, "chat_ids": strings.Join(p.ChatIDs, ","), "failed": "{}"}
+	case bot.ActionGroupJoinWay:
+		var p bot.GroupJoinWay
+		if a.Decode(&p) != nil {
+			return nil
+		}
+		return map[string]string{"state": p.State, "config_id": id,
+			"qr_code": "https://sandbox.invalid/join_group/" + url.PathEscape(p.State) + ".png"}
 	}
 	return nil
 }
@@ -70,4 +97,14 @@ func (s *Sandbox) Sent() []bot.Action {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.sent)
+}
+
+// transferOutcomes answers a sandbox transfer: every customer accepted.
+func transferOutcomes(id string, customers []string, status int) map[string]string {
+	outs := make([]bot.TransferOutcome, len(customers))
+	for i, c := range customers {
+		outs[i] = bot.TransferOutcome{ExternalUserID: c, Status: status}
+	}
+	raw, _ := json.Marshal(outs)
+	return map[string]string{bot.DataTransfer: id, bot.DataTransferOutcomes: string(raw)}
 }

@@ -57,6 +57,16 @@ func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error
 		return c.robotMessage(ctx, a)
 	case bot.ActionContactWay:
 		return c.contactWay(ctx, a)
+	case bot.ActionGroupJoinWay:
+		return c.groupJoinWay(ctx, a)
+	case bot.ActionGroupDetail:
+		return c.groupDetail(ctx, a)
+	case bot.ActionTransferCustomers:
+		return c.transferCustomers(ctx, a)
+	case bot.ActionTransferPoll:
+		return c.transferResult(ctx, a)
+	case bot.ActionTransferGroups:
+		return c.transferGroups(ctx, a)
 	}
 	return bot.SendResult{}, invalid("unknown action kind %q", a.Kind)
 }

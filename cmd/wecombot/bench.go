@@ -205,6 +205,8 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		"WECOM_TOKEN":         token,
 		"WECOM_AES_KEY":       aesKey,
 		"WECOM_API_BASE":      fake.URL(),
+		// The load's fake has no existing community to import.
+		"WECOMBOT_SYNC_AT": "off",
 	}
 	// Tuning knobs pass through so their effect can be measured.
 	for _, k := range []string{"WECOMBOT_WORKERS", "WECOMBOT_QUEUE_SIZE", "WECOMBOT_SCENARIOS", "WECOMBOT_LOG_LEVEL"} {

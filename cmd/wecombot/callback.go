@@ -19,7 +19,7 @@ import (
 
 // callbackEvent describes one test callback to build as WeCom would send it.
 type callbackEvent struct {
-	Type         string // contact.add, contact.del_follow, group.join, group.leave, app.text, kf
+	Type         string // contact.add, contact.del_follow, contact.transfer_fail, group.join, group.leave, app.text, kf
 	CorpID       string
 	Staff        string
 	ExternalUser string
@@ -60,6 +60,14 @@ func (e callbackEvent) xml() ([]byte, error) {
 			}
 			cdata(&b, "WelcomeCode", e.WelcomeCode)
 		}
+	case "contact.transfer_fail":
+		cdata(&b, "FromUserName", "sys")
+		cdata(&b, "MsgType", "event")
+		cdata(&b, "Event", "change_external_contact")
+		cdata(&b, "ChangeType", "transfer_fail")
+		cdata(&b, "FailReason", e.Text)
+		cdata(&b, "UserID", e.Staff)
+		cdata(&b, "ExternalUserID", e.ExternalUser)
 	case "group.join", "group.leave":
 		detail := map[string]string{"group.join": "add_member", "group.leave": "del_member"}[e.Type]
 		cdata(&b, "FromUserName", "sys")
@@ -88,7 +96,7 @@ func (e callbackEvent) xml() ([]byte, error) {
 		cdata(&b, "Token", "kf-token-"+e.MsgID)
 		cdata(&b, "OpenKfId", e.OpenKfID)
 	default:
-		return nil, fmt.Errorf("unknown callback type %q (use contact.add, contact.del_follow, group.join, group.leave, app.text or kf)", e.Type)
+		return nil, fmt.Errorf("unknown callback type %q (use contact.add, contact.del_follow, contact.transfer_fail, group.join, group.leave, app.text or kf)", e.Type)
 	}
 	b.WriteString("</xml>")
 	return []byte(b.String()), nil

@@ -18,12 +18,18 @@ import (
 const channelUsage = `Usage:
   wecombot channel list [--server URL]
   wecombot channel create STATE [--staff USERID,...] [--remark TEXT] [--server URL]
+  wecombot channel create --group STATE [--remark TEXT] [--server URL]
 
 Creates "contact me" (联系我) codes through the running bot: the code carries
 STATE, so customers who scan it are attributed to that channel, tagged and
 greeted by its welcome script. A STATE defined in the scenario's channels uses
 that channel's staff unless --staff is given. The bot asks WeCom
 (add_contact_way) through its outbox and prints the QR code URL.
+
+--group creates the QR code of a group channel (加入群聊, groupchat/add_join_way):
+a scenario channel with group: {chat_ids: [...] (1-5), auto_create, room_base_name,
+room_base_id}. Customers who join a group through it are attributed to the
+channel and tagged with its tags.
 
 The bot's admin API is found at --server (default: http://127.0.0.1:<port of
 WECOMBOT_LISTEN>) with the bearer token WECOMBOT_ADMIN_TOKEN, if set.
@@ -32,10 +38,12 @@ WECOMBOT_LISTEN>) with the bearer token WECOMBOT_ADMIN_TOKEN, if set.
 // channel is `wecombot channel`: list channels and create contact me codes.
 func channel(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var staff, remark *string
+	var group *bool
 	nargs := map[string]int{"list": 0, "create": 1}
 	sc, done, err := parseSubcommand("channel", channelUsage, nargs, args, stdout, stderr, func(fs *flag.FlagSet) {
 		staff = fs.String("staff", "", "comma-separated staff userids (create)")
 		remark = fs.String("remark", "", "remark shown in the admin console (create)")
+		group = fs.Bool("group", false, "create the group QR code (加入群聊) of a group channel (create)")
 	})
 	if done || err != nil {
 		return err
@@ -49,10 +57,15 @@ func channel(ctx context.Context, args []string, getenv func(string) string, std
 	case "list":
 		var out struct {
 			Channels []struct {
-				State      string   `json:"state"`
-				Name       string   `json:"name"`
-				Staff      []string `json:"staff"`
-				InScenario bool     `json:"in_scenario"`
+				State string   `json:"state"`
+				Name  string   `json:"name"`
+				Kind  string   `json:"kind"`
+				Staff []string `json:"staff"`
+				Joins int      `json:"joins"`
+				Group *struct {
+					ChatIDs []string `json:"chat_ids"`
+				} `json:"group"`
+				InScenario bool `json:"in_scenario"`
 				ContactWay *struct {
 					ConfigID string `json:"config_id"`
 					QRCode   string `json:"qr_code"`
@@ -63,9 +76,16 @@ func channel(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "STATE\tNAME\tSTAFF\tQR CODE")
+		fmt.Fprintln(tw, "STATE\tNAME\tKIND\tSTAFF / GROUPS\tQR CODE")
 		for _, c := range out.Channels {
 			qr := "— (wecombot channel create " + c.State + ")"
+			if c.Kind == "group" {
+				qr = "— (wecombot channel create --group " + c.State + ")"
+			}
+			who := strings.Join(c.Staff, ",")
+			if c.Group != nil {
+				who = strings.Join(c.Group.ChatIDs, ",") + fmt.Sprintf(" (%d joined)", c.Joins)
+			}
 			if c.ContactWay != nil && c.ContactWay.QRCode != "" {
 				qr = c.ContactWay.QRCode
 			}
@@ -73,11 +93,11 @@ func channel(ctx context.Context, args []string, getenv func(string) string, std
 			if !c.InScenario {
 				name = "(not in the scenario)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.State, name, strings.Join(c.Staff, ","), qr)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.State, name, c.Kind, who, qr)
 		}
 		return tw.Flush()
 	case "create":
-		body := map[string]any{"remark": *remark}
+		body := map[string]any{"remark": *remark, "group": *group}
 		if *staff != "" {
 			body["staff"] = strings.Split(*staff, ",")
 		}

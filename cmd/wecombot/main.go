@@ -69,8 +69,12 @@ Usage:
   wecombot simulate [--scenario PATH] [EVENTS.yaml|-]
                                  run scenarios offline against a script of events (no file: the demo week)
   wecombot callback TYPE [flags]  send a signed test callback to a running bot (sandbox keys by default)
-  wecombot channel list|create STATE [--staff IDS]
-                                 list channels; create a "contact me" code carrying STATE (add_contact_way)
+  wecombot channel list|create STATE [--staff IDS] | create --group STATE
+                                 list channels; create a "contact me" code carrying STATE (add_contact_way),
+                                 or a group channel's 加入群聊 QR code (add_join_way)
+  wecombot sync [--status]       import the existing customers, groups and tags from WeCom (through the running bot)
+  wecombot transfer FROM TO [--customers IDS] [--resigned] | list | unassigned
+                                 move a staff member's customers and groups to another (在职/离职继承)
   wecombot backup FILE|-          write a consistent copy of the database (safe while serving)
   wecombot restore FILE          replace the database with a checked backup (server stopped)
   wecombot migrate [--to postgres://…] [--from bolt:PATH]
@@ -119,6 +123,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return callback(ctx, rest, getenv, stdout, stderr)
 	case "channel":
 		return channel(ctx, rest, getenv, stdout, stderr)
+	case "sync":
+		return syncCmd(ctx, rest, getenv, stdout, stderr)
+	case "transfer":
+		return transferCmd(ctx, rest, getenv, stdout, stderr)
 	case "ask":
 		return ask(ctx, rest, getenv, stdout, stderr)
 	case "coupons":

@@ -32,6 +32,7 @@ import (
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
+	"github.com/wecombot/wecombot/bot/wecomsync"
 	"github.com/wecombot/wecombot/config"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
@@ -240,6 +241,8 @@ type serverApp struct {
 	sched    *checkin.Scheduler
 	pipeline *pipeline.Pipeline
 	server   *server.Server
+	// syncer imports the existing community from WeCom (nil in the sandbox).
+	syncer *wecomsync.Syncer
 
 	// work is the context background work runs under: the pipeline, the
 	// scheduler's jobs, the load hook's appends. run cancels it after the
@@ -355,6 +358,12 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		Retry:     outboxRetry,
 		Redact:    logging.NewRedactor(cfg.Secrets()).String,
 	})
+	var syncCtl server.SyncControl
+	if client != nil {
+		a.syncer = wecomsync.New(wecomsync.Options{Source: client, Store: store, Notify: wake.Event,
+			Log: log, Metrics: m, Rate: cfg.SyncRate})
+		syncCtl = syncControl{a.syncer, work}
+	}
 	started := a.started
 	a.server = server.New(server.Options{
 		Store:          store,
@@ -379,6 +388,8 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		AIStreams:         aiw.streams,
 		Redact:            logging.NewRedactor(cfg.Secrets()),
 		HealthMaxEventAge: cfg.HealthMaxEventAge,
+		Sync:              syncCtl,
+		Unassigned:        unassignedLister(client),
 		Status: func() map[string]any {
 			st := map[string]any{"version": version, "sandbox": cfg.Sandbox(), "started_at": started}
 			for k, v := range app.Status() {
@@ -431,6 +442,17 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 	}
 	bg.Go(func() { a.server.WarmConsole(a.work) })
 	a.engine.Loaded()
+	if a.syncer != nil {
+		stopSync, err := scheduleSync(a.work, a.cfg, a.syncer, a.store, a.engine.holder.Current().Brand.Zone, log)
+		if err != nil {
+			return err
+		}
+		bg.Go(func() {
+			<-a.work.Done()
+			stopSync()
+			a.syncer.Wait()
+		})
+	}
 	httpSrv := a.server.HTTPServer()
 	serveErr := make(chan error, 1)
 	bg.Go(func() { serveErr <- httpSrv.Serve(a.ln) })

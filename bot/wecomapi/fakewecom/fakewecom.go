@@ -151,6 +151,8 @@ type Server struct {
 	profiles   map[string]*Contact
 	chats      map[string]*GroupChat
 	reminded   []string
+	// dir holds customers, groups, join ways and transfers (directory.go).
+	dir *directory
 }
 
 // New starts a fake. With tb, it is closed when the test ends.
@@ -364,6 +366,7 @@ var errmsgs = map[int64]string{
 	45033:  "api concurrent out of limit",
 	48002:  "api forbidden",
 	48003:  "suite_id not in api scope",
+	60011:  "no privilege to access/modify contact/party/agent",
 	60020:  "not allow to access from your ip",
 	93000:  "invalid webhook url",
 	95000:  "invalid open_kfid",
@@ -496,6 +499,7 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 				}
 			}
 		}
+		s.markTagLocked(str("userid"), str("external_userid"), body)
 		return http.StatusOK, ok(nil)
 	case APIGetCorpTagList:
 		return http.StatusOK, ok(map[string]any{"tag_group": s.tagListLocked()})
@@ -578,6 +582,9 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 			return http.StatusOK, errBody(93000)
 		}
 		return http.StatusOK, ok(nil)
+	}
+	if status, answer, handled := s.answerDirectoryLocked(api, r, body); handled {
+		return status, answer
 	}
 	return http.StatusNotFound, nil
 }

@@ -756,6 +756,8 @@ type GroupChat struct {
 	Notice  string
 	Created time.Time
 	Members []GroupMember
+	// Dismissed groups are not listed (groupchat/list) nor answered (groupchat/get).
+	Dismissed bool
 }
 
 // GroupMember is one member of a customer group.
@@ -782,7 +784,7 @@ func (s *Server) SetGroupChat(g GroupChat) {
 func (s *Server) getGroupChatLocked(body map[string]any) map[string]any {
 	id, _ := body["chat_id"].(string)
 	g := s.chats[id]
-	if g == nil {
+	if g == nil || g.Dismissed {
 		return errBodyMsg(40050, "invalid chat_id "+id)
 	}
 	members := []any{}
