@@ -54,7 +54,7 @@ func TestEveryCommandHelp(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"WECOMBOT_LISTEN": closedAddr(t), "WECOMBOT_DATA_DIR": t.TempDir()}
 	commands := []string{"serve", "check", "doctor", "simulate", "callback", "channel", "backup", "restore",
-		"coupons", "bench", "ask", "healthcheck", "version"}
+		"coupons", "bench", "ask", "healthcheck", "version", "sync", "transfer"}
 	singleDash := regexp.MustCompile(`(?m)^\s+-[a-z]`)
 	for _, name := range commands {
 		for _, flag := range []string{"--help", "-h"} {
