@@ -454,6 +454,13 @@ func (s *Syncer) call(ctx context.Context, what string, fn func() error) error {
 			return fmt.Errorf("%s failed %d times, the run stops here and resumes from this page next time: %w", what, attempt, err)
 		}
 		wait := s.o.Backoff(attempt)
+		var held interface{ HeldUntil() time.Time }
+		if errors.As(err, &held) {
+			// The client holds the whole API back after a rate limit: wait
+			// the hold out; it doesn't count as a try (nothing was sent).
+			attempt--
+			wait = max(wait, time.Until(held.HeldUntil()))
+		}
 		s.mu.Lock()
 		s.live.retries++
 		s.mu.Unlock()
