@@ -23,13 +23,12 @@ import (
 // measuredWeCom counts every call that reaches it (but gettoken) per
 // second, and fails them as its mode says.
 type measuredWeCom struct {
-	mu      sync.Mutex
-	mode    string // "", "down-1", "down503", "limit45009"
-	perSec  map[int64]int
-	apiSec  map[string]int // api|second → calls, for the rate limit
-	limit   int
-	next    http.Handler
-	started time.Time
+	mu     sync.Mutex
+	mode   string // "", "down-1", "down503", "limit45009"
+	perSec map[int64]int
+	apiSec map[string]int // api|second → calls, for the rate limit
+	limit  int
+	next   http.Handler
 }
 
 func (m *measuredWeCom) ServeHTTP(w http.ResponseWriter, r *http.Request) {
