@@ -46,8 +46,9 @@ type EventLog interface {
 	PruneDedupe(ctx context.Context, cutoff time.Time) (int, error)
 }
 
-// Retention prunes what the store no longer needs. storage/bolt implements
-// it; serve sweeps hourly with any store that does (storagetest checks it).
+// Retention prunes what the store no longer needs. storage/bolt and
+// storage/postgres implement it; serve sweeps hourly with any store that
+// does (storagetest checks it).
 type Retention interface {
 	// Sweep deletes events processed without failure and received before
 	// cutoff, and actions sent before cutoff, in short transactions so

@@ -43,8 +43,8 @@ func (s *Store) RecentMemberEvents(ctx context.Context, member string, limit, wi
 // newest first, among the newest window actions.
 func (s *Store) RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error) {
 	needle, _ := json.Marshal(member)
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM (SELECT id, body FROM outbox ORDER BY id DESC LIMIT $1) w
-		WHERE position($2::bytea in body) > 0 ORDER BY id DESC`, window, needle)
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM (SELECT id, status, body FROM outbox ORDER BY id DESC LIMIT $1) w
+		WHERE status <> 'swept' AND position($2::bytea in body) > 0 ORDER BY id DESC`, window, needle)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 	var a bot.Action
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var raw []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 FOR UPDATE`, int64(id)).Scan(&raw)
+		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 AND status <> 'swept' FOR UPDATE`, int64(id)).Scan(&raw)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
 		}

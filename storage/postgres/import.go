@@ -174,7 +174,7 @@ func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
 	var ev, dd, mem, ob int
 	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM dedupe),
-		(SELECT count(*) FROM members), (SELECT count(*) FROM outbox)`).Scan(&ev, &dd, &mem, &ob); err != nil {
+		(SELECT count(*) FROM members), (SELECT count(*) FROM outbox WHERE status <> 'swept')`).Scan(&ev, &dd, &mem, &ob); err != nil {
 		return nil, err
 	}
 	out["events"], out["dedupe"], out["members"], out["outbox"] = ev, dd, mem, ob

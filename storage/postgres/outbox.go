@@ -94,7 +94,7 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 func (s *Store) updateActionLease(ctx context.Context, id uint64, keepLease bool, fn func(a *bot.Action)) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var raw []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 FOR UPDATE`, int64(id)).Scan(&raw)
+		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 AND status <> 'swept' FOR UPDATE`, int64(id)).Scan(&raw)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
 		}
@@ -158,7 +158,7 @@ func (s *Store) MarkFailed(ctx context.Context, id uint64, at time.Time, errMsg 
 
 // Action implements bot.Outbox.
 func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id = $1`, int64(id))
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id = $1 AND status <> 'swept'`, int64(id))
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
 
 // Actions implements bot.Outbox.
 func (s *Store) Actions(ctx context.Context, after uint64, limit int) ([]bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id > $1 ORDER BY id LIMIT $2`, int64(after), limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id > $1 AND status <> 'swept' ORDER BY id LIMIT $2`, int64(after), limit)
 	if err != nil {
 		return nil, err
 	}

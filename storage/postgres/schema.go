@@ -89,6 +89,12 @@ CREATE TABLE imports (
 	finished_at timestamptz
 );
 `,
+	// 3: the retention sweep (Store.Sweep). A swept action keeps a stub row
+	// (status 'swept', empty body) so its key stays taken and Enqueue stays
+	// idempotent; the sweep finds sent actions through this index.
+	`
+CREATE INDEX outbox_sent ON outbox (id) WHERE status = 'sent';
+`,
 }
 
 // SchemaVersion is the schema this build writes.
