@@ -193,6 +193,29 @@ type Attachment struct {
 	// Mini-program fields.
 	AppID string `json:"appid,omitempty"`
 	Page  string `json:"page,omitempty"`
+	// Media, when set, names the file or URL the scenario attaches; the
+	// media library (bot/media) uploads it and fills MediaID or PicURL
+	// before the action reaches WeCom.
+	Media *MediaRef `json:"media,omitempty"`
+}
+
+// MediaRef is media a scenario names by file or URL instead of a media_id.
+type MediaRef struct {
+	// Source is the file as the scenario resolved it (a path, or
+	// "embedded:…" inside the binary) or an https URL.
+	Source string `json:"source"`
+	// Name is the file name WeCom shows (files) and uploads under.
+	Name string `json:"name"`
+	// Kind is the WeCom media type: image, video or file.
+	Kind string `json:"kind"`
+	// Permanent asks for media/uploadimg (a permanent pic_url) instead of a
+	// media/upload media_id that expires after 3 days; used for images
+	// attached as pictures (JPG/PNG up to 2 MB).
+	Permanent bool `json:"permanent,omitempty"`
+	// SHA256 is the content's hash when the scenario was loaded (files).
+	SHA256 string `json:"sha256,omitempty"`
+	// URL reports whether Source is a URL to fetch.
+	URL bool `json:"url,omitempty"`
 }
 
 // WelcomeMessage is the payload of ActionWelcome.

@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"fmt"
+	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -129,12 +131,27 @@ type compiler struct {
 	ps   *problems
 	sc   *Scenario
 	tags map[string]string // tag → group
+	// base, when set, is the directory files named by the scenario resolve in.
+	base string
+}
+
+// beside is the scenario file's name for resolving the files it names.
+func (c *compiler) beside(scenarioFile string) string {
+	switch {
+	case c.base == "":
+		return scenarioFile
+	case strings.HasPrefix(c.base, "embedded:"):
+		return c.base + "/" + path.Base(scenarioFile)
+	}
+	return filepath.Join(c.base, filepath.Base(scenarioFile))
 }
 
 // compile validates the merged source and builds the Scenario. Every
 // problem is collected; the Scenario is only returned when there are none.
-func compile(m *merged, ps *problems) *Scenario {
-	c := &compiler{ps: ps, sc: &Scenario{
+func compile(m *merged, ps *problems) *Scenario { return compileIn(m, ps, "") }
+
+func compileIn(m *merged, ps *problems, base string) *Scenario {
+	c := &compiler{ps: ps, base: base, sc: &Scenario{
 		channelsByState: map[string]*Channel{},
 		channelsByName:  map[string]*Channel{},
 		scripts:         map[string]*Script{},
@@ -573,23 +590,24 @@ func (c *compiler) attachments(p Pos, rel string, specs []*attachmentSpec, limit
 			att.desc = c.template(l.Pos, "desc", l.Desc)
 		case a.Image != nil:
 			im := a.Image
-			if (im.MediaID == "") == (im.PicURL == "") {
-				c.ps.at(im.Pos, "", "an image needs exactly one of media_id (uploaded media) or pic_url")
-			}
 			att.static = bot.Attachment{Type: "image", MediaID: im.MediaID, PicURL: im.PicURL}
+			att.static.Media = c.media(im.Pos, "image", true, mediaKey{"media_id", im.MediaID, roleID}, mediaKey{"pic_url", im.PicURL, rolePicURL},
+				mediaKey{"file", im.File, roleFile}, mediaKey{"url", im.URL, roleURL})
 		case a.MiniProgram != nil:
 			mp := a.MiniProgram
 			c.required(mp.Pos, "title", mp.Title, "the mini-program card's title")
 			c.required(mp.Pos, "appid", mp.AppID, "the mini-program's appid (it must be linked to the corp)")
 			c.required(mp.Pos, "page", mp.Page, "the mini-program page path")
-			c.required(mp.Pos, "pic_media_id", mp.PicMediaID, "the cover image's media_id")
 			att.static = bot.Attachment{Type: "miniprogram", Title: mp.Title, AppID: mp.AppID, Page: mp.Page, MediaID: mp.PicMediaID}
+			att.static.Media = c.media(mp.Pos, "image", false, mediaKey{"pic_media_id", mp.PicMediaID, roleID}, mediaKey{"pic_file", mp.PicFile, roleFile})
 		case a.Video != nil:
-			c.required(a.Video.Pos, "media_id", a.Video.MediaID, "the video's media_id")
 			att.static = bot.Attachment{Type: "video", MediaID: a.Video.MediaID}
+			att.static.Media = c.media(a.Video.Pos, "video", false, mediaKey{"media_id", a.Video.MediaID, roleID},
+				mediaKey{"file", a.Video.File, roleFile}, mediaKey{"url", a.Video.URL, roleURL})
 		case a.File != nil:
-			c.required(a.File.Pos, "media_id", a.File.MediaID, "the file's media_id")
 			att.static = bot.Attachment{Type: "file", MediaID: a.File.MediaID}
+			att.static.Media = c.media(a.File.Pos, "file", false, mediaKey{"media_id", a.File.MediaID, roleID},
+				mediaKey{"file", a.File.File, roleFile}, mediaKey{"url", a.File.URL, roleURL})
 		}
 		out = append(out, att)
 	}

@@ -58,6 +58,14 @@ func (v ValidationError) sorted() ValidationError {
 // problems collects Problems while decoding and compiling.
 type problems struct {
 	list ValidationError
+	// warnings are things that work but will break or surprise in
+	// production (a raw media_id that expires); check prints them.
+	warnings ValidationError
+}
+
+// warn records a warning about the value at rel inside the struct located by p.
+func (ps *problems) warn(p Pos, rel, format string, args ...any) {
+	ps.warnings = append(ps.warnings, Problem{File: p.File, Line: p.LineOf(rel), Field: p.field(rel), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (ps *problems) add(file string, line int, field, format string, args ...any) {

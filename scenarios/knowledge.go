@@ -71,7 +71,7 @@ func (c *compiler) aiRuntime(s *aiSpec, a *AI) {
 			c.ps.at(s.Pos, rel, "empty file name")
 			continue
 		}
-		name, data, err := readKnowledge(s.File, k)
+		name, data, err := readKnowledge(c.beside(s.File), k)
 		if err != nil {
 			c.ps.at(s.Pos, rel, "%v", err)
 			continue
@@ -102,11 +102,17 @@ func (c *compiler) aiRuntime(s *aiSpec, a *AI) {
 // readKnowledge reads a knowledge file named relative to the scenario file
 // scenarioFile (the embedded demo's files resolve inside the binary).
 func readKnowledge(scenarioFile, name string) (string, []byte, error) {
+	return readBeside(scenarioFile, name, "knowledge file")
+}
+
+// readBeside reads a file named relative to the scenario file scenarioFile
+// (the embedded demo's files resolve inside the binary); what names it in errors.
+func readBeside(scenarioFile, name, what string) (string, []byte, error) {
 	if rest, ok := strings.CutPrefix(scenarioFile, "embedded:"); ok {
 		p := path.Join(path.Dir(rest), name)
 		data, err := fs.ReadFile(defaultFS, p)
 		if err != nil {
-			return "", nil, fmt.Errorf("knowledge file %s is not in the embedded demo", name)
+			return "", nil, fmt.Errorf("%s %s is not in the embedded demo", what, name)
 		}
 		return "embedded:" + p, data, nil
 	}
@@ -116,7 +122,7 @@ func readKnowledge(scenarioFile, name string) (string, []byte, error) {
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return "", nil, fmt.Errorf("cannot read knowledge file: %v", unwrapPathErr(err))
+		return "", nil, fmt.Errorf("cannot read %s: %v", what, unwrapPathErr(err))
 	}
 	return p, data, nil
 }

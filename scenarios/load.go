@@ -37,7 +37,7 @@ import (
 // EmbeddedSource is the Source of the built-in demo scenario.
 const EmbeddedSource = "embedded"
 
-//go:embed default/*.yaml
+//go:embed default/*.yaml default/images/*
 var defaultFS embed.FS
 
 type sourceFile struct {
@@ -95,6 +95,9 @@ func loadDefault() (*Scenario, error) {
 	}
 	var files []sourceFile
 	for _, e := range entries {
+		if e.IsDir() {
+			continue // default/images: media the demo attaches
+		}
 		data, err := defaultFS.ReadFile(path.Join("default", e.Name()))
 		if err != nil {
 			return nil, err
@@ -110,6 +113,9 @@ func DefaultFiles() map[string][]byte {
 	out := map[string][]byte{}
 	entries, _ := fs.ReadDir(defaultFS, "default")
 	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
 		data, _ := defaultFS.ReadFile(path.Join("default", e.Name()))
 		out[e.Name()] = data
 	}
@@ -169,6 +175,12 @@ func unwrapPathErr(err error) error {
 }
 
 func build(source string, files []sourceFile) (sc *Scenario, err error) {
+	return buildIn(source, "", files)
+}
+
+// buildIn compiles files; a non-empty base is where the files they name
+// (media, knowledge) live, for files validated away from their directory.
+func buildIn(source, base string, files []sourceFile) (sc *Scenario, err error) {
 	// A bug in the compiler must not take a running server down with a
 	// reload: it becomes a failed reload, and the last good scenario stays.
 	defer func() {
@@ -189,7 +201,7 @@ func build(source string, files []sourceFile) (sc *Scenario, err error) {
 		return nil, syntax.list.sorted()
 	}
 	m := merge(docs, ps)
-	sc = compile(m, ps)
+	sc = compileIn(m, ps, base)
 	if len(ps.list) > 0 {
 		return nil, ps.list.sorted()
 	}
@@ -197,6 +209,7 @@ func build(source string, files []sourceFile) (sc *Scenario, err error) {
 		sc.Files = append(sc.Files, f.name)
 	}
 	sc.Source = source
+	sc.Warnings = ps.warnings.sorted()
 	sc.Version = hashFiles(files)
 	if sc.AI != nil && len(sc.AI.knowledgeSrc) > 0 {
 		// Knowledge files count too: then the holder can't skip a reload by

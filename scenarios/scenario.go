@@ -17,6 +17,13 @@ import (
 type Scenario struct {
 	// Source is the path that was loaded, or "embedded" for the built-in demo.
 	Source string
+	// Warnings are problems that don't stop the scenario from loading but
+	// will bite in production (a raw media_id expires 3 days after upload;
+	// a text longer than its surface allows is cut). check prints them.
+	Warnings ValidationError
+	// Media lists every file or URL the scenario attaches; the media
+	// library uploads them and keeps them fresh.
+	Media []bot.MediaRef
 	// Files are the files merged, in order.
 	Files []string
 	// Version is a short hash of the files' contents; equal versions mean equal scenarios.

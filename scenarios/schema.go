@@ -117,6 +117,10 @@ type imageSpec struct {
 	Pos
 	MediaID string `yaml:"media_id"`
 	PicURL  string `yaml:"pic_url"`
+	// File names an image beside the scenario file; URL one to fetch. The
+	// media library uploads it (media/uploadimg, permanent) and keeps it.
+	File string `yaml:"file"`
+	URL  string `yaml:"url"`
 }
 
 type miniSpec struct {
@@ -125,11 +129,15 @@ type miniSpec struct {
 	AppID      string `yaml:"appid"`
 	Page       string `yaml:"page"`
 	PicMediaID string `yaml:"pic_media_id"`
+	// PicFile names the cover image beside the scenario file.
+	PicFile string `yaml:"pic_file"`
 }
 
 type mediaSpec struct {
 	Pos
 	MediaID string `yaml:"media_id"`
+	File    string `yaml:"file"`
+	URL     string `yaml:"url"`
 }
 
 type followUpSpec struct {

@@ -179,7 +179,8 @@ func TestWelcomeOnAddExactlyOnce(t *testing.T) {
 			if w.WelcomeCode != "WELCOME-CODE-1" || w.StaffID != "chayi01" || !strings.HasPrefix(w.Text, "哈喽小艾！看到你是从小红书来的") {
 				t.Fatalf("welcome %+v", w)
 			}
-			if len(w.Attachments) != 1 || w.Attachments[0].Type != "link" {
+			if len(w.Attachments) != 2 || w.Attachments[1].Type != "miniprogram" || w.Attachments[1].Media == nil ||
+				w.Attachments[1].Media.Name != "cover.png" || w.Attachments[1].Media.SHA256 == "" {
 				t.Fatalf("attachments %+v", w.Attachments)
 			}
 			if !welcomes[0].NotAfter.Equal(t0.Add(20*time.Second)) || welcomes[0].MemberID != "wmAlice" {

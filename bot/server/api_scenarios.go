@@ -160,12 +160,17 @@ func (s *Server) apiValidateScenario(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	files := map[string][]byte{}
+	current, err := sc.Files()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Images and knowledge the files name resolve beside the scenario in force.
+	base := ""
+	if len(current) > 0 {
+		base = path.Dir(current[0].Name)
+	}
 	if alone == nil || !*alone {
-		current, err := sc.Files()
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
 		for _, f := range current {
 			files[path.Base(f.Name)] = []byte(f.YAML)
 		}
@@ -173,7 +178,7 @@ func (s *Server) apiValidateScenario(w http.ResponseWriter, r *http.Request) {
 	for n, data := range uploaded {
 		files[n] = data
 	}
-	compiled, err := scenarios.LoadFiles("upload", files)
+	compiled, err := scenarios.LoadFilesIn("upload", base, files)
 	if err != nil {
 		s.fail(w, r, err)
 		return

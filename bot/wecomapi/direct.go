@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // APIs wecombot calls with its own requests (the library lacks them or
@@ -137,4 +138,65 @@ func (c *Client) CheckAgent(ctx context.Context) error {
 		Name string `json:"name"`
 	}
 	return c.doJSON(ctx, apiAgentGet, url.Values{"agentid": {c.cfg.AgentID}}, nil, &out)
+}
+
+// UploadImage uploads a JPG/PNG picture with media/uploadimg and returns its
+// permanent URL, usable as pic_url in welcome, mass-send and group welcome
+// messages (media.Uploader).
+func (c *Client) UploadImage(ctx context.Context, name string, data []byte) (string, error) {
+	var out struct {
+		errorAnswer
+		URL string `json:"url"`
+	}
+	if err := c.doMultipart(ctx, apiMediaUploadImg, nil, name, data, &out); err != nil {
+		return "", err
+	}
+	if out.URL == "" {
+		return "", &APIError{API: apiMediaUploadImg, Code: CodeUnknown, Msg: "answer without url"}
+	}
+	return out.URL, nil
+}
+
+// UploadMedia uploads temporary media (image, voice, video or file) with
+// media/upload; WeCom keeps the media_id 3 days (media.Uploader).
+func (c *Client) UploadMedia(ctx context.Context, kind, name string, data []byte) (string, error) {
+	var out struct {
+		errorAnswer
+		MediaID string `json:"media_id"`
+	}
+	if err := c.doMultipart(ctx, apiMediaUpload, url.Values{"type": {kind}}, name, data, &out); err != nil {
+		return "", err
+	}
+	if out.MediaID == "" {
+		return "", &APIError{API: apiMediaUpload, Code: CodeUnknown, Msg: "answer without media_id"}
+	}
+	return out.MediaID, nil
+}
+
+// MaxFetchBytes bounds a fetched media URL (media/upload's largest kind, file, is 20 MB).
+const MaxFetchBytes = 20 << 20
+
+// Fetch downloads rawURL through the egress proxy (scenario media named by
+// URL). A non-200 answer or a body over MaxFetchBytes is an error.
+func (c *Client) Fetch(ctx context.Context, rawURL string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: c.transport.next, Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		return nil, &APIError{API: "fetch", Code: CodeTransport, Msg: redactText(err.Error())}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &APIError{API: "fetch", Code: CodeTransport, HTTPStatus: resp.StatusCode, Msg: fmt.Sprintf("HTTP %d from %s", resp.StatusCode, RedactURL(rawURL))}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxFetchBytes+1))
+	if err != nil {
+		return nil, &APIError{API: "fetch", Code: CodeTransport, Msg: redactText(err.Error())}
+	}
+	if len(data) > MaxFetchBytes {
+		return nil, fmt.Errorf("%w: %s is larger than %d MB", ErrInvalidAction, RedactURL(rawURL), MaxFetchBytes>>20)
+	}
+	return data, nil
 }

@@ -212,6 +212,13 @@ func (e *APIError) Hint() string {
 	return ""
 }
 
+// IsStaleMedia reports WeCom refusing a media id as invalid or expired
+// (40007): the media library uploads the file again.
+func IsStaleMedia(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.Code == CodeInvalidMediaID
+}
+
 // Classify reports whether an error from this package is worth retrying.
 // Context cancellation and deadlines count as retryable: the action is
 // still owed.

@@ -395,6 +395,9 @@ func (c *Client) robotMessage(ctx context.Context, a *bot.Action) (bot.SendResul
 func toAttachments(in []bot.Attachment) ([]*externalcontact.Attachment, error) {
 	var out []*externalcontact.Attachment
 	for i, a := range in {
+		if a.Media != nil {
+			return nil, invalid("attachment %d: %s was never uploaded (the media library resolves file: and url: attachments)", i+1, a.Media.Name)
+		}
 		att := &externalcontact.Attachment{MsgType: a.Type}
 		switch a.Type {
 		case "image":

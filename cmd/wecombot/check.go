@@ -23,11 +23,16 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *scenarioPath != "" {
 		path = *scenarioPath
 	}
-	summary, err := checkScenarios(path)
+	summary, warnings, err := checkScenarios(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return &exitError{exitFailure, errSilent}
 	}
 	fmt.Fprintf(stdout, "scenarios: ok (%s)\n", summary)
+	for _, w := range warnings {
+		// Warnings don't fail the check: the scenario works, but WeCom will
+		// refuse or cut something in production.
+		fmt.Fprintf(stdout, "warning: %s\n", w.Error())
+	}
 	return nil
 }

@@ -122,13 +122,13 @@ func loadScenarioOrReport(path string, stderr io.Writer) (*scenarios.Scenario, e
 }
 
 // checkScenarios validates a scenario source ("" = the embedded demo).
-func checkScenarios(path string) (string, error) {
+func checkScenarios(path string) (string, scenarios.ValidationError, error) {
 	sc, err := loadScenario(path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	return fmt.Sprintf("%s, version %s: %d channels, %d welcome scripts, %d keyword rules, %d campaigns, %d coupon pools",
-		sc.Source, sc.Version, len(sc.Channels), len(sc.Scripts), len(sc.Keywords.Rules), len(sc.Campaigns), len(sc.Coupons)), nil
+		sc.Source, sc.Version, len(sc.Channels), len(sc.Scripts), len(sc.Keywords.Rules), len(sc.Campaigns), len(sc.Coupons)), sc.Warnings, nil
 }
 
 // simulate runs scenarios offline against a scripted timeline of events.

@@ -25,6 +25,7 @@ import (
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/logging"
+	"github.com/wecombot/wecombot/bot/media"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/retry"
@@ -243,6 +244,8 @@ type serverApp struct {
 	server   *server.Server
 	// syncer imports the existing community from WeCom (nil in the sandbox).
 	syncer *wecomsync.Syncer
+	// media uploads the files scenarios attach and keeps their media ids fresh.
+	media *media.Library
 
 	// work is the context background work runs under: the pipeline, the
 	// scheduler's jobs, the load hook's appends. run cancels it after the
@@ -340,6 +343,8 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
+	a.media = newMediaLibrary(store, client, time.Now, log)
+	sender = withMedia(sender, a.media)
 	aiw, err := newAIWiring(cfg, store, app.holder.Current, client, log, m.Registry, wake.Outbox, wake.Event)
 	if err != nil {
 		return nil, fmt.Errorf("AI bot credentials: %w", err)
@@ -421,6 +426,7 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 	bg.Go(func() { _ = a.pipeline.Run(a.work) })
 	bg.Go(func() { a.engine.Watch(a.work) })
 	bg.Go(func() { housekeeping(a.work, a.store, a.cfg.DedupeTTL, a.cfg.Retention, log) })
+	bg.Go(func() { keepMedia(a.work, a.media, a.engine.holder.Current, log) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -6,31 +6,17 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
 
-// clock is a settable fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newRulesFake(t *testing.T) (*fakewecom.Server, *clock, string) {
+func newRulesFake(t *testing.T) (*fakewecom.Server, *fakewecom.Clock, string) {
 	t.Helper()
 	s := fakewecom.New(t)
-	c := &clock{t: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)}
-	s.SetClock(c.now)
+	c := fakewecom.NewClock(time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC))
+	s.SetClock(c.Now)
 	return s, c, token(t, s)
 }
 
@@ -65,11 +51,11 @@ func TestFakeMediaExpiresAfterThreeDays(t *testing.T) {
 	if got := post(t, s, "externalcontact/send_welcome_msg?access_token="+tok, welcomeBody("wc-1", att)); code(got) != 0 {
 		t.Fatalf("fresh media refused: %v", got)
 	}
-	c.add(72*time.Hour - time.Minute)
+	c.Add(72*time.Hour - time.Minute)
 	if got := post(t, s, "externalcontact/send_welcome_msg?access_token="+tok, welcomeBody("wc-2", att)); code(got) != 0 {
 		t.Fatalf("media refused before 3 days: %v", got)
 	}
-	c.add(time.Minute)
+	c.Add(time.Minute)
 	got := post(t, s, "externalcontact/send_welcome_msg?access_token="+tok, welcomeBody("wc-3", att))
 	if code(got) != 40007 {
 		t.Fatalf("media after 3 days: %v, want 40007", got)
@@ -95,7 +81,7 @@ func TestFakePicURLMustComeFromUploadImg(t *testing.T) {
 	if code(up) != 0 || !strings.HasPrefix(u, "https://") {
 		t.Fatalf("uploadimg answer %v", up)
 	}
-	c.add(30 * 24 * time.Hour) // uploadimg URLs are permanent
+	c.Add(30 * 24 * time.Hour) // uploadimg URLs are permanent
 	own := `{"msgtype":"image","image":{"pic_url":"` + u + `"}}`
 	if got := post(t, s, "externalcontact/send_welcome_msg?access_token="+tok, welcomeBody("wc-2", own)); code(got) != 0 {
 		t.Errorf("uploadimg URL after 30 days: %v", got)
@@ -117,7 +103,7 @@ func TestFakeKfWindowAndReplyLimit(t *testing.T) {
 	if got := kfSend(t, s, tok, "m0"); code(got) != 95002 {
 		t.Errorf("send to a customer who never wrote: %v, want 95002", got)
 	}
-	s.CustomerMessage("wkAAA", "wmAAA", c.now())
+	s.CustomerMessage("wkAAA", "wmAAA", c.Now())
 	for i := range 5 {
 		if got := kfSend(t, s, tok, "m"+string(rune('1'+i))); code(got) != 0 {
 			t.Fatalf("reply %d: %v", i+1, got)
@@ -126,14 +112,14 @@ func TestFakeKfWindowAndReplyLimit(t *testing.T) {
 	if got := kfSend(t, s, tok, "m6"); code(got) != 95001 {
 		t.Errorf("6th reply to one message: %v, want 95001", got)
 	}
-	s.CustomerMessage("wkAAA", "wmAAA", c.now())
+	s.CustomerMessage("wkAAA", "wmAAA", c.Now())
 	if got := kfSend(t, s, tok, "m7"); code(got) != 0 {
 		t.Errorf("reply after a new message: %v", got)
 	}
 	if got := kfSend(t, s, tok, "m7"); code(got) != fakewecom.CodeKfDuplicateMsgID {
 		t.Errorf("reused msgid: %v, want %d", got, fakewecom.CodeKfDuplicateMsgID)
 	}
-	c.add(48*time.Hour + time.Second)
+	c.Add(48*time.Hour + time.Second)
 	if got := kfSend(t, s, tok, "m8"); code(got) != 95002 {
 		t.Errorf("reply after 48 h: %v, want 95002", got)
 	}
@@ -143,8 +129,8 @@ func TestFakeKfSessionStates(t *testing.T) {
 	s, c, tok := newRulesFake(t)
 	// A customer message served by sync_msg opens the session (state 0).
 	s.ScriptKf("tok", "", fakewecom.KfPage{Msgs: []map[string]any{
-		fakewecom.KfEnterSession("e1", "wkAAA", "wmAAA", "channel-a", "p=1", "WELCOME-1", c.now()),
-		fakewecom.KfText("t1", "wkAAA", "wmAAA", "人工", c.now()),
+		fakewecom.KfEnterSession("e1", "wkAAA", "wmAAA", "channel-a", "p=1", "WELCOME-1", c.Now()),
+		fakewecom.KfText("t1", "wkAAA", "wmAAA", "人工", c.Now()),
 	}, NextCursor: "c1"})
 	post(t, s, "kf/sync_msg?access_token="+tok, `{"cursor":"","token":"tok","limit":1000,"voice_format":0,"open_kfid":"wkAAA"}`)
 	get := func() map[string]any {
@@ -187,7 +173,7 @@ func TestFakeKfSessionStates(t *testing.T) {
 	if got := kfSend(t, s, tok, "p2"); code(got) != 95018 {
 		t.Errorf("bot send to an ended session: %v, want 95018", got)
 	}
-	s.CustomerMessage("wkAAA", "wmAAA", c.now())
+	s.CustomerMessage("wkAAA", "wmAAA", c.Now())
 	if got := kfSend(t, s, tok, "p3"); code(got) != 0 {
 		t.Errorf("bot send after the customer wrote again: %v", got)
 	}
@@ -240,7 +226,7 @@ func TestFakeMassSendQuotaAndResults(t *testing.T) {
 		t.Errorf("over quota: %v (want 3)", got)
 	}
 	// A new natural month resets the quota.
-	c.add(25 * 24 * time.Hour)
+	c.Add(25 * 24 * time.Hour)
 	got := post(t, s, "externalcontact/add_msg_template?access_token="+tok, body)
 	if fail, _ := got["fail_list"].([]any); len(fail) != 1 {
 		t.Errorf("next month: %v", got)
