@@ -32,6 +32,9 @@ const (
 	// personal invite codes). Its result (config_id, qr_code) returns to the
 	// engine as an EventActionResult.
 	ActionContactWay ActionKind = "contact_way"
+	// ActionTagRefresh: reload the corp tag library (get_corp_tag_list)
+	// after change_external_tag said tags changed in the admin console.
+	ActionTagRefresh ActionKind = "tag_refresh"
 )
 
 // ActionPurpose says why the engine owes an action, for the checks the
@@ -296,6 +299,15 @@ type ContactWay struct {
 	Remark string `json:"remark,omitempty"`
 	// Verify asks staff to approve each add (WeCom's skip_verify=false).
 	Verify bool `json:"verify,omitempty"`
+}
+
+// TagRefresh is the payload of ActionTagRefresh.
+type TagRefresh struct {
+	// ID and Type name what changed (a tag or tag_group id), for the record.
+	ID   string `json:"id,omitempty"`
+	Type string `json:"type,omitempty"`
+	// ChangeType is create, update, delete or shuffle.
+	ChangeType string `json:"change_type,omitempty"`
 }
 
 // SendResult is what a Sender learned from a successful delivery.

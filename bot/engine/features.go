@@ -23,8 +23,8 @@ import (
 // coupons.go). No handler does network I/O: whatever is owed to WeCom or the
 // model is an outbox action whose key derives from r.ref.
 
-// dispatch runs the handler for r.ev's type. Types not listed (tag.change,
-// app.enter/click, unknown ones) change nothing.
+// dispatch runs the handler for r.ev's type. Types not listed (app.enter/click,
+// unknown ones) change nothing.
 func (r *run) dispatch() error {
 	switch r.ev.Type {
 	// Contacts and welcome (contact.go: welcome scripts, follow-ups,
@@ -37,6 +37,8 @@ func (r *run) dispatch() error {
 		return r.contactDeleted("customer")
 	case bot.EventContactDel:
 		return r.contactDeleted("staff")
+	case bot.EventTagChange:
+		return r.tagChange()
 	case bot.EventContactTransferFail:
 		return r.transferFail() // transfer.go
 	// Customer groups (groups.go).

@@ -120,3 +120,28 @@ func TestGroupWelcomeNotify(t *testing.T) {
 		t.Errorf("text lost: %s", calls[0].RawBody)
 	}
 }
+
+// A tag_refresh action reloads the library: a tag created in the admin
+// console is then found without creating a duplicate.
+func TestTagRefreshAction(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	if err := e.client.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.AddTagGroup("wecombot", "宝妈") // created in the console after the cache was filled
+	if _, _, err := e.client.Send(ctx, action(t, bot.ActionTagRefresh, bot.TagRefresh{ChangeType: "create"})); err != nil {
+		t.Fatal(err)
+	}
+	mark := action(t, bot.ActionMarkTag, bot.MarkTag{StaffID: "zhangsan", ExternalUserID: "wm-1", Add: []string{"宝妈"}})
+	if _, _, err := e.client.Send(ctx, mark); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.fake.Count(fakewecom.APIAddCorpTag); n != 0 {
+		t.Errorf("add_corp_tag calls = %d: the refreshed library should have had the tag", n)
+	}
+	if n := e.fake.Count(fakewecom.APIGetCorpTagList); n != 2 {
+		t.Errorf("get_corp_tag_list calls = %d, want 2 (ping, refresh)", n)
+	}
+}

@@ -67,6 +67,11 @@ func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error
 		return c.transferResult(ctx, a)
 	case bot.ActionTransferGroups:
 		return c.transferGroups(ctx, a)
+	case bot.ActionTagRefresh:
+		if err := c.RefreshTags(ctx); err != nil {
+			return bot.SendResult{}, err
+		}
+		return bot.SendResult{Detail: "tag library reloaded"}, nil
 	}
 	return bot.SendResult{}, invalid("unknown action kind %q", a.Kind)
 }
@@ -513,6 +518,11 @@ func Summary(a *bot.Action) string {
 		var p bot.KfSync
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("pull 微信客服 %s messages (kf/sync_msg); a sandbox has no WeCom to pull from: use the dashboard's simulate panel", p.OpenKfID)
+		}
+	case bot.ActionTagRefresh:
+		var p bot.TagRefresh
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("reload the corp tag library (%s %s %s changed in the admin console)", p.ChangeType, p.Type, p.ID)
 		}
 	case bot.ActionAIReply:
 		var p bot.AIReply
