@@ -80,6 +80,10 @@ const (
 	BucketKfCursor     = "kf_cursor"
 )
 
+// BucketMedia holds the media library's records (bot/media): what WeCom
+// holds for each file or URL a scenario attaches.
+const BucketMedia = "media"
+
 // BucketSettings holds settings every node shares (cmd/wecombot: the
 // generated link secret when the store is PostgreSQL).
 const BucketSettings = "settings"
@@ -138,6 +142,7 @@ var Buckets = []Bucket{
 	{BucketAIBotStreams, "stream id", "StreamState JSON once an AI bot answer finished", "bot/ai stream.go"},
 	{BucketAIGlobalRate, "unix minute", "model calls started in that minute by every node (shared stores only)", "bot/ai sender.go"},
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
+	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketHealth, "probe", "RFC 3339 time of the latest probe write", "bot/pipeline health.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},

@@ -659,7 +659,7 @@ func TestIgnoresBadInput(t *testing.T) {
 		{Type: bot.EventOrderRefunded, ExternalUserID: "wmA", Data: map[string]string{bot.DataOrderID: "never"}},
 		{Type: bot.EventContactDelFollow, ExternalUserID: "wmNobody", StaffID: "s1"},
 		{Type: bot.EventContactTransferFail, ExternalUserID: "wmA", StaffID: "s1", FailReason: "customer_refused"},
-		{Type: bot.EventTagChange}, {Type: bot.EventKfNotify}, {Type: bot.EventUnknown},
+		{Type: bot.EventKfNotify}, {Type: bot.EventUnknown},
 	} {
 		h.send(ev)
 	}

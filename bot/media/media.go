@@ -36,7 +36,7 @@ const Lifetime = 72 * time.Hour
 const DefaultRenewBefore = 12 * time.Hour
 
 // Bucket is the storage bucket (bot.Tx key-value) holding media records.
-const Bucket = "media"
+const Bucket = bot.BucketMedia
 
 // ErrUnreadable wraps a final error: the file is gone or the URL answered
 // with something WeCom would refuse. Sending again won't help.
