@@ -135,6 +135,14 @@ type compiler struct {
 	base string
 }
 
+// fits warns when a text is longer than its surface allows: it will be cut
+// at a sentence end (bot.Clip) when sent.
+func (c *compiler) fits(p Pos, rel, text string, max int, surface string) {
+	if len(text) > max {
+		c.ps.warn(p, rel, "%d bytes; WeCom allows %d in %s: it will be cut at a sentence end with …", len(text), max, surface)
+	}
+}
+
 // beside is the scenario file's name for resolving the files it names.
 func (c *compiler) beside(scenarioFile string) string {
 	switch {
@@ -548,6 +556,7 @@ func (c *compiler) script(s *scriptSpec, name string) *Script {
 			fu.Attachments = c.attachments(f.Pos, "attachments", f.Attachments, MaxWelcomeAttachments)
 		case ViaKf:
 			c.required(f.Pos, "open_kfid", f.OpenKfID, "the 微信客服 account (open_kfid) to send from")
+			c.fits(f.Pos, "text", f.Text, bot.MaxKfText, "a 微信客服 message")
 			if len(f.Attachments) > 0 {
 				c.ps.at(f.Pos, "attachments", "kf follow-ups send text only")
 			}
@@ -706,6 +715,7 @@ func (c *compiler) groupWelcome(m *merged) {
 		c.required(s.Pos, "text", s.Text, "the group welcome's text (%NICKNAME% is replaced by WeCom with the new member's name)")
 		// WeCom notifies the owners when notify is absent; so do we.
 		notify := s.Notify == nil || *s.Notify
+		c.fits(s.Pos, "text", s.Text, bot.MaxGroupWelcomeText, "a group welcome")
 		return &GroupTemplate{Pos: s.Pos, Name: name, TemplateID: s.TemplateID, Notify: notify,
 			Text: c.template(s.Pos, "text", s.Text), Attachments: c.attachments(s.Pos, "attachments", s.Attachments, 1)}
 	}
@@ -745,6 +755,7 @@ func (c *compiler) keywords(m *merged) {
 		if !c.unique(names, s.Pos, "name", "keyword rule", s.Name) {
 			continue
 		}
+		c.fits(s.Pos, "reply", s.Reply, bot.MaxKfText, "a 微信客服 or app message")
 		r := &KeywordRule{Pos: s.Pos, Index: len(k.Rules), Name: s.Name, Reply: c.template(s.Pos, "reply", s.Reply),
 			Tags: c.tagList(s.Pos, "tags", s.Tags)}
 		if len(s.Keywords) == 0 && s.Regex == "" {

@@ -154,3 +154,15 @@ welcome:
 		t.Errorf("warnings %v", sc.Warnings)
 	}
 }
+
+// Texts longer than their surface allows load, with a warning naming file:line.
+func TestTextLimitWarnings(t *testing.T) {
+	long := strings.Repeat("山茶拿铁今天第二杯半价。", 100)
+	sc, err := LoadBytes("s.yaml", []byte("brand: {name: 山茶集}\ngroup_welcome:\n  default:\n    text: "+long+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Warnings) != 1 || !strings.Contains(sc.Warnings[0].Error(), "s.yaml:4: group_welcome.default.text: 3600 bytes; WeCom allows 3000") {
+		t.Errorf("warnings %v", sc.Warnings)
+	}
+}

@@ -24,6 +24,24 @@ func NewResponseSender() *ResponseSender {
 	return &ResponseSender{Client: &http.Client{Timeout: 10 * time.Second}}
 }
 
+// NewResponseSenderVia returns a sender whose posts go through the egress
+// proxy (WECOMBOT_EGRESS_PROXY: response_url is a WeCom host, which checks
+// the trusted-IP list like the API does); "" means direct.
+func NewResponseSenderVia(proxy string) (*ResponseSender, error) {
+	s := NewResponseSender()
+	if proxy == "" {
+		return s, nil
+	}
+	u, err := url.Parse(proxy)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("egress proxy is not an http(s) URL")
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyURL(u)
+	s.Client.Transport = t
+	return s, nil
+}
+
 // Send posts the answer (bot.Sender).
 func (s *ResponseSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
 	var p bot.AIBotResponse
@@ -34,7 +52,7 @@ func (s *ResponseSender) Send(ctx context.Context, a *bot.Action) (bot.SendResul
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return bot.SendResult{}, false, fmt.Errorf("aibot_response %d: response_url is not an http(s) URL", a.ID)
 	}
-	body, _ := json.Marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"content": p.Markdown}})
+	body, _ := json.Marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"content": bot.Clip(p.Markdown, bot.MaxAIBotText)}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL, bytes.NewReader(body))
 	if err != nil {
 		return bot.SendResult{}, false, err

@@ -58,7 +58,8 @@ func (s *Streams) Update(id, content string, finished bool) {
 	if st.Finished {
 		return
 	}
-	st.Content, st.Finished, st.Updated = content, finished, s.now()
+	// WeCom shows at most 20480 bytes of a stream.
+	st.Content, st.Finished, st.Updated = bot.Clip(content, bot.MaxAIBotText), finished, s.now()
 }
 
 // Read returns a stream's state; known is false for an id nobody opened

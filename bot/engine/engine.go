@@ -272,7 +272,9 @@ func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, du
 // enqueuePurpose is enqueue for an action with a purpose the outbox checks
 // before delivering it (bot.PurposeFollowUp).
 func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
-	a, err := bot.NewAction(kind, key, payload)
+	// Texts are cut to their surface's limit here, where they are rendered,
+	// so the outbox, the timeline and simulate show what WeCom will show.
+	a, err := bot.NewAction(kind, key, bot.FitSurface(payload))
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,10 @@ type aibotMessage struct {
 	Stream struct {
 		ID string `json:"id"`
 	} `json:"stream"`
+	// Voice arrives as WeCom's transcript of it.
+	Voice struct {
+		Content string `json:"content"`
+	} `json:"voice"`
 	// Mixed is text with images (图文混排); its text items are the question.
 	Mixed struct {
 		Items []struct {
@@ -58,8 +62,11 @@ type aibotMessage struct {
 
 // text is the message's text: the text body, or a mixed message's text items.
 func (m *aibotMessage) text() string {
-	if m.MsgType == "text" {
+	switch m.MsgType {
+	case "text":
 		return m.Text.Content
+	case "voice":
+		return m.Voice.Content
 	}
 	var parts []string
 	for _, it := range m.Mixed.Items {
@@ -129,7 +136,7 @@ func (s *Server) aibotEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case m.MsgType == "text" || (m.MsgType == "mixed" && m.text() != ""):
+	case m.MsgType == "text" || ((m.MsgType == "mixed" || m.MsgType == "voice") && strings.TrimSpace(m.text()) != ""):
 		s.aibotText(ep, w, r, start, &m, nonce)
 	case m.MsgType == "stream":
 		if m.Stream.ID == "" {

@@ -12,6 +12,8 @@ func TestAIBotMessageText(t *testing.T) {
 	}{
 		{"text", `{"msgtype":"text","text":{"content":"@小山 几点开门"}}`, "@小山 几点开门"},
 		{"mixed", `{"msgtype":"mixed","mixed":{"msg_item":[{"msgtype":"text","text":{"content":"这张图里的饮品"}},{"msgtype":"image","image":{"url":"https://x"}},{"msgtype":"text","text":{"content":"多少钱？"}}]}}`, "这张图里的饮品\n多少钱？"},
+		// A voice message is answered from WeCom's transcript (the official example's shape).
+		{"voice", `{"msgid":"CAIQ16HMjQYY","aibotid":"AIBOTID","chattype":"single","from":{"userid":"USERID"},"response_url":"RESPONSEURL","msgtype":"voice","voice":{"content":"这是语音转成的文本内容"}}`, "这是语音转成的文本内容"},
 		{"image only", `{"msgtype":"mixed","mixed":{"msg_item":[{"msgtype":"image","image":{"url":"https://x"}}]}}`, ""},
 	}
 	for _, tt := range tests {

@@ -243,7 +243,7 @@ func (c *Client) groupWelcome(ctx context.Context, a *bot.Action) (bot.SendResul
 		}
 		one = atts[0]
 	}
-	text := externalcontact.MsgText{Content: p.Text}
+	text := externalcontact.MsgText{Content: bot.Clip(p.Text, bot.MaxGroupWelcomeText)}
 	if p.TemplateID != "" {
 		req := &externalcontact.EditGroupWelcomeTemplateRequest{TemplateID: p.TemplateID, Text: text}
 		if one != nil {
@@ -303,7 +303,7 @@ func (c *Client) staffMessage(ctx context.Context, a *bot.Action) (bot.SendResul
 	req := message.SendTextRequest{
 		// The library dereferences SendRequestCommon: it must not be nil.
 		SendRequestCommon: &message.SendRequestCommon{ToUser: strings.Join(to, "|"), AgentID: c.cfg.AgentID},
-		Text:              message.TextField{Content: p.Text},
+		Text:              message.TextField{Content: bot.Clip(p.Text, bot.MaxAppText)},
 	}
 	var resp *message.SendResponse
 	err := c.call(ctx, apiMessageSend, func() (err error) {
@@ -334,7 +334,7 @@ func (c *Client) kfMessage(ctx context.Context, a *bot.Action) (bot.SendResult, 
 	msg.OpenKFID = p.OpenKfID
 	msg.MsgID = p.MsgID
 	msg.MsgType = "text"
-	msg.Text.Content = p.Text
+	msg.Text.Content = bot.Clip(p.Text, bot.MaxKfText)
 	var msgID string
 	err := c.call(ctx, apiKfSendMsg, func() error {
 		resp, err := c.kf.SendMsg(msg)

@@ -51,7 +51,11 @@ func newAIWiring(cfg *config.Config, store bot.Store, current func() *scenarios.
 		Tools: func(p *bot.AIReply) ai.Tools { return ai.MemberTools(store, p, wakeEvents) },
 		Facts: memberFacts(current, time.Now),
 	})
-	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender, bot.ActionAIBotResponse: ai.NewResponseSender()}
+	responses, err := ai.NewResponseSenderVia(cfg.WeCom.EgressProxy)
+	if err != nil {
+		return nil, err
+	}
+	w.routes = map[bot.ActionKind]bot.Sender{bot.ActionAIReply: w.sender, bot.ActionAIBotResponse: responses}
 	if client != nil {
 		puller := kf.NewPuller(store, client, wakeEvents, log, nil)
 		puller.WakeOutbox = wakeOutbox
