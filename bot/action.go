@@ -35,6 +35,11 @@ const (
 	// ActionTagRefresh: reload the corp tag library (get_corp_tag_list)
 	// after change_external_tag said tags changed in the admin console.
 	ActionTagRefresh ActionKind = "tag_refresh"
+	// ActionKfEventMessage: kf/send_msg_on_event with an event's code (the
+	// enter_session welcome_code: once, within 20 s).
+	ActionKfEventMessage ActionKind = "kf_event_message"
+	// ActionKfTransfer: kf/service_state/trans (hand the session to a person).
+	ActionKfTransfer ActionKind = "kf_transfer"
 )
 
 // ActionPurpose says why the engine owes an action, for the checks the
@@ -59,6 +64,10 @@ const (
 	// been delivered, and is not resent on its own. The console shows it;
 	// an operator who checked can retry it (POST /api/v1/outbox/{id}/retry).
 	ActionUnknown = "possibly_delivered"
+	// ActionSkipped is an action never attempted because WeCom would refuse
+	// it (outside the 微信客服 window, over its message budget, a person
+	// holds the session); LastError says why.
+	ActionSkipped = "skipped"
 )
 
 // ErrOutcomeUnknown is wrapped by a Sender's error when the request may have
@@ -301,6 +310,24 @@ type ContactWay struct {
 	Verify bool `json:"verify,omitempty"`
 }
 
+// KfEventMessage is the payload of ActionKfEventMessage.
+type KfEventMessage struct {
+	OpenKfID       string `json:"open_kfid"`
+	ExternalUserID string `json:"external_user_id"`
+	Code           string `json:"code"`
+	Text           string `json:"text"`
+	MsgID          string `json:"msg_id,omitempty"`
+}
+
+// KfTransfer is the payload of ActionKfTransfer.
+type KfTransfer struct {
+	OpenKfID       string `json:"open_kfid"`
+	ExternalUserID string `json:"external_user_id"`
+	// State is the target service_state: 2 the queue, 3 a person (Servicer).
+	State    int    `json:"state"`
+	Servicer string `json:"servicer,omitempty"`
+}
+
 // TagRefresh is the payload of ActionTagRefresh.
 type TagRefresh struct {
 	// ID and Type name what changed (a tag or tag_group id), for the record.
@@ -329,6 +356,12 @@ const (
 	ResultKey    = "action_key"
 	ResultAction = "action_id"
 )
+
+// SenderFunc adapts a function to Sender.
+type SenderFunc func(ctx context.Context, a *Action) (SendResult, bool, error)
+
+// Send calls f.
+func (f SenderFunc) Send(ctx context.Context, a *Action) (SendResult, bool, error) { return f(ctx, a) }
 
 // Sender delivers one outbox action. retry=true asks the outbox to try again
 // later (rate limits, system busy, network); retry=false with an error is final.

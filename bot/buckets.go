@@ -80,6 +80,14 @@ const (
 	BucketKfCursor     = "kf_cursor"
 )
 
+// BucketKfSessions holds each 微信客服 customer's session as the engine
+// knows it (window start, messages sent, service state).
+const BucketKfSessions = "kf_sessions"
+
+// BucketMassQuota counts mass-send tasks per customer per natural month
+// (WeCom allows 4 by default).
+const BucketMassQuota = "mass_quota"
+
 // BucketMedia holds the media library's records (bot/media): what WeCom
 // holds for each file or URL a scenario attaches.
 const BucketMedia = "media"
@@ -142,6 +150,8 @@ var Buckets = []Bucket{
 	{BucketAIBotStreams, "stream id", "StreamState JSON once an AI bot answer finished", "bot/ai stream.go"},
 	{BucketAIGlobalRate, "unix minute", "model calls started in that minute by every node (shared stores only)", "bot/ai sender.go"},
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
+	{BucketKfSessions, "open_kfid ‖ external_userid (and fail ‖ msgid)", "engine.KfSession JSON (msg_send_fail: fail type)", "bot/engine kfsession.go"},
+	{BucketMassQuota, "external_userid ‖ YYYY-MM (brand zone)", "mass-send tasks queued for the customer that month (decimal)", "bot/engine kfsession.go"},
 	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketHealth, "probe", "RFC 3339 time of the latest probe write", "bot/pipeline health.go"},

@@ -48,6 +48,16 @@ const (
 	EventKfNotify EventType = "kf.notify"
 	// EventKfText: one text message from a WeChat user in 微信客服, pulled by sync_msg.
 	EventKfText EventType = "kf.text"
+	// EventKfEnter: a WeChat user opened a 微信客服 chat (enter_session);
+	// Data: scene, scene_param, welcome_code (usable once, 20 s).
+	EventKfEnter EventType = "kf.enter"
+	// EventKfSendFail: WeCom could not deliver a kf message (msg_send_fail);
+	// Data: fail_msgid, fail_type.
+	EventKfSendFail EventType = "kf.send_fail"
+	// EventKfSession: the kf session changed hands (session_status_change);
+	// Data: change_type (1 taken from the queue, 2 transferred, 3 ended, 4
+	// reopened), new_servicer, old_servicer.
+	EventKfSession EventType = "kf.session"
 
 	// EventUnknown: a well-formed callback of a kind wecombot does not act on; kept for audit.
 	EventUnknown EventType = "unknown"

@@ -54,6 +54,8 @@ type merged struct {
 	levels         []*levelSpec
 	ai             *aiSpec
 	referral       *referralSpec
+	kf             *kfSpec
+	limits         *limitsSpec
 }
 
 type tagGroupSrc struct {
@@ -91,6 +93,8 @@ func merge(docs []*document, ps *problems) *merged {
 		setOnce(ps, &m.funnel, d.Funnel)
 		setOnce(ps, &m.ai, d.AI)
 		setOnce(ps, &m.referral, d.Referral)
+		setOnce(ps, &m.kf, d.Kf)
+		setOnce(ps, &m.limits, d.Limits)
 		names := make([]string, 0, len(d.Tags))
 		for name := range d.Tags {
 			names = append(names, name)

@@ -122,6 +122,24 @@ func DefaultFiles() map[string][]byte {
 	return out
 }
 
+// DefaultMedia returns the files the embedded demo attaches (images/…), by
+// their path relative to the scenario files: copy them beside the YAML when
+// exporting the demo.
+func DefaultMedia() map[string][]byte {
+	out := map[string][]byte{}
+	_ = fs.WalkDir(defaultFS, "default/images", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := defaultFS.ReadFile(p)
+		if err == nil {
+			out[strings.TrimPrefix(p, "default/")] = data
+		}
+		return err
+	})
+	return out
+}
+
 func readSource(p string) ([]sourceFile, error) {
 	fail := func(format string, args ...any) error {
 		return ValidationError{{File: p, Msg: fmt.Sprintf(format, args...)}}

@@ -86,6 +86,17 @@ func (c *compiler) couponHooks(m *merged) {
 		}
 	}
 	c.referral(m.referral)
+	if s := m.kf; s != nil {
+		c.required(s.Pos, "greeting", s.Greeting, "the text a customer gets on opening the 微信客服 chat")
+		c.fits(s.Pos, "greeting", s.Greeting, bot.MaxKfText, "a 微信客服 message")
+		c.sc.Kf = &Kf{Greeting: c.template(s.Pos, "greeting", s.Greeting)}
+	}
+	if s := m.limits; s != nil {
+		if s.MassSendPerMonth < 0 {
+			c.ps.at(s.Pos, "mass_send_per_month", "must be positive (WeCom's API doc says 4)")
+		}
+		c.sc.Limits.MassSendPerMonth = s.MassSendPerMonth
+	}
 }
 
 func (c *compiler) referral(s *referralSpec) {

@@ -54,6 +54,10 @@ type Scenario struct {
 	AI *AI
 	// Referral is nil when the scenario has no referral section.
 	Referral *Referral
+	// Kf is nil when the scenario has no kf section.
+	Kf *Kf
+	// Limits are WeCom quotas (zero: WeCom's documented defaults).
+	Limits Limits
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel
@@ -225,6 +229,18 @@ func RenderAttachments(as []*Attachment, d TemplateData) ([]bot.Attachment, erro
 		}
 	}
 	return out, firstErr
+}
+
+// Limits are WeCom's quotas the engine respects.
+type Limits struct {
+	// MassSendPerMonth: mass-send tasks per customer per natural month (0: 4).
+	MassSendPerMonth int
+}
+
+// Kf is the 微信客服 section.
+type Kf struct {
+	// Greeting is sent with kf/send_msg_on_event when a customer opens the chat.
+	Greeting *Template
 }
 
 // GroupTemplate is a customer-group welcome template (入群欢迎语素材).

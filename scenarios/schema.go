@@ -23,6 +23,25 @@ type document struct {
 	Levels       []*levelSpec        `yaml:"levels"`
 	AI           *aiSpec             `yaml:"ai"`
 	Referral     *referralSpec       `yaml:"referral"`
+	Kf           *kfSpec             `yaml:"kf"`
+	Limits       *limitsSpec         `yaml:"limits"`
+}
+
+// limitsSpec holds WeCom's quotas where they differ per corp.
+type limitsSpec struct {
+	Pos
+	// MassSendPerMonth is add_msg_template's per-customer quota per natural
+	// month (the API doc says 4; some help pages say 1 per day).
+	MassSendPerMonth int `yaml:"mass_send_per_month"`
+}
+
+// kfSpec is the 微信客服 section.
+type kfSpec struct {
+	Pos
+	// Greeting is sent once when a customer opens the chat (enter_session
+	// with a welcome_code, kf/send_msg_on_event; WeCom allows it when the
+	// customer got no greeting and wrote nothing in the last 48 h).
+	Greeting string `yaml:"greeting"`
 }
 
 type brandSpec struct {

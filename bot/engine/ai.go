@@ -262,7 +262,7 @@ func (r *run) handoff(ms *memberState, reason string) error {
 	} else {
 		r.log.Warn().Msg("hand-off: no staff member to notify (set ai.handoff_staff)")
 	}
-	return nil
+	return r.kfHandoff(ms)
 }
 
 // aiFixed answers without the model because of the input guard's verdict

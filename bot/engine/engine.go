@@ -84,6 +84,8 @@ type Counters interface {
 	CouponStock(pool string, n int)
 	// Referral counts an invite's outcome (counted, pending, void, self, repeat, existing).
 	Referral(result string)
+	// SendSkipped counts a message not attempted because WeCom would refuse it.
+	SendSkipped(surface, reason string)
 }
 
 // noCounters counts nothing (an engine without WithMetrics).
@@ -95,6 +97,7 @@ func (noCounters) CouponEmpty(string)            {}
 func (noCounters) CouponStockAlert(string)       {}
 func (noCounters) CouponStock(string, int)       {}
 func (noCounters) Referral(string)               {}
+func (noCounters) SendSkipped(string, string)    {}
 
 // WithMetrics records coupon and referral counters into c (nil: none).
 func (e *Engine) WithMetrics(c Counters) *Engine {
@@ -274,11 +277,48 @@ func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, du
 func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
 	// Texts are cut to their surface's limit here, where they are rendered,
 	// so the outbox, the timeline and simulate show what WeCom will show.
-	a, err := bot.NewAction(kind, key, bot.FitSurface(payload))
+	payload = bot.FitSurface(payload)
+	a, err := bot.NewAction(kind, key, payload)
 	if err != nil {
 		return err
 	}
 	a.Purpose = purpose
+	if p, isMass := payload.(bot.MassSend); isMass && len(p.ExternalUserIDs)+len(p.ChatIDs) == 1 {
+		when := due
+		if when.IsZero() {
+			when = r.now
+		}
+		target := "group|" + strings.Join(p.ChatIDs, "")
+		if len(p.ExternalUserIDs) == 1 {
+			target = p.ExternalUserIDs[0]
+		}
+		reason, err := r.massQuota(target, when)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			a.Status, a.LastError = bot.ActionSkipped, "skipped: "+reason
+			r.e.metrics.SendSkipped("mass_send", "over_quota")
+			r.log.Info().Str("key", key).Str("reason", reason).Msg("mass-send skipped: the customer's monthly quota is used")
+		}
+	}
+	if p, isKf := payload.(bot.KfMessage); isKf {
+		when := due
+		if when.IsZero() {
+			when = r.now
+		}
+		reason, err := r.kfBudget(p, when)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			// Not attempted: WeCom would refuse it. Recorded (the member's
+			// timeline shows it) and counted.
+			a.Status, a.LastError = bot.ActionSkipped, "skipped: "+reason
+			r.e.metrics.SendSkipped("kf", kfSkipReason(reason))
+			r.log.Info().Str("key", key).Str("reason", reason).Msg("kf message skipped: outside WeCom's send budget")
+		}
+	}
 	a.MemberID = memberID
 	a.EventSeq = r.ev.Seq
 	a.CreatedAt = r.now

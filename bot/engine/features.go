@@ -55,6 +55,13 @@ func (r *run) dispatch() error {
 		return r.kfNotify()
 	case bot.EventKfText:
 		return r.kfText()
+	// 微信客服 sessions (kfsession.go): greeting, hand-over, delivery failures.
+	case bot.EventKfEnter:
+		return r.kfEnter()
+	case bot.EventKfSession:
+		return r.kfSessionChange()
+	case bot.EventKfSendFail:
+		return r.kfSendFail()
 	case bot.EventAppText:
 		return r.appText()
 	case bot.EventAIBotText:

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,19 @@ func (r *run) kfText() error {
 	}
 	if err := r.signal(ms, scenarios.SignalKfChat); err != nil {
 		return err
+	}
+	if ev.Source != bot.SourceAI { // an AI tool's synthetic message is not the customer writing
+		if err := r.kfCustomerWrote(); err != nil {
+			return err
+		}
+		s, _, err := ReadKfSession(r.tx, ev.OpenKfID, ev.ExternalUserID)
+		if err != nil {
+			return err
+		}
+		if s.State == kfStatePerson || s.State == kfStateQueue {
+			r.log.Info().Str("servicer", s.Servicer).Msg("a person holds the 微信客服 session; the bot stays silent")
+			return nil
+		}
 	}
 	text := strings.TrimSpace(ev.Content)
 	if done, err := r.messageCommands(ms, scenarios.SurfaceKf, text); err != nil || done {
@@ -63,6 +77,13 @@ func (r *run) kfText() error {
 		key := "reply|" + r.ref
 		msg := bot.KfMessage{OpenKfID: ev.OpenKfID, ExternalUserID: ev.ExternalUserID, Text: reply, MsgID: kfMsgID(key)}
 		if err := r.enqueue(bot.ActionKfMessage, key, ev.ExternalUserID, msg, time.Time{}, time.Time{}); err != nil {
+			return err
+		}
+	}
+	// A rule that tags the AI's hand-off tag (「人工」) hands the 微信客服
+	// session to a person, as the AI's own hand-off does.
+	if r.sc.AI != nil && r.sc.AI.HandoffTag != "" && slices.Contains(rule.Tags, r.sc.AI.HandoffTag) {
+		if err := r.kfHandoff(ms); err != nil {
 			return err
 		}
 	}

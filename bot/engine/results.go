@@ -135,6 +135,8 @@ func (r *run) actionResult() error {
 		return r.transferOutcome(kind, d)
 	case bot.ActionTransferGroups:
 		return r.transferGroupsResult(d)
+	case bot.ActionKfTransfer:
+		return r.kfTransferDone(d)
 	case bot.ActionContactWay, bot.ActionGroupJoinWay:
 		rec, err := ContactWay(r.tx, d["state"])
 		if err != nil {
@@ -162,6 +164,18 @@ func (r *run) actionResult() error {
 // the member has since deleted the staff member (or every staff member).
 // Other actions need no check (nil).
 func Guard(a *bot.Action) func(tx bot.Tx) (reason string, err error) {
+	if a.Kind == bot.ActionKfMessage {
+		// A person may have taken the 微信客服 session since it was queued.
+		return func(tx bot.Tx) (string, error) {
+			if reason, err := kfGuard(tx, a); reason != "" || err != nil {
+				return reason, err
+			}
+			if a.Purpose == bot.PurposeFollowUp && a.MemberID != "" {
+				return followUpStillApplies(tx, a)
+			}
+			return "", nil
+		}
+	}
 	if a.Purpose != bot.PurposeFollowUp || a.MemberID == "" {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -136,7 +137,7 @@ func (p *Puller) Pull(ctx context.Context, openKfID, token string) (int, error) 
 		}
 		now := p.now()
 		for _, m := range msgs {
-			if m.MsgID == "" || m.ExternalUserID == "" {
+			if m.MsgID == "" || m.ExternalUserID == "" || (m.Event != nil && kfEventIgnored(m.Event)) {
 				continue
 			}
 			at := m.SendTime
@@ -146,6 +147,10 @@ func (p *Puller) Pull(ctx context.Context, openKfID, token string) (int, error) 
 			ev := &bot.Event{Type: bot.EventKfText, Source: bot.SourceKf, DedupeKey: "kfmsg:" + m.MsgID,
 				At: at, ReceivedAt: now, ExternalUserID: m.ExternalUserID, OpenKfID: m.OpenKfID,
 				Content: m.Text, MsgID: m.MsgID}
+			if m.Event != nil {
+				ev.Type, ev.Data = kfEventType(m.Event)
+				ev.Content = ""
+			}
 			if ev.OpenKfID == "" {
 				ev.OpenKfID = openKfID
 			}
@@ -169,6 +174,27 @@ func (p *Puller) Pull(ctx context.Context, openKfID, token string) (int, error) 
 	}
 	p.log.Debug().Str("open_kfid", openKfID).Int("new", added).Msg("kf/sync_msg pulled")
 	return added, nil
+}
+
+// kfEventType maps a 微信客服 system event to the engine's event type and data.
+func kfEventType(e *wecomapi.KfEvent) (bot.EventType, map[string]string) {
+	switch e.Type {
+	case "enter_session":
+		return bot.EventKfEnter, map[string]string{"scene": e.Scene, "scene_param": e.SceneParam, "welcome_code": e.WelcomeCode}
+	case "msg_send_fail":
+		return bot.EventKfSendFail, map[string]string{"fail_msgid": e.FailMsgID, "fail_type": strconv.Itoa(e.FailType)}
+	}
+	return bot.EventKfSession, map[string]string{"change_type": strconv.Itoa(e.ChangeType),
+		"new_servicer": e.NewServicerUserID, "old_servicer": e.OldServicerUserID}
+}
+
+// kfEventIgnored: events the engine has no use for (servicer status changes).
+func kfEventIgnored(e *wecomapi.KfEvent) bool {
+	switch e.Type {
+	case "enter_session", "msg_send_fail", "session_status_change":
+		return false
+	}
+	return true
 }
 
 // continueLater owes another pull from cursor (one per cursor, so a

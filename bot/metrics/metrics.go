@@ -44,6 +44,8 @@ type Metrics struct {
 
 	couponOnce sync.Once
 	couponC    *couponCollectors
+	skipOnce   sync.Once
+	skipped    *prometheus.CounterVec
 
 	// The backlog gauges (event log, outbox: counts, oldest ages, dead
 	// letters) are read at scrape time: ObserveStore. Breakers: ObserveBreaker.

@@ -25,6 +25,7 @@ import (
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/couponcode"
 	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/media"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/scenarios"
@@ -129,6 +130,10 @@ func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io
 	now := func() time.Time { return sim.clock }
 	sim.engine = engine.New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), now).
 		WithCodeRandom(couponcode.NewSeededReader("simulate"))
+	// Files scenarios attach are "uploaded" as production's media library
+	// does (recorded uploads on the simulated clock): first uploads, changed
+	// files and media ids renewed before WeCom's 3 days show as media lines.
+	sim.media = &media.Library{Store: store, Uploader: &media.Recorder{}, Open: scenarios.ReadMedia, Now: now, Log: zerolog.Nop()}
 	sim.pl = pipeline.New(pipeline.Options{Store: store, Handle: sim.engine.Handle, Sender: recorder{sim},
 		Guard: engine.Guard, Now: now, Log: zerolog.Nop(), HandleAttempts: 1, MaxAttempts: 1,
 		Retry: retry.Policy{Base: time.Minute, Cap: time.Minute, Floor: time.Minute}})
@@ -193,6 +198,10 @@ type simulator struct {
 	couponSeen map[string]string
 	// lastTick is up to when campaign reminders were fired.
 	lastTick time.Time
+	// lastAction is the newest outbox id looked at for skipped actions.
+	lastAction uint64
+	// media resolves attachments' files as production does (recorded uploads).
+	media *media.Library
 }
 
 type memberSnap struct {
@@ -344,6 +353,9 @@ func (s *simulator) handle(ctx context.Context, scripted *bot.Event) error {
 	}
 	if s.pl.Stats().Failed != failed {
 		return fmt.Errorf("the engine failed on an event (see wecombot events): %s", describeEvent(&evs[len(evs)-1]))
+	}
+	if err := s.reportSkipped(ctx); err != nil {
+		return err
 	}
 	for i := range evs {
 		if scripted != nil && evs[i].DedupeKey == scripted.DedupeKey {
@@ -504,7 +516,8 @@ func (s *simulator) outcome(ctx context.Context, a *bot.Action) error {
 // config_id and QR code, fed back as a system.action_result).
 type recorder struct{ s *simulator }
 
-func (r recorder) Send(_ context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+func (r recorder) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	a = r.s.uploadMedia(ctx, a)
 	if err := r.s.record(a); err != nil {
 		return bot.SendResult{}, false, err
 	}
@@ -518,6 +531,49 @@ func (r recorder) Send(_ context.Context, a *bot.Action) (bot.SendResult, bool, 
 			"qr_code": "https://wework.example/qr/" + cw.State}
 	}
 	return res, false, nil
+}
+
+// uploadMedia resolves the action's media like production's media library,
+// printing each upload, and returns the action as WeCom would get it.
+func (s *simulator) uploadMedia(ctx context.Context, a *bot.Action) *bot.Action {
+	out := a
+	sender := &media.Sender{Lib: s.media, Next: bot.SenderFunc(func(_ context.Context, resolved *bot.Action) (bot.SendResult, bool, error) {
+		out = resolved
+		return bot.SendResult{}, false, nil
+	})}
+	res, _, err := sender.Send(ctx, a)
+	if err != nil {
+		s.line("media", "%s %s: %v", a.Kind, a.MemberID, err)
+		return a
+	}
+	for _, note := range strings.Split(strings.TrimPrefix(res.Detail, "; "), "; ") {
+		if note != "" {
+			s.line("media", "%s", note)
+		}
+	}
+	return out
+}
+
+// reportSkipped prints actions the engine recorded as skipped (WeCom would
+// refuse them: outside the 微信客服 budget, over the mass-send quota).
+func (s *simulator) reportSkipped(ctx context.Context) error {
+	acts, err := s.store.Actions(ctx, s.lastAction, 1000)
+	if err != nil {
+		return err
+	}
+	for _, a := range acts {
+		s.lastAction = max(s.lastAction, a.ID)
+		if a.Status != bot.ActionSkipped {
+			continue
+		}
+		to := a.MemberID
+		var p bot.MassSend
+		if to == "" && a.Kind == bot.ActionMassSend && a.Decode(&p) == nil {
+			to = strings.Join(p.ChatIDs, ",")
+		}
+		s.line("skip", "%s → %s due %s: %s", a.Kind, to, s.fmtTime(a.DueAt), strings.TrimPrefix(a.LastError, "skipped: "))
+	}
+	return nil
 }
 
 // record prints one outbound action: what the WeCom sender would send.

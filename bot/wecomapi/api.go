@@ -2,6 +2,7 @@ package wecomapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"time"
@@ -13,24 +14,53 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
-// KfMsg is a text message a WeChat user sent to a 微信客服 account.
+// KfMsg is a text message a WeChat user sent to a 微信客服 account, or
+// (Event set) a system event about the session.
 type KfMsg struct {
 	MsgID          string
 	OpenKfID       string
 	ExternalUserID string
 	Text           string
 	SendTime       time.Time
+	// Event is set for origin-4 system events (enter_session, msg_send_fail,
+	// session_status_change).
+	Event *KfEvent
 }
+
+// KfEvent is a 微信客服 system event as kf/sync_msg returns it.
+type KfEvent struct {
+	Type string `json:"event_type"`
+	// enter_session: the link's scene and scene_param, and a welcome_code
+	// (usable once, 20 s) when WeCom lets the bot greet.
+	Scene       string `json:"scene"`
+	SceneParam  string `json:"scene_param"`
+	WelcomeCode string `json:"welcome_code"`
+	// msg_send_fail: which message failed and why (fail_type 4: past 48 h,
+	// 5: session closed, 6: over 5 messages, 10: refused by the user …).
+	FailMsgID string `json:"fail_msgid"`
+	FailType  int    `json:"fail_type"`
+	// session_status_change: 1 taken from the queue, 2 transferred, 3
+	// ended, 4 reopened; the servicers; a msg_code for send_msg_on_event.
+	ChangeType        int    `json:"change_type"`
+	OldServicerUserID string `json:"old_servicer_userid"`
+	NewServicerUserID string `json:"new_servicer_userid"`
+	MsgCode           string `json:"msg_code"`
+	OpenKfID          string `json:"open_kfid"`
+	ExternalUserID    string `json:"external_userid"`
+}
+
+// kfOriginEvent marks 微信客服 system events.
+const kfOriginEvent = 4
 
 // kfOriginCustomer marks messages the WeChat user sent (4 is system events,
 // 5 messages sent by staff or by us).
 const kfOriginCustomer = 3
 
 // KfSyncMsg pulls 微信客服 messages after cursor (kf/sync_msg), using the
-// token from the kf_msg_or_event callback. It returns only the customers'
-// text messages — events and the bot's own replies are skipped, but
-// nextCursor moves past them. Keep nextCursor durably and call again while
-// hasMore.
+// token from the kf_msg_or_event callback. It returns the customers' text
+// messages and the system events (origin 4) — servicers' messages and other
+// types are skipped, but nextCursor moves past them. Keep nextCursor durably
+// and call again while hasMore.
 func (c *Client) KfSyncMsg(ctx context.Context, token, openKfID, cursor string) (msgs []KfMsg, nextCursor string, hasMore bool, err error) {
 	var res kf.SyncMsgSchema
 	err = c.call(ctx, apiKfSyncMsg, func() (err error) {
@@ -41,6 +71,19 @@ func (c *Client) KfSyncMsg(ctx context.Context, token, openKfID, cursor string) 
 		return nil, "", false, err
 	}
 	for _, m := range res.MsgList {
+		if m.MsgType == "event" && m.Origin == kfOriginEvent {
+			var raw struct {
+				Event KfEvent `json:"event"`
+			}
+			if err := json.Unmarshal(m.OriginData, &raw); err != nil || raw.Event.Type == "" {
+				c.log.Warn().Str("msgid", m.MsgID).Msg("kf/sync_msg: unreadable event skipped")
+				continue
+			}
+			ev := raw.Event
+			msgs = append(msgs, KfMsg{MsgID: m.MsgID, OpenKfID: ev.OpenKfID, ExternalUserID: ev.ExternalUserID,
+				SendTime: time.Unix(int64(m.SendTime), 0), Event: &ev})
+			continue
+		}
 		if m.MsgType != "text" || m.Origin != kfOriginCustomer {
 			continue
 		}

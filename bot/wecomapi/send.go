@@ -67,6 +67,10 @@ func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error
 		return c.transferResult(ctx, a)
 	case bot.ActionTransferGroups:
 		return c.transferGroups(ctx, a)
+	case bot.ActionKfEventMessage:
+		return c.kfEventMessage(ctx, a)
+	case bot.ActionKfTransfer:
+		return c.kfTransfer(ctx, a)
 	case bot.ActionTagRefresh:
 		if err := c.RefreshTags(ctx); err != nil {
 			return bot.SendResult{}, err
@@ -518,6 +522,16 @@ func Summary(a *bot.Action) string {
 		var p bot.KfSync
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("pull 微信客服 %s messages (kf/sync_msg); a sandbox has no WeCom to pull from: use the dashboard's simulate panel", p.OpenKfID)
+		}
+	case bot.ActionKfEventMessage:
+		var p bot.KfEventMessage
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("kf greeting to %s: %q", p.ExternalUserID, short(p.Text))
+		}
+	case bot.ActionKfTransfer:
+		var p bot.KfTransfer
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("kf session of %s to state %d (%s)", p.ExternalUserID, p.State, p.Servicer)
 		}
 	case bot.ActionTagRefresh:
 		var p bot.TagRefresh

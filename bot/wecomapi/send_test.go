@@ -273,12 +273,14 @@ func TestOtherMethods(t *testing.T) {
 	sent := time.Unix(1767225600, 0)
 	e.fake.ScriptKf("cb-token", "", fakewecom.KfPage{NextCursor: "c1", HasMore: true, Msgs: []map[string]any{
 		fakewecom.KfText("m1", "wk-1", "wm-1", "签到", sent),
-		{"msgid": "e1", "msgtype": "event", "origin": 4, "event": map[string]any{"event_type": "enter_session"}},
+		fakewecom.KfEnterSession("e1", "wk-1", "wm-1", "xhs", "p=1", "WELCOMECODE", sent),
 		{"msgid": "r1", "msgtype": "text", "origin": 5, "open_kfid": "wk-1", "text": map[string]any{"content": "our reply"}},
 	}})
 	e.fake.ScriptKf("cb-token", "c1", fakewecom.KfPage{NextCursor: "c2", Msgs: []map[string]any{fakewecom.KfText("m2", "wk-1", "wm-2", "领券", sent)}})
 	msgs, next, more, err := e.client.KfSyncMsg(ctx, "cb-token", "wk-1", "")
-	want := []wecomapi.KfMsg{{MsgID: "m1", OpenKfID: "wk-1", ExternalUserID: "wm-1", Text: "签到", SendTime: sent}}
+	want := []wecomapi.KfMsg{{MsgID: "m1", OpenKfID: "wk-1", ExternalUserID: "wm-1", Text: "签到", SendTime: sent},
+		{MsgID: "e1", OpenKfID: "wk-1", ExternalUserID: "wm-1", SendTime: sent, Event: &wecomapi.KfEvent{Type: "enter_session",
+			OpenKfID: "wk-1", ExternalUserID: "wm-1", Scene: "xhs", SceneParam: "p=1", WelcomeCode: "WELCOMECODE"}}}
 	if err != nil || next != "c1" || !more || !reflect.DeepEqual(msgs, want) {
 		t.Fatalf("KfSyncMsg = %+v %q %v %v", msgs, next, more, err)
 	}

@@ -122,6 +122,15 @@ func TestConsoleScenarioReloadEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The files the demo attaches live beside it (images/cover.png).
+	for name, data := range scenarios.DefaultMedia() {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	in := startServe(t, map[string]string{"WECOMBOT_DATA_DIR": t.TempDir(), "WECOMBOT_SCENARIOS": dir})
 	code, m, raw := in.adminCall(t, "GET", "/api/v1/scenarios", "", nil)
 	if code != 200 || len(m["files"].([]any)) != len(scenarios.DefaultFiles()) {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
 
@@ -124,4 +127,116 @@ func TestCheckMediaWarningsAndErrors(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, filepath.Join(dir, "scenario.yaml")+":7: welcome.default.attachments[1].file.file: cannot read file file") {
 		t.Fatalf("missing file: exit %d\n%s", code, errOut)
 	}
+}
+
+const kfRulesScenario = `brand: {name: 山茶集}
+tags:
+  跟进: [需人工跟进]
+kf:
+  greeting: "你好，我是山茶集的小山🍵"
+keywords:
+  rules:
+    - {name: 人工, keywords: [人工], on: [kf], reply: 好的，马上为你转人工, tags: [需人工跟进]}
+    - {name: 营业, keywords: [营业], on: [kf], reply: 每天 07:00-22:00 营业}
+ai:
+  persona: 你是山茶集的小山。
+  handoff_words: [人工]
+  handoff_tag: 需人工跟进
+  handoff_staff: [lisi]
+`
+
+// A 微信客服 conversation through run() against the fake WeCom, which
+// enforces the session rules: the customer opens the chat (the greeting goes
+// once with send_msg_on_event), asks for a person (the session is moved to
+// lisi; the bot is then silent — WeCom would refuse it with 95018), the
+// person ends the session, and the bot answers the customer's next message.
+func TestKfSessionEndToEnd(t *testing.T) {
+	fake := fakewecom.New(t)
+	fake.SetServicers("lisi")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "scenario.yaml"), []byte(kfRulesScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env, c := liveEnv(t, fake, t.TempDir())
+	env["WECOMBOT_SCENARIOS"] = dir
+	in := startServe(t, env)
+	defer in.stop()
+	now := time.Now()
+	pull := func(n int, msgs ...map[string]any) {
+		t.Helper()
+		cursor := ""
+		if n > 1 {
+			cursor = fmt.Sprintf("c%d", n-1)
+		}
+		// The callback's Token is "kf-token-<MsgID>" (callbackEvent).
+		fake.ScriptKf(fmt.Sprintf("kf-token-%d", n), cursor, fakewecom.KfPage{Msgs: msgs, NextCursor: fmt.Sprintf("c%d", n)})
+		in.sendEvent(t, c, callbackEvent{Type: "kf", OpenKfID: "wk_shop", MsgID: fmt.Sprint(n)}, 1)
+	}
+	sends := func() []fakewecom.Call { return fake.Calls(fakewecom.APIKfSendMsg) }
+
+	// 1. The customer opens the chat: one greeting, with the event's code.
+	enter := fakewecom.KfEnterSession("e1", "wk_shop", "wm_k", "", "", "WELCOME-K", now)
+	pull(1, enter, enter)
+	eventuallyT(t, "greeting", 5*time.Second, func() bool { return fake.Count(fakewecom.APIKfSendMsgOnEvent) == 1 })
+	greet := fake.Calls(fakewecom.APIKfSendMsgOnEvent)[0]
+	if greet.Body["code"] != "WELCOME-K" || !strings.Contains(fmt.Sprint(greet.Field("text.content")), "小山") {
+		t.Fatalf("greeting %s", greet.RawBody)
+	}
+
+	// 2. The customer asks for a person: the reply, then the session moves to lisi.
+	pull(2, fakewecom.KfText("t1", "wk_shop", "wm_k", "人工", now))
+	eventuallyT(t, "session with lisi", 5*time.Second, func() bool {
+		state, servicer := fake.KfSessionState("wk_shop", "wm_k")
+		return state == fakewecom.KfStatePerson && servicer == "lisi"
+	})
+	if n := len(sends()); n != 1 || !strings.Contains(fmt.Sprint(sends()[0].Field("text.content")), "转人工") {
+		t.Fatalf("kf sends before the transfer: %d", n)
+	}
+	trans := fake.Calls(fakewecom.APIKfServiceStateTrans)[0]
+	if trans.Body["service_state"] != 3.0 || trans.Body["servicer_userid"] != "lisi" {
+		t.Fatalf("transfer %s", trans.RawBody)
+	}
+	// WeCom reports the change too (session_status_change, change_type 2).
+	change := fakewecom.KfSessionStatusChange("s1", "wk_shop", "wm_k", 2, "lisi", now)
+
+	// 3. While lisi holds the session the bot says nothing.
+	pull(3, change, fakewecom.KfText("t2", "wk_shop", "wm_k", "营业时间？", now))
+	eventuallyT(t, "t2 handled", 5*time.Second, func() bool { return processed(t, in, "kfmsg:t2") })
+	if n := len(sends()); n != 1 {
+		t.Fatalf("the bot sent %d kf messages while a person held the session", n)
+	}
+
+	// 4. lisi ends the session; the customer writes again and the bot answers.
+	fake.SetKfSessionState("wk_shop", "wm_k", fakewecom.KfStateEnded, "")
+	pull(4, fakewecom.KfSessionStatusChange("s2", "wk_shop", "wm_k", 3, "", now),
+		fakewecom.KfText("t3", "wk_shop", "wm_k", "营业时间？", now))
+	eventuallyT(t, "the bot answers again", 5*time.Second, func() bool { return len(sends()) == 2 })
+	if got := fmt.Sprint(sends()[1].Field("text.content")); !strings.Contains(got, "07:00-22:00") {
+		t.Fatalf("answer after the session ended: %q", got)
+	}
+	if n := fake.Count(fakewecom.APIKfSendMsgOnEvent); n != 1 {
+		t.Errorf("greetings = %d, want 1", n)
+	}
+}
+
+// processed reports whether the event with dedupe key has been handled.
+func processed(t *testing.T, in *instance, dedupeKey string) bool {
+	t.Helper()
+	code, body := in.get(t, "/api/v1/events?limit=1000")
+	if code != http.StatusOK {
+		t.Fatalf("events: %d %s", code, body)
+	}
+	var out struct {
+		Events []bot.Event `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	last := num(in.status(t), "pipeline", "last_processed_seq")
+	for _, ev := range out.Events {
+		if ev.DedupeKey == dedupeKey {
+			return float64(ev.Seq) <= last
+		}
+	}
+	return false
 }

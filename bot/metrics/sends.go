@@ -1,0 +1,20 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// SendSkipped counts a message wecombot did not attempt because WeCom would
+// refuse it (surface kf; reason never_wrote, person_holds, window_48h,
+// over_5; mass_send over_quota), as wecombot_sends_skipped_total.
+func (m *Metrics) SendSkipped(surface, reason string) {
+	if m == nil {
+		return
+	}
+	m.skipOnce.Do(func() {
+		m.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_sends_skipped_total",
+			Help: "Messages not attempted because WeCom would refuse them (outside the 微信客服 window or budget, a person holds the session, over the mass-send quota), by surface and reason.",
+		}, []string{"surface", "reason"})
+		m.Registry.MustRegister(m.skipped)
+	})
+	m.skipped.WithLabelValues(surface, reason).Inc()
+}
