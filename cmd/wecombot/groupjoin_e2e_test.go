@@ -38,6 +38,15 @@ func scenarioDirWith(t *testing.T, extra map[string]string) string {
 			t.Fatal(err)
 		}
 	}
+	// The files the demo attaches live beside it (images/cover.png).
+	for name, b := range scenarios.DefaultMedia() {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for name, s := range extra {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o600); err != nil {
 			t.Fatal(err)
