@@ -158,10 +158,9 @@ func (c *compiler) beside(scenarioFile string) string {
 	return filepath.Join(c.base, filepath.Base(scenarioFile))
 }
 
-// compile validates the merged source and builds the Scenario. Every
-// problem is collected; the Scenario is only returned when there are none.
-func compile(m *merged, ps *problems) *Scenario { return compileIn(m, ps, "") }
-
+// compileIn validates the merged source and builds the Scenario, with media
+// files resolved against base. Every problem is collected; the Scenario is
+// only returned when there are none.
 func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c := &compiler{ps: ps, base: base, sc: &Scenario{
 		channelsByState: map[string]*Channel{},
