@@ -36,8 +36,9 @@ func liveEnv(t *testing.T, fake *fakewecom.Server, dataDir string) (map[string]s
 	}, c
 }
 
-// sendEvent signs and posts one callback n times (WeCom's retries re-send the same request).
-func (in *instance) sendEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent, n int) {
+// signEvent seals one callback for c's corp (CreateTime now unless ev.At
+// is set) and returns the signed path and encrypted body WeCom would POST.
+func signEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent) (string, []byte) {
 	t.Helper()
 	ev.CorpID = c.ReceiveID()
 	if ev.At.IsZero() {
@@ -51,6 +52,13 @@ func (in *instance) sendEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, body
+}
+
+// sendEvent signs and posts one callback n times (WeCom's retries re-send the same request).
+func (in *instance) sendEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent, n int) {
+	t.Helper()
+	path, body := signEvent(t, c, ev)
 	for i := 0; i < n; i++ {
 		if code, msg := in.post(t, path, body); code != http.StatusOK {
 			t.Fatalf("%s delivery %d: %d %s", ev.Type, i+1, code, msg)

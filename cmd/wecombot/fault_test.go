@@ -188,16 +188,9 @@ func signAdds(t *testing.T, c *wecom.Crypter, n int, prefix string) []*signed {
 	t.Helper()
 	out := make([]*signed, n)
 	for i := range out {
-		ev := callbackEvent{Type: "contact.add", CorpID: c.ReceiveID(), Staff: "zhangsan", State: "xhs", At: time.Now(),
+		ev := callbackEvent{Type: "contact.add", Staff: "zhangsan", State: "xhs",
 			ExternalUser: fmt.Sprintf("wm_%s_%03d", prefix, i), WelcomeCode: fmt.Sprintf("WC-%s-%03d", prefix, i)}
-		plain, err := ev.xml()
-		if err != nil {
-			t.Fatal(err)
-		}
-		path, body, err := sealedCallback(c, plain, ev.At)
-		if err != nil {
-			t.Fatal(err)
-		}
+		path, body := signEvent(t, c, ev)
 		out[i] = &signed{path: path, body: body, user: ev.ExternalUser, code: ev.WelcomeCode}
 	}
 	return out

@@ -54,18 +54,7 @@ func doReq(t *testing.T, req *http.Request) (int, string) {
 // postCallback signs and posts one callback, returning the answer.
 func (p *proc) postCallback(t *testing.T, c *wecom.Crypter, ev callbackEvent) (int, string) {
 	t.Helper()
-	ev.CorpID = c.ReceiveID()
-	if ev.At.IsZero() {
-		ev.At = time.Now()
-	}
-	plain, err := ev.xml()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, body, err := sealedCallback(c, plain, ev.At)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, body := signEvent(t, c, ev)
 	req, _ := http.NewRequest(http.MethodPost, p.base+path, bytes.NewReader(body))
 	return doReq(t, req)
 }
