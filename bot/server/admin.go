@@ -196,9 +196,9 @@ func (s *Server) apiOperations(w http.ResponseWriter, r *http.Request) {
 // apiRetryAction answers POST /api/v1/outbox/{id}/retry: a failed action
 // goes back into the outbox, due now.
 func (s *Server) apiRetryAction(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-	if err != nil || id == 0 {
-		s.fail(w, r, badParam("id", "must be an outbox action id (a positive whole number)"))
+	id, err := positiveID(r.PathValue("id"), "id", "an outbox action id")
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	as, ok := s.o.Store.(AdminStore)
@@ -227,4 +227,14 @@ func (s *Server) redactActions(acts []bot.Action) {
 		acts[i].LastError = s.o.Redact.String(acts[i].LastError)
 		acts[i].Detail = s.o.Redact.String(acts[i].Detail)
 	}
+}
+
+// positiveID parses a path parameter that names a stored record by its
+// positive sequence number; anything else is a 400 naming param.
+func positiveID(raw, param, what string) (uint64, error) {
+	v, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil || v == 0 {
+		return 0, badParam(param, "must be %s (a positive whole number)", what)
+	}
+	return v, nil
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -60,9 +59,9 @@ func (s *Server) apiFailedEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiRetryEvents(w http.ResponseWriter, r *http.Request) {
 	var seq uint64
 	if raw := r.PathValue("seq"); raw != "" {
-		v, err := strconv.ParseUint(raw, 10, 64)
-		if err != nil || v == 0 {
-			s.fail(w, r, badParam("seq", "must be an event seq (a positive whole number)"))
+		v, err := positiveID(raw, "seq", "an event seq")
+		if err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		seq = v
