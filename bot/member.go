@@ -82,7 +82,65 @@ type Member struct {
 
 	// Transfers are the member's hand-overs between staff (在职/离职继承), oldest first.
 	Transfers []Transfer `json:"transfers,omitempty"`
+
+	// Birthday is the birthday the member gave on the profile form (问卷),
+	// "YYYY-MM-DD" ("" when unknown). Level rights' birthday coupon and the
+	// SOP birthday trigger read it through BirthdayOn.
+	Birthday string `json:"birthday,omitempty"`
+	// Profile is what she answered on the profile form (nil until she did).
+	Profile *Profile `json:"profile,omitempty"`
 }
+
+// BirthdayLayout is the format of Member.Birthday.
+const BirthdayLayout = "2006-01-02"
+
+// Profile is a member's answers to the scenario's profile form (用户画像).
+type Profile struct {
+	// Form is the form's name in the scenario.
+	Form string `json:"form"`
+	// Answers are her answers in the form's field order.
+	Answers []ProfileAnswer `json:"answers,omitempty"`
+	// CompletedAt is her first submission (the one rewarded), UpdatedAt her last.
+	CompletedAt time.Time `json:"completed_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// ProfileAnswer is one field's answer: Value for a date, text or single
+// choice (the choice's key), Choices for a multiple choice (their keys).
+type ProfileAnswer struct {
+	Field   string   `json:"field"`
+	Value   string   `json:"value,omitempty"`
+	Choices []string `json:"choices,omitempty"`
+}
+
+// Answer returns the answer to field, or nil (nil-safe).
+func (p *Profile) Answer(field string) *ProfileAnswer {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Answers {
+		if p.Answers[i].Field == field {
+			return &p.Answers[i]
+		}
+	}
+	return nil
+}
+
+// BirthdayOn reports whether day (in its own location) is the member's
+// birthday; a 29 February birthday falls on 28 February in other years.
+func (m *Member) BirthdayOn(day time.Time) bool {
+	b, err := time.Parse(BirthdayLayout, m.Birthday)
+	if err != nil {
+		return false
+	}
+	month, d := b.Month(), b.Day()
+	if month == time.February && d == 29 && !isLeap(day.Year()) {
+		d = 28
+	}
+	return day.Month() == month && day.Day() == d
+}
+
+func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
 // Follow returns the follow relation with staffID, or nil.
 func (m *Member) Follow(staffID string) *Follow {
