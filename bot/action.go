@@ -368,3 +368,26 @@ func (f SenderFunc) Send(ctx context.Context, a *Action) (SendResult, bool, erro
 type Sender interface {
 	Send(ctx context.Context, a *Action) (res SendResult, retry bool, err error)
 }
+
+// HoldUntilOf asks s whether its throttle holds the API a needs
+// (senders with a throttle implement HoldUntil, as the WeCom client does);
+// zero when s has none. Wrapping senders pass it through with this.
+func HoldUntilOf(s Sender, a *Action) time.Time {
+	if h, ok := s.(interface{ HoldUntil(*Action) time.Time }); ok {
+		return h.HoldUntil(a)
+	}
+	return time.Time{}
+}
+
+// SendLimitOf asks s which API a's send needs and how many calls to it may
+// be out at once now (senders with adaptive per-API concurrency implement
+// SendLimit, as the WeCom client does); "", 0 when s does not say.
+// Wrapping senders pass it through with this.
+func SendLimitOf(s Sender, a *Action) (api string, n int) {
+	if l, ok := s.(interface {
+		SendLimit(*Action) (string, int)
+	}); ok {
+		return l.SendLimit(a)
+	}
+	return "", 0
+}

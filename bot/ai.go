@@ -142,12 +142,11 @@ func (m *SenderMux) pick(a *Action) Sender {
 
 // HoldUntil asks the sender for a's kind whether its throttle holds the API
 // a needs (the pipeline's Holder); zero when it has no throttle.
-func (m *SenderMux) HoldUntil(a *Action) time.Time {
-	if h, ok := m.pick(a).(interface{ HoldUntil(*Action) time.Time }); ok {
-		return h.HoldUntil(a)
-	}
-	return time.Time{}
-}
+func (m *SenderMux) HoldUntil(a *Action) time.Time { return HoldUntilOf(m.pick(a), a) }
+
+// SendLimit asks the sender for a's kind about its API's concurrency (the
+// pipeline's Limiter).
+func (m *SenderMux) SendLimit(a *Action) (string, int) { return SendLimitOf(m.pick(a), a) }
 
 // Held lists the APIs the default sender's throttle holds (status, health).
 func (m *SenderMux) Held() map[string]time.Time {

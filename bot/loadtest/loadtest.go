@@ -50,6 +50,10 @@ type Options struct {
 	// latency then counts from the scheduled send time, so a server that
 	// falls behind is charged for the queueing it causes.
 	Rate float64
+	// Count, with Rate, sends exactly this many requests (a burst: Count
+	// spread over Count/Rate seconds) and waits for their answers (up to
+	// Duration plus 30 s) instead of stopping at Duration.
+	Count int
 	// Next builds request number i; it runs on the sender goroutines.
 	Next func(i uint64) Request
 	// Sent is called just before a request goes out (optional).
@@ -106,7 +110,11 @@ func Run(ctx context.Context, o Options) Result {
 	}
 	client := Client(o.Concurrency)
 	defer client.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	limit := o.Duration
+	if o.Count > 0 && o.Rate > 0 {
+		limit += 30 * time.Second // the burst's last requests get their answers
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 
 	// In rate mode a pacer hands out scheduled send times; senders that find
@@ -127,6 +135,12 @@ func Run(ctx context.Context, o Options) Result {
 					return
 				case now := <-tick.C:
 					due := int64(now.Sub(start) / interval)
+					if o.Count > 0 {
+						if issued >= int64(o.Count) {
+							return
+						}
+						due = min(due, int64(o.Count))
+					}
 					for ; issued < due; issued++ {
 						select {
 						case slots <- start.Add(time.Duration(issued) * interval):

@@ -283,6 +283,14 @@ type Sender struct {
 	Stale func(error) bool
 }
 
+// HoldUntil passes the next sender's throttle hold through (the pipeline's
+// Holder): the relay leaves an action whose API is held in the outbox.
+func (s *Sender) HoldUntil(a *bot.Action) time.Time { return bot.HoldUntilOf(s.Next, a) }
+
+// SendLimit passes the next sender's per-API concurrency through (the
+// pipeline's Limiter).
+func (s *Sender) SendLimit(a *bot.Action) (string, int) { return bot.SendLimitOf(s.Next, a) }
+
 // Send implements bot.Sender.
 func (s *Sender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
 	resolved, notes, err := s.resolveAction(ctx, a, false)

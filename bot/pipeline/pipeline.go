@@ -43,7 +43,10 @@ type Options struct {
 	// (back-pressure) while new events keep landing safely in the log.
 	Workers   int
 	QueueSize int
-	// Senders is how many actions are delivered at once (default 8).
+	// Senders caps how many actions are delivered at once in all (default
+	// 256). Within it each API gets the concurrency its sender's Limiter
+	// gives (the WeCom client's adapts to WeCom's latency within WeCom's
+	// per-API budgets), DefaultLaneLimit per action kind otherwise.
 	Senders int
 	// HandleAttempts is how often an event whose handler fails on a healthy
 	// store is tried before it is recorded as failed (default 3). A store
@@ -93,7 +96,13 @@ type Pipeline struct {
 	running  atomic.Bool
 	ready    chan struct{}
 	stop     <-chan struct{} // closed when Run's context ends: store retries give up then
-	inflight sync.Map        // outbox action id → struct{}: never send one twice at once
+	inflight sync.Map        // outbox action id → struct{}: being sent or queued in its lane; never send one twice at once
+	// lanes are the relay's per-API send queues (relay.go's lane), sending
+	// how many sends are under way in all; laneMu guards both.
+	laneMu   sync.Mutex
+	lanes    map[string]*lane
+	sending  int
+	scanFull atomic.Bool // the last outbox read filled its page: more may be due
 	// rewind asks the dispatcher to read the log from the start again
 	// (failed events were put back: Replay).
 	rewind atomic.Bool
@@ -147,7 +156,7 @@ func New(o Options) *Pipeline {
 		o.QueueSize = 128
 	}
 	if o.Senders <= 0 {
-		o.Senders = 8
+		o.Senders = 256
 	}
 	if o.HandleAttempts <= 0 {
 		o.HandleAttempts = 3
@@ -187,6 +196,7 @@ func New(o Options) *Pipeline {
 		handle:  o.Handle.Use(mw...),
 		wake:    wake,
 		ready:   make(chan struct{}),
+		lanes:   map[string]*lane{},
 	}
 }
 
@@ -565,10 +575,155 @@ type Holder interface {
 	HoldUntil(a *bot.Action) time.Time
 }
 
-// relay delivers due actions, at most Senders at a time, until ctx ends;
-// then it waits for the sends under way.
+// Limiter is implemented by senders whose calls are limited per API (the
+// WeCom client, through the mux and the media sender): a's send needs api,
+// and at most n calls to it may be out at once now (adaptive to WeCom's
+// latency, bot/retry's Throttle). The relay sends at most n such actions at
+// a time, in a lane of their own, so an API at its limit never holds up
+// another API's sends: welcome codes don't wait behind mark_tag.
+type Limiter interface {
+	SendLimit(a *bot.Action) (api string, n int)
+}
+
+// DefaultLaneLimit is how many actions of one kind are sent at once when
+// the sender does not say (Limiter).
+const DefaultLaneLimit = 8
+
+// lane is the actions needing one API: how many are being sent and the
+// ones read from the outbox waiting for a slot, in the order read (urgent
+// first, then by due time).
+type lane struct {
+	running int
+	queue   []laneItem
+}
+
+type laneItem struct {
+	a         bot.Action
+	claimedAt time.Time // with several nodes: when this node claimed it
+}
+
+// laneOf names a's lane and its concurrency limit now.
+func (p *Pipeline) laneOf(a *bot.Action) (string, int) {
+	if l, ok := p.o.Sender.(Limiter); ok {
+		if api, n := l.SendLimit(a); api != "" && n > 0 {
+			return api, n
+		}
+	}
+	return "kind:" + string(a.Kind), DefaultLaneLimit
+}
+
+// admit starts sending it now if its lane and the relay have room, else
+// queues it in its lane; a finishing send takes the next queued item.
+func (p *Pipeline) admit(ctx context.Context, it laneItem, sends *sync.WaitGroup) {
+	key, limit := p.laneOf(&it.a)
+	p.laneMu.Lock()
+	ln := p.lanes[key]
+	if ln == nil {
+		ln = &lane{}
+		p.lanes[key] = ln
+	}
+	if ln.running >= limit || p.sending >= p.o.Senders {
+		ln.queue = append(ln.queue, it)
+		p.laneMu.Unlock()
+		return
+	}
+	ln.running++
+	p.sending++
+	p.laneMu.Unlock()
+	sends.Add(1)
+	go p.sendLoop(ctx, key, it, sends)
+}
+
+// sendLoop delivers it, then the next queued item that may start (its own
+// lane first), until none may.
+func (p *Pipeline) sendLoop(ctx context.Context, key string, it laneItem, sends *sync.WaitGroup) {
+	defer sends.Done()
+	for {
+		p.sendOne(ctx, it)
+		var ok bool
+		key, it, ok = p.finish(ctx, key, it.a.ID)
+		if !ok {
+			return
+		}
+	}
+}
+
+// finish ends a send in lane key and picks the next item that may start:
+// from the same lane if it has one, else from any lane with room. After
+// Run's context ended nothing new starts (what was queued stays pending in
+// the outbox for the next start).
+func (p *Pipeline) finish(ctx context.Context, key string, id uint64) (string, laneItem, bool) {
+	p.laneMu.Lock()
+	defer p.laneMu.Unlock()
+	p.inflight.Delete(id)
+	p.lanes[key].running--
+	p.sending--
+	if ctx.Err() != nil {
+		for _, ln := range p.lanes {
+			for _, it := range ln.queue {
+				p.inflight.Delete(it.a.ID)
+			}
+			ln.queue = nil
+		}
+		return "", laneItem{}, false
+	}
+	try := func(k string, ln *lane) (laneItem, bool) {
+		if len(ln.queue) == 0 || p.sending >= p.o.Senders {
+			return laneItem{}, false
+		}
+		if _, limit := p.laneOf(&ln.queue[0].a); ln.running >= limit {
+			return laneItem{}, false
+		}
+		it := ln.queue[0]
+		ln.queue = ln.queue[1:]
+		ln.running++
+		p.sending++
+		return it, true
+	}
+	if it, ok := try(key, p.lanes[key]); ok {
+		return key, it, true
+	}
+	for k, ln := range p.lanes {
+		if it, ok := try(k, ln); ok {
+			return k, it, true
+		}
+	}
+	if len(p.lanes[key].queue) == 0 && (p.cluster != nil || p.scanFull.Load()) {
+		p.NotifyOutbox() // the lane ran dry and the outbox may hold more: read it again
+	}
+	return "", laneItem{}, false
+}
+
+// sendOne delivers one admitted action, unless it no longer may go.
+func (p *Pipeline) sendOne(ctx context.Context, it laneItem) {
+	dctx := context.WithoutCancel(ctx)
+	if p.cluster != nil {
+		// The claim must outlive the send: cut it off at three quarters of
+		// the lease from the claim, and don't start one queued too long.
+		cutoff := it.claimedAt.Add(p.o.ClaimLease * 3 / 4)
+		if !p.o.Now().Before(it.claimedAt.Add(p.o.ClaimLease / 2)) {
+			return // its claim lapses soon: left to the next claim
+		}
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithDeadline(dctx, cutoff)
+		defer cancel()
+	}
+	if holder, ok := p.o.Sender.(Holder); ok && holder.HoldUntil(&it.a).After(p.o.Now()) {
+		return // held while it waited in its lane: left in the outbox, unwritten
+	}
+	// Re-read under the in-flight claim: the list it came from may predate
+	// a delivery that finished since, and must not send it again.
+	cur, err := p.o.Store.Action(dctx, it.a.ID)
+	if err != nil || cur.Status != bot.ActionPending || cur.DueAt.After(p.o.Now()) {
+		return
+	}
+	p.deliver(dctx, cur)
+}
+
+// relay delivers due actions until ctx ends, then waits for the sends
+// under way. Each API has its own lane with the sender's concurrency limit
+// for it (Limiter), at most Senders sends in all.
 func (p *Pipeline) relay(ctx context.Context) {
-	sem := make(chan struct{}, p.o.Senders)
 	var sends sync.WaitGroup
 	defer sends.Wait()
 	timer := time.NewTimer(0)
@@ -577,7 +732,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 	for {
 		now := p.o.Now()
 		wait := p.o.PollInterval
-		limit := 128
+		limit := relayPage
 		var acts []bot.Action
 		var err error
 		switch hold := p.storeHeld(); {
@@ -585,18 +740,27 @@ func (p *Pipeline) relay(ctx context.Context) {
 			wait = hold.Sub(now) // the store could not record an attempt: send nothing until it can
 			limit = 0
 		case p.cluster != nil:
-			// Claim only what can be sent now: a claimed action waits for
-			// this node alone, and a crash strands at most Senders of them
-			// until their lease lapses.
-			limit = cap(sem) - len(sem)
-			acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
+			// Claim only what can be sent soon: a claimed action waits for
+			// this node alone, and a crash strands the claimed ones until
+			// their lease lapses.
+			p.laneMu.Lock()
+			queued := 0
+			for _, ln := range p.lanes {
+				queued += len(ln.queue)
+			}
+			limit = max(p.o.Senders-p.sending-queued, 0)
+			p.laneMu.Unlock()
+			if limit > 0 {
+				acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
+			}
 		default:
 			acts, err = p.o.Store.DueActions(ctx, now, limit)
 		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Error().Err(err).Msg("read outbox")
 		}
-		claimed := 0
+		p.scanFull.Store(limit > 0 && len(acts) == limit)
+		fresh := 0
 		for _, a := range acts {
 			if holder != nil {
 				if until := holder.HoldUntil(&a); until.After(now) {
@@ -605,41 +769,16 @@ func (p *Pipeline) relay(ctx context.Context) {
 				}
 			}
 			if _, busy := p.inflight.LoadOrStore(a.ID, struct{}{}); busy {
-				continue
+				continue // being sent, or queued in its lane
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
+			if ctx.Err() != nil {
 				p.inflight.Delete(a.ID)
 				return
 			}
-			claimed++
-			sends.Add(1)
-			go func(id uint64) {
-				defer func() {
-					<-sem
-					p.inflight.Delete(id)
-					sends.Done()
-					if p.cluster != nil {
-						p.NotifyOutbox() // a sender is free: claim the next
-					}
-				}()
-				dctx := context.WithoutCancel(ctx)
-				if p.cluster != nil {
-					var cancel context.CancelFunc
-					dctx, cancel = context.WithTimeout(dctx, p.o.ClaimLease*3/4)
-					defer cancel()
-				}
-				// Re-read under the in-flight claim: the list above may predate a
-				// delivery that finished since, and must not send it again.
-				cur, err := p.o.Store.Action(dctx, id)
-				if err != nil || cur.Status != bot.ActionPending || cur.DueAt.After(p.o.Now()) {
-					return
-				}
-				p.deliver(dctx, cur)
-			}(a.ID)
+			fresh++
+			p.admit(ctx, laneItem{a: a, claimedAt: now}, &sends)
 		}
-		if len(acts) == limit && limit > 0 && claimed > 0 {
+		if len(acts) == limit && limit > 0 && fresh > 0 {
 			wait = 0
 		} else if next, ok, err := p.o.Store.NextDue(ctx); err == nil && ok {
 			if d := next.Sub(p.o.Now()); d < wait {
@@ -656,6 +795,9 @@ func (p *Pipeline) relay(ctx context.Context) {
 		}
 	}
 }
+
+// relayPage is how many due actions the relay reads at a time.
+const relayPage = 256
 
 // HandlePending applies every pending event in log order, in the caller's
 // goroutine, exactly as Run's workers do (same handler chain, processed

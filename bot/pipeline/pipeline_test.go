@@ -407,3 +407,91 @@ func TestGuardCancelsAction(t *testing.T) {
 		t.Fatalf("canceled action %+v %v", a, err)
 	}
 }
+
+// laneSender answers SendLimit with a fixed limit per kind and holds every
+// mark_tag send until released, counting how many of each kind are out.
+type laneSender struct {
+	limits  map[bot.ActionKind]int
+	release chan struct{}
+
+	mu       sync.Mutex
+	out, max map[bot.ActionKind]int
+	sent     map[bot.ActionKind]int
+}
+
+func (s *laneSender) SendLimit(a *bot.Action) (string, int) {
+	return "api/" + string(a.Kind), s.limits[a.Kind]
+}
+
+func (s *laneSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	s.mu.Lock()
+	s.out[a.Kind]++
+	s.max[a.Kind] = max(s.max[a.Kind], s.out[a.Kind])
+	s.mu.Unlock()
+	if a.Kind == bot.ActionMarkTag {
+		<-s.release
+	} else {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.mu.Lock()
+	s.out[a.Kind]--
+	s.sent[a.Kind]++
+	s.mu.Unlock()
+	return bot.SendResult{Detail: "ok"}, false, nil
+}
+
+func (s *laneSender) count(k bot.ActionKind) (sent, maxOut int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent[k], s.max[k]
+}
+
+// TestRelayLanesPerAPI: each API gets its own lane with the sender's limit
+// (Limiter): while every mark_tag slot is taken by a send that does not
+// return, welcomes enqueued after 20 mark_tags are all delivered, never more
+// than their limit at once; mark_tag never exceeds its limit, and every
+// queued one goes out once the slots free.
+func TestRelayLanesPerAPI(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	snd := &laneSender{limits: map[bot.ActionKind]int{bot.ActionMarkTag: 3, bot.ActionWelcome: 4}, release: make(chan struct{}),
+		out: map[bot.ActionKind]int{}, max: map[bot.ActionKind]int{}, sent: map[bot.ActionKind]int{}}
+	enqueue := func(kind bot.ActionKind, n int) {
+		err := st.Update(context.Background(), func(tx bot.Tx) error {
+			for i := range n {
+				a, err := bot.NewAction(kind, fmt.Sprintf("%s|%d", kind, i), bot.WelcomeMessage{WelcomeCode: "c", Text: "hi"})
+				if err != nil {
+					return err
+				}
+				a.CreatedAt = time.Now()
+				if _, err := tx.Enqueue(a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(bot.ActionMarkTag, 20)
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: snd})
+	defer stop()
+	waitFor(t, "three mark_tags out", func() bool { _, m := snd.count(bot.ActionMarkTag); return m == 3 })
+	enqueue(bot.ActionWelcome, 30)
+	p.NotifyOutbox()
+	waitFor(t, "every welcome sent while mark_tag is stuck", func() bool { n, _ := snd.count(bot.ActionWelcome); return n == 30 })
+	if _, m := snd.count(bot.ActionWelcome); m > 4 {
+		t.Errorf("%d welcomes out at once, limit 4", m)
+	}
+	close(snd.release)
+	waitFor(t, "every mark_tag sent", func() bool { n, _ := snd.count(bot.ActionMarkTag); return n == 20 })
+	if _, m := snd.count(bot.ActionMarkTag); m != 3 {
+		t.Errorf("%d mark_tags out at once, limit 3", m)
+	}
+	waitFor(t, "50 deliveries recorded", func() bool { return p.Stats().Sent >= 50 })
+	if got := p.Stats().Sent; got != 50 {
+		t.Errorf("sent %d, want 50 (each once)", got)
+	}
+}

@@ -1,6 +1,9 @@
 package retry_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,49 +99,226 @@ func TestThrottleHoldsAnAPIAndProbes(t *testing.T) {
 	clock := func() time.Time { return now }
 	p := retry.Policy{Base: time.Second, Cap: 10 * time.Second, Floor: 100 * time.Millisecond, Rand: func(n time.Duration) time.Duration { return n }}
 	th := retry.NewThrottle(p, clock)
-	if ok, _ := th.Acquire("a"); !ok {
+	ctx := context.Background()
+	acquire := func(api string) (*retry.Call, time.Time) {
+		t.Helper()
+		c, until, err := th.Begin(ctx, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, until
+	}
+	first, _ := acquire("a")
+	stale, _ := acquire("a")
+	if first == nil || stale == nil {
 		t.Fatal("a fresh API is held")
 	}
-	th.Observe("a", true)
-	if ok, until := th.Acquire("a"); ok || !until.Equal(now.Add(time.Second)) {
-		t.Fatalf("after an overload answer: ok=%v until=%v", ok, until)
+	first.End(true)
+	if c, until := acquire("a"); c != nil || !until.Equal(now.Add(time.Second)) {
+		t.Fatalf("after an overload answer: call=%v until=%v", c, until)
 	}
-	if ok, _ := th.Acquire("b"); !ok {
+	if c, _ := acquire("b"); c == nil {
 		t.Fatal("another API is held too")
 	}
-	th.Observe("a", true) // a call that was already out: no new strike
+	stale.End(true) // a call that was already out: no new strike
 	if h := th.Hold("a"); !h.Equal(now.Add(time.Second)) {
 		t.Fatalf("stale answer extended the hold to %v", h)
 	}
 	now = now.Add(time.Second)
-	if ok, _ := th.Acquire("a"); !ok {
+	probe, _ := acquire("a")
+	if probe == nil {
 		t.Fatal("no probe after the hold")
 	}
-	if ok, _ := th.Acquire("a"); ok {
+	if c, _ := acquire("a"); c != nil {
 		t.Fatal("a second call while the probe is out")
 	}
 	if h := th.Hold("a"); h.IsZero() {
 		t.Fatal("Hold says open while the probe is out")
 	}
-	th.Observe("a", true) // the probe failed: hold 2 s
-	if ok, until := th.Acquire("a"); ok || !until.Equal(now.Add(2*time.Second)) {
-		t.Fatalf("after a failed probe: ok=%v until=%v", ok, until)
+	probe.End(true) // the probe failed: hold 2 s
+	if c, until := acquire("a"); c != nil || !until.Equal(now.Add(2*time.Second)) {
+		t.Fatalf("after a failed probe: call=%v until=%v", c, until)
 	}
 	now = now.Add(2 * time.Second)
-	if ok, _ := th.Acquire("a"); !ok {
+	probe, _ = acquire("a")
+	if probe == nil {
 		t.Fatal("no second probe")
 	}
-	th.Observe("a", false)
+	probe.End(false)
 	for range 3 {
-		if ok, _ := th.Acquire("a"); !ok {
+		c, _ := acquire("a")
+		if c == nil {
 			t.Fatal("still held after a good probe")
 		}
+		c.End(false)
 	}
 	if len(th.Held()) != 0 {
 		t.Fatalf("held: %v", th.Held())
 	}
 	var none *retry.Throttle
-	if ok, _ := none.Acquire("x"); !ok || !none.Hold("x").IsZero() {
+	if c, _, _ := none.Begin(ctx, "x"); c == nil || !none.Hold("x").IsZero() {
 		t.Fatal("a nil throttle holds")
+	}
+}
+
+// TestThrottleConcurrencyAdaptsToLatency: an API in demand starts at
+// Limits.Initial calls at once; each round trip of answers doubles the
+// limit (slow start) up to Max, so 100 ms calls are not capped at
+// Initial/100 ms; an overload answer halves it (once per round trip) and
+// growth is then one per round trip; Begin waits for a slot while the limit
+// is reached and takes one when a call ends; a round trip far above the
+// fastest seen shrinks the limit.
+func TestThrottleConcurrencyAdaptsToLatency(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	th := retry.NewThrottle(retry.DefaultThrottle, clock).WithLimits(retry.Limits{Initial: 4, Max: 64, PerMinute: -1, PerHour: -1})
+	ctx := context.Background()
+	// round sends as many calls as the limit allows, 100 ms each.
+	round := func(overloaded bool) int {
+		n := th.Limit("api")
+		calls := make([]*retry.Call, 0, n)
+		for range n {
+			c, until, err := th.Begin(ctx, "api")
+			if err != nil || c == nil {
+				t.Fatalf("begin %d of %d: %v %v", len(calls), n, until, err)
+			}
+			calls = append(calls, c)
+		}
+		advance(100 * time.Millisecond)
+		for i, c := range calls {
+			c.End(overloaded && i == 0)
+		}
+		return th.Limit("api")
+	}
+	if got := th.Limit("api"); got != 4 {
+		t.Fatalf("initial limit %d, want 4", got)
+	}
+	var seen []int
+	for range 5 {
+		seen = append(seen, round(false))
+	}
+	if want := []int{8, 16, 32, 64, 64}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("limits after each round %v, want %v (doubling to Max)", seen, want)
+	}
+	if got := round(true); got != 32 {
+		t.Fatalf("after an overload answer in a round: limit %d, want 32", got)
+	}
+	advance(2 * time.Minute) // the hold passes; the next call probes
+	c, _, _ := th.Begin(ctx, "api")
+	c.End(false)
+	before := th.Limit("api")
+	round(false)
+	round(false)
+	if got := round(false); got < before+2 || got > before+3 {
+		t.Fatalf("after the cut, three rounds took the limit from %d to %d, want about one more per round (additive increase)", before, got)
+	}
+
+	// At the limit, Begin waits until a call ends.
+	th2 := retry.NewThrottle(retry.DefaultThrottle, clock).WithLimits(retry.Limits{Initial: 1, Max: 1})
+	first, _, _ := th2.Begin(ctx, "api")
+	got := make(chan *retry.Call)
+	go func() {
+		c, _, err := th2.Begin(ctx, "api")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second call went out beside the first with limit 1")
+	case <-time.After(20 * time.Millisecond):
+	}
+	first.End(false)
+	select {
+	case c := <-got:
+		if c == nil {
+			t.Fatal("no call after the slot freed")
+		}
+		c.End(false)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Begin never took the freed slot")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	hold, _, _ := th2.Begin(ctx, "api")
+	cancel()
+	if _, _, err := th2.Begin(cctx, "api"); err == nil {
+		t.Fatal("Begin on a full API ignored its context")
+	}
+	hold.End(false)
+
+	// Latency far above the fastest round trip shrinks the limit.
+	th3 := retry.NewThrottle(retry.DefaultThrottle, clock).WithLimits(retry.Limits{Initial: 16})
+	c, _, _ = th3.Begin(ctx, "api")
+	advance(50 * time.Millisecond)
+	c.End(false)
+	advance(time.Second)
+	c, _, _ = th3.Begin(ctx, "api")
+	advance(2 * time.Second)
+	c.End(false)
+	if got := th3.Limit("api"); got >= 16 {
+		t.Fatalf("limit %d after a 2 s round trip on a 50 ms API, want it cut", got)
+	}
+}
+
+// TestThrottleBudget: an API gets at most PerMinute calls in any minute
+// and PerHour in any hour (WeCom's 10,000/min and 150,000/h per API); a
+// spent budget holds the API (Hold, Held, Begin's until) until the oldest
+// calls leave the window, and other APIs are not affected.
+func TestThrottleBudget(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	th := retry.NewThrottle(retry.DefaultThrottle, clock).WithLimits(retry.Limits{Max: 100, PerMinute: 10, PerHour: 25})
+	ctx := context.Background()
+	call := func(api string) bool {
+		c, _, err := th.Begin(ctx, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != nil {
+			c.End(false)
+		}
+		return c != nil
+	}
+	for i := range 10 {
+		if !call("a") {
+			t.Fatalf("call %d of a budget of 10/min refused", i+1)
+		}
+		now = now.Add(time.Second)
+	}
+	if call("a") {
+		t.Fatal("an 11th call inside a minute went out")
+	}
+	until := th.Hold("a")
+	if want := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC); !until.Equal(want) {
+		t.Fatalf("held until %v, want %v (when the first call leaves the minute)", until, want)
+	}
+	if _, ok := th.Held()["a"]; !ok {
+		t.Fatal("Held does not list the API whose budget is spent")
+	}
+	if !call("b") {
+		t.Fatal("another API is held by a's budget")
+	}
+	now = until
+	if !call("a") {
+		t.Fatal("the minute freed a call but it was refused")
+	}
+	// The hour: 25 calls; 11 made so far.
+	for range 14 {
+		now = now.Add(10 * time.Second)
+		if !call("a") {
+			t.Fatalf("refused at %v inside the hourly budget", now)
+		}
+	}
+	now = now.Add(10 * time.Minute)
+	if call("a") {
+		t.Fatal("a 26th call inside an hour went out")
+	}
+	if h := th.Hold("a"); !h.Equal(time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)) {
+		t.Fatalf("hour budget held until %v, want 01:00 (when the first minute's calls leave the hour)", h)
 	}
 }

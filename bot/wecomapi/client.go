@@ -98,6 +98,9 @@ type Config struct {
 	// Throttle is the hold after overload answers (45009, 45033, -1, 5xx,
 	// timeouts), per API (default retry.DefaultThrottle).
 	Throttle retry.Policy
+	// Limits bound each API's adaptive concurrency and its call budget
+	// (default retry.DefaultLimits: WeCom's 10,000/min and 150,000/h per API).
+	Limits retry.Limits
 }
 
 // Client calls WeCom. It is safe for concurrent use.
@@ -198,7 +201,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("wecom: kf client: %w", err)
 	}
 	c.tags = newTagResolver(c)
-	c.throttle = retry.NewThrottle(cfg.Throttle, cfg.Now)
+	c.throttle = retry.NewThrottle(cfg.Throttle, cfg.Now).WithLimits(cfg.Limits)
 
 	installLibraryHooks()
 	routes.Store(c.id, &route{base: c.base, rt: c.transport})
@@ -300,20 +303,24 @@ func (c *Client) call(ctx context.Context, api string, fn func() error) error {
 				return err
 			}
 		}
-		if ok, until := c.throttle.Acquire(api); !ok {
+		tc, until, err := c.throttle.Begin(ctx, api)
+		if err != nil {
+			return fmt.Errorf("wecom %s: %w", api, err)
+		}
+		if tc == nil {
 			return &HeldError{API: api, Until: until}
 		}
 		start := time.Now()
-		err := fn()
+		err = fn()
 		took := time.Since(start)
 		if err == nil {
-			c.throttle.Observe(api, false)
+			tc.End(false)
 			c.metrics.WeComCall(api, 0, took)
 			c.log.Debug().Str("api", api).Dur("took_ms", took).Msg("wecom call ok")
 			return nil
 		}
 		apiErr := toAPIError(api, err)
-		c.throttle.Observe(api, apiErr.Overloaded())
+		tc.End(apiErr.Overloaded())
 		c.metrics.WeComCall(api, apiErr.Code, took)
 		if ts != nil && attempt == 1 && isTokenError(apiErr.Code) {
 			c.log.Info().Str("api", api).Int64("errcode", apiErr.Code).Msg("access_token refused; fetching a new one and retrying once")
@@ -358,6 +365,18 @@ func (c *Client) HoldUntil(a *bot.Action) time.Time {
 		}
 	}
 	return until
+}
+
+// SendLimit implements pipeline.Limiter: the API an action's send calls
+// first, and how many calls to it may be out at once now (the throttle's
+// adaptive concurrency); the outbox sends at most that many such actions at
+// a time. Kinds without a known API get the default.
+func (c *Client) SendLimit(a *bot.Action) (api string, n int) {
+	apis := kindAPIs[a.Kind]
+	if len(apis) == 0 {
+		return "", 0
+	}
+	return apis[0], c.throttle.Limit(apis[0])
 }
 
 // Held lists the APIs held back now and until when (status, health).
@@ -465,7 +484,11 @@ func (ts *tokenSource) invalidate(old string) {
 // fetchToken calls gettoken with our own HTTP request.
 func (c *Client) fetchToken(ctx context.Context, secret string) (string, time.Duration, error) {
 	q := url.Values{"corpid": {c.cfg.CorpID}, "corpsecret": {secret}}
-	if ok, until := c.throttle.Acquire(apiGetToken); !ok {
+	tc, until, err := c.throttle.Begin(ctx, apiGetToken)
+	if err != nil {
+		return "", 0, fmt.Errorf("wecom %s: %w", apiGetToken, err)
+	}
+	if tc == nil {
 		return "", 0, &HeldError{API: apiGetToken, Until: until}
 	}
 	start := time.Now()
@@ -473,12 +496,12 @@ func (c *Client) fetchToken(ctx context.Context, secret string) (string, time.Du
 	took := time.Since(start)
 	if err != nil {
 		apiErr := toAPIError(apiGetToken, err)
-		c.throttle.Observe(apiGetToken, apiErr.Overloaded())
+		tc.End(apiErr.Overloaded())
 		c.metrics.WeComCall(apiGetToken, apiErr.Code, took)
 		c.logFailure(apiErr, took)
 		return "", 0, apiErr
 	}
-	c.throttle.Observe(apiGetToken, false)
+	tc.End(false)
 	c.metrics.WeComCall(apiGetToken, 0, took)
 	c.log.Debug().Dur("took_ms", took).Int64("expires_in", int64(expiresIn/time.Second)).Msg("access_token fetched")
 	return token, expiresIn, nil

@@ -3,6 +3,8 @@ package wecomapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,5 +105,43 @@ func TestLostAnswerIsOutcomeUnknownAndResolvedPerKind(t *testing.T) {
 	e.fake.Delay(fakewecom.APIKfSyncMsg, 400*time.Millisecond)
 	if _, _, _, err := e.client.KfSyncMsg(ctx, "t", "wk1", ""); err == nil || errors.Is(err, bot.ErrOutcomeUnknown) {
 		t.Fatalf("kf/sync_msg timeout: %v", err)
+	}
+}
+
+// TestSendConcurrencyFollowsLatency: against a WeCom answering after 50 ms,
+// 60 senders' welcomes raise send_welcome_msg's concurrency (SendLimit)
+// from its initial 8 — a fixed 8 would cap the API at 160 calls/s — and
+// never past Limits.Max; every send succeeds once.
+func TestSendConcurrencyFollowsLatency(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(c *wecomapi.Config) { c.Limits = retry.Limits{Max: 40} })
+	e.fake.SetLatency(50 * time.Millisecond)
+	ctx := context.Background()
+	if api, n := e.client.SendLimit(welcome(t, "x")); api != fakewecom.APISendWelcomeMsg || n != retry.DefaultLimits.Initial {
+		t.Fatalf("SendLimit before any call = %s %d, want %s %d", api, n, fakewecom.APISendWelcomeMsg, retry.DefaultLimits.Initial)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 300)
+	for w := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5 {
+				if _, _, err := e.client.Send(ctx, welcome(t, fmt.Sprintf("wc-%d-%d", w, i))); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := e.fake.Count(fakewecom.APISendWelcomeMsg); n != 300 {
+		t.Fatalf("%d send_welcome_msg calls, want 300", n)
+	}
+	if _, n := e.client.SendLimit(welcome(t, "x")); n <= retry.DefaultLimits.Initial || n > 40 {
+		t.Fatalf("SendLimit after 60 senders at 50 ms = %d, want above %d and at most Max 40", n, retry.DefaultLimits.Initial)
 	}
 }

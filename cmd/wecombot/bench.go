@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -46,6 +47,29 @@ type benchOptions struct {
 	// is how many servers share it (callbacks spread round-robin).
 	DatabaseURL string
 	Nodes       int
+	// WeComLatency delays every answer of the fake WeCom (the real one
+	// takes 50–200 ms); zero answers at once.
+	WeComLatency time.Duration
+	// Burst, when set, sends BurstN adds evenly over BurstOver (a livestream
+	// spike) instead of --duration/--rate, and the report gives the share
+	// of welcomes that reached WeCom inside the code's 20 s window.
+	BurstN    int
+	BurstOver time.Duration
+}
+
+// welcomeWindow is how long a welcome code is usable after the add (WeCom:
+// 20 s); a welcome reaching WeCom later is refused.
+const welcomeWindow = 20 * time.Second
+
+// parseBurst reads --burst N/10s: N adds spread evenly over the duration.
+func parseBurst(s string) (n int, over time.Duration, err error) {
+	num, dur, ok := strings.Cut(s, "/")
+	n, nerr := strconv.Atoi(strings.TrimSpace(num))
+	over, derr := time.ParseDuration(strings.TrimSpace(dur))
+	if !ok || nerr != nil || derr != nil || n < 1 || n > 1_000_000 || over <= 0 || over > time.Hour {
+		return 0, 0, fmt.Errorf("--burst %q: want N/duration like 3000/10s (N in [1, 1000000], duration in (0, 1h])", s)
+	}
+	return n, over, nil
 }
 
 // benchMix is the weighted list of callback kinds a run sends.
@@ -121,11 +145,29 @@ and prints both, with their ratio. See docs/performance.md.`, 0, 0)
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
+	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
+	burst := fs.String("burst", "", "N/duration: send N contact adds evenly over the duration (a livestream burst, e.g. 3000/10s) instead of --duration/--rate, and report the welcomes inside WeCom's 20 s window (mix add only unless --mix is given)")
 	if _, done, err := cl.parse(args, stdout, stderr); done {
 		return err
 	}
 	if o.Duration <= 0 || o.Duration > time.Hour || o.Concurrency < 1 || o.Concurrency > 10000 || o.Rate < 0 || o.Members < 0 {
 		return &exitError{exitUsage, errors.New("bench: --duration must be in (0, 1h], --concurrency in [1, 10000], --rate and --members ≥ 0")}
+	}
+	if *burst != "" {
+		n, over, err := parseBurst(*burst)
+		if err != nil {
+			return &exitError{exitUsage, err}
+		}
+		o.BurstN, o.BurstOver = n, over
+		o.Duration, o.Rate = over, float64(n)/over.Seconds()
+		mixSet := false
+		fs.Visit(func(f *flag.Flag) { mixSet = mixSet || f.Name == "mix" })
+		if !mixSet {
+			o.Mix = "add=1"
+		}
+	}
+	if o.WeComLatency < 0 || o.WeComLatency > time.Minute {
+		return &exitError{exitUsage, errors.New("bench: --wecom-latency must be in [0, 1m]")}
 	}
 	if _, err := parseMix(o.Mix); err != nil {
 		return &exitError{exitUsage, err}
@@ -169,6 +211,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	// observer times each welcome against the add that owed it.
 	fake := fakewecom.New(nil)
 	defer fake.Close()
+	fake.SetLatency(o.WeComLatency)
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
 	apiCalls := map[string]int{}
@@ -279,7 +322,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	fmt.Fprintf(progress, "bench: %v against wecombot serve (concurrency %d%s) …\n", o.Duration, o.Concurrency, rateText(o.Rate))
 	processedBefore := processedBy(srvs)
 	rep.Serve = loadtest.Run(ctx, loadtest.Options{
-		Base: srv.base, Bases: bases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next,
+		Base: srv.base, Bases: bases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next,
 		Sent: func(r loadtest.Request, at time.Time) {
 			if r.Key != "" {
 				mu.Lock()
@@ -337,7 +380,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		go bare.Serve(ln)
 		fmt.Fprintf(progress, "bench: %v against the bare handler …\n", o.Duration)
 		runID = randomHex(4)
-		rep.Bare = loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next})
+		rep.Bare = loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next})
 		_ = bare.Close()
 	}
 	return rep, nil
@@ -586,9 +629,27 @@ func preloadMembers(ctx context.Context, path string, n int) (int, error) {
 	return have, nil
 }
 
+// InWindow counts the welcomes that reached WeCom within welcomeWindow of
+// their add, and their share of the welcomes owed (acknowledged adds).
+func (r *benchReport) InWindow() (n int, share float64) {
+	n, _ = slices.BinarySearch(r.Welcomes, welcomeWindow+1)
+	if r.Adds == 0 {
+		return n, 0
+	}
+	return n, float64(n) / float64(r.Adds)
+}
+
 func (r *benchReport) print(w io.Writer) {
 	o := r.Opts
-	fmt.Fprintf(w, "wecombot bench — %v per phase, concurrency %d%s, mix %s\n", o.Duration, o.Concurrency, rateText(o.Rate), o.Mix)
+	if o.BurstN > 0 {
+		fmt.Fprintf(w, "wecombot bench — burst of %d adds over %v (%.0f/s, open loop), concurrency %d, mix %s", o.BurstN, o.BurstOver, o.Rate, o.Concurrency, o.Mix)
+	} else {
+		fmt.Fprintf(w, "wecombot bench — %v per phase, concurrency %d%s, mix %s", o.Duration, o.Concurrency, rateText(o.Rate), o.Mix)
+	}
+	if o.WeComLatency > 0 {
+		fmt.Fprintf(w, ", fake WeCom answering after %v", o.WeComLatency)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpuModel())
 	if o.DatabaseURL != "" {
 		fmt.Fprintf(w, "store: PostgreSQL, %d node(s) on one database, callbacks spread round-robin\n", max(o.Nodes, 1))
@@ -632,6 +693,8 @@ func (r *benchReport) print(w io.Writer) {
 	if len(r.Welcomes) > 0 {
 		fmt.Fprintf(w, "  p50 %s, p99 %s, max %s\n", loadtest.Ms(loadtest.Percentile(r.Welcomes, 50)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 99)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 100)))
 	}
+	in, share := r.InWindow()
+	fmt.Fprintf(w, "welcomes inside WeCom's %v window: %d of %d owed = %.2f%%\n", welcomeWindow, in, r.Adds, share*100)
 	if busy := r.Serve.Elapsed + r.Drained; busy > 0 {
 		fmt.Fprintf(w, "engine: %d events applied in %.2f s (load + drain) = %.0f events/s\n", r.Processed, busy.Seconds(), float64(r.Processed)/busy.Seconds())
 	}

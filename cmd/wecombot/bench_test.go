@@ -63,9 +63,28 @@ func TestBenchCommandSmoke(t *testing.T) {
 	}
 }
 
+// TestBenchBurstSmoke: `--burst N/d --wecom-latency` sends N adds over d
+// against a fake WeCom with that latency and reports the welcomes inside
+// WeCom's 20 s window: every add is acknowledged and welcomed in time.
+func TestBenchBurstSmoke(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--burst", "100/500ms", "--wecom-latency", "20ms", "--no-bare", "--drain", "20s"},
+		func(string) string { return "" }, nil, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	report := out.String()
+	for _, want := range []string{"burst of 100 adds over 500ms", "fake WeCom answering after 20ms", "mix add=1",
+		"100/100/0", "welcomes inside WeCom's 20s window: 100 of 100 owed = 100.00%"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}
+
 func TestBenchRejectsBadFlags(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"--duration", "0s"}, {"--concurrency", "0"}, {"--mix", "x=1"}, {"--rate", "-1"}} {
+	for _, args := range [][]string{{"--duration", "0s"}, {"--concurrency", "0"}, {"--mix", "x=1"}, {"--rate", "-1"}, {"--burst", "3000"}, {"--burst", "0/10s"}, {"--burst", "10/x"}, {"--wecom-latency", "-1s"}} {
 		err := run(context.Background(), append([]string{"bench"}, args...), func(string) string { return "" }, nil, &bytes.Buffer{}, &bytes.Buffer{})
 		if exitCode(err) != exitUsage {
 			t.Errorf("%v: exit %d (%v), want %d", args, exitCode(err), err, exitUsage)
