@@ -89,6 +89,44 @@ type Member struct {
 	Birthday string `json:"birthday,omitempty"`
 	// Profile is what she answered on the profile form (nil until she did).
 	Profile *Profile `json:"profile,omitempty"`
+	// LastActiveAt is the member's last own activity the bot sees: adding
+	// the staff, a 微信客服 message, a check-in, an order, joining a
+	// customer group (zero before the engine kept it: see LastActivity).
+	LastActiveAt time.Time `json:"last_active_at,omitzero"`
+}
+
+// LastActivity is when the member was last active: LastActiveAt, else
+// (members stored before it was kept) when she was added.
+func (m *Member) LastActivity() time.Time {
+	if m.LastActiveAt.IsZero() {
+		return m.AddedAt()
+	}
+	return m.LastActiveAt
+}
+
+// Touch records activity at t (kept if later than what is recorded); it
+// reports whether LastActiveAt moved.
+func (m *Member) Touch(t time.Time) bool {
+	if t.IsZero() || !t.After(m.LastActiveAt) {
+		return false
+	}
+	m.LastActiveAt = t
+	return true
+}
+
+// AddedAt is when the member first added a staff member (the earliest
+// follow), else when the bot first knew her.
+func (m *Member) AddedAt() time.Time {
+	var at time.Time
+	for _, f := range m.Follows {
+		if !f.AddedAt.IsZero() && (at.IsZero() || f.AddedAt.Before(at)) {
+			at = f.AddedAt
+		}
+	}
+	if at.IsZero() {
+		return m.CreatedAt
+	}
+	return at
 }
 
 // BirthdayLayout is the format of Member.Birthday.

@@ -56,6 +56,7 @@ type merged struct {
 	referral       *referralSpec
 	kf             *kfSpec
 	limits         *limitsSpec
+	segments       []*segmentSpec
 }
 
 type tagGroupSrc struct {
@@ -127,6 +128,7 @@ func merge(docs []*document, ps *problems) *merged {
 		m.campaigns = append(m.campaigns, d.Campaigns...)
 		m.coupons = append(m.coupons, d.Coupons...)
 		m.levels = append(m.levels, d.Levels...)
+		m.segments = append(m.segments, d.Segments...)
 	}
 	return m
 }
@@ -170,6 +172,7 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 		campaigns:       map[string]*Campaign{},
 		keywordRules:    map[string]*KeywordRule{},
 		tagGroupOf:      map[string]string{},
+		segments:        map[string]*Segment{},
 	}, tags: map[string]string{}}
 	c.brand(m)
 	c.tagCatalog(m)
@@ -183,6 +186,7 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c.tagRules(m.tagRules)
 	c.campaigns(m.campaigns)
 	c.ai(m.ai)
+	c.segments(m.segments)
 	c.couponHooks(m)
 	return c.sc
 }

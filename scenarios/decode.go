@@ -178,7 +178,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, pos *
 			d.errorf(k, kpath, "unknown key %q (known keys: %s)", key, strings.Join(info.names, ", "))
 			continue
 		}
-		d.decode(val, v.Field(idx), kpath, pos, joinPath(rel, key), k.Line)
+		d.decode(val, v.FieldByIndex(idx), kpath, pos, joinPath(rel, key), k.Line)
 	}
 }
 
@@ -187,7 +187,9 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 }
 
 type structInfo struct {
-	fields map[string]int
+	// fields maps a key to its field's index path (a field of a struct
+	// embedded with `yaml:",inline"` has a path of two or more).
+	fields map[string][]int
 	names  []string
 	pos    int
 }
@@ -198,18 +200,27 @@ func structInfoOf(t reflect.Type) *structInfo {
 	if si, ok := structInfos.Load(t); ok {
 		return si.(*structInfo)
 	}
-	si := &structInfo{fields: map[string]int{}, pos: -1}
+	si := &structInfo{fields: map[string][]int{}, pos: -1}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Type == posType {
 			si.pos = i
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			// The embedded struct's keys are this struct's (it has no Pos
+			// of its own: its values' lines are recorded in this one's).
+			for key, sub := range structInfoOf(f.Type).fields {
+				si.fields[key] = append([]int{i}, sub...)
+				si.names = append(si.names, key)
+			}
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}
-		si.fields[name] = i
+		si.fields[name] = []int{i}
 		si.names = append(si.names, name)
 	}
 	sort.Strings(si.names)

@@ -58,6 +58,8 @@ type Scenario struct {
 	Kf *Kf
 	// Limits are WeCom quotas (zero: WeCom's documented defaults).
 	Limits Limits
+	// Segments are the named segments (segments), in file order.
+	Segments []*Segment
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel
@@ -66,6 +68,7 @@ type Scenario struct {
 	campaigns       map[string]*Campaign
 	keywordRules    map[string]*KeywordRule
 	tagGroupOf      map[string]string
+	segments        map[string]*Segment
 }
 
 // Brand is the brand section.

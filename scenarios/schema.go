@@ -25,6 +25,7 @@ type document struct {
 	Referral     *referralSpec       `yaml:"referral"`
 	Kf           *kfSpec             `yaml:"kf"`
 	Limits       *limitsSpec         `yaml:"limits"`
+	Segments     []*segmentSpec      `yaml:"segments"`
 }
 
 // limitsSpec holds WeCom's quotas where they differ per corp.

@@ -27,6 +27,7 @@ func (r *run) contactAdd() error {
 		ms.dirty = true
 	}
 	newFollow := r.follow(ms, ev.StaffID, ev.State)
+	r.active(ms)
 	ch := r.sc.ChannelByState(ev.State)
 	if ev.State != "" && ch == nil && !strings.HasPrefix(ev.State, scenarios.ReferralStatePrefix) {
 		r.log.Warn().Str("state", ev.State).Msg("unknown channel state; add it under channels to attribute and tag these members")

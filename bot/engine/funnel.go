@@ -51,6 +51,7 @@ func (r *run) signal(ms *memberState, sig scenarios.Signal) error {
 	if sig == "" {
 		return nil
 	}
+	r.active(ms)
 	if r.sc.Funnel.InterestOn[sig] {
 		r.moveTo(ms, bot.StageInterest, string(sig), false)
 	}
@@ -178,6 +179,7 @@ func (r *run) applyHeldRefunds(id string, rec *orderRecord) error {
 // countOrder adds a paid order to the member and applies Purchase / Loyal.
 func (r *run) countOrder(ms *memberState, amount int64) {
 	ms.m.Orders++
+	r.active(ms)
 	// Saturating: amounts are bounded on the way in (bot.MaxAmountFen), and
 	// even a long run of maximal orders can't wrap spend negative.
 	ms.m.SpendFen = bot.AddFen(ms.m.SpendFen, amount)

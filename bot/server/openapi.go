@@ -55,6 +55,10 @@ var apiDocs = map[string]apiDoc{
 	"GET /api/v1/channels":                      {summary: "Channels (渠道活码): the scenario's and those seen in events, with their contact me codes"},
 	"POST /api/v1/channels/{state}/contact_way": {summary: "Create a contact me (联系我) code for a channel (add_contact_way), or a group channel's 加入群聊 QR code (add_join_way, with group: true); 202 while WeCom hasn't answered", body: `{"staff": ["userid", …], "remark": "…", "group": false} (optional)`},
 	"GET /api/v1/funnel":                        {summary: "The AIPL funnel, channel table and weekly trend", query: []string{"weeks", "channel", "fresh"}},
+	"GET /api/v1/segments":                      {summary: "Segments (客户分群) in the scenario, and the catalog a filter picks from (stages, channels, tags, levels, staff)"},
+	"POST /api/v1/segments/count":               {summary: "Count an ad-hoc segment now: total, per-staff split, sample members; an unknown field or a bad rule is a 400 naming it", body: `{"stages": ["aware"], "channels": ["xhs"], "tags_any": ["…"], "tags_all": [], "tags_none": [], "staff": ["userid"], "levels": [], "groups": ["chat_id" | "any"], "silent_days": 14, "active_days": 0, "added_within": "30d", "min_spend_yuan": 100, "min_orders": 0, "lost": false, "sample": 10}`},
+	"GET /api/v1/segments/{name}":               {summary: "A named segment's count now: total, per-staff split (who would send), sample members", query: []string{"sample"}},
+	"GET /api/v1/segments/{name}/members":       {summary: "A named segment's members, in external_userid order", query: []string{"cursor", "limit"}, list: "members"},
 	"GET /api/v1/campaigns":                     {summary: "Check-in campaigns: participants per day, leaderboard", query: []string{"days"}},
 	"GET /api/v1/coupons":                       {summary: "Coupon pools: stock, issued, redeemed, expired, by hook"},
 	"GET /api/v1/scenarios":                     {summary: "The loaded scenario: files, version, counts, last reload"},
@@ -80,6 +84,7 @@ var apiDocs = map[string]apiDoc{
 var queryParamDocs = map[string]struct{ desc, typ string }{
 	"cursor":  {"Opaque cursor: the next_cursor of the previous page; absent for the first page.", "string"},
 	"limit":   {"Page size.", "integer"},
+	"sample":  {"How many sample members to answer (0-50, default 10).", "integer"},
 	"stage":   {"Funnel stage: aware, interest, purchase, loyal.", "string"},
 	"tag":     {"A corp tag (企业客户标签) the member carries.", "string"},
 	"channel": {"Channel state (渠道活码 state).", "string"},
