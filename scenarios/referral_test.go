@@ -1,9 +1,6 @@
 package scenarios
 
 import (
-	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,21 +74,7 @@ referral:
 `, "未声明"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			doc := couponBase + tc.yaml
-			_, err := LoadBytes("base.yaml", []byte(doc))
-			var ve ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("want a ValidationError, got %v", err)
-			}
-			prefix := fmt.Sprintf("base.yaml:%d: ", markedLine(t, doc))
-			for _, p := range ve {
-				if msg := p.Error(); strings.HasPrefix(msg, prefix) && strings.Contains(msg, tc.want) {
-					return
-				}
-			}
-			t.Errorf("want a problem %q… containing %q; got:\n%v", prefix, tc.want, err)
-		})
+		t.Run(tc.name, func(t *testing.T) { wantProblemAt(t, couponBase+tc.yaml, tc.want) })
 	}
 }
 

@@ -3,7 +3,6 @@ package scenarios
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,21 +102,7 @@ segments:
 `, `segments[0].name: required`},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			doc := segmentBase + tc.yaml
-			_, err := LoadBytes("base.yaml", []byte(doc))
-			var ve ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("want a ValidationError, got %v", err)
-			}
-			prefix := fmt.Sprintf("base.yaml:%d: ", markedLine(t, doc))
-			for _, p := range ve {
-				if msg := p.Error(); strings.HasPrefix(msg, prefix) && strings.Contains(msg, tc.want) {
-					return
-				}
-			}
-			t.Errorf("want a problem %q… containing %q; got:\n%v", prefix, tc.want, err)
-		})
+		t.Run(tc.name, func(t *testing.T) { wantProblemAt(t, segmentBase+tc.yaml, tc.want) })
 	}
 }
 

@@ -29,6 +29,23 @@ func markedLine(t *testing.T, doc string) int {
 	return 0
 }
 
+// wantProblemAt loads doc and requires a problem at its #<- line containing want.
+func wantProblemAt(t *testing.T, doc, want string) {
+	t.Helper()
+	_, err := LoadBytes("base.yaml", []byte(doc))
+	var ve ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("want a ValidationError, got %v", err)
+	}
+	prefix := fmt.Sprintf("base.yaml:%d: ", markedLine(t, doc))
+	for _, p := range ve {
+		if msg := p.Error(); strings.HasPrefix(msg, prefix) && strings.Contains(msg, want) {
+			return
+		}
+	}
+	t.Errorf("want a problem %q… containing %q; got:\n%v", prefix, want, err)
+}
+
 func TestValidationErrors(t *testing.T) {
 	cases := []struct {
 		name string
