@@ -254,7 +254,12 @@ func post(c *http.Client, url string, body []byte) (int, error) {
 // Bare is the baseline the real callback handler is compared with: it
 // verifies the signature, decrypts and answers 200, and does nothing else
 // (no parsing, no storage, no fsync).
-func Bare(c *wecom.Crypter) http.Handler {
+func Bare(c *wecom.Crypter) http.Handler { return Peer(c, nil) }
+
+// Peer is Bare plus store: the callback is verified and decrypted, then
+// store is given the plaintext before the 200 (the PostgreSQL peer: one
+// INSERT per request). A failing store answers 500.
+func Peer(c *wecom.Crypter, store func(ctx context.Context, plain []byte) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -262,9 +267,16 @@ func Bare(c *wecom.Crypter) http.Handler {
 			http.Error(w, "bad body", http.StatusBadRequest)
 			return
 		}
-		if _, err := c.OpenXML(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), body); err != nil {
+		plain, err := c.OpenXML(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), body)
+		if err != nil {
 			http.Error(w, "bad signature", http.StatusForbidden)
 			return
+		}
+		if store != nil {
+			if err := store(r.Context(), plain); err != nil {
+				http.Error(w, "store: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
 		}
 		w.WriteHeader(http.StatusOK)
 	})

@@ -743,18 +743,23 @@ func (p *Pipeline) relay(ctx context.Context) {
 			// Claim only what can be sent soon: a claimed action waits for
 			// this node alone, and a crash strands the claimed ones until
 			// their lease lapses.
+			queued := p.queued()
 			p.laneMu.Lock()
-			queued := 0
-			for _, ln := range p.lanes {
-				queued += len(ln.queue)
-			}
 			limit = max(p.o.Senders-p.sending-queued, 0)
 			p.laneMu.Unlock()
 			if limit > 0 {
 				acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
 			}
 		default:
-			acts, err = p.o.Store.DueActions(ctx, now, limit)
+			limit = relayPage
+			if p.queued() >= maxQueued {
+				limit = relayPage / 8 // room for new welcome codes (urgent ones come first), not more backlog
+			}
+			if so, ok := p.o.Store.(SkippingOutbox); ok {
+				acts, err = so.DueActionsExcept(ctx, now, limit, func(id uint64) bool { _, busy := p.inflight.Load(id); return busy })
+			} else {
+				acts, err = p.o.Store.DueActions(ctx, now, limit)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Error().Err(err).Msg("read outbox")
@@ -774,6 +779,10 @@ func (p *Pipeline) relay(ctx context.Context) {
 			if ctx.Err() != nil {
 				p.inflight.Delete(a.ID)
 				return
+			}
+			if p.cluster == nil && a.NotAfter.IsZero() && p.queued() >= maxQueued {
+				p.inflight.Delete(a.ID) // enough queued: read it again later
+				continue
 			}
 			fresh++
 			p.admit(ctx, laneItem{a: a, claimedAt: now}, &sends)
@@ -796,8 +805,31 @@ func (p *Pipeline) relay(ctx context.Context) {
 	}
 }
 
-// relayPage is how many due actions the relay reads at a time.
-const relayPage = 256
+// relayPage is how many due actions the relay reads at a time; maxQueued
+// bounds the actions queued in lanes (beyond it only actions with a
+// deadline are queued).
+const (
+	relayPage = 256
+	maxQueued = 2048
+)
+
+// SkippingOutbox is implemented by stores that can leave actions out of a
+// due read before decoding them (storage/bolt): the relay skips the ones it
+// is sending or has queued.
+type SkippingOutbox interface {
+	DueActionsExcept(ctx context.Context, now time.Time, limit int, skip func(id uint64) bool) ([]bot.Action, error)
+}
+
+// queued counts the actions waiting in lanes.
+func (p *Pipeline) queued() int {
+	p.laneMu.Lock()
+	defer p.laneMu.Unlock()
+	n := 0
+	for _, ln := range p.lanes {
+		n += len(ln.queue)
+	}
+	return n
+}
 
 // HandlePending applies every pending event in log order, in the caller's
 // goroutine, exactly as Run's workers do (same handler chain, processed

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/loadtest"
 	"github.com/wecombot/wecombot/bot/wecom"
@@ -55,6 +57,10 @@ type benchOptions struct {
 	// of welcomes that reached WeCom inside the code's 20 s window.
 	BurstN    int
 	BurstOver time.Duration
+	// PeerDatabaseURL, when set, adds a third phase: the bare handler plus
+	// one PostgreSQL INSERT of the decrypted callback per request (the
+	// common way to make a callback durable), in a table of its own.
+	PeerDatabaseURL string
 }
 
 // welcomeWindow is how long a welcome code is usable after the add (WeCom:
@@ -113,6 +119,7 @@ type benchReport struct {
 	Adds     int             // acknowledged contact adds (welcomes owed)
 	Welcomes []time.Duration // event sent → fake WeCom got send_welcome_msg, sorted
 	Bare     loadtest.Result
+	Peer     loadtest.Result
 	APICalls map[string]int
 	// Stages are mean latencies of the pipeline's stages from /metrics.
 	Stages []string
@@ -146,6 +153,7 @@ and prints both, with their ratio. See docs/performance.md.`, 0, 0)
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
+	fs.StringVar(&o.PeerDatabaseURL, "peer-database-url", "", "also run a peer handler that verifies, decrypts and INSERTs each callback into this PostgreSQL database (table wecombot_bench_peer, dropped after) before answering 200")
 	burst := fs.String("burst", "", "N/duration: send N contact adds evenly over the duration (a livestream burst, e.g. 3000/10s) instead of --duration/--rate, and report the welcomes inside WeCom's 20 s window (mix add only unless --mix is given)")
 	if _, done, err := cl.parse(args, stdout, stderr); done {
 		return err
@@ -383,7 +391,44 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		rep.Bare = loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next})
 		_ = bare.Close()
 	}
+	if o.PeerDatabaseURL != "" {
+		runID = randomHex(4)
+		if rep.Peer, err = runPeer(ctx, o, crypter, next, progress); err != nil {
+			return nil, err
+		}
+	}
 	return rep, nil
+}
+
+// runPeer runs the load against the PostgreSQL peer: verify, decrypt, one
+// INSERT per callback (a pool of --concurrency connections), then 200.
+func runPeer(ctx context.Context, o benchOptions, crypter *wecom.Crypter, next func(uint64) loadtest.Request, progress io.Writer) (loadtest.Result, error) {
+	cfg, err := pgxpool.ParseConfig(o.PeerDatabaseURL)
+	if err != nil {
+		return loadtest.Result{}, fmt.Errorf("bench: --peer-database-url: %w", err)
+	}
+	cfg.MaxConns = int32(min(o.Concurrency, 200))
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return loadtest.Result{}, fmt.Errorf("bench: --peer-database-url: %w", err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS wecombot_bench_peer (id bigserial PRIMARY KEY, received_at timestamptz NOT NULL DEFAULT now(), body bytea NOT NULL)`); err != nil {
+		return loadtest.Result{}, fmt.Errorf("bench: peer table: %w", err)
+	}
+	defer pool.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS wecombot_bench_peer`)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return loadtest.Result{}, err
+	}
+	peer := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: loadtest.Peer(crypter, func(ctx context.Context, plain []byte) error {
+		_, err := pool.Exec(ctx, `INSERT INTO wecombot_bench_peer (body) VALUES ($1)`, plain)
+		return err
+	})}
+	go peer.Serve(ln)
+	defer peer.Close()
+	fmt.Fprintf(progress, "bench: %v against the PostgreSQL-insert peer …\n", o.Duration)
+	return loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next}), nil
 }
 
 // processedBy sums the events the servers' pipelines applied since they started.
@@ -668,23 +713,36 @@ func (r *benchReport) print(w io.Writer) {
 		loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.IdleMem.Anon), loadtest.MB(r.IdleMem.File),
 		loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Anon), loadtest.MB(r.ServeMem.File), loadtest.MB(r.ServeMem.Peak))
 
-	row := func(name string, serve, bare string) { fmt.Fprintf(w, "%-28s %16s %16s\n", name, serve, bare) }
-	b := r.Bare
+	peer := o.PeerDatabaseURL != ""
+	row := func(name string, serve, bare string, pg string) {
+		fmt.Fprintf(w, "%-28s %16s %16s", name, serve, bare)
+		if peer {
+			fmt.Fprintf(w, " %16s", pg)
+		}
+		fmt.Fprintln(w)
+	}
+	b, pr := r.Bare, r.Peer
 	bareOr := func(s string) string {
 		if o.NoBare {
 			return "—"
 		}
 		return s
 	}
-	row("", "wecombot serve", "bare handler")
-	row("acked req/s", fmt.Sprintf("%.0f", r.Serve.RPS()), bareOr(fmt.Sprintf("%.0f", b.RPS())))
-	row("acked / sent / failed", fmt.Sprintf("%d/%d/%d", r.Serve.Acked, r.Serve.Sent, r.Serve.Failed), bareOr(fmt.Sprintf("%d/%d/%d", b.Acked, b.Sent, b.Failed)))
+	row("", "wecombot serve", "bare handler", "bare + PG INSERT")
+	row("acked req/s", fmt.Sprintf("%.0f", r.Serve.RPS()), bareOr(fmt.Sprintf("%.0f", b.RPS())), fmt.Sprintf("%.0f", pr.RPS()))
+	row("acked / sent / failed", fmt.Sprintf("%d/%d/%d", r.Serve.Acked, r.Serve.Sent, r.Serve.Failed), bareOr(fmt.Sprintf("%d/%d/%d", b.Acked, b.Sent, b.Failed)), fmt.Sprintf("%d/%d/%d", pr.Acked, pr.Sent, pr.Failed))
 	for _, p := range []float64{50, 99} {
-		row(fmt.Sprintf("ack latency p%g", p), loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, p)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, p))))
+		row(fmt.Sprintf("ack latency p%g", p), loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, p)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, p))), loadtest.Ms(loadtest.Percentile(pr.Latencies, p)))
 	}
-	row("ack latency max", loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, 100)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, 100))))
+	row("ack latency max", loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, 100)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, 100))), loadtest.Ms(loadtest.Percentile(pr.Latencies, 100)))
 	if !o.NoBare && b.RPS() > 0 {
 		fmt.Fprintf(w, "\nratio serve/bare: %.2f (acked req/s)\n", r.Serve.RPS()/b.RPS())
+	}
+	if peer && pr.RPS() > 0 {
+		fmt.Fprintf(w, "ratio serve/peer: %.2f (acked req/s; the peer verifies, decrypts and INSERTs into PostgreSQL)\n", r.Serve.RPS()/pr.RPS())
+		if pr.FirstError != "" {
+			fmt.Fprintf(w, "first peer failure: %s\n", pr.FirstError)
+		}
 	}
 	if r.Serve.FirstError != "" {
 		fmt.Fprintf(w, "first serve failure: %s\n", r.Serve.FirstError)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot/loadtest"
+	"github.com/wecombot/wecombot/storage/postgres/pgtest"
 )
 
 func TestParseMix(t *testing.T) {
@@ -80,6 +81,30 @@ func TestBenchBurstSmoke(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
 	}
+}
+
+// TestBenchPostgresPeer: `--peer-database-url` runs a third phase against
+// the peer handler (verify, decrypt, one INSERT per callback): every request
+// is acknowledged and stored, the report gives the serve/peer ratio, and the
+// peer's table is dropped after.
+func TestBenchPostgresPeer(t *testing.T) {
+	dbURL := pgtest.Database(t)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--duration", "300ms", "--concurrency", "4", "--peer-database-url", dbURL, "--drain", "20s"},
+		func(string) string { return "" }, nil, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	report := out.String()
+	for _, want := range []string{"bare + PG INSERT", "ratio serve/peer:"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "first peer failure") {
+		t.Errorf("the peer failed requests:\n%s", report)
+	}
+	pgtest.Exec(t, dbURL, `DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'wecombot_bench_peer') THEN RAISE EXCEPTION 'the peer table was left behind'; END IF; END $$`)
 }
 
 func TestBenchRejectsBadFlags(t *testing.T) {

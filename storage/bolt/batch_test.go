@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,73 @@ func TestBatchCommitsConcurrentWorkAndIsolatesAFailure(t *testing.T) {
 		}
 		if v, _ := tx.Get(bot.BucketScratch, "poison"); v != nil {
 			t.Error("the failed function's write committed")
+		}
+		return nil
+	})
+}
+
+// TestGroupCommitFormsTheNextGroupWhileOneCommits: the first writer
+// commits at once, alone (no waiting for company); writers arriving while
+// its transaction runs queue up and all commit together in the next
+// transaction, led by the first of them; each gets its own result.
+func TestGroupCommitFormsTheNextGroupWhileOneCommits(t *testing.T) {
+	t.Parallel()
+	st, err := Open(filepath.Join(t.TempDir(), "t.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	inFirst, release := make(chan struct{}), make(chan struct{})
+	var firstTx int
+	firstDone := make(chan error)
+	go func() {
+		firstDone <- st.Batch(ctx, func(tx bot.Tx) error {
+			firstTx = tx.(*boltTx).tx.ID()
+			close(inFirst)
+			<-release
+			return nil
+		})
+	}()
+	<-inFirst
+	const n = 10
+	txs := make([]int, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- st.Batch(ctx, func(tx bot.Tx) error {
+				txs[i] = tx.(*boltTx).tx.ID()
+				return tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%02d", i)})
+			})
+		}()
+	}
+	// Wait until all n are queued behind the first transaction.
+	for {
+		st.gc.mu.Lock()
+		queued := len(st.gc.pending)
+		st.gc.mu.Unlock()
+		if queued == n {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range txs {
+		if id != txs[0] || id == firstTx {
+			t.Fatalf("writer %d committed in tx %d; the first writer's tx %d, the others' %v: want all %d queued writers in one next transaction", i, id, firstTx, txs, n)
+		}
+	}
+	_ = st.View(ctx, func(tx bot.Tx) error {
+		if c, _ := tx.MemberCount(); c != n {
+			t.Errorf("members %d, want %d", c, n)
 		}
 		return nil
 	})

@@ -33,9 +33,6 @@ type Options struct {
 	OpenTimeout time.Duration
 	// NoSync skips fsync: only for simulations and benchmarks, never production.
 	NoSync bool
-	// MaxBatchDelay is how long an append waits to share an fsync with
-	// concurrent appends (group commit; default 2 ms).
-	MaxBatchDelay time.Duration
 	// ReadOnly opens an existing file without writing to it (backup,
 	// restore checks); it fails while a server holds the file.
 	ReadOnly bool
@@ -44,6 +41,7 @@ type Options struct {
 // Store is the bbolt implementation of bot.Store.
 type Store struct {
 	db   *bbolt.DB
+	gc   *groupCommit // concurrent writers share a transaction and an fsync
 	path string
 	o    Options
 	// migrated lists the migrations Open ran ("2: typed action purpose…").
@@ -63,9 +61,6 @@ func Open(path string, o Options) (*Store, error) {
 	if o.OpenTimeout <= 0 {
 		o.OpenTimeout = time.Second
 	}
-	if o.MaxBatchDelay <= 0 {
-		o.MaxBatchDelay = 2 * time.Millisecond
-	}
 	if o.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open %s: %w", path, err)
@@ -78,8 +73,7 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, err
 	}
 	db.NoSync = o.NoSync
-	db.MaxBatchDelay = o.MaxBatchDelay
-	s := &Store{db: db, path: path, o: o}
+	s := &Store{db: db, path: path, o: o, gc: &groupCommit{db: db}}
 	if o.ReadOnly {
 		if v := s.SchemaVersion(); v > SchemaVersion {
 			db.Close()
@@ -183,7 +177,7 @@ func check(ctx context.Context) error {
 // ---- event log ----
 
 // AppendEvent implements bot.EventLog. Concurrent appends share one fsync
-// (bbolt's Batch); the function is safe to re-run, as Batch may do.
+// (groupCommit); the function is safe to re-run, as a group may do.
 func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 	if err := check(ctx); err != nil {
 		return false, err
@@ -202,7 +196,7 @@ func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 	}
 	var dup bool
 	var seq uint64
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.gc.run(func(tx *bbolt.Tx) error {
 		dup, seq = false, 0
 		dd := tx.Bucket(bucketDedupe)
 		if ev.DedupeKey != "" {
@@ -349,24 +343,17 @@ func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
 }
 
 // Batch is Update with group commit: concurrent callers share one write
-// transaction and one fsync (bbolt's DB.Batch), which is what lets the event
-// workers and the outbox keep up with callback ingest. fn may run more than
-// once (when a batch-mate fails, the batch rolls back and runs again without
-// it), so fn must change nothing outside tx — as for Update retried by the
-// pipeline. A failing fn is not run again: its error is returned as is
-// (bbolt would otherwise re-run it alone to tell its failure from the batch's).
+// transaction and one fsync (groupCommit, with appends and outbox records),
+// which is what lets the event workers and the outbox keep up with callback
+// ingest. fn may run more than once (when a batch-mate fails, the group
+// rolls back and runs again without it), so fn must change nothing outside
+// tx — as for Update retried by the pipeline. A failing fn is not run
+// again: its error is returned as is.
 func (s *Store) Batch(ctx context.Context, fn func(bot.Tx) error) error {
 	if err := check(ctx); err != nil {
 		return err
 	}
-	var failed error
-	return s.db.Batch(func(tx *bbolt.Tx) error {
-		if failed != nil {
-			return failed
-		}
-		failed = fn(&boltTx{tx: tx, s: s})
-		return failed
-	})
+	return s.gc.run(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, s: s}) })
 }
 
 // View implements bot.Store.
@@ -587,6 +574,14 @@ func deleteDue(tx *bbolt.Tx, a *bot.Action, id uint64) error {
 // DueActions implements bot.Outbox: range scans of the urgent index (actions
 // with a deadline), then of the due index.
 func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
+	return s.DueActionsExcept(ctx, now, limit, nil)
+}
+
+// DueActionsExcept is DueActions without the actions skip names: they are
+// neither decoded nor counted against limit. The relay reads the outbox
+// this way, skipping the actions it is already sending or has queued, so
+// a backlog is not decoded again on every read (pipeline.SkippingOutbox).
+func (s *Store) DueActionsExcept(ctx context.Context, now time.Time, limit int, skip func(id uint64) bool) ([]bot.Action, error) {
 	if err := check(ctx); err != nil {
 		return nil, err
 	}
@@ -600,7 +595,7 @@ func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot
 			c := tx.Bucket(idx).Cursor()
 			for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) <= 0 && len(out) < limit; k, _ = c.Next() {
 				id := binary.BigEndian.Uint64(k[8:])
-				if taken[id] {
+				if taken[id] || (skip != nil && skip(id)) {
 					continue
 				}
 				taken[id] = true
@@ -639,7 +634,7 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 	if err := check(ctx); err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bbolt.Tx) error {
+	return s.gc.run(func(tx *bbolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
 		raw := ob.Get(u64(id))
 		if raw == nil {
