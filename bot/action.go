@@ -40,6 +40,15 @@ const (
 	ActionKfEventMessage ActionKind = "kf_event_message"
 	// ActionKfTransfer: kf/service_state/trans (hand the session to a person).
 	ActionKfTransfer ActionKind = "kf_transfer"
+	// ActionTimer: nothing goes out. When it is due, the pipeline appends
+	// its payload's Data as an EventActionResult, so the engine continues
+	// work at a later time (a mass-send batch's window closes).
+	ActionTimer ActionKind = "timer"
+	// ActionMassResult: read a mass-send task's results back from WeCom
+	// (get_groupmsg_task, get_groupmsg_send_result; remind_groupmsg_send
+	// first when the payload asks). Its result carries one page of
+	// per-customer statuses.
+	ActionMassResult ActionKind = "mass_result"
 )
 
 // ActionPurpose says why the engine owes an action, for the checks the
@@ -68,6 +77,37 @@ const (
 	// it (outside the 微信客服 window, over its message budget, a person
 	// holds the session); LastError says why.
 	ActionSkipped = "skipped"
+	// ActionBatched is a per-customer mass send the engine put in a batch
+	// (bot/engine massbatch.go): it is never sent alone; its batch's one
+	// add_msg_template task carries it, and what WeCom did with it (Result)
+	// is written back onto it (Tx.SetActionResult) as results arrive.
+	ActionBatched = "batched"
+)
+
+// Per-customer results of a batched mass send (Action.Result), as WeCom
+// reports them (get_groupmsg_send_result) or as the engine concluded.
+const (
+	// MassWaiting: in a task that waits for the staff member to confirm it
+	// in the 企业微信 client.
+	MassWaiting = "waiting_confirm"
+	// MassDelivered: the staff member confirmed; she received it (status 1).
+	MassDelivered = "delivered"
+	// MassNotConfirmed: the staff member did not confirm the task in time.
+	MassNotConfirmed = "not_confirmed"
+	// MassOverQuota: WeCom refused her: she already had her mass messages
+	// of the natural month (status 3, or fail_list).
+	MassOverQuota = "over_quota"
+	// MassNotFriend: she is no longer the staff member's contact (status 2).
+	MassNotFriend = "not_friend"
+	// MassLeftOut: the staff member confirmed the task without her.
+	MassLeftOut = "left_out"
+	// MassCanceled: dropped before the task was created (she deleted the
+	// staff member since it was queued).
+	MassCanceled = "canceled"
+	// MassTaskFailed: the task itself failed; MassTaskUnknown: its outcome
+	// is unknown (a crash mid-send; an operator checks and may retry it).
+	MassTaskFailed  = "task_failed"
+	MassTaskUnknown = "task_unknown"
 )
 
 // ErrOutcomeUnknown is wrapped by a Sender's error when the request may have
@@ -113,8 +153,13 @@ type Action struct {
 	Attempts  int       `json:"attempts,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	SentAt    time.Time `json:"sent_at,omitzero"`
-	// Detail is what the sender reported on delivery (a msgid, a template id).
+	// Detail is what the sender reported on delivery (a msgid, a template
+	// id), or what became of a batched mass send.
 	Detail string `json:"detail,omitempty"`
+	// Result and ResultAt are what WeCom did with a batched mass send
+	// (MassWaiting, MassDelivered, ...) and when the engine learnt it.
+	Result   string    `json:"result,omitempty"`
+	ResultAt time.Time `json:"result_at,omitzero"`
 	// AttemptAt is set (durably, by Outbox.BeginAttempt) before each send and
 	// cleared when its outcome is recorded: found set on a pending action
 	// nobody is sending, it is an attempt whose outcome is unknown (the
@@ -261,7 +306,59 @@ type MassSend struct {
 	ChatIDs         []string     `json:"chat_ids,omitempty"`
 	Text            string       `json:"text"`
 	Attachments     []Attachment `json:"attachments,omitempty"`
+	// Batch is set on a batch's task (the engine built it from the batched
+	// per-customer mass sends): its results return to that batch.
+	Batch string `json:"batch,omitempty"`
 }
+
+// MassResult is the payload of ActionMassResult.
+type MassResult struct {
+	Batch  string `json:"batch"`
+	MsgID  string `json:"msgid"`
+	Sender string `json:"sender"`
+	// Cursor pages get_groupmsg_send_result; Round counts the polls.
+	Cursor string `json:"cursor,omitempty"`
+	Round  int    `json:"round"`
+	// Remind asks WeCom to remind the staff member first (remind_groupmsg_send).
+	Remind bool `json:"remind,omitempty"`
+}
+
+// Timer is the payload of ActionTimer: Data comes back in its result event.
+type Timer struct {
+	Data map[string]string `json:"data"`
+}
+
+// Data keys of a mass-send task's and poll's results.
+const (
+	// DataBatch names the batch; DataMsgID the task WeCom created.
+	DataBatch = "batch"
+	DataMsgID = "msgid"
+	// DataFailList is add_msg_template's fail_list (comma-separated).
+	DataFailList = "fail_list"
+	// DataTaskStatus is the staff member's task status (0 not sent, 2 sent)
+	// and DataSendTime when it was sent (unix seconds).
+	DataTaskStatus = "task_status"
+	DataSendTime   = "send_time"
+	// DataSendResults is one page of get_groupmsg_send_result:
+	// "external_userid-or-chat_id:status" joined by commas.
+	DataSendResults = "send_results"
+	DataNextCursor  = "next_cursor"
+	DataRound       = "round"
+	// DataReminded is "1" when remind_groupmsg_send went out, else its error.
+	DataReminded = "reminded"
+	// DataOutcome is "failed" or "unknown" on the result event the pipeline
+	// appends when a mass send failed for good or its outcome is unknown
+	// (DataError says why).
+	DataOutcome = "outcome"
+	DataError   = "error"
+)
+
+// MaxMassCustomers and MaxMassGroups are add_msg_template's limits on
+// external_userid and chat_id_list per task.
+const (
+	MaxMassCustomers = 10000
+	MaxMassGroups    = 2000
+)
 
 // GroupWelcome is the payload of ActionGroupWelcome: the join greeting template.
 type GroupWelcome struct {

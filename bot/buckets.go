@@ -88,6 +88,13 @@ const BucketKfSessions = "kf_sessions"
 // (WeCom allows 4 by default).
 const BucketMassQuota = "mass_quota"
 
+// BucketMassBatches holds the mass-send batches (bot/engine massbatch.go):
+// one add_msg_template task each.
+const BucketMassBatches = "mass_batches"
+
+// BucketMassMembers holds each batch's customers or groups and their actions.
+const BucketMassMembers = "mass_members"
+
 // BucketMedia holds the media library's records (bot/media): what WeCom
 // holds for each file or URL a scenario attaches.
 const BucketMedia = "media"
@@ -152,6 +159,8 @@ var Buckets = []Bucket{
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
 	{BucketKfSessions, "open_kfid ‖ external_userid (and fail ‖ msgid)", "engine.KfSession JSON (msg_send_fail: fail type)", "bot/engine kfsession.go"},
 	{BucketMassQuota, "external_userid ‖ YYYY-MM (brand zone)", "mass-send tasks queued for the customer that month (decimal)", "bot/engine kfsession.go"},
+	{BucketMassBatches, "chat_type ‖ sender ‖ content hash ‖ window end (unix ms) [‖ #generation]", "engine massBatch JSON: content, window, task msgid, confirmation, polls", "bot/engine massbatch.go"},
+	{BucketMassMembers, "batch id ‖ external_userid or chat_id", "engine massMember JSON: the member's action id and result so far", "bot/engine massbatch.go"},
 	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketHealth, "probe", "RFC 3339 time of the latest probe write", "bot/pipeline health.go"},

@@ -146,6 +146,13 @@ type Tx interface {
 	// Enqueue adds an action to the outbox and assigns its ID, unless one with
 	// the same Key exists: then it returns dup=true and adds nothing.
 	Enqueue(a *Action) (dup bool, err error)
+	// SetActionResult writes onto action id what became of it later, learnt
+	// from a result event (a batched mass send's task result): a batched
+	// action becomes status (ActionSent, ActionFailed or still
+	// ActionBatched); a sent one stays sent. Result, ResultAt and Detail are
+	// set, and SentAt (sent) or LastError (failed). Pending actions belong
+	// to the outbox's relay: ErrConflict.
+	SetActionResult(id uint64, r ActionResult) error
 
 	// Get and Put are a small key-value space for features that need a fact
 	// keyed by a string inside the same transaction (e.g. "checkin|camp|day|member").
@@ -155,6 +162,37 @@ type Tx interface {
 	Delete(bucket, key string) error
 	// Scan calls fn for keys with prefix in order; returning false stops.
 	Scan(bucket, prefix string, fn func(key string, value []byte) bool) error
+}
+
+// ActionResult is what Tx.SetActionResult writes onto an action.
+type ActionResult struct {
+	Status string
+	Result string
+	Detail string
+	At     time.Time
+}
+
+// ApplyResult applies r to a (the one definition every store uses); false
+// when a's status doesn't take results (ErrConflict).
+func (a *Action) ApplyResult(r ActionResult) bool {
+	switch {
+	case a.Status == ActionBatched && (r.Status == ActionSent || r.Status == ActionFailed || r.Status == ActionBatched):
+	case a.Status == ActionSent && (r.Status == ActionSent || r.Status == ""):
+	case a.Status == ActionFailed && (r.Status == ActionFailed || r.Status == ""):
+	default:
+		return false
+	}
+	if r.Status != "" {
+		if r.Status == ActionSent && a.Status != ActionSent {
+			a.SentAt = r.At
+		}
+		if r.Status == ActionFailed {
+			a.LastError = r.Detail
+		}
+		a.Status = r.Status
+	}
+	a.Result, a.ResultAt, a.Detail = r.Result, r.At, r.Detail
+	return true
 }
 
 // ErrNotOwner is returned by Cluster.UpdateOwned when this node no longer

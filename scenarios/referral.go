@@ -96,6 +96,22 @@ func (c *compiler) couponHooks(m *merged) {
 			c.ps.at(s.Pos, "mass_send_per_month", "must be positive (WeCom's API doc says 4)")
 		}
 		c.sc.Limits.MassSendPerMonth = s.MassSendPerMonth
+		l := &c.sc.Limits
+		if s.MassSendWindow < 0 {
+			c.ps.at(s.Pos, "mass_send_window", "must not be negative (default 10m; 0s: only sends due at the same moment share a task)")
+		}
+		l.MassSendWindow, l.MassSendWindowSet = time.Duration(s.MassSendWindow), s.has("mass_send_window")
+		if s.MassSendConfirmWithin < 0 {
+			c.ps.at(s.Pos, "mass_send_confirm_within", "must not be negative (default 72h)")
+		}
+		l.MassSendConfirmWithin = time.Duration(s.MassSendConfirmWithin)
+		l.MassSendRemindSet = s.has("mass_send_remind")
+		for _, d := range s.MassSendRemind {
+			if d <= 0 {
+				c.ps.at(s.Pos, "mass_send_remind", "reminder times must be positive durations after the task's creation, e.g. [4h, 24h]")
+			}
+			l.MassSendRemind = append(l.MassSendRemind, time.Duration(d))
+		}
 	}
 }
 

@@ -238,6 +238,19 @@ func RenderAttachments(as []*Attachment, d TemplateData) ([]bot.Attachment, erro
 type Limits struct {
 	// MassSendPerMonth: mass-send tasks per customer per natural month (0: 4).
 	MassSendPerMonth int
+	// MassSendWindow groups mass sends due within it into one task per
+	// staff member and content (0 with MassSendWindowSet: only those due at
+	// the same moment; unset: 10 min).
+	MassSendWindow    time.Duration
+	MassSendWindowSet bool
+	// MassSendRemind are the times after a task's creation when an
+	// unconfirmed task's staff member is reminded (remind_groupmsg_send;
+	// unset: 4 h and 24 h; set empty: never).
+	MassSendRemind    []time.Duration
+	MassSendRemindSet bool
+	// MassSendConfirmWithin is how long a task may wait for its
+	// confirmation before its customers count as not confirmed (0: 72 h).
+	MassSendConfirmWithin time.Duration
 }
 
 // Kf is the 微信客服 section.

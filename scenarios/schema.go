@@ -34,6 +34,10 @@ type limitsSpec struct {
 	// MassSendPerMonth is add_msg_template's per-customer quota per natural
 	// month (the API doc says 4; some help pages say 1 per day).
 	MassSendPerMonth int `yaml:"mass_send_per_month"`
+	// MassSendWindow, MassSendRemind and MassSendConfirmWithin: see Limits.
+	MassSendWindow        Duration   `yaml:"mass_send_window"`
+	MassSendRemind        []Duration `yaml:"mass_send_remind"`
+	MassSendConfirmWithin Duration   `yaml:"mass_send_confirm_within"`
 }
 
 // kfSpec is the 微信客服 section.

@@ -283,23 +283,48 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 		return err
 	}
 	a.Purpose = purpose
-	if p, isMass := payload.(bot.MassSend); isMass && len(p.ExternalUserIDs)+len(p.ChatIDs) == 1 {
+	// A mass send to one customer (or group) joins a batch: one task per
+	// staff member, content and window (massbatch.go).
+	var batch *massBatch
+	target := ""
+	if p, isMass := payload.(bot.MassSend); isMass {
+		target = massTarget(p)
+	}
+	if target != "" {
+		p := payload.(bot.MassSend)
 		when := due
 		if when.IsZero() {
 			when = r.now
 		}
-		target := "group|" + strings.Join(p.ChatIDs, "")
-		if len(p.ExternalUserIDs) == 1 {
-			target = p.ExternalUserIDs[0]
-		}
-		reason, err := r.massQuota(target, when)
+		b, err := r.massBatchFor(p, when)
 		if err != nil {
 			return err
 		}
+		inBatch, err := r.has(bucketMassMembers, massMemberKey(b.ID, target))
+		if err != nil {
+			return err
+		}
+		quotaTarget := target
+		if len(p.ChatIDs) == 1 {
+			quotaTarget = "group|" + target
+		}
+		reason := ""
+		switch {
+		case inBatch:
+			reason = "the same message already goes to her in this mass-send task"
+		default:
+			if reason, err = r.massQuota(quotaTarget, when); err != nil {
+				return err
+			}
+			if reason != "" {
+				r.e.metrics.SendSkipped("mass_send", "over_quota")
+			}
+		}
 		if reason != "" {
 			a.Status, a.LastError = bot.ActionSkipped, "skipped: "+reason
-			r.e.metrics.SendSkipped("mass_send", "over_quota")
-			r.log.Info().Str("key", key).Str("reason", reason).Msg("mass-send skipped: the customer's monthly quota is used")
+			r.log.Info().Str("key", key).Str("reason", reason).Msg("mass-send skipped")
+		} else {
+			a.Status, batch = bot.ActionBatched, b
 		}
 	}
 	if p, isKf := payload.(bot.KfMessage); isKf {
@@ -327,7 +352,15 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 		a.DueAt = r.now
 	}
 	a.NotAfter = notAfter
-	return r.enqueueAction(a)
+	if batch == nil {
+		return r.enqueueAction(a)
+	}
+	// DueAt stays when it was owed; the batch's timer goes at the window's end.
+	dup, err := r.tx.Enqueue(a)
+	if err != nil || dup {
+		return err
+	}
+	return r.massJoin(batch, target, a)
 }
 
 // enqueueAction adds a built action; a duplicate key (a replay) is not an error.

@@ -137,6 +137,14 @@ func (r *run) actionResult() error {
 		return r.transferGroupsResult(d)
 	case bot.ActionKfTransfer:
 		return r.kfTransferDone(d)
+	case bot.ActionMassSend:
+		return r.massTaskResult(d)
+	case bot.ActionMassResult:
+		return r.massPollResult(d)
+	case bot.ActionTimer:
+		if d[dataTimer] == timerMassBatch {
+			return r.massBatchClose(d[bot.DataBatch])
+		}
 	case bot.ActionContactWay, bot.ActionGroupJoinWay:
 		rec, err := ContactWay(r.tx, d["state"])
 		if err != nil {
@@ -184,7 +192,20 @@ func Guard(a *bot.Action) func(tx bot.Tx) (reason string, err error) {
 
 // followUpStillApplies returns why follow-up a must not go out, or "".
 func followUpStillApplies(tx bot.Tx, a *bot.Action) (reason string, err error) {
-	m, err := tx.Member(a.MemberID)
+	sender := ""
+	if a.Kind == bot.ActionMassSend {
+		var p bot.MassSend
+		if err := a.Decode(&p); err == nil {
+			sender = p.Sender
+		}
+	}
+	return memberReachable(tx, a.MemberID, sender)
+}
+
+// memberReachable returns why a message to the member (from sender, when
+// set) can no longer reach her, or "".
+func memberReachable(tx bot.Tx, memberID, sender string) (reason string, err error) {
+	m, err := tx.Member(memberID)
 	if err != nil {
 		if errors.Is(err, bot.ErrNotFound) {
 			return "member unknown", nil
@@ -194,12 +215,9 @@ func followUpStillApplies(tx bot.Tx, a *bot.Action) (reason string, err error) {
 	if m.Lost {
 		return "member lost (deleted every staff member)", nil
 	}
-	if a.Kind == bot.ActionMassSend {
-		var p bot.MassSend
-		if err := a.Decode(&p); err == nil && p.Sender != "" {
-			if f := m.Follow(p.Sender); f == nil || !f.Active() {
-				return "member no longer follows " + p.Sender, nil
-			}
+	if sender != "" {
+		if f := m.Follow(sender); f == nil || !f.Active() {
+			return "member no longer follows " + sender, nil
 		}
 	}
 	return "", nil

@@ -935,6 +935,10 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 		p.recordFailure(ctx, a, now, msg, log)
 		return
 	}
+	if a.Kind == bot.ActionTimer {
+		p.fireTimer(ctx, a, now, log)
+		return
+	}
 	if check := p.guard(a); check != nil {
 		var reason string
 		err := p.o.Store.View(ctx, func(tx bot.Tx) (err error) {
@@ -965,7 +969,7 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 	now = p.o.Now()
 	if err == nil {
 		if len(res.Data) > 0 {
-			p.feedBack(ctx, a, res.Data, now, log)
+			p.feedBack(ctx, a, res.Data, "result|"+a.Key, now, log)
 		}
 		p.record("sent, but could not record it", log, func() error { return p.o.Store.MarkSent(ctx, a.ID, now, res.Detail) })
 		p.count(func(s *Stats) {
@@ -1024,6 +1028,7 @@ func (p *Pipeline) markUnknown(ctx context.Context, a *bot.Action, next time.Tim
 	p.record("record possibly delivered", log, func() error { return p.o.Store.MarkUnknown(ctx, a.ID, next, msg) })
 	p.count(func(s *Stats) { s.PossiblyDelivered++ })
 	if next.IsZero() {
+		p.feedBackOutcome(ctx, a, "unknown", msg, p.o.Now(), log)
 		p.o.Metrics.OutboxAttempt(string(a.Kind), "possibly_delivered", 0)
 		log.Warn().Str("error", msg).Msg("action possibly delivered: not resent")
 		return
@@ -1043,7 +1048,7 @@ func (p *Pipeline) guard(a *bot.Action) func(tx bot.Tx) (string, error) {
 // the engine stores it (template ids, contact way QR codes). It goes before
 // MarkSent: a crash between them resends the action, and the result event's
 // dedupe key keeps the first result.
-func (p *Pipeline) feedBack(ctx context.Context, a *bot.Action, data map[string]string, now time.Time, log zerolog.Logger) {
+func (p *Pipeline) feedBack(ctx context.Context, a *bot.Action, data map[string]string, dedupe string, now time.Time, log zerolog.Logger) {
 	d := make(map[string]string, len(data)+3)
 	for k, v := range data {
 		d[k] = v
@@ -1051,7 +1056,7 @@ func (p *Pipeline) feedBack(ctx context.Context, a *bot.Action, data map[string]
 	d[bot.ResultKind] = string(a.Kind)
 	d[bot.ResultKey] = a.Key
 	d[bot.ResultAction] = strconv.FormatUint(a.ID, 10)
-	ev := &bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + a.Key,
+	ev := &bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: dedupe,
 		At: now, ExternalUserID: a.MemberID, Data: d}
 	if p.record("sent, but could not record what WeCom returned", log, func() error {
 		_, err := p.o.Store.AppendEvent(ctx, ev)
@@ -1063,8 +1068,48 @@ func (p *Pipeline) feedBack(ctx context.Context, a *bot.Action, data map[string]
 
 func (p *Pipeline) recordFailure(ctx context.Context, a *bot.Action, now time.Time, msg string, log zerolog.Logger) {
 	msg = p.redact(msg)
+	p.feedBackOutcome(ctx, a, "failed", msg, now, log)
 	p.record("record failure", log, func() error { return p.o.Store.MarkFailed(ctx, a.ID, now, msg) })
 	p.count(func(s *Stats) { s.SendFailures++ })
 	p.o.Metrics.OutboxAttempt(string(a.Kind), "failed", 0)
 	log.Error().Str("error", msg).Msg("action failed for good")
+}
+
+// reportsOutcome are the kinds whose failures and unknown outcomes return to
+// the engine as result events too: a mass-send task's customers wait on its
+// outcome (their actions say what became of them), and a result poll that
+// failed is planned again.
+func reportsOutcome(k bot.ActionKind) bool {
+	return k == bot.ActionMassSend || k == bot.ActionMassResult
+}
+
+// feedBackOutcome appends a failed or unknown outcome (bot.DataOutcome) of
+// an action whose kind reports it; each attempt's outcome is its own event.
+func (p *Pipeline) feedBackOutcome(ctx context.Context, a *bot.Action, outcome, msg string, now time.Time, log zerolog.Logger) {
+	if !reportsOutcome(a.Kind) {
+		return
+	}
+	data := map[string]string{bot.DataOutcome: outcome, bot.DataError: msg}
+	if a.Kind == bot.ActionMassResult {
+		var p bot.MassResult
+		if a.Decode(&p) == nil {
+			data[bot.DataBatch], data[bot.DataRound] = p.Batch, strconv.Itoa(p.Round)
+		}
+	}
+	p.feedBack(ctx, a, data, fmt.Sprintf("result-%s|%s|%d", outcome, a.Key, a.Attempts), now, log)
+}
+
+// fireTimer delivers an ActionTimer: nothing goes out; its Data returns to
+// the engine as a result event (before MarkSent: a crash between them fires
+// it again, and the event's dedupe key keeps the first).
+func (p *Pipeline) fireTimer(ctx context.Context, a *bot.Action, now time.Time, log zerolog.Logger) {
+	var t bot.Timer
+	if err := a.Decode(&t); err != nil {
+		p.recordFailure(ctx, a, now, err.Error(), log)
+		return
+	}
+	p.feedBack(ctx, a, t.Data, "result|"+a.Key, now, log)
+	p.record("timer fired, but could not record it", log, func() error { return p.o.Store.MarkSent(ctx, a.ID, now, "timer fired") })
+	p.count(func(s *Stats) { s.Sent++ })
+	p.o.Metrics.OutboxAttempt(string(a.Kind), "sent", now.Sub(a.DueAt))
 }

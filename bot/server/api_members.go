@@ -172,7 +172,13 @@ type timelineItem struct {
 	Text string `json:"text"`
 	// Status is an action's outbox status.
 	Status string `json:"status,omitempty"`
-	Seq    uint64 `json:"seq,omitempty"`
+	// Result and ResultDetail say what WeCom did with a batched mass send
+	// (bot.MassWaiting, bot.MassDelivered, ...: waiting for the staff
+	// member's confirmation, delivered, not confirmed, over quota, not a
+	// friend), and the skip or failure reason of an action not sent.
+	Result       string `json:"result,omitempty"`
+	ResultDetail string `json:"result_detail,omitempty"`
+	Seq          uint64 `json:"seq,omitempty"`
 	// What the console shows in words (Text is the same as one line):
 	// Fields of an event (staff, state, channel, chat, update, content,
 	// order, amount, source); From, To and Cause of a stage change; the corp
@@ -214,8 +220,10 @@ type conversationLine struct {
 	At   time.Time `json:"at"`
 	From string    `json:"from"` // member or bot
 	Text string    `json:"text"`
-	// Status is the outbox status of the bot's message.
+	// Status is the outbox status of the bot's message; Result what WeCom
+	// did with a batched mass send.
 	Status string `json:"status,omitempty"`
+	Result string `json:"result,omitempty"`
 }
 
 // apiMember answers GET /api/v1/members/{external_userid}: the member with
@@ -294,7 +302,14 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 			if a.DueAt.After(at) {
 				at = a.DueAt
 			}
-			item := timelineItem{At: at, Kind: "action", Type: string(a.Kind), Text: text, Status: a.Status, Seq: a.EventSeq, ActionID: a.ID}
+			item := timelineItem{At: at, Kind: "action", Type: string(a.Kind), Text: text, Status: a.Status, Seq: a.EventSeq, ActionID: a.ID,
+				Result: a.Result}
+			switch {
+			case a.Result != "":
+				item.ResultDetail = a.Detail
+			case a.Status == bot.ActionSkipped || a.Status == bot.ActionFailed:
+				item.ResultDetail = a.LastError
+			}
 			if a.Kind == bot.ActionMarkTag {
 				var p bot.MarkTag
 				if a.Decode(&p) == nil {
@@ -303,7 +318,7 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 			}
 			timeline = append(timeline, item)
 			if a.Kind == bot.ActionKfMessage || a.Kind == bot.ActionWelcome || a.Kind == bot.ActionMassSend {
-				conversation = append(conversation, conversationLine{At: at, From: "bot", Text: text, Status: a.Status})
+				conversation = append(conversation, conversationLine{At: at, From: "bot", Text: text, Status: a.Status, Result: a.Result})
 			}
 		}
 	}

@@ -43,8 +43,12 @@ type simScript struct {
 	Until string `yaml:"until"`
 	// PublicURL signs members' H5 links with a fixed demo key, so links
 	// (check-in pages, certificates) show in the output.
-	PublicURL string    `yaml:"public_url"`
-	Steps     []simStep `yaml:"steps"`
+	PublicURL string `yaml:"public_url"`
+	// MassConfirm is how long each staff member takes to confirm a
+	// mass-send task in the 企业微信 client ("never": she doesn't);
+	// staff not named confirm after 1h.
+	MassConfirm map[string]string `yaml:"mass_confirm"`
+	Steps       []simStep         `yaml:"steps"`
 }
 
 // simStep is one scripted event: a shorthand (add: wm_alice) or a generic
@@ -126,7 +130,13 @@ func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io
 	if err != nil {
 		return fmt.Errorf("simulation script: start: %w", err)
 	}
-	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{}}
+	sim := &simulator{sc: sc, store: store, out: out, zone: zone, clock: start, script: &s, seen: map[string]memberSnap{},
+		tasks: map[string]*simTask{}, massSeen: map[uint64]string{}}
+	for staff, v := range s.MassConfirm {
+		if _, err := sim.confirmDelay(staff); err != nil {
+			return fmt.Errorf("simulation script: mass_confirm %s: %q is neither a duration nor never", staff, v)
+		}
+	}
 	now := func() time.Time { return sim.clock }
 	sim.engine = engine.New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), now).
 		WithCodeRandom(couponcode.NewSeededReader("simulate"))
@@ -202,6 +212,17 @@ type simulator struct {
 	lastAction uint64
 	// media resolves attachments' files as production does (recorded uploads).
 	media *media.Library
+	// tasks are the mass-send tasks the simulated WeCom created, by msgid;
+	// massSeen is each batched action's last printed result.
+	tasks    map[string]*simTask
+	massSeen map[uint64]string
+}
+
+// simTask is a mass-send task in the simulated WeCom.
+type simTask struct {
+	sender    string
+	targets   []string
+	confirmed time.Time // zero: never
 }
 
 type memberSnap struct {
@@ -342,7 +363,7 @@ func (s *simulator) handle(ctx context.Context, scripted *bot.Event) error {
 	}
 	reported := false
 	for i := range evs {
-		if scripted != nil && evs[i].DedupeKey == scripted.DedupeKey {
+		if (scripted != nil && evs[i].DedupeKey == scripted.DedupeKey) || massResultEvent(&evs[i]) {
 			continue
 		}
 		s.line("event", "%s", describeEvent(&evs[i]))
@@ -357,6 +378,9 @@ func (s *simulator) handle(ctx context.Context, scripted *bot.Event) error {
 	if err := s.reportSkipped(ctx); err != nil {
 		return err
 	}
+	if err := s.reportMass(ctx); err != nil {
+		return err
+	}
 	for i := range evs {
 		if scripted != nil && evs[i].DedupeKey == scripted.DedupeKey {
 			reported = true
@@ -369,6 +393,21 @@ func (s *simulator) handle(ctx context.Context, scripted *bot.Event) error {
 		return s.report(ctx, scripted)
 	}
 	return nil
+}
+
+// massResultEvent: a mass-send batch's timer, task or poll result, which
+// the task, result and remind lines already show.
+func massResultEvent(ev *bot.Event) bool {
+	if ev.Type != bot.EventActionResult {
+		return false
+	}
+	switch bot.ActionKind(ev.Data[bot.ResultKind]) {
+	case bot.ActionTimer, bot.ActionMassResult:
+		return true
+	case bot.ActionMassSend:
+		return ev.Data[bot.DataBatch] != "" || strings.HasPrefix(ev.Data[bot.ResultKey], "masstask|")
+	}
+	return false
 }
 
 func describeEvent(ev *bot.Event) string {
@@ -522,6 +561,12 @@ func (r recorder) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool
 		return bot.SendResult{}, false, err
 	}
 	res := bot.SendResult{Detail: "simulated"}
+	switch a.Kind {
+	case bot.ActionMassSend:
+		res.Data = r.s.massTask(a)
+	case bot.ActionMassResult:
+		res.Data = r.s.massResults(a)
+	}
 	if a.Kind == bot.ActionContactWay {
 		var cw bot.ContactWay
 		if err := a.Decode(&cw); err != nil {
@@ -563,6 +608,11 @@ func (s *simulator) reportSkipped(ctx context.Context) error {
 	}
 	for _, a := range acts {
 		s.lastAction = max(s.lastAction, a.ID)
+		if a.Status == bot.ActionBatched {
+			s.massSeen[a.ID] = ""
+			s.line("batch", "%s → %s due %s joins its staff member's batch", a.Kind, a.MemberID, s.fmtTime(a.DueAt))
+			continue
+		}
 		if a.Status != bot.ActionSkipped {
 			continue
 		}
@@ -628,6 +678,14 @@ func (s *simulator) record(a *bot.Action) error {
 		}
 		s.line("send", "robot → %s", p.Robot)
 		s.text(p.Text + p.Markdown)
+	case bot.ActionMassResult:
+		var p bot.MassResult
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		if p.Remind {
+			s.line("remind", "%s: confirm mass-send task %s (remind_groupmsg_send)", p.Sender, p.MsgID)
+		}
 	case bot.ActionContactWay:
 		var p bot.ContactWay
 		if err := a.Decode(&p); err != nil {
@@ -642,6 +700,101 @@ func (s *simulator) record(a *bot.Action) error {
 		s.line("send", "group QR code state %q → groups %s", p.State, strings.Join(p.ChatIDs, ","))
 	default:
 		s.line("send", "%s → %s %s", a.Kind, a.MemberID, a.Payload)
+	}
+	return nil
+}
+
+// confirmDelay is how long staff takes to confirm a task (false: never).
+func (s *simulator) confirmDelay(staff string) (time.Duration, error) {
+	var v string
+	ok := false
+	if s.script != nil {
+		v, ok = s.script.MassConfirm[staff]
+	}
+	if !ok {
+		return time.Hour, nil
+	}
+	if strings.TrimSpace(v) == "never" {
+		return -1, nil
+	}
+	return scenarios.ParseDuration(v)
+}
+
+// massTask creates a batch's task in the simulated WeCom.
+func (s *simulator) massTask(a *bot.Action) map[string]string {
+	var p bot.MassSend
+	if a.Decode(&p) != nil || p.Batch == "" {
+		return nil
+	}
+	if s.tasks == nil {
+		s.tasks = map[string]*simTask{}
+	}
+	id := fmt.Sprintf("sim-task-%d", len(s.tasks)+1)
+	t := &simTask{sender: p.Sender, targets: append(append([]string(nil), p.ExternalUserIDs...), p.ChatIDs...)}
+	if d, _ := s.confirmDelay(p.Sender); d >= 0 {
+		t.confirmed = s.clock.Add(d)
+	}
+	s.tasks[id] = t
+	noun := "customers"
+	if p.ChatType == "group" {
+		noun = "groups"
+	}
+	s.line("task", "%s to %d %s: waiting for %s to confirm it in 企业微信", id, len(t.targets), noun, p.Sender)
+	return map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: id}
+}
+
+// massResults answers a result poll as WeCom would: sent to everyone once
+// the staff member confirmed, else nothing yet.
+func (s *simulator) massResults(a *bot.Action) map[string]string {
+	var p bot.MassResult
+	if a.Decode(&p) != nil {
+		return nil
+	}
+	t := s.tasks[p.MsgID]
+	if t == nil {
+		return nil
+	}
+	sent := !t.confirmed.IsZero() && !s.clock.Before(t.confirmed)
+	status, st := "0", "0"
+	d := map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: p.MsgID, bot.DataRound: strconv.Itoa(p.Round)}
+	if sent {
+		status, st = "2", "1"
+		d[bot.DataSendTime] = strconv.FormatInt(t.confirmed.Unix(), 10)
+	}
+	if p.Remind && !sent {
+		d[bot.DataReminded] = "1"
+	}
+	pairs := make([]string, len(t.targets))
+	for i, id := range t.targets {
+		pairs[i] = id + ":" + st
+	}
+	d[bot.DataTaskStatus], d[bot.DataSendResults] = status, strings.Join(pairs, ",")
+	return d
+}
+
+// reportMass prints what became of batched mass sends as results arrive.
+func (s *simulator) reportMass(ctx context.Context) error {
+	ids := make([]uint64, 0, len(s.massSeen))
+	for id := range s.massSeen {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		a, err := s.store.Action(ctx, id)
+		if err != nil {
+			return err
+		}
+		if a.Result == s.massSeen[id] {
+			continue
+		}
+		s.massSeen[id] = a.Result
+		if a.Result == bot.MassCanceled {
+			s.line("cancel", "%s → %s: %s", a.Kind, a.MemberID, strings.TrimPrefix(a.Detail, "canceled: "))
+			continue
+		}
+		if a.Result != bot.MassWaiting {
+			s.line("result", "mass_send → %s: %s", a.MemberID, a.Detail)
+		}
 	}
 	return nil
 }

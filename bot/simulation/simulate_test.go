@@ -205,7 +205,7 @@ func TestLostMemberFollowUpCancelledInProduction(t *testing.T) {
 		followUps = followUps[:0]
 		for _, a := range acts {
 			if strings.HasPrefix(a.Key, "followup|") {
-				if a.Status == bot.ActionPending {
+				if a.Status == bot.ActionPending || a.Status == bot.ActionBatched {
 					return false
 				}
 				followUps = append(followUps, a)

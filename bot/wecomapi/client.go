@@ -352,6 +352,7 @@ var kindAPIs = map[bot.ActionKind][]string{
 	bot.ActionKfMessage:    {apiKfSendMsg},
 	bot.ActionRobot:        {apiWebhookSend},
 	bot.ActionContactWay:   {apiAddContactWay},
+	bot.ActionMassResult:   {apiRemindGroupMsgSend, apiGroupMsgTask, apiGroupMsgSendResult},
 }
 
 // HoldUntil implements pipeline.Holder: until when the throttle holds an API

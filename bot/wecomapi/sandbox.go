@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -37,7 +38,35 @@ func (s *Sandbox) Send(_ context.Context, a *bot.Action) (bot.SendResult, bool, 
 	s.mu.Unlock()
 	s.log.Info().Str("kind", string(a.Kind)).Uint64("action", a.ID).Str("member", a.MemberID).
 		Str("summary", Summary(a)).Msg("sandbox: recorded instead of sending to WeCom")
-	return bot.SendResult{Detail: "sandbox", Data: sandboxResult(a)}, false, nil
+	data := sandboxResult(a)
+	if a.Kind == bot.ActionMassResult {
+		data = s.massResult(a)
+	}
+	return bot.SendResult{Detail: "sandbox", Data: data}, false, nil
+}
+
+// massResult answers a mass-send result poll: the sandbox's staff confirm
+// every task at once and every customer of it receives it.
+func (s *Sandbox) massResult(a *bot.Action) map[string]string {
+	var p bot.MassResult
+	if a.Decode(&p) != nil {
+		return nil
+	}
+	var targets []string
+	s.mu.Lock()
+	for _, x := range s.sent {
+		var t bot.MassSend
+		if x.Kind == bot.ActionMassSend && x.Decode(&t) == nil && t.Batch == p.Batch {
+			targets = append(append(targets, t.ExternalUserIDs...), t.ChatIDs...)
+		}
+	}
+	s.mu.Unlock()
+	pairs := make([]string, len(targets))
+	for i, id := range targets {
+		pairs[i] = id + ":1"
+	}
+	return map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: p.MsgID, bot.DataRound: strconv.Itoa(p.Round),
+		bot.DataTaskStatus: "2", bot.DataSendResults: strings.Join(pairs, ",")}
 }
 
 // sandboxResult makes up what WeCom would have created, so the engine's
@@ -46,6 +75,12 @@ func sandboxResult(a *bot.Action) map[string]string {
 	sum := sha256.Sum256([]byte(a.Key))
 	id := "sandbox-" + hex.EncodeToString(sum[:6])
 	switch a.Kind {
+	case bot.ActionMassSend:
+		var p bot.MassSend
+		if a.Decode(&p) != nil || p.Batch == "" {
+			return nil
+		}
+		return map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: id}
 	case bot.ActionGroupWelcome:
 		var p bot.GroupWelcome
 		if a.Decode(&p) != nil {

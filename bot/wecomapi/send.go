@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/silenceper/wechat/v2/util"
@@ -71,6 +72,8 @@ func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error
 		return c.kfEventMessage(ctx, a)
 	case bot.ActionKfTransfer:
 		return c.kfTransfer(ctx, a)
+	case bot.ActionMassResult:
+		return c.massResult(ctx, a)
 	case bot.ActionTagRefresh:
 		if err := c.RefreshTags(ctx); err != nil {
 			return bot.SendResult{}, err
@@ -228,7 +231,72 @@ func (c *Client) massSend(ctx context.Context, a *bot.Action) (bot.SendResult, e
 	if len(resp.FailList) > 0 {
 		detail += fmt.Sprintf(" fail_list=%d", len(resp.FailList))
 	}
-	return bot.SendResult{Detail: detail}, nil
+	res := bot.SendResult{Detail: detail}
+	if p.Batch != "" {
+		// A batch's task: its customers' results return to the engine. A
+		// long fail_list is cut (get_groupmsg_send_result reports them too).
+		fail := resp.FailList[:min(len(resp.FailList), maxFailListData)]
+		res.Data = map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: resp.MsgID, bot.DataFailList: strings.Join(fail, ",")}
+	}
+	return res, nil
+}
+
+// maxFailListData bounds the fail_list carried in a result event (under bot.MaxDataValueBytes).
+const maxFailListData = 1000
+
+// massResult reads a task's results back: the staff member's task status
+// (get_groupmsg_task) and one page of per-customer statuses
+// (get_groupmsg_send_result), after reminding the staff member when asked.
+func (c *Client) massResult(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.MassResult
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if p.MsgID == "" || p.Sender == "" {
+		return bot.SendResult{}, invalid("mass_result needs msgid and sender")
+	}
+	data := map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: p.MsgID, bot.DataRound: strconv.Itoa(p.Round)}
+	if p.Remind && p.Cursor == "" {
+		err := c.call(ctx, apiRemindGroupMsgSend, func() error {
+			return c.contact.RemindGroupMsgSend(&externalcontact.RemindGroupMsgSendRequest{MsgID: p.MsgID})
+		})
+		data[bot.DataReminded] = "1"
+		if err != nil {
+			// Already sent, or reminded 3 times in 24 h: the results still count.
+			data[bot.DataReminded] = err.Error()
+			c.log.Info().Err(err).Str("msgid", p.MsgID).Msg("remind_groupmsg_send refused; reading the results anyway")
+		}
+	}
+	var task *externalcontact.GetGroupMsgTaskResponse
+	if err := c.call(ctx, apiGroupMsgTask, func() (err error) {
+		task, err = c.contact.GetGroupMsgTask(&externalcontact.GetGroupMsgTaskRequest{MsgID: p.MsgID, Limit: 1000})
+		return err
+	}); err != nil {
+		return bot.SendResult{}, err
+	}
+	data[bot.DataTaskStatus] = "0"
+	for _, t := range task.TaskList {
+		if t.UserID == p.Sender {
+			data[bot.DataTaskStatus], data[bot.DataSendTime] = strconv.Itoa(t.Status), strconv.Itoa(t.SendTime)
+		}
+	}
+	var page *externalcontact.GetGroupMsgSendResultResponse
+	if err := c.call(ctx, apiGroupMsgSendResult, func() (err error) {
+		page, err = c.contact.GetGroupMsgSendResult(&externalcontact.GetGroupMsgSendResultRequest{MsgID: p.MsgID, UserID: p.Sender, Limit: 1000, Cursor: p.Cursor})
+		return err
+	}); err != nil {
+		return bot.SendResult{}, err
+	}
+	pairs := make([]string, 0, len(page.SendList))
+	for _, s := range page.SendList {
+		id := s.ExternalUserID
+		if id == "" {
+			id = s.ChatID
+		}
+		pairs = append(pairs, id+":"+strconv.Itoa(s.Status))
+	}
+	data[bot.DataSendResults], data[bot.DataNextCursor] = strings.Join(pairs, ","), page.NextCursor
+	return bot.SendResult{Detail: fmt.Sprintf("task %s status %s, %d results", p.MsgID, data[bot.DataTaskStatus], len(pairs)), Data: data}, nil
 }
 
 func (c *Client) groupWelcome(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
@@ -533,6 +601,13 @@ func Summary(a *bot.Action) string {
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("kf session of %s to state %d (%s)", p.ExternalUserID, p.State, p.Servicer)
 		}
+	case bot.ActionMassResult:
+		var p bot.MassResult
+		if err = a.Decode(&p); err == nil {
+			s = fmt.Sprintf("read mass-send task %s's results (round %d, remind %v)", p.MsgID, p.Round, p.Remind)
+		}
+	case bot.ActionTimer:
+		s = "timer"
 	case bot.ActionTagRefresh:
 		var p bot.TagRefresh
 		if err = a.Decode(&p); err == nil {

@@ -21,7 +21,7 @@ import (
 // WeCom: codes are imported with the CLI (a bad file imports nothing), the
 // welcome carries a generated 新人券 code, a signed shop order redeems it
 // and moves the member to Purchase, which issues a 第二杯半价券 from the
-// imported codes by mass-send; the report shows it all; a retried order is
+// imported codes by mass-send (a task of one: the code is hers alone); the report shows it all; a retried order is
 // stored once and a forged one not at all.
 func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 	t.Parallel()
@@ -29,6 +29,9 @@ func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 	env, c := liveEnv(t, fake, t.TempDir())
 	const secret = "shop-e2e-secret"
 	env["WECOMBOT_SHOP_SECRET"] = secret
+	// The demo, with mass sends going the moment they are due (not batched
+	// over the default 10-minute window).
+	env["WECOMBOT_SCENARIOS"] = scenarioDirWith(t, map[string]string{"90-limits.yaml": "limits: {mass_send_window: 0s}\n"})
 	in := startServe(t, env)
 	cli := func(args ...string) (string, error) {
 		var out, errb bytes.Buffer

@@ -490,6 +490,30 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	return false, addCounter(t.tx, ctrObPending, 1)
 }
 
+func (t *boltTx) SetActionResult(id uint64, r bot.ActionResult) error {
+	ob := t.tx.Bucket(bucketOutbox)
+	a, err := loadAction(ob, id)
+	if err != nil {
+		return err
+	}
+	was := a.Status
+	if !a.ApplyResult(r) {
+		return fmt.Errorf("action %d is %s and takes no %q result: %w", id, was, r.Status, bot.ErrConflict)
+	}
+	if a.Status != was && (a.Status == bot.ActionSent || a.Status == bot.ActionFailed) {
+		// Batched actions are counted nowhere (like skipped ones); they join
+		// the final counters when their result arrives.
+		if err := addCounter(t.tx, statusCounter(a.Status), 1); err != nil {
+			return err
+		}
+	}
+	out, err := json.Marshal(&a)
+	if err != nil {
+		return err
+	}
+	return ob.Put(u64(id), out)
+}
+
 func (t *boltTx) kv(bucket string, create bool) (*bbolt.Bucket, error) {
 	name := []byte(kvPrefix + bucket)
 	if b := t.tx.Bucket(name); b != nil || !create {
@@ -636,13 +660,9 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 	}
 	return s.gc.run(func(tx *bbolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
-		raw := ob.Get(u64(id))
-		if raw == nil {
-			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
-		}
-		var a bot.Action
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode action %d: %w", id, err)
+		a, err := loadAction(ob, id)
+		if err != nil {
+			return err
 		}
 		if a.Status != bot.ActionPending {
 			return fmt.Errorf("action %d is already %s: %w", id, a.Status, bot.ErrConflict)
@@ -677,6 +697,19 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 		}
 		return ob.Put(u64(id), out)
 	})
+}
+
+// loadAction decodes action id from the outbox bucket.
+func loadAction(ob *bbolt.Bucket, id uint64) (bot.Action, error) {
+	var a bot.Action
+	raw := ob.Get(u64(id))
+	if raw == nil {
+		return a, fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return a, fmt.Errorf("decode action %d: %w", id, err)
+	}
+	return a, nil
 }
 
 // statusCounter names the counter of a final status.

@@ -307,6 +307,45 @@ func (t *pgTx) Enqueue(a *bot.Action) (bool, error) {
 	return false, nil
 }
 
+func (t *pgTx) SetActionResult(id uint64, r bot.ActionResult) error {
+	if err := t.readOnly("set action result"); err != nil {
+		return err
+	}
+	var raw []byte
+	if err := t.row(`SELECT body FROM outbox WHERE id = $1 AND status <> 'swept'`, []any{int64(id)}, &raw); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		}
+		return err
+	}
+	var a bot.Action
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return fmt.Errorf("decode action %d: %w", id, err)
+	}
+	a.ID = id
+	was := a.Status
+	if !a.ApplyResult(r) {
+		return fmt.Errorf("action %d is %s and takes no %q result: %w", id, was, r.Status, bot.ErrConflict)
+	}
+	out, err := json.Marshal(&a)
+	if err != nil {
+		return err
+	}
+	if _, err := t.exec(`UPDATE outbox SET status = $2, body = $3 WHERE id = $1`, int64(id), a.Status, out); err != nil {
+		return err
+	}
+	if a.Status == was {
+		return nil
+	}
+	if _, err := t.exec(`INSERT INTO counters (name, slot, n) VALUES ($1, $2, -1) ON CONFLICT (name, slot) DO UPDATE SET n = counters.n - 1`,
+		"outbox_"+was, int64(id)%counterSlots); err != nil {
+		return err
+	}
+	_, err = t.exec(`INSERT INTO counters (name, slot, n) VALUES ($1, $2, 1) ON CONFLICT (name, slot) DO UPDATE SET n = counters.n + 1`,
+		"outbox_"+a.Status, int64(id)%counterSlots)
+	return err
+}
+
 func (t *pgTx) Get(bucket, key string) ([]byte, error) {
 	var v []byte
 	err := t.row(`SELECT value FROM kv WHERE bucket = $1 AND key = $2`, []any{[]byte(bucket), []byte(key)}, &v)

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Open) {
 		{"UnregisteredBucketRefused", testUnregisteredBucket},
 		{"RetentionSweep", testRetentionSweep},
 		{"ActionPurposeStored", testActionPurpose},
+		{"BatchedActionResults", testBatchedActionResults},
 		{"ConcurrentAppendDedupe", testConcurrentAppend},
 		{"ConcurrentProcessOnce", testConcurrentProcessOnce},
 		{"SequenceInCommitOrder", testSequenceInCommitOrder},
@@ -693,6 +694,67 @@ func testActionPurpose(t *testing.T, open Open) {
 	due, err := s.DueActions(ctx, time.Now().Add(time.Hour*24*365), 10)
 	if err != nil || len(due) != 1 || due[0].Purpose != bot.PurposeFollowUp {
 		t.Fatalf("due actions %+v %v", due, err)
+	}
+}
+
+// A batched action is never due; the engine writes its results onto it
+// (batched → sent → a later result), counted once it is sent or failed;
+// pending actions refuse results.
+func testBatchedActionResults(t *testing.T, open Open) {
+	clock := NewClock()
+	s := open(t, clock, time.Hour)
+	ids := map[string]uint64{}
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for _, key := range []string{"m1", "m2", "pending"} {
+			a, err := bot.NewAction(bot.ActionMassSend, key, bot.MassSend{ChatType: "single", ExternalUserIDs: []string{key}})
+			if err != nil {
+				return err
+			}
+			if key != "pending" {
+				a.Status = bot.ActionBatched
+			}
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+			ids[key] = a.ID
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueActions(ctx, clock.Now().Add(time.Hour), 10)
+	if err != nil || len(due) != 1 || due[0].ID != ids["pending"] {
+		t.Fatalf("due %+v %v: want only the pending action (batched ones are never due)", due, err)
+	}
+	at := clock.Now().Add(time.Minute)
+	steps := []struct {
+		id   string
+		r    bot.ActionResult
+		fail bool
+	}{
+		{"m1", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassWaiting, Detail: "in task msg1", At: at}, false},
+		{"m1", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassDelivered, Detail: "delivered", At: at.Add(time.Hour)}, false},
+		{"m2", bot.ActionResult{Status: bot.ActionFailed, Result: bot.MassCanceled, Detail: "she deleted the staff member", At: at}, false},
+		{"m1", bot.ActionResult{Status: bot.ActionFailed, Result: bot.MassTaskFailed}, true},
+		{"pending", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassDelivered}, true},
+	}
+	for i, st := range steps {
+		err := s.Update(ctx, func(tx bot.Tx) error { return tx.SetActionResult(ids[st.id], st.r) })
+		if st.fail != (err != nil) || (st.fail && !errors.Is(err, bot.ErrConflict)) {
+			t.Errorf("step %d (%s %+v): %v", i, st.id, st.r, err)
+		}
+	}
+	m1, err := s.Action(ctx, ids["m1"])
+	if err != nil || m1.Status != bot.ActionSent || m1.Result != bot.MassDelivered || !m1.SentAt.Equal(at) || m1.Detail != "delivered" || !m1.ResultAt.Equal(at.Add(time.Hour)) {
+		t.Errorf("m1 %+v %v: want sent at the first result, delivered", m1, err)
+	}
+	m2, err := s.Action(ctx, ids["m2"])
+	if err != nil || m2.Status != bot.ActionFailed || m2.Result != bot.MassCanceled || m2.LastError == "" {
+		t.Errorf("m2 %+v %v: want failed, canceled", m2, err)
+	}
+	st, err := s.OutboxStats(ctx)
+	if err != nil || st.Pending != 1 || st.Sent != 1 || st.Failed != 1 {
+		t.Errorf("stats %+v %v: want 1 pending, 1 sent, 1 failed", st, err)
 	}
 }
 

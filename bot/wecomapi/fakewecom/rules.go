@@ -571,13 +571,13 @@ func (s *Server) Reminded() []string {
 }
 
 // massCountLocked counts the tasks this natural month (on the fake's clock) that reached ext.
-func (s *Server) massCountLocked(ext string, now time.Time) int {
+func (s *Server) massCountLocked(chatType, ext string, now time.Time) int {
 	n := 0
 	y, m, _ := now.Date()
 	for _, id := range s.massOrder {
 		t := s.massTasks[id]
 		ty, tm, _ := t.created.Date()
-		if ty != y || tm != m || t.chatType != "single" {
+		if ty != y || tm != m || t.chatType != chatType {
 			continue
 		}
 		if slices.Contains(t.customers, ext) && t.failed[ext] == 0 {
@@ -601,6 +601,16 @@ func (s *Server) addMsgTemplateLocked(body map[string]any) map[string]any {
 	for _, v := range raw {
 		if id, _ := v.(string); id != "" {
 			customers = append(customers, id)
+		}
+	}
+	if chatType == "group" {
+		// Groups: chat_id_list (the owner's groups); the quota counts per group.
+		customers = nil
+		ids, _ := body["chat_id_list"].([]any)
+		for _, v := range ids {
+			if id, _ := v.(string); id != "" {
+				customers = append(customers, id)
+			}
 		}
 	}
 	if len(customers) > MaxMassCustomers {
@@ -627,7 +637,7 @@ func (s *Server) addMsgTemplateLocked(body map[string]any) map[string]any {
 		switch {
 		case s.notFriends[ext]:
 			t.failed[ext] = 2
-		case chatType == "single" && s.massCountLocked(ext, now) >= s.massQuota:
+		case s.massCountLocked(chatType, ext, now) >= s.massQuota:
 			t.failed[ext] = 3
 		default:
 			continue
@@ -662,8 +672,19 @@ func (s *Server) groupMsgSendResultLocked(body map[string]any) map[string]any {
 	if t == nil {
 		return errBodyMsg(40058, "invalid msgid")
 	}
+	// Paged like WeCom: limit (at most 1000, default 500) and an opaque cursor.
+	limit := int(toFloat(body["limit"]))
+	if limit <= 0 || limit > 1000 {
+		limit = 500
+	}
+	from := 0
+	if c, _ := body["cursor"].(string); c != "" {
+		if _, err := fmt.Sscanf(c, "page-%d", &from); err != nil {
+			return errBodyMsg(40058, "invalid cursor")
+		}
+	}
 	list := []any{}
-	for _, ext := range t.customers {
+	for _, ext := range t.customers[min(from, len(t.customers)):min(from+limit, len(t.customers))] {
 		status, sendTime := 0, int64(0)
 		switch {
 		case t.failed[ext] != 0:
@@ -671,9 +692,17 @@ func (s *Server) groupMsgSendResultLocked(body map[string]any) map[string]any {
 		case t.confirmed:
 			status, sendTime = 1, t.sentAt.Unix()
 		}
-		list = append(list, map[string]any{"external_userid": ext, "chat_id": "", "userid": t.sender, "status": status, "send_time": sendTime})
+		row := map[string]any{"external_userid": ext, "chat_id": "", "userid": t.sender, "status": status, "send_time": sendTime}
+		if t.chatType == "group" {
+			row["external_userid"], row["chat_id"] = "", ext
+		}
+		list = append(list, row)
 	}
-	return ok(map[string]any{"next_cursor": "", "send_list": list})
+	next := ""
+	if from+limit < len(t.customers) {
+		next = fmt.Sprintf("page-%d", from+limit)
+	}
+	return ok(map[string]any{"next_cursor": next, "send_list": list})
 }
 
 func (s *Server) remindLocked(body map[string]any) map[string]any {
