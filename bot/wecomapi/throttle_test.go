@@ -121,6 +121,8 @@ func TestSendConcurrencyFollowsLatency(t *testing.T) {
 		t.Fatalf("SendLimit before any call = %s %d, want %s %d", api, n, fakewecom.APISendWelcomeMsg, retry.DefaultLimits.Initial)
 	}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	peak := 0 // the highest limit seen: a loaded test machine's stalls may cut it again later
 	errs := make(chan error, 300)
 	for w := range 60 {
 		wg.Add(1)
@@ -130,6 +132,10 @@ func TestSendConcurrencyFollowsLatency(t *testing.T) {
 				if _, _, err := e.client.Send(ctx, welcome(t, fmt.Sprintf("wc-%d-%d", w, i))); err != nil {
 					errs <- err
 				}
+				_, n := e.client.SendLimit(welcome(t, "x"))
+				mu.Lock()
+				peak = max(peak, n)
+				mu.Unlock()
 			}
 		}()
 	}
@@ -141,7 +147,7 @@ func TestSendConcurrencyFollowsLatency(t *testing.T) {
 	if n := e.fake.Count(fakewecom.APISendWelcomeMsg); n != 300 {
 		t.Fatalf("%d send_welcome_msg calls, want 300", n)
 	}
-	if _, n := e.client.SendLimit(welcome(t, "x")); n <= retry.DefaultLimits.Initial || n > 40 {
-		t.Fatalf("SendLimit after 60 senders at 50 ms = %d, want above %d and at most Max 40", n, retry.DefaultLimits.Initial)
+	if peak <= retry.DefaultLimits.Initial || peak > 40 {
+		t.Fatalf("highest SendLimit with 60 senders at 50 ms = %d, want above %d and at most Max 40", peak, retry.DefaultLimits.Initial)
 	}
 }
