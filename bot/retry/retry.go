@@ -356,16 +356,20 @@ func (c *Call) End(overloaded bool) {
 	close(g.free)
 	g.free = make(chan struct{})
 	lim := t.limits
-	cut := func() {
+	// cut halves the limit, at most once per round trip, down to floor.
+	cut := func(floor int) {
 		if now.Sub(g.lastCut) < max(g.minRTT, time.Millisecond) {
 			return // one cut per round trip: the calls out with this one say the same
 		}
+		if g.limit <= float64(floor) {
+			return // already at or below it (an overload cut may go lower than a slow one)
+		}
 		g.lastCut = now
-		g.limit = max(g.limit/2, float64(lim.Min))
+		g.limit = max(g.limit/2, float64(floor))
 		g.ssthresh = max(g.limit, float64(lim.Min))
 	}
 	if overloaded {
-		cut()
+		cut(lim.Min)
 		if !g.probe && g.strikes > 0 && now.Before(g.openAt) {
 			// A call that was already out when the API was held: it says
 			// nothing new, and must not push the hold further.
@@ -387,8 +391,12 @@ func (c *Call) End(overloaded bool) {
 	demand := !g.busyAt.Before(c.start) && !c.start.Before(g.lastCut)
 	switch {
 	case rtt > 4*g.minRTT+50*time.Millisecond:
-		// Far slower than the API has been: calls queue at the service.
-		cut()
+		// Far slower than the API has been: calls may queue at the service
+		// — or this machine is short of CPU, which a round trip can't tell
+		// apart. Only WeCom's overload answers take the limit below
+		// Initial: slow round trips alone never cost the welcomes their
+		// starting concurrency.
+		cut(lim.Initial)
 	case demand && (g.ssthresh == 0 || g.limit < g.ssthresh):
 		g.limit = min(g.limit+1, float64(lim.Max)) // slow start: doubles per round trip
 	case demand:

@@ -250,17 +250,47 @@ func TestThrottleConcurrencyAdaptsToLatency(t *testing.T) {
 	}
 	hold.End(false)
 
-	// Latency far above the fastest round trip shrinks the limit.
-	th3 := retry.NewThrottle(retry.DefaultThrottle, clock).WithLimits(retry.Limits{Initial: 16})
-	c, _, _ = th3.Begin(ctx, "api")
-	advance(50 * time.Millisecond)
-	c.End(false)
-	advance(time.Second)
-	c, _, _ = th3.Begin(ctx, "api")
-	advance(2 * time.Second)
-	c.End(false)
-	if got := th3.Limit("api"); got >= 16 {
-		t.Fatalf("limit %d after a 2 s round trip on a 50 ms API, want it cut", got)
+	// Latency far above the fastest round trip shrinks a grown limit, but
+	// never below Initial: a stalled machine looks the same as a queueing
+	// service, and only WeCom's overload answers go lower.
+	th3 := retry.NewThrottle(retry.DefaultThrottle, clock).WithLimits(retry.Limits{Initial: 4, Max: 64, PerMinute: -1, PerHour: -1})
+	roundOf := func(th *retry.Throttle, rtt time.Duration, overloaded bool) int {
+		n := th.Limit("api")
+		calls := make([]*retry.Call, 0, n)
+		for range n {
+			c, _, err := th.Begin(ctx, "api")
+			if err != nil || c == nil {
+				t.Fatalf("begin %d of %d: %v", len(calls), n, err)
+			}
+			calls = append(calls, c)
+		}
+		advance(rtt)
+		for i, c := range calls {
+			c.End(overloaded && i == 0)
+		}
+		advance(time.Second) // the next round is another round trip
+		return th.Limit("api")
+	}
+	roundOf(th3, 50*time.Millisecond, false)
+	if got := roundOf(th3, 50*time.Millisecond, false); got != 16 {
+		t.Fatalf("limit %d after two 50 ms rounds from 4, want 16", got)
+	}
+	if got := roundOf(th3, 2*time.Second, false); got != 8 {
+		t.Fatalf("limit %d after a 2 s round trip on a 50 ms API, want it halved to 8", got)
+	}
+	for range 3 {
+		roundOf(th3, 2*time.Second, false)
+	}
+	if got := th3.Limit("api"); got != 4 {
+		t.Fatalf("limit %d after slow round trips only, want Initial 4 (no lower)", got)
+	}
+	advance(time.Minute)
+	if got := roundOf(th3, 50*time.Millisecond, true); got != 2 {
+		t.Fatalf("limit %d after an overload answer at 4, want 2 (overload goes below Initial)", got)
+	}
+	advance(2 * time.Minute) // the hold passes
+	if got := roundOf(th3, 2*time.Second, false); got != 2 {
+		t.Fatalf("limit %d: a slow round trip raised an overload-cut limit of 2", got)
 	}
 }
 
