@@ -175,13 +175,28 @@ func (p *proc) drained(t *testing.T, timeout time.Duration) map[string]any {
 }
 
 // signed is one callback as WeCom would (re)deliver it.
+// signed is one contact add's callback. It is sealed at its first
+// delivery, not before — WeCom sends the callback when the add happens, and
+// its CreateTime starts the welcome code's 20 s — and every later delivery
+// (WeCom's retries) repeats exactly those bytes.
 type signed struct {
-	path        string
-	body        []byte
 	user, code  string
 	acked       bool
 	deliveries  int
 	firstSentAt time.Time
+
+	seal func() (string, []byte)
+	once sync.Once
+	path string
+	body []byte
+}
+
+// req is the callback's path and body, sealed on the first call.
+func (r *signed) req() (path string, body []byte) {
+	r.once.Do(func() {
+		r.path, r.body = r.seal()
+	})
+	return r.path, r.body
 }
 
 func signAdds(t *testing.T, c *wecom.Crypter, n int, prefix string) []*signed {
@@ -190,8 +205,8 @@ func signAdds(t *testing.T, c *wecom.Crypter, n int, prefix string) []*signed {
 	for i := range out {
 		ev := callbackEvent{Type: "contact.add", Staff: "zhangsan", State: "xhs",
 			ExternalUser: fmt.Sprintf("wm_%s_%03d", prefix, i), WelcomeCode: fmt.Sprintf("WC-%s-%03d", prefix, i)}
-		path, body := signEvent(t, c, ev)
-		out[i] = &signed{path: path, body: body, user: ev.ExternalUser, code: ev.WelcomeCode}
+		out[i] = &signed{user: ev.ExternalUser, code: ev.WelcomeCode,
+			seal: func() (string, []byte) { return signEvent(t, c, ev) }}
 	}
 	return out
 }
@@ -214,7 +229,8 @@ func deliver(base string, reqs []*signed, concurrency int, stop <-chan struct{})
 					r.firstSentAt = time.Now()
 				}
 				mu.Unlock()
-				resp, err := client.Post(base+r.path, "text/xml", bytes.NewReader(r.body))
+				path, body := r.req()
+				resp, err := client.Post(base+path, "text/xml", bytes.NewReader(body))
 				if err != nil {
 					continue // the server died mid-request: WeCom would retry later
 				}
@@ -279,7 +295,8 @@ func TestKilledUnderLoadLosesNothingAndSendsOnce(t *testing.T) {
 		// WeCom re-delivers a few requests it already got a 200 for.
 		go func() {
 			for _, r := range reqs[:10*round] {
-				if resp, err := http.Post(p.base+r.path, "text/xml", bytes.NewReader(r.body)); err == nil {
+				path, body := r.req()
+				if resp, err := http.Post(p.base+path, "text/xml", bytes.NewReader(body)); err == nil {
 					resp.Body.Close()
 				}
 			}

@@ -192,7 +192,8 @@ func TestThreeNodesSurviveKills(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			for i := range work {
 				r := adds[i]
-				node, ok := post(rng, r.path, r.body, http.Header{"Content-Type": {"text/xml"}})
+				path, body := r.req()
+				node, ok := post(rng, path, body, http.Header{"Content-Type": {"text/xml"}})
 				if !ok {
 					continue
 				}
@@ -202,7 +203,7 @@ func TestThreeNodesSurviveKills(t *testing.T) {
 				if i%4 == 0 { // WeCom re-delivers an acknowledged callback, to another node
 					for tries := 0; tries < 5; tries++ {
 						if n2, b2 := cl.pick(rng); n2 != node && b2 != "" {
-							if resp, err := client.Post(b2+r.path, "text/xml", bytes.NewReader(r.body)); err == nil {
+							if resp, err := client.Post(b2+path, "text/xml", bytes.NewReader(body)); err == nil {
 								resp.Body.Close()
 							}
 							break
