@@ -273,6 +273,18 @@ type MediaRef struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// URL reports whether Source is a URL to fetch.
 	URL bool `json:"url,omitempty"`
+	// Poster, when set, is a member's 任务宝 poster: the media library
+	// renders it (Source names it: "poster:<member>") instead of reading a file.
+	Poster *PosterRef `json:"poster,omitempty"`
+}
+
+// PosterRef is what a member's poster shows besides the scenario's
+// background and layout: her name and her contact-me code's picture URL
+// (qr_code from add_contact_way).
+type PosterRef struct {
+	Member string `json:"member"`
+	Name   string `json:"name"`
+	QRCode string `json:"qr_code"`
 }
 
 // WelcomeMessage is the payload of ActionWelcome.
@@ -382,7 +394,10 @@ type StaffMessage struct {
 type KfMessage struct {
 	OpenKfID       string `json:"open_kfid"`
 	ExternalUserID string `json:"external_user_id"`
-	Text           string `json:"text"`
+	Text           string `json:"text,omitempty"`
+	// Image, when set, makes the message a picture (msgtype image) instead
+	// of Text; the media library resolves its Media to a media_id.
+	Image *Attachment `json:"image,omitempty"`
 	// MsgID lets WeCom drop a resend of the same message.
 	MsgID string `json:"msg_id,omitempty"`
 }

@@ -57,6 +57,7 @@ type merged struct {
 	kf             *kfSpec
 	limits         *limitsSpec
 	segments       []*segmentSpec
+	profileForm    *profileFormSpec
 }
 
 type tagGroupSrc struct {
@@ -96,6 +97,7 @@ func merge(docs []*document, ps *problems) *merged {
 		setOnce(ps, &m.referral, d.Referral)
 		setOnce(ps, &m.kf, d.Kf)
 		setOnce(ps, &m.limits, d.Limits)
+		setOnce(ps, &m.profileForm, d.ProfileForm)
 		names := make([]string, 0, len(d.Tags))
 		for name := range d.Tags {
 			names = append(names, name)
@@ -187,6 +189,7 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c.campaigns(m.campaigns)
 	c.ai(m.ai)
 	c.segments(m.segments)
+	c.profileForm(m.profileForm)
 	c.couponHooks(m)
 	return c.sc
 }
@@ -270,6 +273,19 @@ func (c *compiler) tagList(p Pos, rel string, tags []string) []string {
 		seen[t] = true
 	}
 	return tags
+}
+
+// keywordList drops (and reports) empty keywords, which would match every message.
+func (c *compiler) keywordList(p Pos, rel string, keywords []string) []string {
+	var out []string
+	for i, k := range keywords {
+		if strings.TrimSpace(k) == "" {
+			c.ps.at(p, fmt.Sprintf("%s[%d]", rel, i), "empty keyword (it would match every message)")
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 func (c *compiler) template(p Pos, rel, src string) *Template {
@@ -768,13 +784,7 @@ func (c *compiler) keywords(m *merged) {
 		if len(s.Keywords) == 0 && s.Regex == "" {
 			c.ps.at(s.Pos, "keywords", "required: keywords (contained in the message) or a regex")
 		}
-		for i, kw := range s.Keywords {
-			if strings.TrimSpace(kw) == "" {
-				c.ps.at(s.Pos, fmt.Sprintf("keywords[%d]", i), "empty keyword (it would match every message)")
-				continue
-			}
-			r.Keywords = append(r.Keywords, kw)
-		}
+		r.Keywords = c.keywordList(s.Pos, "keywords", s.Keywords)
 		if s.Regex != "" {
 			re, err := regexp.Compile(s.Regex)
 			if err != nil {

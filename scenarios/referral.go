@@ -33,6 +33,8 @@ type Referral struct {
 	Rewards []*ReferralReward
 	// CodeReady is sent with the member's invite code; Pending while it is made.
 	CodeReady, Pending *Template
+	// Poster is the 任务宝 poster (nil: none).
+	Poster *Poster
 }
 
 // ReferralReward is given once when a member's counted invites reach Invites.
@@ -124,13 +126,8 @@ func (c *compiler) referral(s *referralSpec) {
 	if !s.has("hold") {
 		r.Hold = DefaultReferralHold
 	}
-	for i, k := range s.Keywords {
-		if strings.TrimSpace(k) == "" {
-			c.ps.at(s.Pos, fmt.Sprintf("keywords[%d]", i), "empty keyword (it would match every message)")
-			continue
-		}
-		r.Keywords = append(r.Keywords, k)
-	}
+	r.Keywords = c.keywordList(s.Pos, "keywords", s.Keywords)
+	r.Poster = c.poster(s.Poster)
 	if len(r.Keywords) == 0 {
 		c.ps.at(s.Pos, "keywords", "required: the words (e.g. 邀请) a member sends in 微信客服 to get their invite code")
 	}

@@ -60,6 +60,8 @@ type Scenario struct {
 	Limits Limits
 	// Segments are the named segments (segments), in file order.
 	Segments []*Segment
+	// ProfileForm is nil when the scenario has no profile_form section.
+	ProfileForm *ProfileForm
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel

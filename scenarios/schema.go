@@ -26,6 +26,7 @@ type document struct {
 	Kf           *kfSpec             `yaml:"kf"`
 	Limits       *limitsSpec         `yaml:"limits"`
 	Segments     []*segmentSpec      `yaml:"segments"`
+	ProfileForm  *profileFormSpec    `yaml:"profile_form"`
 }
 
 // limitsSpec holds WeCom's quotas where they differ per corp.
@@ -400,6 +401,8 @@ type referralSpec struct {
 	// Messages to the referrer.
 	CodeReady string `yaml:"code_ready"`
 	Pending   string `yaml:"pending"`
+	// Poster is the 任务宝 poster: her code on a share image.
+	Poster *posterSpec `yaml:"poster"`
 }
 
 type referralRewardSpec struct {

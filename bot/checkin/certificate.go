@@ -103,15 +103,18 @@ func loadFonts() {
 	}
 }
 
-// faces is a fallback chain: each rune is drawn with the first face that has it.
-type faces []font.Face
+// Faces is a fallback chain of font faces for text drawn on images
+// (certificates, 任务宝 posters): each rune is drawn with the first face that
+// has it — Go's Latin font, the embedded CJK subset, then a system CJK font.
+type Faces []font.Face
 
-func newFaces(size float64, bold bool) (faces, error) {
+// NewFaces returns the chain at size (pixels at 72 DPI), bold or regular Latin.
+func NewFaces(size float64, bold bool) (Faces, error) {
 	fontsOnce.Do(loadFonts)
 	if fontsErr != nil {
 		return nil, fontsErr
 	}
-	var out faces
+	var out Faces
 	opts := &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull}
 	latin := latinReg
 	if bold {
@@ -130,7 +133,7 @@ func newFaces(size float64, bold bool) (faces, error) {
 	return out, nil
 }
 
-func (fs faces) faceFor(r rune) font.Face {
+func (fs Faces) faceFor(r rune) font.Face {
 	for _, f := range fs {
 		if _, ok := f.GlyphAdvance(r); ok {
 			return f
@@ -139,7 +142,8 @@ func (fs faces) faceFor(r rune) font.Face {
 	return nil
 }
 
-func (fs faces) width(s string) fixed.Int26_6 {
+// Width is s's advance in pixels (26.6 fixed point).
+func (fs Faces) Width(s string) fixed.Int26_6 {
 	var w fixed.Int26_6
 	for _, r := range s {
 		if f := fs.faceFor(r); f != nil {
@@ -150,9 +154,9 @@ func (fs faces) width(s string) fixed.Int26_6 {
 	return w
 }
 
-// draw draws s with its left end at x (pixels) on baseline y; runes no
+// Draw draws s with its left end at x (pixels) on baseline y; runes no
 // face has are skipped.
-func (fs faces) draw(dst draw.Image, col color.Color, s string, x, y int) {
+func (fs Faces) Draw(dst draw.Image, col color.Color, s string, x, y int) {
 	d := &font.Drawer{Dst: dst, Src: image.NewUniform(col), Dot: fixed.P(x, y)}
 	for _, r := range s {
 		f := fs.faceFor(r)
@@ -164,18 +168,19 @@ func (fs faces) draw(dst draw.Image, col color.Color, s string, x, y int) {
 	}
 }
 
-func (fs faces) center(dst draw.Image, col color.Color, s string, width, y int) {
-	fs.draw(dst, col, s, (width-fs.width(s).Round())/2, y)
+// Center draws s centred in [0, width) on baseline y.
+func (fs Faces) Center(dst draw.Image, col color.Color, s string, width, y int) {
+	fs.Draw(dst, col, s, (width-fs.Width(s).Round())/2, y)
 }
 
-// wrap breaks s into lines no wider than max pixels (by rune, which suits
+// Wrap breaks s into lines no wider than max pixels (by rune, which suits
 // Chinese; Latin words may break mid-word).
-func (fs faces) wrap(s string, max int) []string {
+func (fs Faces) Wrap(s string, max int) []string {
 	var lines []string
 	for _, para := range strings.Split(s, "\n") {
 		line := ""
 		for _, r := range para {
-			if fs.width(line+string(r)).Round() > max && line != "" {
+			if fs.Width(line+string(r)).Round() > max && line != "" {
 				lines = append(lines, line)
 				line = ""
 			}
@@ -209,29 +214,29 @@ func (c *Certificate) PNG() ([]byte, error) {
 	frame(30, 8, green)
 	frame(52, 2, green)
 
-	title, err := newFaces(52, true)
+	title, err := NewFaces(52, true)
 	if err != nil {
 		return nil, fmt.Errorf("certificate fonts: %w", err)
 	}
-	big, _ := newFaces(88, true)
-	body, _ := newFaces(34, false)
-	small, _ := newFaces(28, false)
+	big, _ := NewFaces(88, true)
+	body, _ := NewFaces(34, false)
+	small, _ := NewFaces(28, false)
 
 	y := 200
-	for _, l := range title.wrap(c.Title, certW-160) {
-		title.center(img, green, l, certW, y)
+	for _, l := range title.Wrap(c.Title, certW-160) {
+		title.Center(img, green, l, certW, y)
 		y += 70
 	}
 	y += 40
-	small.center(img, grey, "CERTIFICATE", certW, y)
+	small.Center(img, grey, "CERTIFICATE", certW, y)
 	y += 150
-	big.center(img, ink, c.Name, certW, y)
+	big.Center(img, ink, c.Name, certW, y)
 	y += 110
 	days := fmt.Sprintf("%s · %d 天 · %d DAYS", c.Campaign, c.Days, c.Days)
-	body.center(img, green, days, certW, y)
+	body.Center(img, green, days, certW, y)
 	y += 90
-	for _, l := range body.wrap(c.Text, certW-200) {
-		body.center(img, ink, l, certW, y)
+	for _, l := range body.Wrap(c.Text, certW-200) {
+		body.Center(img, ink, l, certW, y)
 		y += 52
 	}
 	// A seal: a ring with the day count.
@@ -244,11 +249,11 @@ func (c *Certificate) PNG() ([]byte, error) {
 			}
 		}
 	}
-	seal, _ := newFaces(72, true)
+	seal, _ := NewFaces(72, true)
 	n := fmt.Sprint(c.Days)
-	seal.draw(img, color.RGBA{0xc0, 0x39, 0x2b, 0xff}, n, cx-seal.width(n).Round()/2, cy+26)
-	small.draw(img, grey, c.Date, 110, certH-170)
-	small.draw(img, grey, c.Brand, 110, certH-125)
+	seal.Draw(img, color.RGBA{0xc0, 0x39, 0x2b, 0xff}, n, cx-seal.Width(n).Round()/2, cy+26)
+	small.Draw(img, grey, c.Date, 110, certH-170)
+	small.Draw(img, grey, c.Brand, 110, certH-125)
 
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {

@@ -66,7 +66,7 @@ func (r *run) contactAdd() error {
 	}
 	// Render with the state the member will have after this event (stage,
 	// channel); levels and tag rules don't show in templates' fields.
-	data := r.sc.DataFor(m)
+	data := r.memberData(m)
 	couponText, err := r.welcomeCoupon(ms, script)
 	if err != nil {
 		return err

@@ -100,6 +100,9 @@ func (r *run) dispatch() error {
 		return r.syncFinish()
 	case bot.EventSyncFail:
 		return r.syncFail()
+	// The profile form's submissions (profile.go).
+	case EventProfileSubmit:
+		return r.profileSubmit()
 	// Staff transfer (transfer.go; results in results.go).
 	case bot.EventTransferRequest:
 		return r.transferRequest()
@@ -114,7 +117,9 @@ func (r *run) dispatch() error {
 func (r *run) messageCommands(ms *memberState, surface, text string) (bool, error) {
 	for _, command := range []func(*memberState, string, string) (bool, error){
 		r.checkinCommand,  // 打卡/补卡/排行 (checkin.go)
+		r.posterCommand,   // 任务宝 poster keywords (poster.go)
 		r.referralCommand, // invite code keywords (referral.go)
+		r.profileCommand,  // the profile form's keywords (profile.go)
 	} {
 		if done, err := command(ms, surface, text); err != nil || done {
 			return done, err

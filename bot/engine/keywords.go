@@ -64,7 +64,7 @@ func (r *run) kfText() error {
 	}
 	// Levels and tag rules settle in finish; the reply sees the counters
 	// (check-ins, stage) this event already changed.
-	data := r.sc.DataFor(ms.m)
+	data := r.memberData(ms.m)
 	reply := r.render(rule.Reply, data)
 	if rule.Coupon != nil {
 		res, err := r.issue(ms, rule.Coupon, "keyword:"+rule.Name)

@@ -62,6 +62,11 @@ type ReferrerRecord struct {
 	Void    int    `json:"void"`
 	// Rewarded lists the thresholds (invites) already rewarded.
 	Rewarded []int `json:"rewarded,omitempty"`
+	// Posters counts the 任务宝 posters sent her, PosterAt the first;
+	// PosterOwed is set while she waits for one until WeCom makes her code.
+	Posters    int       `json:"posters,omitempty"`
+	PosterAt   time.Time `json:"poster_at,omitzero"`
+	PosterOwed bool      `json:"poster_owed,omitempty"`
 }
 
 // InviteRecord is one invitee.
@@ -81,65 +86,79 @@ func (r *run) referralCommand(ms *memberState, surface, text string) (bool, erro
 		return false, nil
 	}
 	m := ms.m
-	// Settle due holds first so the counts in the reply are current.
-	if err := r.settleDue(ref); err != nil {
+	rec, qr, ask, err := r.inviteCode(ref, ms)
+	if err != nil || (qr == "" && ask == nil) {
 		return true, err
 	}
-	var rec ReferrerRecord
-	if _, err := r.getJSON(bucketReferralMembers, m.ExternalUserID, &rec); err != nil {
+	data := r.sc.DataFor(m)
+	reply := r.render(ref.Pending, data)
+	if reply == "" {
+		reply = "你的专属邀请码正在生成，马上发给你～"
+	}
+	if qr != "" {
+		reply = r.inviteText(ref, data, qr, rec)
+	}
+	if err := r.kfReply(ms, reply, r.ev.OpenKfID, false); err != nil {
 		return true, err
+	}
+	return true, r.askInviteCode(m, ask)
+}
+
+// askInviteCode asks WeCom for her invite code (nil ask: nothing to ask).
+// Keyed by member: asking again before WeCom answers doesn't make a second code.
+func (r *run) askInviteCode(m *bot.Member, ask *bot.ContactWay) error {
+	if ask == nil {
+		return nil
+	}
+	return r.enqueue(bot.ActionContactWay, "invite|"+m.ExternalUserID, m.ExternalUserID, *ask, time.Time{}, time.Time{})
+}
+
+// inviteCode returns the member's referrer record (holds settled first, so
+// its counts are current) and her code's picture URL, or, while she has no
+// code yet, what to ask WeCom for (add_contact_way, see askInviteCode),
+// handing out her state the first time. Both are empty when no staff member
+// can be put on the code (logged).
+func (r *run) inviteCode(ref *scenarios.Referral, ms *memberState) (rec ReferrerRecord, qr string, ask *bot.ContactWay, err error) {
+	m := ms.m
+	if err := r.settleDue(ref); err != nil {
+		return rec, "", nil, err
+	}
+	if _, err := r.getJSON(bucketReferralMembers, m.ExternalUserID, &rec); err != nil {
+		return rec, "", nil, err
 	}
 	if rec.State == "" {
 		state, err := r.newReferralState()
 		if err != nil {
-			return true, err
+			return rec, "", nil, err
 		}
 		rec.State = state
 		if err := r.tx.Put(bucketReferralStates, state, []byte(m.ExternalUserID)); err != nil {
-			return true, fmt.Errorf("record invite state: %w", err)
+			return rec, "", nil, fmt.Errorf("record invite state: %w", err)
 		}
 		if err := r.putJSON(bucketReferralMembers, m.ExternalUserID, rec); err != nil {
-			return true, err
+			return rec, "", nil, err
 		}
 	}
-	data := r.sc.DataFor(m)
 	way, err := ContactWay(r.tx, rec.State)
 	if err != nil {
-		return true, err
+		return rec, "", nil, err
 	}
-	var reply string
-	var ask *bot.ContactWay
 	if way != nil && way.QRCode != "" {
-		reply = r.inviteText(ref, data, way.QRCode, rec)
-	} else {
-		staff := ref.Staff
-		if s := m.PrimaryStaff(); s != "" {
-			staff = []string{s}
-		}
-		if len(staff) == 0 {
-			r.log.Warn().Msg("no staff member for the invite code: the member follows nobody and referral.staff is empty")
-			return true, nil
-		}
-		remark := "邀请-" + m.ExternalUserID
-		if n := []rune(remark); len(n) > MaxStateLen {
-			remark = string(n[:MaxStateLen])
-		}
-		ask = &bot.ContactWay{State: rec.State, Staff: staff, Remark: remark}
-		reply = r.render(ref.Pending, data)
-		if reply == "" {
-			reply = "你的专属邀请码正在生成，马上发给你～"
-		}
+		return rec, way.QRCode, nil, nil
 	}
-	key := "reply|" + r.ref
-	msg := bot.KfMessage{OpenKfID: r.ev.OpenKfID, ExternalUserID: m.ExternalUserID, Text: reply, MsgID: kfMsgID(key)}
-	if err := r.enqueue(bot.ActionKfMessage, key, m.ExternalUserID, msg, time.Time{}, time.Time{}); err != nil {
-		return true, err
+	staff := ref.Staff
+	if s := m.PrimaryStaff(); s != "" {
+		staff = []string{s}
 	}
-	if ask == nil {
-		return true, nil
+	if len(staff) == 0 {
+		r.log.Warn().Msg("no staff member for the invite code: the member follows nobody and referral.staff is empty")
+		return rec, "", nil, nil
 	}
-	// Keyed by member: asking again before WeCom answers doesn't make a second code.
-	return true, r.enqueue(bot.ActionContactWay, "invite|"+m.ExternalUserID, m.ExternalUserID, *ask, time.Time{}, time.Time{})
+	remark := "邀请-" + m.ExternalUserID
+	if n := []rune(remark); len(n) > MaxStateLen {
+		remark = string(n[:MaxStateLen])
+	}
+	return rec, "", &bot.ContactWay{State: rec.State, Staff: staff, Remark: remark}, nil
 }
 
 func (r *run) inviteText(ref *scenarios.Referral, data scenarios.TemplateData, qr string, rec ReferrerRecord) string {
@@ -197,6 +216,9 @@ func (r *run) inviteCodeReady(data map[string]string) error {
 	var rec ReferrerRecord
 	if _, err := r.getJSON(bucketReferralMembers, ms.m.ExternalUserID, &rec); err != nil {
 		return err
+	}
+	if rec.PosterOwed {
+		return r.posterReady(ms, &rec, data["qr_code"])
 	}
 	return r.deliverCoupon(ms, "invite_ready|"+state, r.inviteText(ref, r.sc.DataFor(ms.m), data["qr_code"], rec))
 }

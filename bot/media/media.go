@@ -70,6 +70,9 @@ type Library struct {
 	Open func(source string) ([]byte, error)
 	// Fetch downloads an https URL (through the egress proxy in production).
 	Fetch func(ctx context.Context, url string) ([]byte, error)
+	// Render draws generated pictures (a member's 任务宝 poster, MediaRef.Poster);
+	// nil: such media is unreadable.
+	Render func(ctx context.Context, ref *bot.MediaRef) ([]byte, error)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// RenewBefore replaces a media_id this long before it expires (default DefaultRenewBefore).
@@ -170,7 +173,16 @@ func (l *Library) ensure(ctx context.Context, ref *bot.MediaRef, refetch bool) (
 	now := l.now()
 	fresh := found && (prev.PicURL != "" || now.Sub(prev.UploadedAt) < Lifetime-l.renewBefore())
 	var data []byte
-	if ref.URL {
+	if ref.Poster != nil {
+		// Drawn now: her name or code may have changed; the hash below
+		// decides whether WeCom needs it again.
+		if l.Render == nil {
+			return Record{}, "", fmt.Errorf("%w: %s: no poster renderer", ErrUnreadable, ref.Source)
+		}
+		if data, err = l.Render(ctx, ref); err != nil {
+			return Record{}, "", fmt.Errorf("render %s: %w", ref.Source, err)
+		}
+	} else if ref.URL {
 		if fresh && !refetch {
 			return prev, "", nil
 		}
@@ -332,6 +344,26 @@ func (s *Sender) resolveAction(ctx context.Context, a *bot.Action, force bool) (
 	case bot.ActionGroupWelcome:
 		var p bot.GroupWelcome
 		payload, atts = &p, &p.Attachments
+	case bot.ActionKfMessage:
+		// A picture in 微信客服 (a 任务宝 poster): one attachment, Image.
+		var p bot.KfMessage
+		payload = &p
+		if !hasMedia(a.Payload) {
+			return a, nil, nil
+		}
+		if err := a.Decode(payload); err != nil {
+			return nil, nil, err
+		}
+		if p.Image == nil {
+			return a, nil, nil
+		}
+		one := []bot.Attachment{*p.Image}
+		notes, err := s.resolveAll(ctx, one, force)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.Image = &one[0]
+		return withPayload(a, payload, notes)
 	default:
 		return a, nil, nil
 	}
@@ -341,22 +373,36 @@ func (s *Sender) resolveAction(ctx context.Context, a *bot.Action, force bool) (
 	if err := a.Decode(payload); err != nil {
 		return nil, nil, err
 	}
+	notes, err := s.resolveAll(ctx, *atts, force)
+	if err != nil {
+		return nil, nil, err
+	}
+	return withPayload(a, payload, notes)
+}
+
+// resolveAll resolves atts in place; with force, every record is uploaded again.
+func (s *Sender) resolveAll(ctx context.Context, atts []bot.Attachment, force bool) ([]string, error) {
 	var notes []string
-	for i, att := range *atts {
+	for i, att := range atts {
 		if force && att.Media != nil {
 			if err := s.Lib.Forget(ctx, att.Media); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		out, note, err := s.Lib.Resolve(ctx, att)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		(*atts)[i] = out
+		atts[i] = out
 		if note != "" {
 			notes = append(notes, note)
 		}
 	}
+	return notes, nil
+}
+
+// withPayload is a copy of a carrying payload.
+func withPayload(a *bot.Action, payload any, notes []string) (*bot.Action, []string, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return nil, nil, err

@@ -334,6 +334,7 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 		"timeline":      timeline,
 		"conversation":  conversation,
 		"sections":      sections,
+		"profile":       s.profileDetail(m),
 		"stage_names":   s.stageNames(),
 		"zone":          s.brandZone().String(),
 	})

@@ -78,13 +78,19 @@ type checkinView struct {
 	CertPage, CertImage, CertText string
 }
 
-func (s *Server) checkinHTML(w http.ResponseWriter, code int, v checkinView) {
+// h5Headers starts a member's H5 page: its CSP, no caching, no referrer
+// (the URL carries her signed link).
+func h5Headers(w http.ResponseWriter, code int) {
 	w.Header().Set("Content-Security-Policy", checkinCSP)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
+}
+
+func (s *Server) checkinHTML(w http.ResponseWriter, code int, v checkinView) {
+	h5Headers(w, code)
 	if err := checkinTmpl.Execute(w, v); err != nil {
 		s.log.Warn().Err(err).Msg("render check-in page")
 	}

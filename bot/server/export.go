@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -365,7 +366,11 @@ func (s *Server) exportMembers(ext string) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		werr := sheet.header(f.headers(memberExportCols))
+		var form *scenarios.ProfileForm
+		if s.o.Scenario != nil && s.o.Scenario() != nil {
+			form = s.o.Scenario().ProfileForm
+		}
+		werr := sheet.header(f.headers(append(slices.Clip(memberExportCols), profileExportCols(form)...)))
 		err := s.eachMember(r.Context(), func(m *bot.Member) bool {
 			if werr != nil {
 				return false
@@ -373,16 +378,54 @@ func (s *Server) exportMembers(ext string) http.HandlerFunc {
 			if !flt.match(m) {
 				return true
 			}
-			werr = sheet.row([]exportCell{textCell(m.ExternalUserID), textCell(m.Name), textCell(s.exportStage(f, m.Stage)),
+			werr = sheet.row(append([]exportCell{textCell(m.ExternalUserID), textCell(m.Name), textCell(s.exportStage(f, m.Stage)),
 				textCell(m.Channel), textCell(m.State), textCell(m.PrimaryStaff()), textCell(m.Level), intCell(m.Points),
 				intCell(int64(m.CheckIns)), intCell(int64(m.Orders)), moneyCell(m.SpendFen), textCell(strings.Join(m.Tags, ";")),
-				boolCell(m.Lost), timeCell(m.CreatedAt), timeCell(m.UpdatedAt)})
+				boolCell(m.Lost), timeCell(m.CreatedAt), timeCell(m.UpdatedAt)}, profileExportCells(form, m)...))
 			return werr == nil
 		})
 		if err = sheet.finish(firstErr(err, werr)); err != nil {
 			s.log.Error().Err(err).Str("format", ext).Msg("members export stopped")
 		}
 	}
+}
+
+// profileExportCols are the members export's profile form columns: the
+// birthday, when she filled the form in, and one column per question of the
+// form in force (its label; the birthday question has its own column).
+func profileExportCols(form *scenarios.ProfileForm) []exportCol {
+	cols := []exportCol{{"生日", "Birthday"}, {"资料填写时间（{zone}）", "Profile completed ({zone})"}}
+	if form == nil {
+		return cols
+	}
+	for _, fd := range form.Fields {
+		if fd.Type != scenarios.FieldBirthday {
+			cols = append(cols, exportCol{fd.Label, fd.Label})
+		}
+	}
+	return cols
+}
+
+func profileExportCells(form *scenarios.ProfileForm, m *bot.Member) []exportCell {
+	var completed time.Time
+	if m.Profile != nil {
+		completed = m.Profile.CompletedAt
+	}
+	cells := []exportCell{textCell(m.Birthday), timeCell(completed)}
+	if form == nil {
+		return cells
+	}
+	for _, fd := range form.Fields {
+		if fd.Type == scenarios.FieldBirthday {
+			continue
+		}
+		text := ""
+		if a := m.Profile.Answer(fd.Key); a != nil {
+			text = form.AnswerText(*a)
+		}
+		cells = append(cells, textCell(text))
+	}
+	return cells
 }
 
 var orderExportCols = []exportCol{

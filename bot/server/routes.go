@@ -35,6 +35,7 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/outbox", true, s.apiOutbox},
 		{"GET /api/v1/members", true, s.apiMembers},
 		{"GET /api/v1/members/{external_userid}", true, s.apiMember},
+		{"PUT /api/v1/members/{external_userid}/profile", true, s.apiMemberProfile},
 		{"GET /api/v1/channels", true, s.apiChannels},
 		{"POST /api/v1/channels/{state}/contact_way", true, s.apiCreateContactWay},
 		{"GET /api/v1/funnel", true, s.apiFunnel},
@@ -73,6 +74,13 @@ func (s *Server) Routes() []Route {
 		{"POST /checkin", false, s.checkinPost},
 		{"GET /checkin/cert", false, s.checkinCertPage},
 		{"GET /checkin/cert.png", false, s.checkinCertPNG},
+		// The member's 任务宝 poster page and picture; the signed link is the credential.
+		{"GET /poster", false, s.posterPage},
+		{"GET /poster.png", false, s.posterPNG},
+		{"GET /api/v1/posters", true, s.apiPosters},
+		// The member's profile form (问卷); the signed link is the credential.
+		{"GET /profile", false, s.profilePage},
+		{"POST /profile", false, s.profilePost},
 
 		// The dashboard's page and static assets carry no data: no token.
 		{"GET /{$}", false, s.dashboardIndex},

@@ -48,6 +48,9 @@ type Options struct {
 	Status func() map[string]any
 	// Links verifies members' signed H5 links (check-in, coupon claim).
 	Links *signlink.Signer
+	// Posters draws a member's 任务宝 poster (bot/poster Renderer.Render);
+	// nil: the poster page says it is unavailable.
+	Posters func(ctx context.Context, p bot.PosterRef) ([]byte, error)
 	// ShopSecret authenticates POST /hooks/orders (empty: the webhook
 	// answers 503); ShopMaxAge is its replay window (0: DefaultShopMaxAge).
 	ShopSecret string

@@ -27,6 +27,7 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/media"
 	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/poster"
 	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/scenarios"
 )
@@ -143,7 +144,9 @@ func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io
 	// Files scenarios attach are "uploaded" as production's media library
 	// does (recorded uploads on the simulated clock): first uploads, changed
 	// files and media ids renewed before WeCom's 3 days show as media lines.
-	sim.media = &media.Library{Store: store, Uploader: &media.Recorder{}, Open: scenarios.ReadMedia, Now: now, Log: zerolog.Nop()}
+	// 任务宝 posters are drawn (their QR a preview of the made-up code URL).
+	posters := &poster.Renderer{Scenario: func() *scenarios.Scenario { return sc }}
+	sim.media = &media.Library{Store: store, Uploader: &media.Recorder{}, Open: scenarios.ReadMedia, Render: posters.Media, Now: now, Log: zerolog.Nop()}
 	sim.pl = pipeline.New(pipeline.Options{Store: store, Handle: sim.engine.Handle, Sender: recorder{sim},
 		Guard: engine.Guard, Now: now, Log: zerolog.Nop(), HandleAttempts: 1, MaxAttempts: 1,
 		Retry: retry.Policy{Base: time.Minute, Cap: time.Minute, Floor: time.Minute}})

@@ -401,12 +401,21 @@ func (c *Client) kfMessage(ctx context.Context, a *bot.Action) (bot.SendResult, 
 	if p.OpenKfID == "" || p.ExternalUserID == "" {
 		return bot.SendResult{}, invalid("kf_message needs open_kfid and external_user_id")
 	}
-	var msg sendmsg.Text
-	msg.ToUser = p.ExternalUserID
-	msg.OpenKFID = p.OpenKfID
-	msg.MsgID = p.MsgID
-	msg.MsgType = "text"
-	msg.Text.Content = bot.Clip(p.Text, bot.MaxKfText)
+	head := sendmsg.Message{ToUser: p.ExternalUserID, OpenKFID: p.OpenKfID, MsgID: p.MsgID}
+	var msg any
+	if p.Image != nil {
+		// A picture (a 任务宝 poster): the media library put its media_id here.
+		if p.Image.MediaID == "" {
+			return bot.SendResult{}, invalid("kf image message without a media_id (its media was not resolved)")
+		}
+		var img sendmsg.Image
+		img.Message, img.MsgType, img.Image.MediaID = head, "image", p.Image.MediaID
+		msg = img
+	} else {
+		var text sendmsg.Text
+		text.Message, text.MsgType, text.Text.Content = head, "text", bot.Clip(p.Text, bot.MaxKfText)
+		msg = text
+	}
 	var msgID string
 	err := c.call(ctx, apiKfSendMsg, func() error {
 		resp, err := c.kf.SendMsg(msg)
@@ -575,6 +584,9 @@ func Summary(a *bot.Action) string {
 		var p bot.KfMessage
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("kf to %s: %q", p.ExternalUserID, short(p.Text))
+			if p.Image != nil {
+				s = fmt.Sprintf("kf picture to %s", p.ExternalUserID)
+			}
 		}
 	case bot.ActionRobot:
 		var p bot.RobotMessage

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/media"
+	"github.com/wecombot/wecombot/bot/poster"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/scenarios"
 )
@@ -19,8 +20,8 @@ const mediaKeepInterval = time.Hour
 
 // newMediaLibrary builds the media library on the real client, or on a
 // recorder in the sandbox (nothing is uploaded; ids are made up).
-func newMediaLibrary(store bot.Store, client *wecomapi.Client, now func() time.Time, log zerolog.Logger) *media.Library {
-	lib := &media.Library{Store: store, Open: scenarios.ReadMedia, Now: now, Log: log.With().Str("component", "media").Logger()}
+func newMediaLibrary(store bot.Store, client *wecomapi.Client, posters *poster.Renderer, now func() time.Time, log zerolog.Logger) *media.Library {
+	lib := &media.Library{Store: store, Open: scenarios.ReadMedia, Render: posters.Media, Now: now, Log: log.With().Str("component", "media").Logger()}
 	if client != nil {
 		lib.Uploader, lib.Fetch = client, client.Fetch
 	} else {

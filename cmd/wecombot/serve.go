@@ -28,6 +28,7 @@ import (
 	"github.com/wecombot/wecombot/bot/media"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
+	"github.com/wecombot/wecombot/bot/poster"
 	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/bot/signlink"
@@ -343,7 +344,11 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
-	a.media = newMediaLibrary(store, client, time.Now, log)
+	posters := &poster.Renderer{Scenario: app.holder.Current}
+	if client != nil {
+		posters.Fetch = client.Fetch
+	}
+	a.media = newMediaLibrary(store, client, posters, time.Now, log)
 	sender = withMedia(sender, a.media)
 	aiw, err := newAIWiring(cfg, store, app.holder.Current, client, log, m.Registry, wake.Outbox, wake.Event)
 	if err != nil {
@@ -380,6 +385,7 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		CallbackMaxAge: cfg.CallbackMaxAge,
 		AdminToken:     cfg.AdminToken,
 		Links:          links,
+		Posters:        posters.Render,
 		ShopSecret:     cfg.ShopSecret,
 		Coupons:        server.EngineCoupons(store, app.holder.Current, time.Now),
 		Campaigns:      server.CampaignReports{Store: store, Scenario: app.holder.Current},

@@ -33,10 +33,12 @@
       lostQ: '流失', yes: '是', no: '否', find: '查询', more: '加载更多',
       exportMembers: '导出客户', exportOrders: '导出订单', excel: 'Excel', csv: 'CSV',
       name: '姓名', id: '客户 ID', points: '积分', checkIns: '打卡天数', orders: '订单', spend: '消费', joined: '添加时间',
-      noMembers: '没有符合条件的客户。', profile: '客户档案', tags: '企业客户标签', follows: '跟进员工', stageHistory: '阶段变化',
+      noMembers: '没有符合条件的客户。', profile: '客户档案', profileForm: '问卷资料', birthday: '生日', profileCompleted: '首次填写', profileUpdated: '最近更新', noProfile: '还没有填写资料。', tags: '企业客户标签', follows: '跟进员工', stageHistory: '阶段变化',
       state: '渠道活码', checkInDays: '打卡日历', conversation: '最近对话', timeline: '时间线', noConversation: '还没有对话。',
       couponsOf: '优惠券', pointsLedger: '积分明细', notWired: '该功能的数据尚未接入。', back: '← 返回客户列表',
       dailyCheckIns: '每日打卡人数', streaks: '最长连续打卡分布', leaderboard: '打卡排行榜', days: '天', rank: '名次',
+      posterFunnel: '任务宝海报漏斗', postersMade: '生成海报', postersSent: '发出海报', inviteesAdded: '好友添加', inviteesHeld: '确认中',
+      inviteesCounted: '邀请成功', inviteesVoid: '未留存', rewardsIssued: '发放奖励', noPoster: '剧本未配置任务宝海报（referral.poster）。',
       configuredCampaigns: '剧本中的活动', campaignReports: '活动报告', noCheckIns: '还没有人打卡。', noData: '暂无数据',
       pool: '券池', hook: '发放场景', issued: '已发放', redeemed: '已核销', expired: '已过期', unused: '未使用', stock: '库存',
       unlimited: '不限', configuredPools: '剧本中的券池', value: '面额', minSpend: '门槛', perMember: '每人限领',
@@ -78,10 +80,12 @@
       lostQ: 'Lost', yes: 'Yes', no: 'No', find: 'Search', more: 'Load more',
       exportMembers: 'Export customers', exportOrders: 'Export orders', excel: 'Excel', csv: 'CSV',
       name: 'Name', id: 'Customer id', points: 'Points', checkIns: 'Check-in days', orders: 'Orders', spend: 'Spend', joined: 'Added',
-      noMembers: 'No customers match.', profile: 'Customer profile', tags: 'Corp tags', follows: 'Staff', stageHistory: 'Stage history',
+      noMembers: 'No customers match.', profile: 'Customer profile', profileForm: 'Profile form', birthday: 'Birthday', profileCompleted: 'First filled in', profileUpdated: 'Last updated', noProfile: 'No profile form answers yet.', tags: 'Corp tags', follows: 'Staff', stageHistory: 'Stage history',
       state: 'Contact-me state', checkInDays: 'Check-in calendar', conversation: 'Recent conversation', timeline: 'Timeline', noConversation: 'No conversation yet.',
       couponsOf: 'Coupons', pointsLedger: 'Points ledger', notWired: 'This feature does not report here yet.', back: '← Back to customers',
       dailyCheckIns: 'Check-ins per day', streaks: 'Longest streaks', leaderboard: 'Leaderboard', days: 'days', rank: '#',
+      posterFunnel: '任务宝 poster funnel', postersMade: 'Posters made', postersSent: 'Posters sent', inviteesAdded: 'Friends added', inviteesHeld: 'In the hold',
+      inviteesCounted: 'Counted', inviteesVoid: 'Left in the hold', rewardsIssued: 'Rewards issued', noPoster: 'The scenario has no 任务宝 poster (referral.poster).',
       configuredCampaigns: 'Campaigns in the scenario', campaignReports: 'Campaign reports', noCheckIns: 'Nobody has checked in yet.', noData: 'No data yet',
       pool: 'Pool', hook: 'Issued on', issued: 'Issued', redeemed: 'Redeemed', expired: 'Expired', unused: 'Unused', stock: 'Stock',
       unlimited: 'unlimited', configuredPools: 'Pools in the scenario', value: 'Value', minSpend: 'Min spend', perMember: 'Per customer',
@@ -119,7 +123,7 @@
         'contact.del_follow': '客户删除员工', 'contact.transfer_fail': '客户接替失败', 'group.create': '创建客户群', 'group.update': '客户群变更',
         'group.dismiss': '解散客户群', 'tag.change': '企业客户标签变更', 'app.text': '应用消息', 'app.enter': '进入应用', 'app.click': '点击应用菜单',
         'kf.notify': '微信客服通知', 'kf.text': '微信客服消息', unknown: '其他回调', 'order.paid': '订单支付', 'order.refunded': '订单退款',
-        'operator.coupon_grant': '运营发券', 'campaign.checkin': '打卡', 'campaign.tick': '活动定时任务', 'operator.group_welcome_sync': '同步入群欢迎语',
+        'operator.coupon_grant': '运营发券', 'profile.submit': '填写资料', 'campaign.checkin': '打卡', 'campaign.tick': '活动定时任务', 'operator.group_welcome_sync': '同步入群欢迎语',
         'operator.contact_way_create': '创建渠道活码', 'system.action_result': '动作结果', 'aibot.text': '智能机器人消息', 'ai.handoff': '转人工',
       },
       action: {
@@ -145,7 +149,7 @@
       summary: { channels: '渠道活码', welcome_scripts: '欢迎语', keyword_rules: '关键词规则', tag_rules: '标签规则', campaigns: '打卡活动',
         coupon_pools: '券池', levels: '会员等级' },
       sim: { add: '添加客户', join_group: '加入客户群', check_in: '打卡', kf: '微信客服消息', order: '下单' },
-      reason: { checkin: '打卡', makeup: '补卡', streak: (n) => `连续打卡 ${n} 天奖励`, milestone: (n) => `打卡第 ${n} 天奖励` },
+      reason: { checkin: '打卡', makeup: '补卡', profile: '完善资料', streak: (n) => `连续打卡 ${n} 天奖励`, milestone: (n) => `打卡第 ${n} 天奖励` },
     },
     en: {
       stage: { aware: 'Aware', interest: 'Interest', purchase: 'Purchase', loyal: 'Loyal' },
@@ -155,7 +159,7 @@
         'group.create': 'Customer group created', 'group.update': 'Customer group changed', 'group.dismiss': 'Customer group dismissed',
         'tag.change': 'Corp tag changed', 'app.text': 'App message', 'app.enter': 'Opened the app', 'app.click': 'App menu click',
         'kf.notify': 'WeChat Customer Service notice', 'kf.text': 'WeChat Customer Service message', unknown: 'Other callback',
-        'order.paid': 'Order paid', 'order.refunded': 'Order refunded', 'operator.coupon_grant': 'Coupon granted by operator',
+        'order.paid': 'Order paid', 'order.refunded': 'Order refunded', 'operator.coupon_grant': 'Coupon granted by operator', 'profile.submit': 'Profile form submitted',
         'campaign.checkin': 'Check-in', 'campaign.tick': 'Campaign timer', 'operator.group_welcome_sync': 'Group welcome sync',
         'operator.contact_way_create': 'Contact-me code created', 'system.action_result': 'Action result', 'aibot.text': 'AI bot message',
         'ai.handoff': 'Handed to staff',
@@ -184,7 +188,7 @@
       summary: { channels: 'channels', welcome_scripts: 'welcome scripts', keyword_rules: 'keyword rules', tag_rules: 'tag rules',
         campaigns: 'campaigns', coupon_pools: 'coupon pools', levels: 'member levels' },
       sim: { add: 'add customer', join_group: 'join customer group', check_in: 'check in', kf: 'WeChat Customer Service message', order: 'order' },
-      reason: { checkin: 'check-in', makeup: 'make-up check-in', streak: (n) => `${n}-day streak bonus`, milestone: (n) => `day ${n} bonus` },
+      reason: { checkin: 'check-in', makeup: 'make-up check-in', profile: 'profile form', streak: (n) => `${n}-day streak bonus`, milestone: (n) => `day ${n} bonus` },
     },
   };
   // label(kind, code): the word for a code, or the code itself when the console
@@ -587,6 +591,7 @@
             : empty(t('noConversation'))),
           card(t('timeline'), h('ul', { class: 'timeline', id: 'timeline' }, d.timeline.map(timelineEntry)))),
         h('div', { class: 'grid' },
+          d.profile !== undefined ? card(t('profileForm'), profileFormSection(d.profile)) : null,
           card(t('tags'), m.tags && m.tags.length ? h('div', { class: 'chips' }, m.tags.map((x) => h('span', { class: 'chip' }, x))) : empty(t('none'))),
           card(t('stageHistory'), (m.stage_history || []).length ? h('ul', { class: 'timeline', id: 'stage-history' }, m.stage_history.map((c) => h('li', { class: 'stage' },
             h('div', { class: 'when' }, when(c.at), ' · ', label('cause', c.cause)), h('div', null, stageLabel(c.from), ' → ', stageLabel(c.to))))) : empty(t('none'))),
@@ -660,6 +665,15 @@
         h('span', { class: 'chips' }, r.days.slice(-7).reverse().map((x) => h('span', { class: 'chip' }, x)))) : null)));
   }
 
+  // profileFormSection: her answers to the profile form (问卷), as the
+  // form's labels (the server resolved choice keys to their labels).
+  function profileFormSection(p) {
+    if (!p || !p.answers) return h('p', { class: 'muted', id: 'member-profile-form' }, t('noProfile'));
+    const rows = [[t('birthday'), p.birthday || '—'], ...p.answers.map((a) => [a.label, a.answer || '—']),
+      [t('profileCompleted'), when(p.completed_at)], [t('profileUpdated'), when(p.updated_at)]];
+    return h('div', { id: 'member-profile-form' }, kvTable(rows));
+  }
+
   function referralSection(r) {
     if (!r) return empty(t('none'));
     const rows = [[t('inviteCode'), r.state || '—'], [t('invites'), fmtInt(r.counted)], [t('invitesPending'), fmtInt(r.pending)],
@@ -690,7 +704,7 @@
   }
 
   async function viewCampaigns(main) {
-    const c = await api('/api/v1/campaigns?days=30');
+    const [c, posters] = await Promise.all([api('/api/v1/campaigns?days=30'), api('/api/v1/posters')]);
     const ci = c.check_ins;
     main.append(h('h1', null, t('campaigns')),
       h('div', { class: 'grid two' },
@@ -708,7 +722,17 @@
             r.streaks && r.streaks.length ? h('div', null, h('p', { class: 'muted' }, t('currentStreaks')),
               barChart(r.streaks.map((x) => ({ label: `${x.days} ${t('days')}`, short: String(x.days), value: x.members })), null, '#fbbc04')) : null,
             r.leaders && r.leaders.length ? table([t('name'), [t('points'), 'num']], r.leaders.map((l) => h('tr', null, h('td', null, l.name || l.external_user_id), h('td', { class: 'num' }, String(l.score))))) : null))
-            : empty(t('none')))));
+            : empty(t('none')))),
+      posterCard(posters));
+  }
+
+  // posterCard: the 任务宝 campaign's funnel, posters made → rewards issued.
+  function posterCard(p) {
+    const f = p.funnel || {};
+    const steps = [['postersMade', f.posters], ['inviteesAdded', f.invitees], ['inviteesHeld', f.held], ['inviteesCounted', f.counted], ['rewardsIssued', f.rewards]];
+    return card(t('posterFunnel'), !p.enabled && !f.posters ? empty(t('noPoster')) : h('div', { id: 'poster-funnel' },
+      barChart(steps.map(([k, v]) => ({ label: t(k), short: t(k), value: v || 0 })), 'poster-chart'),
+      kvTable([[t('postersSent'), fmtInt(f.posters_sent || 0)], [t('inviteesVoid'), fmtInt(f.void || 0)]])));
   }
 
   async function viewCoupons(main) {

@@ -141,6 +141,7 @@ type Server struct {
 
 	kf         map[string]*kfSession // open_kfid|external_userid
 	kfMsgIDs   map[string]bool       // msgids already used by kf/send_msg(_on_event)
+	serveQR    bool                  // add_contact_way's qr_code is a picture the fake serves (ServeQRCodes)
 	kfSeen     map[string]bool       // sync_msg msgids already served
 	kfCodes    map[string]kfCode     // event codes (welcome_code) handed out
 	servicers  map[string]bool       // empty accepts any userid as 接待人员
@@ -398,6 +399,9 @@ func ok(extra map[string]any) map[string]any {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.serveQRPicture(w, r) {
+		return
+	}
 	api, found := strings.CutPrefix(r.URL.Path, "/cgi-bin/")
 	if !found {
 		http.NotFound(w, r)
@@ -526,7 +530,7 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 	case APIAddContactWay:
 		s.seq++
 		id := fmt.Sprintf("cw-%d", s.seq)
-		return http.StatusOK, ok(map[string]any{"config_id": id, "qr_code": "https://wework.example/qr/" + id})
+		return http.StatusOK, ok(map[string]any{"config_id": id, "qr_code": s.qrCodeURLLocked(id)})
 	case APIGetExternalContact:
 		return http.StatusOK, s.getContactLocked(r.URL.Query().Get("external_userid"))
 	case APIGroupChatGet:

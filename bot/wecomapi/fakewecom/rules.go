@@ -409,6 +409,14 @@ func (s *Server) kfSendLocked(body map[string]any) map[string]any {
 			return errBodyMsg(40058, fmt.Sprintf("text.content is %d bytes; at most %d", len(c), MaxKfText))
 		}
 	}
+	if str("msgtype") == "image" {
+		// A picture needs temporary media from media/upload, valid 3 days.
+		img, _ := body["image"].(map[string]any)
+		id, _ := img["media_id"].(string)
+		if e := s.mediaErrLocked(id); e != nil {
+			return e
+		}
+	}
 	ss := s.kfSessionLocked(kfid, ext)
 	switch {
 	case ss.lastMsgAt.IsZero() || s.now().Sub(ss.lastMsgAt) > KfReplyWindow:
