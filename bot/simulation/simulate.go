@@ -9,6 +9,7 @@ package simulation
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,10 @@ type simStep struct {
 	Refund      string `yaml:"refund"`
 	Tap         string `yaml:"tap"`
 	Campaign    string `yaml:"campaign"`
+	// Profile submits the member's profile form (问卷) with Answers: field
+	// key → values (a choices field lists several).
+	Profile string              `yaml:"profile"`
+	Answers map[string][]string `yaml:"answers"`
 
 	Member       string            `yaml:"member"`
 	Staff        string            `yaml:"staff"`
@@ -234,6 +239,8 @@ type memberSnap struct {
 	level   string
 	orders  int
 	spend   int64
+	// profile is when her profile form answers last changed.
+	profile time.Time
 }
 
 func (s *simulator) fmtTime(t time.Time) string { return t.In(s.zone).Format("2006-01-02 15:04:05") }
@@ -300,8 +307,13 @@ func (s *simulator) event(i int, st *simStep) (*bot.Event, error) {
 	set(st.Order, func(v string) { ev.Type, ev.ExternalUserID, ev.Source = bot.EventOrderPaid, v, bot.SourceShop })
 	set(st.Refund, func(v string) { ev.Type, ev.ExternalUserID, ev.Source = bot.EventOrderRefunded, v, bot.SourceShop })
 	set(st.Tap, func(v string) { s.tapEvent(ev, v, st) })
+	set(st.Profile, func(v string) {
+		raw, _ := json.Marshal(st.Answers)
+		ev.Type, ev.ExternalUserID, ev.Source = engine.EventProfileSubmit, v, "h5"
+		ev.Data[engine.DataProfileAnswers] = string(raw)
+	})
 	if kinds != 1 {
-		return nil, errors.New("give exactly one of event, add, add_half, del_follow, del_contact, join_group, leave_group, create_group, kf, app, order, refund, tap")
+		return nil, errors.New("give exactly one of event, add, add_half, del_follow, del_contact, join_group, leave_group, create_group, kf, app, order, refund, tap, profile")
 	}
 	if st.ID != "" {
 		ev.Data[bot.DataOrderID] = st.ID
@@ -490,10 +502,31 @@ func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
 			if m.Level != prev.level {
 				s.line("level", "%s: %s (%d points)", id, m.Level, m.Points)
 			}
-			s.seen[id] = memberSnap{history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen}
+			var profileAt time.Time
+			if m.Profile != nil {
+				profileAt = m.Profile.UpdatedAt
+				if !profileAt.Equal(prev.profile) {
+					s.line("profile", "%s", s.describeProfile(m))
+				}
+			}
+			s.seen[id] = memberSnap{history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen, profile: profileAt}
 		}
 		return nil
 	})
+}
+
+// describeProfile words a member's profile form answers by the form's labels.
+func (s *simulator) describeProfile(m *bot.Member) string {
+	form := s.sc.ProfileForm
+	parts := []string{}
+	for _, a := range m.Profile.Answers {
+		label := a.Field
+		if fd := form.Field(a.Field); fd != nil {
+			label = fd.Label
+		}
+		parts = append(parts, label+" "+form.AnswerText(a))
+	}
+	return fmt.Sprintf("%s: %s (%d points, tags %s)", m.ExternalUserID, strings.Join(parts, "; "), m.Points, strings.Join(m.Tags, ","))
 }
 
 // drain "sends" every action due by until (zero: everything), advancing the
@@ -657,6 +690,10 @@ func (s *simulator) record(a *bot.Action) error {
 		var p bot.KfMessage
 		if err := a.Decode(&p); err != nil {
 			return err
+		}
+		if p.Image != nil {
+			s.line("send", "kf_message → %s via %s: picture (media_id %s)", p.ExternalUserID, p.OpenKfID, p.Image.MediaID)
+			break
 		}
 		s.line("send", "kf_message → %s via %s", p.ExternalUserID, p.OpenKfID)
 		s.text(p.Text)
