@@ -162,3 +162,51 @@ func TestMissingFileIsFinal(t *testing.T) {
 		t.Error("welcome sent without its attachment")
 	}
 }
+
+// A 任务宝 poster in 微信客服: the library renders it at send time, uploads
+// it as temporary media (kf/send_msg needs a media_id; the fake refuses a
+// picture without a valid one) and uploads again only when the picture changed.
+func TestKfPosterRenderedAndUploaded(t *testing.T) {
+	e := setup(t)
+	renders := 0
+	name := "小艾"
+	e.lib.Render = func(_ context.Context, ref *bot.MediaRef) ([]byte, error) {
+		renders++
+		return append(append([]byte(nil), png...), []byte(ref.Poster.QRCode+name)...), nil
+	}
+	e.fake.CustomerMessage("wk1", "wm1", e.clock.Now())
+	poster := func(key string) *bot.Action {
+		att := bot.Attachment{Type: "image", Media: &bot.MediaRef{Source: "poster:wm1", Name: "poster.png", Kind: "image",
+			Poster: &bot.PosterRef{Member: "wm1", Name: name, QRCode: "https://wework.example/qr/cw-1"}}}
+		a, err := bot.NewAction(bot.ActionKfMessage, key, bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm1", Image: &att, MsgID: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	ctx := context.Background()
+	for i, key := range []string{"p1", "p2"} {
+		if _, _, err := e.sender.Send(ctx, poster(key)); err != nil {
+			t.Fatalf("poster %d: %v", i+1, err)
+		}
+	}
+	if renders != 2 || e.fake.Count(fakewecom.APIMediaUpload) != 1 {
+		t.Fatalf("renders %d, uploads %d: want a render per send and one upload of unchanged bytes", renders, e.fake.Count(fakewecom.APIMediaUpload))
+	}
+	sent := e.fake.Calls(fakewecom.APIKfSendMsg)
+	if len(sent) != 2 || sent[0].Body["msgtype"] != "image" {
+		t.Fatalf("kf sends %v", sent)
+	}
+	id := fmt.Sprint(sent[1].Field("image.media_id"))
+	if got := e.fake.Media(id); !bytes.HasSuffix(got, []byte("小艾")) {
+		t.Errorf("uploaded picture %q", got)
+	}
+	name = "小艾 Alice" // she changed her name: the picture changes, uploaded again
+	if _, _, err := e.sender.Send(ctx, poster("p3")); err != nil || e.fake.Count(fakewecom.APIMediaUpload) != 2 {
+		t.Fatalf("after a name change: %v, uploads %d", err, e.fake.Count(fakewecom.APIMediaUpload))
+	}
+	// Without the library the picture has no media_id: the client refuses to send it.
+	if _, retry, err := e.client.Send(ctx, poster("p4")); err == nil || retry {
+		t.Errorf("unresolved picture sent: retry %v err %v", retry, err)
+	}
+}
