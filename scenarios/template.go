@@ -52,6 +52,9 @@ type TemplateData struct {
 	// ProfileLink is the member's signed profile form (问卷) page, in
 	// welcomes, keyword replies and profile_form.reply ("" without a form).
 	ProfileLink string
+	// PosterLink is the member's signed 任务宝 poster page, in
+	// referral.poster.text ("" without links).
+	PosterLink string
 }
 
 // sampleData is used to execute every template once at load time, so a
@@ -62,7 +65,7 @@ var sampleData = TemplateData{
 	Campaign: "示例打卡", Day: 3, Link: "https://example.com/checkin?t=sample", Rank: 2,
 	Board: "1. 示例会员 30 分", Today: 5, Participants: 12,
 	Bonus: 20, LevelMin: 100, Certificate: "示例证书",
-	ProfileLink: "https://example.com/profile?t=sample",
+	ProfileLink: "https://example.com/profile?t=sample", PosterLink: "https://example.com/poster?t=sample",
 }
 
 // Template is a compiled text template with its source kept for fallback.

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -71,6 +72,7 @@ func (r *run) posterCommand(ms *memberState, surface, text string) (bool, error)
 func (r *run) sendPoster(ms *memberState, rec *ReferrerRecord, qr, openKfID, ref string) error {
 	m := ms.m
 	data := r.sc.DataFor(m)
+	data.PosterLink = r.posterLink(m.ExternalUserID)
 	img := PosterMedia(m.ExternalUserID, data.Name, qr)
 	key := "poster|" + ref
 	pic := bot.KfMessage{OpenKfID: openKfID, ExternalUserID: m.ExternalUserID, Image: &img, MsgID: kfMsgID(key)}
@@ -106,7 +108,7 @@ func (r *run) posterReady(ms *memberState, rec *ReferrerRecord, qr string) error
 	if found && r.at.Sub(seen.At) < KfReplyWindow {
 		return r.sendPoster(ms, rec, qr, seen.OpenKfID, "ready|"+rec.State)
 	}
-	link := r.link(PathPoster, PosterPurpose, ms.m.ExternalUserID, posterLinkTTL)
+	link := r.posterLink(ms.m.ExternalUserID)
 	if link == "" {
 		r.log.Info().Msg("poster ready but her 微信客服 window is closed and links are not configured; she gets it when she asks again")
 		return nil
@@ -115,8 +117,18 @@ func (r *run) posterReady(ms *memberState, rec *ReferrerRecord, qr string) error
 	if err := r.putJSON(bucketReferralMembers, ms.m.ExternalUserID, *rec); err != nil {
 		return err
 	}
-	text := joinText(r.render(r.sc.Referral.Poster.Text, r.sc.DataFor(ms.m)), "你的专属海报："+link)
+	data := r.sc.DataFor(ms.m)
+	data.PosterLink = link
+	text := r.render(r.sc.Referral.Poster.Text, data)
+	if !strings.Contains(text, link) {
+		text = joinText(text, "你的专属海报："+link)
+	}
 	return r.deliverCoupon(ms, "poster_ready|"+rec.State, text)
+}
+
+// posterLink is her signed poster page, or "" without links.
+func (r *run) posterLink(member string) string {
+	return r.link(PathPoster, PosterPurpose, member, posterLinkTTL)
 }
 
 // PosterFunnel is the 任务宝 campaign's funnel for the console.

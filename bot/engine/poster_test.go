@@ -6,10 +6,12 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -141,5 +143,44 @@ func TestPosterInvites(t *testing.T) {
 	}
 	if f := h.posterFunnel(); f != (PosterFunnel{Posters: 1, PostersSent: 2, Invitees: 3, Counted: 2, Void: 1, Rewards: 2}) {
 		t.Fatalf("funnel after the hold: %+v", f)
+	}
+}
+
+// TestPosterAfterKfWindow: her code comes back after her 微信客服 window
+// closed, so the poster can't go out as a kf picture; her staff member's
+// mass send carries her signed poster page instead.
+func TestPosterAfterKfWindow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, posterScenario(t))
+	signer, err := signlink.New([]byte("0123456789abcdef0123"), func() time.Time { return h.clock })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng.WithLinks(signer, "https://bot.example/")
+	h.send(add("wmA", "s1", "xhs", ""))
+	h.send(kf("wmA", "海报"))
+	ways := h.actions(bot.ActionContactWay)
+	h.advance(KfReplyWindow + time.Hour)
+	h.send(contactWayResult(ways[0]))
+	if sends := kfSends(h); len(sends) != 1 {
+		t.Fatalf("kf sends after the window: %+v", sends)
+	}
+	var text string
+	for _, a := range h.actions(bot.ActionMassSend) {
+		var p bot.MassSend
+		_ = a.Decode(&p)
+		if strings.Contains(p.Text, "/poster?t=") {
+			text = p.Text
+		}
+	}
+	_, token, ok := strings.Cut(text, "https://bot.example/poster?t=")
+	if !ok {
+		t.Fatalf("no poster link by mass send: %q", text)
+	}
+	if subject, _, err := signer.Verify(PosterPurpose, token); err != nil || subject != "wmA" {
+		t.Errorf("poster link: %q %v", subject, err)
+	}
+	if rec := h.referrer("wmA"); rec.PosterOwed {
+		t.Errorf("poster still owed: %+v", rec)
 	}
 }
