@@ -7,10 +7,9 @@ import (
 	"image/png"
 	"testing"
 
-	"github.com/makiuchi-d/gozxing"
-	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
 	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/wecombot/wecombot/bot/poster/postertest"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -47,15 +46,11 @@ func decodeQR(t *testing.T, img image.Image, box image.Rectangle) string {
 			SubImage(image.Rectangle) image.Image
 		}).SubImage(box)
 	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	text, err := postertest.DecodeQR(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
-	if err != nil {
-		t.Fatalf("no QR code found: %v", err)
-	}
-	return res.GetText()
+	return text
 }
 
 // TestRenderPoster: the PNG has the background's size, her name is drawn,

@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/makiuchi-d/gozxing"
-	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
-
 	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/poster/postertest"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
@@ -27,15 +25,11 @@ func decodePosterQR(t *testing.T, raw []byte) (string, image.Point) {
 	if err != nil {
 		t.Fatalf("poster is not a PNG: %v", err)
 	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	text, err := postertest.DecodeQR(img)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the poster: %v", err)
 	}
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
-	if err != nil {
-		t.Fatalf("no QR code on the poster: %v", err)
-	}
-	return res.GetText(), img.Bounds().Size()
+	return text, img.Bounds().Size()
 }
 
 // TestPosterEndToEnd runs the demo's 任务宝 poster through run() and the fake
