@@ -68,6 +68,21 @@ const (
 	BucketPointsHead        = "points_head"
 )
 
+// Bucket names: the member economy (bot/engine economy.go, redeem.go, rights.go).
+const (
+	BucketPointsStats   = "points_stats"
+	BucketPointsLots    = "points_lots"
+	BucketPointsExpiry  = "points_expiry"
+	BucketRedeemItems   = "redeem_items"
+	BucketRedemptions   = "redemptions"
+	BucketRedeemMembers = "redeem_members"
+	BucketRedeemRefs    = "redeem_refs"
+	BucketRedeemSeq     = "redeem_seq"
+	BucketEconomyJobs   = "economy_jobs"
+	BucketLevelRights   = "level_rights"
+	BucketBirthdays     = "birthdays"
+)
+
 // Bucket names: AI replies (bot/ai) and the 微信客服 puller (bot/kf).
 const (
 	BucketAIMemory     = "ai_memory"
@@ -151,6 +166,17 @@ var Buckets = []Bucket{
 	{BucketKfContacts, "external_userid", "微信客服 contact JSON (open_kfid, last message)", "bot/checkin ledger.go"},
 	{BucketPointsLedger, "member|zero-padded n", "points entry JSON", "bot/checkin ledger.go"},
 	{BucketPointsHead, "member", "int64 entries in the member's ledger", "bot/checkin ledger.go"},
+	{BucketPointsStats, "w|ISO week|kind, total|balance, total|debt", "int64: points issued, spent, redeemed, clawed back, expired per week; outstanding points and debt", "bot/engine economy.go"},
+	{BucketPointsLots, "member|expiry YYYY-MM-DD|ledger n", "int64 points left of a credit that expires that day (points.expire)", "bot/engine economy.go"},
+	{BucketPointsExpiry, "expiry YYYY-MM-DD|member", "present: the member has points expiring after that day", "bot/engine economy.go"},
+	{BucketRedeemItems, "item", "itemState JSON (redeemed count, stock alert latch)", "bot/engine redeem.go"},
+	{BucketRedemptions, "redemption id (R000001)", "Redemption JSON (member, item, cost, reward, shipping)", "bot/engine redeem.go"},
+	{BucketRedeemMembers, "member|item|redemption id", "present: per-member limits and her redemptions", "bot/engine redeem.go"},
+	{BucketRedeemRefs, "event ref|item, op|dedupe key", "the event's redemption id (replays); a mark-shipped request's outcome JSON", "bot/engine redeem.go"},
+	{BucketRedeemSeq, "n", "uint64: the last redemption number", "bot/engine redeem.go"},
+	{BucketEconomyJobs, "pending|job, done|job", "cursor of the economy's scheduled work (expiry, monthly and birthday coupons)", "bot/engine rights.go"},
+	{BucketLevelRights, "member|reach|level, member|monthly|YYYY-MM, member|birthday|YYYY", "present: a level right already given", "bot/engine rights.go"},
+	{BucketBirthdays, "MM-DD|member", "present: the member's birthday (from bot.Member.Birthday)", "bot/engine rights.go"},
 	{BucketAIMemory, "scope", "Memory JSON (last turns with a member or staff member)", "bot/ai memory.go"},
 	{BucketAIDone, "message ref", "answer source: the message's reply was produced", "bot/ai sender.go"},
 	{BucketAIFailures, "scope", "failed replies in a row (decimal)", "bot/ai sender.go"},

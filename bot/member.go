@@ -74,11 +74,17 @@ type Member struct {
 	UpdatedAt time.Time `json:"updated_at"`
 
 	// Commerce and engagement counters, maintained by the engine.
-	Orders   int    `json:"orders,omitempty"`
-	SpendFen int64  `json:"spend_fen,omitempty"`
-	Points   int64  `json:"points,omitempty"`
-	Level    string `json:"level,omitempty"`
-	CheckIns int    `json:"check_ins,omitempty"`
+	Orders   int   `json:"orders,omitempty"`
+	SpendFen int64 `json:"spend_fen,omitempty"`
+	Points   int64 `json:"points,omitempty"`
+	// PointsEarned is every point ever credited less what refunds took back
+	// (成长值): levels follow it, so redeeming points never lowers a level.
+	PointsEarned int64 `json:"points_earned,omitempty"`
+	// PointsDebt is what refunds took back beyond the balance; later
+	// credits pay it first. Points never goes below zero.
+	PointsDebt int64  `json:"points_debt,omitempty"`
+	Level      string `json:"level,omitempty"`
+	CheckIns   int    `json:"check_ins,omitempty"`
 
 	// Transfers are the member's hand-overs between staff (在职/离职继承), oldest first.
 	Transfers []Transfer `json:"transfers,omitempty"`
@@ -128,6 +134,10 @@ func (m *Member) AddedAt() time.Time {
 	}
 	return at
 }
+
+// LevelPoints is what the member's level follows: her earned points, never
+// less than her balance (members from before earned points were kept).
+func (m *Member) LevelPoints() int64 { return max(m.PointsEarned, m.Points) }
 
 // BirthdayLayout is the format of Member.Birthday.
 const BirthdayLayout = "2006-01-02"

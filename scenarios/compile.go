@@ -58,6 +58,8 @@ type merged struct {
 	limits         *limitsSpec
 	segments       []*segmentSpec
 	profileForm    *profileFormSpec
+	points         *pointsSpec
+	redeem         *redeemSpec
 }
 
 type tagGroupSrc struct {
@@ -98,6 +100,8 @@ func merge(docs []*document, ps *problems) *merged {
 		setOnce(ps, &m.kf, d.Kf)
 		setOnce(ps, &m.limits, d.Limits)
 		setOnce(ps, &m.profileForm, d.ProfileForm)
+		setOnce(ps, &m.points, d.Points)
+		setOnce(ps, &m.redeem, d.Redeem)
 		names := make([]string, 0, len(d.Tags))
 		for name := range d.Tags {
 			names = append(names, name)
@@ -191,6 +195,7 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c.segments(m.segments)
 	c.profileForm(m.profileForm)
 	c.couponHooks(m)
+	c.economy(m)
 	return c.sc
 }
 
@@ -505,6 +510,13 @@ func (c *compiler) audience(a *audienceSpec, channels map[string]*Channel) Audie
 		return Audience{}
 	}
 	out := Audience{Groups: a.Groups, Tags: c.tagList(a.Pos, "tags", a.Tags), Channels: a.Channels}
+	for i, l := range a.Levels {
+		if c.sc.Level(l) == nil {
+			c.ps.at(a.Pos, fmt.Sprintf("levels[%d]", i), "unknown level %q (declare it under levels)", l)
+			continue
+		}
+		out.Levels = append(out.Levels, l)
+	}
 	for i, g := range a.Groups {
 		if strings.TrimSpace(g) == "" {
 			c.ps.at(a.Pos, fmt.Sprintf("groups[%d]", i), "empty customer group chat id")

@@ -62,6 +62,10 @@ type Scenario struct {
 	Segments []*Segment
 	// ProfileForm is nil when the scenario has no profile_form section.
 	ProfileForm *ProfileForm
+	// Points is the points-for-spend rule (zero: orders earn no points).
+	Points Points
+	// Redeem is the redemption catalogue (nil: none).
+	Redeem *Redeem
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel
@@ -382,6 +386,8 @@ type Audience struct {
 	Tags     []string
 	Channels []string
 	Stages   []bot.Stage
+	// Levels are level names (会员等级).
+	Levels []string
 }
 
 // Includes reports whether m is in the audience.
@@ -393,6 +399,9 @@ func (a Audience) Includes(m *bot.Member) bool {
 		return false
 	}
 	if len(a.Channels) > 0 && !anyOf(a.Channels, func(c string) bool { return c == m.Channel }) {
+		return false
+	}
+	if len(a.Levels) > 0 && !anyOf(a.Levels, func(l string) bool { return l == m.Level }) {
 		return false
 	}
 	if len(a.Stages) > 0 {
@@ -551,6 +560,15 @@ type Level struct {
 	Name      string
 	MinPoints int64
 	Tag       string
+	// Multiplier scales points for spend (points.per_yuan) at this level (1 when unset).
+	Multiplier float64
+	// Coupon and Gift are given once on reaching the level; MonthlyCoupon
+	// on the 1st of every month and BirthdayCoupon on the member's birthday
+	// while at it (nil: none).
+	Coupon, MonthlyCoupon, BirthdayCoupon *CouponPool
+	Gift                                  *RedeemItem
+	// Announce tells the member she reached the level (nil: the default text).
+	Announce *Template
 }
 
 // AI is the reply persona and knowledge (runtime in issue 7).

@@ -21,6 +21,8 @@ type document struct {
 	Campaigns    []*campaignSpec     `yaml:"campaigns"`
 	Coupons      []*couponSpec       `yaml:"coupons"`
 	Levels       []*levelSpec        `yaml:"levels"`
+	Points       *pointsSpec         `yaml:"points"`
+	Redeem       *redeemSpec         `yaml:"redeem"`
 	AI           *aiSpec             `yaml:"ai"`
 	Referral     *referralSpec       `yaml:"referral"`
 	Kf           *kfSpec             `yaml:"kf"`
@@ -264,6 +266,8 @@ type audienceSpec struct {
 	Tags     []string `yaml:"tags"`
 	Channels []string `yaml:"channels"`
 	Stages   []string `yaml:"stages"`
+	// Levels restrict to members at these levels (会员等级).
+	Levels []string `yaml:"levels"`
 }
 
 type makeupSpec struct {
@@ -352,6 +356,15 @@ type levelSpec struct {
 	Name      string `yaml:"name"`
 	MinPoints int    `yaml:"min_points"`
 	Tag       string `yaml:"tag"`
+	// Level rights (economy.go): the points multiplier on spend, a coupon
+	// and/or a catalogue gift on reaching the level, a coupon on the 1st of
+	// every month and on the member's birthday, and the announcement.
+	Multiplier     *float64 `yaml:"multiplier"`
+	Coupon         string   `yaml:"coupon"`
+	Gift           string   `yaml:"gift"`
+	MonthlyCoupon  string   `yaml:"monthly_coupon"`
+	BirthdayCoupon string   `yaml:"birthday_coupon"`
+	Announce       string   `yaml:"announce"`
 }
 
 type aiSpec struct {

@@ -55,6 +55,15 @@ type TemplateData struct {
 	// PosterLink is the member's signed 任务宝 poster page, in
 	// referral.poster.text ("" without links).
 	PosterLink string
+	// Economy fields: Earned is the points an order earned (points.earned)
+	// or a refund took back (points.clawed_back); Debt the points still owed
+	// after a refund took more than the balance; Item and Cost a catalogue
+	// item and its points (redeem texts); Tracking a shipped gift's number.
+	Earned   int64
+	Debt     int64
+	Item     string
+	Cost     int64
+	Tracking string
 }
 
 // sampleData is used to execute every template once at load time, so a
@@ -66,6 +75,7 @@ var sampleData = TemplateData{
 	Board: "1. 示例会员 30 分", Today: 5, Participants: 12,
 	Bonus: 20, LevelMin: 100, Certificate: "示例证书",
 	ProfileLink: "https://example.com/profile?t=sample", PosterLink: "https://example.com/poster?t=sample",
+	Earned: 39, Debt: 10, Item: "示例礼品", Cost: 100, Tracking: "SF0000000000",
 }
 
 // Template is a compiled text template with its source kept for fallback.

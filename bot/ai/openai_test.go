@@ -137,12 +137,14 @@ func answer(text string) func(http.ResponseWriter, chatRequest) {
 }
 
 // toolCall asks for one tool.
-func toolCall(name string) func(http.ResponseWriter, chatRequest) {
+func toolCall(name string) func(http.ResponseWriter, chatRequest) { return toolCallArgs(name, "{}") }
+
+func toolCallArgs(name, args string) func(http.ResponseWriter, chatRequest) {
 	return func(w http.ResponseWriter, req chatRequest) {
 		writeJSON(w, map[string]any{"id": "c2", "object": "chat.completion", "model": req.Model,
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "tool_calls",
 				"message": map[string]any{"role": "assistant", "content": "", "tool_calls": []any{map[string]any{
-					"id": "call_1", "type": "function", "function": map[string]any{"name": name, "arguments": "{}"}}}}}}})
+					"id": "call_1", "type": "function", "function": map[string]any{"name": name, "arguments": args}}}}}}})
 	}
 }
 
@@ -495,7 +497,7 @@ func TestToolCallsActForTheAskingMemberOnly(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 	reqs := fake.reqs()
-	if len(reqs) != 2 || len(reqs[0].Tools) != 3 {
+	if len(reqs) != 2 || len(reqs[0].Tools) != 5 {
 		t.Fatalf("calls %d tools %+v", len(reqs), reqs[0].Tools)
 	}
 	last := reqs[1].Messages[len(reqs[1].Messages)-1]
@@ -520,6 +522,23 @@ func TestToolCallsActForTheAskingMemberOnly(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("check-in events = %d, want 1: %+v", n, evs)
+	}
+
+	// redeem_reward sends the member's own "兑换 <item>" once; a missing
+	// item appends nothing and tells the model to ask.
+	fake.then(toolCallArgs(ai.ToolRedeem, `{"item":" 满30减10券 "}`), toolCallArgs(ai.ToolRedeem, `{"item":""}`), answer("已帮你兑换～"))
+	if _, _, err := f.sender.Send(context.Background(), f.action(t, kfAsk("kfmsg:r1", "帮我用积分换满30减10券"))); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ = f.store.Events(context.Background(), 0, 100)
+	var redeems []string
+	for _, ev := range evs {
+		if ev.Type == bot.EventKfText && strings.HasPrefix(ev.Content, "兑换") && ev.ExternalUserID == alice && ev.Source == bot.SourceAI {
+			redeems = append(redeems, ev.Content)
+		}
+	}
+	if len(redeems) != 1 || redeems[0] != "兑换 满30减10券" {
+		t.Fatalf("redeem events %q", redeems)
 	}
 }
 

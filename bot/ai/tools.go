@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -15,7 +16,16 @@ const (
 	ToolMyPoints    = "get_my_points"
 	ToolCheckIn     = "check_in"
 	ToolClaimCoupon = "claim_coupon"
+	// ToolListRewards sends the member the catalogue she can afford (the
+	// kf command 兑换); ToolRedeem redeems one item (兑换 <item>).
+	ToolListRewards = "list_rewards"
+	ToolRedeem      = "redeem_reward"
 )
+
+var redeemArgs = json.RawMessage(`{"type":"object","properties":{"item":{"type":"string","description":"礼品名称，须与积分商城列表中的名称一致"}},"required":["item"]}`)
+
+// maxToolItem bounds the item name the model may pass.
+const maxToolItem = 64
 
 var noArgs = json.RawMessage(`{"type":"object","properties":{}}`)
 
@@ -49,6 +59,8 @@ func (t *memberTools) Specs() []ToolSpec {
 		{Name: ToolMyPoints, Description: "查询当前会员自己的积分、会员等级和累计打卡天数", Parameters: noArgs},
 		{Name: ToolCheckIn, Description: "为当前会员完成今天的早安打卡（会员明确要求打卡时才调用）", Parameters: noArgs},
 		{Name: ToolClaimCoupon, Description: "为当前会员领取新人券（会员明确要求领券时才调用）", Parameters: noArgs},
+		{Name: ToolListRewards, Description: "把当前会员能用积分兑换的礼品列表发给会员（会员问积分能换什么时调用）", Parameters: noArgs},
+		{Name: ToolRedeem, Description: "用当前会员的积分兑换一件礼品（会员明确说要兑换哪件礼品时才调用，会扣积分）", Parameters: redeemArgs},
 	}
 }
 
@@ -77,6 +89,20 @@ func (t *memberTools) Run(ctx context.Context, call ToolCall) (string, error) {
 		return t.asMember(ctx, call.Name, "打卡", "已提交打卡，会员马上会收到打卡结果的消息。")
 	case ToolClaimCoupon:
 		return t.asMember(ctx, call.Name, "领券", "已提交领券，会员马上会收到券的消息。")
+	case ToolListRewards:
+		return t.asMember(ctx, call.Name, "兑换", "已把可兑换的礼品列表发给会员。")
+	case ToolRedeem:
+		var args struct {
+			Item string `json:"item"`
+		}
+		item := ""
+		if json.Unmarshal([]byte(call.Arguments), &args) == nil {
+			item = strings.Join(strings.Fields(args.Item), " ")
+		}
+		if item == "" || len(item) > maxToolItem {
+			return "没有说清要兑换哪件礼品，请先问会员要兑换的礼品名称。", nil
+		}
+		return t.asMember(ctx, call.Name, "兑换 "+item, "已提交兑换，会员马上会收到兑换结果的消息（积分不够或已兑完时也会告诉她）。")
 	}
 	return "", fmt.Errorf("unknown tool %q", call.Name)
 }

@@ -257,8 +257,12 @@ type Entry struct {
 	At      time.Time `json:"at"`
 	Delta   int64     `json:"delta"`
 	Balance int64     `json:"balance"`
+	// Debt is what the member still owes after this entry: points a refund
+	// took back beyond her balance, paid first by later credits.
+	Debt int64 `json:"debt,omitempty"`
 	// Reason is checkin, makeup, streak:<days>, milestone:<day>, or another
-	// feature's reason (coupon, operator).
+	// feature's reason: order:<id>, refund:<id>, debt (a credit paying a
+	// debt), redeem:<item>, expire, referral:<invites>.
 	Reason   string `json:"reason"`
 	Campaign string `json:"campaign,omitempty"`
 	// Ref is the event that caused it.
@@ -270,11 +274,17 @@ type Entry struct {
 // in bot.Member.Points in the same transaction). Entries are never changed
 // or removed.
 func AddPoints(tx bot.Tx, member string, balance, delta int64, reason, campaign, ref string, at time.Time) (Entry, error) {
+	return Append(tx, member, Entry{At: at, Delta: delta, Balance: balance + delta, Reason: reason, Campaign: campaign, Ref: ref})
+}
+
+// Append appends e (its N is assigned) to the member's ledger; the caller
+// computed e.Balance and e.Debt.
+func Append(tx bot.Tx, member string, e Entry) (Entry, error) {
 	n, err := counter(tx, BucketHead, member)
 	if err != nil {
 		return Entry{}, err
 	}
-	e := Entry{N: uint64(n) + 1, At: at, Delta: delta, Balance: balance + delta, Reason: reason, Campaign: campaign, Ref: ref}
+	e.N = uint64(n) + 1
 	raw, _ := json.Marshal(e)
 	if err := tx.Put(BucketPoints, member+"|"+pad(e.N), raw); err != nil {
 		return Entry{}, fmt.Errorf("append points entry: %w", err)

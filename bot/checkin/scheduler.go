@@ -26,14 +26,41 @@ type Tick struct {
 	Slot time.Time
 }
 
+// EventEconomyTick is the member economy's hourly run (bot/engine
+// rights.go): points expiry, monthly and birthday coupons. Data: slot.
+const EventEconomyTick bot.EventType = "economy.tick"
+
+// EconomySpec is when the economy runs, in the brand's zone: hourly, so a
+// day's work (expiry, birthdays, the 1st's monthly coupons) starts in the
+// first hour and carries on in bounded steps.
+const EconomySpec = "0 * * * *"
+
+// EconomyOpenHour is the hour (brand's zone) from which a day's economy
+// work starts: expiry, birthday and monthly coupons reach members in the
+// morning, not at midnight.
+const EconomyOpenHour = 10
+
+// economyReminder marks a Tick as the economy's, not a campaign reminder.
+const economyReminder = -1
+
+// Economy reports whether the tick is the economy's hourly run.
+func (t Tick) Economy() bool { return t.Reminder == economyReminder }
+
 // DedupeKey is the tick's event-log dedupe key: the same slot appended twice
 // (a restart's catch-up, a second node) is stored once.
 func (t Tick) DedupeKey() string {
+	if t.Economy() {
+		return "sched|economy|" + strconv.FormatInt(t.Slot.Unix(), 10)
+	}
 	return "sched|" + t.Campaign + "|" + strconv.Itoa(t.Reminder) + "|" + strconv.FormatInt(t.Slot.Unix(), 10)
 }
 
 // Event is the tick as an event for the log.
 func (t Tick) Event(received time.Time) *bot.Event {
+	if t.Economy() {
+		return &bot.Event{Type: EventEconomyTick, Source: bot.SourceCron, DedupeKey: t.DedupeKey(), At: t.Slot, ReceivedAt: received,
+			Data: map[string]string{DataSlot: strconv.FormatInt(t.Slot.Unix(), 10)}}
+	}
 	return &bot.Event{Type: EventTick, Source: bot.SourceCron, DedupeKey: t.DedupeKey(), At: t.Slot, ReceivedAt: received,
 		Data: map[string]string{DataCampaign: t.Campaign, DataReminder: strconv.Itoa(t.Reminder), DataSpec: t.Spec,
 			DataSlot: strconv.FormatInt(t.Slot.Unix(), 10)}}
@@ -75,8 +102,33 @@ func Ticks(sc *scenarios.Scenario, from, to time.Time) []Tick {
 			}
 		}
 	}
+	if s := economySchedule(sc); s != nil {
+		for t := s.Next(from); !t.IsZero() && !t.After(to); t = s.Next(t) {
+			out = append(out, economyTick(t))
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Slot.Before(out[j].Slot) })
 	return out
+}
+
+func economyTick(slot time.Time) Tick {
+	return Tick{Reminder: economyReminder, Spec: EconomySpec, Slot: slot}
+}
+
+// economySchedule is the economy's hourly schedule in the brand's zone, or
+// nil when the scenario has nothing scheduled (no expiry, no monthly or
+// birthday coupons).
+func economySchedule(sc *scenarios.Scenario) cron.Schedule {
+	if !sc.EconomyScheduled() {
+		return nil
+	}
+	s, err := cron.ParseStandard(EconomySpec)
+	if err != nil {
+		panic(err) // a constant
+	}
+	spec := s.(*cron.SpecSchedule)
+	spec.Location = sc.Brand.Zone
+	return spec
 }
 
 // TickDone reports whether the engine already acted on the tick (a second
@@ -189,6 +241,14 @@ func (s *Scheduler) Load(ctx context.Context, sc *scenarios.Scenario) {
 			}))
 			n++
 		}
+	}
+	if sched := economySchedule(sc); sched != nil {
+		c.Schedule(sched, cron.FuncJob(func() {
+			if err := s.Fire(ctx, economyTick(lastSlot(sched, s.o.Now()))); err != nil {
+				s.log.Error().Err(err).Msg("economy run not recorded; it will be caught up on restart")
+			}
+		}))
+		n++
 	}
 	if s.o.CatchUp > 0 {
 		now := s.o.Now()

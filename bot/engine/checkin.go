@@ -199,6 +199,7 @@ func (r *run) checkIn(ms *memberState, camp *scenarios.Campaign, makeup bool) (s
 	if after := r.sc.Level(ms.m.Level); after != nil && after != before && after.MinPoints > 0 &&
 		(before == nil || after.MinPoints > before.MinPoints) {
 		levelUp = after
+		ms.levelAnnounced = true
 		r.log.Info().Str("level", after.Name).Msg("level up")
 	}
 	l.Str("day", day.String()).Int("days", p.Count()).Int64("score", p.Score).Int64("points", ms.m.Points).Msg("checked in")
@@ -264,17 +265,6 @@ func nonEmpty(ss []string) []string {
 		}
 	}
 	return out
-}
-
-// addPoints appends to the member's points ledger and moves the balance.
-func (r *run) addPoints(ms *memberState, delta int64, reason, campaign string) error {
-	e, err := checkin.AddPoints(r.tx, ms.m.ExternalUserID, ms.m.Points, delta, reason, campaign, r.ref, r.at)
-	if err != nil {
-		return err
-	}
-	ms.m.Points = e.Balance
-	ms.dirty = true
-	return nil
 }
 
 // checkinLink is the member's personal check-in page, valid until the

@@ -212,6 +212,16 @@ type memberState struct {
 	alsoTag []string
 	// matched is the keyword rule the event's message matched.
 	matched *scenarios.KeywordRule
+	// levelAtLoad and birthdayAtLoad are the member's level and birthday
+	// before the event (rights.go gives a new level's rights, indexes a new
+	// birthday); levelAnnounced is set when a reply already announced the
+	// new level (a check-in's), rightsDone once its rights were given.
+	levelAtLoad, birthdayAtLoad string
+	levelAnnounced, rightsDone  bool
+	// notes are the economy's texts for the member from this event, sent
+	// as one message in finish (economy.go note).
+	notes       []string
+	notesKfOnly bool
 }
 
 // member loads (or, with create, makes) a member and tracks it.
@@ -231,7 +241,7 @@ func (r *run) member(id string, create bool) (*memberState, error) {
 	case err != nil:
 		return nil, fmt.Errorf("load member %s: %w", id, err)
 	}
-	ms := &memberState{m: m, isNew: isNew, dirty: isNew, fullSync: map[string]bool{}}
+	ms := &memberState{m: m, isNew: isNew, dirty: isNew, fullSync: map[string]bool{}, levelAtLoad: m.Level, birthdayAtLoad: m.Birthday}
 	r.members[id] = ms
 	r.order = append(r.order, ms)
 	return ms, nil
@@ -396,8 +406,18 @@ func (r *run) renderAttachments(as []*scenarios.Attachment, data scenarios.Templ
 // finish applies levels and tag rules to every touched member, writes tags
 // back (one mark_tag per staff relation) and stores the members.
 func (r *run) finish() error {
+	// Level rights may touch more members' coupons but never add members.
 	for _, ms := range r.order {
 		r.applyLevel(ms)
+		if err := r.levelRights(ms); err != nil {
+			return err
+		}
+		if err := r.flushNotes(ms); err != nil {
+			return err
+		}
+		if err := r.indexBirthday(ms); err != nil {
+			return err
+		}
 		r.applyTagRules(ms)
 		if err := r.writeTags(ms); err != nil {
 			return err
@@ -418,7 +438,7 @@ func (r *run) applyLevel(ms *memberState) {
 		return
 	}
 	name, tag := "", ""
-	if l := r.sc.LevelFor(ms.m.Points); l != nil {
+	if l := r.sc.LevelFor(ms.m.LevelPoints()); l != nil {
 		name, tag = l.Name, l.Tag
 	}
 	if name == ms.m.Level {

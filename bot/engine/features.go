@@ -80,6 +80,15 @@ func (r *run) dispatch() error {
 		return r.checkinTap()
 	case checkin.EventTick:
 		return r.campaignTick()
+	// The member economy (economy.go, redeem.go, rights.go).
+	case checkin.EventEconomyTick:
+		return r.economyTick()
+	case EventRedeem:
+		return r.redeemTap()
+	case EventRedeemAddress:
+		return r.redeemAddress()
+	case EventRedeemShipped:
+		return r.redeemShipped()
 	// Coupons (coupons.go).
 	case EventCouponGrant:
 		return r.couponGrant()
@@ -120,6 +129,7 @@ func (r *run) messageCommands(ms *memberState, surface, text string) (bool, erro
 		r.posterCommand,   // 任务宝 poster keywords (poster.go)
 		r.referralCommand, // invite code keywords (referral.go)
 		r.profileCommand,  // the profile form's keywords (profile.go)
+		r.redeemCommand,   // 兑换 (redeem.go)
 	} {
 		if done, err := command(ms, surface, text); err != nil || done {
 			return done, err
@@ -143,6 +153,7 @@ func (r *run) afterEvent() error {
 	}{
 		{"referral", r.referralAfter}, // credit referrers of new/lost invitees (referral.go)
 		{"coupons", r.couponsAfter},   // stage-change coupons, redemption on orders (coupons.go)
+		{"economy", r.economyAfter},   // the economy's scheduled work left over (rights.go)
 	} {
 		if err := step.run(); err != nil {
 			return fmt.Errorf("%s: %w", step.name, err)

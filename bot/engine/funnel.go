@@ -68,6 +68,13 @@ type orderRecord struct {
 	// Voided is set when the order was refunded in full and no longer counts.
 	Voided bool   `json:"voided,omitempty"`
 	PaidAt string `json:"paid_at,omitempty"`
+	// Points the order earned (points.per_yuan) on PointsBaseFen, its net
+	// amount when credited; PointsRefundFen is what refunds returned since
+	// and PointsBack the points they took back (economy.go).
+	Points          int64 `json:"points,omitempty"`
+	PointsBaseFen   int64 `json:"points_base_fen,omitempty"`
+	PointsRefundFen int64 `json:"points_refund_fen,omitempty"`
+	PointsBack      int64 `json:"points_back,omitempty"`
 }
 
 func (r *run) orderData() (id string, amount int64, hasAmount bool, ok bool) {
@@ -120,6 +127,9 @@ func (r *run) orderPaid() error {
 		return r.putJSON(bucketOrders, id, rec)
 	}
 	rec.Counted = true
+	if err := r.creditOrder(ms, id, &rec); err != nil {
+		return err
+	}
 	if err := r.putJSON(bucketOrders, id, rec); err != nil {
 		return err
 	}
@@ -229,6 +239,9 @@ func (r *run) applyPendingOrders(ms *memberState) error {
 			}
 			continue
 		}
+		if err := r.creditOrder(ms, orderID, &rec); err != nil {
+			return err
+		}
 		if err := r.putJSON(bucketOrders, orderID, rec); err != nil {
 			return err
 		}
@@ -281,15 +294,24 @@ func (r *run) orderRefunded() error {
 	if voids {
 		rec.Voided = true
 	}
+	if !rec.Counted {
+		// Pending: the net amount is applied when the member appears.
+		return r.putJSON(bucketOrders, id, rec)
+	}
+	ms, err := r.member(rec.Member, false)
+	if err != nil {
+		return err
+	}
+	if ms != nil {
+		if err := r.clawOrder(ms, id, &rec, amount); err != nil {
+			return err
+		}
+	}
 	if err := r.putJSON(bucketOrders, id, rec); err != nil {
 		return err
 	}
-	if !rec.Counted {
-		return nil // pending: the net amount is applied when the member appears
-	}
-	ms, err := r.member(rec.Member, false)
-	if err != nil || ms == nil {
-		return err
+	if ms == nil {
+		return nil
 	}
 	m := ms.m
 	m.SpendFen -= amount

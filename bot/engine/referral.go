@@ -437,9 +437,8 @@ func (r *run) creditReferrer(ref *scenarios.Referral, inv InviteRecord) error {
 			continue
 		}
 		rec.Rewarded = append(rec.Rewarded, rw.Invites)
-		if rw.Points > 0 {
-			ms.m.Points += int64(rw.Points)
-			ms.dirty = true
+		if err := r.addPoints(ms, int64(rw.Points), fmt.Sprintf("referral:%d", rw.Invites), ""); err != nil {
+			return err
 		}
 		r.addTag(ms, rw.Tag)
 		data := r.sc.DataFor(ms.m)

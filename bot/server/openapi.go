@@ -77,6 +77,9 @@ var apiDocs = map[string]apiDoc{
 	"POST /api/v1/sandbox/events":                   {summary: "Sandbox only: simulate a member (add, join_group, check_in, kf, order) through the real engine", status: http.StatusAccepted, body: `{"action": "add|join_group|check_in|kf|order", "member", "name", "state", "staff", "chat", "text", "amount": 88 (yuan, a number; a string is accepted), "at": RFC 3339 (within 7 days)}`},
 	"POST /api/v1/coupons/{pool}/import":            {summary: "Import coupon codes from CSV (a bad row names its line; nothing is imported)", body: "CSV: code[,expires]", bodyType: mediaCSV},
 	"POST /api/v1/coupons/{pool}/generate":          {summary: "Generate n coupon codes", query: []string{"n"}},
+	"GET /api/v1/economy":                           {summary: "The member economy: points issued, spent, redeemed, clawed back and expired per ISO week; points outstanding and debt; catalogue items by redemptions; stock alerts; gifts to ship", query: []string{"weeks"}},
+	"GET /api/v1/redemptions":                       {summary: "Redemptions (积分兑换) in order, optionally by status (to_ship: gifts with an address, not shipped)", query: []string{"status", "cursor", "limit"}, list: "redemptions"},
+	"POST /api/v1/redemptions/{id}/shipped":         {summary: "Mark a gift shipped; the member is told (409: no address yet or already shipped)", body: `{"carrier": "顺丰", "tracking": "SF…", "operator": "…", "request_id": "…"}`},
 	"POST /api/v1/coupons/{pool}/grant":             {summary: "Give a member one code from the pool", body: `{"external_userid": "…", "operator": "…", "note": "…", "request_id": "…"}`},
 	"PUT /api/v1/members/{external_userid}/profile": {summary: "Record a member's profile form (问卷) answers on her behalf: tags, birthday, points once, as her own submission; 400 names the refused field", status: http.StatusAccepted, body: `{"answers": {"birthday": "1990-05-17", "taste": ["tea", "milk"], "note": "…"}}`},
 	"GET /api/v1/posters":                           {summary: "The 任务宝 poster campaign's funnel: members with a poster, posters sent, invitees added, held, counted, void, rewards issued"},
@@ -103,6 +106,7 @@ var queryParamDocs = map[string]struct{ desc, typ string }{
 	"lang":    {"Header language: zh (default) or en.", "string"},
 	"member":  {"Only this member's orders (external_userid).", "string"},
 	"n":       {"How many codes.", "integer"},
+	"status":  {"Redemption status: done, awaiting_address, to_ship, shipped.", "string"},
 }
 
 var pathParamRe = regexp.MustCompile(`\{([A-Za-z_]+)\}`)

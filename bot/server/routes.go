@@ -65,6 +65,9 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/coupons/{pool}/import", true, s.apiCouponImport},
 		{"POST /api/v1/coupons/{pool}/generate", true, s.apiCouponGenerate},
 		{"POST /api/v1/coupons/{pool}/grant", true, s.apiCouponGrant},
+		{"GET /api/v1/economy", true, s.apiEconomy},
+		{"GET /api/v1/redemptions", true, s.apiRedemptions},
+		{"POST /api/v1/redemptions/{id}/shipped", true, s.apiRedemptionShipped},
 
 		{"POST /hooks/orders", false, s.shopOrders},
 		{"GET /coupons", false, s.couponsPage},
@@ -81,6 +84,12 @@ func (s *Server) Routes() []Route {
 		// The member's profile form (问卷); the signed link is the credential.
 		{"GET /profile", false, s.profilePage},
 		{"POST /profile", false, s.profilePost},
+
+		// Members' catalogue (积分商城) and gift address pages: the signed link is the credential.
+		{"GET /redeem", false, s.redeemPage},
+		{"POST /redeem", false, s.redeemPost},
+		{"GET /redeem/address", false, s.redeemAddressPage},
+		{"POST /redeem/address", false, s.redeemAddressPost},
 
 		// The dashboard's page and static assets carry no data: no token.
 		{"GET /{$}", false, s.dashboardIndex},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/signlink"
 )
 
@@ -31,12 +32,23 @@ func (s *simulator) setupCheckin(start time.Time) error {
 // reminder due on the way fires at its time, as the scheduler would append
 // it; owed actions are sent in due order in between.
 func (s *simulator) advance(ctx context.Context, to time.Time) error {
-	if s.script.Cron {
+	if s.script.Cron || s.script.Economy {
 		for _, t := range checkin.Ticks(s.sc, s.lastTick, to) {
+			if !s.script.Cron && !t.Economy() {
+				continue
+			}
 			if err := s.drain(ctx, t.Slot); err != nil {
 				return err
 			}
 			s.clock = t.Slot
+			if t.Economy() && t.Slot.In(s.sc.Brand.Zone).Hour() != checkin.EconomyOpenHour {
+				// The economy's other hourly ticks only carry on its work:
+				// handled, not printed.
+				if err := s.quiet(ctx, t.Event(t.Slot)); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := s.deliver(ctx, t.Event(t.Slot), 1); err != nil {
 				return fmt.Errorf("campaign reminder %s: %w", t.DedupeKey(), err)
 			}
@@ -44,6 +56,21 @@ func (s *simulator) advance(ctx context.Context, to time.Time) error {
 		s.lastTick = to
 	}
 	return s.drain(ctx, to)
+}
+
+// quiet appends and handles ev without printing it; what it causes prints.
+func (s *simulator) quiet(ctx context.Context, ev *bot.Event) error {
+	if _, err := s.store.AppendEvent(ctx, ev); err != nil {
+		return fmt.Errorf("append event: %w", err)
+	}
+	failed := s.pl.Stats().Failed
+	if _, err := s.pl.HandlePending(ctx); err != nil {
+		return err
+	}
+	if s.pl.Stats().Failed != failed {
+		return fmt.Errorf("the engine failed on %s", ev.DedupeKey)
+	}
+	return s.reportSkipped(ctx)
 }
 
 // finishCheckin runs the clock on to the script's until.
@@ -83,9 +110,12 @@ func (s *simulator) tapEvent(ev *bot.Event, member string, st *simStep) {
 	}
 }
 
-// tapResult prints what the check-in page shows after a tap.
+// tapResult prints what a member's page shows after her tap: the check-in
+// page, the catalogue, the gift address form.
 func (s *simulator) tapResult(ctx context.Context, ev *bot.Event) error {
-	if ev.Type != checkin.EventCheckIn {
+	page := map[bot.EventType]string{checkin.EventCheckIn: "check-in page", engine.EventRedeem: "catalogue page",
+		engine.EventRedeemAddress: "gift address page"}[ev.Type]
+	if page == "" {
 		return nil
 	}
 	return s.store.View(ctx, func(tx bot.Tx) error {
@@ -93,7 +123,7 @@ func (s *simulator) tapResult(ctx context.Context, ev *bot.Event) error {
 		if err != nil || !ok {
 			return err
 		}
-		s.line("page", "check-in page of %s shows:", ev.ExternalUserID)
+		s.line("page", "%s of %s shows:", page, ev.ExternalUserID)
 		s.text(text)
 		return nil
 	})

@@ -43,6 +43,10 @@ type simScript struct {
 	// Until runs the clock on after the last step (see checkin_sim.go).
 	Cron  bool   `yaml:"cron"`
 	Until string `yaml:"until"`
+	// Economy fires only the member economy's hourly runs (points expiry,
+	// monthly and birthday coupons), without the campaigns' reminders; cron
+	// fires both.
+	Economy bool `yaml:"economy"`
 	// PublicURL signs members' H5 links with a fixed demo key, so links
 	// (check-in pages, certificates) show in the output.
 	PublicURL string `yaml:"public_url"`
@@ -234,6 +238,8 @@ type simTask struct {
 }
 
 type memberSnap struct {
+	// ledger is the last points ledger entry printed.
+	ledger  uint64
 	history int
 	lost    bool
 	level   string
@@ -499,6 +505,18 @@ func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
 			if err := s.simCoupons(tx, id); err != nil {
 				return err
 			}
+			entries, err := checkin.PointsHistory(tx, id, prev.ledger, 1000)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				debt := ""
+				if e.Debt > 0 {
+					debt = fmt.Sprintf(", owes %d", e.Debt)
+				}
+				s.line("points", "%s: %+d %s → %d%s", id, e.Delta, e.Reason, e.Balance, debt)
+				prev.ledger = e.N
+			}
 			if m.Level != prev.level {
 				s.line("level", "%s: %s (%d points)", id, m.Level, m.Points)
 			}
@@ -509,7 +527,7 @@ func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
 					s.line("profile", "%s", s.describeProfile(m))
 				}
 			}
-			s.seen[id] = memberSnap{history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen, profile: profileAt}
+			s.seen[id] = memberSnap{ledger: prev.ledger, history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen, profile: profileAt}
 		}
 		return nil
 	})

@@ -389,7 +389,7 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 		ShopSecret:     cfg.ShopSecret,
 		Coupons:        server.EngineCoupons(store, app.holder.Current, time.Now),
 		Campaigns:      server.CampaignReports{Store: store, Scenario: app.holder.Current},
-		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection(), pointsSection(),
+		MemberSections: []server.MemberSection{server.CouponsSection(), server.ReferralSection(), pointsSection(), server.RedemptionsSection(),
 			server.CheckinSection(app.holder.Current, time.Now)},
 		Scenario:          app.holder.Current,
 		Sandbox:           cfg.Sandbox(),

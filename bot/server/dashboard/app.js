@@ -19,7 +19,12 @@
   // 联系我 / 渠道活码, 群发, 欢迎语); 会员 is only the loyalty programme (会员等级).
   const I18N = {
     zh: {
-      title: '运营控制台', overview: '总览', members: '客户', campaigns: '打卡活动', coupons: '优惠券',
+      title: '运营控制台', overview: '总览', members: '客户', campaigns: '打卡活动', coupons: '优惠券', economy: '积分', redemptionsOf: '积分兑换', red_done: '已兑换', red_awaiting_address: '待填地址', red_to_ship: '待发货', red_shipped: '已发货',
+      pointsOutstanding: '未兑积分（负债）', pointsDebt: '待抵扣欠分', giftsToShip: '待发货礼品', giftsAwaiting: '待填地址',
+      pointsWeekly: '每周积分发放与兑换', issuedPts: '发放', redeemedPts: '兑换', spentPts: '补卡', clawedPts: '退款扣回', expiredPts: '过期',
+      topItems: '兑换排行', stockAlerts: '库存预警', item: '礼品', cost: '积分', left: '剩余', noItems: '剧本中没有积分兑换礼品。',
+      noAlerts: '没有库存不足的礼品。', ship: '发货', tracking: '运单号', carrier: '快递', markShipped: '标记已发货', shipTo: '收货信息',
+      noGifts: '没有待发货的礼品。', shipped: '已发货', levelsCol: '会员等级', multiplier: '积分倍数', minPoints: '所需成长值',
       scenarios: '剧本', operations: '运维', sandbox: '模拟客户', langToggle: 'English', sandboxBadge: '沙盒',
       token: '管理令牌', tokenAsk: '请输入管理令牌（WECOMBOT_ADMIN_TOKEN）。令牌只保存在本标签页。',
       tokenWrong: '令牌不正确，请重试。', save: '确定', logout: '退出', loading: '加载中…',
@@ -66,7 +71,12 @@
       counts: '统计', lastProcessedSeq: '最后处理的事件序号', allHooks: '全部场景', description: '说明', couponReport: '发放与核销', rankStat: '排名',
     },
     en: {
-      title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons',
+      title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons', economy: 'Points', redemptionsOf: 'Redemptions', red_done: 'redeemed', red_awaiting_address: 'awaiting address', red_to_ship: 'to ship', red_shipped: 'shipped',
+      pointsOutstanding: 'Points outstanding (liability)', pointsDebt: 'Points owed', giftsToShip: 'Gifts to ship', giftsAwaiting: 'Awaiting address',
+      pointsWeekly: 'Points issued and redeemed per week', issuedPts: 'issued', redeemedPts: 'redeemed', spentPts: 'make-ups', clawedPts: 'clawed back', expiredPts: 'expired',
+      topItems: 'Top items', stockAlerts: 'Stock alerts', item: 'Item', cost: 'Points', left: 'Left', noItems: 'The scenario has no catalogue items.',
+      noAlerts: 'No item is low on stock.', ship: 'Ship', tracking: 'Tracking no.', carrier: 'Carrier', markShipped: 'Mark shipped', shipTo: 'Ship to',
+      noGifts: 'No gift waits to ship.', shipped: 'shipped', levelsCol: 'Level', multiplier: 'Points ×', minPoints: 'Earned points needed',
       scenarios: 'Scenarios', operations: 'Operations', sandbox: 'Simulate', langToggle: '中文', sandboxBadge: 'sandbox',
       token: 'Admin token', tokenAsk: 'Enter the admin token (WECOMBOT_ADMIN_TOKEN). It is kept in this tab only.',
       tokenWrong: 'Wrong token, try again.', save: 'OK', logout: 'Log out', loading: 'Loading…',
@@ -149,7 +159,9 @@
       summary: { channels: '渠道活码', welcome_scripts: '欢迎语', keyword_rules: '关键词规则', tag_rules: '标签规则', campaigns: '打卡活动',
         coupon_pools: '券池', levels: '会员等级' },
       sim: { add: '添加客户', join_group: '加入客户群', check_in: '打卡', kf: '微信客服消息', order: '下单' },
-      reason: { checkin: '打卡', makeup: '补卡', profile: '完善资料', streak: (n) => `连续打卡 ${n} 天奖励`, milestone: (n) => `打卡第 ${n} 天奖励` },
+      reason: { checkin: '打卡', makeup: '补卡', profile: '完善资料', streak: (n) => `连续打卡 ${n} 天奖励`, milestone: (n) => `打卡第 ${n} 天奖励`,
+        order: (id) => `订单 ${id}`, refund: (id) => `退款扣回 ${id}`, redeem: (item) => `兑换 ${item}`, debt: '抵扣欠分', expire: '积分过期',
+        referral: (n) => `邀请满 ${n} 人` },
     },
     en: {
       stage: { aware: 'Aware', interest: 'Interest', purchase: 'Purchase', loyal: 'Loyal' },
@@ -188,7 +200,9 @@
       summary: { channels: 'channels', welcome_scripts: 'welcome scripts', keyword_rules: 'keyword rules', tag_rules: 'tag rules',
         campaigns: 'campaigns', coupon_pools: 'coupon pools', levels: 'member levels' },
       sim: { add: 'add customer', join_group: 'join customer group', check_in: 'check in', kf: 'WeChat Customer Service message', order: 'order' },
-      reason: { checkin: 'check-in', makeup: 'make-up check-in', profile: 'profile form', streak: (n) => `${n}-day streak bonus`, milestone: (n) => `day ${n} bonus` },
+      reason: { checkin: 'check-in', makeup: 'make-up check-in', profile: 'profile form', streak: (n) => `${n}-day streak bonus`, milestone: (n) => `day ${n} bonus`,
+        order: (id) => `order ${id}`, refund: (id) => `refund of ${id}`, redeem: (item) => `redeemed ${item}`, debt: 'debt paid', expire: 'expired',
+        referral: (n) => `${n} invites` },
     },
   };
   // label(kind, code): the word for a code, or the code itself when the console
@@ -201,7 +215,8 @@
   function reasonLabel(reason) {
     if (!reason) return '';
     const R = LABELS[lang].reason;
-    const [kind, arg] = reason.split(':');
+    const i = reason.indexOf(':');
+    const kind = i < 0 ? reason : reason.slice(0, i), arg = i < 0 ? undefined : reason.slice(i + 1);
     const v = R[kind];
     if (typeof v === 'string' && arg === undefined) return v;
     if (typeof v === 'function' && arg !== undefined) return v(arg);
@@ -580,7 +595,8 @@
     }
     const coupons = sections.coupons;
     const ledger = sections.points_ledger;
-    const known = ['coupons', 'points_ledger', 'checkin', 'referral'];
+    const known = ['coupons', 'points_ledger', 'checkin', 'referral', 'redemptions'];
+    const reds = sections.redemptions;
     return h('div', { id: 'member-profile' },
       h('h1', null, h('span', { id: 'profile-name' }, m.name || m.external_user_id), ' ', m.lost ? h('span', { class: 'badge bad' }, t('lost')) : null),
       h('div', { class: 'grid side' },
@@ -605,9 +621,13 @@
             : empty(t('none'))),
           card(t('pointsLedger'), ledger === undefined ? empty(t('notWired')) : ledger && ledger.length ? table([t('time'), [t('delta'), 'num'], [t('balance'), 'num'], t('reason')],
             ledger.map((p) => h('tr', null, h('td', { class: 'nowrap' }, when(p.at)), h('td', { class: 'num' }, (p.delta > 0 ? '+' : '') + String(p.delta ?? '')),
-              h('td', { class: 'num' }, String(p.balance ?? '')), h('td', null, reasonLabel(p.reason), p.campaign ? ' · ' + p.campaign : ''))))
+              h('td', { class: 'num' }, String(p.balance ?? '')), h('td', { class: 'reason' }, reasonLabel(p.reason), p.campaign ? ' · ' + p.campaign : ''))))
             : empty(t('none'))),
           sections.referral !== undefined ? card(t('referral'), referralSection(sections.referral)) : null,
+          reds !== undefined ? card(t('redemptionsOf'), reds.length ? table([t('time'), t('item'), [t('cost'), 'num'], t('status')],
+            reds.map((r) => h('tr', null, h('td', { class: 'nowrap' }, when(r.at)), h('td', null, r.item, r.coupon ? h('div', { class: 'muted' }, r.coupon) : null),
+              h('td', { class: 'num' }, fmtInt(r.cost)), h('td', null, t('red_' + r.status), r.tracking ? h('div', { class: 'muted' }, `${r.carrier || ''} ${r.tracking}`) : null))),
+            { id: 'member-redemptions' }) : empty(t('none'))) : null,
           Object.entries(sections).filter(([k]) => !known.includes(k)).map(([k, v]) => card(t(k), genericSection(v))))));
   }
 
@@ -749,6 +769,47 @@
       card(t('configuredPools'), c.configured.length ? table([t('pool'), [t('value'), 'num'], [t('minSpend'), 'num'], [t('perMember'), 'num'], t('description')],
         c.configured.map((p) => h('tr', null, h('td', { class: 'pool-name' }, p.name), h('td', { class: 'num' }, yuan(p.value_fen)), h('td', { class: 'num' }, p.min_spend_fen ? yuan(p.min_spend_fen) : '—'),
           h('td', { class: 'num' }, p.per_member ? String(p.per_member) : '—'), h('td', { class: 'muted' }, p.description || ''))), { id: 'pool-table', class: 'stack' }) : empty(t('noCoupons'))));
+  }
+
+  async function viewEconomy(main) {
+    const [e, toShip] = await Promise.all([api('/api/v1/economy'), api('/api/v1/redemptions?status=to_ship&limit=100')]);
+    const weeks = e.weeks.slice(-12);
+    const stockCell = (it) => h('td', { class: 'num' }, it.left < 0 ? t('unlimited') : fmtInt(it.left), it.alert ? h('span', { class: 'badge bad' }, ' ', t('low')) : null);
+    const itemRows = (items) => items.map((it) => h('tr', null, h('td', { class: 'pool-name' }, it.item), h('td', { class: 'num' }, fmtInt(it.cost)),
+      h('td', { class: 'num' }, fmtInt(it.redeemed)), stockCell(it)));
+    const itemHeads = [t('item'), [t('cost'), 'num'], [t('redeemedPts'), 'num'], [t('left'), 'num']];
+    const shipRow = (r) => {
+      const carrier = h('input', { placeholder: t('carrier'), size: 6, 'aria-label': t('carrier') });
+      const tracking = h('input', { placeholder: t('tracking'), size: 12, 'aria-label': t('tracking') });
+      const cell = h('td', null);
+      const btn = h('button', { type: 'button', class: 'primary', onclick: async () => {
+        btn.disabled = true;
+        try {
+          await api(`/api/v1/redemptions/${encodeURIComponent(r.id)}/shipped`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ carrier: carrier.value, tracking: tracking.value, request_id: r.id + '|' + tracking.value }) });
+          cell.replaceChildren(h('span', { class: 'badge' }, t('shipped')));
+        } catch (err) { cell.append(h('p', { class: 'error' }, String(err.message))); btn.disabled = false; }
+      } }, t('markShipped'));
+      cell.append(h('div', { class: 'row' }, carrier, tracking, btn));
+      return h('tr', null, h('td', { class: 'code' }, r.id), h('td', null, r.item), h('td', null, `${r.ship_name} ${r.ship_phone}`, h('br'), r.ship_address), cell);
+    };
+    main.append(h('h1', null, t('economy')),
+      h('div', { class: 'kpis' },
+        kpi(t('pointsOutstanding'), fmtInt(e.totals.outstanding), 'kpi-points-outstanding'),
+        kpi(t('pointsDebt'), fmtInt(e.totals.debt), 'kpi-points-debt'),
+        kpi(t('giftsToShip'), fmtInt(e.gifts_to_ship), 'kpi-gifts-to-ship'),
+        kpi(t('giftsAwaiting'), fmtInt(e.gifts_awaiting_address), 'kpi-gifts-awaiting')),
+      card(t('pointsWeekly'),
+        barChart(weeks.map((w) => ({ label: `${w.week} ${t('issuedPts')}`, short: w.week.slice(5), value: w.issued })), 'points-issued-chart'),
+        barChart(weeks.map((w) => ({ label: `${w.week} ${t('redeemedPts')}`, short: w.week.slice(5), value: w.redeemed })), 'points-redeemed-chart', '#fbbc04'),
+        weeks.length ? table([t('week'), [t('issuedPts'), 'num'], [t('redeemedPts'), 'num'], [t('spentPts'), 'num'], [t('clawedPts'), 'num'], [t('expiredPts'), 'num']],
+          weeks.slice().reverse().map((w) => h('tr', null, h('td', { class: 'code' }, w.week), h('td', { class: 'num' }, fmtInt(w.issued)), h('td', { class: 'num' }, fmtInt(w.redeemed)),
+            h('td', { class: 'num' }, fmtInt(w.spent)), h('td', { class: 'num' }, fmtInt(w.clawed_back)), h('td', { class: 'num' }, fmtInt(w.expired)))), { id: 'points-weeks', class: 'stack' }) : empty(t('noData'))),
+      card(t('stockAlerts'), e.stock_alerts.length ? table(itemHeads, itemRows(e.stock_alerts), { id: 'stock-alerts', class: 'stack' }) : empty(t('noAlerts'))),
+      card(t('topItems'), e.top_items.length ? table(itemHeads, itemRows(e.top_items), { id: 'top-items', class: 'stack' }) : empty(t('noItems'))),
+      card(t('giftsToShip'), toShip.redemptions.length ? table(['#', t('item'), t('shipTo'), t('ship')], toShip.redemptions.map(shipRow), { id: 'gifts-to-ship', class: 'stack' }) : empty(t('noGifts'))),
+      card(t('levelsCol'), e.levels.length ? table([t('levelsCol'), [t('minPoints'), 'num'], [t('multiplier'), 'num']],
+        e.levels.map((l) => h('tr', null, h('td', { class: 'pool-name' }, l.name), h('td', { class: 'num' }, fmtInt(l.min_points)), h('td', { class: 'num' }, '×' + l.multiplier))), { id: 'levels', class: 'stack' }) : empty(t('none'))));
   }
 
   const SAMPLE_SCRIPT = `# ${'A member journey; see docs/scenarios.md'}
@@ -893,7 +954,7 @@ steps:
   // ---- shell and routing ----
   const ROUTES = [
     ['overview', viewOverview], ['members', viewMembers], ['campaigns', viewCampaigns], ['coupons', viewCoupons],
-    ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
+    ['economy', viewEconomy], ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
   ];
   let main, nav;
   function shell() {
