@@ -281,33 +281,12 @@ func TestConcurrentIssuing(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			var wg sync.WaitGroup
-			errs := make(chan error, fires)
-			for i := range fires {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					ev := &bot.Event{Type: EventCouponGrant, Source: bot.SourceOperator, ExternalUserID: fmt.Sprintf("wm%04d", i),
-						DedupeKey: fmt.Sprintf("grant|%d", i), At: t0, Data: map[string]string{DataPool: "券"}}
-					if _, err := h.store.AppendEvent(ctx, ev); err != nil {
-						errs <- err
-						return
-					}
-					errs <- h.store.Update(ctx, func(tx bot.Tx) error {
-						if first, err := tx.MarkProcessed(ev.Seq, ""); err != nil || !first {
-							return err
-						}
-						return h.eng.Handle(ctx, tx, ev)
-					})
-				}()
+			evs := make([]*bot.Event, fires)
+			for i := range evs {
+				evs[i] = &bot.Event{Type: EventCouponGrant, Source: bot.SourceOperator, ExternalUserID: fmt.Sprintf("wm%04d", i),
+					DedupeKey: fmt.Sprintf("grant|%d", i), At: t0, Data: map[string]string{DataPool: "券"}}
 			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			handleConcurrently(t, h, evs)
 			seen := map[string]string{}
 			holders := 0
 			err = h.store.View(ctx, func(tx bot.Tx) error {

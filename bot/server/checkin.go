@@ -31,7 +31,9 @@ const certLinkTTL = 365 * 24 * time.Hour
 // checkinCSP allows the page's inline style and its own certificate image only.
 const checkinCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-var checkinTmpl = template.Must(template.New("checkin").Parse(`<!doctype html>
+// h5Head opens the check-in and catalogue pages: the card layout and
+// message style they share (each adds its own rules and body).
+const h5Head = `<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Title}}</title>
 <style>
@@ -39,7 +41,9 @@ body{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;backgr
 main{max-width:420px;margin:0 auto;background:#fff;border-radius:16px;padding:24px;box-shadow:0 2px 12px rgba(0,0,0,.06)}
 h1{font-size:20px;margin:0 0 4px}.sub{color:#8a8272;font-size:13px;margin:0 0 16px}
 .msg{background:#fff7e0;border-radius:10px;padding:12px;margin:0 0 16px;white-space:pre-wrap}
-.grid{display:grid;grid-template-columns:repeat(3,1fr);gap:8px;text-align:center;margin:0 0 16px}
+`
+
+var checkinTmpl = template.Must(template.New("checkin").Parse(h5Head + `.grid{display:grid;grid-template-columns:repeat(3,1fr);gap:8px;text-align:center;margin:0 0 16px}
 .grid div{background:#f6f3ea;border-radius:10px;padding:10px 4px}.grid b{display:block;font-size:22px}
 .days{display:flex;gap:6px;flex-wrap:wrap;margin:0 0 16px}.days span{width:32px;height:32px;border-radius:50%;background:#eee;display:flex;align-items:center;justify-content:center;font-size:13px}
 .days .on{background:#7a9a5a;color:#fff}

@@ -32,15 +32,7 @@ const (
 	maxShipAddr = 200
 )
 
-var redeemTmpl = template.Must(template.New("redeem").Parse(`<!doctype html>
-<html lang="zh"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Title}}</title>
-<style>
-body{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;background:#f6f3ea;color:#2d2a24;margin:0;padding:24px}
-main{max-width:420px;margin:0 auto;background:#fff;border-radius:16px;padding:24px;box-shadow:0 2px 12px rgba(0,0,0,.06)}
-h1{font-size:20px;margin:0 0 4px}.sub{color:#8a8272;font-size:13px;margin:0 0 16px}
-.msg{background:#fff7e0;border-radius:10px;padding:12px;margin:0 0 16px;white-space:pre-wrap}
-.err{background:#fde8e8}
+var redeemTmpl = template.Must(template.New("redeem").Parse(h5Head + `.err{background:#fde8e8}
 .item{display:flex;justify-content:space-between;align-items:center;border-top:1px solid #eee;padding:12px 0;gap:12px}
 .item b{display:block}.item small{color:#8a8272}
 button{padding:10px 14px;border:0;border-radius:10px;background:#7a9a5a;color:#fff;font-size:15px;white-space:nowrap}
@@ -80,12 +72,7 @@ type redeemView struct {
 }
 
 func (s *Server) redeemHTML(w http.ResponseWriter, code int, v redeemView) {
-	w.Header().Set("Content-Security-Policy", checkinCSP)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(code)
+	h5Headers(w, code)
 	if err := redeemTmpl.Execute(w, v); err != nil {
 		s.log.Warn().Err(err).Msg("render redemption page")
 	}
@@ -108,6 +95,19 @@ func (s *Server) redeemLink(w http.ResponseWriter, purpose, token string) (subje
 		return "", nil, false
 	}
 	return subject, s.o.Scenario(), true
+}
+
+// redeemForm reads a page's POST form and verifies its link (form field
+// t) for purpose; on failure it has answered and nothing else happens.
+func (s *Server) redeemForm(w http.ResponseWriter, r *http.Request, purpose, title string) (subject string, sc *scenarios.Scenario, token string, ok bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		s.redeemHTML(w, http.StatusBadRequest, redeemView{Title: title, Message: "请求无效。", Error: true})
+		return "", nil, "", false
+	}
+	token = r.PostFormValue("t")
+	subject, sc, ok = s.redeemLink(w, purpose, token)
+	return subject, sc, token, ok
 }
 
 // catalogueView is the member's catalogue page.
@@ -185,13 +185,7 @@ func (s *Server) redeemPage(w http.ResponseWriter, r *http.Request) {
 // redeemPost answers POST /redeem (t, item, n): it appends a member.redeem
 // event, deduplicated per page load (n), and waits for the engine's answer.
 func (s *Server) redeemPost(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		s.redeemHTML(w, http.StatusBadRequest, redeemView{Title: "积分商城", Message: "请求无效。", Error: true})
-		return
-	}
-	token := r.PostFormValue("t")
-	member, sc, ok := s.redeemLink(w, engine.LinkPurposeRedeem, token)
+	member, sc, token, ok := s.redeemForm(w, r, engine.LinkPurposeRedeem, "积分商城")
 	if !ok {
 		return
 	}
@@ -312,13 +306,7 @@ func validPhone(p string) bool {
 // (400, the field named) and nothing is appended; else a
 // member.redeem_address event goes to the log.
 func (s *Server) redeemAddressPost(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		s.redeemHTML(w, http.StatusBadRequest, redeemView{Title: "填写收货地址", Message: "请求无效。", Error: true})
-		return
-	}
-	token := r.PostFormValue("t")
-	id, _, ok := s.redeemLink(w, engine.LinkPurposeAddress, token)
+	id, _, token, ok := s.redeemForm(w, r, engine.LinkPurposeAddress, "填写收货地址")
 	if !ok {
 		return
 	}

@@ -62,20 +62,7 @@ func TestCouponsAndShopWebhookEndToEnd(t *testing.T) {
 		t.Fatalf("welcome carries no 新人券 code: %s", welcome)
 	}
 
-	post := func(body string, ts int64, key string) (int, string) {
-		req, _ := http.NewRequest("POST", in.base+"/hooks/orders", strings.NewReader(body))
-		tss := strconv.FormatInt(ts, 10)
-		req.Header.Set(server.HeaderShopTimestamp, tss)
-		req.Header.Set(server.HeaderShopSignature, server.SignShopRequest([]byte(key), tss, []byte(body)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(resp.Body)
-		return resp.StatusCode, b.String()
-	}
+	post := func(body string, ts int64, key string) (int, string) { return in.postOrder(t, body, ts, key) }
 	order := `{"event":"order.paid","order_id":"E2E-1","external_userid":"wm_coupon","unionid":"u_e2e","amount_fen":3600,"coupon_code":"` + newCode + `"}`
 	if code, body := post(order, time.Now().Unix(), "forged"); code != 401 {
 		t.Fatalf("forged order: %d %s", code, body)
@@ -163,4 +150,21 @@ func TestReferralEndToEndInSandbox(t *testing.T) {
 	if code, body := in.get(t, "/api/v1/members/wm_friend"); code != 200 || !strings.Contains(body, "好友推荐") {
 		t.Fatalf("invitee: %d %s", code, body)
 	}
+}
+
+// postOrder posts a shop webhook body signed with key at ts (Unix seconds).
+func (in *instance) postOrder(t *testing.T, body string, ts int64, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", in.base+"/hooks/orders", strings.NewReader(body))
+	tss := strconv.FormatInt(ts, 10)
+	req.Header.Set(server.HeaderShopTimestamp, tss)
+	req.Header.Set(server.HeaderShopSignature, server.SignShopRequest([]byte(key), tss, []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
 }

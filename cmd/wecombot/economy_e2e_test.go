@@ -3,14 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
 
@@ -32,17 +29,8 @@ func TestKfRedemptionEndToEnd(t *testing.T) {
 	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "chayi01", ExternalUser: "wm_eco", State: "xhs", WelcomeCode: "WC-ECO"}, 1)
 	eventuallyT(t, "welcome sent", 5*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 1 })
 	order := `{"event":"order.paid","order_id":"ECO-1","external_userid":"wm_eco","amount_fen":30000}`
-	req, _ := http.NewRequest("POST", in.base+"/hooks/orders", strings.NewReader(order))
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set(server.HeaderShopTimestamp, ts)
-	req.Header.Set(server.HeaderShopSignature, server.SignShopRequest([]byte(secret), ts, []byte(order)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("order: %d", resp.StatusCode)
+	if code, body := in.postOrder(t, order, time.Now().Unix(), secret); code != 200 {
+		t.Fatalf("order: %d %s", code, body)
 	}
 	type member struct {
 		Member struct {
