@@ -166,7 +166,7 @@ var Buckets = []Bucket{
 	{BucketKfContacts, "external_userid", "微信客服 contact JSON (open_kfid, last message)", "bot/checkin ledger.go"},
 	{BucketPointsLedger, "member|zero-padded n", "points entry JSON", "bot/checkin ledger.go"},
 	{BucketPointsHead, "member", "int64 entries in the member's ledger", "bot/checkin ledger.go"},
-	{BucketPointsStats, "w|ISO week|kind, total|balance, total|debt", "int64: points issued, spent, redeemed, clawed back, expired per week; outstanding points and debt", "bot/engine economy.go"},
+	{BucketPointsStats, "w|ISO week|kind|shard, total|balance|shard, total|debt|shard", "int64 (16 shards by member, summed by readers): points issued, spent, redeemed, clawed back, expired per week; outstanding points and debt", "bot/engine economy.go"},
 	{BucketPointsLots, "member|expiry YYYY-MM-DD|ledger n", "int64 points left of a credit that expires that day (points.expire)", "bot/engine economy.go"},
 	{BucketPointsExpiry, "expiry YYYY-MM-DD|member", "present: the member has points expiring after that day", "bot/engine economy.go"},
 	{BucketRedeemItems, "item", "itemState JSON (redeemed count, stock alert latch)", "bot/engine redeem.go"},

@@ -16,7 +16,7 @@ package engine
 //
 // KV buckets:
 //
-//	points_stats   w|<ISO week>|<issued|spent|redeemed|clawed|expired> and total|<balance|debt> → int64
+//	points_stats   w|<ISO week>|<issued|spent|redeemed|clawed|expired>|<shard> and total|<balance|debt>|<shard> → int64
 //	points_lots    <member>|<expiry YYYY-MM-DD>|<ledger n> → int64 points left in the lot
 //	points_expiry  <expiry YYYY-MM-DD>|<member> → present: a member with a lot expiring that day
 
@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strings"
 	"time"
@@ -98,17 +99,17 @@ func (r *run) movePoints(ms *memberState, n int64, kind, reason, campaign string
 	if err != nil {
 		return err
 	}
-	if err := r.addStat(r.weekKey(kind), n); err != nil {
+	if err := r.addStat(ms, r.weekKey(kind), n); err != nil {
 		return err
 	}
 	if err := r.lotsMoved(ms, e); err != nil {
 		return err
 	}
 	m.Points, ms.dirty = e.Balance, true
-	if err := r.addStat("total|balance", delta); err != nil {
+	if err := r.addStat(ms, "total|balance", delta); err != nil {
 		return err
 	}
-	if err := r.addStat("total|debt", debt-m.PointsDebt); err != nil {
+	if err := r.addStat(ms, "total|debt", debt-m.PointsDebt); err != nil {
 		return err
 	}
 	m.PointsDebt = debt
@@ -124,10 +125,10 @@ func (r *run) movePoints(ms *memberState, n int64, kind, reason, campaign string
 			return err
 		}
 		m.Points, m.PointsDebt = e.Balance, e.Debt
-		if err := r.addStat("total|balance", -pay); err != nil {
+		if err := r.addStat(ms, "total|balance", -pay); err != nil {
 			return err
 		}
-		if err := r.addStat("total|debt", -pay); err != nil {
+		if err := r.addStat(ms, "total|debt", -pay); err != nil {
 			return err
 		}
 		r.log.Info().Int64("paid", pay).Int64("debt", m.PointsDebt).Msg("points credit paid a refund's debt")
@@ -145,11 +146,23 @@ func isoWeek(t time.Time) string {
 	return fmt.Sprintf("%04d-W%02d", y, w)
 }
 
-// addStat adds delta to a signed statistics counter.
-func (r *run) addStat(key string, delta int64) error {
+// statShards spreads each statistic over counters by member, so members'
+// transactions don't all wait on one hot key (PostgreSQL row locks with
+// several nodes); readers sum the shards.
+const statShards = 16
+
+func statShard(member string) string {
+	h := fnv.New32a()
+	h.Write([]byte(member))
+	return fmt.Sprintf("%02d", h.Sum32()%statShards)
+}
+
+// addStat adds delta to the member's shard of a signed statistics counter.
+func (r *run) addStat(ms *memberState, key string, delta int64) error {
 	if delta == 0 {
 		return nil
 	}
+	key += "|" + statShard(ms.m.ExternalUserID)
 	n, err := readStat(r.tx, key)
 	if err != nil {
 		return err
@@ -157,6 +170,24 @@ func (r *run) addStat(key string, delta int64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(n+delta))
 	return r.tx.Put(bucketPointsStats, key, b[:])
+}
+
+// sumStat sums a statistic's shards.
+func sumStat(tx bot.Tx, key string) (int64, error) {
+	var total int64
+	var bad error
+	err := tx.Scan(bucketPointsStats, key+"|", func(k string, v []byte) bool {
+		if len(v) != 8 {
+			bad = fmt.Errorf("points statistics %s: bad counter", k)
+			return false
+		}
+		total += int64(binary.BigEndian.Uint64(v))
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return total, err
 }
 
 func readStat(tx bot.Tx, key string) (int64, error) {
@@ -422,8 +453,8 @@ func PointsByWeek(tx bot.Tx) ([]WeekPoints, PointsTotals, error) {
 	var weeks []WeekPoints
 	var bad error
 	err := tx.Scan(bucketPointsStats, "w|", func(k string, v []byte) bool {
-		parts := strings.Split(k, "|")
-		if len(parts) != 3 || len(v) != 8 {
+		parts := strings.Split(k, "|") // w|week|kind|shard
+		if len(parts) != 4 || len(v) != 8 {
 			bad = fmt.Errorf("bad points statistic %q", k)
 			return false
 		}
@@ -434,15 +465,15 @@ func PointsByWeek(tx bot.Tx) ([]WeekPoints, PointsTotals, error) {
 		n := int64(binary.BigEndian.Uint64(v))
 		switch parts[2] {
 		case pointsCredit:
-			w.Issued = n
+			w.Issued += n
 		case pointsSpend:
-			w.Spent = n
+			w.Spent += n
 		case pointsRedeem:
-			w.Redeemed = n
+			w.Redeemed += n
 		case pointsClaw:
-			w.Clawed = n
+			w.Clawed += n
 		case pointsExpired:
-			w.Expired = n
+			w.Expired += n
 		}
 		return true
 	})
@@ -451,10 +482,10 @@ func PointsByWeek(tx bot.Tx) ([]WeekPoints, PointsTotals, error) {
 	}
 	var t PointsTotals
 	if err == nil {
-		t.Outstanding, err = readStat(tx, "total|balance")
+		t.Outstanding, err = sumStat(tx, "total|balance")
 	}
 	if err == nil {
-		t.Debt, err = readStat(tx, "total|debt")
+		t.Debt, err = sumStat(tx, "total|debt")
 	}
 	return weeks, t, err
 }
