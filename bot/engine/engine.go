@@ -84,6 +84,8 @@ type Counters interface {
 	CouponStock(pool string, n int)
 	// Referral counts an invite's outcome (counted, pending, void, self, repeat, existing).
 	Referral(result string)
+	// Redemption counts a catalogue redemption attempt's outcome (ok, no_points, no_stock, limit, …).
+	Redemption(item, outcome string)
 	// SendSkipped counts a message not attempted because WeCom would refuse it.
 	SendSkipped(surface, reason string)
 }
@@ -97,6 +99,7 @@ func (noCounters) CouponEmpty(string)            {}
 func (noCounters) CouponStockAlert(string)       {}
 func (noCounters) CouponStock(string, int)       {}
 func (noCounters) Referral(string)               {}
+func (noCounters) Redemption(string, string)     {}
 func (noCounters) SendSkipped(string, string)    {}
 
 // WithMetrics records coupon and referral counters into c (nil: none).

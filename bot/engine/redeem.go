@@ -152,6 +152,7 @@ func (r *run) redeemItem(ms *memberState, it *scenarios.RedeemItem, via string, 
 	log := r.log.With().Str("item", it.Name).Str("via", via).Str("member", m.ExternalUserID).Logger()
 	refuse := func(outcome, text string) (redeemResult, error) {
 		log.Info().Str("outcome", outcome).Msg("redemption refused")
+		r.e.metrics.Redemption(it.Name, outcome)
 		return redeemResult{outcome: outcome, text: text}, nil
 	}
 	cost := it.Cost
@@ -196,6 +197,7 @@ func (r *run) redeemItem(ms *memberState, it *scenarios.RedeemItem, via string, 
 		if res.outcome != issueNew || res.code == nil {
 			// No code to give (pool empty, ended, its own limit): nothing is taken.
 			log.Warn().Str("pool", it.Coupon.Name).Str("issue", res.outcome).Msg("redemption's coupon pool gave no code; nothing redeemed")
+			r.e.metrics.Redemption(it.Name, redeemNoCoupon)
 			return redeemResult{outcome: redeemNoCoupon, text: fmt.Sprintf("「%s」暂时兑换不了，请稍后再试～", it.Name)}, nil
 		}
 		red.Coupon, red.Status = res.code.Code, RedeemDone
@@ -231,6 +233,7 @@ func (r *run) redeemItem(ms *memberState, it *scenarios.RedeemItem, via string, 
 		return redeemResult{}, fmt.Errorf("record redemption: %w", err)
 	}
 	log.Info().Str("redemption", id).Int64("cost", cost).Int64("balance", m.Points).Msg("redeemed")
+	r.e.metrics.Redemption(it.Name, redeemOK)
 	return redeemResult{outcome: redeemOK, red: red, text: r.redeemText(ms, it, red)}, nil
 }
 

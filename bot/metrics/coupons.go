@@ -9,6 +9,7 @@ type couponCollectors struct {
 	empty, alerts    *prometheus.CounterVec
 	stock            *prometheus.GaugeVec
 	referrals        *prometheus.CounterVec
+	redemptions      *prometheus.CounterVec
 }
 
 func (m *Metrics) coupons() *couponCollectors {
@@ -32,8 +33,11 @@ func (m *Metrics) coupons() *couponCollectors {
 			referrals: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "wecombot_referrals_total", Help: "Invitees by result (pending, counted, void, self, repeat).",
 			}, []string{"result"}),
+			redemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "wecombot_redemptions_total", Help: "Points redemptions (积分兑换) by catalogue item and outcome (ok, no_points, no_stock, limit, audience, closed, no_coupon).",
+			}, []string{"item", "outcome"}),
 		}
-		m.Registry.MustRegister(c.issued, c.redeemed, c.empty, c.alerts, c.stock, c.referrals)
+		m.Registry.MustRegister(c.issued, c.redeemed, c.empty, c.alerts, c.stock, c.referrals, c.redemptions)
 		m.couponC = c
 	})
 	return m.couponC
@@ -78,5 +82,12 @@ func (m *Metrics) CouponStock(pool string, n int) {
 func (m *Metrics) Referral(result string) {
 	if m != nil {
 		m.coupons().referrals.WithLabelValues(result).Inc()
+	}
+}
+
+// Redemption counts a catalogue redemption attempt by item and outcome.
+func (m *Metrics) Redemption(item, outcome string) {
+	if m != nil {
+		m.coupons().redemptions.WithLabelValues(item, outcome).Inc()
 	}
 }

@@ -170,3 +170,17 @@ func TestCouponMetricPrefix(t *testing.T) {
 		t.Errorf("want 5 coupon series, got %d", n)
 	}
 }
+
+func TestRedemptionMetric(t *testing.T) {
+	m := New()
+	m.Redemption("满30减10券", "ok")
+	m.Redemption("满30减10券", "ok")
+	m.Redemption("满30减10券", "no_stock")
+	got := gather(t, m)
+	if n := got["wecombot_redemptions_total{item=满30减10券,outcome=ok}"]; n != 2 {
+		t.Fatalf("ok = %v in %v", n, got)
+	}
+	if n := got["wecombot_redemptions_total{item=满30减10券,outcome=no_stock}"]; n != 1 {
+		t.Fatalf("no_stock = %v", n)
+	}
+}
