@@ -102,7 +102,9 @@ type Pipeline struct {
 	laneMu   sync.Mutex
 	lanes    map[string]*lane
 	sending  int
-	scanFull atomic.Bool // the last outbox read filled its page: more may be due
+	relayCtx context.Context // set while the relay runs
+	sends    sync.WaitGroup  // the relay's send goroutines
+	scanFull atomic.Bool     // the last outbox read filled its page: more may be due
 	// rewind asks the dispatcher to read the log from the start again
 	// (failed events were put back: Replay).
 	rewind atomic.Bool
@@ -464,11 +466,13 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 	for {
 		skipped := false
 		var hooks *commitHooks
+		var rec *enqueueRecorder
 		var handlerErr error
 		err := update(ctx, func(tx bot.Tx) error {
 			skipped, handlerErr = false, nil
 			var hctx context.Context
 			hctx, hooks = withCommitHooks(ctx) // a re-run (group commit) starts with none
+			rec = &enqueueRecorder{Tx: tx}
 			first, err := tx.MarkProcessed(ev.Seq, "")
 			if err != nil {
 				return err
@@ -477,7 +481,7 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 				skipped = true
 				return nil
 			}
-			handlerErr = p.handle(hctx, tx, &ev)
+			handlerErr = p.handle(hctx, rec, &ev)
 			return handlerErr
 		})
 		if err == nil {
@@ -490,7 +494,9 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 			}
 			hooks.run()
 			p.count(func(s *Stats) { s.Processed++; s.LastProcessed = ev.Seq })
-			p.NotifyOutbox()
+			if !p.handOff(rec.added) {
+				p.NotifyOutbox()
+			}
 			return
 		}
 		if errors.Is(err, bot.ErrNotOwner) {
@@ -614,9 +620,14 @@ func (p *Pipeline) laneOf(a *bot.Action) (string, int) {
 
 // admit starts sending it now if its lane and the relay have room, else
 // queues it in its lane; a finishing send takes the next queued item.
-func (p *Pipeline) admit(ctx context.Context, it laneItem, sends *sync.WaitGroup) {
+// False (and nothing done) once the relay has stopped.
+func (p *Pipeline) admit(it laneItem) bool {
 	key, limit := p.laneOf(&it.a)
 	p.laneMu.Lock()
+	defer p.laneMu.Unlock()
+	if p.relayCtx == nil || p.relayCtx.Err() != nil {
+		return false
+	}
 	ln := p.lanes[key]
 	if ln == nil {
 		ln = &lane{}
@@ -624,20 +635,76 @@ func (p *Pipeline) admit(ctx context.Context, it laneItem, sends *sync.WaitGroup
 	}
 	if ln.running >= limit || p.sending >= p.o.Senders {
 		ln.queue = append(ln.queue, it)
-		p.laneMu.Unlock()
-		return
+		return true
 	}
 	ln.running++
 	p.sending++
-	p.laneMu.Unlock()
-	sends.Add(1)
-	go p.sendLoop(ctx, key, it, sends)
+	p.sends.Add(1) // under laneMu: the relay's final Wait starts only after relayCtx is cleared
+	go p.sendLoop(p.relayCtx, key, it)
+	return true
+}
+
+// enqueueRecorder is the handler's view of its transaction: Enqueue also
+// notes the pending actions it added, so that once the transaction commits
+// the relay takes them at once (handOff) instead of reading them back from
+// the outbox: a welcome goes out as soon as its event commits.
+type enqueueRecorder struct {
+	bot.Tx
+	added []bot.Action
+}
+
+func (r *enqueueRecorder) Enqueue(a *bot.Action) (bool, error) {
+	dup, err := r.Tx.Enqueue(a)
+	if err == nil && !dup && a.ID != 0 && a.Status == bot.ActionPending {
+		r.added = append(r.added, *a)
+	}
+	return dup, err
+}
+
+// handOff gives the relay the actions an event's committed transaction
+// added: those due now go straight into their lanes. It reports whether
+// the relay needs no outbox read for them (false: one due soon, one whose
+// API is held, lanes full, several nodes — the relay reads the outbox).
+func (p *Pipeline) handOff(acts []bot.Action) bool {
+	if len(acts) == 0 {
+		return true
+	}
+	if p.cluster != nil {
+		return false // actions are claimed from the shared outbox
+	}
+	holder, _ := p.o.Sender.(Holder)
+	now := p.o.Now()
+	all := true
+	for _, a := range acts {
+		if a.DueAt.After(now) {
+			if a.DueAt.Before(now.Add(p.o.PollInterval)) {
+				all = false // due before the relay's next poll: let it set its timer
+			}
+			continue
+		}
+		if holder != nil && holder.HoldUntil(&a).After(now) {
+			all = false
+			continue
+		}
+		if a.NotAfter.IsZero() && p.queued() >= maxQueued {
+			all = false
+			continue
+		}
+		if _, busy := p.inflight.LoadOrStore(a.ID, struct{}{}); busy {
+			continue
+		}
+		if !p.admit(laneItem{a: a, claimedAt: now}) {
+			p.inflight.Delete(a.ID)
+			return false
+		}
+	}
+	return all
 }
 
 // sendLoop delivers it, then the next queued item that may start (its own
 // lane first), until none may.
-func (p *Pipeline) sendLoop(ctx context.Context, key string, it laneItem, sends *sync.WaitGroup) {
-	defer sends.Done()
+func (p *Pipeline) sendLoop(ctx context.Context, key string, it laneItem) {
+	defer p.sends.Done()
 	for {
 		p.sendOne(ctx, it)
 		var ok bool
@@ -724,8 +791,15 @@ func (p *Pipeline) sendOne(ctx context.Context, it laneItem) {
 // under way. Each API has its own lane with the sender's concurrency limit
 // for it (Limiter), at most Senders sends in all.
 func (p *Pipeline) relay(ctx context.Context) {
-	var sends sync.WaitGroup
-	defer sends.Wait()
+	p.laneMu.Lock()
+	p.relayCtx = ctx
+	p.laneMu.Unlock()
+	defer func() {
+		p.laneMu.Lock()
+		p.relayCtx = nil // admit starts nothing more, so the Wait below is the last
+		p.laneMu.Unlock()
+		p.sends.Wait()
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	holder, _ := p.o.Sender.(Holder)
@@ -751,12 +825,9 @@ func (p *Pipeline) relay(ctx context.Context) {
 				acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
 			}
 		default:
-			limit = relayPage
-			if p.queued() >= maxQueued {
-				limit = relayPage / 8 // room for new welcome codes (urgent ones come first), not more backlog
-			}
 			if so, ok := p.o.Store.(SkippingOutbox); ok {
-				acts, err = so.DueActionsExcept(ctx, now, limit, func(id uint64) bool { _, busy := p.inflight.Load(id); return busy })
+				// With the lanes full only new welcome codes are worth reading.
+				acts, err = so.DueActionsExcept(ctx, now, limit, p.queued() >= maxQueued, func(id uint64) bool { _, busy := p.inflight.Load(id); return busy })
 			} else {
 				acts, err = p.o.Store.DueActions(ctx, now, limit)
 			}
@@ -781,15 +852,23 @@ func (p *Pipeline) relay(ctx context.Context) {
 				return
 			}
 			if p.cluster == nil && a.NotAfter.IsZero() && p.queued() >= maxQueued {
-				p.inflight.Delete(a.ID) // enough queued: read it again later
+				p.inflight.Delete(a.ID) // enough queued: read it again when a lane runs dry
+				p.scanFull.Store(true)
 				continue
 			}
+			if !p.admit(laneItem{a: a, claimedAt: now}) {
+				p.inflight.Delete(a.ID)
+				return
+			}
 			fresh++
-			p.admit(ctx, laneItem{a: a, claimedAt: now}, &sends)
+		}
+		nextDue := p.o.Store.NextDue
+		if so, ok := p.o.Store.(SkippingOutbox); ok && p.cluster == nil {
+			nextDue = func(ctx context.Context) (time.Time, bool, error) { return so.NextDueAfter(ctx, now) }
 		}
 		if len(acts) == limit && limit > 0 && fresh > 0 {
 			wait = 0
-		} else if next, ok, err := p.o.Store.NextDue(ctx); err == nil && ok {
+		} else if next, ok, err := nextDue(ctx); err == nil && ok {
 			if d := next.Sub(p.o.Now()); d < wait {
 				wait = d
 			}
@@ -815,9 +894,11 @@ const (
 
 // SkippingOutbox is implemented by stores that can leave actions out of a
 // due read before decoding them (storage/bolt): the relay skips the ones it
-// is sending or has queued.
+// is sending or has queued, and sets its timer by the first action due
+// after now (the ones due before are in its lanes).
 type SkippingOutbox interface {
-	DueActionsExcept(ctx context.Context, now time.Time, limit int, skip func(id uint64) bool) ([]bot.Action, error)
+	DueActionsExcept(ctx context.Context, now time.Time, limit int, urgentOnly bool, skip func(id uint64) bool) ([]bot.Action, error)
+	NextDueAfter(ctx context.Context, t time.Time) (time.Time, bool, error)
 }
 
 // queued counts the actions waiting in lanes.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -493,5 +494,43 @@ func TestRelayLanesPerAPI(t *testing.T) {
 	waitFor(t, "50 deliveries recorded", func() bool { return p.Stats().Sent >= 50 })
 	if got := p.Stats().Sent; got != 50 {
 		t.Errorf("sent %d, want 50 (each once)", got)
+	}
+}
+
+// countingStore counts the relay's outbox reads.
+type countingStore struct {
+	*bolt.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) DueActionsExcept(ctx context.Context, now time.Time, limit int, urgentOnly bool, skip func(uint64) bool) ([]bot.Action, error) {
+	s.reads.Add(1)
+	return s.Store.DueActionsExcept(ctx, now, limit, urgentOnly, skip)
+}
+
+// TestWelcomeHandedToTheRelayOnCommit: the actions an event's transaction
+// adds go to the relay when it commits, not through an outbox read: with
+// the relay's poll an hour away, 20 events' welcomes are delivered one by
+// one without the outbox being read again.
+func TestWelcomeHandedToTheRelayOnCommit(t *testing.T) {
+	t.Parallel()
+	st := &countingStore{Store: openStore(t, t.TempDir())}
+	defer st.Close()
+	rec := newRecorder()
+	p := pipeline.New(pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: rec, Log: zerolog.Nop(), PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-p.Ready()
+	waitFor(t, "the relay's first read", func() bool { return st.reads.Load() >= 1 })
+	before := st.reads.Load()
+	for i := range 20 {
+		appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprintf("wm%d", i), WelcomeCode: fmt.Sprintf("c%d", i)})
+		p.NotifyEvent()
+		waitFor(t, fmt.Sprintf("welcome %d", i), func() bool { return len(rec.sentKeys()) == i+1 })
+	}
+	if extra := st.reads.Load() - before; extra > 1 {
+		t.Fatalf("the relay read the outbox %d more times for 20 welcomes handed over on commit", extra)
 	}
 }

@@ -598,14 +598,15 @@ func deleteDue(tx *bbolt.Tx, a *bot.Action, id uint64) error {
 // DueActions implements bot.Outbox: range scans of the urgent index (actions
 // with a deadline), then of the due index.
 func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
-	return s.DueActionsExcept(ctx, now, limit, nil)
+	return s.DueActionsExcept(ctx, now, limit, false, nil)
 }
 
 // DueActionsExcept is DueActions without the actions skip names: they are
 // neither decoded nor counted against limit. The relay reads the outbox
 // this way, skipping the actions it is already sending or has queued, so
-// a backlog is not decoded again on every read (pipeline.SkippingOutbox).
-func (s *Store) DueActionsExcept(ctx context.Context, now time.Time, limit int, skip func(id uint64) bool) ([]bot.Action, error) {
+// a backlog is not decoded again on every read (pipeline.SkippingOutbox);
+// urgentOnly reads only actions with a deadline (welcome codes).
+func (s *Store) DueActionsExcept(ctx context.Context, now time.Time, limit int, urgentOnly bool, skip func(id uint64) bool) ([]bot.Action, error) {
 	if err := check(ctx); err != nil {
 		return nil, err
 	}
@@ -615,7 +616,11 @@ func (s *Store) DueActionsExcept(ctx context.Context, now time.Time, limit int, 
 		ob := tx.Bucket(bucketOutbox)
 		taken := map[uint64]bool{}
 		// Actions with a deadline first, then everything by due time.
-		for _, idx := range [][]byte{bucketOutboxUrgent, bucketOutboxDue} {
+		indexes := [][]byte{bucketOutboxUrgent, bucketOutboxDue}
+		if urgentOnly {
+			indexes = indexes[:1]
+		}
+		for _, idx := range indexes {
 			c := tx.Bucket(idx).Cursor()
 			for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) <= 0 && len(out) < limit; k, _ = c.Next() {
 				id := binary.BigEndian.Uint64(k[8:])
@@ -633,6 +638,23 @@ func (s *Store) DueActionsExcept(ctx context.Context, now time.Time, limit int, 
 		return nil
 	})
 	return out, err
+}
+
+// NextDueAfter is the earliest DueAt after t among pending actions (the
+// relay's timer: the ones due by t it is sending or has queued).
+func (s *Store) NextDueAfter(ctx context.Context, t time.Time) (time.Time, bool, error) {
+	if err := check(ctx); err != nil {
+		return time.Time{}, false, err
+	}
+	var at time.Time
+	found := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bucketOutboxDue).Cursor().Seek(dueKey(t.Add(time.Nanosecond), 0)); k != nil {
+			at, found = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+		}
+		return nil
+	})
+	return at, found, err
 }
 
 // NextDue implements bot.Outbox.
