@@ -290,10 +290,25 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		workers.Add(1)
 		go func(q chan bot.Event) {
 			defer workers.Done()
+			batch := make([]bot.Event, 0, eventsPerTx)
 			for ev := range q {
 				// Events already dispatched are finished even during shutdown:
-				// the context passed on is not the cancelled one.
-				p.process(context.WithoutCancel(ctx), ev)
+				// the context passed on is not the cancelled one. The ones
+				// queued behind it go along in the same transaction.
+				batch = append(batch[:0], ev)
+			more:
+				for len(batch) < eventsPerTx {
+					select {
+					case next, ok := <-q:
+						if !ok {
+							break more
+						}
+						batch = append(batch, next)
+					default:
+						break more
+					}
+				}
+				p.processMany(context.WithoutCancel(ctx), batch)
 			}
 		}(queues[i])
 	}
@@ -452,7 +467,12 @@ type batcher interface {
 // events); at shutdown it is left pending for the next start. Only a
 // handler failing HandleAttempts times while the store takes writes fails
 // the event, and a failed event can be replayed (Replay).
-func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
+func (p *Pipeline) process(ctx context.Context, ev bot.Event) { p.processTried(ctx, ev, 0, nil) }
+
+// processTried is process for an event whose handler already failed tried
+// times on a store that takes writes (in a transaction with other events:
+// processMany), the last time with lastErr.
+func (p *Pipeline) processTried(ctx context.Context, ev bot.Event, tried int, lastErr error) {
 	update := p.o.Store.Update
 	if b, ok := p.o.Store.(batcher); ok {
 		update = b.Batch // workers share fsyncs; Handle already tolerates re-runs (see retries below)
@@ -461,8 +481,13 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 		part := p.cluster.Partition(&ev)
 		update = func(ctx context.Context, fn func(bot.Tx) error) error { return p.cluster.UpdateOwned(ctx, part, fn) }
 	}
-	handlerFails, storeFails := 0, 0
-	var lastErr error
+	handlerFails, storeFails := tried, 0
+	if tried > 0 && tried >= p.o.HandleAttempts {
+		if p.recordFailedEvent(ctx, update, &ev, fmt.Sprintf("handler failed %d times: %v", tried, lastErr)) {
+			return
+		}
+		handlerFails = 0 // the failure could not be recorded: the store again
+	}
 	for {
 		skipped := false
 		var hooks *commitHooks
@@ -486,15 +511,7 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 		})
 		if err == nil {
 			p.writes.observe(nil, p.o.Now())
-			since := p.o.Now().Sub(ev.ReceivedAt)
-			if skipped {
-				p.count(func(s *Stats) { s.Skipped++ })
-				p.o.Metrics.Event(string(ev.Type), "skipped", since)
-				return
-			}
-			hooks.run()
-			p.count(func(s *Stats) { s.Processed++; s.LastProcessed = ev.Seq })
-			if !p.handOff(rec.added) {
+			if !p.committed(&ev, skipped, hooks, rec) {
 				p.NotifyOutbox()
 			}
 			return
@@ -540,6 +557,95 @@ func (p *Pipeline) process(ctx context.Context, ev bot.Event) {
 			return
 		}
 	}
+}
+
+// eventsPerTx is how many events of one worker's queue (its members' events,
+// in order) are applied in one transaction.
+const eventsPerTx = 32
+
+// processMany applies a worker's events in order in one write transaction
+// (group-committed with the other workers'): one commit and one fsync for
+// all of them. Should any of them fail — a handler error, the store — the
+// transaction commits nothing and each event goes its own way through
+// process (its retries, its failure record, the store's backoff). With
+// several nodes, or a store without group commit, each event is its own
+// transaction.
+func (p *Pipeline) processMany(ctx context.Context, evs []bot.Event) {
+	b, ok := p.o.Store.(batcher)
+	if len(evs) <= 1 || !ok || p.cluster != nil {
+		for _, ev := range evs {
+			p.process(ctx, ev)
+		}
+		return
+	}
+	type applied struct {
+		skipped bool
+		hooks   *commitHooks
+		rec     *enqueueRecorder
+	}
+	done := make([]applied, len(evs))
+	failed, handlerErr := -1, error(nil)
+	err := b.Batch(ctx, func(tx bot.Tx) error {
+		failed, handlerErr = -1, nil
+		for i := range evs {
+			hctx, hooks := withCommitHooks(ctx) // a re-run starts with none
+			rec := &enqueueRecorder{Tx: tx}
+			done[i] = applied{hooks: hooks, rec: rec}
+			first, err := tx.MarkProcessed(evs[i].Seq, "")
+			if err != nil {
+				return err
+			}
+			if !first {
+				done[i].skipped = true
+				continue
+			}
+			if err := p.handle(hctx, rec, &evs[i]); err != nil {
+				failed, handlerErr = i, err
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if failed >= 0 && errors.Is(err, handlerErr) && p.probeWrite(ctx) == nil {
+			// A handler failed on a store that takes writes: the events
+			// before it go again together, it goes on with one try spent,
+			// and the rest follow.
+			p.processMany(ctx, evs[:failed])
+			p.processTried(ctx, evs[failed], 1, err)
+			p.processMany(ctx, evs[failed+1:])
+			return
+		}
+		for _, ev := range evs {
+			p.process(ctx, ev)
+		}
+		return
+	}
+	p.writes.observe(nil, p.o.Now())
+	all := true
+	for i := range evs {
+		if !p.committed(&evs[i], done[i].skipped, done[i].hooks, done[i].rec) {
+			all = false
+		}
+	}
+	if !all {
+		p.NotifyOutbox()
+	}
+}
+
+// committed does what follows an event's committed transaction: counters
+// and metrics, its commit hooks, and handing its actions to the relay
+// (false: the relay must read the outbox for them).
+func (p *Pipeline) committed(ev *bot.Event, skipped bool, hooks *commitHooks, rec *enqueueRecorder) bool {
+	since := p.o.Now().Sub(ev.ReceivedAt)
+	if skipped {
+		p.count(func(s *Stats) { s.Skipped++ })
+		p.o.Metrics.Event(string(ev.Type), "skipped", since)
+		return true
+	}
+	hooks.run()
+	p.count(func(s *Stats) { s.Processed++; s.LastProcessed = ev.Seq })
+	return p.handOff(rec.added)
 }
 
 // recordFailedEvent marks the event processed with its error (through

@@ -534,3 +534,56 @@ func TestWelcomeHandedToTheRelayOnCommit(t *testing.T) {
 		t.Fatalf("the relay read the outbox %d more times for 20 welcomes handed over on commit", extra)
 	}
 }
+
+// batchCounter counts group-committed transactions.
+type batchCounter struct {
+	*bolt.Store
+	batches atomic.Int64
+}
+
+func (s *batchCounter) Batch(ctx context.Context, fn func(bot.Tx) error) error {
+	s.batches.Add(1)
+	return s.Store.Batch(ctx, fn)
+}
+
+// TestWorkerAppliesQueuedEventsInOneTransaction: a worker applies the
+// events queued behind the one it takes in the same transaction (in
+// order), so 96 pending events of one worker take a few transactions, not
+// 96; and a poison event among them fails alone after its tries while
+// every other event is applied once.
+func TestWorkerAppliesQueuedEventsInOneTransaction(t *testing.T) {
+	t.Parallel()
+	st := &batchCounter{Store: openStore(t, t.TempDir())}
+	defer st.Close()
+	var evs []bot.Event
+	for i := range 96 {
+		evs = append(evs, bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprintf("wm%02d", i), WelcomeCode: fmt.Sprintf("c%d", i)})
+	}
+	appendEvents(t, st, evs...)
+	calls := &sync.Map{}
+	welcome := welcomeHandler(calls)
+	var poisonTries atomic.Int32
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		if ev.ExternalUserID == "wm50" {
+			poisonTries.Add(1)
+			return errors.New("poison")
+		}
+		return welcome(ctx, tx, ev)
+	}
+	rec := newRecorder()
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec, Workers: 1})
+	defer stop()
+	waitFor(t, "95 processed and 1 failed", func() bool { s := p.Stats(); return s.Processed == 95 && s.Failed == 1 })
+	if n := st.batches.Load(); n > 20 {
+		t.Errorf("%d transactions for 96 queued events of one worker, want a few", n)
+	}
+	if n := poisonTries.Load(); n != 3 {
+		t.Errorf("poison event tried %d times, want HandleAttempts = 3", n)
+	}
+	waitFor(t, "95 welcomes", func() bool { return len(rec.sentKeys()) == 95 })
+	for k, n := range rec.sentKeys() {
+		if n != 1 {
+			t.Errorf("%s sent %d times", k, n)
+		}
+	}
+}
