@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -209,6 +210,31 @@ func BenchmarkMarkProcessedAndEnqueue(b *testing.B) {
 		})
 		if err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestEncodeActionIsJSONMarshal: the fast action encoding is byte for byte
+// what json.Marshal writes, with and without a payload.
+func TestEncodeActionIsJSONMarshal(t *testing.T) {
+	t.Parallel()
+	a, err := bot.NewAction(bot.ActionWelcome, "welcome|1", bot.WelcomeMessage{WelcomeCode: "wc", Text: "欢迎 <b>\"hi\"</b>",
+		Attachments: []bot.Attachment{{Type: "link", Title: "t", URL: "https://x.test/?a=1&b=2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ID, a.MemberID, a.Status, a.Attempts, a.LastError = 7, "wm1", bot.ActionPending, 2, "system busy"
+	a.DueAt, a.NotAfter, a.CreatedAt = time.Unix(1e9, 5), time.Unix(1e9+20, 0), time.Unix(1e9, 0)
+	empty := *a
+	empty.Payload = nil
+	for _, x := range []*bot.Action{a, &empty} {
+		want, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeAction(x)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("encodeAction:\n%s (%v)\nwant json.Marshal's\n%s", got, err, want)
 		}
 	}
 }
