@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -307,6 +308,45 @@ type MarkTag struct {
 	// TagGroups maps tag name → the corp tag group (标签组) the scenario
 	// declares it in; missing tags are created there.
 	TagGroups map[string]string `json:"tag_groups,omitempty"`
+}
+
+// MergeMarkTags folds mark_tag payloads of one relation (staff, member),
+// oldest first, into the one call that leaves the customer's tags as the
+// calls in turn would: a tag added then removed is removed, and the other
+// way round; TagGroups are united (later wins), Group is the last one set.
+func MergeMarkTags(ps []MarkTag) MarkTag {
+	if len(ps) == 0 {
+		return MarkTag{}
+	}
+	out := MarkTag{StaffID: ps[0].StaffID, ExternalUserID: ps[0].ExternalUserID}
+	put := func(list *[]string, t string) {
+		if !slices.Contains(*list, t) {
+			*list = append(*list, t)
+		}
+	}
+	drop := func(list *[]string, t string) {
+		*list = slices.DeleteFunc(*list, func(x string) bool { return x == t })
+	}
+	for _, p := range ps {
+		for _, t := range p.Add {
+			drop(&out.Remove, t)
+			put(&out.Add, t)
+		}
+		for _, t := range p.Remove {
+			drop(&out.Add, t)
+			put(&out.Remove, t)
+		}
+		if p.Group != "" {
+			out.Group = p.Group
+		}
+		for t, g := range p.TagGroups {
+			if out.TagGroups == nil {
+				out.TagGroups = map[string]string{}
+			}
+			out.TagGroups[t] = g
+		}
+	}
+	return out
 }
 
 // MassSend is the payload of ActionMassSend (add_msg_template).

@@ -10,10 +10,14 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +106,7 @@ type Pipeline struct {
 	laneMu   sync.Mutex
 	lanes    map[string]*lane
 	sending  int
+	tagBusy  map[string]bool // mark_tag relations with a call out
 	relayCtx context.Context // set while the relay runs
 	sends    sync.WaitGroup  // the relay's send goroutines
 	scanFull atomic.Bool     // the last outbox read filled its page: more may be due
@@ -199,6 +204,7 @@ func New(o Options) *Pipeline {
 		wake:    wake,
 		ready:   make(chan struct{}),
 		lanes:   map[string]*lane{},
+		tagBusy: map[string]bool{},
 	}
 }
 
@@ -712,6 +718,21 @@ type lane struct {
 type laneItem struct {
 	a         bot.Action
 	claimedAt time.Time // with several nodes: when this node claimed it
+	// rel names a mark_tag's relation (staff|member): one call at a time
+	// per relation, in order, and the ones queued behind it go in one call.
+	rel string
+}
+
+// tagRelation is a mark_tag's relation key, "" for other kinds.
+func tagRelation(a *bot.Action) string {
+	if a.Kind != bot.ActionMarkTag {
+		return ""
+	}
+	var mt bot.MarkTag
+	if a.Decode(&mt) != nil || mt.StaffID == "" || mt.ExternalUserID == "" {
+		return "" // the sender refuses it, alone
+	}
+	return mt.StaffID + "|" + mt.ExternalUserID
 }
 
 // laneOf names a's lane and its concurrency limit now.
@@ -729,6 +750,7 @@ func (p *Pipeline) laneOf(a *bot.Action) (string, int) {
 // False (and nothing done) once the relay has stopped.
 func (p *Pipeline) admit(it laneItem) bool {
 	key, limit := p.laneOf(&it.a)
+	it.rel = tagRelation(&it.a)
 	p.laneMu.Lock()
 	defer p.laneMu.Unlock()
 	if p.relayCtx == nil || p.relayCtx.Err() != nil {
@@ -739,9 +761,12 @@ func (p *Pipeline) admit(it laneItem) bool {
 		ln = &lane{}
 		p.lanes[key] = ln
 	}
-	if ln.running >= limit || p.sending >= p.o.Senders {
+	if ln.running >= limit || p.sending >= p.o.Senders || (it.rel != "" && p.tagBusy[it.rel]) {
 		ln.queue = append(ln.queue, it)
 		return true
+	}
+	if it.rel != "" {
+		p.tagBusy[it.rel] = true
 	}
 	ln.running++
 	p.sending++
@@ -812,9 +837,9 @@ func (p *Pipeline) handOff(acts []bot.Action) bool {
 func (p *Pipeline) sendLoop(ctx context.Context, key string, it laneItem) {
 	defer p.sends.Done()
 	for {
-		p.sendOne(ctx, it)
+		p.sendOne(ctx, key, it)
 		var ok bool
-		key, it, ok = p.finish(ctx, key, it.a.ID)
+		key, it, ok = p.finish(ctx, key, it)
 		if !ok {
 			return
 		}
@@ -825,10 +850,13 @@ func (p *Pipeline) sendLoop(ctx context.Context, key string, it laneItem) {
 // from the same lane if it has one, else from any lane with room. After
 // Run's context ended nothing new starts (what was queued stays pending in
 // the outbox for the next start).
-func (p *Pipeline) finish(ctx context.Context, key string, id uint64) (string, laneItem, bool) {
+func (p *Pipeline) finish(ctx context.Context, key string, done laneItem) (string, laneItem, bool) {
 	p.laneMu.Lock()
 	defer p.laneMu.Unlock()
-	p.inflight.Delete(id)
+	p.inflight.Delete(done.a.ID)
+	if done.rel != "" {
+		delete(p.tagBusy, done.rel)
+	}
 	p.lanes[key].running--
 	p.sending--
 	if ctx.Err() != nil {
@@ -847,8 +875,17 @@ func (p *Pipeline) finish(ctx context.Context, key string, id uint64) (string, l
 		if _, limit := p.laneOf(&ln.queue[0].a); ln.running >= limit {
 			return laneItem{}, false
 		}
-		it := ln.queue[0]
-		ln.queue = ln.queue[1:]
+		// The first queued item whose relation has no call out (a
+		// member's tag writes go one at a time, in order).
+		i := slices.IndexFunc(ln.queue, func(it laneItem) bool { return it.rel == "" || !p.tagBusy[it.rel] })
+		if i < 0 {
+			return laneItem{}, false
+		}
+		it := ln.queue[i]
+		ln.queue = slices.Delete(ln.queue, i, i+1)
+		if it.rel != "" {
+			p.tagBusy[it.rel] = true
+		}
 		ln.running++
 		p.sending++
 		return it, true
@@ -867,8 +904,10 @@ func (p *Pipeline) finish(ctx context.Context, key string, id uint64) (string, l
 	return "", laneItem{}, false
 }
 
-// sendOne delivers one admitted action, unless it no longer may go.
-func (p *Pipeline) sendOne(ctx context.Context, it laneItem) {
+// sendOne delivers one admitted action, unless it no longer may go; a
+// mark_tag takes the ones of its relation queued behind it along (one
+// call: deliverTags).
+func (p *Pipeline) sendOne(ctx context.Context, key string, it laneItem) {
 	dctx := context.WithoutCancel(ctx)
 	if p.cluster != nil {
 		// The claim must outlive the send: cut it off at three quarters of
@@ -890,7 +929,82 @@ func (p *Pipeline) sendOne(ctx context.Context, it laneItem) {
 	if err != nil || cur.Status != bot.ActionPending || cur.DueAt.After(p.o.Now()) {
 		return
 	}
+	if it.rel != "" && p.cluster == nil {
+		p.deliverTags(dctx, cur, p.takeRelation(key, it.rel))
+		return
+	}
 	p.deliver(dctx, cur)
+}
+
+// takeRelation removes the items of relation rel queued in lane key (they
+// stay in flight: the caller sends them along and releases them).
+func (p *Pipeline) takeRelation(key, rel string) []laneItem {
+	p.laneMu.Lock()
+	defer p.laneMu.Unlock()
+	ln := p.lanes[key]
+	var took []laneItem
+	ln.queue = slices.DeleteFunc(ln.queue, func(it laneItem) bool {
+		if it.rel == rel {
+			took = append(took, it)
+			return true
+		}
+		return false
+	})
+	return took
+}
+
+// deliverTags sends first and the mark_tags of the same relation queued
+// behind it as one mark_tag call (bot.MergeMarkTags, oldest first): each
+// action's attempt is recorded before the call, and the call's outcome is
+// recorded on each — tag writes coalesced per member.
+func (p *Pipeline) deliverTags(ctx context.Context, first *bot.Action, more []laneItem) {
+	acts := []*bot.Action{first}
+	for _, it := range more {
+		defer p.inflight.Delete(it.a.ID)
+		cur, err := p.o.Store.Action(ctx, it.a.ID)
+		if err == nil && cur.Status == bot.ActionPending && !cur.DueAt.After(p.o.Now()) {
+			acts = append(acts, cur)
+		}
+	}
+	if len(acts) == 1 {
+		p.deliver(ctx, first)
+		return
+	}
+	slices.SortFunc(acts, func(a, b *bot.Action) int { return cmp.Compare(a.ID, b.ID) })
+	var begun []*bot.Action
+	var payloads []bot.MarkTag
+	for _, a := range acts {
+		var mt bot.MarkTag
+		if a.Decode(&mt) != nil {
+			p.deliver(ctx, a) // the sender names what is wrong with it
+			continue
+		}
+		if p.begin(ctx, a, p.actionLog(a)) {
+			begun = append(begun, a)
+			payloads = append(payloads, mt)
+		}
+	}
+	if len(begun) == 0 {
+		return
+	}
+	merged := *begun[0]
+	ids := make([]string, len(begun))
+	for i, a := range begun {
+		ids[i] = strconv.FormatUint(a.ID, 10)
+		merged.PossiblyDelivered = merged.PossiblyDelivered || a.PossiblyDelivered
+	}
+	raw, err := json.Marshal(bot.MergeMarkTags(payloads))
+	if err != nil {
+		raw = begun[0].Payload
+	}
+	merged.Payload = raw
+	res, retryable, err := p.o.Sender.Send(ctx, &merged)
+	if err == nil && len(begun) > 1 {
+		res.Detail = strings.TrimSpace(res.Detail + " (one mark_tag call for actions " + strings.Join(ids, ", ") + ")")
+	}
+	for _, a := range begun {
+		p.outcome(ctx, a, res, retryable, err, p.actionLog(a))
+	}
 }
 
 // relay delivers due actions until ctx ends, then waits for the sends
@@ -1105,22 +1219,37 @@ func (p *Pipeline) Deliver(ctx context.Context, a *bot.Action) { p.deliver(ctx, 
 // the sender reads WeCom's refusal of a repeat as delivered, the others
 // wait for an operator as ActionUnknown.
 func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
+	log := p.actionLog(a)
+	if !p.begin(ctx, a, log) {
+		return
+	}
+	res, retryable, err := p.o.Sender.Send(ctx, a)
+	p.outcome(ctx, a, res, retryable, err, log)
+}
+
+func (p *Pipeline) actionLog(a *bot.Action) zerolog.Logger {
+	return p.log.With().Uint64("action", a.ID).Str("kind", string(a.Kind)).Str("member", a.MemberID).Logger()
+}
+
+// begin settles an action that must not be sent (an open attempt of a kind
+// that is not resend-safe, too late, canceled by the guard) and otherwise
+// durably records the attempt; true when it may be sent now.
+func (p *Pipeline) begin(ctx context.Context, a *bot.Action, log zerolog.Logger) bool {
 	now := p.o.Now()
-	log := p.log.With().Uint64("action", a.ID).Str("kind", string(a.Kind)).Str("member", a.MemberID).Logger()
 	openAttempt := !a.AttemptAt.IsZero()
 	if openAttempt && !a.Kind.ResendSafe() {
 		p.markUnknown(ctx, a, time.Time{}, fmt.Sprintf("the attempt at %s never recorded its outcome (the process stopped mid-send); not resent, since a %s could reach people twice: check and retry it if it did not arrive",
 			a.AttemptAt.Format(time.RFC3339), a.Kind), log)
-		return
+		return false
 	}
 	if !a.NotAfter.IsZero() && now.After(a.NotAfter) {
 		msg := fmt.Sprintf("too late: had to be sent by %s", a.NotAfter.Format(time.RFC3339))
 		if openAttempt || a.PossiblyDelivered {
 			p.markUnknown(ctx, a, time.Time{}, msg+"; an earlier attempt's outcome is unknown", log)
-			return
+			return false
 		}
 		p.recordFailure(ctx, a, now, msg, log)
-		return
+		return false
 	}
 	if a.Kind == bot.ActionTimer {
 		p.fireTimer(ctx, a, now, log)
@@ -1138,22 +1267,27 @@ func (p *Pipeline) deliver(ctx context.Context, a *bot.Action) {
 			p.record("record cancellation", log, func() error { return p.o.Store.MarkFailed(ctx, a.ID, now, "canceled: "+reason) })
 			p.o.Metrics.OutboxAttempt(string(a.Kind), "canceled", 0)
 			log.Info().Str("reason", reason).Msg("action canceled before sending")
-			return
+			return false
 		}
 	}
 	// Record the attempt before sending; no record, no send.
 	if err := p.o.Store.BeginAttempt(ctx, a.ID, now); err != nil {
 		if errors.Is(err, bot.ErrNotFound) || errors.Is(err, bot.ErrConflict) {
-			return
+			return false
 		}
 		p.storeRefused(err)
 		log.Warn().Err(err).Msg("could not record the attempt: not sending until the store takes writes")
-		return
+		return false
 	}
 	p.storeOK()
 	a.RecordAttempt(now)
-	res, retryable, err := p.o.Sender.Send(ctx, a)
-	now = p.o.Now()
+	return true
+}
+
+// outcome records what the attempt begun on a returned: sent (with what
+// WeCom created fed back), held, retry, possibly delivered or failed.
+func (p *Pipeline) outcome(ctx context.Context, a *bot.Action, res bot.SendResult, retryable bool, err error, log zerolog.Logger) {
+	now := p.o.Now()
 	if err == nil {
 		if len(res.Data) > 0 {
 			p.feedBack(ctx, a, res.Data, "result|"+a.Key, now, log)

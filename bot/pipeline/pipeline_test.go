@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -461,7 +462,11 @@ func TestRelayLanesPerAPI(t *testing.T) {
 	enqueue := func(kind bot.ActionKind, n int) {
 		err := st.Update(context.Background(), func(tx bot.Tx) error {
 			for i := range n {
-				a, err := bot.NewAction(kind, fmt.Sprintf("%s|%d", kind, i), bot.WelcomeMessage{WelcomeCode: "c", Text: "hi"})
+				var payload any = bot.WelcomeMessage{WelcomeCode: "c", Text: "hi"}
+				if kind == bot.ActionMarkTag {
+					payload = bot.MarkTag{StaffID: "s1", ExternalUserID: fmt.Sprintf("wm%d", i), Add: []string{"t"}}
+				}
+				a, err := bot.NewAction(kind, fmt.Sprintf("%s|%d", kind, i), payload)
 				if err != nil {
 					return err
 				}
@@ -584,6 +589,94 @@ func TestWorkerAppliesQueuedEventsInOneTransaction(t *testing.T) {
 	for k, n := range rec.sentKeys() {
 		if n != 1 {
 			t.Errorf("%s sent %d times", k, n)
+		}
+	}
+}
+
+// tagSender records mark_tag calls; the first one waits for release.
+type tagSender struct {
+	release chan struct{}
+	mu      sync.Mutex
+	calls   []bot.MarkTag
+}
+
+func (s *tagSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	var mt bot.MarkTag
+	if err := a.Decode(&mt); err != nil {
+		return bot.SendResult{}, false, err
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, mt)
+	first := len(s.calls) == 1
+	s.mu.Unlock()
+	if first {
+		<-s.release
+	}
+	return bot.SendResult{Detail: "tags"}, false, nil
+}
+
+func (s *tagSender) seen() []bot.MarkTag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// TestTagWritesCoalescedPerMember: while one mark_tag of a relation is
+// out, later ones for it wait (a member's tag writes reach WeCom in order)
+// and then go as ONE call that leaves the tags as the calls in turn would;
+// every action is recorded sent, each once. Another member's tag write is
+// not held up.
+func TestTagWritesCoalescedPerMember(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	snd := &tagSender{release: make(chan struct{})}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: snd})
+	defer stop()
+	enqueue := func(key, member string, add, remove []string) {
+		t.Helper()
+		err := st.Update(context.Background(), func(tx bot.Tx) error {
+			a, err := bot.NewAction(bot.ActionMarkTag, key, bot.MarkTag{StaffID: "s1", ExternalUserID: member, Add: add, Remove: remove})
+			if err != nil {
+				return err
+			}
+			a.MemberID, a.CreatedAt = member, time.Now()
+			_, err = tx.Enqueue(a)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.NotifyOutbox()
+	}
+	enqueue("t1", "wmA", []string{"阶段:A"}, nil)
+	waitFor(t, "the first call out", func() bool { return len(snd.seen()) == 1 })
+	enqueue("t2", "wmA", []string{"阶段:I", "x"}, []string{"阶段:A"})
+	enqueue("t3", "wmA", nil, []string{"x"})
+	enqueue("t4", "wmA", []string{"阶段:P"}, []string{"阶段:I"})
+	enqueue("t5", "wmB", []string{"b"}, nil)
+	waitFor(t, "wmB's call beside wmA's", func() bool { return len(snd.seen()) == 2 })
+	time.Sleep(50 * time.Millisecond) // wmA's queued writes must not go while t1 is out
+	if n := len(snd.seen()); n != 2 {
+		t.Fatalf("%d calls while wmA's first is out, want 2 (wmA's later writes wait)", n)
+	}
+	close(snd.release)
+	waitFor(t, "five actions recorded sent", func() bool { return p.Stats().Sent == 5 })
+	calls := snd.seen()
+	if len(calls) != 3 {
+		t.Fatalf("calls %+v, want 3: t1, wmB's, then t2–t4 as one", calls)
+	}
+	got := calls[2]
+	if got.ExternalUserID != "wmA" || fmt.Sprint(got.Add) != "[阶段:P]" || fmt.Sprint(got.Remove) != "[阶段:A x 阶段:I]" {
+		t.Fatalf("coalesced call %+v, want add [阶段:P] remove [阶段:A x 阶段:I]", got)
+	}
+	acts, err := st.Actions(context.Background(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acts {
+		if a.Status != bot.ActionSent || a.Attempts != 1 {
+			t.Errorf("action %s: %s after %d attempts, want sent once", a.Key, a.Status, a.Attempts)
 		}
 	}
 }
