@@ -696,9 +696,11 @@ type Holder interface {
 // Limiter is implemented by senders whose calls are limited per API (the
 // WeCom client, through the mux and the media sender): a's send needs api,
 // and at most n calls to it may be out at once now (adaptive to WeCom's
-// latency, bot/retry's Throttle). The relay sends at most n such actions at
-// a time, in a lane of their own, so an API at its limit never holds up
-// another API's sends: welcome codes don't wait behind mark_tag.
+// latency, bot/retry's Throttle, which also holds a call until a slot is
+// free). The relay sends such actions in a lane of their own, 2n+8 at a
+// time (each send also records its attempt and outcome), so an API at its
+// limit never holds up another API's sends: welcome codes don't wait behind
+// mark_tag.
 type Limiter interface {
 	SendLimit(a *bot.Action) (api string, n int)
 }
@@ -739,11 +741,19 @@ func tagRelation(a *bot.Action) string {
 func (p *Pipeline) laneOf(a *bot.Action) (string, int) {
 	if l, ok := p.o.Sender.(Limiter); ok {
 		if api, n := l.SendLimit(a); api != "" && n > 0 {
-			return api, n
+			// A send also reads the action and records its attempt and
+			// outcome (two group-committed writes) around the call: the
+			// lane holds twice the calls the API may have out (its gate in
+			// the sender keeps that number exactly), so the store's writes
+			// never leave the API's slots idle.
+			return api, 2*n + laneSlack
 		}
 	}
 	return "kind:" + string(a.Kind), DefaultLaneLimit
 }
+
+// laneSlack is a lane's room beyond twice its API's concurrency.
+const laneSlack = 8
 
 // admit starts sending it now if its lane and the relay have room, else
 // queues it in its lane; a finishing send takes the next queued item.

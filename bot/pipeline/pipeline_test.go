@@ -449,10 +449,11 @@ func (s *laneSender) count(k bot.ActionKind) (sent, maxOut int) {
 }
 
 // TestRelayLanesPerAPI: each API gets its own lane with the sender's limit
-// (Limiter): while every mark_tag slot is taken by a send that does not
-// return, welcomes enqueued after 20 mark_tags are all delivered, never more
-// than their limit at once; mark_tag never exceeds its limit, and every
-// queued one goes out once the slots free.
+// (Limiter; a lane holds 2n+8 sends, the API's own gate keeps n calls out):
+// while every mark_tag send in its lane does not return, welcomes enqueued
+// after 20 mark_tags are all delivered, never more than their lane at once;
+// mark_tag never exceeds its lane, and every queued one goes out once the
+// lane frees.
 func TestRelayLanesPerAPI(t *testing.T) {
 	t.Parallel()
 	st := openStore(t, t.TempDir())
@@ -484,17 +485,17 @@ func TestRelayLanesPerAPI(t *testing.T) {
 	enqueue(bot.ActionMarkTag, 20)
 	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: snd})
 	defer stop()
-	waitFor(t, "three mark_tags out", func() bool { _, m := snd.count(bot.ActionMarkTag); return m == 3 })
+	waitFor(t, "the mark_tag lane full", func() bool { _, m := snd.count(bot.ActionMarkTag); return m == 2*3+8 })
 	enqueue(bot.ActionWelcome, 30)
 	p.NotifyOutbox()
 	waitFor(t, "every welcome sent while mark_tag is stuck", func() bool { n, _ := snd.count(bot.ActionWelcome); return n == 30 })
-	if _, m := snd.count(bot.ActionWelcome); m > 4 {
-		t.Errorf("%d welcomes out at once, limit 4", m)
+	if _, m := snd.count(bot.ActionWelcome); m > 2*4+8 {
+		t.Errorf("%d welcomes out at once, lane for a limit of 4: 16", m)
 	}
 	close(snd.release)
 	waitFor(t, "every mark_tag sent", func() bool { n, _ := snd.count(bot.ActionMarkTag); return n == 20 })
-	if _, m := snd.count(bot.ActionMarkTag); m != 3 {
-		t.Errorf("%d mark_tags out at once, limit 3", m)
+	if _, m := snd.count(bot.ActionMarkTag); m != 2*3+8 {
+		t.Errorf("%d mark_tags out at once, lane for a limit of 3: 14", m)
 	}
 	waitFor(t, "50 deliveries recorded", func() bool { return p.Stats().Sent >= 50 })
 	if got := p.Stats().Sent; got != 50 {
