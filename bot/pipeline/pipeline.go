@@ -103,13 +103,16 @@ type Pipeline struct {
 	inflight sync.Map        // outbox action id → struct{}: being sent or queued in its lane; never send one twice at once
 	// lanes are the relay's per-API send queues (relay.go's lane), sending
 	// how many sends are under way in all; laneMu guards both.
-	laneMu   sync.Mutex
-	lanes    map[string]*lane
-	sending  int
-	tagBusy  map[string]bool // mark_tag relations with a call out
-	relayCtx context.Context // set while the relay runs
-	sends    sync.WaitGroup  // the relay's send goroutines
-	scanFull atomic.Bool     // the last outbox read filled its page: more may be due
+	laneMu  sync.Mutex
+	lanes   map[string]*lane
+	sending int
+	tagBusy map[string]bool // mark_tag relations with a call out
+	// urgentWaiting counts queued actions with a deadline: while any wait,
+	// no action without one starts (welcome codes first, also for CPU).
+	urgentWaiting int
+	relayCtx      context.Context // set while the relay runs
+	sends         sync.WaitGroup  // the relay's send goroutines
+	scanFull      atomic.Bool     // the last outbox read filled its page: more may be due
 	// rewind asks the dispatcher to read the log from the start again
 	// (failed events were put back: Replay).
 	rewind atomic.Bool
@@ -771,8 +774,12 @@ func (p *Pipeline) admit(it laneItem) bool {
 		ln = &lane{}
 		p.lanes[key] = ln
 	}
-	if ln.running >= limit || p.sending >= p.o.Senders || (it.rel != "" && p.tagBusy[it.rel]) {
+	urgent := !it.a.NotAfter.IsZero()
+	if ln.running >= limit || p.sending >= p.o.Senders || (it.rel != "" && p.tagBusy[it.rel]) || (!urgent && p.urgentWaiting > 0) {
 		ln.queue = append(ln.queue, it)
+		if urgent {
+			p.urgentWaiting++
+		}
 		return true
 	}
 	if it.rel != "" {
@@ -876,6 +883,7 @@ func (p *Pipeline) finish(ctx context.Context, key string, done laneItem) (strin
 			}
 			ln.queue = nil
 		}
+		p.urgentWaiting = 0
 		return "", laneItem{}, false
 	}
 	try := func(k string, ln *lane) (laneItem, bool) {
@@ -887,12 +895,18 @@ func (p *Pipeline) finish(ctx context.Context, key string, done laneItem) (strin
 		}
 		// The first queued item whose relation has no call out (a
 		// member's tag writes go one at a time, in order).
-		i := slices.IndexFunc(ln.queue, func(it laneItem) bool { return it.rel == "" || !p.tagBusy[it.rel] })
+		// While actions with a deadline (welcome codes) wait, only they start.
+		i := slices.IndexFunc(ln.queue, func(it laneItem) bool {
+			return (it.rel == "" || !p.tagBusy[it.rel]) && (p.urgentWaiting == 0 || !it.a.NotAfter.IsZero())
+		})
 		if i < 0 {
 			return laneItem{}, false
 		}
 		it := ln.queue[i]
 		ln.queue = slices.Delete(ln.queue, i, i+1)
+		if !it.a.NotAfter.IsZero() {
+			p.urgentWaiting--
+		}
 		if it.rel != "" {
 			p.tagBusy[it.rel] = true
 		}
@@ -903,7 +917,7 @@ func (p *Pipeline) finish(ctx context.Context, key string, done laneItem) (strin
 	if it, ok := try(key, p.lanes[key]); ok {
 		return key, it, true
 	}
-	for k, ln := range p.lanes {
+	for k, ln := range p.lanes { // with urgent ones waiting, only they may start
 		if it, ok := try(k, ln); ok {
 			return k, it, true
 		}
@@ -956,6 +970,9 @@ func (p *Pipeline) takeRelation(key, rel string) []laneItem {
 	ln.queue = slices.DeleteFunc(ln.queue, func(it laneItem) bool {
 		if it.rel == rel {
 			took = append(took, it)
+			if !it.a.NotAfter.IsZero() {
+				p.urgentWaiting--
+			}
 			return true
 		}
 		return false

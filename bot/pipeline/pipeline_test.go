@@ -681,3 +681,67 @@ func TestTagWritesCoalescedPerMember(t *testing.T) {
 		}
 	}
 }
+
+// slowSender takes 10 ms per send and records the order of kinds.
+type slowSender struct {
+	mu    sync.Mutex
+	order []bot.ActionKind
+}
+
+func (s *slowSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	time.Sleep(10 * time.Millisecond)
+	s.mu.Lock()
+	s.order = append(s.order, a.Kind)
+	s.mu.Unlock()
+	return bot.SendResult{Detail: "ok"}, false, nil
+}
+
+// TestWelcomesOvertakeQueuedTagWrites: with every send slot busy with a
+// backlog of mark_tags (different members), welcome codes enqueued later
+// start as soon as a slot frees — before any queued mark_tag — so a
+// welcome never waits for the backlog to drain (CPU included).
+func TestWelcomesOvertakeQueuedTagWrites(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	enqueue := func(kind bot.ActionKind, n int, notAfter time.Time) {
+		t.Helper()
+		err := st.Update(context.Background(), func(tx bot.Tx) error {
+			for i := range n {
+				var payload any = bot.WelcomeMessage{WelcomeCode: fmt.Sprint("c", i), Text: "hi"}
+				if kind == bot.ActionMarkTag {
+					payload = bot.MarkTag{StaffID: "s1", ExternalUserID: fmt.Sprint("wm", i), Add: []string{"t"}}
+				}
+				a, err := bot.NewAction(kind, fmt.Sprintf("%s|%d", kind, i), payload)
+				if err != nil {
+					return err
+				}
+				a.CreatedAt, a.NotAfter = time.Now(), notAfter
+				if _, err := tx.Enqueue(a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(bot.ActionMarkTag, 40, time.Time{})
+	snd := &slowSender{}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: snd, Senders: 2})
+	defer stop()
+	waitFor(t, "mark_tags under way", func() bool { snd.mu.Lock(); defer snd.mu.Unlock(); return len(snd.order) >= 2 })
+	enqueue(bot.ActionWelcome, 3, time.Now().Add(20*time.Second))
+	p.NotifyOutbox()
+	waitFor(t, "everything sent", func() bool { return p.Stats().Sent == 43 })
+	snd.mu.Lock()
+	defer snd.mu.Unlock()
+	last := slices.Index(snd.order, bot.ActionWelcome) + 2
+	if n := slices.IndexFunc(snd.order[last+1:], func(k bot.ActionKind) bool { return k == bot.ActionWelcome }); n >= 0 {
+		t.Fatalf("send order %v: the welcomes did not go together once they arrived", snd.order)
+	}
+	if first := slices.Index(snd.order, bot.ActionWelcome); first > 12 {
+		t.Fatalf("first welcome was send %d of %v: it waited behind the queued mark_tags", first+1, snd.order)
+	}
+}
