@@ -1280,7 +1280,7 @@ func (p *Pipeline) begin(ctx context.Context, a *bot.Action, log zerolog.Logger)
 	}
 	if a.Kind == bot.ActionTimer {
 		p.fireTimer(ctx, a, now, log)
-		return
+		return false
 	}
 	if check := p.guard(a); check != nil {
 		var reason string

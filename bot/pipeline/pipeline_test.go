@@ -737,9 +737,16 @@ func TestWelcomesOvertakeQueuedTagWrites(t *testing.T) {
 	waitFor(t, "everything sent", func() bool { return p.Stats().Sent == 43 })
 	snd.mu.Lock()
 	defer snd.mu.Unlock()
-	last := slices.Index(snd.order, bot.ActionWelcome) + 2
-	if n := slices.IndexFunc(snd.order[last+1:], func(k bot.ActionKind) bool { return k == bot.ActionWelcome }); n >= 0 {
-		t.Fatalf("send order %v: the welcomes did not go together once they arrived", snd.order)
+	// Between the first and the last welcome only the mark_tags already
+	// out when they arrived (at most Senders = 2) may finish.
+	first, last := slices.Index(snd.order, bot.ActionWelcome), 0
+	for i, k := range snd.order {
+		if k == bot.ActionWelcome {
+			last = i
+		}
+	}
+	if between := last - first + 1 - 3; between > 2 {
+		t.Fatalf("send order %v: %d mark_tags went between the welcomes once they arrived", snd.order, between)
 	}
 	if first := slices.Index(snd.order, bot.ActionWelcome); first > 12 {
 		t.Fatalf("first welcome was send %d of %v: it waited behind the queued mark_tags", first+1, snd.order)

@@ -110,7 +110,7 @@ func (p Policy) Next(attempt int, now, deadline time.Time) (next time.Time, ok b
 //     latency (AIMD with slow start, as TCP does): calls taken while the
 //     API is in demand raise the limit (doubling per round trip at first,
 //     then by one per round trip), an overload answer halves it and a round
-//     trip far above the fastest seen eases it by a tenth. By Little's law the
+//     trip far above the fastest seen shrinks it. By Little's law the
 //     limit a rate needs is rate × latency: 300 calls/s at 100 ms need 30
 //     at once, where a fixed 8 would cap the API at 80/s.
 //
@@ -393,14 +393,10 @@ func (c *Call) End(overloaded bool) {
 	case rtt > 4*g.minRTT+50*time.Millisecond:
 		// Far slower than the API has been: calls may queue at the service
 		// — or this machine is short of CPU, which a round trip can't tell
-		// apart: ease off a tenth per round trip, and never below Initial
-		// (only WeCom's overload answers halve the limit and go lower), so
-		// slow round trips alone never cost the welcomes their starting
-		// concurrency.
-		if now.Sub(g.lastCut) >= max(g.minRTT, time.Millisecond) && g.limit > float64(lim.Initial) {
-			g.lastCut = now
-			g.limit = max(g.limit*0.9, float64(lim.Initial))
-		}
+		// apart. Only WeCom's overload answers take the limit below
+		// Initial: slow round trips alone never cost the welcomes their
+		// starting concurrency.
+		cut(lim.Initial)
 	case demand && (g.ssthresh == 0 || g.limit < g.ssthresh):
 		g.limit = min(g.limit+1, float64(lim.Max)) // slow start: doubles per round trip
 	case demand:
