@@ -50,6 +50,9 @@ const (
 	// first when the payload asks). Its result carries one page of
 	// per-customer statuses.
 	ActionMassResult ActionKind = "mass_result"
+	// ActionContactProfile: externalcontact/get; the profile (name, gender,
+	// unionid, each follow user's tags and state) returns as an action result.
+	ActionContactProfile ActionKind = "contact_profile"
 )
 
 // ActionPurpose says why the engine owes an action, for the checks the
@@ -109,6 +112,9 @@ const (
 	// is unknown (a crash mid-send; an operator checks and may retry it).
 	MassTaskFailed  = "task_failed"
 	MassTaskUnknown = "task_unknown"
+	// KfUndelivered: a 微信客服 message WeCom accepted but then reported
+	// undelivered (msg_send_fail).
+	KfUndelivered = "undelivered"
 )
 
 // ErrOutcomeUnknown is wrapped by a Sender's error when the request may have
@@ -478,6 +484,29 @@ type KfTransfer struct {
 	// State is the target service_state: 2 the queue, 3 a person (Servicer).
 	State    int    `json:"state"`
 	Servicer string `json:"servicer,omitempty"`
+}
+
+// ContactProfile is the payload of ActionContactProfile.
+type ContactProfile struct {
+	ExternalUserID string `json:"external_user_id"`
+}
+
+// ContactProfileData is what externalcontact/get tells about a customer (the
+// "profile" key of the action result, as JSON).
+type ContactProfileData struct {
+	ExternalUserID string                 `json:"external_user_id"`
+	Name           string                 `json:"name,omitempty"`
+	Gender         int                    `json:"gender,omitempty"` // 1 male, 2 female
+	UnionID        string                 `json:"unionid,omitempty"`
+	Follows        []ContactProfileFollow `json:"follows,omitempty"`
+}
+
+// ContactProfileFollow is one staff member's view of the customer.
+type ContactProfileFollow struct {
+	StaffID string   `json:"staff_id"`
+	State   string   `json:"state,omitempty"`
+	Remark  string   `json:"remark,omitempty"`
+	Tags    []string `json:"tags,omitempty"` // corp tag names (type 1)
 }
 
 // TagRefresh is the payload of ActionTagRefresh.

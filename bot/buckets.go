@@ -103,6 +103,9 @@ const BucketKfSessions = "kf_sessions"
 // (WeCom allows 4 by default).
 const BucketMassQuota = "mass_quota"
 
+// BucketKfMsgIDs maps a 微信客服 message's msgid to the outbox action sending it.
+const BucketKfMsgIDs = "kf_msgids"
+
 // BucketMassBatches holds the mass-send batches (bot/engine massbatch.go):
 // one add_msg_template task each.
 const BucketMassBatches = "mass_batches"
@@ -185,6 +188,7 @@ var Buckets = []Bucket{
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
 	{BucketKfSessions, "open_kfid ‖ external_userid (and fail ‖ msgid)", "engine.KfSession JSON (msg_send_fail: fail type)", "bot/engine kfsession.go"},
 	{BucketMassQuota, "external_userid ‖ YYYY-MM (brand zone)", "mass-send tasks queued for the customer that month (decimal)", "bot/engine kfsession.go"},
+	{BucketKfMsgIDs, "msgid (kf/send_msg, send_msg_on_event)", "the outbox action id (decimal), for msg_send_fail", "bot/engine kfsession.go"},
 	{BucketMassBatches, "chat_type ‖ sender ‖ content hash ‖ window end (unix ms) [‖ #generation]", "engine massBatch JSON: content, window, task msgid, confirmation, polls", "bot/engine massbatch.go"},
 	{BucketMassMembers, "batch id ‖ external_userid or chat_id", "engine massMember JSON: the member's action id and result so far", "bot/engine massbatch.go"},
 	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},

@@ -73,6 +73,10 @@ type Member struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
+	// Gender and UnionID come from externalcontact/get (1 male, 2 female).
+	Gender  int    `json:"gender,omitempty"`
+	UnionID string `json:"unionid,omitempty"`
+
 	// Commerce and engagement counters, maintained by the engine.
 	Orders   int   `json:"orders,omitempty"`
 	SpendFen int64 `json:"spend_fen,omitempty"`

@@ -147,9 +147,10 @@ type Tx interface {
 	// the same Key exists: then it returns dup=true and adds nothing.
 	Enqueue(a *Action) (dup bool, err error)
 	// SetActionResult writes onto action id what became of it later, learnt
-	// from a result event (a batched mass send's task result): a batched
-	// action becomes status (ActionSent, ActionFailed or still
-	// ActionBatched); a sent one stays sent. Result, ResultAt and Detail are
+	// from a result event (a batched mass send's task result, WeCom's
+	// msg_send_fail for a kf message): a batched action becomes status
+	// (ActionSent, ActionFailed or still ActionBatched); a sent one stays
+	// sent or becomes failed (WeCom could not deliver it). Result, ResultAt and Detail are
 	// set, and SentAt (sent) or LastError (failed). Pending actions belong
 	// to the outbox's relay: ErrConflict.
 	SetActionResult(id uint64, r ActionResult) error
@@ -177,7 +178,7 @@ type ActionResult struct {
 func (a *Action) ApplyResult(r ActionResult) bool {
 	switch {
 	case a.Status == ActionBatched && (r.Status == ActionSent || r.Status == ActionFailed || r.Status == ActionBatched):
-	case a.Status == ActionSent && (r.Status == ActionSent || r.Status == ""):
+	case a.Status == ActionSent && (r.Status == ActionSent || r.Status == ActionFailed || r.Status == ""):
 	case a.Status == ActionFailed && (r.Status == ActionFailed || r.Status == ""):
 	default:
 		return false

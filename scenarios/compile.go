@@ -585,6 +585,9 @@ func (c *compiler) script(s *scriptSpec, name string) *Script {
 			c.ps.at(f.Pos, "after", "required: how long after the welcome to send (e.g. 1d)")
 		}
 		c.required(f.Pos, "text", f.Text, "the follow-up's text")
+		if f.Otherwise != "" && f.Via != ViaKf {
+			c.ps.at(f.Pos, "otherwise", "only for via: kf (what to send when 微信客服 may not reach the member)")
+		}
 		switch f.Via {
 		case "", ViaMassSend:
 			fu.Via = ViaMassSend
@@ -594,6 +597,13 @@ func (c *compiler) script(s *scriptSpec, name string) *Script {
 			c.fits(f.Pos, "text", f.Text, bot.MaxKfText, "a 微信客服 message")
 			if len(f.Attachments) > 0 {
 				c.ps.at(f.Pos, "attachments", "kf follow-ups send text only")
+			}
+			switch f.Otherwise {
+			case "":
+			case ViaMassSend:
+				fu.Otherwise = ViaMassSend
+			default:
+				c.ps.at(f.Pos, "otherwise", "unknown %q (want mass_send: a mass-send task from the staff member when 微信客服 may not reach her)", f.Otherwise)
 			}
 		default:
 			c.ps.at(f.Pos, "via", "unknown %q (want mass_send or kf)", f.Via)

@@ -187,8 +187,12 @@ const (
 // FollowUp is a delayed message after the welcome.
 type FollowUp struct {
 	Pos
-	After       time.Duration
-	Via         string
+	After time.Duration
+	Via   string
+	// Otherwise is ViaMassSend when a kf follow-up outside the 微信客服
+	// budget (she never wrote, 48 h passed, a person holds the session)
+	// goes as a mass-send task from the staff member instead.
+	Otherwise   string
 	OpenKfID    string
 	Text        *Template
 	Attachments []*Attachment

@@ -174,6 +174,9 @@ type followUpSpec struct {
 	OpenKfID    string            `yaml:"open_kfid"`
 	Text        string            `yaml:"text"`
 	Attachments []*attachmentSpec `yaml:"attachments"`
+	// Otherwise (via: kf only): mass_send sends it as a mass-send task
+	// when 微信客服 may not reach the member then.
+	Otherwise string `yaml:"otherwise"`
 }
 
 type groupWelcomeSpec struct {

@@ -518,7 +518,7 @@ func TestYAMLSyntaxErrorLine(t *testing.T) {
 		wantLine   int
 	}{
 		// "      - cron" indented one space less, inside campaigns[0].reminders
-		{"under-indented list item at line 31", "30-campaigns.yaml", 31, func(l string) string { return l[1:] }, 31},
+		{"under-indented list item at line 32", "30-campaigns.yaml", 32, func(l string) string { return l[1:] }, 32},
 		// "  default_member_name:" indented two more, inside brand:
 		{"over-indented key at line 8", "00-brand.yaml", 8, func(l string) string { return "  " + l }, 8},
 		{"over-indented key in channels", "10-channels.yaml", 8, func(l string) string { return "  " + l }, 8},

@@ -483,9 +483,10 @@ func (r *run) boardText(camp *scenarios.Campaign, n int) (string, error) {
 	return checkin.BoardText(top, names, days), nil
 }
 
-// remindGroups creates one mass-send task (add_msg_template, chat_type
-// group) per group owner for the audience's customer groups, or every known
-// group when the audience names none; the owner confirms it in WeCom.
+// remindGroups owes a mass send (add_msg_template, chat_type group) to each
+// of the audience's customer groups, or every known group when the audience
+// names none, from its owner; they become one task per owner, which the
+// owner confirms in WeCom.
 func (r *run) remindGroups(camp *scenarios.Campaign, key, text string) error {
 	want := map[string]bool{}
 	for _, g := range camp.Audience.Groups {
@@ -523,9 +524,13 @@ func (r *run) remindGroups(camp *scenarios.Campaign, key, text string) error {
 		r.log.Warn().Str("campaign", camp.Name).Msg("no customer groups to remind")
 	}
 	for _, o := range owners {
-		p := bot.MassSend{ChatType: "group", Sender: o, ChatIDs: byOwner[o], Text: text}
-		if err := r.enqueue(bot.ActionMassSend, key+"|"+o, "", p, time.Time{}, time.Time{}); err != nil {
-			return err
+		// One send per group, so each group's monthly quota is counted; the
+		// batcher (massbatch.go) makes them one task per owner.
+		for _, chat := range byOwner[o] {
+			p := bot.MassSend{ChatType: "group", Sender: o, ChatIDs: []string{chat}, Text: text}
+			if err := r.enqueue(bot.ActionMassSend, key+"|"+o+"|"+chat, "", p, time.Time{}, time.Time{}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +56,13 @@ func (r *run) contactAdd() error {
 	}
 	if err := r.applyPendingOrders(ms); err != nil {
 		return err
+	}
+	if newFollow {
+		// After the welcome (which can't wait: its code lives 20 s): learn the
+		// WeChat name, gender, unionid and the tags staff set by hand.
+		if err := r.fetchProfile(m.ExternalUserID, time.Second); err != nil {
+			return err
+		}
 	}
 	if !newFollow {
 		// The relation already stood (add_half followed by add, or a replay):
@@ -121,6 +130,22 @@ func (r *run) followUp(ms *memberState, fu *scenarios.FollowUp, i int, data scen
 	switch fu.Via {
 	case scenarios.ViaKf:
 		msg := bot.KfMessage{OpenKfID: fu.OpenKfID, ExternalUserID: ms.m.ExternalUserID, Text: text, MsgID: kfMsgID(key)}
+		if fu.Otherwise == scenarios.ViaMassSend {
+			s, found, err := ReadKfSession(r.tx, fu.OpenKfID, ms.m.ExternalUserID)
+			if err != nil {
+				return err
+			}
+			if reason := kfRefusal(s, found, due); reason != "" {
+				// Rerouted: the kf message is recorded skipped (with its
+				// reason), the mass-send task goes instead.
+				r.log.Info().Str("member", ms.m.ExternalUserID).Str("reason", reason).Msg("kf follow-up rerouted to a mass-send task (otherwise: mass_send)")
+				if err := r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{}); err != nil {
+					return err
+				}
+				mass := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID}, Text: text}
+				return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionMassSend, key+"|otherwise", ms.m.ExternalUserID, mass, due, time.Time{})
+			}
+		}
 		return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
 	default:
 		msg := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID},
@@ -138,6 +163,10 @@ func (r *run) contactEdit() error {
 	}
 	ms, err := r.member(ev.ExternalUserID, true)
 	if err != nil {
+		return err
+	}
+	// Staff edited the customer (remark, tags set by hand): read them.
+	if err := r.fetchProfile(ev.ExternalUserID, 0); err != nil {
 		return err
 	}
 	if !ms.isNew {
@@ -191,4 +220,57 @@ func (r *run) contactDeleted(by string) error {
 // external_userid (wm…/wo…) rather than a staff userid.
 func isExternalID(id string) bool {
 	return strings.HasPrefix(id, "wm") || strings.HasPrefix(id, "wo")
+}
+
+// fetchProfile owes an externalcontact/get for the member (after delay);
+// the answer returns as an action result (profileLearned).
+func (r *run) fetchProfile(externalUserID string, delay time.Duration) error {
+	return r.enqueue(bot.ActionContactProfile, "profile|"+r.ref, externalUserID,
+		bot.ContactProfile{ExternalUserID: externalUserID}, r.now.Add(delay), time.Time{})
+}
+
+// profileLearned stores what externalcontact/get said: the WeChat name
+// (replacing the default), gender, unionid (orders can then name the member
+// by unionid), each relation's state, and corp tags staff set by hand —
+// learnt, not written back (they are on the customer already).
+func (r *run) profileLearned(raw string) error {
+	var p bot.ContactProfileData
+	if err := json.Unmarshal([]byte(raw), &p); err != nil || p.ExternalUserID == "" {
+		r.log.Warn().Msg("contact profile result unreadable; ignored")
+		return nil
+	}
+	ms, err := r.member(p.ExternalUserID, false)
+	if err != nil || ms == nil {
+		return err
+	}
+	m := ms.m
+	set := func(dst *string, v string) {
+		if v != "" && *dst != v {
+			*dst, ms.dirty = v, true
+		}
+	}
+	set(&m.Name, p.Name)
+	set(&m.UnionID, p.UnionID)
+	if p.Gender != 0 && m.Gender != p.Gender {
+		m.Gender, ms.dirty = p.Gender, true
+	}
+	if p.UnionID != "" {
+		if err := r.tx.Put(bucketUnionIDs, p.UnionID, []byte(m.ExternalUserID)); err != nil {
+			return err
+		}
+	}
+	for _, f := range p.Follows {
+		if m.State == "" && f.State != "" {
+			m.State, ms.dirty = f.State, true
+			if ch := r.sc.ChannelByState(f.State); ch != nil {
+				m.Channel = ch.Name
+			}
+		}
+		for _, t := range f.Tags {
+			if !slices.Contains(m.Tags, t) {
+				m.Tags, ms.dirty = append(m.Tags, t), true
+			}
+		}
+	}
+	return nil
 }

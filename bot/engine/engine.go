@@ -88,6 +88,8 @@ type Counters interface {
 	Redemption(item, outcome string)
 	// SendSkipped counts a message not attempted because WeCom would refuse it.
 	SendSkipped(surface, reason string)
+	// SendResult counts what WeCom reported about an accepted message.
+	SendResult(surface, result string)
 }
 
 // noCounters counts nothing (an engine without WithMetrics).
@@ -101,6 +103,7 @@ func (noCounters) CouponStock(string, int)       {}
 func (noCounters) Referral(string)               {}
 func (noCounters) Redemption(string, string)     {}
 func (noCounters) SendSkipped(string, string)    {}
+func (noCounters) SendResult(string, string)     {}
 
 // WithMetrics records coupon and referral counters into c (nil: none).
 func (e *Engine) WithMetrics(c Counters) *Engine {
@@ -366,7 +369,10 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 	}
 	a.NotAfter = notAfter
 	if batch == nil {
-		return r.enqueueAction(a)
+		if err := r.enqueueAction(a); err != nil {
+			return err
+		}
+		return r.indexKfMsgID(a, payload)
 	}
 	// DueAt stays when it was owed; the batch's timer goes at the window's end.
 	dup, err := r.tx.Enqueue(a)

@@ -55,7 +55,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// fetchGroupDetail owes a groupchat/get for the members who just joined.
+// fetchGroupDetail owes a groupchat/get: on create and owner or name
+// changes, and for the customers who just joined (joined: staff joining
+// need no read).
 func (r *run) fetchGroupDetail(chatID string, joined []string) error {
 	var customers []string
 	for _, id := range joined {
@@ -63,7 +65,7 @@ func (r *run) fetchGroupDetail(chatID string, joined []string) error {
 			customers = append(customers, id)
 		}
 	}
-	if len(customers) == 0 {
+	if joined != nil && len(customers) == 0 {
 		return nil
 	}
 	return r.enqueue(bot.ActionGroupDetail, "group_detail|"+r.ref, "", bot.GroupDetail{ChatID: chatID, Members: customers}, time.Time{}, time.Time{})
@@ -80,6 +82,9 @@ func (r *run) groupDetailResult(d map[string]string) error {
 		return nil
 	}
 	chat := d["chat_id"]
+	if err := r.groupLearned(chat, d["owner"], d["name"]); err != nil {
+		return err
+	}
 	for _, gm := range members {
 		if !gm.Customer() {
 			continue
@@ -116,6 +121,28 @@ func (r *run) groupDetailResult(d map[string]string) error {
 		r.log.Info().Str("member", gm.UserID).Str("channel", ch.Name).Str("chat", chat).Msg("joined through a group QR code")
 	}
 	return nil
+}
+
+// groupLearned stores the owner and name groupchat/get reported (the owner
+// sends the group's mass-send tasks; callbacks never name a new owner).
+func (r *run) groupLearned(chat, owner, name string) error {
+	if chat == "" || (owner == "" && name == "") {
+		return nil
+	}
+	g, err := r.loadGroup(chat)
+	if err != nil {
+		return err
+	}
+	if (owner == "" || g.Owner == owner) && (name == "" || g.Name == name) {
+		return nil
+	}
+	if owner != "" {
+		g.Owner = owner
+	}
+	if name != "" {
+		g.Name = name
+	}
+	return r.putJSON(bucketGroups, chat, g)
 }
 
 // GroupJoins counts the members who joined through each group QR code (by state).

@@ -44,13 +44,26 @@ func (r *run) groupCreate() error {
 	if r.ev.StaffID != "" {
 		g.Owner = r.ev.StaffID
 	}
+	// The callback names neither the owner nor the name: groupchat/get does.
+	if err := r.fetchGroupDetail(g.ChatID, nil); err != nil {
+		return err
+	}
 	return r.putJSON(bucketGroups, g.ChatID, g)
 }
 
 // groupUpdate handles members joining (join_group signal) and leaving.
 func (r *run) groupUpdate() error {
 	ev := r.ev
-	if ev.ChatID == "" || (ev.UpdateDetail != bot.GroupAddMember && ev.UpdateDetail != bot.GroupDelMember) {
+	if ev.ChatID == "" {
+		return nil
+	}
+	switch ev.UpdateDetail {
+	case bot.GroupChangeOwner, bot.GroupChangeName:
+		// Read back (groupchat/get): the owner changes only there, and the
+		// owner sends the group's mass-send tasks.
+		return r.fetchGroupDetail(ev.ChatID, nil)
+	case bot.GroupAddMember, bot.GroupDelMember:
+	default:
 		return nil
 	}
 	g, err := r.loadGroup(ev.ChatID)
@@ -83,8 +96,9 @@ func (r *run) groupUpdate() error {
 		}
 		removeString(&g.Members, id)
 	}
-	if joined && ev.JoinScene == JoinSceneQRCode {
-		// The callback doesn't say which group QR code: groupchat/get does.
+	if joined {
+		// The callback doesn't say which group QR code (JoinScene 3) nor
+		// the joiners' names: groupchat/get does.
 		if err := r.fetchGroupDetail(ev.ChatID, ev.MemChangeList); err != nil {
 			return err
 		}

@@ -73,6 +73,20 @@ func (r *run) putKfSession(openKfID, externalUserID string, s KfSession) error {
 // kfCustomerWrote opens a new window: the customer's message allows 5 more
 // messages for 48 h, and starts a new session if the last one had ended.
 func (r *run) kfCustomerWrote() error {
+	return r.updateKfSession(func(s *KfSession) error {
+		if r.ev.At.After(s.LastCustomerAt) {
+			s.LastCustomerAt, s.Sent = r.ev.At, 0
+		}
+		if s.State == kfStateEnded {
+			s.State, s.Servicer = kfStateNew, ""
+		}
+		return nil
+	})
+}
+
+// updateKfSession applies fn to the session of the event's customer and
+// account and stores it (nothing when the event names neither).
+func (r *run) updateKfSession(fn func(s *KfSession) error) error {
 	ev := r.ev
 	if ev.OpenKfID == "" || ev.ExternalUserID == "" {
 		return nil
@@ -81,11 +95,8 @@ func (r *run) kfCustomerWrote() error {
 	if err != nil {
 		return err
 	}
-	if ev.At.After(s.LastCustomerAt) {
-		s.LastCustomerAt, s.Sent = ev.At, 0
-	}
-	if s.State == kfStateEnded {
-		s.State, s.Servicer = kfStateNew, ""
+	if err := fn(&s); err != nil {
+		return err
 	}
 	return r.putKfSession(ev.OpenKfID, ev.ExternalUserID, s)
 }
@@ -180,34 +191,72 @@ func (r *run) kfEnter() error {
 
 // kfSession handles session_status_change: a person took or ended the session.
 func (r *run) kfSessionChange() error {
-	ev := r.ev
-	if ev.OpenKfID == "" || ev.ExternalUserID == "" {
+	return r.updateKfSession(func(s *KfSession) error {
+		d := r.ev.Data
+		switch d["change_type"] {
+		case "1", "2": // taken from the queue, transferred
+			s.State, s.Servicer = kfStatePerson, d["new_servicer"]
+		case "3": // ended: the bot answers again when the customer writes
+			s.State, s.Servicer = kfStateEnded, ""
+		case "4": // reopened
+			s.State, s.Servicer = kfStateNew, ""
+		}
+		r.log.Info().Str("change_type", d["change_type"]).Int("state", s.State).Str("servicer", s.Servicer).Msg("微信客服 session changed")
 		return nil
-	}
-	s, _, err := ReadKfSession(r.tx, ev.OpenKfID, ev.ExternalUserID)
-	if err != nil {
-		return err
-	}
-	switch ev.Data["change_type"] {
-	case "1", "2": // taken from the queue, transferred
-		s.State, s.Servicer = kfStatePerson, ev.Data["new_servicer"]
-	case "3": // ended: the bot answers again when the customer writes
-		s.State, s.Servicer = kfStateEnded, ""
-	case "4": // reopened
-		s.State, s.Servicer = kfStateNew, ""
-	}
-	r.log.Info().Str("change_type", ev.Data["change_type"]).Int("state", s.State).Str("servicer", s.Servicer).Msg("微信客服 session changed")
-	return r.putKfSession(ev.OpenKfID, ev.ExternalUserID, s)
+	})
 }
 
-// kfSendFail records WeCom's msg_send_fail (the message it could not deliver).
+// kfSendFail records WeCom's msg_send_fail (the message it could not
+// deliver) onto the action that sent it, which fails with the reason.
 func (r *run) kfSendFail() error {
 	ev := r.ev
 	ft, _ := strconv.Atoi(ev.Data["fail_type"])
 	why := map[int]string{0: "unknown", 1: "kf account deleted", 2: "app closed", 4: "past 48 h", 5: "session closed",
 		6: "over 5 messages", 10: "refused by the customer"}[ft]
-	r.log.Warn().Str("fail_msgid", ev.Data["fail_msgid"]).Int("fail_type", ft).Str("why", why).Msg("微信客服 message not delivered (msg_send_fail)")
-	return r.tx.Put(bucketKfSessions, "fail|"+ev.Data["fail_msgid"], []byte(strconv.Itoa(ft)+" "+why))
+	msgID := ev.Data["fail_msgid"]
+	r.log.Warn().Str("fail_msgid", msgID).Int("fail_type", ft).Str("why", why).Msg("微信客服 message not delivered (msg_send_fail)")
+	if err := r.tx.Put(bucketKfSessions, "fail|"+msgID, []byte(strconv.Itoa(ft)+" "+why)); err != nil {
+		return err
+	}
+	raw, err := r.tx.Get(bucketKfMsgIDs, msgID)
+	if errors.Is(err, bot.ErrNotFound) {
+		return nil // not one of ours (a person's message), or swept
+	}
+	if err != nil {
+		return err
+	}
+	id, _ := strconv.ParseUint(string(raw), 10, 64)
+	r.e.metrics.SendResult("kf", bot.KfUndelivered)
+	err = r.tx.SetActionResult(id, bot.ActionResult{Status: bot.ActionFailed, Result: bot.KfUndelivered,
+		Detail: fmt.Sprintf("not delivered: WeCom reported msg_send_fail (fail_type %d: %s)", ft, why), At: r.at})
+	if errors.Is(err, bot.ErrConflict) || errors.Is(err, bot.ErrNotFound) {
+		// Still being sent (its outcome not recorded yet) or swept: the
+		// failure stays recorded under fail|msgid.
+		r.log.Info().Err(err).Uint64("action", id).Msg("msg_send_fail not written onto its action")
+		return nil
+	}
+	return err
+}
+
+var bucketKfMsgIDs = bot.BucketKfMsgIDs
+
+// indexKfMsgID remembers which action sends a 微信客服 msgid, so WeCom's
+// msg_send_fail (which names only the msgid) lands on it.
+func (r *run) indexKfMsgID(a *bot.Action, payload any) error {
+	if a.Status != bot.ActionPending || a.ID == 0 {
+		return nil
+	}
+	var msgID string
+	switch p := payload.(type) {
+	case bot.KfMessage:
+		msgID = p.MsgID
+	case bot.KfEventMessage:
+		msgID = p.MsgID
+	}
+	if msgID == "" {
+		return nil
+	}
+	return r.tx.Put(bucketKfMsgIDs, msgID, []byte(strconv.FormatUint(a.ID, 10)))
 }
 
 // kfTransferDone applies a session moved by kf/service_state/trans.

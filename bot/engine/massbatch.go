@@ -252,6 +252,9 @@ func (r *run) setMassResult(b *massBatch, target string, m *massMember, status, 
 		return nil
 	}
 	m.Result = result
+	if result != bot.MassWaiting && result != bot.MassTaskUnknown {
+		r.e.metrics.SendResult("mass_send", result)
+	}
 	if err := r.tx.SetActionResult(m.Action, bot.ActionResult{Status: status, Result: result, Detail: detail, At: r.at}); err != nil {
 		return fmt.Errorf("write the mass-send result onto action %d: %w", m.Action, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -123,6 +125,8 @@ func (h *harness) massActions() map[string]bot.Action {
 // another task. Results read back land on each member's own action.
 func TestMassSendBatchedIntoOneTaskPerStaff(t *testing.T) {
 	h := newHarness(t, massScenario(t, ""))
+	m := metrics.New()
+	h.eng.WithMetrics(m)
 	h.clock = time.Date(2025, 3, 3, 10, 0, 0, 0, shanghai)
 	// Three customers of zhangsan and two of lisi, a few minutes apart.
 	for i, who := range []struct{ m, staff string }{{"wm1", "zhangsan"}, {"wm2", "lisi"}, {"wm3", "zhangsan"}, {"wm4", "zhangsan"}, {"wm5", "lisi"}} {
@@ -206,6 +210,11 @@ func TestMassSendBatchedIntoOneTaskPerStaff(t *testing.T) {
 	}
 	if a := acts["wm2"]; a.Result != bot.MassDelivered {
 		t.Errorf("wm2 stays delivered: %s", a.Result)
+	}
+	// Each member's final result counted once: wm2 delivered, wm4 over
+	// quota, wm5 not a friend, wm1 and wm3 not confirmed.
+	if n := metricSum(t, m, "wecombot_send_results_total"); n != 5 {
+		t.Errorf("wecombot_send_results_total = %v, want 5", n)
 	}
 	if due := h.massDue(h.clock.Add(30 * 24 * time.Hour)); len(due) != 0 {
 		t.Errorf("still due after both batches concluded: %+v", due)
@@ -316,5 +325,51 @@ func TestMassSendTaskOutcomes(t *testing.T) {
 				t.Errorf("member action %s %s %q, want %v", a.Status, a.Result, a.Detail, want)
 			}
 		})
+	}
+}
+
+// A campaign post to groups owes one mass send per group (each group's
+// monthly quota counts) and the batcher makes one task per owner carrying
+// all of her groups.
+func TestGroupPostOneTaskPerOwner(t *testing.T) {
+	sc, err := scenarios.LoadBytes("t.yaml", []byte(`brand: {name: 测试, zone: Asia/Shanghai}
+campaigns:
+  - name: 早安
+    days: 7
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+    reminders:
+      - {cron: "55 5 * * *", kind: open, to: groups, text: 开始啦}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sc)
+	h.clock = at("03-02 10:00")
+	for chat, owner := range map[string]string{"wrA1": "owner1", "wrA2": "owner1", "wrB1": "owner2"} {
+		h.send(&bot.Event{Type: bot.EventGroupCreate, ChatID: chat, StaffID: owner})
+	}
+	for _, tk := range checkin.Ticks(sc, h.clock, at("03-03 06:00")) {
+		h.clock = tk.Slot
+		h.send(tk.Event(tk.Slot))
+	}
+	per := 0
+	for _, a := range h.actions(bot.ActionMassSend) {
+		if a.Status == bot.ActionBatched {
+			per++
+		}
+	}
+	if per != 3 {
+		t.Fatalf("batched group sends %d, want one per group", per)
+	}
+	h.clock = at("03-03 06:10")
+	tasks, _ := h.relayDue(nil, func(bot.MassResult) (string, map[string]string) { return "0", nil })
+	got := map[string]string{}
+	for _, p := range tasks {
+		sort.Strings(p.ChatIDs)
+		got[p.Sender] = p.ChatType + ":" + strings.Join(p.ChatIDs, ",")
+	}
+	if len(tasks) != 2 || got["owner1"] != "group:wrA1,wrA2" || got["owner2"] != "group:wrB1" {
+		t.Errorf("tasks %v: want one per owner", got)
 	}
 }

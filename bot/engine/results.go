@@ -145,6 +145,8 @@ func (r *run) actionResult() error {
 		if d[dataTimer] == timerMassBatch {
 			return r.massBatchClose(d[bot.DataBatch])
 		}
+	case bot.ActionContactProfile:
+		return r.profileLearned(d["profile"])
 	case bot.ActionContactWay, bot.ActionGroupJoinWay:
 		rec, err := ContactWay(r.tx, d["state"])
 		if err != nil {

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +145,137 @@ func TestKfSendBudget(t *testing.T) {
 	for _, a := range due {
 		if a.Status == bot.ActionSkipped {
 			t.Fatalf("skipped action %d is due", a.ID)
+		}
+	}
+}
+
+// On add, after the welcome, the engine asks for the customer's profile;
+// the answer (externalcontact/get) teaches it the WeChat name, gender,
+// unionid and the corp tags staff set by hand.
+func TestProfileLearnedAfterAdd(t *testing.T) {
+	h := newHarness(t, scenarios.LoadDefault())
+	h.send(add("wm_p", "chayi01", "xhs", "wc-p"))
+	profiles := h.actions(bot.ActionContactProfile)
+	if len(profiles) != 1 || !profiles[0].DueAt.After(t0) {
+		t.Fatalf("profile fetches %d", len(profiles))
+	}
+	raw := `{"external_user_id":"wm_p","name":"李四","gender":2,"unionid":"ozynqsulJFCZ2z1aYeS8h-nuasdAAA",` +
+		`"follows":[{"staff_id":"chayi01","state":"xhs","tags":["宝妈"]}]}`
+	h.send(&bot.Event{Type: bot.EventActionResult, Data: map[string]string{bot.ResultKind: string(bot.ActionContactProfile),
+		"external_user_id": "wm_p", "profile": raw}})
+	m := h.member("wm_p")
+	if m.Name != "李四" || m.Gender != 2 || m.UnionID == "" || !slices.Contains(m.Tags, "宝妈") {
+		t.Fatalf("member %+v", m)
+	}
+	// Learnt tags are not written back: they are on the customer already.
+	for _, a := range h.actions(bot.ActionMarkTag) {
+		if strings.Contains(string(a.Payload), "宝妈") {
+			t.Errorf("learnt tag written back: %s", a.Payload)
+		}
+	}
+	h.send(&bot.Event{Type: bot.EventContactEdit, ExternalUserID: "wm_p", StaffID: "chayi01"})
+	if n := len(h.actions(bot.ActionContactProfile)); n != 2 {
+		t.Errorf("edit: profile fetches %d, want 2", n)
+	}
+}
+
+// A group create, a join and an owner or name change are read back with
+// groupchat/get (issue 16's group detail, one read per event); its result
+// teaches the owner (who sends the group's mass-send tasks) and the name.
+func TestGroupProfileLearned(t *testing.T) {
+	h := newHarness(t, scenarios.LoadDefault())
+	const chat = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"
+	h.send(add("wm_g", "chayi01", "xhs", "wc-g"))
+	h.send(&bot.Event{Type: bot.EventGroupCreate, ChatID: chat, StaffID: "chayi01"})
+	h.send(join("wm_g", chat))
+	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: chat, UpdateDetail: bot.GroupChangeOwner})
+	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: chat, UpdateDetail: "change_notice"})
+	if n := len(h.actions(bot.ActionGroupDetail)); n != 3 {
+		t.Fatalf("groupchat/get actions %d, want 3 (create, join, change_owner; not change_notice)", n)
+	}
+	members := `[{"userid":"wm_g","type":2,"join_scene":3,"state":"qr-1","name":"小G"},{"userid":"chayi01","type":1}]`
+	h.send(&bot.Event{Type: bot.EventActionResult, Data: map[string]string{bot.ResultKind: string(bot.ActionGroupDetail),
+		"chat_id": chat, "owner": "ZhuShengBen", "name": "销售客服群", bot.DataGroupMembers: members}})
+	if m := h.member("wm_g"); !m.InGroup(chat) {
+		t.Errorf("member groups %v", m.Groups)
+	}
+	var g groupRecord
+	err := h.store.View(context.Background(), func(tx bot.Tx) error {
+		raw, err := tx.Get(bucketGroups, chat)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(raw, &g)
+	})
+	if err != nil || g.Owner != "ZhuShengBen" || g.Name != "销售客服群" || !slices.Contains(g.Members, "wm_g") {
+		t.Fatalf("group %+v, %v", g, err)
+	}
+}
+
+// WeCom's msg_send_fail names only the msgid: it lands on the kf action
+// that sent it, which fails with the reason (the timeline says so); one
+// for a message that isn't ours changes nothing.
+func TestKfSendFailOntoTheAction(t *testing.T) {
+	h := newHarness(t, scenarios.LoadDefault())
+	h.send(kf("wm_f", "门店几点开门"))
+	replies := h.actions(bot.ActionKfMessage)
+	if len(replies) != 1 {
+		t.Fatalf("replies %d", len(replies))
+	}
+	var p bot.KfMessage
+	_ = replies[0].Decode(&p)
+	if err := h.store.MarkSent(context.Background(), replies[0].ID, h.clock, "msgid="+p.MsgID); err != nil {
+		t.Fatal(err)
+	}
+	h.send(kfEvent(bot.EventKfSendFail, "wm_f", map[string]string{"fail_msgid": "not-ours", "fail_type": "4"}))
+	h.send(kfEvent(bot.EventKfSendFail, "wm_f", map[string]string{"fail_msgid": p.MsgID, "fail_type": "10"}))
+	a, err := h.store.Action(context.Background(), replies[0].ID)
+	if err != nil || a.Status != bot.ActionFailed || a.Result != bot.KfUndelivered || !strings.Contains(a.Detail, "refused by the customer") {
+		t.Fatalf("action after msg_send_fail: %+v %v", a, err)
+	}
+}
+
+// A kf follow-up with otherwise: mass_send goes as the staff member's
+// mass-send task when 微信客服 may not reach the member then (the kf message
+// is recorded skipped with its reason); within the budget it goes by kf.
+func TestKfFollowUpReroutedToMassSend(t *testing.T) {
+	sc, err := scenarios.LoadBytes("reroute.yaml", []byte(`brand: {name: 测试}
+welcome:
+  default:
+    text: 你好
+    follow_ups:
+      - {after: 2h, via: kf, open_kfid: wkTEST, otherwise: mass_send, text: 新品到店啦}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sc)
+	h.send(kf("wm_wrote", "你好")) // wrote to 微信客服 just before adding the staff member
+	h.send(add("wm_wrote", "zhangsan", "", "WC-1"))
+	h.send(add("wm_silent", "zhangsan", "", "WC-2"))
+	status := map[string]string{}
+	for _, a := range h.actions("") {
+		if strings.HasPrefix(a.Key, "followup|") {
+			status[a.MemberID+" "+string(a.Kind)] = a.Status
+		}
+	}
+	want := map[string]string{
+		"wm_wrote kf_message":  bot.ActionPending,
+		"wm_silent kf_message": bot.ActionSkipped,
+		"wm_silent mass_send":  bot.ActionBatched,
+	}
+	for k, v := range want {
+		if status[k] != v {
+			t.Errorf("%s: %q, want %q (all: %v)", k, status[k], v, status)
+		}
+	}
+	if _, ok := status["wm_wrote mass_send"]; ok {
+		t.Errorf("a member inside the kf budget also got the mass send: %v", status)
+	}
+	for _, bad := range []string{"{after: 1h, via: mass_send, otherwise: mass_send, text: x}", "{after: 1h, via: kf, open_kfid: wk, otherwise: robot, text: x}"} {
+		_, err := scenarios.LoadBytes("bad.yaml", []byte("brand: {name: 测试}\nwelcome:\n  default:\n    text: 你好\n    follow_ups:\n      - "+bad+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "otherwise") {
+			t.Errorf("%s: %v, want an error naming otherwise", bad, err)
 		}
 	}
 }

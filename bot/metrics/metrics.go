@@ -46,6 +46,9 @@ type Metrics struct {
 	couponC    *couponCollectors
 	skipOnce   sync.Once
 	skipped    *prometheus.CounterVec
+	// resultOnce/sendResults: wecombot_send_results_total (sends.go).
+	resultOnce  sync.Once
+	sendResults *prometheus.CounterVec
 
 	// The backlog gauges (event log, outbox: counts, oldest ages, dead
 	// letters) are read at scrape time: ObserveStore. Breakers: ObserveBreaker.

@@ -18,3 +18,21 @@ func (m *Metrics) SendSkipped(surface, reason string) {
 	})
 	m.skipped.WithLabelValues(surface, reason).Inc()
 }
+
+// SendResult counts what WeCom reported about a message after accepting
+// it, by surface and result — mass_send: delivered, not_confirmed,
+// over_quota, not_friend, left_out, canceled, task_failed; kf: undelivered
+// (msg_send_fail) — as wecombot_send_results_total.
+func (m *Metrics) SendResult(surface, result string) {
+	if m == nil {
+		return
+	}
+	m.resultOnce.Do(func() {
+		m.sendResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecombot_send_results_total",
+			Help: "What became of messages WeCom accepted: per-customer mass-send results read back (get_groupmsg_send_result) or concluded, and 微信客服 messages reported undelivered (msg_send_fail), by surface and result.",
+		}, []string{"surface", "result"})
+		m.Registry.MustRegister(m.sendResults)
+	})
+	m.sendResults.WithLabelValues(surface, result).Inc()
+}

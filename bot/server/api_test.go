@@ -912,7 +912,7 @@ func TestEventsAndOutboxPages(t *testing.T) {
 		for _, limit := range []int{1, 2, 1000} {
 			var seen []float64
 			cursor, pages, ended := "", 0, false
-			for range 10 {
+			for range 100 {
 				r := f.get(fmt.Sprintf("%s?limit=%d&cursor=%s", tc.path, limit, cursor))
 				if r.code != 200 {
 					t.Fatalf("%s: %d %s", tc.path, r.code, r.body)

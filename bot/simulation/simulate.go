@@ -664,7 +664,7 @@ func (s *simulator) reportSkipped(ctx context.Context) error {
 		s.lastAction = max(s.lastAction, a.ID)
 		if a.Status == bot.ActionBatched {
 			s.massSeen[a.ID] = ""
-			s.line("batch", "%s → %s due %s joins its staff member's batch", a.Kind, a.MemberID, s.fmtTime(a.DueAt))
+			s.line("batch", "%s → %s due %s joins its staff member's batch", a.Kind, massTo(&a), s.fmtTime(a.DueAt))
 			continue
 		}
 		if a.Status != bot.ActionSkipped {
@@ -736,6 +736,14 @@ func (s *simulator) record(a *bot.Action) error {
 		}
 		s.line("send", "robot → %s", p.Robot)
 		s.text(p.Text + p.Markdown)
+	case bot.ActionContactProfile:
+		s.line("read", "externalcontact/get %s (WeChat name, gender, unionid, tags staff set by hand)", a.MemberID)
+	case bot.ActionGroupDetail:
+		var p bot.GroupDetail
+		if err := a.Decode(&p); err != nil {
+			return err
+		}
+		s.line("read", "groupchat/get %s (owner, name, members' join codes)", p.ChatID)
 	case bot.ActionMassResult:
 		var p bot.MassResult
 		if err := a.Decode(&p); err != nil {
@@ -830,6 +838,15 @@ func (s *simulator) massResults(a *bot.Action) map[string]string {
 	return d
 }
 
+// massTo is who a per-member mass send is for: the customer, or the group.
+func massTo(a *bot.Action) string {
+	var p bot.MassSend
+	if a.MemberID != "" || a.Decode(&p) != nil {
+		return a.MemberID
+	}
+	return strings.Join(p.ChatIDs, ",")
+}
+
 // reportMass prints what became of batched mass sends as results arrive.
 func (s *simulator) reportMass(ctx context.Context) error {
 	ids := make([]uint64, 0, len(s.massSeen))
@@ -847,11 +864,11 @@ func (s *simulator) reportMass(ctx context.Context) error {
 		}
 		s.massSeen[id] = a.Result
 		if a.Result == bot.MassCanceled {
-			s.line("cancel", "%s → %s: %s", a.Kind, a.MemberID, strings.TrimPrefix(a.Detail, "canceled: "))
+			s.line("cancel", "%s → %s: %s", a.Kind, massTo(a), strings.TrimPrefix(a.Detail, "canceled: "))
 			continue
 		}
 		if a.Result != bot.MassWaiting {
-			s.line("result", "mass_send → %s: %s", a.MemberID, a.Detail)
+			s.line("result", "mass_send → %s: %s", massTo(a), a.Detail)
 		}
 	}
 	return nil

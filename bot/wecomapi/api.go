@@ -3,6 +3,7 @@ package wecomapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -135,6 +136,49 @@ func (c *Client) createContactWay(ctx context.Context, cw bot.ContactWay) (confi
 		return "", "", fmt.Errorf("create contact way %q: %w", state, err)
 	}
 	return resp.ConfigID, resp.QrCode, nil
+}
+
+// contactProfile reads a customer's profile (externalcontact/get) and hands
+// it back to the engine as the action's result.
+func (c *Client) contactProfile(ctx context.Context, a *bot.Action) (bot.SendResult, error) {
+	var p bot.ContactProfile
+	if err := decode(a, &p); err != nil {
+		return bot.SendResult{}, err
+	}
+	if p.ExternalUserID == "" {
+		return bot.SendResult{}, invalid("contact_profile without external_user_id")
+	}
+	var resp *externalcontact.ExternalUserDetailResponse
+	err := c.call(ctx, apiGetExternalContact, func() (err error) {
+		resp, err = c.contact.GetExternalUserDetail(url.QueryEscape(p.ExternalUserID))
+		return err
+	})
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Code == CodeInvalidExternalUser {
+		// Not (or no longer) this corp's customer: nothing to learn; a read
+		// that can't succeed is not a failed delivery.
+		return bot.SendResult{Detail: "no profile: " + apiErr.Hint()}, nil
+	}
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	prof := bot.ContactProfileData{ExternalUserID: p.ExternalUserID, Name: resp.ExternalContact.Name,
+		Gender: int(resp.ExternalContact.Gender), UnionID: resp.ExternalContact.UnionID}
+	for _, f := range resp.FollowUser {
+		pf := bot.ContactProfileFollow{StaffID: f.UserID, State: f.State, Remark: f.Remark}
+		for _, t := range f.Tags {
+			if t.Type == 1 { // corp tags; personal tags are the staff member's own
+				pf.Tags = append(pf.Tags, t.TagName)
+			}
+		}
+		prof.Follows = append(prof.Follows, pf)
+	}
+	raw, err := json.Marshal(prof)
+	if err != nil {
+		return bot.SendResult{}, err
+	}
+	return bot.SendResult{Detail: fmt.Sprintf("profile of %s (%d staff)", p.ExternalUserID, len(prof.Follows)),
+		Data: map[string]string{"external_user_id": p.ExternalUserID, "profile": string(raw)}}, nil
 }
 
 // GetExternalContact returns a customer's WeChat name (externalcontact/get).

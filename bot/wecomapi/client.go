@@ -344,15 +344,17 @@ var deliveringAPIs = map[string]bool{
 
 // kindAPIs are the APIs each action kind calls, for HoldUntil.
 var kindAPIs = map[bot.ActionKind][]string{
-	bot.ActionWelcome:      {apiSendWelcome},
-	bot.ActionMarkTag:      {apiMarkTag, apiGetCorpTagList, apiAddCorpTag},
-	bot.ActionMassSend:     {apiAddMsgTemplate},
-	bot.ActionGroupWelcome: {apiGroupWelcomeAdd, apiGroupWelcomeEdit},
-	bot.ActionStaffMessage: {apiMessageSend},
-	bot.ActionKfMessage:    {apiKfSendMsg},
-	bot.ActionRobot:        {apiWebhookSend},
-	bot.ActionContactWay:   {apiAddContactWay},
-	bot.ActionMassResult:   {apiRemindGroupMsgSend, apiGroupMsgTask, apiGroupMsgSendResult},
+	bot.ActionWelcome:        {apiSendWelcome},
+	bot.ActionMarkTag:        {apiMarkTag, apiGetCorpTagList, apiAddCorpTag},
+	bot.ActionMassSend:       {apiAddMsgTemplate},
+	bot.ActionGroupWelcome:   {apiGroupWelcomeAdd, apiGroupWelcomeEdit},
+	bot.ActionStaffMessage:   {apiMessageSend},
+	bot.ActionKfMessage:      {apiKfSendMsg},
+	bot.ActionRobot:          {apiWebhookSend},
+	bot.ActionContactWay:     {apiAddContactWay},
+	bot.ActionMassResult:     {apiRemindGroupMsgSend, apiGroupMsgTask, apiGroupMsgSendResult},
+	bot.ActionContactProfile: {apiGetExternalContact},
+	bot.ActionGroupDetail:    {apiGroupChatGet},
 }
 
 // HoldUntil implements pipeline.Holder: until when the throttle holds an API

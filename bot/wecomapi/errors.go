@@ -26,6 +26,7 @@ const (
 	CodeTagNameExists       int64 = 40071
 	CodeInvalidExternalUser int64 = 40096
 	CodeInvalidMediaID      int64 = 40007
+	CodeInvalidChatID       int64 = 40050
 	CodeInvalidTag          int64 = 40068
 	CodeWelcomeCodeUsed     int64 = 41051
 	CodeWelcomeBeingSent    int64 = 41096

@@ -3,6 +3,7 @@ package wecomapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -73,6 +74,12 @@ func (c *Client) groupDetail(ctx context.Context, a *bot.Action) (bot.SendResult
 		return bot.SendResult{}, err
 	}
 	g, err := c.GroupChat(ctx, p.ChatID)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Code == CodeInvalidChatID {
+		// Not a customer group this app may read (dismissed, another
+		// corp's): nothing to learn, not a failed action.
+		return bot.SendResult{Detail: "no group: " + apiErr.Msg}, nil
+	}
 	if err != nil {
 		return bot.SendResult{}, err
 	}
@@ -80,6 +87,6 @@ func (c *Client) groupDetail(ctx context.Context, a *bot.Action) (bot.SendResult
 	if err != nil {
 		return bot.SendResult{}, err
 	}
-	return bot.SendResult{Detail: fmt.Sprintf("group %s: %d members", p.ChatID, len(g.Members)),
-		Data: map[string]string{"chat_id": p.ChatID, "owner": g.Owner, bot.DataGroupMembers: string(raw)}}, nil
+	return bot.SendResult{Detail: fmt.Sprintf("group %s: owner %s, %d members", p.ChatID, g.Owner, len(g.Members)),
+		Data: map[string]string{"chat_id": p.ChatID, "owner": g.Owner, "name": g.Name, bot.DataGroupMembers: string(raw)}}, nil
 }

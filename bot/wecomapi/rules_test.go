@@ -2,6 +2,7 @@ package wecomapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -143,5 +144,52 @@ func TestTagRefreshAction(t *testing.T) {
 	}
 	if n := e.fake.Count(fakewecom.APIGetCorpTagList); n != 2 {
 		t.Errorf("get_corp_tag_list calls = %d, want 2 (ping, refresh)", n)
+	}
+}
+
+// contact_profile reads externalcontact/get (the official example's shape)
+// and hands name, gender, unionid and each follow user's corp tags and state back.
+func TestContactProfile(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.fake.SetContact(fakewecom.Contact{ExternalUserID: "woAJ2GCAAAXtWyujaWJHDDGi0mACHAAA", Name: "李四", Type: 1, Gender: 1,
+		UnionID: "ozynqsulJFCZ2z1aYeS8h-nuasdAAA", FollowUsers: []fakewecom.FollowUser{{UserID: "rocky", State: "xhs",
+			Tags: []fakewecom.FollowTag{{GroupName: "人群", TagName: "宝妈", TagID: "et1", Type: 1}, {TagName: "私人", Type: 2}}}}})
+	res, _, err := e.client.Send(context.Background(), action(t, bot.ActionContactProfile, bot.ContactProfile{ExternalUserID: "woAJ2GCAAAXtWyujaWJHDDGi0mACHAAA"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p bot.ContactProfileData
+	if err := json.Unmarshal([]byte(res.Data["profile"]), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "李四" || p.Gender != 1 || p.UnionID == "" || len(p.Follows) != 1 || p.Follows[0].State != "xhs" ||
+		len(p.Follows[0].Tags) != 1 || p.Follows[0].Tags[0] != "宝妈" {
+		t.Fatalf("profile %+v", p)
+	}
+}
+
+// group_detail reads groupchat/get (the official example's ids) and hands
+// the owner, name and members back; a group WeCom doesn't know (40050) is
+// nothing to learn, not a failed action.
+func TestGroupProfile(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.fake.SetGroupChat(fakewecom.GroupChat{ChatID: "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", Name: "销售客服群", Owner: "ZhuShengBen",
+		Members: []fakewecom.GroupMember{{UserID: "wmOgQhDgAAuXFJGwbve4g4iXknfOAAAA", Type: 2, JoinScene: 3, State: "qr-1"}}})
+	res, _, err := e.client.Send(context.Background(), action(t, bot.ActionGroupDetail, bot.GroupDetail{ChatID: "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []bot.SyncGroupMember
+	if err := json.Unmarshal([]byte(res.Data[bot.DataGroupMembers]), &members); err != nil {
+		t.Fatal(err)
+	}
+	if res.Data["owner"] != "ZhuShengBen" || res.Data["name"] != "销售客服群" || len(members) != 1 || members[0].State != "qr-1" || members[0].JoinScene != 3 {
+		t.Fatalf("group %v %+v", res.Data, members)
+	}
+	res, _, err = e.client.Send(context.Background(), action(t, bot.ActionGroupDetail, bot.GroupDetail{ChatID: "wrUnknownGroup"}))
+	if err != nil || len(res.Data) != 0 {
+		t.Errorf("unknown group: %+v %v, want nothing learnt and no error", res, err)
 	}
 }

@@ -74,6 +74,8 @@ func (c *Client) send(ctx context.Context, a *bot.Action) (bot.SendResult, error
 		return c.kfTransfer(ctx, a)
 	case bot.ActionMassResult:
 		return c.massResult(ctx, a)
+	case bot.ActionContactProfile:
+		return c.contactProfile(ctx, a)
 	case bot.ActionTagRefresh:
 		if err := c.RefreshTags(ctx); err != nil {
 			return bot.SendResult{}, err
@@ -607,6 +609,11 @@ func Summary(a *bot.Action) string {
 		var p bot.KfEventMessage
 		if err = a.Decode(&p); err == nil {
 			s = fmt.Sprintf("kf greeting to %s: %q", p.ExternalUserID, short(p.Text))
+		}
+	case bot.ActionContactProfile:
+		var p bot.ContactProfile
+		if err = a.Decode(&p); err == nil {
+			s = "read the profile of " + p.ExternalUserID + " (externalcontact/get)"
 		}
 	case bot.ActionKfTransfer:
 		var p bot.KfTransfer

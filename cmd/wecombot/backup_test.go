@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
 
@@ -53,21 +54,39 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 	}
 	eventuallyT(t, "welcomes sent", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 5 })
 
-	authStatus := func() map[string]any {
-		req, _ := http.NewRequest(http.MethodGet, in.base+"/api/v1/status", nil)
+	authGet := func(path string, v any) {
+		req, _ := http.NewRequest(http.MethodGet, in.base+path, nil)
 		req.Header.Set("Authorization", "Bearer "+env["WECOMBOT_ADMIN_TOKEN"])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 			t.Fatal(err)
 		}
+	}
+	authStatus := func() map[string]any {
+		var m map[string]any
+		authGet("/api/v1/status", &m)
 		return m
 	}
 	eventuallyT(t, "the log processed", 5*time.Second, func() bool { return num(authStatus(), "events", "pending") == 0 })
+	// After each welcome the engine reads the customer's profile (due 1 s
+	// later): wait until those are delivered, so the snapshot owes nothing due.
+	eventuallyT(t, "profiles read", 10*time.Second, func() bool {
+		var out struct {
+			Actions []bot.Action `json:"actions"`
+		}
+		authGet("/api/v1/outbox?limit=1000", &out)
+		sent := 0
+		for _, a := range out.Actions {
+			if a.Kind == bot.ActionContactProfile && a.Status == bot.ActionSent {
+				sent++
+			}
+		}
+		return sent == 5
+	})
 	lastSeq := num(authStatus(), "events", "last_seq")
 	file := filepath.Join(t.TempDir(), "snap.db")
 	// A wrong token is refused with a hint, and leaves no file behind.

@@ -19,7 +19,9 @@ import (
 // never does (she is reminded, then her customers count as not confirmed);
 // a customer no longer zhangsan's friend lands in fail_list. Each result is
 // read back from WeCom (get_groupmsg_task, get_groupmsg_send_result) and
-// written onto the customer's own action.
+// written onto the customer's own action. The profile read after each
+// welcome (externalcontact/get) teaches a customer's WeChat name and the
+// tags staff set by hand.
 func TestMassSendBatchesEndToEnd(t *testing.T) {
 	t.Parallel()
 	fake := fakewecom.New(t)
@@ -43,6 +45,9 @@ limits:
 	defer in.stop()
 
 	fake.NotFriend("wm_z3")
+	// The profile read after the welcome (externalcontact/get) teaches the name.
+	fake.SetContact(fakewecom.Contact{ExternalUserID: "wm_z1", Name: "张一", Type: 1, Gender: 2, UnionID: "ozUnion_z1",
+		FollowUsers: []fakewecom.FollowUser{{UserID: "zhangsan", Tags: []fakewecom.FollowTag{{GroupName: "人群", TagName: "宝妈", TagID: "etMom", Type: 1}}}}})
 	at := time.Now().Truncate(time.Second)
 	staffOf := map[string]string{"wm_z1": "zhangsan", "wm_l1": "lisi", "wm_z2": "zhangsan", "wm_l2": "lisi", "wm_z3": "zhangsan"}
 	for _, m := range []string{"wm_z1", "wm_l1", "wm_z2", "wm_l2", "wm_z3"} {
@@ -92,8 +97,12 @@ limits:
 	if n := fake.Count(fakewecom.APIAddMsgTemplate); n != 2 {
 		t.Errorf("add_msg_template calls = %d, want 2", n)
 	}
+	code, body := in.get(t, "/api/v1/members/wm_z1")
+	if code != 200 || !strings.Contains(body, `"name":"张一"`) || !strings.Contains(body, "宝妈") || !strings.Contains(body, `"unionid":"ozUnion_z1"`) {
+		t.Errorf("profile not learnt: %d %.400s", code, body)
+	}
 	// The member's timeline says it in words.
-	code, body := in.get(t, "/api/v1/members/wm_l1")
+	code, body = in.get(t, "/api/v1/members/wm_l1")
 	if code != 200 || !strings.Contains(body, `"result":"not_confirmed"`) || !strings.Contains(body, "lisi did not confirm") {
 		t.Errorf("timeline of wm_l1: %d %.600s", code, body)
 	}

@@ -500,9 +500,14 @@ func (t *boltTx) SetActionResult(id uint64, r bot.ActionResult) error {
 	if !a.ApplyResult(r) {
 		return fmt.Errorf("action %d is %s and takes no %q result: %w", id, was, r.Status, bot.ErrConflict)
 	}
-	if a.Status != was && (a.Status == bot.ActionSent || a.Status == bot.ActionFailed) {
+	if a.Status != was {
 		// Batched actions are counted nowhere (like skipped ones); they join
 		// the final counters when their result arrives.
+		if was == bot.ActionSent || was == bot.ActionFailed {
+			if err := addCounter(t.tx, statusCounter(was), -1); err != nil {
+				return err
+			}
+		}
 		if err := addCounter(t.tx, statusCounter(a.Status), 1); err != nil {
 			return err
 		}

@@ -735,7 +735,7 @@ func testBatchedActionResults(t *testing.T, open Open) {
 		{"m1", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassWaiting, Detail: "in task msg1", At: at}, false},
 		{"m1", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassDelivered, Detail: "delivered", At: at.Add(time.Hour)}, false},
 		{"m2", bot.ActionResult{Status: bot.ActionFailed, Result: bot.MassCanceled, Detail: "she deleted the staff member", At: at}, false},
-		{"m1", bot.ActionResult{Status: bot.ActionFailed, Result: bot.MassTaskFailed}, true},
+		{"m2", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassDelivered}, true},
 		{"pending", bot.ActionResult{Status: bot.ActionSent, Result: bot.MassDelivered}, true},
 	}
 	for i, st := range steps {
@@ -755,6 +755,18 @@ func testBatchedActionResults(t *testing.T, open Open) {
 	st, err := s.OutboxStats(ctx)
 	if err != nil || st.Pending != 1 || st.Sent != 1 || st.Failed != 1 {
 		t.Errorf("stats %+v %v: want 1 pending, 1 sent, 1 failed", st, err)
+	}
+	// A sent action WeCom later reports undelivered (msg_send_fail) fails.
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		return tx.SetActionResult(ids["m1"], bot.ActionResult{Status: bot.ActionFailed, Result: "undelivered", Detail: "msg_send_fail", At: at})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.OutboxStats(ctx); err != nil || st.Sent != 0 || st.Failed != 2 {
+		t.Errorf("stats after sent → failed %+v %v: want 0 sent, 2 failed", st, err)
+	}
+	if m1, err := s.Action(ctx, ids["m1"]); err != nil || m1.Status != bot.ActionFailed || m1.LastError != "msg_send_fail" {
+		t.Errorf("m1 %+v %v", m1, err)
 	}
 }
 

@@ -142,7 +142,7 @@
         aibot_response: '智能机器人回复', stage: '阶段变化',
       },
       status: { pending: '待发送', sent: '已发送', failed: '发送失败', possibly_delivered: '可能已送达', delivering: '发送中', skipped: '未发送（企业微信会拒绝）', batched: '等待合并群发' },
-      mass: { waiting_confirm: '等待员工在企业微信确认', delivered: '已送达', not_confirmed: '员工未确认', over_quota: '超出本月群发次数', not_friend: '不是员工的好友',
+      result: { waiting_confirm: '等待员工在企业微信确认', undelivered: '未送达（企业微信报告发送失败）', delivered: '已送达', not_confirmed: '员工未确认', over_quota: '超出本月群发次数', not_friend: '不是员工的好友',
         left_out: '员工确认时未选她', canceled: '群发前已取消', task_failed: '群发任务失败', task_unknown: '群发任务结果未知' },
       cause: {
         contact_add: '添加客户', contact_edit: '编辑客户', first_order: '首单', loyal_spend: '累计消费达标', loyal_orders: '累计订单达标',
@@ -182,7 +182,7 @@
         kf_sync: 'Pull WeChat Customer Service messages', aibot_response: 'AI bot reply', stage: 'Stage change',
       },
       status: { pending: 'pending', sent: 'sent', failed: 'failed', possibly_delivered: 'possibly delivered', delivering: 'sending', skipped: 'skipped (WeCom would refuse it)', batched: 'waiting for its mass-send task' },
-      mass: { waiting_confirm: 'waiting for staff to confirm in WeCom', delivered: 'delivered', not_confirmed: 'not confirmed by staff', over_quota: 'over the monthly mass-send quota', not_friend: 'not a friend of the staff member',
+      result: { waiting_confirm: 'waiting for staff to confirm in WeCom', undelivered: 'not delivered (WeCom reported a send failure)', delivered: 'delivered', not_confirmed: 'not confirmed by staff', over_quota: 'over the monthly mass-send quota', not_friend: 'not a friend of the staff member',
         left_out: 'left out when staff confirmed', canceled: 'canceled before the task', task_failed: 'the mass-send task failed', task_unknown: 'the task\'s outcome is unknown' },
       cause: {
         contact_add: 'customer added', contact_edit: 'customer edited', first_order: 'first order', loyal_spend: 'spend threshold',
@@ -603,7 +603,7 @@
         h('div', { class: 'grid' },
           card(t('profile'), kvTable(info)),
           card(t('conversation'), d.conversation.length ? h('div', { class: 'chat', id: 'conversation' }, d.conversation.map((c) =>
-            h('div', { class: 'bubble ' + c.from }, c.text, h('span', { class: 'when' }, t('from_' + c.from), ' · ', when(c.at), c.result ? ' · ' + label('mass', c.result) : c.status ? ' · ' + label('status', c.status) : ''))))
+            h('div', { class: 'bubble ' + c.from }, c.text, h('span', { class: 'when' }, t('from_' + c.from), ' · ', when(c.at), c.result ? ' · ' + label('result', c.result) : c.status ? ' · ' + label('status', c.status) : ''))))
             : empty(t('noConversation'))),
           card(t('timeline'), h('ul', { class: 'timeline', id: 'timeline' }, d.timeline.map(timelineEntry)))),
         h('div', { class: 'grid' },
@@ -654,7 +654,7 @@
       detail = it.fields ? eventDetail(it.fields) : '';
     }
     return h('li', { class: it.kind, 'data-type': it.type },
-      h('div', { class: 'when' }, when(it.at), ' · ', h('b', { class: 'what' }, what), it.result ? ' · ' + label('mass', it.result) : it.status ? ' · ' + label('status', it.status) : ''),
+      h('div', { class: 'when' }, when(it.at), ' · ', h('b', { class: 'what' }, what), it.result ? ' · ' + label('result', it.result) : it.status ? ' · ' + label('status', it.status) : ''),
       detail ? h('div', { class: 'detail' }, detail) : null);
   }
   function eventDetail(f) {
