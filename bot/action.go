@@ -379,6 +379,10 @@ type MassResult struct {
 	Round  int    `json:"round"`
 	// Remind asks WeCom to remind the staff member first (remind_groupmsg_send).
 	Remind bool `json:"remind,omitempty"`
+	// Stop (the confirmation deadline's poll) stops a task still not sent
+	// (cancel_groupmsg_send), so a late confirmation can't send a stale
+	// message the timeline already calls not confirmed.
+	Stop bool `json:"stop,omitempty"`
 }
 
 // Timer is the payload of ActionTimer: Data comes back in its result event.
@@ -402,8 +406,10 @@ const (
 	DataSendResults = "send_results"
 	DataNextCursor  = "next_cursor"
 	DataRound       = "round"
-	// DataReminded is "1" when remind_groupmsg_send went out, else its error.
+	// DataReminded is "1" when remind_groupmsg_send went out, else its
+	// error; DataStopped likewise for cancel_groupmsg_send.
 	DataReminded = "reminded"
+	DataStopped  = "stopped"
 	// DataOutcome is "failed" or "unknown" on the result event the pipeline
 	// appends when a mass send failed for good or its outcome is unknown
 	// (DataError says why).

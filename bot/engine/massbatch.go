@@ -32,7 +32,9 @@ import (
 // are polled (get_groupmsg_task, get_groupmsg_send_result) on a schedule
 // from the task's creation, with remind_groupmsg_send at the scenario's
 // remind times, until the staff member confirmed (and an hour more for the
-// customers' statuses to settle) or limits.mass_send_confirm_within passed.
+// customers' statuses to settle) or limits.mass_send_confirm_within passed:
+// then a task still unsent is stopped (cancel_groupmsg_send), so what the
+// timeline calls not confirmed can't go out late.
 
 // Mass-send batching defaults (scenario limits override them).
 const (
@@ -432,6 +434,7 @@ func (r *run) massPoll(b *massBatch, round int, cursor string) error {
 	default:
 		due = b.TaskAt.Add(polls[round])
 		p.Remind = remind[polls[round]]
+		p.Stop = round == len(polls)-1 // the deadline: stop a task still unsent
 	}
 	key := fmt.Sprintf("massres|%s|%d", b.ID, round)
 	if cursor != "" {
@@ -453,7 +456,7 @@ func (r *run) massPollResult(d map[string]string) error {
 	if d[bot.DataOutcome] != "" {
 		// The poll itself failed for good: try the next round.
 		r.log.Warn().Str("batch", b.ID).Str("error", d[bot.DataError]).Msg("mass-send results could not be read; polling again later")
-		return r.massRoundDone(b, round)
+		return r.massRoundDone(b, round, false)
 	}
 	if d[bot.DataReminded] == "1" {
 		b.Reminded++
@@ -502,11 +505,12 @@ func (r *run) massPollResult(d map[string]string) error {
 		}
 		return r.putJSON(bucketMassBatches, b.ID, b)
 	}
-	return r.massRoundDone(b, round)
+	return r.massRoundDone(b, round, d[bot.DataStopped] == "1")
 }
 
-// massRoundDone plans what follows a finished poll round.
-func (r *run) massRoundDone(b *massBatch, round int) error {
+// massRoundDone plans what follows a finished poll round (stopped: this
+// round stopped the unsent task).
+func (r *run) massRoundDone(b *massBatch, round int, stopped bool) error {
 	polls, _ := r.massSchedule()
 	b.Round = round
 	switch {
@@ -528,7 +532,11 @@ func (r *run) massRoundDone(b *massBatch, round int) error {
 		within := r.massConfirmWithin()
 		r.log.Warn().Str("batch", b.ID).Str("sender", b.Sender).Dur("within", within).Msg("mass-send task not confirmed in time")
 		short := strings.TrimSuffix(strings.TrimSuffix(within.String(), "0s"), "0m")
-		if err := r.massConclude(b, bot.MassNotConfirmed, fmt.Sprintf("not delivered: %s did not confirm task %s within %s", b.Sender, b.MsgID, short)); err != nil {
+		detail := fmt.Sprintf("not delivered: %s did not confirm task %s within %s", b.Sender, b.MsgID, short)
+		if stopped {
+			detail += "; the task was stopped (cancel_groupmsg_send), so a late confirmation sends nothing"
+		}
+		if err := r.massConclude(b, bot.MassNotConfirmed, detail); err != nil {
 			return err
 		}
 	}

@@ -83,6 +83,9 @@ func (h *harness) relayDue(fail map[string]bool, answer func(p bot.MassResult) (
 				if p.Remind {
 					data[bot.DataReminded] = "1"
 				}
+				if p.Stop && task != "2" {
+					data[bot.DataStopped] = "1"
+				}
 			}
 			if err := h.store.MarkSent(ctx, a.ID, h.clock, "test"); err != nil {
 				h.t.Fatal(err)
@@ -205,7 +208,7 @@ func TestMassSendBatchedIntoOneTaskPerStaff(t *testing.T) {
 		t.Errorf("reminders: %d, want 2 (4 h and 24 h)", reminded)
 	}
 	acts = h.massActions()
-	if a := acts["wm1"]; a.Result != bot.MassNotConfirmed || !strings.Contains(a.Detail, "did not confirm") {
+	if a := acts["wm1"]; a.Result != bot.MassNotConfirmed || !strings.Contains(a.Detail, "did not confirm") || !strings.Contains(a.Detail, "stopped") {
 		t.Errorf("wm1 after 72 h: %s %q", a.Result, a.Detail)
 	}
 	if a := acts["wm2"]; a.Result != bot.MassDelivered {

@@ -752,6 +752,9 @@ func (s *simulator) record(a *bot.Action) error {
 		if p.Remind {
 			s.line("remind", "%s: confirm mass-send task %s (remind_groupmsg_send)", p.Sender, p.MsgID)
 		}
+		if t := s.tasks[p.MsgID]; p.Stop && t != nil && (t.confirmed.IsZero() || s.clock.Before(t.confirmed)) {
+			s.line("stop", "mass-send task %s: %s did not confirm it in time (cancel_groupmsg_send)", p.MsgID, p.Sender)
+		}
 	case bot.ActionContactWay:
 		var p bot.ContactWay
 		if err := a.Decode(&p); err != nil {
@@ -829,6 +832,10 @@ func (s *simulator) massResults(a *bot.Action) map[string]string {
 	}
 	if p.Remind && !sent {
 		d[bot.DataReminded] = "1"
+	}
+	if p.Stop && !sent {
+		d[bot.DataStopped] = "1"
+		t.confirmed = time.Time{} // stopped: never sent
 	}
 	pairs := make([]string, len(t.targets))
 	for i, id := range t.targets {

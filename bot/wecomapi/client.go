@@ -352,7 +352,7 @@ var kindAPIs = map[bot.ActionKind][]string{
 	bot.ActionKfMessage:      {apiKfSendMsg},
 	bot.ActionRobot:          {apiWebhookSend},
 	bot.ActionContactWay:     {apiAddContactWay},
-	bot.ActionMassResult:     {apiRemindGroupMsgSend, apiGroupMsgTask, apiGroupMsgSendResult},
+	bot.ActionMassResult:     {apiRemindGroupMsgSend, apiGroupMsgTask, apiGroupMsgSendResult, apiCancelGroupMsgSend},
 	bot.ActionContactProfile: {apiGetExternalContact},
 	bot.ActionGroupDetail:    {apiGroupChatGet},
 }

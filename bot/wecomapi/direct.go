@@ -25,6 +25,7 @@ const (
 	apiGroupMsgTask        = "externalcontact/get_groupmsg_task"
 	apiGroupMsgSendResult  = "externalcontact/get_groupmsg_send_result"
 	apiRemindGroupMsgSend  = "externalcontact/remind_groupmsg_send"
+	apiCancelGroupMsgSend  = "externalcontact/cancel_groupmsg_send"
 	apiGroupChatGet        = "externalcontact/groupchat/get"
 )
 

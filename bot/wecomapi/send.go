@@ -282,6 +282,18 @@ func (c *Client) massResult(ctx context.Context, a *bot.Action) (bot.SendResult,
 			data[bot.DataTaskStatus], data[bot.DataSendTime] = strconv.Itoa(t.Status), strconv.Itoa(t.SendTime)
 		}
 	}
+	if p.Stop && p.Cursor == "" && data[bot.DataTaskStatus] != "2" {
+		// The confirmation deadline passed: stop the task, so a late
+		// confirmation can't send what the timeline calls not confirmed.
+		err := c.call(ctx, apiCancelGroupMsgSend, func() error {
+			return c.contact.CancelGroupMsgSend(&externalcontact.CancelGroupMsgSendRequest{MsgID: p.MsgID})
+		})
+		data[bot.DataStopped] = "1"
+		if err != nil {
+			data[bot.DataStopped] = err.Error()
+			c.log.Warn().Err(err).Str("msgid", p.MsgID).Msg("cancel_groupmsg_send refused; reading the results anyway")
+		}
+	}
 	var page *externalcontact.GetGroupMsgSendResultResponse
 	if err := c.call(ctx, apiGroupMsgSendResult, func() (err error) {
 		page, err = c.contact.GetGroupMsgSendResult(&externalcontact.GetGroupMsgSendResultRequest{MsgID: p.MsgID, UserID: p.Sender, Limit: 1000, Cursor: p.Cursor})

@@ -16,7 +16,8 @@ import (
 // two staff members at the same moment get one follow-up each with the
 // same text; the batcher makes ONE add_msg_template task per staff member
 // carrying all of her customers. zhangsan confirms hers in the client, lisi
-// never does (she is reminded, then her customers count as not confirmed);
+// never does (she is reminded; at the deadline her task is stopped and her
+// customers count as not confirmed);
 // a customer no longer zhangsan's friend lands in fail_list. Each result is
 // read back from WeCom (get_groupmsg_task, get_groupmsg_send_result) and
 // written onto the customer's own action. The profile read after each
@@ -93,6 +94,10 @@ limits:
 	})
 	if r := fake.Reminded(); !slices.Contains(r, msgids["lisi"]) || slices.Contains(r, msgids["zhangsan"]) {
 		t.Errorf("reminded %v: want lisi's unconfirmed task (%s) only", r, msgids["lisi"])
+	}
+	// At the deadline lisi's task was stopped: confirming it late sends nothing.
+	if c := fake.Canceled(); len(c) != 1 || c[0] != msgids["lisi"] || fake.ConfirmMassSend(msgids["lisi"]) {
+		t.Errorf("stopped tasks %v: want lisi's (%s), no longer confirmable", c, msgids["lisi"])
 	}
 	if n := fake.Count(fakewecom.APIAddMsgTemplate); n != 2 {
 		t.Errorf("add_msg_template calls = %d, want 2", n)

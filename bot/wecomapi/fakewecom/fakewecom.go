@@ -43,6 +43,7 @@ const (
 	APIGetGroupMsgTask          = "externalcontact/get_groupmsg_task"
 	APIGetGroupMsgSendResult    = "externalcontact/get_groupmsg_send_result"
 	APIRemindGroupMsgSend       = "externalcontact/remind_groupmsg_send"
+	APICancelGroupMsgSend       = "externalcontact/cancel_groupmsg_send"
 	APIGroupChatGet             = "externalcontact/groupchat/get"
 	APIAgentGet                 = "agent/get"
 )
@@ -563,6 +564,8 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 		return http.StatusOK, s.groupMsgSendResultLocked(body)
 	case APIRemindGroupMsgSend:
 		return http.StatusOK, s.remindLocked(body)
+	case APICancelGroupMsgSend:
+		return http.StatusOK, s.cancelLocked(body)
 	case APIKfSyncMsg:
 		page, scripted := s.kfPages[str("token")+"\x00"+str("cursor")]
 		if !scripted {

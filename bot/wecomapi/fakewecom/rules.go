@@ -531,8 +531,11 @@ type massTask struct {
 	customers []string
 	failed    map[string]int // external_userid → send_result status (2 not a friend, 3 over quota)
 	confirmed bool
-	sentAt    time.Time
-	created   time.Time
+	// canceled: stopped with cancel_groupmsg_send before the staff member
+	// confirmed it; it can no longer be sent.
+	canceled bool
+	sentAt   time.Time
+	created  time.Time
 }
 
 // SetMassQuota sets the per-customer add_msg_template limit per natural month (default 4).
@@ -557,11 +560,24 @@ func (s *Server) ConfirmMassSend(msgID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.massTasks[msgID]
-	if t == nil {
+	if t == nil || t.canceled {
 		return false
 	}
 	t.confirmed, t.sentAt = true, s.now()
 	return true
+}
+
+// Canceled returns the msgids stopped with cancel_groupmsg_send.
+func (s *Server) Canceled() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range s.massOrder {
+		if s.massTasks[id].canceled {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // MassTasks returns the msgids of the tasks created so far, oldest first.
@@ -723,6 +739,21 @@ func (s *Server) remindLocked(body map[string]any) map[string]any {
 		return errBodyMsg(41063, "the task was already sent")
 	}
 	s.reminded = append(s.reminded, id)
+	return ok(nil)
+}
+
+// cancelLocked stops a task the staff member has not sent (停止企业群发: it
+// cannot take back what was sent).
+func (s *Server) cancelLocked(body map[string]any) map[string]any {
+	id, _ := body["msgid"].(string)
+	t := s.massTasks[id]
+	switch {
+	case t == nil:
+		return errBodyMsg(40058, "invalid msgid")
+	case t.confirmed:
+		return errBodyMsg(41063, "the task was already sent")
+	}
+	t.canceled = true
 	return ok(nil)
 }
 

@@ -218,7 +218,15 @@ func TestFakeMassSendQuotaAndResults(t *testing.T) {
 	if list := task["task_list"].([]any); list[0].(map[string]any)["status"] != 0.0 {
 		t.Errorf("unconfirmed task status: %v", task)
 	}
+	// A stopped task (cancel_groupmsg_send) can no longer be sent; a sent
+	// one can't be stopped.
+	if got := post(t, s, "externalcontact/cancel_groupmsg_send?access_token="+tok, `{"msgid":"`+ids[1]+`"}`); code(got) != 0 || s.ConfirmMassSend(ids[1]) {
+		t.Errorf("cancel: %v, then confirmable", got)
+	}
 	s.ConfirmMassSend(ids[0])
+	if got := post(t, s, "externalcontact/cancel_groupmsg_send?access_token="+tok, `{"msgid":"`+ids[0]+`"}`); code(got) != 41063 {
+		t.Errorf("cancel of a sent task: %v, want 41063", got)
+	}
 	if got := res(ids[0]); got["woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA"] != 1 {
 		t.Errorf("after confirmation: %v (want 1 sent)", got)
 	}
