@@ -243,6 +243,17 @@ func (c *Client) massSend(ctx context.Context, a *bot.Action) (bot.SendResult, e
 	return res, nil
 }
 
+// taskCall makes a reminder or stop call for a task and records "1" under
+// key, or WeCom's refusal (already sent; reminded 3 times in 24 h): the
+// results are read either way.
+func (c *Client) taskCall(ctx context.Context, api, msgID, key string, data map[string]string, fn func() error) {
+	data[key] = "1"
+	if err := c.call(ctx, api, fn); err != nil {
+		data[key] = err.Error()
+		c.log.Info().Err(err).Str("msgid", msgID).Str("api", api).Msg("refused; reading the task's results anyway")
+	}
+}
+
 // maxFailListData bounds the fail_list carried in a result event (under bot.MaxDataValueBytes).
 const maxFailListData = 1000
 
@@ -259,15 +270,9 @@ func (c *Client) massResult(ctx context.Context, a *bot.Action) (bot.SendResult,
 	}
 	data := map[string]string{bot.DataBatch: p.Batch, bot.DataMsgID: p.MsgID, bot.DataRound: strconv.Itoa(p.Round)}
 	if p.Remind && p.Cursor == "" {
-		err := c.call(ctx, apiRemindGroupMsgSend, func() error {
+		c.taskCall(ctx, apiRemindGroupMsgSend, p.MsgID, bot.DataReminded, data, func() error {
 			return c.contact.RemindGroupMsgSend(&externalcontact.RemindGroupMsgSendRequest{MsgID: p.MsgID})
 		})
-		data[bot.DataReminded] = "1"
-		if err != nil {
-			// Already sent, or reminded 3 times in 24 h: the results still count.
-			data[bot.DataReminded] = err.Error()
-			c.log.Info().Err(err).Str("msgid", p.MsgID).Msg("remind_groupmsg_send refused; reading the results anyway")
-		}
 	}
 	var task *externalcontact.GetGroupMsgTaskResponse
 	if err := c.call(ctx, apiGroupMsgTask, func() (err error) {
@@ -285,14 +290,9 @@ func (c *Client) massResult(ctx context.Context, a *bot.Action) (bot.SendResult,
 	if p.Stop && p.Cursor == "" && data[bot.DataTaskStatus] != "2" {
 		// The confirmation deadline passed: stop the task, so a late
 		// confirmation can't send what the timeline calls not confirmed.
-		err := c.call(ctx, apiCancelGroupMsgSend, func() error {
+		c.taskCall(ctx, apiCancelGroupMsgSend, p.MsgID, bot.DataStopped, data, func() error {
 			return c.contact.CancelGroupMsgSend(&externalcontact.CancelGroupMsgSendRequest{MsgID: p.MsgID})
 		})
-		data[bot.DataStopped] = "1"
-		if err != nil {
-			data[bot.DataStopped] = err.Error()
-			c.log.Warn().Err(err).Str("msgid", p.MsgID).Msg("cancel_groupmsg_send refused; reading the results anyway")
-		}
 	}
 	var page *externalcontact.GetGroupMsgSendResultResponse
 	if err := c.call(ctx, apiGroupMsgSendResult, func() (err error) {

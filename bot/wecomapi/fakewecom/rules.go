@@ -730,31 +730,37 @@ func (s *Server) groupMsgSendResultLocked(body map[string]any) map[string]any {
 }
 
 func (s *Server) remindLocked(body map[string]any) map[string]any {
-	id, _ := body["msgid"].(string)
-	t := s.massTasks[id]
-	switch {
-	case t == nil:
-		return errBodyMsg(40058, "invalid msgid")
-	case t.confirmed:
-		return errBodyMsg(41063, "the task was already sent")
+	t, refused := s.unsentTaskLocked(body)
+	if refused != nil {
+		return refused
 	}
-	s.reminded = append(s.reminded, id)
+	s.reminded = append(s.reminded, t.msgID)
 	return ok(nil)
 }
 
 // cancelLocked stops a task the staff member has not sent (停止企业群发: it
 // cannot take back what was sent).
 func (s *Server) cancelLocked(body map[string]any) map[string]any {
+	t, refused := s.unsentTaskLocked(body)
+	if refused != nil {
+		return refused
+	}
+	t.canceled = true
+	return ok(nil)
+}
+
+// unsentTaskLocked is the body's msgid task, or WeCom's refusal: unknown
+// (40058), already sent (41063).
+func (s *Server) unsentTaskLocked(body map[string]any) (*massTask, map[string]any) {
 	id, _ := body["msgid"].(string)
 	t := s.massTasks[id]
 	switch {
 	case t == nil:
-		return errBodyMsg(40058, "invalid msgid")
+		return nil, errBodyMsg(40058, "invalid msgid")
 	case t.confirmed:
-		return errBodyMsg(41063, "the task was already sent")
+		return nil, errBodyMsg(41063, "the task was already sent")
 	}
-	t.canceled = true
-	return ok(nil)
+	return t, nil
 }
 
 // ---- profiles ----
