@@ -736,14 +736,9 @@ func (s *simulator) record(a *bot.Action) error {
 		}
 		s.line("send", "robot → %s", p.Robot)
 		s.text(p.Text + p.Markdown)
-	case bot.ActionContactProfile:
-		s.line("read", "externalcontact/get %s (WeChat name, gender, unionid, tags staff set by hand)", a.MemberID)
-	case bot.ActionGroupDetail:
-		var p bot.GroupDetail
-		if err := a.Decode(&p); err != nil {
-			return err
-		}
-		s.line("read", "groupchat/get %s (owner, name, members' join codes)", p.ChatID)
+	case bot.ActionContactProfile, bot.ActionGroupDetail:
+		// Reads (externalcontact/get, groupchat/get) reach no one; the
+		// simulated WeCom has nothing to tell, so they print nothing.
 	case bot.ActionMassResult:
 		var p bot.MassResult
 		if err := a.Decode(&p); err != nil {
