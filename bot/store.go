@@ -142,6 +142,18 @@ type Tx interface {
 	Members(after string, fn func(*Member) bool) error
 	// MemberCount returns how many members are stored.
 	MemberCount() (int, error)
+	// Tallies calls fn for each member tally key with prefix (the keys of
+	// MemberTallies, summed over every member, zero counts left out) in
+	// key order; returning false stops. Kept by PutMember in its
+	// transaction, so reading them costs the number of keys, not of members.
+	Tallies(prefix string, fn func(key string, n int64) bool) error
+	// TermMembers calls fn with the external_userid of each member whose
+	// MemberTerms hold term, in external_userid order after the given id;
+	// returning false stops.
+	TermMembers(term, after string, fn func(member string) bool) error
+	// ScanTerms calls fn for each (term, member) of the search index with
+	// term starting with prefix, in term then member order; returning false stops.
+	ScanTerms(prefix string, fn func(term, member string) bool) error
 
 	// Enqueue adds an action to the outbox and assigns its ID, unless one with
 	// the same Key exists: then it returns dup=true and adds nothing.

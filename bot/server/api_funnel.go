@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,17 +13,16 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 )
 
-// The funnel, channel table, tag/level lists and check-in report are all
-// counted from one pass over the members (and the check-in days). For a
-// million members that pass takes seconds, so it is not done per request:
-// aggregateCache keeps the last result and, once it is older than the TTL,
-// answers with it while one background pass refreshes it (stale while
-// revalidate). Only the very first request waits for a pass, and a pass
-// that takes long (a million members: seconds) stretches the refresh
-// interval to ten times its duration. Counting
-// incrementally in the engine's transactions would be exact to the event,
-// but would put a hot counter key in every member's write; a dashboard is
-// fine being FunnelTTL behind.
+// The funnel, channel table and tag/level/staff lists are read from the
+// member tallies the store keeps in each member's write transaction
+// (bot.MemberTallies): exact to the last applied event and, for a million
+// members, a few hundred keys instead of a pass over every member. The
+// check-in report (per-day counts and streaks over the check-in days)
+// still needs a pass over the days, so it is cached: aggregateCache keeps
+// the last result and, once it is older than the TTL, answers with it
+// while one background pass refreshes it (stale while revalidate). Only the
+// very first request waits for a pass, and a pass that takes long stretches
+// the refresh interval to ten times its duration.
 
 // aggregate is what one pass over the members counts.
 type aggregate struct {
@@ -104,20 +105,12 @@ func (s *Server) eachMember(ctx context.Context, fn func(*bot.Member) bool) erro
 	}
 }
 
-// computeAggregate makes the pass over the store.
+// computeAggregate makes the check-in pass: the leaderboard from the
+// member index, the per-day counts and streaks from the check-in days.
 func (s *Server) computeAggregate(ctx context.Context) (*aggregate, error) {
 	start := s.o.Now()
-	zone := time.UTC
-	if s.o.Scenario != nil {
-		if sc := s.o.Scenario(); sc != nil && sc.Brand.Zone != nil {
-			zone = sc.Brand.Zone
-		}
-	}
-	a := &aggregate{Zone: zone, Current: map[bot.Stage]int{}, Reached: map[bot.Stage]int{},
-		Channels: map[string]*channelCount{}, Entered: map[string]map[bot.Stage]int{},
-		Tags: map[string]int{}, Levels: map[string]int{}, Staff: map[string]int{},
-		CheckInsByDay: map[string]int{}, Streaks: map[int]int{}}
-	if err := s.eachMember(ctx, func(m *bot.Member) bool { a.add(m); return true }); err != nil {
+	a := &aggregate{Zone: s.brandZone(), CheckInsByDay: map[string]int{}, Streaks: map[int]int{}}
+	if err := s.o.Store.View(ctx, a.addLeaders); err != nil {
 		return nil, err
 	}
 	if err := s.o.Store.View(ctx, a.addCheckIns); err != nil {
@@ -128,69 +121,123 @@ func (s *Server) computeAggregate(ctx context.Context) (*aggregate, error) {
 	return a, nil
 }
 
-func (a *aggregate) add(m *bot.Member) {
-	a.Members++
-	if m.Lost {
-		a.Lost++
+// addLeaders reads the members with the most check-ins (then points) from
+// the index's leaders terms.
+func (a *aggregate) addLeaders(tx bot.Tx) error {
+	var ids []string
+	if err := tx.ScanTerms(bot.TermLeaders+bot.IndexSep, func(_, member string) bool {
+		ids = append(ids, member)
+		return len(ids) < leaderboardSize
+	}); err != nil {
+		return err
 	}
-	reached := m.Stage
-	for _, c := range m.StageHistory {
-		if c.To.Rank() > reached.Rank() {
-			reached = c.To
+	for _, id := range ids {
+		m, err := tx.Member(id)
+		if errors.Is(err, bot.ErrNotFound) {
+			continue
 		}
-		week := weekStart(c.At, a.Zone)
-		if a.Entered[week] == nil {
-			a.Entered[week] = map[bot.Stage]int{}
+		if err != nil {
+			return err
 		}
-		a.Entered[week][c.To]++
-	}
-	a.Current[m.Stage]++
-	ch := a.Channels[m.Channel]
-	if ch == nil {
-		ch = &channelCount{State: m.State, Current: map[bot.Stage]int{}, Reached: map[bot.Stage]int{}}
-		a.Channels[m.Channel] = ch
-	}
-	ch.Members++
-	ch.Current[m.Stage]++
-	for _, st := range bot.Stages {
-		if reached.Rank() >= st.Rank() {
-			a.Reached[st]++
-			ch.Reached[st]++
-		}
-	}
-	for _, t := range m.Tags {
-		a.Tags[t]++
-	}
-	if m.Level != "" {
-		a.Levels[m.Level]++
-	}
-	if staff := m.PrimaryStaff(); staff != "" {
-		a.Staff[staff]++
-	}
-	if m.CheckIns > 0 {
 		a.Leaders = append(a.Leaders, leader{ExternalUserID: m.ExternalUserID, Name: m.Name, CheckIns: m.CheckIns, Points: m.Points, Level: m.Level})
-		if len(a.Leaders) > 4*leaderboardSize {
-			a.trimLeaders()
-		}
 	}
+	return nil
 }
 
-func (a *aggregate) trimLeaders() {
-	sort.SliceStable(a.Leaders, func(i, j int) bool {
-		if a.Leaders[i].CheckIns != a.Leaders[j].CheckIns {
-			return a.Leaders[i].CheckIns > a.Leaders[j].CheckIns
+// computeFunnel reads the member tallies: stage counts, channels, tags,
+// levels, staff, and the moves into each stage for the weeks (in zone)
+// from since on.
+func (s *Server) computeFunnel(ctx context.Context, since time.Time) (*aggregate, error) {
+	start := s.o.Now()
+	a := &aggregate{Zone: s.brandZone(), Current: map[bot.Stage]int{}, Reached: map[bot.Stage]int{},
+		Channels: map[string]*channelCount{}, Entered: map[string]map[bot.Stage]int{},
+		Tags: map[string]int{}, Levels: map[string]int{}, Staff: map[string]int{}}
+	states := map[string]int{} // channel ‖ state → members: the channel's most common state is shown
+	channel := func(name string) *channelCount {
+		ch := a.Channels[name]
+		if ch == nil {
+			ch = &channelCount{Current: map[bot.Stage]int{}, Reached: map[bot.Stage]int{}}
+			a.Channels[name] = ch
 		}
-		return a.Leaders[i].Points > a.Leaders[j].Points
-	})
-	if len(a.Leaders) > leaderboardSize {
-		a.Leaders = a.Leaders[:leaderboardSize]
+		return ch
 	}
+	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
+		count := func(key string, n int64) bool {
+			f := strings.Split(key, bot.IndexSep)
+			c := int(n)
+			switch {
+			case len(f) == 1 && f[0] == bot.TallyMembers:
+				a.Members = c
+			case len(f) == 1 && f[0] == bot.TallyLost:
+				a.Lost = c
+			case len(f) == 2 && f[0] == bot.TallyCurrent:
+				a.Current[bot.Stage(f[1])] = c
+			case len(f) == 2 && f[0] == bot.TallyReached:
+				a.Reached[bot.Stage(f[1])] = c
+			case len(f) == 2 && f[0] == bot.TallyChannel:
+				channel(f[1]).Members = c
+			case len(f) == 3 && f[0] == bot.TallyChannelState:
+				ch := channel(f[1])
+				if c > states[f[1]] {
+					states[f[1]], ch.State = c, f[2]
+				}
+			case len(f) == 3 && f[0] == bot.TallyChannelCurrent:
+				channel(f[1]).Current[bot.Stage(f[2])] = c
+			case len(f) == 3 && f[0] == bot.TallyChannelReached:
+				channel(f[1]).Reached[bot.Stage(f[2])] = c
+			case len(f) == 2 && f[0] == bot.TallyTag:
+				a.Tags[f[1]] = c
+			case len(f) == 2 && f[0] == bot.TallyLevel:
+				a.Levels[f[1]] = c
+			case len(f) == 2 && f[0] == bot.TallyStaff:
+				a.Staff[f[1]] = c
+			}
+			return true
+		}
+		// Every tally but the entered ones, which are read by month below,
+		// only for the weeks shown.
+		for _, prefix := range []string{bot.TallyMembers, bot.TallyLost, bot.TallyCurrent, bot.TallyReached, bot.TallyChannel,
+			bot.TallyTag, bot.TallyLevel, bot.TallyStaff} {
+			if err := tx.Tallies(prefix, count); err != nil {
+				return err
+			}
+		}
+		// Hours are UTC; a week starts on Monday in the brand zone, up to a
+		// day apart: read the UTC months from a day before since.
+		for m := time.Date(since.Year(), since.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -1, 0); !m.After(start); m = m.AddDate(0, 1, 0) {
+			prefix := bot.IndexKey(bot.TallyEntered, m.Format("200601"))
+			if err := tx.Tallies(prefix, func(key string, n int64) bool {
+				f := strings.Split(key, bot.IndexSep)
+				if len(f) != 3 {
+					return true
+				}
+				at, err := time.Parse("2006010215", f[1])
+				if err != nil {
+					return true
+				}
+				week := weekStart(at, a.Zone)
+				if a.Entered[week] == nil {
+					a.Entered[week] = map[bot.Stage]int{}
+				}
+				a.Entered[week][bot.Stage(f[2])] += int(n)
+				return true
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.ComputedAt = s.o.Now()
+	a.Took = a.ComputedAt.Sub(start)
+	return a, nil
 }
 
 // addCheckIns counts check-in days per day and each member's longest streak.
 // Keys come grouped by member, days in order.
 func (a *aggregate) addCheckIns(tx bot.Tx) error {
-	a.trimLeaders()
 	cur, run, best := "", 0, 0
 	var prev time.Time
 	flush := func() {
@@ -391,7 +438,9 @@ func (s *Server) apiFunnel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, q.err)
 		return
 	}
-	a, err := s.agg.get(r.Context(), fresh != nil && *fresh)
+	_ = fresh // accepted for old clients: the counts are always current
+	now := s.o.Now()
+	a, err := s.computeFunnel(r.Context(), now.AddDate(0, 0, -7*weeks))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -426,7 +475,6 @@ func (s *Server) apiFunnel(w http.ResponseWriter, r *http.Request) {
 		return channels[i].Channel < channels[j].Channel
 	})
 	// The last `weeks` weeks, oldest first, ending with the current one.
-	now := s.o.Now()
 	byWeek := make([]weekJSON, 0, weeks)
 	for i := weeks - 1; i >= 0; i-- {
 		wk := weekStart(now.AddDate(0, 0, -7*i), a.Zone)

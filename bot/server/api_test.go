@@ -417,7 +417,10 @@ func TestFunnel(t *testing.T) {
 	}
 }
 
-func TestFunnelCacheServesStaleAndRefreshes(t *testing.T) {
+// TestFunnelIsCurrent: the funnel reads the tallies the store keeps in
+// each member's transaction, so it counts a member added a moment ago,
+// without ?fresh and within the check-in report's TTL.
+func TestFunnelIsCurrent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.FunnelTTL = time.Minute })
 	f.add("wm1", "One", "xhs", "s1", f.now)
@@ -425,29 +428,12 @@ func TestFunnelCacheServesStaleAndRefreshes(t *testing.T) {
 		t.Fatal(r.body)
 	}
 	f.add("wm2", "Two", "xhs", "s1", f.now)
-	// Within the TTL: the cached aggregate.
-	if r := f.get("/api/v1/funnel"); r.json["members"].(float64) != 1 {
-		t.Errorf("cache not used: %s", r.body)
+	r := f.get("/api/v1/funnel")
+	if r.json["members"].(float64) != 2 || stageOf(r, "current")["aware"] != 2 {
+		t.Errorf("not current: %s", r.body)
 	}
-	// fresh=true recomputes now.
-	if r := f.get("/api/v1/funnel?fresh=true"); r.json["members"].(float64) != 2 {
-		t.Errorf("fresh: %s", r.body)
-	}
-	f.add("wm3", "Three", "xhs", "s1", f.now)
-	f.now = f.now.Add(2 * time.Minute)
-	// Stale: answered at once from the old value, refreshed in the background.
-	if r := f.get("/api/v1/funnel"); r.json["members"].(float64) != 2 {
-		t.Errorf("stale answer: %s", r.body)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if r := f.get("/api/v1/funnel"); r.json["members"].(float64) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("background refresh never landed")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if r := f.get("/api/v1/funnel?channel=小红书"); r.json["members"].(float64) != 2 {
+		t.Errorf("channel: %s", r.body)
 	}
 }
 
@@ -952,6 +938,7 @@ func TestWarmConsoleComputesTheFunnel(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	f.add("wm1", "One", "xhs", "s1", f.now)
+	f.kf("wm1", "打卡", time.Date(2026, 11, 17, 0, 0, 0, 0, time.UTC)) // 08:00 in Asia/Shanghai
 	f.s.WarmConsole(context.Background())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -959,8 +946,8 @@ func TestWarmConsoleComputesTheFunnel(t *testing.T) {
 		cur := f.s.agg.cur
 		f.s.agg.mu.Unlock()
 		if cur != nil {
-			if cur.Members != 1 {
-				t.Errorf("warm pass counted %d members", cur.Members)
+			if len(cur.Leaders) != 1 || len(cur.CheckInsByDay) != 1 {
+				t.Errorf("warm pass: leaders %v, days %v", cur.Leaders, cur.CheckInsByDay)
 			}
 			return
 		}

@@ -71,7 +71,7 @@ type Options struct {
 	// MemberSections add feature sections (points ledger, coupons) to a
 	// member's detail.
 	MemberSections []MemberSection
-	// FunnelTTL is how long the funnel aggregate is reused before a
+	// FunnelTTL is how long the check-in report (per-day counts, streaks) is reused before a
 	// background refresh (default 30 s).
 	FunnelTTL time.Duration
 	// AIBotCrypter verifies and decrypts /wecom/aibot (receive id ""); nil answers 503.

@@ -58,9 +58,9 @@ func (c consoleScenarios) Simulate(ctx context.Context, script io.Reader, out io
 	return simulation.Run(ctx, c.app.holder.Current(), store, script, out)
 }
 
-// consoleFunnelTTL is how stale the console's funnel may be: a few seconds
+// consoleFunnelTTL is how stale the console's check-in report may be: a few seconds
 // in the sandbox (a newcomer clicking through the simulator wants to see
-// each step), 30 s in production (one pass over every member per refresh).
+// each step), 30 s in production (one pass over the check-in days per refresh).
 func consoleFunnelTTL(cfg interface{ Sandbox() bool }) time.Duration {
 	if cfg.Sandbox() {
 		return 2 * time.Second

@@ -372,6 +372,10 @@ func TestMigrateFromBolt(t *testing.T) {
 	if code, body := in.get(t, "/api/v1/members/wm_m4"); code != http.StatusOK || !strings.Contains(body, `"stage":"aware"`) {
 		t.Fatalf("migrated member: %d %s", code, body)
 	}
+	// The member index is built from the copied members (Finish reindexes).
+	if code, body := in.get(t, "/api/v1/funnel"); code != http.StatusOK || !strings.Contains(body, `"members":5,`) {
+		t.Fatalf("funnel on the copy: %d %s", code, body)
+	}
 	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_m0", State: "xhs", WelcomeCode: "WC-M0", At: at}, 1) // a late WeCom retry: deduplicated
 	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_new", State: "xhs", WelcomeCode: "WC-NEW"}, 1)
 	eventuallyT(t, "the new member's welcome", 10*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == welcomes+1 })

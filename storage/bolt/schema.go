@@ -27,11 +27,15 @@ var (
 	// deadline (welcome codes: 20 s) the same way; DueActions serves them
 	// first, so a backlog of other actions never makes a welcome miss its window.
 	bucketOutboxUrgent = []byte("outbox_urgent")
-	bucketMeta         = []byte("meta") // counter name → int64 BE; schema_version → uint64 BE
-	kvPrefix           = "kv:"
+	bucketMeta         = []byte("meta") // counter name → int64 BE; schema_version, member_index_version → uint64 BE
+	// The member index (memberindex.go), derived from members: rebuilt at
+	// open when its version differs, never exported.
+	bucketTallies = []byte("member_tallies") // tally key → int64 BE
+	bucketTerms   = []byte("member_terms")   // term NUL external_userid → nil
+	kvPrefix      = "kv:"
 
 	tables = [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
-		bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta}
+		bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta, bucketTallies, bucketTerms}
 )
 
 // Counter names in the meta bucket.
@@ -44,6 +48,8 @@ var (
 	ctrObFailed  = []byte("outbox_failed")
 	ctrObUnknown = []byte("outbox_possibly_delivered")
 	metaVersion  = []byte("schema_version")
+	// metaIndexVersion is the bot.MemberIndexVersion the member index was built by.
+	metaIndexVersion = []byte("member_index_version")
 )
 
 // SchemaVersion is the layout this build reads and writes. Files written

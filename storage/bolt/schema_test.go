@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/storagetest"
 )
 
 // unpack writes testdata/name (gzipped) to a temp file and returns its path.
@@ -63,9 +65,11 @@ func TestOpenMigratesAFileWithoutVersion(t *testing.T) {
 	if v := s.SchemaVersion(); v != SchemaVersion {
 		t.Fatalf("after open: version %d, want %d", v, SchemaVersion)
 	}
-	if got := s.Migrated(); len(got) != SchemaVersion {
-		t.Fatalf("migrations run: %q, want all %d", got, SchemaVersion)
+	// Every schema migration, then the member index built from its member.
+	if got := s.Migrated(); len(got) != SchemaVersion+1 || !strings.Contains(got[SchemaVersion], "member index version") {
+		t.Fatalf("migrations run: %q, want all %d and the member index", got, SchemaVersion)
 	}
+	storagetest.CheckMemberIndex(t, s)
 	acts, err := s.Actions(ctx, 0, 10)
 	if err != nil || len(acts) != 2 {
 		t.Fatalf("actions %v %v", acts, err)
@@ -192,4 +196,47 @@ func TestFollowUpMigrationInChunks(t *testing.T) {
 			t.Fatalf("action %d %s not migrated", a.ID, a.Key)
 		}
 	}
+}
+
+// TestOpenRebuildsAStaleMemberIndex: a file whose member index was built
+// by another bot.MemberIndexVersion (here: version 0 and a stray tally)
+// gets it rebuilt from the members at open, in chunks.
+func TestOpenRebuildsAStaleMemberIndex(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "wecombot.db")
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n := migrateChunk + 7
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for i := range n {
+			m := &bot.Member{ExternalUserID: fmt.Sprintf("wm%05d", i), Stage: bot.StageAware, Tags: []string{fmt.Sprint("t", i%3)}}
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(metaIndexVersion, u64(0)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTallies).Put([]byte("stray"), i64(5))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Migrated(); len(got) != 1 || !strings.Contains(got[0], fmt.Sprintf("from %d members", n)) {
+		t.Fatalf("migrated %q", got)
+	}
+	storagetest.CheckMemberIndex(t, s)
 }

@@ -85,6 +85,12 @@ func Open(path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
+	if n, err := s.reindex(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare %s: %w", path, err)
+	} else if n > 0 {
+		s.migrated = append(s.migrated, fmt.Sprintf("member index version %d built from %d members", bot.MemberIndexVersion, n))
+	}
 	return s, nil
 }
 
@@ -368,6 +374,9 @@ func (s *Store) View(ctx context.Context, fn func(bot.Tx) error) error {
 type boltTx struct {
 	tx *bbolt.Tx
 	s  *Store
+	// indexed caches the index entries of members read or written in this
+	// transaction, so PutMember diffs without decoding the stored member again.
+	indexed map[string]bot.MemberIndex
 }
 
 func (t *boltTx) MarkProcessed(seq uint64, errMsg string) (bool, error) {
@@ -402,6 +411,7 @@ func (t *boltTx) Member(id string) (*bot.Member, error) {
 	if err := json.Unmarshal(v, &m); err != nil {
 		return nil, fmt.Errorf("decode member %s: %w", id, err)
 	}
+	t.remember(&m)
 	return &m, nil
 }
 
@@ -415,10 +425,14 @@ func (t *boltTx) PutMember(m *bot.Member) error {
 	}
 	b := t.tx.Bucket(bucketMembers)
 	key := []byte(m.ExternalUserID)
-	if b.Get(key) == nil {
+	old := b.Get(key)
+	if old == nil {
 		if err := addCounter(t.tx, ctrMembers, 1); err != nil {
 			return err
 		}
+	}
+	if err := t.reindexMember(m, old); err != nil {
+		return err
 	}
 	return b.Put(key, raw)
 }

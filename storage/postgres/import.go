@@ -144,12 +144,13 @@ func (im *Import) KV(bucket, key string, value []byte) error {
 
 // Finish writes what is queued, continues the sequences after the
 // source's (eventSeq, actionSeq), recounts the outbox's status counters
-// and marks the import finished.
+// marks the import finished and builds the member index from the copied
+// members (which were inserted without it).
 func (im *Import) Finish(source string, eventSeq, actionSeq uint64) error {
 	if err := im.flush(); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(im.ctx, im.s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(im.ctx, im.s.pool, func(tx pgx.Tx) error {
 		for _, q := range []struct {
 			sql  string
 			args []any
@@ -159,6 +160,7 @@ func (im *Import) Finish(source string, eventSeq, actionSeq uint64) error {
 			{`DELETE FROM counters WHERE name IN ('outbox_sent', 'outbox_failed')`, nil},
 			{`INSERT INTO counters (name, slot, n) SELECT 'outbox_' || status, 0, count(*) FROM outbox WHERE status IN ('sent', 'failed') GROUP BY status`, nil},
 			{`UPDATE imports SET finished_at = now() WHERE source = $1`, []any{source}},
+			{`UPDATE counters SET n = 0 WHERE name = 'member_index_version' AND slot = 0`, nil},
 		} {
 			if _, err := tx.Exec(im.ctx, q.sql, q.args...); err != nil {
 				return err
@@ -166,6 +168,11 @@ func (im *Import) Finish(source string, eventSeq, actionSeq uint64) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	_, err = im.s.reindex(im.ctx)
+	return err
 }
 
 // Counts counts the records of each kind, with the same names as

@@ -95,6 +95,24 @@ CREATE TABLE imports (
 	`
 CREATE INDEX outbox_sent ON outbox (id) WHERE status = 'sent';
 `,
+	// 4: the member index (bot.MemberIndex), kept by PutMember: tallies
+	// spread over slots (by member) so concurrent writers rarely touch one
+	// row, and the search index term → members. Derived from members:
+	// built at open when member_index_version differs (memberindex.go).
+	`
+CREATE TABLE member_tallies (
+	key text COLLATE "C" NOT NULL,
+	slot int NOT NULL,
+	n bigint NOT NULL,
+	PRIMARY KEY (key, slot)
+);
+CREATE TABLE member_terms (
+	term text COLLATE "C" NOT NULL,
+	member text COLLATE "C" NOT NULL,
+	PRIMARY KEY (term, member)
+);
+INSERT INTO counters (name, slot, n) VALUES ('member_index_version', 0, 0);
+`,
 }
 
 // SchemaVersion is the schema this build writes.

@@ -105,6 +105,10 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, o: o, app: make(chan *appendReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	if _, err := s.reindex(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	go s.appender()
 	return s, nil
 }

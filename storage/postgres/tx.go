@@ -143,8 +143,11 @@ type pgTx struct {
 	s        *Store
 	write    bool
 	enqueued bool
-	lost     bool
-	lostErr  error
+	// indexed caches the index entries of members read or written in this
+	// transaction, so PutMember diffs without reading the stored member again.
+	indexed map[string]bot.MemberIndex
+	lost    bool
+	lostErr error
 }
 
 // note records a lost race so the transaction is re-run whatever fn does with the error.
@@ -199,6 +202,7 @@ func (t *pgTx) Member(id string) (*bot.Member, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("decode member %s: %w", id, err)
 	}
+	t.remember(&m)
 	return &m, nil
 }
 
@@ -212,6 +216,9 @@ func (t *pgTx) PutMember(m *bot.Member) error {
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode member %s: %w", m.ExternalUserID, err)
+	}
+	if err := t.reindexMember(m); err != nil {
+		return err
 	}
 	_, err = t.exec(`INSERT INTO members (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body`, m.ExternalUserID, raw)
 	return err

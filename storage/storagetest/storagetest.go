@@ -56,6 +56,7 @@ func Run(t *testing.T, open Open) {
 		{"DedupeExpiresAndPrunes", testDedupeExpiry},
 		{"PendingAndProcessed", testPendingAndProcessed},
 		{"Members", testMembers},
+		{"MemberIndex", testMemberIndex},
 		{"TxAtomicity", testTxAtomicity},
 		{"OutboxLifecycle", testOutboxLifecycle},
 		{"OutboxAttemptsAndPossiblyDelivered", testOutboxAttempts},
@@ -1150,4 +1151,125 @@ func testLongScanUnderWrites(t *testing.T, open Open) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// testMemberIndex: PutMember keeps the tallies and the search index equal
+// to what the members stored now contribute (bot.MemberTallies and
+// bot.MemberTerms summed over them), through inserts, replacements with
+// and without reading the member first in the transaction, concurrent
+// writers and a rolled-back transaction.
+func testMemberIndex(t *testing.T, open Open) {
+	s := open(t, NewClock(), time.Hour)
+	at := time.Date(2026, 11, 23, 8, 30, 0, 0, time.UTC)
+	put := func(ms ...*bot.Member) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx bot.Tx) error {
+			for _, m := range ms {
+				if err := tx.PutMember(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(&bot.Member{ExternalUserID: "wm_a", Channel: "门店", State: "shop", Stage: bot.StageAware, Tags: []string{"a|b", "vip"},
+		Follows:      []bot.Follow{{StaffID: "zhang", AddedAt: at}},
+		StageHistory: []bot.StageChange{{To: bot.StageAware, At: at}}},
+		&bot.Member{ExternalUserID: "wm_b", Stage: bot.StageAware, Tags: []string{"vip"}, CheckIns: 3, Points: 30,
+			StageHistory: []bot.StageChange{{To: bot.StageAware, At: at}}},
+		&bot.Member{ExternalUserID: "wm_c"})
+	// wm_a read, then changed in the same transaction; wm_b replaced unread.
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		m, err := tx.Member("wm_a")
+		if err != nil {
+			return err
+		}
+		m.Stage = bot.StagePurchase
+		m.StageHistory = append(m.StageHistory, bot.StageChange{From: bot.StageAware, To: bot.StagePurchase, At: at.Add(2 * time.Hour)})
+		m.RemoveTag("vip")
+		m.Follows[0].DeletedAt = at.Add(time.Hour)
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
+		m.Level = "gold" // a second write of the same member in the transaction
+		return tx.PutMember(m)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(&bot.Member{ExternalUserID: "wm_b", Stage: bot.StageInterest, Tags: []string{"vip"}, CheckIns: 4, Points: 10, Lost: true,
+		StageHistory: []bot.StageChange{{To: bot.StageAware, At: at}, {From: bot.StageAware, To: bot.StageInterest, At: at}}})
+	// A rolled-back write leaves the index alone.
+	_ = s.Update(ctx, func(tx bot.Tx) error {
+		_ = tx.PutMember(&bot.Member{ExternalUserID: "wm_z", Stage: bot.StageLoyal, Tags: []string{"ghost"}})
+		return errors.New("roll back")
+	})
+	// Concurrent writers of different members.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("wm_p%d", i)
+			if err := s.Update(ctx, func(tx bot.Tx) error {
+				return tx.PutMember(&bot.Member{ExternalUserID: id, Stage: bot.StageAware, Tags: []string{"vip"}, Channel: "门店"})
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	CheckMemberIndex(t, s)
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		var got []string
+		_ = tx.TermMembers(bot.IndexKey(bot.TermTag, "vip"), "wm_b", func(m string) bool { got = append(got, m); return len(got) < 3 })
+		if fmt.Sprint(got) != "[wm_p0 wm_p1 wm_p2]" {
+			t.Errorf("vip after wm_b, three: %v", got)
+		}
+		got = nil
+		_ = tx.ScanTerms(bot.TermLeaders+bot.IndexSep, func(term, m string) bool { got = append(got, m); return true })
+		if fmt.Sprint(got) != "[wm_b]" {
+			t.Errorf("leaders %v", got)
+		}
+		n := int64(-1)
+		_ = tx.Tallies(bot.IndexKey(bot.TallyTag, "a|b"), func(_ string, c int64) bool { n = c; return false })
+		if n != 1 {
+			t.Errorf("tag a|b counted %d, want 1", n)
+		}
+		return nil
+	})
+}
+
+// CheckMemberIndex compares the store's index with one computed from its members.
+func CheckMemberIndex(t *testing.T, s bot.Store) {
+	t.Helper()
+	wantTallies := map[string]int64{}
+	wantTerms := map[string]bool{}
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		_ = tx.Members("", func(m *bot.Member) bool {
+			for k, n := range bot.MemberTallies(m) {
+				wantTallies[k] += n
+			}
+			for _, term := range bot.MemberTerms(m) {
+				wantTerms[term+"\x00"+m.ExternalUserID] = true
+			}
+			return true
+		})
+		gotTallies := map[string]int64{}
+		if err := tx.Tallies("", func(k string, n int64) bool { gotTallies[k] = n; return true }); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(gotTallies) != fmt.Sprint(wantTallies) {
+			t.Errorf("tallies\n got %v\nwant %v", gotTallies, wantTallies)
+		}
+		gotTerms := map[string]bool{}
+		if err := tx.ScanTerms("", func(term, m string) bool { gotTerms[term+"\x00"+m] = true; return true }); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(gotTerms) != fmt.Sprint(wantTerms) {
+			t.Errorf("terms\n got %v\nwant %v", gotTerms, wantTerms)
+		}
+		return nil
+	})
 }

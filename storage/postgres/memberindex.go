@@ -1,0 +1,269 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// The member index (bot.MemberIndex) in member_tallies (summed over slots)
+// and member_terms, changed by PutMember in the member's transaction.
+
+// tallySlots spreads each tally over rows: a member's deltas go to the
+// slot of her id, so concurrent SERIALIZABLE writers of different members
+// rarely update one row (which would make one of them re-run).
+const tallySlots = 16
+
+// memberIndex returns the stored member's index entries: cached when fn
+// read her in this transaction, else read and decoded.
+func (t *pgTx) memberIndex(id string) (bot.MemberIndex, error) {
+	if ix, ok := t.indexed[id]; ok {
+		return ix, nil
+	}
+	var raw []byte
+	err := t.row(`SELECT body FROM members WHERE id = $1`, []any{id}, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return bot.MemberIndex{}, nil
+	}
+	if err != nil {
+		return bot.MemberIndex{}, err
+	}
+	var m bot.Member
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return bot.MemberIndex{}, fmt.Errorf("decode member %s: %w", id, err)
+	}
+	return bot.IndexMember(&m), nil
+}
+
+func (t *pgTx) remember(m *bot.Member) {
+	if !t.write {
+		return
+	}
+	if t.indexed == nil {
+		t.indexed = map[string]bot.MemberIndex{}
+	}
+	t.indexed[m.ExternalUserID] = bot.IndexMember(m)
+}
+
+// reindexMember applies the change from the stored member to m.
+func (t *pgTx) reindexMember(m *bot.Member) error {
+	old, err := t.memberIndex(m.ExternalUserID)
+	if err != nil {
+		return err
+	}
+	ix := bot.IndexMember(m)
+	if err := applyIndexDelta(t, m.ExternalUserID, ix, old); err != nil {
+		return err
+	}
+	if t.indexed == nil {
+		t.indexed = map[string]bot.MemberIndex{}
+	}
+	t.indexed[m.ExternalUserID] = ix
+	return nil
+}
+
+// applyIndexDelta writes the difference between two index entries of
+// member id, in at most three statements.
+func applyIndexDelta(t *pgTx, id string, ix, old bot.MemberIndex) error {
+	tallies, removed, added := ix.Diff(old)
+	if len(tallies) > 0 {
+		keys := make([]string, 0, len(tallies))
+		deltas := make([]int64, 0, len(tallies))
+		for k, d := range tallies {
+			keys = append(keys, k)
+			deltas = append(deltas, d)
+		}
+		if _, err := t.exec(`INSERT INTO member_tallies (key, slot, n) SELECT k, $3, d FROM unnest($1::text[], $2::bigint[]) AS u(k, d)
+			ON CONFLICT (key, slot) DO UPDATE SET n = member_tallies.n + EXCLUDED.n`,
+			keys, deltas, int(bot.ShardHash(id)%tallySlots)); err != nil {
+			return err
+		}
+	}
+	if len(removed) > 0 {
+		if _, err := t.exec(`DELETE FROM member_terms WHERE member = $1 AND term = ANY($2::text[])`, id, removed); err != nil {
+			return err
+		}
+	}
+	if len(added) > 0 {
+		if _, err := t.exec(`INSERT INTO member_terms (term, member) SELECT unnest($2::text[]), $1 ON CONFLICT DO NOTHING`, id, added); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *pgTx) Tallies(prefix string, fn func(key string, n int64) bool) error {
+	end := prefixEnd([]byte(prefix))
+	var endArg any
+	if end != nil {
+		endArg = string(end)
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT key, sum(n)::bigint FROM member_tallies WHERE key >= $1 AND ($2::text IS NULL OR key < $2)
+		GROUP BY key HAVING sum(n) <> 0 ORDER BY key`, prefix, endArg)
+	if t.note(err) != nil {
+		return err
+	}
+	type tally struct {
+		k string
+		n int64
+	}
+	var all []tally
+	for rows.Next() {
+		var r tally
+		if err := rows.Scan(&r.k, &r.n); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, r)
+	}
+	if err := t.note(rows.Err()); err != nil {
+		return err
+	}
+	for _, r := range all {
+		if !fn(r.k, r.n) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *pgTx) TermMembers(term, after string, fn func(member string) bool) error {
+	for {
+		rows, err := t.tx.Query(t.ctx, `SELECT member FROM member_terms WHERE term = $1 AND member > $2 ORDER BY member LIMIT $3`, term, after, pageSize)
+		if t.note(err) != nil {
+			return err
+		}
+		page, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if t.note(err) != nil {
+			return err
+		}
+		for _, m := range page {
+			if !fn(m) {
+				return nil
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		after = page[len(page)-1]
+	}
+}
+
+func (t *pgTx) ScanTerms(prefix string, fn func(term, member string) bool) error {
+	end := prefixEnd([]byte(prefix))
+	var endArg any
+	if end != nil {
+		endArg = string(end)
+	}
+	fromTerm, fromMember := prefix, ""
+	for {
+		rows, err := t.tx.Query(t.ctx, `SELECT term, member FROM member_terms WHERE (term, member) > ($1, $2) AND term >= $3 AND ($4::text IS NULL OR term < $4)
+			ORDER BY term, member LIMIT $5`, fromTerm, fromMember, prefix, endArg, pageSize)
+		if t.note(err) != nil {
+			return err
+		}
+		type entry struct{ term, member string }
+		var page []entry
+		for rows.Next() {
+			var e entry
+			if err := rows.Scan(&e.term, &e.member); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, e)
+		}
+		if err := t.note(rows.Err()); err != nil {
+			return err
+		}
+		for _, e := range page {
+			if !fn(e.term, e.member) {
+				return nil
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		fromTerm, fromMember = page[len(page)-1].term, page[len(page)-1].member
+	}
+}
+
+// reindex rebuilds the member index when it was built by another
+// bot.MemberIndexVersion (or not at all: a new or imported database),
+// under the migration lock so one node builds it: the index is cleared
+// and the members added in transactions of reindexChunk members; the
+// version is recorded in the last one (a crash mid-way starts over).
+func (s *Store) reindex(ctx context.Context) (rebuilt bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		return false, err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+	var have int64
+	if err := conn.QueryRow(ctx, `SELECT n FROM counters WHERE name = 'member_index_version' AND slot = 0`).Scan(&have); err != nil {
+		return false, fmt.Errorf("read the member index version: %w", err)
+	}
+	if have == bot.MemberIndexVersion {
+		return false, nil
+	}
+	if _, err := conn.Exec(ctx, `TRUNCATE member_tallies, member_terms`); err != nil {
+		return false, fmt.Errorf("clear the member index: %w", err)
+	}
+	const reindexChunk = 2000
+	after := ""
+	for {
+		var n int
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT id, body FROM members WHERE id > $1 ORDER BY id LIMIT $2`, after, reindexChunk)
+			if err != nil {
+				return err
+			}
+			type rec struct {
+				id  string
+				raw []byte
+			}
+			var page []rec
+			for rows.Next() {
+				var r rec
+				if err := rows.Scan(&r.id, &r.raw); err != nil {
+					rows.Close()
+					return err
+				}
+				page = append(page, r)
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			t := &pgTx{ctx: ctx, tx: tx, s: s, write: true}
+			for _, r := range page {
+				var m bot.Member
+				if err := json.Unmarshal(r.raw, &m); err != nil {
+					return fmt.Errorf("decode member %s: %w", r.id, err)
+				}
+				if err := applyIndexDelta(t, r.id, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
+					return err
+				}
+				after = r.id
+			}
+			n = len(page)
+			if n < reindexChunk {
+				_, err = tx.Exec(ctx, `UPDATE counters SET n = $1 WHERE name = 'member_index_version' AND slot = 0`, int64(bot.MemberIndexVersion))
+			}
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("build the member index: %w", err)
+		}
+		if n < reindexChunk {
+			return true, nil
+		}
+	}
+}
