@@ -176,17 +176,9 @@ func TestFollowUpMigrationInChunks(t *testing.T) {
 	}
 	// The actions were enqueued without a purpose, as the engine did before
 	// purposes: make it a version-1 file so the purpose migration runs.
-	if err := s.db.Update(func(tx *bbolt.Tx) error {
+	s = reopenAfter(t, s, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(metaVersion, u64(1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = Open(path, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
 	acts, err := s.Actions(context.Background(), 0, n+1)
 	if err != nil || len(acts) != n {
 		t.Fatalf("%d actions, %v", len(acts), err)
@@ -221,22 +213,30 @@ func TestOpenRebuildsAStaleMemberIndex(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bbolt.Tx) error {
+	s = reopenAfter(t, s, func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketMeta).Put(metaIndexVersion, u64(0)); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketTallies).Put([]byte("stray"), i64(5))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = Open(path, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
 	if got := s.Migrated(); len(got) != 1 || !strings.Contains(got[0], fmt.Sprintf("from %d members", n)) {
 		t.Fatalf("migrated %q", got)
 	}
 	storagetest.CheckMemberIndex(t, s)
+}
+
+// reopenAfter changes s's file with change (making it look written by an
+// older wecombot), closes it and opens it again (closed when t ends).
+func reopenAfter(t *testing.T, s *Store, change func(*bbolt.Tx) error) *Store {
+	t.Helper()
+	if err := s.db.Update(change); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(s.Path(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

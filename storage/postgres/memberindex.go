@@ -108,24 +108,15 @@ func (t *pgTx) Tallies(prefix string, fn func(key string, n int64) bool) error {
 	if t.note(err) != nil {
 		return err
 	}
-	type tally struct {
-		k string
-		n int64
-	}
-	var all []tally
-	for rows.Next() {
-		var r tally
-		if err := rows.Scan(&r.k, &r.n); err != nil {
-			rows.Close()
-			return err
-		}
-		all = append(all, r)
-	}
-	if err := t.note(rows.Err()); err != nil {
+	all, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		Key string
+		N   int64
+	}])
+	if t.note(err) != nil {
 		return err
 	}
 	for _, r := range all {
-		if !fn(r.k, r.n) {
+		if !fn(r.Key, r.N) {
 			return nil
 		}
 	}
@@ -167,28 +158,19 @@ func (t *pgTx) ScanTerms(prefix string, fn func(term, member string) bool) error
 		if t.note(err) != nil {
 			return err
 		}
-		type entry struct{ term, member string }
-		var page []entry
-		for rows.Next() {
-			var e entry
-			if err := rows.Scan(&e.term, &e.member); err != nil {
-				rows.Close()
-				return err
-			}
-			page = append(page, e)
-		}
-		if err := t.note(rows.Err()); err != nil {
+		page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Term, Member string }])
+		if t.note(err) != nil {
 			return err
 		}
 		for _, e := range page {
-			if !fn(e.term, e.member) {
+			if !fn(e.Term, e.Member) {
 				return nil
 			}
 		}
 		if len(page) < pageSize {
 			return nil
 		}
-		fromTerm, fromMember = page[len(page)-1].term, page[len(page)-1].member
+		fromTerm, fromMember = page[len(page)-1].Term, page[len(page)-1].Member
 	}
 }
 
@@ -226,32 +208,23 @@ func (s *Store) reindex(ctx context.Context) (rebuilt bool, err error) {
 			if err != nil {
 				return err
 			}
-			type rec struct {
-				id  string
-				raw []byte
-			}
-			var page []rec
-			for rows.Next() {
-				var r rec
-				if err := rows.Scan(&r.id, &r.raw); err != nil {
-					rows.Close()
-					return err
-				}
-				page = append(page, r)
-			}
-			if err := rows.Err(); err != nil {
+			page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+				ID  string
+				Raw []byte
+			}])
+			if err != nil {
 				return err
 			}
 			t := &pgTx{ctx: ctx, tx: tx, s: s, write: true}
 			for _, r := range page {
 				var m bot.Member
-				if err := json.Unmarshal(r.raw, &m); err != nil {
-					return fmt.Errorf("decode member %s: %w", r.id, err)
+				if err := json.Unmarshal(r.Raw, &m); err != nil {
+					return fmt.Errorf("decode member %s: %w", r.ID, err)
 				}
-				if err := applyIndexDelta(t, r.id, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
+				if err := applyIndexDelta(t, r.ID, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
 					return err
 				}
-				after = r.id
+				after = r.ID
 			}
 			n = len(page)
 			if n < reindexChunk {
