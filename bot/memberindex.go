@@ -215,3 +215,18 @@ func (ix MemberIndex) Diff(old MemberIndex) (tallies map[string]int64, removed, 
 	}
 	return tallies, removed, added
 }
+
+// Members are the members an event is about, for the per-member history
+// index: its ExternalUserID and the members a group change names, each once.
+func (e *Event) Members() []string {
+	var out []string
+	if e.ExternalUserID != "" {
+		out = append(out, e.ExternalUserID)
+	}
+	for _, m := range e.MemChangeList {
+		if m != "" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -13,13 +13,14 @@ import (
 	"github.com/wecombot/wecombot/bot/engine"
 )
 
-// AdminStore is what the console reads beyond bot.Store: bounded, newest
-// first scans of recent history and the dead-letter retry. storage/bolt
-// implements it; a store without it shows empty sections and answers 501
-// to retries.
+// AdminStore is what the console reads beyond bot.Store: a member's
+// history (newest first, from her index), a bounded newest-first scan for
+// dead letters and the dead-letter retry. storage/bolt and
+// storage/postgres implement it; a store without it shows empty sections
+// and answers 501 to retries.
 type AdminStore interface {
-	RecentMemberEvents(ctx context.Context, member string, limit, window int) ([]bot.Event, error)
-	RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error)
+	MemberEvents(ctx context.Context, member string, limit int) ([]bot.Event, error)
+	MemberActions(ctx context.Context, member string, limit int) ([]bot.Action, error)
 	RecentFailedActions(ctx context.Context, limit, window int) ([]bot.Action, error)
 	RetryAction(ctx context.Context, id uint64, due time.Time) (*bot.Action, error)
 }
@@ -31,9 +32,13 @@ type MemberSection struct {
 	Read func(tx bot.Tx, m *bot.Member) (any, error)
 }
 
-// History windows: how far back the console looks for a member's events and
-// actions (newest records of the log and the outbox).
+// historyWindow is how far back the console looks for dead letters (the
+// newest actions of the outbox).
 const historyWindow = 20000
+
+// historyLimit is how many of a member's newest events and actions her
+// detail shows.
+const historyLimit = 200
 
 // maxScanPage bounds how many members one members page scans (a variable
 // so tests can shrink it).
@@ -271,7 +276,7 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 		timeline = append(timeline, transferItem(tr))
 	}
 	if as, ok := s.o.Store.(AdminStore); ok {
-		evs, err := as.RecentMemberEvents(r.Context(), id, 200, historyWindow)
+		evs, err := as.MemberEvents(r.Context(), id, historyLimit)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -286,7 +291,7 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 				conversation = append(conversation, conversationLine{At: ev.At, From: "member", Text: ev.Content})
 			}
 		}
-		acts, err := as.RecentMemberActions(r.Context(), id, 200, historyWindow)
+		acts, err := as.MemberActions(r.Context(), id, historyLimit)
 		if err != nil {
 			s.fail(w, r, err)
 			return

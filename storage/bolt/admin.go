@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -13,47 +12,10 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
-// Read methods for the operator console (bot/server's AdminStore). They
-// scan the newest `window` records backwards instead of keeping extra
-// indexes: the console shows recent history, and a bounded scan keeps a
-// request's cost independent of how long the bot has been running.
-
-// RecentMemberEvents returns up to limit events about member (its
-// ExternalUserID, or named in a group change's member list), newest first,
-// looking at the newest window events of the log.
-func (s *Store) RecentMemberEvents(ctx context.Context, member string, limit, window int) ([]bot.Event, error) {
-	if err := check(ctx); err != nil {
-		return nil, err
-	}
-	needle, _ := json.Marshal(member)
-	var out []bot.Event
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
-		n := 0
-		for k, v := c.Last(); k != nil && n < window && len(out) < limit; k, v = c.Prev() {
-			n++
-			if !bytes.Contains(v, needle) {
-				continue
-			}
-			var ev bot.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("decode event: %w", err)
-			}
-			if ev.ExternalUserID == member || slices.Contains(ev.MemChangeList, member) {
-				out = append(out, ev)
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// RecentMemberActions returns up to limit outbox actions for member,
-// newest first, looking at the newest window actions.
-func (s *Store) RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error) {
-	needle, _ := json.Marshal(member)
-	return s.recentActions(ctx, limit, window, needle, func(a *bot.Action) bool { return a.MemberID == member })
-}
+// Read methods for the operator console (bot/server's AdminStore). A
+// member's history reads her index (history.go); the failed actions scan
+// the newest `window` actions backwards, so a request's cost does not
+// grow with how long the bot has been running.
 
 // RecentFailedActions returns up to limit dead-lettered actions, newest
 // first, looking at the newest window actions.

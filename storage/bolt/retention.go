@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"time"
 
@@ -38,8 +39,11 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (bot.SweepStats, er
 		if !ev.ReceivedAt.Before(cutoff) {
 			return false, true
 		}
-		return tx.Bucket(bucketPending).Get(k) == nil && tx.Bucket(bucketFailed).Get(k) == nil, false
-	}, nil)
+		if tx.Bucket(bucketPending).Get(k) != nil || tx.Bucket(bucketFailed).Get(k) != nil {
+			return false, false
+		}
+		return true, false
+	}, nil, unindexEvent)
 	st.Events = events
 	if err != nil {
 		return st, err
@@ -59,18 +63,20 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (bot.SweepStats, er
 			return false, true
 		}
 		return a.Status == bot.ActionSent && a.SentAt.Before(cutoff), false
-	}, func(tx *bbolt.Tx, n int) error { return addCounter(tx, ctrObSent, -int64(n)) })
+	}, func(tx *bbolt.Tx, n int) error { return addCounter(tx, ctrObSent, -int64(n)) }, unindexAction)
 	st.Actions = actions
 	st.Took = time.Since(start)
 	return st, err
 }
 
 // sweepTable walks table in key order in transactions of at most sweepChunk
-// records, deleting those decide picks until it says stop; deleted (with
-// the number deleted in this transaction) updates counters in the same
+// records, deleting those decide picks until it says stop; unindex takes
+// each deleted record out of the member history, and deleted (with the
+// number deleted in this transaction) updates counters, in the same
 // transaction.
 func (s *Store) sweepTable(ctx context.Context, table []byte, st *bot.SweepStats,
-	decide func(tx *bbolt.Tx, k, v []byte) (del, stop bool), deleted func(tx *bbolt.Tx, n int) error) (int, error) {
+	decide func(tx *bbolt.Tx, k, v []byte) (del, stop bool), deleted func(tx *bbolt.Tx, n int) error,
+	unindex func(tx *bbolt.Tx, id uint64, raw []byte) error) (int, error) {
 	total := 0
 	var from []byte
 	for {
@@ -98,6 +104,9 @@ func (s *Store) sweepTable(ctx context.Context, table []byte, st *bot.SweepStats
 					break
 				}
 				if del {
+					if err := unindex(tx, binary.BigEndian.Uint64(k), v); err != nil {
+						return err
+					}
 					if err := c.Delete(); err != nil {
 						return err
 					}

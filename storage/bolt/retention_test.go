@@ -32,6 +32,9 @@ func fill(tb testing.TB, s *Store, n int, start time.Time) {
 				if err := events.Put(u64(seq), raw); err != nil {
 					return err
 				}
+				if err := indexEvent(tx, []string{fmt.Sprintf("wm%07d", i)}, seq); err != nil {
+					return err
+				}
 				if i%10 == 0 {
 					if err := pending.Put(u64(seq), i64(at.UnixNano())); err != nil {
 						return err
@@ -43,7 +46,10 @@ func fill(tb testing.TB, s *Store, n int, start time.Time) {
 				if i%2 == 0 {
 					id, _ := ob.NextSequence()
 					a, _ := bot.NewAction(bot.ActionKfMessage, fmt.Sprintf("kf|reply|%d", i), bot.KfMessage{OpenKfID: "wk1", ExternalUserID: "wm", Text: "您好，今天全场满 199 减 30"})
-					a.ID, a.CreatedAt, a.DueAt = id, at, at
+					a.ID, a.CreatedAt, a.DueAt, a.MemberID = id, at, at, fmt.Sprintf("wm%07d", i)
+					if err := indexAction(tx, a.MemberID, id); err != nil {
+						return err
+					}
 					ctr := ctrObPending
 					if i%20 != 0 {
 						a.Status, a.SentAt, ctr = bot.ActionSent, at.Add(time.Second), ctrObSent
@@ -110,6 +116,16 @@ func TestSweepInChunks(t *testing.T) {
 	if ob.Sent+ob.Pending != len(acts) {
 		t.Fatalf("outbox counters %+v disagree with %d stored actions", ob, len(acts))
 	}
+	// The member history lost exactly the swept records.
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		if got := tx.Bucket(bucketMemberEvents).Stats().KeyN; got != len(evs) {
+			t.Errorf("member_events holds %d keys for %d events", got, len(evs))
+		}
+		if got := tx.Bucket(bucketMemberActions).Stats().KeyN; got != len(acts) {
+			t.Errorf("member_actions holds %d keys for %d actions", got, len(acts))
+		}
+		return nil
+	})
 }
 
 // BenchmarkSweep sweeps a file of 1,000,000 events (and 500,000 actions),

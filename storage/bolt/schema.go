@@ -32,10 +32,14 @@ var (
 	// open when its version differs, never exported.
 	bucketTallies = []byte("member_tallies") // tally key → int64 BE
 	bucketTerms   = []byte("member_terms")   // term NUL external_userid → nil
-	kvPrefix      = "kv:"
+	// A member's history (history.go), kept with the records and swept with them.
+	bucketMemberEvents  = []byte("member_events")  // external_userid NUL seq BE → nil
+	bucketMemberActions = []byte("member_actions") // external_userid NUL action id BE → nil
+	kvPrefix            = "kv:"
 
 	tables = [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
-		bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta, bucketTallies, bucketTerms}
+		bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta, bucketTallies, bucketTerms,
+		bucketMemberEvents, bucketMemberActions}
 )
 
 // Counter names in the meta bucket.
@@ -70,6 +74,7 @@ type migration struct {
 var migrations = []migration{
 	{"record the schema version (files written before had none)", func(*bbolt.Tx, []byte) ([]byte, bool, error) { return nil, true, nil }},
 	{"typed action purpose: pending follow-ups (keys followup|…) get purpose followup", migrateFollowUpPurpose},
+	{"member history: events and actions indexed by member (member_events, member_actions)", migrateMemberHistory},
 }
 
 // migrateChunk bounds how many records one migration transaction touches.

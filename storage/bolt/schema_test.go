@@ -70,6 +70,13 @@ func TestOpenMigratesAFileWithoutVersion(t *testing.T) {
 		t.Fatalf("migrations run: %q, want all %d and the member index", got, SchemaVersion)
 	}
 	storagetest.CheckMemberIndex(t, s)
+	// The member history indexes what was stored before it existed.
+	if evs, err := s.MemberEvents(ctx, "wm1", 10); err != nil || len(evs) != 2 {
+		t.Errorf("wm1's events after the migration: %d %v", len(evs), err)
+	}
+	if acts, err := s.MemberActions(ctx, "wm1", 10); err != nil || len(acts) != 2 {
+		t.Errorf("wm1's actions after the migration: %d %v", len(acts), err)
+	}
 	acts, err := s.Actions(ctx, 0, 10)
 	if err != nil || len(acts) != 2 {
 		t.Fatalf("actions %v %v", acts, err)

@@ -228,6 +228,9 @@ func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 		if err := events.Put(u64(seq), raw); err != nil {
 			return err
 		}
+		if err := indexEvent(tx, e.Members(), seq); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketPending).Put(u64(seq), i64(ev.ReceivedAt.UnixNano())); err != nil {
 			return err
 		}
@@ -493,6 +496,9 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 		return false, err
 	}
 	if err := keys.Put([]byte(a.Key), u64(id)); err != nil {
+		return false, err
+	}
+	if err := indexAction(t.tx, a.MemberID, id); err != nil {
 		return false, err
 	}
 	if a.Status != bot.ActionPending {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,52 +12,28 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
-// Read methods for the operator console (bot/server's AdminStore), bounded
-// like bbolt's: they look at the newest window records only.
+// Read methods for the operator console (bot/server's AdminStore): a
+// member's history from her index rows (member_events, outbox.member);
+// the failed actions among the newest window actions, like bbolt's.
 
-// RecentMemberEvents returns up to limit events about member (its
-// ExternalUserID, or named in a group change's member list), newest first,
-// among the newest window events.
-func (s *Store) RecentMemberEvents(ctx context.Context, member string, limit, window int) ([]bot.Event, error) {
-	needle, _ := json.Marshal(member)
-	rows, err := s.pool.Query(ctx, `SELECT seq, body FROM (SELECT seq, body FROM events ORDER BY seq DESC LIMIT $1) w
-		WHERE position($2::bytea in body) > 0 ORDER BY seq DESC`, window, needle)
+// MemberEvents returns up to limit events about member (her own, and
+// group changes naming her), newest first.
+func (s *Store) MemberEvents(ctx context.Context, member string, limit int) ([]bot.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT e.seq, e.body FROM member_events m JOIN events e ON e.seq = m.seq
+		WHERE m.member = $1 ORDER BY m.seq DESC LIMIT $2`, member, limit)
 	if err != nil {
 		return nil, err
 	}
-	evs, err := scanEvents(rows)
-	if err != nil {
-		return nil, err
-	}
-	out := evs[:0]
-	for _, ev := range evs {
-		if len(out) < limit && (ev.ExternalUserID == member || slices.Contains(ev.MemChangeList, member)) {
-			out = append(out, ev)
-		}
-	}
-	return out, nil
+	return scanEvents(rows)
 }
 
-// RecentMemberActions returns up to limit outbox actions for member,
-// newest first, among the newest window actions.
-func (s *Store) RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error) {
-	needle, _ := json.Marshal(member)
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM (SELECT id, status, body FROM outbox ORDER BY id DESC LIMIT $1) w
-		WHERE status <> 'swept' AND position($2::bytea in body) > 0 ORDER BY id DESC`, window, needle)
+// MemberActions returns up to limit outbox actions for member, newest first.
+func (s *Store) MemberActions(ctx context.Context, member string, limit int) ([]bot.Action, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE member = $1 ORDER BY id DESC LIMIT $2`, member, limit)
 	if err != nil {
 		return nil, err
 	}
-	acts, err := scanActions(rows)
-	if err != nil {
-		return nil, err
-	}
-	out := acts[:0]
-	for _, a := range acts {
-		if len(out) < limit && a.MemberID == member {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return scanActions(rows)
 }
 
 // RecentFailedActions returns up to limit dead-lettered actions, newest

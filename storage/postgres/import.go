@@ -110,8 +110,14 @@ func (im *Import) Event(seq uint64, raw []byte, pending bool, errMsg string) err
 	if errMsg != "" {
 		e = &errMsg
 	}
-	return im.queue("events", `INSERT INTO events (seq, part, received_at, processed, error, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING`,
-		int64(seq), Partition(&ev), ev.ReceivedAt, !pending, e, raw)
+	if err := im.queue("events", `INSERT INTO events (seq, part, received_at, processed, error, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING`,
+		int64(seq), Partition(&ev), ev.ReceivedAt, !pending, e, raw); err != nil {
+		return err
+	}
+	if members := ev.Members(); len(members) > 0 {
+		return im.queue("member_events", `INSERT INTO member_events (member, seq) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, members, int64(seq))
+	}
+	return nil
 }
 
 // Dedupe copies one dedupe key.
@@ -130,8 +136,8 @@ func (im *Import) Action(id uint64, raw []byte) error {
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("decode action %d: %w", id, err)
 	}
-	return im.queue("outbox", `INSERT INTO outbox (id, key, status, due_at, urgent, body) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		int64(id), []byte(a.Key), a.Status, a.DueAt, !a.NotAfter.IsZero(), raw)
+	return im.queue("outbox", `INSERT INTO outbox (id, key, status, due_at, urgent, member, body) VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7) ON CONFLICT (id) DO NOTHING`,
+		int64(id), []byte(a.Key), a.Status, a.DueAt, !a.NotAfter.IsZero(), a.MemberID, raw)
 }
 
 // KV copies one feature key.

@@ -171,7 +171,7 @@ func sweepActions(ctx context.Context, tx pgx.Tx, from int64, cutoff time.Time) 
 	if len(ids) == 0 {
 		return 0, last, done, nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE outbox SET status = 'swept', body = ''::bytea, lease_owner = NULL, lease_until = NULL
+	tag, err := tx.Exec(ctx, `UPDATE outbox SET status = 'swept', body = ''::bytea, member = NULL, lease_owner = NULL, lease_until = NULL
 		WHERE id = ANY($1) AND status = 'sent'`, ids)
 	if err != nil {
 		return 0, 0, false, err

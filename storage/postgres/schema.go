@@ -113,6 +113,25 @@ CREATE TABLE member_terms (
 );
 INSERT INTO counters (name, slot, n) VALUES ('member_index_version', 0, 0);
 `,
+	// 5: a member's history: her events (member_events, deleted with the
+	// event by the sweep) and actions (outbox.member, cleared when the
+	// sweep stubs the action), so her detail reads her own rows.
+	`
+CREATE TABLE member_events (
+	member text COLLATE "C" NOT NULL,
+	seq bigint NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+	PRIMARY KEY (member, seq)
+);
+CREATE INDEX member_events_seq ON member_events (seq);
+INSERT INTO member_events (member, seq)
+	SELECT DISTINCT u.m, e.seq FROM events e,
+		LATERAL (SELECT convert_from(e.body, 'UTF8')::jsonb AS j) b,
+		LATERAL (SELECT b.j->>'external_user_id' UNION SELECT jsonb_array_elements_text(coalesce(b.j->'mem_change_list', '[]'::jsonb))) AS u(m)
+	WHERE u.m IS NOT NULL AND u.m <> '';
+ALTER TABLE outbox ADD COLUMN member text COLLATE "C";
+UPDATE outbox SET member = nullif(convert_from(body, 'UTF8')::jsonb->>'member_id', '') WHERE status <> 'swept';
+CREATE INDEX outbox_member ON outbox (member, id) WHERE member IS NOT NULL;
+`,
 }
 
 // SchemaVersion is the schema this build writes.

@@ -328,6 +328,9 @@ func (s *Store) tryAppends(ctx context.Context, batch []*appendReq, now time.Tim
 		}
 		r.seq = seq
 		b.Queue(`INSERT INTO events (seq, part, received_at, body) VALUES ($1, $2, $3, $4)`, int64(seq), Partition(&e), e.ReceivedAt, raw)
+		if members := e.Members(); len(members) > 0 {
+			b.Queue(`INSERT INTO member_events (member, seq) SELECT unnest($1::text[]), $2`, members, int64(seq))
+		}
 	}
 	b.Queue(`SELECT pg_notify('wecombot_events', '')`)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -83,3 +83,46 @@ func TestFailedEventsReplay(t *testing.T) {
 		t.Fatalf("stats after retry %+v %v", st, err)
 	}
 }
+
+// TestMigrationIndexesMemberHistory: schema migration 5 indexes the events
+// and actions a database held before it by member (their JSON bodies).
+func TestMigrationIndexesMemberHistory(t *testing.T) {
+	url := pgtest.Database(t)
+	ctx := context.Background()
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, ev := range []*bot.Event{
+		{Type: bot.EventContactAdd, Source: bot.SourceSim, ExternalUserID: "wm1"},
+		{Type: bot.EventGroupUpdate, Source: bot.SourceSim, ChatID: "wr1", MemChangeList: []string{"wm2", "wm1"}},
+	} {
+		if _, err := s.AppendEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		a, _ := bot.NewAction(bot.ActionKfMessage, "k1", bot.KfMessage{Text: "hi"})
+		a.MemberID = "wm1"
+		_, err := tx.Enqueue(a)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Back to schema 4, the history gone, then migrate again.
+	pgtest.Exec(t, url, `DROP TABLE member_events; DROP INDEX outbox_member; ALTER TABLE outbox DROP COLUMN member; DELETE FROM schema_migrations WHERE version = 5`)
+	if from, to, err := Migrate(ctx, s.pool); err != nil || from != 4 || to != SchemaVersion {
+		t.Fatalf("migrate %d → %d: %v", from, to, err)
+	}
+	evs, err := s.MemberEvents(ctx, "wm1", 10)
+	if err != nil || len(evs) != 2 || evs[0].Type != bot.EventGroupUpdate {
+		t.Errorf("wm1's events: %+v %v", evs, err)
+	}
+	if evs, _ := s.MemberEvents(ctx, "wm2", 10); len(evs) != 1 {
+		t.Errorf("wm2's events: %+v", evs)
+	}
+	if acts, err := s.MemberActions(ctx, "wm1", 10); err != nil || len(acts) != 1 {
+		t.Errorf("wm1's actions: %+v %v", acts, err)
+	}
+}

@@ -293,8 +293,8 @@ func (t *pgTx) Enqueue(a *bot.Action) (bool, error) {
 	}
 	// One round trip: the key's uniqueness decides, the sequence gives the id.
 	var id int64
-	err = t.row(`INSERT INTO outbox (id, key, status, due_at, urgent, body) VALUES (nextval('outbox_id'), $1, $2, $3, $4, $5)
-		ON CONFLICT (key) DO NOTHING RETURNING id`, []any{[]byte(e.Key), e.Status, e.DueAt, !e.NotAfter.IsZero(), raw}, &id)
+	err = t.row(`INSERT INTO outbox (id, key, status, due_at, urgent, member, body) VALUES (nextval('outbox_id'), $1, $2, $3, $4, nullif($5, ''), $6)
+		ON CONFLICT (key) DO NOTHING RETURNING id`, []any{[]byte(e.Key), e.Status, e.DueAt, !e.NotAfter.IsZero(), e.MemberID, raw}, &id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return true, nil
 	}

@@ -586,6 +586,7 @@ func testRetentionSweep(t *testing.T, open Open) {
 				return err
 			}
 			a.CreatedAt = clock.Now()
+			a.MemberID = "wm-" + key
 			_, err = tx.Enqueue(a)
 			id = a.ID
 			return err
@@ -643,6 +644,19 @@ func testRetentionSweep(t *testing.T, open Open) {
 	}
 	if _, err := s.Action(ctx, sent); !errors.Is(err, bot.ErrNotFound) {
 		t.Errorf("old sent action still there: %v", err)
+	}
+	// A member's history loses what was swept and keeps the rest.
+	if as, ok := store.(AdminStore); ok {
+		for member, want := range map[string]int{"wm-done": 0, "wm-pending": 1, "wm-failed": 1, "wm-recent": 1} {
+			if evs, err := as.MemberEvents(ctx, member, 10); err != nil || len(evs) != want {
+				t.Errorf("%s's events after the sweep: %d, want %d (%v)", member, len(evs), want, err)
+			}
+		}
+		for member, want := range map[string]int{"wm-sent": 0, "wm-pending": 1, "wm-failed": 1, "wm-recent-sent": 1} {
+			if acts, err := as.MemberActions(ctx, member, 10); err != nil || len(acts) != want {
+				t.Errorf("%s's actions after the sweep: %d, want %d (%v)", member, len(acts), want, err)
+			}
+		}
 	}
 	for _, id := range []uint64{pending, failed, recentSent} {
 		if _, err := s.Action(ctx, id); err != nil {
@@ -998,8 +1012,8 @@ func testScansPage(t *testing.T, open Open) {
 
 // AdminStore is the console's optional read interface (bot/server.AdminStore).
 type AdminStore interface {
-	RecentMemberEvents(ctx context.Context, member string, limit, window int) ([]bot.Event, error)
-	RecentMemberActions(ctx context.Context, member string, limit, window int) ([]bot.Action, error)
+	MemberEvents(ctx context.Context, member string, limit int) ([]bot.Event, error)
+	MemberActions(ctx context.Context, member string, limit int) ([]bot.Action, error)
 	RecentFailedActions(ctx context.Context, limit, window int) ([]bot.Action, error)
 	RetryAction(ctx context.Context, id uint64, due time.Time) (*bot.Action, error)
 }
@@ -1022,19 +1036,22 @@ func testConsoleReads(t *testing.T, open Open) {
 			t.Fatal(err)
 		}
 	}
-	evs, err := as.RecentMemberEvents(ctx, "wm1", 100, 1000)
+	evs, err := as.MemberEvents(ctx, "wm1", 100)
 	if err != nil || len(evs) != 11 || evs[0].Type != bot.EventGroupUpdate || evs[1].Content != "27" {
 		t.Fatalf("member events: %v %+v", err, evs)
 	}
-	if evs, _ := as.RecentMemberEvents(ctx, "wm1", 3, 1000); len(evs) != 3 {
-		t.Errorf("limit: %d", len(evs))
+	if evs, _ := as.MemberEvents(ctx, "wm1", 3); len(evs) != 3 || evs[2].Content != "24" {
+		t.Errorf("limit: %+v", evs)
 	}
-	// The window bounds the scan: the newest 6 events hold three of wm1's.
-	if evs, _ := as.RecentMemberEvents(ctx, "wm1", 100, 6); len(evs) != 3 {
-		t.Errorf("window: %d", len(evs))
+	// wm9 is only named by the group change (and sorts last in the index).
+	if evs, _ := as.MemberEvents(ctx, "wm9", 100); len(evs) != 1 || evs[0].Type != bot.EventGroupUpdate {
+		t.Errorf("named in a group change: %+v", evs)
+	}
+	if evs, _ := as.MemberEvents(ctx, "wm3", 100); len(evs) != 9 || evs[0].Content != "26" {
+		t.Errorf("wm3: %+v", evs)
 	}
 	// A prefix of another id does not match.
-	if evs, _ := as.RecentMemberEvents(ctx, "wm", 100, 1000); len(evs) != 0 {
+	if evs, _ := as.MemberEvents(ctx, "wm", 100); len(evs) != 0 {
 		t.Errorf("prefix matched: %d", len(evs))
 	}
 
@@ -1053,7 +1070,7 @@ func testConsoleReads(t *testing.T, open Open) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acts, _ := as.RecentMemberActions(ctx, "wm2", 10, 100); len(acts) != 2 || acts[0].ID != ids[3] {
+	if acts, _ := as.MemberActions(ctx, "wm2", 10); len(acts) != 2 || acts[0].ID != ids[3] {
 		t.Errorf("member actions: %+v", acts)
 	}
 	now := time.Now()
