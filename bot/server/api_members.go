@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -129,9 +130,73 @@ func (f memberFilter) match(m *bot.Member) bool {
 	return true
 }
 
+// terms are the filter's conditions the member index answers, each with
+// the tally that estimates how many members it matches (bot.MemberTerms,
+// bot.MemberTallies).
+func (f memberFilter) terms() []indexedTerm {
+	var out []indexedTerm
+	add := func(term, tally string) { out = append(out, indexedTerm{term: term, tally: tally}) }
+	switch {
+	case f.noStage:
+		add(bot.IndexKey(bot.TermStage, ""), bot.IndexKey(bot.TallyCurrent, ""))
+	case f.stage != "":
+		add(bot.IndexKey(bot.TermStage, string(f.stage)), bot.IndexKey(bot.TallyCurrent, string(f.stage)))
+	}
+	if f.tag != "" {
+		add(bot.IndexKey(bot.TermTag, f.tag), bot.IndexKey(bot.TallyTag, f.tag))
+	}
+	if f.channel != "" {
+		add(bot.IndexKey(bot.TermChannel, f.channel), "") // channel or raw state: no one tally
+	}
+	if f.staff != "" {
+		add(bot.IndexKey(bot.TermStaff, f.staff), bot.IndexKey(bot.TallyStaff, f.staff))
+	}
+	if f.level != "" {
+		add(bot.IndexKey(bot.TermLevel, f.level), bot.IndexKey(bot.TallyLevel, f.level))
+	}
+	if f.lost != nil && *f.lost {
+		add(bot.TermLost, bot.TallyLost)
+	}
+	return out
+}
+
+type indexedTerm struct{ term, tally string }
+
+// rarestTerm picks the filter's indexed term that matches the fewest
+// members (by its tally; a term without one counts as everyone), and
+// reports whether it matches nobody for certain.
+func rarestTerm(tx bot.Tx, terms []indexedTerm) (term string, none bool, err error) {
+	best := int64(-1)
+	for _, t := range terms {
+		n := int64(1) << 62
+		if t.tally != "" {
+			n = 0
+			if err := tx.Tallies(t.tally, func(k string, c int64) bool {
+				if k == t.tally {
+					n = c
+				}
+				return false
+			}); err != nil {
+				return "", false, err
+			}
+			if n == 0 {
+				return t.term, true, nil
+			}
+		}
+		if best < 0 || n < best {
+			best, term = n, t.term
+		}
+	}
+	return term, false, nil
+}
+
 // apiMembers answers GET /api/v1/members: filtered, cursor-paginated in
-// external_userid order. A page scans at most maxScanPage members; when the
-// filter is rare the page may come back short with a next_cursor to go on.
+// external_userid order. When a filter names something the member index
+// holds (stage, tag, channel, staff, level, lost), the page walks the
+// members of its rarest such term instead of every member, and checks the
+// rest of the filter on each; a filter whose term nobody holds answers at
+// once. A page reads at most maxScanPage members; when the filter is rare
+// among them the page may come back short with a next_cursor to go on.
 func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 	q := newQuery(r, "stage", "tag", "channel", "staff", "level", "q", "lost", "limit", "cursor")
 	f := parseMemberFilter(q)
@@ -142,27 +207,70 @@ func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := []memberRow{}
-	total, scanned, last := 0, 0, ""
+	total, scanned, last, done := 0, 0, "", false
 	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
 		var err error
 		if total, err = tx.MemberCount(); err != nil {
 			return err
 		}
-		return tx.Members(cursor, func(m *bot.Member) bool {
+		visit := func(m *bot.Member) bool {
 			scanned++
 			last = m.ExternalUserID
 			if f.match(m) {
 				rows = append(rows, s.memberRow(m))
 			}
 			return len(rows) < limit && scanned < maxScanPage
-		})
+		}
+		term, none, err := rarestTerm(tx, f.terms())
+		switch {
+		case err != nil:
+			return err
+		case none:
+			done = true
+			return nil
+		case term == "":
+			return tx.Members(cursor, visit)
+		}
+		// Ids in batches, then their members: reading each member inside
+		// the term scan would interleave two cursors (and, on PostgreSQL,
+		// two queries on one connection).
+		const batch = 512
+		after := cursor
+		for {
+			ids := make([]string, 0, batch)
+			if err := tx.TermMembers(term, after, func(id string) bool {
+				ids = append(ids, id)
+				return len(ids) < batch
+			}); err != nil {
+				return err
+			}
+			for i, id := range ids {
+				m, err := tx.Member(id)
+				if errors.Is(err, bot.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if !visit(m) {
+					// Done only when this was the term's last member.
+					done = i == len(ids)-1 && len(ids) < batch
+					return nil
+				}
+			}
+			if len(ids) < batch {
+				done = true
+				return nil
+			}
+			after = ids[len(ids)-1]
+		}
 	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	body := map[string]any{"members": rows, "total": total, "scanned": scanned}
-	if len(rows) == limit || scanned >= maxScanPage {
+	if !done && (len(rows) == limit || scanned >= maxScanPage) {
 		body["next_cursor"] = last
 	}
 	writeJSON(w, http.StatusOK, body)

@@ -172,27 +172,30 @@ func TestMembersFilters(t *testing.T) {
 	cases := []struct {
 		query string
 		want  []string
+		// scanned is how many members the page read: the rarest indexed
+		// term's, or everyone when the filter names none.
+		scanned int
 	}{
-		{"", []string{"wm_alice", "wm_bob", "wm_carol", "wm_dave", "wm_eve"}},
-		{"stage=aware", []string{"wm_carol", "wm_eve"}},
-		{"stage=interest", []string{"wm_alice"}},
-		{"stage=loyal", []string{"wm_bob"}},
-		{"stage=purchase", []string{"wm_dave"}},
-		{"channel=小红书", []string{"wm_alice", "wm_bob"}},
-		{"channel=douyin", []string{"wm_carol", "wm_dave"}}, // by state too
-		{"staff=lisi", []string{"wm_bob", "wm_dave"}},
-		{"staff=zhangsan", []string{"wm_alice", "wm_eve"}}, // carol deleted zhangsan
-		{"lost=true", []string{"wm_carol"}},
-		{"lost=false&stage=aware", []string{"wm_eve"}},
-		{"q=ALI", []string{"wm_alice"}},
-		{"q=小艾", []string{"wm_alice"}},
-		{"q=wm_d", []string{"wm_dave"}},
-		{"q=%3Cscript", []string{"wm_eve"}},
-		{"q=nobody", nil},
-		{"tag=" + f.sc.Funnel.StageTag(bot.StageLoyal), []string{"wm_bob"}},
-		{"level=" + member("wm_alice").Level, []string{"wm_alice", "wm_bob", "wm_carol", "wm_dave", "wm_eve"}},
-		{"level=尊享", nil},
-		{"stage=none", nil},
+		{"", []string{"wm_alice", "wm_bob", "wm_carol", "wm_dave", "wm_eve"}, 5},
+		{"stage=aware", []string{"wm_carol", "wm_eve"}, 2},
+		{"stage=interest", []string{"wm_alice"}, 1},
+		{"stage=loyal", []string{"wm_bob"}, 1},
+		{"stage=purchase", []string{"wm_dave"}, 1},
+		{"channel=小红书", []string{"wm_alice", "wm_bob"}, 2},
+		{"channel=douyin", []string{"wm_carol", "wm_dave"}, 2}, // by state too
+		{"staff=lisi", []string{"wm_bob", "wm_dave"}, 2},
+		{"staff=zhangsan", []string{"wm_alice", "wm_eve"}, 2}, // carol deleted zhangsan
+		{"lost=true", []string{"wm_carol"}, 1},
+		{"lost=false&stage=aware", []string{"wm_eve"}, 2},
+		{"q=ALI", []string{"wm_alice"}, 5},
+		{"q=小艾", []string{"wm_alice"}, 5},
+		{"q=wm_d", []string{"wm_dave"}, 5},
+		{"q=%3Cscript", []string{"wm_eve"}, 5},
+		{"q=nobody", nil, 5},
+		{"tag=" + f.sc.Funnel.StageTag(bot.StageLoyal), []string{"wm_bob"}, 1},
+		{"level=" + member("wm_alice").Level, []string{"wm_alice", "wm_bob", "wm_carol", "wm_dave", "wm_eve"}, 5},
+		{"level=尊享", nil, 0},
+		{"stage=none", nil, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.query, func(t *testing.T) {
@@ -206,7 +209,35 @@ func TestMembersFilters(t *testing.T) {
 			if r.json["total"].(float64) != 5 {
 				t.Errorf("total %v", r.json["total"])
 			}
+			if r.json["scanned"].(float64) != float64(tc.scanned) {
+				t.Errorf("scanned %v, want %d", r.json["scanned"], tc.scanned)
+			}
+			if _, ok := r.json["next_cursor"]; ok {
+				t.Errorf("next_cursor on the only page: %v", r.json["next_cursor"])
+			}
 		})
+	}
+}
+
+// TestMembersIndexedPages: pages along an indexed term follow the cursor
+// and end without a next_cursor on the term's last member.
+func TestMembersIndexedPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	f.seedCommunity()
+	var got []string
+	cursor := ""
+	for page := 0; page < 5; page++ {
+		r := f.get("/api/v1/members?stage=aware&limit=1&cursor=" + cursor)
+		got = append(got, ids(r)...)
+		next, ok := r.json["next_cursor"].(string)
+		if !ok {
+			break
+		}
+		cursor = next
+	}
+	if !slices.Equal(got, []string{"wm_carol", "wm_eve"}) {
+		t.Errorf("pages: %v", got)
 	}
 }
 

@@ -218,3 +218,37 @@ func BenchmarkConsoleExport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConsoleMemberDetail is GET /api/v1/members/{id}: the member,
+// her check-in days and her newest events and actions (50 of each here,
+// read from her history index), on the benchmarks' community.
+func BenchmarkConsoleMemberDetail(b *testing.B) {
+	s := seedBench(b, *benchMembers)
+	id := fmt.Sprintf("wm%09d", *benchMembers/2)
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := s.o.Store.AppendEvent(ctx, &bot.Event{Type: bot.EventKfText, Source: bot.SourceSim, ExternalUserID: id,
+			Content: fmt.Sprint("你好 ", i), DedupeKey: fmt.Sprint("bench|detail|", id, "|", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.o.Store.Update(ctx, func(tx bot.Tx) error {
+		for i := range 50 {
+			a, _ := bot.NewAction(bot.ActionKfMessage, fmt.Sprint("bench|detail|", id, "|", i), bot.KfMessage{ExternalUserID: id, Text: "您好"})
+			a.MemberID = id
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rec := benchGet(b, s, "/api/v1/members/"+id)
+		if !strings.Contains(rec.Body.String(), "你好 49") {
+			b.Fatal(rec.Body.String())
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -190,4 +191,57 @@ func BenchmarkSweep(b *testing.B) {
 		}
 		s.Close()
 	}
+}
+
+// BenchmarkMemberHistory is a member's detail read (her newest 200 events
+// and actions) on a log of 200,000 events and 100,000 actions, for a
+// member whose records are old: "index" reads her history index;
+// "scan-newest-20000" is, in the same run, what the console did before —
+// scan the newest 20,000 events and actions backwards for her id (and
+// find nothing older). The index's cost does not grow with the log; the
+// scan's grows with the window.
+func BenchmarkMemberHistory(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "history.db"), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 200_000
+	fill(b, s, n, time.Now().Add(-time.Hour))
+	member := fmt.Sprintf("wm%07d", 10) // an early member: one event, one action
+	ctx := context.Background()
+	b.Run("index", func(b *testing.B) {
+		for b.Loop() {
+			evs, err := s.MemberEvents(ctx, member, 200)
+			if err != nil || len(evs) != 1 {
+				b.Fatal(len(evs), err)
+			}
+			acts, err := s.MemberActions(ctx, member, 200)
+			if err != nil || len(acts) != 1 {
+				b.Fatal(len(acts), err)
+			}
+		}
+	})
+	b.Run("scan-newest-20000", func(b *testing.B) {
+		needle, _ := json.Marshal(member)
+		for b.Loop() {
+			found := 0
+			_ = s.db.View(func(tx *bbolt.Tx) error {
+				for _, table := range [][]byte{bucketEvents, bucketOutbox} {
+					c := tx.Bucket(table).Cursor()
+					n := 0
+					for k, v := c.Last(); k != nil && n < 20000; k, v = c.Prev() {
+						n++
+						if bytes.Contains(v, needle) {
+							found++
+						}
+					}
+				}
+				return nil
+			})
+			if found != 0 {
+				b.Fatal("the window reached the early member")
+			}
+		}
+	})
 }
