@@ -68,33 +68,27 @@ func (t *pgTx) reindexMember(m *bot.Member) error {
 }
 
 // applyIndexDelta writes the difference between two index entries of
-// member id, in at most three statements.
+// member id in one statement (one round trip): a member write that changes
+// nothing indexed costs none.
 func applyIndexDelta(t *pgTx, id string, ix, old bot.MemberIndex) error {
 	tallies, removed, added := ix.Diff(old)
-	if len(tallies) > 0 {
-		keys := make([]string, 0, len(tallies))
-		deltas := make([]int64, 0, len(tallies))
-		for k, d := range tallies {
-			keys = append(keys, k)
-			deltas = append(deltas, d)
-		}
-		if _, err := t.exec(`INSERT INTO member_tallies (key, slot, n) SELECT k, $3, d FROM unnest($1::text[], $2::bigint[]) AS u(k, d)
-			ON CONFLICT (key, slot) DO UPDATE SET n = member_tallies.n + EXCLUDED.n`,
-			keys, deltas, int(bot.ShardHash(id)%tallySlots)); err != nil {
-			return err
-		}
+	if len(tallies) == 0 && len(removed) == 0 && len(added) == 0 {
+		return nil
 	}
-	if len(removed) > 0 {
-		if _, err := t.exec(`DELETE FROM member_terms WHERE member = $1 AND term = ANY($2::text[])`, id, removed); err != nil {
-			return err
-		}
+	keys := make([]string, 0, len(tallies))
+	deltas := make([]int64, 0, len(tallies))
+	for k, d := range tallies {
+		keys = append(keys, k)
+		deltas = append(deltas, d)
 	}
-	if len(added) > 0 {
-		if _, err := t.exec(`INSERT INTO member_terms (term, member) SELECT unnest($2::text[]), $1 ON CONFLICT DO NOTHING`, id, added); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := t.exec(`WITH
+		t AS (INSERT INTO member_tallies (key, slot, n) SELECT k, $3, d FROM unnest($1::text[], $2::bigint[]) AS u(k, d)
+			ON CONFLICT (key, slot) DO UPDATE SET n = member_tallies.n + EXCLUDED.n RETURNING 1),
+		r AS (DELETE FROM member_terms WHERE member = $4 AND term = ANY($5::text[]) RETURNING 1),
+		a AS (INSERT INTO member_terms (term, member) SELECT unnest($6::text[]), $4 ON CONFLICT DO NOTHING RETURNING 1)
+		SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM r), (SELECT count(*) FROM a)`,
+		keys, deltas, int(bot.ShardHash(id)%tallySlots), id, removed, added)
+	return err
 }
 
 func (t *pgTx) Tallies(prefix string, fn func(key string, n int64) bool) error {
