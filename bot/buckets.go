@@ -29,6 +29,7 @@ const (
 	BucketRefunds          = "refunds"
 	BucketRefundsHeld      = "refunds_held"
 	BucketGroups           = "groups"
+	BucketGroupMembers     = "group_members"
 	BucketRateLimit        = "ratelimit"
 	BucketAIRateLimit      = "ai_ratelimit"
 	BucketCouponFree       = "coupon_free"
@@ -135,7 +136,8 @@ var Buckets = []Bucket{
 	{BucketOrdersPending, "member|order_id", "present: a paid order not yet matched to a refund window", "bot/engine funnel.go"},
 	{BucketRefunds, "order_id|refund_id", "present: refund applied (idempotency)", "bot/engine funnel.go"},
 	{BucketRefundsHeld, "order_id|refund_id", "heldRefund JSON: a refund that arrived before its paid order, applied when the order arrives", "bot/engine funnel.go"},
-	{BucketGroups, "chat_id", "customer group JSON", "bot/engine groups.go"},
+	{BucketGroups, "chat_id", "customer group JSON (name, owner, created/dismissed)", "bot/engine groups.go"},
+	{BucketGroupMembers, "chat_id\x1fexternal_userid", "present: the customer is in the group", "bot/engine groups.go"},
 	{BucketRateLimit, "scope", "recent keyword replies (rate limit log)", "bot/engine keywords.go"},
 	{BucketAIRateLimit, "scope", "recent model replies (ai.rate_limit log)", "bot/engine ai.go"},
 	{BucketCouponFree, "pool|code", "present: an unissued code", "bot/engine coupons.go"},

@@ -11,7 +11,8 @@
 //	orders          order_id → orderRecord (paid amount, refunded amount, member)
 //	orders_pending  <member>|<order_id> → present, for orders of members not yet known
 //	refunds         <order_id>|<refund_id> → present once a refund is applied
-//	groups          chat_id → groupRecord (members, owner, created/dismissed)
+//	groups          chat_id → groupRecord (name, owner, created/dismissed)
+//	group_members   chat_id ‖ external_userid → present: the group's customers
 //	ratelimit       kf|<member> or app|<staff> → recent auto-replies
 //
 // Check-in campaigns keep their ledger in bot/checkin's buckets (see there).
@@ -49,6 +50,7 @@ const (
 	bucketRefunds       = bot.BucketRefunds
 	bucketRefundsHeld   = bot.BucketRefundsHeld
 	bucketGroups        = bot.BucketGroups
+	bucketGroupMembers  = bot.BucketGroupMembers
 	bucketRateLimit     = bot.BucketRateLimit
 )
 

@@ -587,13 +587,35 @@ func TestGroupEvents(t *testing.T) {
 	if h.memberCount() != 2 {
 		t.Fatal("staff must not become a member")
 	}
+	groupMembers := func(chat string) []string {
+		t.Helper()
+		var ids []string
+		if err := h.store.View(context.Background(), func(tx bot.Tx) (err error) { ids, err = GroupMembers(tx, chat); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	if got := groupMembers("wrG"); !slices.Equal(got, []string{"wmA", "wmNew"}) {
+		t.Fatalf("group members after the join: %v", got)
+	}
 	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: "wrG", UpdateDetail: bot.GroupDelMember, MemChangeList: []string{"wmA"}})
-	if h.member("wmA").InGroup("wrG") {
-		t.Fatal("leave")
+	if h.member("wmA").InGroup("wrG") || !slices.Equal(groupMembers("wrG"), []string{"wmNew"}) {
+		t.Fatalf("leave: %v", groupMembers("wrG"))
 	}
 	h.send(&bot.Event{Type: bot.EventGroupDismiss, ChatID: "wrG"})
-	if h.member("wmNew").InGroup("wrG") {
+	if h.member("wmNew").InGroup("wrG") || len(groupMembers("wrG")) != 0 {
 		t.Fatal("dismiss should empty the group")
+	}
+	// A record written when members were a list in it: its members move
+	// to group_members when the group is next loaded.
+	if err := h.store.Update(context.Background(), func(tx bot.Tx) error {
+		return tx.Put(bot.BucketGroups, "wrOld", []byte(`{"chat_id":"wrOld","owner":"owner","members":["wmA","wmNew"]}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: "wrOld", UpdateDetail: bot.GroupDelMember, MemChangeList: []string{"wmA"}})
+	if got := groupMembers("wrOld"); !slices.Equal(got, []string{"wmNew"}) {
+		t.Fatalf("legacy record's members: %v", got)
 	}
 	// wmNew never added a staff member: its tags wait for the relation.
 	for _, a := range h.actions(bot.ActionMarkTag) {

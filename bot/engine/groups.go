@@ -18,16 +18,53 @@ type groupRecord struct {
 	Owner       string    `json:"owner,omitempty"`
 	CreatedAt   time.Time `json:"created_at,omitzero"`
 	DismissedAt time.Time `json:"dismissed_at,omitzero"`
-	// Members are the customers (external_userid) known to be in the group.
+	// Members is where records written before group_members held the
+	// group's customers; loadGroup moves them there.
 	Members []string `json:"members,omitempty"`
 }
 
+// A group's customers are keys in group_members (chat_id ‖ external_userid),
+// not a list in the record: a join or leave writes one key instead of
+// re-encoding every member of a 500-member group.
+
+func groupMemberKey(chatID, id string) string { return chatID + bot.IndexSep + id }
+
+// loadGroup reads the group's record, moving a list of members an older
+// record holds to group_members.
 func (r *run) loadGroup(chatID string) (*groupRecord, error) {
 	g := &groupRecord{ChatID: chatID}
 	if _, err := r.getJSON(bucketGroups, chatID, g); err != nil {
 		return nil, err
 	}
+	if len(g.Members) > 0 {
+		for _, id := range g.Members {
+			if err := r.tx.Put(bucketGroupMembers, groupMemberKey(chatID, id), present); err != nil {
+				return nil, err
+			}
+		}
+		g.Members = nil
+		if err := r.putJSON(bucketGroups, chatID, g); err != nil {
+			return nil, err
+		}
+	}
 	return g, nil
+}
+
+// groupMembers returns the customers known to be in group chatID, in id order.
+func (r *run) groupMembers(chatID string) ([]string, error) {
+	return GroupMembers(r.tx, chatID)
+}
+
+// GroupMembers returns the customers known to be in group chatID, in
+// external_userid order.
+func GroupMembers(tx bot.Tx, chatID string) ([]string, error) {
+	var out []string
+	prefix := groupMemberKey(chatID, "")
+	err := tx.Scan(bucketGroupMembers, prefix, func(k string, _ []byte) bool {
+		out = append(out, k[len(prefix):])
+		return true
+	})
+	return out, err
 }
 
 func (r *run) groupCreate() error {
@@ -85,7 +122,9 @@ func (r *run) groupUpdate() error {
 				m.Groups = append(m.Groups, ev.ChatID)
 				ms.dirty = true
 			}
-			addUnique(&g.Members, id)
+			if err := r.tx.Put(bucketGroupMembers, groupMemberKey(ev.ChatID, id), present); err != nil {
+				return err
+			}
 			if err := r.signal(ms, scenarios.SignalJoinGroup); err != nil {
 				return err
 			}
@@ -94,7 +133,9 @@ func (r *run) groupUpdate() error {
 		if removeString(&m.Groups, ev.ChatID) {
 			ms.dirty = true
 		}
-		removeString(&g.Members, id)
+		if err := r.tx.Delete(bucketGroupMembers, groupMemberKey(ev.ChatID, id)); err != nil {
+			return err
+		}
 	}
 	if joined {
 		// The callback doesn't say which group QR code (JoinScene 3) nor
@@ -119,7 +160,11 @@ func (r *run) dismissGroup(chatID string) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range g.Members {
+	ids, err := r.groupMembers(chatID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
 		ms, err := r.member(id, false)
 		if err != nil {
 			return err
@@ -127,19 +172,12 @@ func (r *run) dismissGroup(chatID string) error {
 		if ms != nil && removeString(&ms.m.Groups, g.ChatID) {
 			ms.dirty = true
 		}
-	}
-	g.Members = nil
-	g.DismissedAt = r.at
-	return r.putJSON(bucketGroups, g.ChatID, g)
-}
-
-func addUnique(list *[]string, s string) {
-	for _, v := range *list {
-		if v == s {
-			return
+		if err := r.tx.Delete(bucketGroupMembers, groupMemberKey(chatID, id)); err != nil {
+			return err
 		}
 	}
-	*list = append(*list, s)
+	g.DismissedAt = r.at
+	return r.putJSON(bucketGroups, g.ChatID, g)
 }
 
 // groupWelcomeSync pushes the scenario's group welcome templates. Each

@@ -527,8 +527,13 @@ func (r *run) syncGroup(s *SyncRun, p bot.SyncGroup) error {
 	if err != nil {
 		return err
 	}
-	isNew := g.CreatedAt.IsZero() && g.Owner == "" && len(g.Members) == 0
+	known, err := r.groupMembers(p.ChatID)
+	if err != nil {
+		return err
+	}
+	isNew := g.CreatedAt.IsZero() && g.Owner == "" && len(known) == 0
 	before, _ := json.Marshal(g)
+	membersChanged := false
 	if p.Owner != "" {
 		g.Owner = p.Owner
 	}
@@ -545,6 +550,12 @@ func (r *run) syncGroup(s *SyncRun, p bot.SyncGroup) error {
 			continue
 		}
 		current = append(current, gm.UserID)
+		if !slices.Contains(known, gm.UserID) {
+			if err := r.tx.Put(bucketGroupMembers, groupMemberKey(p.ChatID, gm.UserID), present); err != nil {
+				return err
+			}
+			membersChanged = true
+		}
 		ms, err := r.member(gm.UserID, true)
 		if err != nil {
 			return err
@@ -571,7 +582,7 @@ func (r *run) syncGroup(s *SyncRun, p bot.SyncGroup) error {
 			return err
 		}
 	}
-	for _, id := range g.Members {
+	for _, id := range known {
 		if slices.Contains(current, id) {
 			continue
 		}
@@ -582,14 +593,17 @@ func (r *run) syncGroup(s *SyncRun, p bot.SyncGroup) error {
 		if ms != nil && removeString(&ms.m.Groups, p.ChatID) {
 			ms.dirty = true
 		}
+		if err := r.tx.Delete(bucketGroupMembers, groupMemberKey(p.ChatID, id)); err != nil {
+			return err
+		}
+		membersChanged = true
 	}
-	g.Members = current
 	after, _ := json.Marshal(g)
 	s.Groups++
 	switch {
 	case isNew:
 		s.GroupsNew++
-	case string(before) != string(after):
+	case membersChanged || string(before) != string(after):
 		s.GroupsUpdated++
 	default:
 		return nil

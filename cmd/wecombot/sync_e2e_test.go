@@ -86,12 +86,21 @@ func readSynced(t *testing.T, dataDir string) syncedState {
 		if s.count, err = tx.MemberCount(); err != nil {
 			return err
 		}
-		return tx.Scan(bot.BucketGroups, "", func(k string, v []byte) bool {
+		if err := tx.Scan(bot.BucketGroups, "", func(k string, v []byte) bool {
 			g := s.groups[k]
 			_ = json.Unmarshal(v, &g)
 			s.groups[k] = g
 			return true
-		})
+		}); err != nil {
+			return err
+		}
+		for k, g := range s.groups {
+			if g.Members, err = engine.GroupMembers(tx, k); err != nil {
+				return err
+			}
+			s.groups[k] = g
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
