@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -229,4 +230,95 @@ func (e *Event) Members() []string {
 		}
 	}
 	return out
+}
+
+// TermTally is the tally that counts the members holding term — exactly,
+// or for channel and staff terms only as an estimate (a channel's members
+// by state, or a member's second staff, are not in it): the member index's
+// cost estimate for walking the term. "" when there is none.
+func TermTally(term string) (key string, exact bool) {
+	field, value, _ := strings.Cut(term, IndexSep)
+	switch field {
+	case TermStage:
+		return IndexKey(TallyCurrent, value), true
+	case TermTag:
+		return IndexKey(TallyTag, value), true
+	case TermChannel:
+		return IndexKey(TallyChannel, value), false
+	case TermStaff:
+		return IndexKey(TallyStaff, value), false
+	case TermLevel:
+		return IndexKey(TallyLevel, value), true
+	case TermLost:
+		return TallyLost, true
+	}
+	return "", false
+}
+
+// RarestUnion picks, among conjuncts (each a list of terms a matching
+// member holds at least one of), the one whose terms hold the fewest
+// members by their tallies; none reports that its tallies say for certain
+// that nobody holds any of its terms. No conjuncts: nil.
+func RarestUnion(tx Tx, conjuncts [][]string) (terms []string, none bool, err error) {
+	best := int64(-1)
+	for _, union := range conjuncts {
+		sum, exact := int64(0), true
+		for _, term := range union {
+			key, ex := TermTally(term)
+			exact = exact && ex
+			if key == "" {
+				sum += 1 << 40 // unknown: as if everyone
+				continue
+			}
+			if err := tx.Tallies(key, func(k string, n int64) bool {
+				if k == key {
+					sum += max(n, 0)
+				}
+				return false
+			}); err != nil {
+				return nil, false, err
+			}
+		}
+		if sum == 0 && exact {
+			return union, true, nil
+		}
+		if best < 0 || sum < best {
+			best, terms = sum, union
+		}
+	}
+	return terms, false, nil
+}
+
+// UnionMembers returns, in external_userid order after the given id, up
+// to limit members holding any of terms, and whether more may follow.
+func UnionMembers(tx Tx, terms []string, after string, limit int) (ids []string, more bool, err error) {
+	bound := ""
+	for _, term := range terms {
+		var got []string
+		if err := tx.TermMembers(term, after, func(id string) bool {
+			got = append(got, id)
+			return len(got) < limit
+		}); err != nil {
+			return nil, false, err
+		}
+		if len(got) == limit {
+			// This term may hold more beyond its last: the union is only
+			// complete up to the smallest such last.
+			more = true
+			if bound == "" || got[len(got)-1] < bound {
+				bound = got[len(got)-1]
+			}
+		}
+		ids = append(ids, got...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if bound != "" {
+		n, _ := slices.BinarySearch(ids, bound)
+		ids = ids[:n+1]
+	}
+	if len(ids) > limit {
+		ids, more = ids[:limit], true
+	}
+	return ids, more, nil
 }

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,6 +122,48 @@ func (s *Segment) Match(m *bot.Member, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// IndexTerms are the segment's rules the member index answers, as
+// conjuncts: every member of the segment holds at least one term of each
+// inner list (bot.MemberTerms). A rule without a term (groups, activity,
+// spend) adds none; Match still decides on each member.
+func (s *Segment) IndexTerms() [][]string {
+	var out [][]string
+	union := func(prefix string, values []string) {
+		if len(values) == 0 {
+			return
+		}
+		terms := make([]string, 0, len(values))
+		for _, v := range values {
+			terms = append(terms, bot.IndexKey(prefix, v))
+		}
+		slices.Sort(terms)
+		out = append(out, terms)
+	}
+	keys := func(m map[string]bool) []string {
+		var out []string
+		for k := range m {
+			out = append(out, k)
+		}
+		return out
+	}
+	var stages []string
+	for st := range s.stages {
+		stages = append(stages, string(st))
+	}
+	union(bot.TermStage, stages)
+	union(bot.TermChannel, keys(s.channels))
+	union(bot.TermTag, s.tagsAny)
+	for _, t := range s.tagsAll {
+		union(bot.TermTag, []string{t})
+	}
+	union(bot.TermStaff, s.staff)
+	union(bot.TermLevel, keys(s.levels))
+	if s.lost {
+		out = append(out, []string{bot.TermLost})
+	}
+	return out
 }
 
 // Sender is the staff member who reaches m for this segment (a mass send's

@@ -14,6 +14,7 @@ package segments
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -52,26 +53,73 @@ type StaffCount struct {
 	Members int    `json:"members"`
 }
 
+// scan reads the next page of seg's candidates after after in tx — the
+// members holding the terms of its rarest indexed rule (bot.RarestUnion
+// over Segment.IndexTerms), or every member when it has none — and calls
+// keep with each that matches, until keep returns false. It returns how
+// many members it read, the last one's id and whether more may follow.
+func scan(tx bot.Tx, seg *scenarios.Segment, now time.Time, after string, keep func(*bot.Member) bool) (n int, last string, more bool, err error) {
+	visit := func(m *bot.Member) bool {
+		n++
+		last = m.ExternalUserID
+		if seg.Match(m, now) && !keep(m) {
+			more = true
+			return false
+		}
+		if n >= PageSize {
+			more = true
+			return false
+		}
+		return true
+	}
+	terms, none, err := bot.RarestUnion(tx, seg.IndexTerms())
+	switch {
+	case err != nil || none:
+		return 0, after, false, err
+	case terms == nil:
+		err = tx.Members(after, visit)
+		return n, last, more, err
+	}
+	ids, idsMore, err := bot.UnionMembers(tx, terms, after, PageSize)
+	if err != nil {
+		return 0, after, false, err
+	}
+	for _, id := range ids {
+		m, err := tx.Member(id)
+		if errors.Is(err, bot.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, last, false, err
+		}
+		if !visit(m) {
+			return n, last, true, nil
+		}
+	}
+	if len(ids) > 0 {
+		last = ids[len(ids)-1]
+	}
+	return n, last, idsMore, nil
+}
+
 // Each calls fn for every member of seg at now, in external_userid order
 // after after, one page per read transaction; fn returning false stops.
-// Members handed to fn are copies the caller may keep.
+// Members handed to fn are copies the caller may keep. A segment with an
+// indexed rule (stages, channels, tags, staff, levels, lost) reads only
+// the members of its rarest one.
 func Each(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, after string, fn func(*bot.Member) bool) (scanned int, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return scanned, err
 		}
 		var page []*bot.Member
-		n, last := 0, ""
+		var n int
+		var more bool
 		err := v.View(ctx, func(tx bot.Tx) error {
-			page, n, last = page[:0], 0, ""
-			return tx.Members(after, func(m *bot.Member) bool {
-				n++
-				last = m.ExternalUserID
-				if seg.Match(m, now) {
-					page = append(page, m)
-				}
-				return n < PageSize
-			})
+			page = page[:0]
+			var err error
+			n, after, more, err = scan(tx, seg, now, after, func(m *bot.Member) bool { page = append(page, m); return true })
+			return err
 		})
 		if err != nil {
 			return scanned, err
@@ -82,10 +130,9 @@ func Each(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, 
 				return scanned, nil
 			}
 		}
-		if n < PageSize {
+		if !more {
 			return scanned, nil
 		}
-		after = last
 	}
 }
 
@@ -128,32 +175,25 @@ func Count(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time,
 // with, "" at the end.
 func Page(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, cursor string, limit, maxScan int) (members []*bot.Member, next string, err error) {
 	last := cursor
-	done := true
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		scanned := 0
+		var n int
+		var more bool
 		err := v.View(ctx, func(tx bot.Tx) error {
-			done = true
-			return tx.Members(last, func(m *bot.Member) bool {
-				scanned++
-				last = m.ExternalUserID
-				if seg.Match(m, now) {
-					members = append(members, m)
-				}
-				if len(members) >= limit || scanned >= PageSize {
-					done = false
-					return false
-				}
-				return true
+			var err error
+			n, last, more, err = scan(tx, seg, now, last, func(m *bot.Member) bool {
+				members = append(members, m)
+				return len(members) < limit
 			})
+			return err
 		})
 		if err != nil {
 			return nil, "", err
 		}
-		maxScan -= scanned
-		if done {
+		maxScan -= n
+		if !more {
 			return members, "", nil
 		}
 		if len(members) >= limit || maxScan <= 0 {

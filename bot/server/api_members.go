@@ -130,64 +130,64 @@ func (f memberFilter) match(m *bot.Member) bool {
 	return true
 }
 
-// terms are the filter's conditions the member index answers, each with
-// the tally that estimates how many members it matches (bot.MemberTerms,
-// bot.MemberTallies).
-func (f memberFilter) terms() []indexedTerm {
-	var out []indexedTerm
-	add := func(term, tally string) { out = append(out, indexedTerm{term: term, tally: tally}) }
+// terms are the filter's conditions the member index answers, each a
+// conjunct of one term (bot.MemberTerms).
+func (f memberFilter) terms() [][]string {
+	var out [][]string
+	add := func(term string) { out = append(out, []string{term}) }
 	switch {
 	case f.noStage:
-		add(bot.IndexKey(bot.TermStage, ""), bot.IndexKey(bot.TallyCurrent, ""))
+		add(bot.IndexKey(bot.TermStage, ""))
 	case f.stage != "":
-		add(bot.IndexKey(bot.TermStage, string(f.stage)), bot.IndexKey(bot.TallyCurrent, string(f.stage)))
+		add(bot.IndexKey(bot.TermStage, string(f.stage)))
 	}
 	if f.tag != "" {
-		add(bot.IndexKey(bot.TermTag, f.tag), bot.IndexKey(bot.TallyTag, f.tag))
+		add(bot.IndexKey(bot.TermTag, f.tag))
 	}
 	if f.channel != "" {
-		add(bot.IndexKey(bot.TermChannel, f.channel), "") // channel or raw state: no one tally
+		add(bot.IndexKey(bot.TermChannel, f.channel)) // the channel's name or raw state
 	}
 	if f.staff != "" {
-		add(bot.IndexKey(bot.TermStaff, f.staff), bot.IndexKey(bot.TallyStaff, f.staff))
+		add(bot.IndexKey(bot.TermStaff, f.staff))
 	}
 	if f.level != "" {
-		add(bot.IndexKey(bot.TermLevel, f.level), bot.IndexKey(bot.TallyLevel, f.level))
+		add(bot.IndexKey(bot.TermLevel, f.level))
 	}
 	if f.lost != nil && *f.lost {
-		add(bot.TermLost, bot.TallyLost)
+		add(bot.TermLost)
 	}
 	return out
 }
 
-type indexedTerm struct{ term, tally string }
-
-// rarestTerm picks the filter's indexed term that matches the fewest
-// members (by its tally; a term without one counts as everyone), and
-// reports whether it matches nobody for certain.
-func rarestTerm(tx bot.Tx, terms []indexedTerm) (term string, none bool, err error) {
-	best := int64(-1)
-	for _, t := range terms {
-		n := int64(1) << 62
-		if t.tally != "" {
-			n = 0
-			if err := tx.Tallies(t.tally, func(k string, c int64) bool {
-				if k == t.tally {
-					n = c
-				}
-				return false
-			}); err != nil {
-				return "", false, err
+// visitIndexed calls visit for the members holding any of terms, in
+// external_userid order after the given id, until visit returns false;
+// done reports that the terms' members ran out first. Ids are read in
+// batches, then their members: reading each member inside the term scan
+// would interleave two cursors (and, on PostgreSQL, two queries).
+func visitIndexed(tx bot.Tx, terms []string, after string, visit func(*bot.Member) bool) (done bool, err error) {
+	const batch = 512
+	for {
+		ids, more, err := bot.UnionMembers(tx, terms, after, batch)
+		if err != nil {
+			return false, err
+		}
+		for i, id := range ids {
+			m, err := tx.Member(id)
+			if errors.Is(err, bot.ErrNotFound) {
+				continue
 			}
-			if n == 0 {
-				return t.term, true, nil
+			if err != nil {
+				return false, err
+			}
+			if !visit(m) {
+				return i == len(ids)-1 && !more, nil
 			}
 		}
-		if best < 0 || n < best {
-			best, term = n, t.term
+		if !more {
+			return true, nil
 		}
+		after = ids[len(ids)-1]
 	}
-	return term, false, nil
 }
 
 // apiMembers answers GET /api/v1/members: filtered, cursor-paginated in
@@ -221,49 +221,18 @@ func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 			}
 			return len(rows) < limit && scanned < maxScanPage
 		}
-		term, none, err := rarestTerm(tx, f.terms())
+		terms, none, err := bot.RarestUnion(tx, f.terms())
 		switch {
 		case err != nil:
 			return err
 		case none:
 			done = true
 			return nil
-		case term == "":
+		case terms == nil:
 			return tx.Members(cursor, visit)
 		}
-		// Ids in batches, then their members: reading each member inside
-		// the term scan would interleave two cursors (and, on PostgreSQL,
-		// two queries on one connection).
-		const batch = 512
-		after := cursor
-		for {
-			ids := make([]string, 0, batch)
-			if err := tx.TermMembers(term, after, func(id string) bool {
-				ids = append(ids, id)
-				return len(ids) < batch
-			}); err != nil {
-				return err
-			}
-			for i, id := range ids {
-				m, err := tx.Member(id)
-				if errors.Is(err, bot.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				if !visit(m) {
-					// Done only when this was the term's last member.
-					done = i == len(ids)-1 && len(ids) < batch
-					return nil
-				}
-			}
-			if len(ids) < batch {
-				done = true
-				return nil
-			}
-			after = ids[len(ids)-1]
-		}
+		done, err = visitIndexed(tx, terms, cursor, visit)
+		return err
 	})
 	if err != nil {
 		s.fail(w, r, err)
