@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/segments"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
@@ -27,6 +28,9 @@ var (
 )
 
 var benchStart = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+
+// benchRareTag is a catalog tag one member in a thousand carries.
+const benchRareTag = "需人工跟进"
 
 // benchFile returns a bbolt file holding n members with realistic stage
 // histories, tags and follows.
@@ -55,7 +59,7 @@ func benchFile(b *testing.B, n int) string {
 					Follows: []bot.Follow{{StaffID: fmt.Sprintf("staff%02d", j%20), State: states[j%4], AddedAt: at}},
 					Tags:    []string{"来源-" + names[j%4]}, Level: "普通"}
 				if j%1000 == 7 {
-					m.Tags = append(m.Tags, "VIP")
+					m.Tags = append(m.Tags, benchRareTag) // one in a thousand
 				}
 				stages := 1 + j%7%4 // a skewed funnel
 				prev := bot.StageNone
@@ -180,19 +184,55 @@ func BenchmarkConsoleFunnel(b *testing.B) {
 	}
 }
 
-// BenchmarkConsoleMemberSearch is a name search that matches nothing: the
-// worst case, one page scanning maxScanPage members.
+// BenchmarkConsoleMemberSearch is GET /api/v1/members: a name search
+// that matches nothing (no index: one page reads maxScanPage members, the
+// worst case), a rare tag, a stage and a rare tag (walks the tag's
+// members), and a common stage (the first page of it).
 func BenchmarkConsoleMemberSearch(b *testing.B) {
 	s := seedBench(b, *benchMembers)
-	b.ResetTimer()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("GET", "/api/v1/members?q=nobody&limit=50", nil)
-		req.RemoteAddr = "127.0.0.1:1"
-		s.ServeHTTP(rec, req)
-		if rec.Code != 200 {
-			b.Fatal(rec.Body.String())
+	for _, tc := range []struct{ name, query string }{
+		{"q-no-match", "q=nobody&limit=50"},
+		{"tag-rare", "tag=" + benchRareTag + "&limit=50"},
+		{"stage-and-rare-tag", "stage=loyal&tag=" + benchRareTag + "&limit=50"},
+		{"stage-common", "stage=aware&limit=50"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				benchGet(b, s, "/api/v1/members?"+tc.query)
+			}
+		})
+	}
+}
+
+// BenchmarkConsoleSegmentCount counts segments over the community:
+// through the member index (a rare tag; a stage in one channel) and, in
+// the same run, a segment without an indexed rule (silent members: a pass
+// over every member, what every count cost before).
+func BenchmarkConsoleSegmentCount(b *testing.B) {
+	s := seedBench(b, *benchMembers)
+	sc := scenarios.LoadDefault()
+	for _, tc := range []struct {
+		name string
+		f    scenarios.SegmentFilter
+	}{
+		{"rare-tag", scenarios.SegmentFilter{TagsAny: []string{benchRareTag}}},
+		{"stage-in-channel", scenarios.SegmentFilter{Stages: []string{"loyal"}, Channels: []string{"xhs"}}},
+		{"silent-no-index", scenarios.SegmentFilter{SilentDays: 14}},
+	} {
+		seg, err := sc.CompileSegment(tc.f)
+		if err != nil {
+			b.Fatal(err)
 		}
+		b.Run(tc.name, func(b *testing.B) {
+			var res segments.Result
+			for b.Loop() {
+				if res, err = segments.Count(context.Background(), s.o.Store, seg, s.o.Now(), 5); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(res.Total), "members")
+			b.ReportMetric(float64(res.Scanned), "scanned")
+		})
 	}
 }
 
