@@ -97,52 +97,36 @@ func memberHistory(tx *bbolt.Tx, index []byte, member string, fn func(id []byte)
 // MemberEvents returns up to limit events about member (her own, and
 // group changes naming her), newest first, from her history index.
 func (s *Store) MemberEvents(ctx context.Context, member string, limit int) ([]bot.Event, error) {
-	if err := check(ctx); err != nil {
-		return nil, err
-	}
-	var out []bot.Event
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		events := tx.Bucket(bucketEvents)
-		var decodeErr error
-		memberHistory(tx, bucketMemberEvents, member, func(id []byte) bool {
-			raw := events.Get(id)
-			if raw == nil {
-				return true
-			}
-			var ev bot.Event
-			if err := json.Unmarshal(raw, &ev); err != nil {
-				decodeErr = fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(id), err)
-				return false
-			}
-			out = append(out, ev)
-			return len(out) < limit
-		})
-		return decodeErr
-	})
-	return out, err
+	return memberRecords[bot.Event](ctx, s, bucketMemberEvents, bucketEvents, "event", member, limit)
 }
 
 // MemberActions returns up to limit outbox actions for member, newest
 // first, from her history index.
 func (s *Store) MemberActions(ctx context.Context, member string, limit int) ([]bot.Action, error) {
+	return memberRecords[bot.Action](ctx, s, bucketMemberActions, bucketOutbox, "action", member, limit)
+}
+
+// memberRecords decodes up to limit records of table that member's
+// history index names, newest first.
+func memberRecords[T any](ctx context.Context, s *Store, index, table []byte, what, member string, limit int) ([]T, error) {
 	if err := check(ctx); err != nil {
 		return nil, err
 	}
-	var out []bot.Action
+	var out []T
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
+		records := tx.Bucket(table)
 		var decodeErr error
-		memberHistory(tx, bucketMemberActions, member, func(id []byte) bool {
-			raw := ob.Get(id)
+		memberHistory(tx, index, member, func(id []byte) bool {
+			raw := records.Get(id)
 			if raw == nil {
 				return true
 			}
-			var a bot.Action
-			if err := json.Unmarshal(raw, &a); err != nil {
-				decodeErr = fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(id), err)
+			var rec T
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				decodeErr = fmt.Errorf("decode %s %d: %w", what, binary.BigEndian.Uint64(id), err)
 				return false
 			}
-			out = append(out, a)
+			out = append(out, rec)
 			return len(out) < limit
 		})
 		return decodeErr
