@@ -65,6 +65,7 @@ const (
 	BucketCheckinTicks      = "checkin_ticks"
 	BucketCheckinResults    = "checkin_results"
 	BucketKfContacts        = "kf_contacts"
+	BucketKfRecent          = "kf_recent"
 	BucketPointsLedger      = "points_ledger"
 	BucketPointsHead        = "points_head"
 )
@@ -169,6 +170,7 @@ var Buckets = []Bucket{
 	{BucketCheckinTicks, "sched|campaign|reminder|slot unix", "present: a reminder firing handled (idempotency)", "bot/checkin scheduler.go"},
 	{BucketCheckinResults, "event ref", "reply text of a check-in (shown again on a repeat tap)", "bot/checkin ledger.go"},
 	{BucketKfContacts, "external_userid", "微信客服 contact JSON (open_kfid, last message)", "bot/checkin ledger.go"},
+	{BucketKfRecent, "UTC day (2006-01-02)|external_userid; indexed", "present: the member's last 微信客服 message was that day (reminders read only the days within the kf window); indexed: the contacts before it were backfilled", "bot/checkin ledger.go"},
 	{BucketPointsLedger, "member|zero-padded n", "points entry JSON", "bot/checkin ledger.go"},
 	{BucketPointsHead, "member", "int64 entries in the member's ledger", "bot/checkin ledger.go"},
 	{BucketPointsStats, "w|ISO week|kind|shard, total|balance|shard, total|debt|shard", "int64 (16 shards by member, summed by readers): points issued, spent, redeemed, clawed back, expired per week; outstanding points and debt", "bot/engine economy.go"},

@@ -69,6 +69,7 @@ const (
 	BucketTicks      = bot.BucketCheckinTicks
 	BucketResults    = bot.BucketCheckinResults
 	BucketKf         = bot.BucketKfContacts
+	BucketKfRecent   = bot.BucketKfRecent
 	BucketPoints     = bot.BucketPointsLedger
 	BucketHead       = bot.BucketPointsHead
 )

@@ -3,12 +3,15 @@ package checkin_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -450,5 +453,62 @@ func BenchmarkLeaderboard1M(b *testing.B) {
 				return checkin.SaveProgress(tx, p, old, false)
 			})
 		}
+	})
+}
+
+// TestEachKfSinceReadsTheWindow: reminders read the members whose last kf
+// message is inside the window (by day), each once, in member order; a
+// member writing again moves to her new day; contacts noted before the
+// day index existed are backfilled on the first read.
+func TestEachKfSinceReadsTheWindow(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	err := st.Update(ctx, func(tx bot.Tx) error {
+		// Written as before the index: kf_contacts only.
+		legacy, _ := json.Marshal(checkin.KfContact{OpenKfID: "wk", At: now.Add(-time.Hour)})
+		if err := tx.Put(checkin.BucketKf, "wm_legacy", legacy); err != nil {
+			return err
+		}
+		for id, at := range map[string]time.Time{"wm_old": now.Add(-72 * time.Hour), "wm_b": now.Add(-47 * time.Hour), "wm_a": now.Add(-30 * time.Hour)} {
+			if err := checkin.NoteKf(tx, id, "wk", at); err != nil {
+				return err
+			}
+		}
+		// wm_old writes again today: she moves into the window, once.
+		return checkin.NoteKf(tx, "wm_old", "wk", now.Add(-time.Minute))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() []string {
+		var got []string
+		if err := st.Update(ctx, func(tx bot.Tx) error {
+			return checkin.EachKfSince(tx, now.Add(-checkin.KfWindow), now, func(m string, _ checkin.KfContact) bool {
+				got = append(got, m)
+				return true
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want := []string{"wm_a", "wm_b", "wm_legacy", "wm_old"}
+	if got := read(); !slices.Equal(got, want) {
+		t.Errorf("in the window: %v, want %v", got, want)
+	}
+	if got := read(); !slices.Equal(got, want) {
+		t.Errorf("second read: %v, want %v", got, want)
+	}
+	// wm_old's old day key is gone: only today's remains.
+	_ = st.View(ctx, func(tx bot.Tx) error {
+		var keys []string
+		_ = tx.Scan(checkin.BucketKfRecent, "", func(k string, _ []byte) bool { keys = append(keys, k); return true })
+		for _, k := range keys {
+			if strings.HasSuffix(k, "|wm_old") && !strings.HasPrefix(k, "2026-12-01") {
+				t.Errorf("stale day key %q", k)
+			}
+		}
+		return nil
 	})
 }

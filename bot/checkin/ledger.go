@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -495,10 +496,77 @@ type KfContact struct {
 // KfWindow is how long after a member's last kf message reminders may go to them.
 const KfWindow = 48 * time.Hour
 
-// NoteKf records the member's latest kf message.
+// NoteKf records the member's latest kf message, and indexes it by day
+// (kf_recent) so a reminder reads the members within the kf window, not
+// every member who ever wrote.
 func NoteKf(tx bot.Tx, member, openKfID string, at time.Time) error {
+	old, err := LoadKf(tx, member)
+	if err != nil {
+		return err
+	}
+	if old != nil && kfDay(old.At) != kfDay(at) {
+		if err := tx.Delete(BucketKfRecent, kfDay(old.At)+"|"+member); err != nil {
+			return err
+		}
+	}
 	raw, _ := json.Marshal(KfContact{OpenKfID: openKfID, At: at})
-	return tx.Put(BucketKf, member, raw)
+	if err := tx.Put(BucketKf, member, raw); err != nil {
+		return err
+	}
+	return tx.Put(BucketKfRecent, kfDay(at)+"|"+member, present)
+}
+
+func kfDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// kfIndexed marks kf_recent as holding every contact (written once, after
+// the backfill of contacts noted before it existed).
+const kfIndexed = "indexed"
+
+// EachKfSince calls fn, in member order, for every member whose last kf
+// message was at or after since, reading only the days from since on (the
+// first call on a store written before kf_recent backfills it once).
+func EachKfSince(tx bot.Tx, since, now time.Time, fn func(member string, k KfContact) bool) error {
+	if _, err := tx.Get(BucketKfRecent, kfIndexed); errors.Is(err, bot.ErrNotFound) {
+		var putErr error
+		if err := EachKf(tx, func(member string, k KfContact) bool {
+			putErr = tx.Put(BucketKfRecent, kfDay(k.At)+"|"+member, present)
+			return putErr == nil
+		}); err != nil {
+			return err
+		}
+		if putErr != nil {
+			return putErr
+		}
+		if err := tx.Put(BucketKfRecent, kfIndexed, present); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	var members []string
+	for day := since.UTC().Truncate(24 * time.Hour); !day.After(now.UTC()); day = day.Add(24 * time.Hour) {
+		prefix := kfDay(day) + "|"
+		if err := tx.Scan(BucketKfRecent, prefix, func(k string, _ []byte) bool {
+			members = append(members, k[len(prefix):])
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	slices.Sort(members)
+	for _, m := range slices.Compact(members) {
+		k, err := LoadKf(tx, m)
+		if err != nil {
+			return err
+		}
+		if k == nil || k.At.Before(since) {
+			continue
+		}
+		if !fn(m, *k) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // LoadKf returns the member's kf conversation, or nil.

@@ -546,12 +546,9 @@ func (r *run) remindMembers(camp *scenarios.Campaign, rem *scenarios.Reminder, k
 		kfID string
 	}
 	var targets []target
-	skipped := 0
-	err := checkin.EachKf(r.tx, func(id string, k checkin.KfContact) bool {
-		if r.at.Sub(k.At) > checkin.KfWindow {
-			skipped++
-			return true
-		}
+	// Only members whose last kf message is inside WeCom's window can be
+	// written to: read those (kf_recent by day), not every member who ever wrote.
+	err := checkin.EachKfSince(r.tx, r.at.Add(-checkin.KfWindow), r.at, func(id string, k checkin.KfContact) bool {
 		targets = append(targets, target{id, k.OpenKfID})
 		return true
 	})
@@ -592,6 +589,6 @@ func (r *run) remindMembers(camp *scenarios.Campaign, rem *scenarios.Reminder, k
 		}
 		sent++
 	}
-	r.log.Info().Str("campaign", camp.Name).Int("members", sent).Int("kf_expired", skipped).Msg("campaign reminder to members")
+	r.log.Info().Str("campaign", camp.Name).Int("members", sent).Msg("campaign reminder to members")
 	return nil
 }
