@@ -200,15 +200,19 @@ func TestGroupProfileLearned(t *testing.T) {
 		t.Errorf("member groups %v", m.Groups)
 	}
 	var g groupRecord
+	var inGroup []string
 	err := h.store.View(context.Background(), func(tx bot.Tx) error {
 		raw, err := tx.Get(bucketGroups, chat)
 		if err != nil {
 			return err
 		}
+		if inGroup, err = GroupMembers(tx, chat); err != nil {
+			return err
+		}
 		return json.Unmarshal(raw, &g)
 	})
-	if err != nil || g.Owner != "ZhuShengBen" || g.Name != "销售客服群" || !slices.Contains(g.Members, "wm_g") {
-		t.Fatalf("group %+v, %v", g, err)
+	if err != nil || g.Owner != "ZhuShengBen" || g.Name != "销售客服群" || !slices.Equal(inGroup, []string{"wm_g"}) {
+		t.Fatalf("group %+v, members %v, %v", g, inGroup, err)
 	}
 }
 
