@@ -192,6 +192,30 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("search by Chinese name: %q %v", byName, err)
 	}
 
+	// The segment builder: its count follows the rules as they change.
+	var total, xhsTotal, silentTotal, split string
+	var sample []string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(in.base+"/#segments"),
+		ready("#segment-form"),
+		chromedp.Poll(`(document.querySelector('#segment-count') || {}).dataset?.total || ''`, &total, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Click(`#segment-form input[name="channels"][value="xhs"]`, chromedp.ByQuery),
+		chromedp.Poll(`(() => { const c = document.querySelector('#segment-count'); return c.dataset.total === '2' && c.textContent === '2' ? c.dataset.total : false })()`, &xhsTotal, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Evaluate(`[...document.querySelectorAll('#segment-sample .member-name')].map(a => a.textContent)`, &sample),
+		chromedp.Text("#segment-split", &split, chromedp.ByQuery),
+		shot("02b-segment-builder"),
+		chromedp.SendKeys(`#segment-form input[name="silent_days"]`, "14", chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#segment-count').dataset.total === '0' ? '0' : false`, &silentTotal, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		var shown string
+		_ = chromedp.Run(ctx, chromedp.Evaluate(`(document.querySelector('#view') || document.body).innerText.slice(0, 2000)`, &shown))
+		t.Fatalf("segment builder: %v\npage:\n%s", err, shown)
+	}
+	if total != strconv.Itoa(5+busy) || len(sample) != 2 || sample[0] != "小艾 Alice" || !strings.Contains(split, "2") {
+		t.Errorf("segment builder: everyone %q (want %d), xhs sample %q, split %q", total, 5+busy, sample, split)
+	}
+
 	// The profile of the XSS member: name as text, and no script ran anywhere.
 	var profileName string
 	var xss any
@@ -472,7 +496,7 @@ const consoleChecks = `(lang) => {
 func consoleMatrix(t *testing.T, ctx context.Context, base, dir, store string, busy bool) {
 	t.Helper()
 	pages := []struct{ hash, sel string }{
-		{"#overview", "#funnel-table"}, {"#members", "#member-search"}, {"#campaigns", "#checkin-chart"},
+		{"#overview", "#funnel-table"}, {"#members", "#member-search"}, {"#segments", "#segment-form"}, {"#campaigns", "#checkin-chart"},
 		{"#coupons", "main h1"}, {"#scenarios", "#scenario-yaml"}, {"#operations", "#ops-lag"}, {"#sandbox", "#sim-add"},
 	}
 	if busy {

@@ -69,6 +69,10 @@
       daysUnit: '天', timesUnit: '次', cause: '原因', deletedByCustomer: '客户删除了员工', deletedByStaff: '员工删除了客户',
       invites: '有效邀请', invitesPending: '待确认', invitesVoid: '无效', rewarded: '已奖励门槛', inviteCode: '邀请码渠道',
       counts: '统计', lastProcessedSeq: '最后处理的事件序号', allHooks: '全部场景', description: '说明', couponReport: '发放与核销', rankStat: '排名',
+      groupsRule: '所在客户群', segmentResult: '人数', segments: '客户分群', segmentList: '剧本中的分群', segmentBuilder: '分群筛选器', segmentName: '分群', rules: '条件', liveCount: '符合条件的客户',
+      tagsAny: '含任一标签', tagsAll: '含全部标签', tagsNone: '不含标签', silentDays: '沉默天数 ≥', activeDays: '活跃于最近（天）', addedWithin: '添加于最近（天）',
+      segMinSpend: '累计消费 ≥（元）', minOrders: '订单数 ≥', lostOnly: '只看已流失客户', bySender: '按跟进员工（群发发送人）', sampleMembers: '示例客户',
+      asYAML: '写进剧本（YAML）', reset: '清空条件', load: '载入', noStaff: '（无跟进员工）', counting: '计算中…', segmentNote: '每条条件都须满足；同一条件里的多项满足其一即可。已流失客户默认不计。',
     },
     en: {
       title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons', economy: 'Points', redemptionsOf: 'Redemptions', red_done: 'redeemed', red_awaiting_address: 'awaiting address', red_to_ship: 'to ship', red_shipped: 'shipped',
@@ -121,6 +125,10 @@
       daysUnit: 'days', timesUnit: '', cause: 'Cause', deletedByCustomer: 'customer removed the staff', deletedByStaff: 'staff removed the customer',
       invites: 'Counted invites', invitesPending: 'pending', invitesVoid: 'void', rewarded: 'Rewarded at', inviteCode: 'Invite code state',
       counts: 'Counts', lastProcessedSeq: 'Last processed event', allHooks: 'all', description: 'Description', couponReport: 'Issued and redeemed', rankStat: 'Rank',
+      groupsRule: 'In customer groups', segmentResult: 'Count', segments: 'Segments', segmentList: 'Segments in the scenario', segmentBuilder: 'Segment builder', segmentName: 'Segment', rules: 'Rules', liveCount: 'Customers matching',
+      tagsAny: 'Has any tag', tagsAll: 'Has every tag', tagsNone: 'Has none of', silentDays: 'Silent for ≥ days', activeDays: 'Active within days', addedWithin: 'Added within days',
+      segMinSpend: 'Spend ≥ (yuan)', minOrders: 'Orders ≥', lostOnly: 'Lost customers only', bySender: 'By staff (who sends)', sampleMembers: 'Sample customers',
+      asYAML: 'In the scenario (YAML)', reset: 'Clear', load: 'Load', noStaff: '(no staff)', counting: 'Counting…', segmentNote: 'Every rule must hold; within a rule any entry will do. Lost customers are left out unless asked for.',
     },
   };
   // Labels for the codes the API speaks in (event types, action kinds,
@@ -951,9 +959,147 @@ steps:
         h('button', { type: 'button', onclick: () => { member.value = newID(); profile.replaceChildren(); } }, t('newMember'))), log), profile);
   }
 
+  // ---- segments (客户分群): the scenario's segments and a builder whose
+  // count follows every change (POST /api/v1/segments/count; the previous
+  // count is aborted, and the server stops scanning for it) ----
+  async function viewSegments(main) {
+    const v = await api('/api/v1/segments');
+    const cat = v.catalog;
+    for (const s of cat.stages) stageNames[s.stage] = s.name;
+    const form = h('form', { class: 'segment-form', id: 'segment-form', onsubmit: (e) => e.preventDefault() });
+    const chipSet = (name, items) => h('div', { class: 'chips seg-set', 'data-rule': name }, items.map(([value, text]) =>
+      h('label', { class: 'chip seg-chip' }, h('input', { type: 'checkbox', name, value }), ' ', text)));
+    const num = (name, label, attrs) => h('label', null, label, h('input', Object.assign({ type: 'number', name, min: 0, inputmode: 'numeric' }, attrs || {})));
+    const allTags = cat.tags.flatMap((g) => g.tags.map((x) => [x, x]));
+    const group = (label, control) => h('fieldset', { class: 'seg-rule' }, h('legend', null, label), control);
+    form.append(
+      group(t('stage'), chipSet('stages', cat.stages.map((s) => [s.stage, stageLabel(s.stage)]))),
+      group(t('channel'), chipSet('channels', cat.channels.map((c) => [c.state, c.name]))),
+      cat.staff.length ? group(t('staff'), chipSet('staff', cat.staff.map((x) => [x, x]))) : null,
+      cat.levels.length ? group(t('level'), chipSet('levels', cat.levels.map((x) => [x, x]))) : null,
+      group(t('tagsAny'), chipSet('tags_any', allTags)),
+      group(t('tagsNone'), chipSet('tags_none', allTags)),
+      h('div', { class: 'seg-nums' }, num('silent_days', t('silentDays')), num('active_days', t('activeDays')), num('added_within', t('addedWithin')),
+        num('min_spend_yuan', t('segMinSpend'), { step: '0.01' }), num('min_orders', t('minOrders')),
+        h('label', { class: 'seg-lost' }, h('input', { type: 'checkbox', name: 'lost', value: 'true' }), ' ', t('lostOnly'))),
+      h('div', { class: 'row' }, h('button', { type: 'button', id: 'segment-reset', onclick: () => { form.reset(); changed(); } }, t('reset'))));
+    const countBox = h('div', { class: 'kpis' }, kpi(t('liveCount'), '—', 'segment-count'), kpi(t('members_total'), '—', 'segment-of'));
+    // The view is not in the document until it is built: keep the elements.
+    const countEl = countBox.querySelector('#segment-count'), ofEl = countBox.querySelector('#segment-of');
+    const problem = h('p', { class: 'error', id: 'segment-problem', hidden: true });
+    const split = h('div', { id: 'segment-split' });
+    const sample = h('div', { id: 'segment-sample' });
+    const yaml = h('pre', { class: 'yaml', id: 'segment-yaml' });
+
+    // filter reads the form into the API's (and the YAML's) segment keys.
+    function filter() {
+      const f = {};
+      for (const name of ['stages', 'channels', 'staff', 'levels', 'tags_any', 'tags_none']) {
+        const vals = [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
+        if (vals.length) f[name] = vals;
+      }
+      for (const name of ['silent_days', 'active_days', 'min_orders']) {
+        const x = form.elements[name].value;
+        if (x !== '') f[name] = Math.max(0, Math.floor(Number(x)));
+      }
+      if (form.elements.added_within.value !== '') f.added_within = Math.max(0, Math.floor(Number(form.elements.added_within.value))) + 'd';
+      if (form.elements.min_spend_yuan.value !== '') f.min_spend_yuan = Number(form.elements.min_spend_yuan.value);
+      if (form.elements.lost.checked) f.lost = true;
+      return f;
+    }
+    function toYAML(f) {
+      const lines = ['segments:', '  - name: ' + (lang === 'zh' ? '新分群' : 'my-segment')];
+      for (const [k, x] of Object.entries(f)) lines.push(`    ${k}: ${Array.isArray(x) ? '[' + x.join(', ') + ']' : x}`);
+      return lines.join('\n');
+    }
+    // load puts a segment's rules into the form (its channels as written).
+    function load(f) {
+      form.reset();
+      for (const [k, x] of Object.entries(f || {})) {
+        if (Array.isArray(x)) {
+          for (const val of x) {
+            const byState = cat.channels.find((c) => c.name === val);
+            const box = form.querySelector(`input[name="${k}"][value="${CSS.escape(k === 'channels' && byState ? byState.state : val)}"]`);
+            if (box) box.checked = true;
+          }
+        } else if (k === 'lost') form.elements.lost.checked = Boolean(x);
+        else if (k === 'added_within') form.elements.added_within.value = String(parseInt(x, 10) || '');
+        else if (form.elements[k]) form.elements[k].value = x;
+      }
+      changed();
+    }
+
+    // ruleText words one rule of a segment for the list.
+    function ruleText(k, x) {
+      const names = { stages: t('stage'), channels: t('channel'), staff: t('staff'), levels: t('level'), groups: t('groupsRule'), tags_any: t('tagsAny'),
+        tags_all: t('tagsAll'), tags_none: t('tagsNone'), silent_days: t('silentDays'), active_days: t('activeDays'), added_within: t('addedWithin'),
+        min_spend_yuan: t('segMinSpend'), min_orders: t('minOrders'), lost: t('lostOnly') };
+      const word = (val) => (k === 'stages' ? stageLabel(val) : k === 'channels' ? ((cat.channels.find((c) => c.state === val) || {}).name || val) : String(val));
+      if (k === 'lost') return names.lost;
+      const shown = Array.isArray(x) ? x.map(word).join(lang === 'zh' ? '、' : ', ') : k === 'added_within' ? String(parseInt(x, 10)) : String(x);
+      return `${names[k] || k}${colon()}${shown}`;
+    }
+
+    let timer = 0, inflight = null, seq = 0;
+    function changed() {
+      clearTimeout(timer);
+      timer = setTimeout(count, 250);
+    }
+    async function count() {
+      if (inflight) inflight.abort();
+      inflight = new AbortController();
+      const mine = ++seq;
+      const f = filter();
+      yaml.textContent = toYAML(f);
+      countEl.textContent = t('counting');
+      try {
+        const r = await api('/api/v1/segments/count', { method: 'POST', body: JSON.stringify(Object.assign({ sample: 10 }, f)),
+          headers: { 'Content-Type': 'application/json' }, signal: inflight.signal });
+        if (mine !== seq) return;
+        problem.hidden = true;
+        countEl.textContent = fmtInt(r.total);
+        countEl.dataset.total = String(r.total);
+        ofEl.textContent = fmtInt(r.members_total);
+        split.replaceChildren(r.by_staff.length ? table([t('staff'), [t('membersCol'), 'num']],
+          r.by_staff.map((x) => h('tr', null, h('td', null, x.staff_id || t('noStaff')), h('td', { class: 'num' }, fmtInt(x.members)))), { id: 'segment-split-table' }) : empty(t('noMembers')));
+        sample.replaceChildren(r.sample.length ? table([t('name'), t('stage'), [t('channel'), 'hide-sm'], [t('staff'), 'hide-sm'], [t('level'), 'hide-sm'], [t('points'), 'num'], [t('checkIns'), 'num'], [t('orders'), 'num hide-sm'], [t('joined'), 'hide-sm']],
+          memberTable(r.sample)) : empty(t('noMembers')));
+      } catch (err) {
+        if (err.name === 'AbortError' || mine !== seq) return;
+        countEl.textContent = '—';
+        problem.hidden = false;
+        problem.textContent = String(err.message);
+      }
+    }
+    form.addEventListener('input', changed);
+    form.addEventListener('change', changed);
+
+    const rows = v.segments.map((sg) => h('tr', { 'data-segment': sg.name },
+      h('td', null, h('strong', null, sg.name), sg.description ? h('div', { class: 'muted' }, sg.description) : null),
+      h('td', { class: 'hide-sm' }, h('div', { class: 'chips' }, Object.entries(sg.filter).map(([k, x]) => h('span', { class: 'chip' }, ruleText(k, x))))),
+      h('td', { class: 'num seg-total' }, '…'),
+      h('td', null, h('button', { type: 'button', class: 'seg-load', onclick: () => load(sg.filter) }, t('load')))));
+    main.append(h('h1', null, t('segments')),
+      card(t('segmentList'), v.segments.length ? table([t('segmentName'), [t('rules'), 'hide-sm'], [t('membersCol'), 'num'], ''], rows, { id: 'segment-table' }) : empty(t('none'))),
+      h('div', { class: 'grid side' },
+        card(t('segmentBuilder'), h('p', { class: 'muted' }, t('segmentNote')), form),
+        h('div', null, card(t('segmentResult'), countBox, problem, h('h3', null, t('bySender')), split), card(t('asYAML'), yaml))),
+      card(t('sampleMembers'), sample));
+    count();
+    // The named segments' counts, one after another (the server runs one count at a time).
+    (async () => {
+      for (const tr of rows) {
+        try {
+          const r = await api('/api/v1/segments/' + encodeURIComponent(tr.dataset.segment) + '?sample=0');
+          tr.querySelector('.seg-total').textContent = fmtInt(r.total);
+        } catch (err) { tr.querySelector('.seg-total').textContent = '—'; }
+      }
+    })();
+  }
+
   // ---- shell and routing ----
   const ROUTES = [
-    ['overview', viewOverview], ['members', viewMembers], ['campaigns', viewCampaigns], ['coupons', viewCoupons],
+    ['overview', viewOverview], ['members', viewMembers], ['segments', viewSegments], ['campaigns', viewCampaigns], ['coupons', viewCoupons],
     ['economy', viewEconomy], ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
   ];
   let main, nav;
