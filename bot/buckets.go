@@ -51,6 +51,7 @@ const (
 	BucketSyncSeen         = "sync_seen"
 	BucketCorpTags         = "corp_tags"
 	BucketTransfers        = "transfers"
+	BucketWeekly           = "weekly"
 )
 
 // Bucket names: check-in campaigns and the points ledger (bot/checkin).
@@ -160,6 +161,7 @@ var Buckets = []Bucket{
 	{BucketSyncSeen, "run|m|external_userid, run|g|chat_id", "what a running sync saw (deleted when it finishes)", "bot/engine sync.go"},
 	{BucketCorpTags, "tag id", "corp tag JSON (name, group) as of the last sync", "bot/engine sync.go"},
 	{BucketTransfers, "transfer id", "TransferRecord JSON (customers' statuses, failures, groups)", "bot/engine transfer.go"},
+	{BucketWeekly, "Monday YYYY-MM-DD (brand zone)|channel name", "WeekStats JSON: added, stage entries, buyers, orders, GMV, refunds, lost, silent, came back, invites", "bot/engine weekly.go"},
 	{BucketCheckinDays, "campaign|member|day", "check-in JSON", "bot/checkin ledger.go"},
 	{BucketCheckinMemberDays, "member|day|campaign", "present (a member's days, for the console)", "bot/checkin ledger.go"},
 	{BucketCheckinProgress, "campaign|member", "Progress JSON (streak, total)", "bot/checkin ledger.go"},

@@ -103,6 +103,10 @@ type Member struct {
 	// the staff, a 微信客服 message, a check-in, an order, joining a
 	// customer group (zero before the engine kept it: see LastActivity).
 	LastActiveAt time.Time `json:"last_active_at,omitzero"`
+	// SilentSince is when the scenario's silent rule marked her silent
+	// (zero while she is not): set by the engine, cleared by her next
+	// activity.
+	SilentSince time.Time `json:"silent_since,omitzero"`
 }
 
 // LastActivity is when the member was last active: LastActiveAt, else

@@ -60,6 +60,8 @@ type merged struct {
 	profileForm    *profileFormSpec
 	points         *pointsSpec
 	redeem         *redeemSpec
+	silent         *silentSpec
+	lossAlerts     *lossAlertsSpec
 }
 
 type tagGroupSrc struct {
@@ -102,6 +104,8 @@ func merge(docs []*document, ps *problems) *merged {
 		setOnce(ps, &m.profileForm, d.ProfileForm)
 		setOnce(ps, &m.points, d.Points)
 		setOnce(ps, &m.redeem, d.Redeem)
+		setOnce(ps, &m.silent, d.Silent)
+		setOnce(ps, &m.lossAlerts, d.LossAlerts)
 		names := make([]string, 0, len(d.Tags))
 		for name := range d.Tags {
 			names = append(names, name)
@@ -194,6 +198,7 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c.ai(m.ai)
 	c.segments(m.segments)
 	c.profileForm(m.profileForm)
+	c.silent(m)
 	c.couponHooks(m)
 	c.economy(m)
 	return c.sc

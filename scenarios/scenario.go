@@ -66,6 +66,10 @@ type Scenario struct {
 	Points Points
 	// Redeem is the redemption catalogue (nil: none).
 	Redeem *Redeem
+	// Silent is nil when the scenario has no silent section.
+	Silent *Silent
+	// LossAlerts is nil when the scenario has no loss_alerts section.
+	LossAlerts *LossAlerts
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel

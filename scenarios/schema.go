@@ -29,6 +29,8 @@ type document struct {
 	Limits       *limitsSpec         `yaml:"limits"`
 	Segments     []*segmentSpec      `yaml:"segments"`
 	ProfileForm  *profileFormSpec    `yaml:"profile_form"`
+	Silent       *silentSpec         `yaml:"silent"`
+	LossAlerts   *lossAlertsSpec     `yaml:"loss_alerts"`
 }
 
 // limitsSpec holds WeCom's quotas where they differ per corp.

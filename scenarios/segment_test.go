@@ -100,6 +100,39 @@ segments:
 segments:
   - stages: [aware] #<-
 `, `segments[0].name: required`},
+		{"silent without days", `
+silent: #<-
+  tag: A
+`, `silent.days: required`},
+		{"silent undeclared tag", `
+silent:
+  days: 14
+  tag: 沉默 #<-
+`, `silent.tag: tag "沉默" is not declared`},
+		{"silent tag is the lost tag", `
+funnel:
+  lost_tag: 流失
+silent:
+  days: 14
+  tag: 流失 #<-
+`, `silent.tag: tag "流失" is funnel.lost_tag`},
+		{"loss digest time", `
+loss_alerts:
+  managers: [lisi]
+  digest_at: 9am #<-
+`, `loss_alerts.digest_at: want a time of day such as 09:00`},
+		{"loss alerts to nobody", `
+loss_alerts:
+  staff: false #<-
+`, `loss_alerts.staff: with staff: false list managers`},
+		{"loss alerts never sent", `
+loss_alerts:
+  immediate: false #<-
+`, `loss_alerts.immediate: with immediate: false set digest_at`},
+		{"loss alert bad manager", `
+loss_alerts:
+  managers: ["li si"] #<-
+`, `loss_alerts.managers[0]: want a staff userid`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { wantProblemAt(t, segmentBase+tc.yaml, tc.want) })

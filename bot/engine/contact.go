@@ -48,6 +48,9 @@ func (r *run) contactAdd() error {
 		r.removeTag(ms, r.sc.Funnel.LostTag)
 		r.log.Info().Msg("lost member is back")
 	}
+	if newFollow && len(m.Follows) == 1 {
+		r.tally(m, func(w *WeekStats) { w.Added++ }) // her first staff member: new traffic (流量)
+	}
 	r.moveTo(ms, bot.StageAware, CauseContactAdd, false)
 	if ch != nil {
 		for _, t := range ch.Tags {

@@ -203,6 +203,10 @@ type run struct {
 
 	members map[string]*memberState
 	order   []*memberState
+	// weekly are the event's counts for the weekly counters (weekly.go),
+	// by key in first-touched order.
+	weekly     map[string]*WeekStats
+	weeklyKeys []string
 }
 
 // memberState is a member touched by the event, with the tag changes to
@@ -230,6 +234,9 @@ type memberState struct {
 	// as one message in finish (economy.go note).
 	notes       []string
 	notesKfOnly bool
+	// wentSilent / cameBack: the silent rule marked her silent in this
+	// event, or her activity ended her silence (SOP triggers read them).
+	wentSilent, cameBack bool
 }
 
 // member loads (or, with create, makes) a member and tracks it.
@@ -441,7 +448,7 @@ func (r *run) finish() error {
 			return fmt.Errorf("store member %s: %w", ms.m.ExternalUserID, err)
 		}
 	}
-	return nil
+	return r.flushWeekly()
 }
 
 func (r *run) applyLevel(ms *memberState) {

@@ -115,6 +115,9 @@ func (r *run) dispatch() error {
 	// Staff transfer (transfer.go; results in results.go).
 	case bot.EventTransferRequest:
 		return r.transferRequest()
+	// Silent members and loss alerts (activity.go, loss.go).
+	case bot.EventMemberSilent:
+		return r.memberSilent()
 	}
 	return nil
 }

@@ -34,6 +34,12 @@ func (r *run) moveTo(ms *memberState, to bot.Stage, cause string, backward bool)
 	m.Stage = to
 	m.StageHistory = append(m.StageHistory, bot.StageChange{From: from, To: to, At: r.at, Cause: cause, EventSeq: r.ev.Seq})
 	ms.dirty = true
+	r.tally(m, func(w *WeekStats) {
+		if w.Entered == nil {
+			w.Entered = map[bot.Stage]int{}
+		}
+		w.Entered[to]++
+	})
 	r.removeTag(ms, r.sc.Funnel.StageTag(from))
 	r.addTag(ms, r.sc.Funnel.StageTag(to))
 	l := r.log.Info()
@@ -190,6 +196,16 @@ func (r *run) applyHeldRefunds(id string, rec *orderRecord) error {
 func (r *run) countOrder(ms *memberState, amount int64) {
 	ms.m.Orders++
 	r.active(ms)
+	r.tally(ms.m, func(w *WeekStats) {
+		w.Orders++
+		w.GMVFen += amount
+		switch ms.m.Orders {
+		case 1:
+			w.Buyers++
+		case 2:
+			w.RepeatBuyers++
+		}
+	})
 	// Saturating: amounts are bounded on the way in (bot.MaxAmountFen), and
 	// even a long run of maximal orders can't wrap spend negative.
 	ms.m.SpendFen = bot.AddFen(ms.m.SpendFen, amount)
@@ -315,6 +331,7 @@ func (r *run) orderRefunded() error {
 	}
 	m := ms.m
 	m.SpendFen -= amount
+	r.tally(m, func(w *WeekStats) { w.RefundFen += amount })
 	if m.SpendFen < 0 {
 		m.SpendFen = 0
 	}

@@ -430,6 +430,9 @@ func (r *run) creditReferrer(ref *scenarios.Referral, inv InviteRecord) error {
 	if err != nil {
 		return err
 	}
+	if ms != nil {
+		r.tally(ms.m, func(w *WeekStats) { w.Invited++ }) // the K-factor's numerator, by the referrer's channel
+	}
 	r.log.Info().Str("referrer", inv.Referrer).Int("invites", rec.Counted).Msg("invite counted")
 	var texts []string
 	for _, rw := range ref.Rewards {

@@ -3,12 +3,14 @@ package simulation
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/signlink"
+	"github.com/wecombot/wecombot/bot/sweep"
 )
 
 // simLinkKey signs simulate's links (public_url): a fixed, public demo key,
@@ -33,24 +35,13 @@ func (s *simulator) setupCheckin(start time.Time) error {
 // it; owed actions are sent in due order in between.
 func (s *simulator) advance(ctx context.Context, to time.Time) error {
 	if s.script.Cron || s.script.Economy {
-		for _, t := range checkin.Ticks(s.sc, s.lastTick, to) {
-			if !s.script.Cron && !t.Economy() {
-				continue
-			}
-			if err := s.drain(ctx, t.Slot); err != nil {
+		for _, j := range s.scheduled(s.lastTick, to) {
+			if err := s.drain(ctx, j.at); err != nil {
 				return err
 			}
-			s.clock = t.Slot
-			if t.Economy() && t.Slot.In(s.sc.Brand.Zone).Hour() != checkin.EconomyOpenHour {
-				// The economy's other hourly ticks only carry on its work:
-				// handled, not printed.
-				if err := s.quiet(ctx, t.Event(t.Slot)); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.deliver(ctx, t.Event(t.Slot), 1); err != nil {
-				return fmt.Errorf("campaign reminder %s: %w", t.DedupeKey(), err)
+			s.clock = j.at
+			if err := j.run(ctx); err != nil {
+				return err
 			}
 		}
 		s.lastTick = to
@@ -71,6 +62,59 @@ func (s *simulator) quiet(ctx context.Context, ev *bot.Event) error {
 		return fmt.Errorf("the engine failed on %s", ev.DedupeKey)
 	}
 	return s.reportSkipped(ctx)
+}
+
+// scheduledJob is something serve's schedulers do at a time.
+type scheduledJob struct {
+	at  time.Time
+	run func(context.Context) error
+}
+
+// scheduled lists what serve's schedulers would append in (from, to], in
+// time order: campaign reminders, the hourly member sweep (silent
+// members) and the daily loss digest.
+func (s *simulator) scheduled(from, to time.Time) []scheduledJob {
+	var jobs []scheduledJob
+	for _, t := range checkin.Ticks(s.sc, from, to) {
+		if !s.script.Cron && !t.Economy() {
+			continue
+		}
+		jobs = append(jobs, scheduledJob{t.Slot, func(ctx context.Context) error {
+			if t.Economy() && t.Slot.In(s.sc.Brand.Zone).Hour() != checkin.EconomyOpenHour {
+				// The economy's other hourly ticks only carry on its work:
+				// handled, not printed.
+				return s.quiet(ctx, t.Event(t.Slot))
+			}
+			if err := s.deliver(ctx, t.Event(t.Slot), 1); err != nil {
+				return fmt.Errorf("campaign reminder %s: %w", t.DedupeKey(), err)
+			}
+			return nil
+		}})
+	}
+	if !s.script.Cron {
+		return jobs
+	}
+	for _, ev := range sweep.Digests(s.sc, from, to) {
+		jobs = append(jobs, scheduledJob{ev.At, func(ctx context.Context) error { return s.deliver(ctx, ev, 1) }})
+	}
+	if s.sc.Silent != nil {
+		for _, at := range sweep.Slots(from, to) {
+			jobs = append(jobs, scheduledJob{at, func(ctx context.Context) error {
+				var found []*bot.Event
+				if _, err := sweep.Silent(ctx, s.store, s.sc, at, func(ev *bot.Event) error { found = append(found, ev); return nil }); err != nil {
+					return fmt.Errorf("silent sweep: %w", err)
+				}
+				for _, ev := range found {
+					if err := s.deliver(ctx, ev, 1); err != nil {
+						return err
+					}
+				}
+				return nil
+			}})
+		}
+	}
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].at.Before(jobs[j].at) })
+	return jobs
 }
 
 // finishCheckin runs the clock on to the script's until.

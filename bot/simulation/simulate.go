@@ -247,6 +247,7 @@ type memberSnap struct {
 	spend   int64
 	// profile is when her profile form answers last changed.
 	profile time.Time
+	silent  bool
 }
 
 func (s *simulator) fmtTime(t time.Time) string { return t.In(s.zone).Format("2006-01-02 15:04:05") }
@@ -499,6 +500,13 @@ func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
 					s.line("back", "%s is a contact again", id)
 				}
 			}
+			if m.IsSilent() != prev.silent {
+				if m.IsSilent() {
+					s.line("silent", "%s went silent: nothing since %s", id, s.fmtTime(m.LastActivity()))
+				} else if known {
+					s.line("active", "%s is active again after a silence", id)
+				}
+			}
 			if m.Orders != prev.orders || m.SpendFen != prev.spend {
 				s.line("orders", "%s: %d paid, spend %s yuan", id, m.Orders, scenarios.FormatYuan(m.SpendFen))
 			}
@@ -527,7 +535,7 @@ func (s *simulator) report(ctx context.Context, ev *bot.Event) error {
 					s.line("profile", "%s", s.describeProfile(m))
 				}
 			}
-			s.seen[id] = memberSnap{ledger: prev.ledger, history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen, profile: profileAt}
+			s.seen[id] = memberSnap{ledger: prev.ledger, history: len(m.StageHistory), lost: m.Lost, level: m.Level, orders: m.Orders, spend: m.SpendFen, profile: profileAt, silent: m.IsSilent()}
 		}
 		return nil
 	})

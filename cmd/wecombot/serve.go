@@ -32,6 +32,7 @@ import (
 	"github.com/wecombot/wecombot/bot/retry"
 	"github.com/wecombot/wecombot/bot/server"
 	"github.com/wecombot/wecombot/bot/signlink"
+	"github.com/wecombot/wecombot/bot/sweep"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/bot/wecomapi"
 	"github.com/wecombot/wecombot/bot/wecomsync"
@@ -453,6 +454,11 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 		return nil
 	}
 	bg.Go(func() { a.server.WarmConsole(a.work) })
+	// Silent members and the loss digest: hourly looks over the members
+	// that append events (never change state).
+	sweeper := &sweep.Runner{Store: a.store, Scenario: a.engine.holder.Current, Notify: a.pipeline.NotifyEvent,
+		Log: log.With().Str("component", "sweep").Logger()}
+	bg.Go(func() { sweeper.Run(a.work) })
 	a.engine.Loaded()
 	if a.syncer != nil {
 		stopSync, err := scheduleSync(a.work, a.cfg, a.syncer, a.store, a.engine.holder.Current().Brand.Zone, log)
