@@ -116,6 +116,13 @@ silent:
   days: 14
   tag: 流失 #<-
 `, `silent.tag: tag "流失" is funnel.lost_tag`},
+		{"silent tag owned by a tag rule", `
+tag_rules:
+  - {name: r, when: {stage: aware}, add: [A]}
+silent:
+  days: 14
+  tag: A #<-
+`, `silent.tag: tag "A" is also added by tag rule "r"`},
 		{"loss digest time", `
 loss_alerts:
   managers: [lisi]

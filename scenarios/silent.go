@@ -93,6 +93,11 @@ func (c *compiler) silent(m *merged) {
 			if s.Tag == c.sc.Funnel.LostTag {
 				c.ps.at(s.Pos, "tag", "tag %q is funnel.lost_tag; give silent members a tag of their own", s.Tag)
 			}
+			for _, tr := range c.sc.TagRules {
+				if anyOf(tr.Add, func(t string) bool { return t == s.Tag }) {
+					c.ps.at(s.Pos, "tag", "tag %q is also added by tag rule %q (%s): the silent rule must own its tag", s.Tag, tr.Name, tr.Where(""))
+				}
+			}
 			sl.Tag = s.Tag
 		}
 		f := SegmentFilter{SilentDays: max(s.Days, 1)}
