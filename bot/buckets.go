@@ -52,6 +52,7 @@ const (
 	BucketCorpTags         = "corp_tags"
 	BucketTransfers        = "transfers"
 	BucketWeekly           = "weekly"
+	BucketLosses           = "losses"
 )
 
 // Bucket names: check-in campaigns and the points ledger (bot/checkin).
@@ -161,6 +162,7 @@ var Buckets = []Bucket{
 	{BucketSyncSeen, "run|m|external_userid, run|g|chat_id", "what a running sync saw (deleted when it finishes)", "bot/engine sync.go"},
 	{BucketCorpTags, "tag id", "corp tag JSON (name, group) as of the last sync", "bot/engine sync.go"},
 	{BucketTransfers, "transfer id", "TransferRecord JSON (customers' statuses, failures, groups)", "bot/engine transfer.go"},
+	{BucketLosses, "YYYY-MM-DD (brand zone)|event ref|external_userid", "LossRecord JSON: a customer lost (deleted / deleted by staff / left her last group) with stage, spend, last activity, for the daily digest", "bot/engine loss.go"},
 	{BucketWeekly, "Monday YYYY-MM-DD (brand zone)|channel name", "WeekStats JSON: added, stage entries, buyers, orders, GMV, refunds, lost, silent, came back, invites", "bot/engine weekly.go"},
 	{BucketCheckinDays, "campaign|member|day", "check-in JSON", "bot/checkin ledger.go"},
 	{BucketCheckinMemberDays, "member|day|campaign", "present (a member's days, for the console)", "bot/checkin ledger.go"},

@@ -11,9 +11,9 @@ import (
 	"github.com/wecombot/wecombot/scenarios"
 )
 
-// silentScenario is funnelScenario with silent: 14 days, tagged 打卡党.
+// silentScenario is funnelScenario with silent: 14 days, tagged 沉默.
 func silentScenario(t *testing.T) *scenarios.Scenario {
-	return funnelScenario(t, "silent: {days: 14, tag: 打卡党}")
+	return funnelScenario(t, "silent: {days: 14, tag: 沉默}")
 }
 
 // sweepNow runs the hourly sweep at the harness clock and handles what it finds.
@@ -58,13 +58,13 @@ func TestSilentMembersAndComingBack(t *testing.T) {
 		t.Fatalf("14 days after: %d silent, want 1 (wm_quiet only; wm_busy ordered)", n)
 	}
 	q := h.member("wm_quiet")
-	if !q.IsSilent() || !q.HasTag("打卡党") || h.member("wm_busy").IsSilent() {
+	if !q.IsSilent() || !q.HasTag("沉默") || h.member("wm_busy").IsSilent() {
 		t.Fatalf("wm_quiet silent %v tags %v; wm_busy silent %v", q.IsSilent(), q.Tags, h.member("wm_busy").IsSilent())
 	}
 	tags := h.actions(bot.ActionMarkTag)
 	last := tags[len(tags)-1]
 	var mt bot.MarkTag
-	if err := last.Decode(&mt); err != nil || mt.ExternalUserID != "wm_quiet" || !slices.Equal(mt.Add, []string{"打卡党"}) || mt.TagGroups["打卡党"] != "偏好" {
+	if err := last.Decode(&mt); err != nil || mt.ExternalUserID != "wm_quiet" || !slices.Equal(mt.Add, []string{"沉默"}) || mt.TagGroups["沉默"] != "偏好" {
 		t.Errorf("silent tag not written to WeCom: %+v %v", mt, err)
 	}
 	// The next sweep, and a replayed event, find nothing more.
@@ -88,11 +88,11 @@ func TestSilentMembersAndComingBack(t *testing.T) {
 	h.advance(2 * day)
 	h.send(kf("wm_quiet", "回来了"))
 	q = h.member("wm_quiet")
-	if q.IsSilent() || q.HasTag("打卡党") {
+	if q.IsSilent() || q.HasTag("沉默") {
 		t.Errorf("after her message: silent %v tags %v", q.IsSilent(), q.Tags)
 	}
 	tags = h.actions(bot.ActionMarkTag)
-	if err := tags[len(tags)-1].Decode(&mt); err != nil || !slices.Contains(mt.Remove, "打卡党") {
+	if err := tags[len(tags)-1].Decode(&mt); err != nil || !slices.Contains(mt.Remove, "沉默") {
 		t.Errorf("the silent tag's removal not written: %+v", mt)
 	}
 

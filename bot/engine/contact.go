@@ -206,17 +206,22 @@ func (r *run) contactDeleted(by string) error {
 	}
 	f.DeletedAt, f.DeletedBy = r.at, by
 	ms.dirty = true
+	reason := LossDeletedStaff
+	if by == "staff" {
+		reason = LossDeletedByStaff
+	}
 	if m.HasActiveFollow() || m.Lost {
-		return nil
+		return r.loss(ms, reason, ev.StaffID) // loss.go
 	}
 	m.Lost = true
 	r.log.Info().Str("by", by).Msg("member lost: no staff relation left")
+	r.tally(m, func(w *WeekStats) { w.Lost++ })
 	if by == "customer" {
 		// The staff member still has the customer (one-sided), so the tag can be written.
 		ms.alsoTag = append(ms.alsoTag, ev.StaffID)
 	}
 	r.addTag(ms, r.sc.Funnel.LostTag)
-	return nil
+	return r.loss(ms, reason, ev.StaffID)
 }
 
 // isExternalID reports whether a group member id is a customer's

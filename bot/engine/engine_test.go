@@ -244,7 +244,7 @@ func funnelScenario(t *testing.T, funnel string) *scenarios.Scenario {
 tags:
   阶段: [A, I, P, L, 流失]
   渠道: [小红书]
-  偏好: [打卡党, 种草]
+  偏好: [打卡党, 种草, 沉默]
 funnel:
   stages:
     aware: {tag: A}

@@ -118,6 +118,8 @@ func (r *run) dispatch() error {
 	// Silent members and loss alerts (activity.go, loss.go).
 	case bot.EventMemberSilent:
 		return r.memberSilent()
+	case bot.EventLossDigest:
+		return r.lossDigest()
 	}
 	return nil
 }

@@ -132,6 +132,13 @@ func (r *run) groupUpdate() error {
 		}
 		if removeString(&m.Groups, ev.ChatID) {
 			ms.dirty = true
+			if len(m.Groups) == 0 && !m.Lost {
+				// Her last customer group: a loss to alert (loss.go).
+				r.tally(m, func(w *WeekStats) { w.LeftGroups++ })
+				if err := r.loss(ms, LossLeftGroups, m.PrimaryStaff()); err != nil {
+					return err
+				}
+			}
 		}
 		if err := r.tx.Delete(bucketGroupMembers, groupMemberKey(ev.ChatID, id)); err != nil {
 			return err
