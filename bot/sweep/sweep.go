@@ -109,12 +109,32 @@ type Runner struct {
 	Log    zerolog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// StartDelay is how long after start the first sweep waits (default
+	// StartDelay): a restart's backlog of callbacks — welcome codes live
+	// 20 s — goes first.
+	StartDelay time.Duration
 }
 
-// Run sweeps at start and then every hour, and appends the digests as they
-// come due, until ctx ends. A digest missed while the process was down is
-// appended at start if its day is still today.
+// StartDelay is the runner's default wait before its first sweep.
+const StartDelay = time.Minute
+
+// Run sweeps StartDelay after start and then every hour, and appends the
+// digests as they come due, until ctx ends. A digest missed while the
+// process was down (in the last 24 h) is appended at the first sweep.
 func (r *Runner) Run(ctx context.Context) {
+	delay := r.StartDelay
+	if delay == 0 {
+		delay = StartDelay
+	}
+	if delay > 0 {
+		wait := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-wait.C:
+		}
+	}
 	now := r.now()
 	last := now.Add(-24 * time.Hour)
 	r.sweep(ctx, now, last)
@@ -126,7 +146,7 @@ func (r *Runner) Run(ctx context.Context) {
 				next = ev.At
 			}
 		}
-		timer := time.NewTimer(time.Until(next.Add(time.Second)))
+		timer := time.NewTimer(next.Add(time.Second).Sub(r.now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
