@@ -114,6 +114,16 @@ func (c *compiler) couponHooks(m *merged) {
 			}
 			l.MassSendRemind = append(l.MassSendRemind, time.Duration(d))
 		}
+		if s.ContactPerDay < 0 {
+			c.ps.at(s.Pos, "contact_per_day", "must not be negative (0: no daily cap)")
+		}
+		if s.ContactPerWeek < 0 {
+			c.ps.at(s.Pos, "contact_per_week", "must not be negative (0: no weekly cap)")
+		}
+		if s.ContactPerDay > 0 && s.ContactPerWeek > 0 && s.ContactPerWeek < s.ContactPerDay {
+			c.ps.at(s.Pos, "contact_per_week", "is less than contact_per_day (%d): the weekly cap would always bite first", s.ContactPerDay)
+		}
+		c.sc.Limits.ContactPerDay, c.sc.Limits.ContactPerWeek = s.ContactPerDay, s.ContactPerWeek
 	}
 }
 

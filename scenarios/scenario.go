@@ -265,6 +265,9 @@ type Limits struct {
 	// MassSendConfirmWithin is how long a task may wait for its
 	// confirmation before its customers count as not confirmed (0: 72 h).
 	MassSendConfirmWithin time.Duration
+	// ContactPerDay / ContactPerWeek: proactive messages per member per
+	// day (brand zone) and in any 7 days (0: no cap).
+	ContactPerDay, ContactPerWeek int
 }
 
 // Kf is the 微信客服 section.

@@ -43,6 +43,11 @@ type limitsSpec struct {
 	MassSendWindow        Duration   `yaml:"mass_send_window"`
 	MassSendRemind        []Duration `yaml:"mass_send_remind"`
 	MassSendConfirmWithin Duration   `yaml:"mass_send_confirm_within"`
+	// ContactPerDay and ContactPerWeek cap the proactive messages (follow-
+	// ups, reminders, coupon deliveries, broadcasts, SOP steps) one member
+	// gets per day and in any 7 days (0: no cap).
+	ContactPerDay  int `yaml:"contact_per_day"`
+	ContactPerWeek int `yaml:"contact_per_week"`
 }
 
 // kfSpec is the 微信客服 section.

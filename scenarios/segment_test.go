@@ -123,6 +123,15 @@ silent:
   days: 14
   tag: A #<-
 `, `silent.tag: tag "A" is also added by tag rule "r"`},
+		{"negative contact cap", `
+limits:
+  contact_per_day: -1 #<-
+`, `limits.contact_per_day: must not be negative`},
+		{"weekly cap under the daily", `
+limits:
+  contact_per_day: 3
+  contact_per_week: 2 #<-
+`, `limits.contact_per_week: is less than contact_per_day (3)`},
 		{"loss digest time", `
 loss_alerts:
   managers: [lisi]

@@ -584,7 +584,7 @@ func (r *run) remindMembers(camp *scenarios.Campaign, rem *scenarios.Reminder, k
 		text := withBoard(r.render(rem.Text, d))
 		k := key + "|" + t.id
 		msg := bot.KfMessage{OpenKfID: t.kfID, ExternalUserID: t.id, Text: text, MsgID: kfMsgID(k)}
-		if err := r.enqueue(bot.ActionKfMessage, k, t.id, msg, time.Time{}, time.Time{}); err != nil {
+		if err := r.enqueueProactive("", bot.ActionKfMessage, k, t.id, msg, time.Time{}, time.Time{}); err != nil {
 			return err
 		}
 		sent++

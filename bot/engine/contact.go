@@ -142,18 +142,18 @@ func (r *run) followUp(ms *memberState, fu *scenarios.FollowUp, i int, data scen
 				// Rerouted: the kf message is recorded skipped (with its
 				// reason), the mass-send task goes instead.
 				r.log.Info().Str("member", ms.m.ExternalUserID).Str("reason", reason).Msg("kf follow-up rerouted to a mass-send task (otherwise: mass_send)")
-				if err := r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{}); err != nil {
+				if err := r.enqueueProactive(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{}); err != nil {
 					return err
 				}
 				mass := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID}, Text: text}
-				return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionMassSend, key+"|otherwise", ms.m.ExternalUserID, mass, due, time.Time{})
+				return r.enqueueProactive(bot.PurposeFollowUp, bot.ActionMassSend, key+"|otherwise", ms.m.ExternalUserID, mass, due, time.Time{})
 			}
 		}
-		return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
+		return r.enqueueProactive(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
 	default:
 		msg := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID},
 			Text: text, Attachments: r.renderAttachments(fu.Attachments, data)}
-		return r.enqueuePurpose(bot.PurposeFollowUp, bot.ActionMassSend, key, ms.m.ExternalUserID, msg, due, time.Time{})
+		return r.enqueueProactive(bot.PurposeFollowUp, bot.ActionMassSend, key, ms.m.ExternalUserID, msg, due, time.Time{})
 	}
 }
 

@@ -404,11 +404,11 @@ func (r *run) deliverCoupon(ms *memberState, key, text string) error {
 	}
 	if found && r.at.Sub(seen.At) < KfReplyWindow {
 		msg := bot.KfMessage{OpenKfID: seen.OpenKfID, ExternalUserID: m.ExternalUserID, Text: text, MsgID: kfMsgID(key)}
-		return r.enqueue(bot.ActionKfMessage, key, m.ExternalUserID, msg, time.Time{}, time.Time{})
+		return r.enqueueProactive("", bot.ActionKfMessage, key, m.ExternalUserID, msg, time.Time{}, time.Time{})
 	}
 	if staff := m.PrimaryStaff(); staff != "" {
 		msg := bot.MassSend{ChatType: "single", Sender: staff, ExternalUserIDs: []string{m.ExternalUserID}, Text: text}
-		return r.enqueue(bot.ActionMassSend, key, m.ExternalUserID, msg, time.Time{}, time.Time{})
+		return r.enqueueProactive("", bot.ActionMassSend, key, m.ExternalUserID, msg, time.Time{}, time.Time{})
 	}
 	r.log.Info().Str("member", m.ExternalUserID).Msg("member can't be reached (no kf window, no staff relation); the coupon waits on their coupon page")
 	return nil

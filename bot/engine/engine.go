@@ -300,6 +300,18 @@ func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, du
 // enqueuePurpose is enqueue for an action with a purpose the outbox checks
 // before delivering it (bot.PurposeFollowUp).
 func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
+	return r.enqueueAs(purpose, false, kind, key, memberID, payload, due, notAfter)
+}
+
+// enqueueProactive is enqueuePurpose for a message the member didn't ask
+// for (a follow-up, a reminder, a coupon delivery, a broadcast, an SOP
+// step): it counts against her contact cap (limits.contact_per_day /
+// contact_per_week, cap.go) and is skipped with the reason over it.
+func (r *run) enqueueProactive(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
+	return r.enqueueAs(purpose, true, kind, key, memberID, payload, due, notAfter)
+}
+
+func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
 	// Texts are cut to their surface's limit here, where they are rendered,
 	// so the outbox, the timeline and simulate show what WeCom will show.
 	payload = bot.FitSurface(payload)
@@ -308,6 +320,28 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 		return err
 	}
 	a.Purpose = purpose
+	when := due
+	if when.IsZero() {
+		when = r.now
+	}
+	if proactive && memberID != "" {
+		// Checked first, so a message over the cap uses no WeCom quota.
+		reason, err := r.contactCapReason(memberID, when)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			a.Status, a.LastError = bot.ActionSkipped, "skipped: "+reason
+			surface := string(kind)
+			if kind == bot.ActionKfMessage {
+				surface = "kf"
+			}
+			r.e.metrics.SendSkipped(surface, "contact_cap")
+			r.log.Info().Str("key", key).Str("reason", reason).Msg("proactive message skipped: the member's contact cap is reached")
+			r.stamp(a, memberID, due, notAfter)
+			return r.enqueueAction(a)
+		}
+	}
 	// A mass send to one customer (or group) joins a batch: one task per
 	// staff member, content and window (massbatch.go).
 	var batch *massBatch
@@ -317,10 +351,6 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 	}
 	if target != "" {
 		p := payload.(bot.MassSend)
-		when := due
-		if when.IsZero() {
-			when = r.now
-		}
 		b, err := r.massBatchFor(p, when)
 		if err != nil {
 			return err
@@ -353,10 +383,6 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 		}
 	}
 	if p, isKf := payload.(bot.KfMessage); isKf {
-		when := due
-		if when.IsZero() {
-			when = r.now
-		}
 		reason, err := r.kfBudget(p, when)
 		if err != nil {
 			return err
@@ -369,6 +395,34 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 			r.log.Info().Str("key", key).Str("reason", reason).Msg("kf message skipped: outside WeCom's send budget")
 		}
 	}
+	r.stamp(a, memberID, due, notAfter)
+	var dup bool
+	if batch == nil {
+		if dup, err = r.enqueueActionDup(a); err != nil {
+			return err
+		}
+		if err := r.indexKfMsgID(a, payload); err != nil {
+			return err
+		}
+	} else {
+		// DueAt stays when it was owed; the batch's timer goes at the window's end.
+		if dup, err = r.tx.Enqueue(a); err != nil {
+			return err
+		}
+		if !dup {
+			if err := r.massJoin(batch, target, a); err != nil {
+				return err
+			}
+		}
+	}
+	if dup || !proactive || memberID == "" || a.Status == bot.ActionSkipped {
+		return nil // a replay counts once; a skipped message not at all
+	}
+	return r.countContact(memberID, when) // cap.go
+}
+
+// stamp fills a built action's member, event, creation and due times.
+func (r *run) stamp(a *bot.Action, memberID string, due, notAfter time.Time) {
 	a.MemberID = memberID
 	a.EventSeq = r.ev.Seq
 	a.CreatedAt = r.now
@@ -377,30 +431,24 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 		a.DueAt = r.now
 	}
 	a.NotAfter = notAfter
-	if batch == nil {
-		if err := r.enqueueAction(a); err != nil {
-			return err
-		}
-		return r.indexKfMsgID(a, payload)
-	}
-	// DueAt stays when it was owed; the batch's timer goes at the window's end.
-	dup, err := r.tx.Enqueue(a)
-	if err != nil || dup {
-		return err
-	}
-	return r.massJoin(batch, target, a)
 }
 
 // enqueueAction adds a built action; a duplicate key (a replay) is not an error.
 func (r *run) enqueueAction(a *bot.Action) error {
-	dup, err := r.tx.Enqueue(a)
+	_, err := r.enqueueActionDup(a)
+	return err
+}
+
+// enqueueActionDup is enqueueAction reporting a replay.
+func (r *run) enqueueActionDup(a *bot.Action) (dup bool, err error) {
+	dup, err = r.tx.Enqueue(a)
 	if err != nil {
-		return fmt.Errorf("enqueue %s %s: %w", a.Kind, a.Key, err)
+		return false, fmt.Errorf("enqueue %s %s: %w", a.Kind, a.Key, err)
 	}
 	if dup {
 		r.log.Debug().Str("key", a.Key).Msg("action already enqueued (replay)")
 	}
-	return nil
+	return dup, nil
 }
 
 // render renders t for the member; a runtime failure falls back to the plain
