@@ -53,6 +53,9 @@ type aggregate struct {
 type channelCount struct {
 	State   string
 	Members int
+	// Lost counts the channel's members lost (deleted every staff member)
+	// since the weekly counters began.
+	Lost    int
 	Current map[bot.Stage]int
 	Reached map[bot.Stage]int
 }
@@ -420,6 +423,9 @@ type channelJSON struct {
 	Stages  []stageJSON `json:"stages"`
 	// PurchaseRate is the share of the channel's members who ever purchased.
 	PurchaseRate float64 `json:"purchase_rate"`
+	// Lost counts its members who deleted every staff member; LostRate their share.
+	Lost     int     `json:"lost"`
+	LostRate float64 `json:"lost_rate"`
 }
 
 type weekJSON struct {
@@ -445,6 +451,20 @@ func (s *Server) apiFunnel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// Lost per channel: the engine's weekly counters (losses counted since
+	// the version that keeps them), a short prefix scan.
+	if err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
+		rows, err := engine.Weekly(tx, "", engine.WeekOf(now, a.Zone))
+		for _, row := range rows {
+			if ch := a.Channels[row.Channel]; ch != nil {
+				ch.Lost += row.Lost
+			}
+		}
+		return err
+	}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	current, reached, members := a.Current, a.Reached, a.Members
 	if channel != "" {
 		ch := a.Channels[channel]
@@ -466,7 +486,8 @@ func (s *Server) apiFunnel(w http.ResponseWriter, r *http.Request) {
 			kind = channelKind(s.o.Scenario().ChannelByName(name))
 		}
 		channels = append(channels, channelJSON{Channel: name, State: ch.State, Kind: kind, Members: ch.Members,
-			Stages: s.stagesJSON(ch.Current, ch.Reached), PurchaseRate: ratio(ch.Reached[bot.StagePurchase], ch.Members)})
+			Stages: s.stagesJSON(ch.Current, ch.Reached), PurchaseRate: ratio(ch.Reached[bot.StagePurchase], ch.Members),
+			Lost: ch.Lost, LostRate: ratio(ch.Lost, ch.Members)})
 	}
 	sort.Slice(channels, func(i, j int) bool {
 		if channels[i].Members != channels[j].Members {

@@ -39,6 +39,7 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/channels", true, s.apiChannels},
 		{"POST /api/v1/channels/{state}/contact_way", true, s.apiCreateContactWay},
 		{"GET /api/v1/funnel", true, s.apiFunnel},
+		{"GET /api/v1/metrics", true, s.apiMetrics},
 		{"GET /api/v1/segments", true, s.apiSegments},
 		{"POST /api/v1/segments/count", true, s.apiSegmentCount},
 		{"GET /api/v1/segments/{name}", true, s.apiSegment},

@@ -156,6 +156,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Text("#kpi-members", &members, chromedp.ByQuery)); err != nil || members != strconv.Itoa(5+busy) {
 		t.Errorf("member count shown %q (%v)", members, err)
 	}
+	// The GMV decomposition shows the API's numbers.
+	_, money, _ := in.adminCall(t, "GET", "/api/v1/metrics?weeks=12", token, nil)
+	dec := money["decomposition"].(map[string]any)
+	var gmvShown, trafficShown string
+	err = chromedp.Run(ctx, chromedp.Text("#gmv-total .v", &gmvShown, chromedp.ByQuery), chromedp.Text("#gmv-traffic .v", &trafficShown, chromedp.ByQuery))
+	if want := fmt.Sprintf("¥%.2f", dec["gmv_fen"].(float64)/100); err != nil || gmvShown != want || trafficShown != strconv.Itoa(5+busy) || dec["gmv_fen"].(float64) == 0 {
+		t.Errorf("GMV decomposition shows %q from %q new customers, want %s from %d (%v)", gmvShown, trafficShown, want, 5+busy, err)
+	}
 
 	// Member search: the XSS name is found, shown as text, and never runs.
 	var names []string

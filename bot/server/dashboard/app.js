@@ -69,7 +69,11 @@
       daysUnit: '天', timesUnit: '次', cause: '原因', deletedByCustomer: '客户删除了员工', deletedByStaff: '员工删除了客户',
       invites: '有效邀请', invitesPending: '待确认', invitesVoid: '无效', rewarded: '已奖励门槛', inviteCode: '邀请码渠道',
       counts: '统计', lastProcessedSeq: '最后处理的事件序号', allHooks: '全部场景', description: '说明', couponReport: '发放与核销', rankStat: '排名',
-      groupsRule: '所在客户群', segmentResult: '人数', segments: '客户分群', segmentList: '剧本中的分群', segmentBuilder: '分群筛选器', segmentName: '分群', rules: '条件', liveCount: '符合条件的客户',
+      groupsRule: '所在客户群', segmentResult: '人数',
+      convShort: '转化率', wentSilent: '本周沉默', cameBack: '本周回归', lostCol: '流失', gmvTitle: '私域 GMV 拆解（近 12 周）', traffic: '流量（新增客户）',
+      convRate: '转化率（首单/新增）', frequency: '复购（订单/购买客户）', aov: '客单价', gmv: 'GMV', weeklyGMV: '每周 GMV（元）',
+      moneyByChannel: '各渠道经营指标（近 12 周）', newMembers: '新增', buyers: '首单客户', repeatRate: '复购率', ltv: 'LTV', kFactor: '裂变 K 值',
+      netGMV: '净 GMV', gmvNote: 'GMV = 流量 × 转化率 × 复购 × 客单价（同一时段的计数，恒等式）；复购率 = 第二次下单的客户 / 首单客户；LTV = 净 GMV / 新增客户；K 值 = 老带新邀请成功数 / 新增客户。计数自本版本运行起。', segments: '客户分群', segmentList: '剧本中的分群', segmentBuilder: '分群筛选器', segmentName: '分群', rules: '条件', liveCount: '符合条件的客户',
       tagsAny: '含任一标签', tagsAll: '含全部标签', tagsNone: '不含标签', silentDays: '沉默天数 ≥', activeDays: '活跃于最近（天）', addedWithin: '添加于最近（天）',
       segMinSpend: '累计消费 ≥（元）', minOrders: '订单数 ≥', lostOnly: '只看已流失客户', bySender: '按跟进员工（群发发送人）', sampleMembers: '示例客户',
       asYAML: '写进剧本（YAML）', reset: '清空条件', load: '载入', noStaff: '（无跟进员工）', counting: '计算中…', segmentNote: '每条条件都须满足；同一条件里的多项满足其一即可。已流失客户默认不计。',
@@ -125,7 +129,11 @@
       daysUnit: 'days', timesUnit: '', cause: 'Cause', deletedByCustomer: 'customer removed the staff', deletedByStaff: 'staff removed the customer',
       invites: 'Counted invites', invitesPending: 'pending', invitesVoid: 'void', rewarded: 'Rewarded at', inviteCode: 'Invite code state',
       counts: 'Counts', lastProcessedSeq: 'Last processed event', allHooks: 'all', description: 'Description', couponReport: 'Issued and redeemed', rankStat: 'Rank',
-      groupsRule: 'In customer groups', segmentResult: 'Count', segments: 'Segments', segmentList: 'Segments in the scenario', segmentBuilder: 'Segment builder', segmentName: 'Segment', rules: 'Rules', liveCount: 'Customers matching',
+      groupsRule: 'In customer groups', segmentResult: 'Count',
+      convShort: 'Conversion', wentSilent: 'Went silent this week', cameBack: 'Came back this week', lostCol: 'Lost', gmvTitle: 'GMV decomposition (12 weeks)', traffic: 'Traffic (new customers)',
+      convRate: 'Conversion (first orders / new)', frequency: 'Frequency (orders / buyer)', aov: 'Avg. order value', gmv: 'GMV', weeklyGMV: 'GMV per week (yuan)',
+      moneyByChannel: 'Money metrics by channel (12 weeks)', newMembers: 'New', buyers: 'First orders', repeatRate: 'Repeat rate', ltv: 'LTV', kFactor: 'K-factor',
+      netGMV: 'Net GMV', gmvNote: 'GMV = traffic × conversion × frequency × order value (counts of the same period: an identity). Repeat rate: customers whose second order came / first orders; LTV: net GMV per new customer; K-factor: counted referral invites per new customer. Counting starts with this version.', segments: 'Segments', segmentList: 'Segments in the scenario', segmentBuilder: 'Segment builder', segmentName: 'Segment', rules: 'Rules', liveCount: 'Customers matching',
       tagsAny: 'Has any tag', tagsAll: 'Has every tag', tagsNone: 'Has none of', silentDays: 'Silent for ≥ days', activeDays: 'Active within days', addedWithin: 'Added within days',
       segMinSpend: 'Spend ≥ (yuan)', minOrders: 'Orders ≥', lostOnly: 'Lost customers only', bySender: 'By staff (who sends)', sampleMembers: 'Sample customers',
       asYAML: 'In the scenario (YAML)', reset: 'Clear', load: 'Load', noStaff: '(no staff)', counting: 'Counting…', segmentNote: 'Every rule must hold; within a rule any entry will do. Lost customers are left out unless asked for.',
@@ -461,8 +469,9 @@
   // ---- views ----
   async function viewOverview(main, params) {
     const channel = params.get('channel') || '';
-    const [f, st, byChannel] = await Promise.all([api('/api/v1/funnel?weeks=12'), api('/api/v1/status'),
-      channel ? api('/api/v1/funnel?channel=' + encodeURIComponent(channel)) : null]);
+    const [f, st, byChannel, money] = await Promise.all([api('/api/v1/funnel?weeks=12'), api('/api/v1/status'),
+      channel ? api('/api/v1/funnel?channel=' + encodeURIComponent(channel)) : null,
+      api('/api/v1/metrics?weeks=12' + (channel ? '&channel=' + encodeURIComponent(channel) : '')).catch(() => null)]);
     const shown = byChannel || f;
     const picker = h('select', { id: 'funnel-channel', 'aria-label': t('channel'),
       onchange: () => { location.hash = '#overview' + (picker.value ? '?channel=' + encodeURIComponent(picker.value) : ''); } },
@@ -480,7 +489,9 @@
         kpi(t('purchaseRate'), f.members ? pct(purchase.reached / f.members) : '—', 'kpi-purchase'),
         kpi(t('lost'), fmtInt(f.lost), 'kpi-lost'),
         kpi(t('eventLag'), fmtInt(st.events && st.events.pending), 'kpi-lag'),
-        kpi(t('outboxDepth'), fmtInt(st.outbox && st.outbox.pending), 'kpi-outbox')),
+        kpi(t('outboxDepth'), fmtInt(st.outbox && st.outbox.pending), 'kpi-outbox'),
+        money ? kpi(t('wentSilent'), fmtInt(money.this_week.went_silent), 'kpi-silent') : null,
+        money ? kpi(t('cameBack'), fmtInt(money.this_week.came_back), 'kpi-back') : null),
       h('div', { class: 'grid two' },
         card(t('funnel'), h('div', { class: 'row' }, picker, channel ? h('span', { class: 'muted' }, `${fmtInt(shown.members)} ${t('membersCol')}`) : null),
           funnelChart(shown.stages), h('p', { class: 'muted' }, t('funnelNote')),
@@ -491,7 +502,29 @@
             { id: 'funnel-table' })),
         card(t('trend'), lineChart(f.weeks))),
       card(t('channels'), f.channels.length ? channelTable(f.channels) : empty(t('noMembers'))),
+      money ? gmvSection(money) : null,
       h('p', { class: 'muted', id: 'as-of', 'data-at': f.computed_at }, `${t('asOf')} ${when(f.computed_at)}${lang === 'zh' ? `（${zone}）` : ` (${zone})`}`));
+  }
+
+  // gmvSection: the seed's 私域GMV = 流量 × 转化率 × 复购 × 客单价 over the
+  // window, weekly GMV, and the money metrics per channel.
+  function gmvSection(m) {
+    const d = m.decomposition;
+    const factor = (label, value, id) => h('div', { class: 'factor', id }, h('div', { class: 'v' }, value), h('div', { class: 'l' }, label));
+    const op = (s) => h('div', { class: 'op', 'aria-hidden': 'true' }, s);
+    const num2 = (x) => (x || 0).toFixed(2);
+    const rows = m.channels.map((c) => h('tr', null, h('td', null, c.channel || t('noChannel')),
+      h('td', { class: 'num' }, fmtInt(c.added)), h('td', { class: 'num' }, pct(c.conversion)), h('td', { class: 'num hide-sm' }, fmtInt(c.orders)),
+      h('td', { class: 'num' }, yuan(c.gmv_fen)), h('td', { class: 'num hide-sm' }, yuan(c.aov_fen)), h('td', { class: 'num hide-sm' }, pct(c.repeat_rate)),
+      h('td', { class: 'num hide-sm' }, yuan(c.ltv_fen)), h('td', { class: 'num hide-sm' }, num2(c.k_factor)), h('td', { class: 'num hide-sm' }, fmtInt(c.lost))));
+    return h('div', null, h('div', { class: 'grid two' },
+      card(t('gmvTitle'), h('div', { class: 'decomp', id: 'gmv-decomposition' },
+        factor(t('traffic'), fmtInt(d.traffic), 'gmv-traffic'), op('×'), factor(t('convRate'), pct(d.conversion), 'gmv-conversion'), op('×'),
+        factor(t('frequency'), num2(d.frequency), 'gmv-frequency'), op('×'), factor(t('aov'), yuan(d.aov_fen), 'gmv-aov'), op('='),
+        factor(t('gmv'), yuan(d.gmv_fen), 'gmv-total')), h('p', { class: 'muted note' }, t('gmvNote'))),
+      card(t('weeklyGMV'), barChart(m.weeks.map((w) => ({ label: w.week, short: w.week.slice(5), value: Math.round((w.gmv_fen || 0) / 100) })), 'gmv-chart'))),
+      card(t('moneyByChannel'), m.channels.length ? table([t('channel'), [t('newMembers'), 'num'], [t('convShort'), 'num'], [t('orders'), 'num hide-sm'], [t('gmv'), 'num'],
+        [t('aov'), 'num hide-sm'], [t('repeatRate'), 'num hide-sm'], [t('ltv'), 'num hide-sm'], [t('kFactor'), 'num hide-sm'], [t('lostCol'), 'num hide-sm']], rows, { id: 'money-table' }) : empty(t('noData'))));
   }
 
   // channelTable: customers per channel and where they are now; the
@@ -501,14 +534,15 @@
     return h('div', { class: 'scroll' }, h('table', { id: 'channel-table' },
       h('thead', null,
         h('tr', null, th(t('channel'), null, { rowspan: 2 }), th(t('membersCol'), 'num', { rowspan: 2 }),
-          th(t('channelNow'), 'num hide-sm group', { colspan: STAGES.length }), th(t('purchaseRateCol'), 'num', { rowspan: 2 })),
+          th(t('channelNow'), 'num hide-sm group', { colspan: STAGES.length }), th(t('purchaseRateCol'), 'num', { rowspan: 2 }), th(t('lostCol'), 'num', { rowspan: 2 })),
         h('tr', null, STAGES.map((s) => th(stageLabel(s), 'num hide-sm')))),
       h('tbody', null, channels.map((c) => h('tr', null,
         h('td', null, h('a', { href: '#members?channel=' + encodeURIComponent(c.channel || '') }, c.channel || t('noChannel')),
           c.state ? h('span', { class: 'muted' }, ' · ', c.state) : null),
         h('td', { class: 'num' }, fmtInt(c.members)),
         c.stages.map((s) => h('td', { class: 'num hide-sm' }, fmtInt(s.current))),
-        h('td', { class: 'num' }, pct(c.purchase_rate)))))),
+        h('td', { class: 'num' }, pct(c.purchase_rate)),
+        h('td', { class: 'num channel-lost' }, fmtInt(c.lost || 0), c.lost ? h('span', { class: 'muted hide-sm' }, ' · ', pct(c.lost_rate)) : null))))),
     h('p', { class: 'muted note', id: 'channel-note' }, t('channelNote')));
   }
 
