@@ -149,6 +149,8 @@ type compiler struct {
 	tags map[string]string // tag → group
 	// base, when set, is the directory files named by the scenario resolve in.
 	base string
+	// afterSegments resolve references to segments once they are compiled.
+	afterSegments []func()
 }
 
 // fits warns when a text is longer than its surface allows: it will be cut
@@ -521,6 +523,16 @@ func (c *compiler) audience(a *audienceSpec, channels map[string]*Channel) Audie
 			continue
 		}
 		out.Levels = append(out.Levels, l)
+	}
+	if a.Segment != "" {
+		// Segments compile last (they read channels and levels): resolve then.
+		ref := &segmentRef{}
+		out.segment = ref
+		c.afterSegments = append(c.afterSegments, func() {
+			if ref.seg = c.sc.Segment(a.Segment); ref.seg == nil {
+				c.ps.at(a.Pos, "segment", "unknown segment %q (declare it under segments)", a.Segment)
+			}
+		})
 	}
 	for i, g := range a.Groups {
 		if strings.TrimSpace(g) == "" {

@@ -142,7 +142,7 @@ type RedeemItem struct {
 
 // For reports whether m may redeem the item (its audience and segment) at now.
 func (it *RedeemItem) For(m *bot.Member, now time.Time) bool {
-	return it.Audience.Includes(m) && (it.Segment == nil || it.Segment.Match(m, now))
+	return it.Audience.IncludesAt(m, now) && (it.Segment == nil || it.Segment.Match(m, now))
 }
 
 // Limited reports whether the item has a stock.

@@ -391,7 +391,8 @@ func (r *TagRule) Applies(m *bot.Member, matched *KeywordRule) bool {
 	return true
 }
 
-// Audience selects members; every non-empty list must match (any of its entries).
+// Audience selects members; every non-empty list must match (any of its
+// entries), and the member must be in Segment when one is named.
 type Audience struct {
 	Groups   []string
 	Tags     []string
@@ -399,10 +400,38 @@ type Audience struct {
 	Stages   []bot.Stage
 	// Levels are level names (会员等级).
 	Levels []string
+	// segment is audience.segment, resolved once segments compile (shared
+	// by every copy of the audience).
+	segment *segmentRef
 }
 
-// Includes reports whether m is in the audience.
-func (a Audience) Includes(m *bot.Member) bool {
+type segmentRef struct{ seg *Segment }
+
+// Segment is the segment the audience names, or nil. Its rules that read
+// the clock (silent_days, active_days, added_within) are evaluated at the
+// time IncludesAt is given.
+func (a Audience) Segment() *Segment {
+	if a.segment == nil {
+		return nil
+	}
+	return a.segment.seg
+}
+
+// Empty reports whether the audience selects everyone.
+func (a Audience) Empty() bool {
+	return len(a.Groups) == 0 && len(a.Tags) == 0 && len(a.Channels) == 0 && len(a.Stages) == 0 && len(a.Levels) == 0 && a.Segment() == nil
+}
+
+// IncludesAt reports whether m is in the audience at now.
+func (a Audience) IncludesAt(m *bot.Member, now time.Time) bool {
+	if seg := a.Segment(); seg != nil && !seg.Match(m, now) {
+		return false
+	}
+	return a.inLists(m)
+}
+
+// inLists reports whether m matches the audience's lists.
+func (a Audience) inLists(m *bot.Member) bool {
 	if len(a.Groups) > 0 && !anyOf(a.Groups, m.InGroup) {
 		return false
 	}

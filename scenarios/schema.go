@@ -278,6 +278,8 @@ type audienceSpec struct {
 	Stages   []string `yaml:"stages"`
 	// Levels restrict to members at these levels (会员等级).
 	Levels []string `yaml:"levels"`
+	// Segment names a segment (segments) the member must be in too.
+	Segment string `yaml:"segment"`
 }
 
 type makeupSpec struct {

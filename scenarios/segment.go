@@ -226,6 +226,9 @@ func (c *compiler) segments(specs []*segmentSpec) {
 		c.sc.Segments = append(c.sc.Segments, seg)
 		c.sc.segments[s.Name] = seg
 	}
+	for _, resolve := range c.afterSegments {
+		resolve()
+	}
 }
 
 // segment checks f (rules at p) and compiles it. It only reads c.sc, so

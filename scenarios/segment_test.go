@@ -123,6 +123,13 @@ silent:
   days: 14
   tag: A #<-
 `, `silent.tag: tag "A" is also added by tag rule "r"`},
+		{"audience names an unknown segment", `
+coupons:
+  - name: 券
+    value_yuan: 5
+    audience:
+      segment: 没有 #<-
+`, `coupons[0].audience.segment: unknown segment "没有"`},
 		{"negative contact cap", `
 limits:
   contact_per_day: -1 #<-
@@ -282,5 +289,42 @@ func TestCompileSegmentAdHoc(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"added_within":"soon"}`), &f); err == nil {
 		t.Error("a bad duration should not decode")
+	}
+}
+
+// A coupon pool's and a campaign's audience may name a segment; the
+// reference resolves though segments compile after them, and its clock
+// rules read the time IncludesAt is given.
+func TestAudienceSegment(t *testing.T) {
+	sc, err := LoadBytes("s.yaml", []byte(segmentBase+`
+segments:
+  - name: 新客
+    added_within: 7d
+coupons:
+  - name: 新客券
+    value_yuan: 5
+    audience: {segment: 新客, stages: [aware]}
+campaigns:
+  - name: 打卡
+    days: 7
+    windows: ["06:00-09:00"]
+    keywords: [打卡]
+    audience: {segment: 新客}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, camp := sc.Coupon("新客券"), sc.Campaign("打卡")
+	if pool.Audience.Segment() != sc.Segment("新客") || camp.Audience.Segment() != sc.Segment("新客") || pool.Audience.Empty() {
+		t.Fatalf("segment not resolved: %v %v", pool.Audience.Segment(), camp.Audience.Segment())
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	m := &bot.Member{Stage: bot.StageAware, CreatedAt: now.Add(-3 * 24 * time.Hour)}
+	if !pool.Audience.IncludesAt(m, now) || pool.Audience.IncludesAt(m, now.Add(5*24*time.Hour)) {
+		t.Error("the segment's added_within should hold at now and not 8 days after she was added")
+	}
+	m.Stage = bot.StageInterest
+	if pool.Audience.IncludesAt(m, now) {
+		t.Error("the audience's own stage list still applies")
 	}
 }

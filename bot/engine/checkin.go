@@ -114,7 +114,7 @@ func (r *run) checkIn(ms *memberState, camp *scenarios.Campaign, makeup bool) (s
 	var outcome checkin.Outcome
 	var day checkin.Day
 	switch {
-	case !camp.Audience.Includes(ms.m):
+	case !camp.Audience.IncludesAt(ms.m, r.at):
 		outcome = checkin.NotInAudience
 	case makeup:
 		outcome, day = checkin.AttemptMakeup(camp, p, r.at, closed)
@@ -564,7 +564,7 @@ func (r *run) remindMembers(camp *scenarios.Campaign, rem *scenarios.Reminder, k
 		if err != nil {
 			return err
 		}
-		if m.Lost || !camp.Audience.Includes(m) {
+		if m.Lost || !camp.Audience.IncludesAt(m, r.at) {
 			continue
 		}
 		p, err := checkin.LoadProgress(r.tx, camp.Name, t.id)

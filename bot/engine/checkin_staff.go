@@ -21,10 +21,6 @@ const SurfaceAIBot = "aibot"
 // StaffParticipant is a staff member's id in campaign ledgers.
 func StaffParticipant(userID string) string { return "staff:" + userID }
 
-func audienceEmpty(a scenarios.Audience) bool {
-	return len(a.Groups) == 0 && len(a.Tags) == 0 && len(a.Channels) == 0 && len(a.Stages) == 0
-}
-
 // staffCheckinCommand handles app and AI bot messages (no member).
 func (r *run) staffCheckinCommand(surface, text string) (bool, error) {
 	if (surface != scenarios.SurfaceApp && surface != SurfaceAIBot) || r.ev.StaffID == "" {
@@ -71,7 +67,7 @@ func (r *run) staffCheckIn(camp *scenarios.Campaign, makeup bool) (string, error
 	var outcome checkin.Outcome
 	var day checkin.Day
 	switch {
-	case !audienceEmpty(camp.Audience):
+	case !camp.Audience.Empty():
 		outcome = checkin.NotInAudience
 	case makeup:
 		outcome = checkin.MakeupUnavailable

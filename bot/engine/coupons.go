@@ -163,7 +163,7 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 		lc = lc.Str("member", member)
 	}
 	log := lc.Logger()
-	if !pool.Audience.Includes(ms.m) {
+	if !pool.Audience.IncludesAt(ms.m, r.at) {
 		log.Info().Msg("member is not in the coupon pool's audience; no coupon")
 		return issueResult{outcome: issueAudience, text: fmt.Sprintf("抱歉，%s仅限指定会员领取～", pool.Name)}, nil
 	}

@@ -235,7 +235,7 @@ func (s *Server) checkinPost(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.o.Now()
 	outcome, day := checkin.Attempt(camp, mc.p, now, mc.closed)
-	if !camp.Audience.Includes(mc.m) {
+	if !camp.Audience.IncludesAt(mc.m, now) {
 		outcome = checkin.NotInAudience
 	}
 	if !outcome.OK() {
