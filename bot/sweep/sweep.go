@@ -26,6 +26,13 @@ import (
 // Every is how often the silent sweep runs (on the hour).
 const Every = time.Hour
 
+// MaxPerSweep bounds the member.silent events one sweep appends: switching
+// the silent rule on over a large synced community marks (and tags in
+// WeCom) its long-quiet members over several hours instead of in one burst
+// of appends and mark_tag calls. The next sweep goes on where this one
+// stopped (the members marked are no longer found).
+var MaxPerSweep = 20000
+
 // SilentEvent is the member.silent event for m at now. Its dedupe key names
 // her last activity: one event per stretch of silence.
 func SilentEvent(m *bot.Member, now time.Time) *bot.Event {
@@ -52,7 +59,7 @@ func Silent(ctx context.Context, v segments.Viewer, sc *scenarios.Scenario, now 
 			return false
 		}
 		n++
-		return true
+		return n < MaxPerSweep
 	})
 	if err == nil {
 		err = failed

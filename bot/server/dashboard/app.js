@@ -151,6 +151,7 @@
         'kf.notify': '微信客服通知', 'kf.text': '微信客服消息', unknown: '其他回调', 'order.paid': '订单支付', 'order.refunded': '订单退款',
         'operator.coupon_grant': '运营发券', 'profile.submit': '填写资料', 'campaign.checkin': '打卡', 'campaign.tick': '活动定时任务', 'operator.group_welcome_sync': '同步入群欢迎语',
         'operator.contact_way_create': '创建渠道活码', 'system.action_result': '动作结果', 'aibot.text': '智能机器人消息', 'ai.handoff': '转人工',
+        'member.silent': '成为沉默客户', 'loss.digest': '流失日报',
       },
       action: {
         welcome: '发送欢迎语', mark_tag: '打企业客户标签', mass_send: '群发', group_welcome: '入群欢迎语', staff_message: '通知员工',
@@ -190,6 +191,7 @@
         'order.paid': 'Order paid', 'order.refunded': 'Order refunded', 'operator.coupon_grant': 'Coupon granted by operator', 'profile.submit': 'Profile form submitted',
         'campaign.checkin': 'Check-in', 'campaign.tick': 'Campaign timer', 'operator.group_welcome_sync': 'Group welcome sync',
         'operator.contact_way_create': 'Contact-me code created', 'system.action_result': 'Action result', 'aibot.text': 'AI bot message',
+        'member.silent': 'Went silent', 'loss.digest': 'Loss digest',
         'ai.handoff': 'Handed to staff',
       },
       action: {
