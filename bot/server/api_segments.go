@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -25,6 +27,48 @@ import (
 
 // segmentScan bounds concurrent segment scans to one per server.
 var segmentScan = make(chan struct{}, 1)
+
+// segmentCacheTTL is how long a count answers again for the same rules: the
+// console asks for the named segments' counts on every visit and the
+// builder for the same rules as the operator toggles back and forth, and at
+// a million members a count reads every member.
+const segmentCacheTTL = 30 * time.Second
+
+// segmentCache holds recent counts by rules and sample size.
+type segmentCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedCount
+}
+
+type cachedCount struct {
+	res segments.Result
+	at  time.Time
+}
+
+var counts = &segmentCache{entries: map[string]cachedCount{}}
+
+func (c *segmentCache) get(key string, now time.Time) (segments.Result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || now.Sub(e.at) > segmentCacheTTL || now.Before(e.at) {
+		return segments.Result{}, false
+	}
+	return e.res, true
+}
+
+func (c *segmentCache) put(key string, res segments.Result, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= 64 {
+		for k, e := range c.entries {
+			if now.Sub(e.at) > segmentCacheTTL || len(c.entries) >= 64 {
+				delete(c.entries, k)
+			}
+		}
+	}
+	c.entries[key] = cachedCount{res: res, at: now}
+}
 
 // maxSegmentSample bounds the sample members a count answers.
 const maxSegmentSample = 50
@@ -163,8 +207,9 @@ func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // apiSegment is GET /api/v1/segments/{name}: the segment's count now, split
 // by staff, with sample members.
 func (s *Server) apiSegment(w http.ResponseWriter, r *http.Request) {
-	q := newQuery(r, "sample")
+	q := newQuery(r, "sample", "fresh")
 	sample := q.int("sample", 10, 0, maxSegmentSample)
+	fresh := q.boolean("fresh")
 	if q.err != nil {
 		s.fail(w, r, q.err)
 		return
@@ -173,7 +218,7 @@ func (s *Server) apiSegment(w http.ResponseWriter, r *http.Request) {
 	if seg == nil {
 		return
 	}
-	s.countSegment(w, r, seg, sample)
+	s.countSegment(w, r, seg, sample, fresh != nil && *fresh)
 }
 
 // segmentCountRequest is POST /api/v1/segments/count's body: an ad-hoc
@@ -187,7 +232,9 @@ type segmentCountRequest struct {
 // apiSegmentCount is POST /api/v1/segments/count: count an ad-hoc filter.
 // An unknown field or a bad rule is a 400 naming it.
 func (s *Server) apiSegmentCount(w http.ResponseWriter, r *http.Request) {
-	if q := newQuery(r); q.err != nil {
+	q := newQuery(r, "fresh")
+	fresh := q.boolean("fresh")
+	if q.err != nil {
 		s.fail(w, r, q.err)
 		return
 	}
@@ -214,7 +261,7 @@ func (s *Server) apiSegmentCount(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, segmentProblem(err))
 		return
 	}
-	s.countSegment(w, r, seg, sample)
+	s.countSegment(w, r, seg, sample, fresh != nil && *fresh)
 }
 
 // decodeSegmentRequest reads the body, naming an unknown or badly typed field.
@@ -284,22 +331,37 @@ type segmentCountView struct {
 	MembersTotal int         `json:"members_total"`
 	Sample       []memberRow `json:"sample"`
 	TookMS       float64     `json:"took_ms"`
+	// Cached: the count of the same rules less than 30 s ago (at is when).
+	Cached bool `json:"cached"`
 }
 
-func (s *Server) countSegment(w http.ResponseWriter, r *http.Request, seg *scenarios.Segment, sample int) {
-	select {
-	case segmentScan <- struct{}{}:
-		defer func() { <-segmentScan }()
-	case <-r.Context().Done():
-		s.fail(w, r, r.Context().Err())
-		return
+// countSegment answers seg's count now, or the same rules' count of less
+// than segmentCacheTTL ago unless fresh.
+func (s *Server) countSegment(w http.ResponseWriter, r *http.Request, seg *scenarios.Segment, sample int, fresh bool) {
+	rules, _ := json.Marshal(seg.Filter)
+	key := fmt.Sprintf("%p|%s|%s|%d", s, seg.Name, rules, sample)
+	now := s.o.Now()
+	res, cached := counts.get(key, now)
+	if fresh {
+		cached = false
 	}
-	res, err := segments.Count(r.Context(), s.o.Store, seg, s.o.Now(), sample)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	if !cached {
+		select {
+		case segmentScan <- struct{}{}:
+		case <-r.Context().Done():
+			s.fail(w, r, r.Context().Err())
+			return
+		}
+		var err error
+		res, err = segments.Count(r.Context(), s.o.Store, seg, now, sample)
+		<-segmentScan
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		counts.put(key, res, now)
 	}
-	out := segmentCountView{Segment: seg.Name, Filter: seg.Filter, Result: res, Sample: make([]memberRow, 0, len(res.Sample)),
+	out := segmentCountView{Segment: seg.Name, Filter: seg.Filter, Result: res, Cached: cached, Sample: make([]memberRow, 0, len(res.Sample)),
 		TookMS: float64(res.Took.Microseconds()) / 1000}
 	for _, m := range res.Sample {
 		out.Sample = append(out.Sample, s.memberRow(m))

@@ -60,7 +60,10 @@ func TestSegmentsAPI(t *testing.T) {
 		t.Errorf("silent: %d %s", r.code, r.body)
 	}
 	f.kf("wm04", "在吗", f.now)
-	if r = f.do("POST", "/api/v1/segments/count", strings.NewReader(`{"silent_days":14}`)); r.json["total"] != float64(0) {
+	if r = f.do("POST", "/api/v1/segments/count", strings.NewReader(`{"silent_days":14}`)); r.json["total"] != float64(1) || r.json["cached"] != true {
+		t.Errorf("the same rules within 30 s answer the cached count: %s", r.body)
+	}
+	if r = f.do("POST", "/api/v1/segments/count?fresh=true", strings.NewReader(`{"silent_days":14}`)); r.json["total"] != float64(0) || r.json["cached"] != false {
 		t.Errorf("after a kf message wm04 is no longer silent: %s", r.body)
 	}
 
