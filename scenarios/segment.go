@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -182,6 +183,40 @@ func (s *Segment) Sender(m *bot.Member) string {
 		}
 	}
 	return staff
+}
+
+// SegmentRules are a compiled segment's rules, resolved (channels by name),
+// for an index to narrow the members Match must look at (bitmaps of stage,
+// channel, tag, staff → members): every member Match accepts carries one
+// of Stages (if any), one of Channels, one of TagsAny, all of TagsAll, and
+// follows one of Staff. Empty lists don't narrow.
+type SegmentRules struct {
+	Stages                     []bot.Stage
+	Channels                   []string
+	TagsAny, TagsAll, TagsNone []string
+	Staff                      []string
+	Levels                     []string
+	Lost                       bool
+}
+
+// Rules returns the segment's rules (copies).
+func (s *Segment) Rules() SegmentRules {
+	r := SegmentRules{TagsAny: append([]string(nil), s.tagsAny...), TagsAll: append([]string(nil), s.tagsAll...),
+		TagsNone: append([]string(nil), s.tagsNone...), Staff: append([]string(nil), s.staff...), Lost: s.lost}
+	for _, st := range bot.Stages {
+		if s.stages[st] {
+			r.Stages = append(r.Stages, st)
+		}
+	}
+	for ch := range s.channels {
+		r.Channels = append(r.Channels, ch)
+	}
+	for l := range s.levels {
+		r.Levels = append(r.Levels, l)
+	}
+	sort.Strings(r.Channels)
+	sort.Strings(r.Levels)
+	return r
 }
 
 // NeedsActivity reports whether the segment reads last activity (silent or

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -227,6 +228,9 @@ segments:
 				t.Errorf("Match = %v, want %v", got, tc.match)
 			}
 		})
+	}
+	if r := seg.Rules(); fmt.Sprint(r.Stages, r.Channels, r.TagsAny, r.TagsNone, r.Staff) != "[aware interest] [小红书] [爱领券] [需人工跟进] [zhangsan]" {
+		t.Errorf("rules for an index: %+v", r)
 	}
 	if s := seg.Sender(fit()); s != "zhangsan" {
 		t.Errorf("Sender = %q, want zhangsan (the staff rule's, though lisi is older)", s)
