@@ -1022,6 +1022,9 @@ steps:
     const countBox = h('div', { class: 'kpis' }, kpi(t('liveCount'), '—', 'segment-count'), kpi(t('members_total'), '—', 'segment-of'));
     // The view is not in the document until it is built: keep the elements.
     const countEl = countBox.querySelector('#segment-count'), ofEl = countBox.querySelector('#segment-of');
+    // On a phone the result card is below the long builder: a bar at the
+    // bottom of the builder keeps the count in sight while choosing.
+    const sticky = h('div', { class: 'seg-sticky', id: 'segment-sticky', 'aria-live': 'polite' });
     const problem = h('p', { class: 'error', id: 'segment-problem', hidden: true });
     const split = h('div', { id: 'segment-split' });
     const sample = h('div', { id: 'segment-sample' });
@@ -1088,12 +1091,14 @@ steps:
       const f = filter();
       yaml.textContent = toYAML(f);
       countEl.textContent = t('counting');
+      sticky.textContent = `${t('liveCount')}${colon()}${t('counting')}`;
       try {
         const r = await api('/api/v1/segments/count', { method: 'POST', body: JSON.stringify(Object.assign({ sample: 10 }, f)),
           headers: { 'Content-Type': 'application/json' }, signal: inflight.signal });
         if (mine !== seq) return;
         problem.hidden = true;
         countEl.textContent = fmtInt(r.total);
+        sticky.textContent = `${t('liveCount')}${colon()}${fmtInt(r.total)} / ${fmtInt(r.members_total)}`;
         countEl.dataset.total = String(r.total);
         ofEl.textContent = fmtInt(r.members_total);
         split.replaceChildren(r.by_staff.length ? table([t('staff'), [t('membersCol'), 'num']],
@@ -1103,6 +1108,7 @@ steps:
       } catch (err) {
         if (err.name === 'AbortError' || mine !== seq) return;
         countEl.textContent = '—';
+        sticky.textContent = String(err.message);
         problem.hidden = false;
         problem.textContent = String(err.message);
       }
@@ -1118,7 +1124,7 @@ steps:
     main.append(h('h1', null, t('segments')),
       card(t('segmentList'), v.segments.length ? table([t('segmentName'), [t('rules'), 'hide-sm'], [t('membersCol'), 'num'], ''], rows, { id: 'segment-table' }) : empty(t('none'))),
       h('div', { class: 'grid side' },
-        card(t('segmentBuilder'), h('p', { class: 'muted' }, t('segmentNote')), form),
+        card(t('segmentBuilder'), h('p', { class: 'muted' }, t('segmentNote')), form, sticky),
         h('div', null, card(t('segmentResult'), countBox, problem, h('h3', null, t('bySender')), split), card(t('asYAML'), yaml))),
       card(t('sampleMembers'), sample));
     count();
