@@ -164,7 +164,7 @@ var Buckets = []Bucket{
 	{BucketCorpTags, "tag id", "corp tag JSON (name, group) as of the last sync", "bot/engine sync.go"},
 	{BucketTransfers, "transfer id", "TransferRecord JSON (customers' statuses, failures, groups)", "bot/engine transfer.go"},
 	{BucketLosses, "YYYY-MM-DD (brand zone)|event ref|external_userid", "LossRecord JSON: a customer lost (deleted / deleted by staff / left her last group) with stage, spend, last activity, for the daily digest", "bot/engine loss.go"},
-	{BucketContactCap, "external_userid|YYYY-MM-DD (brand zone)", "proactive messages due to the member that day (decimal), for limits.contact_per_day/week", "bot/engine cap.go"},
+	{BucketContactCap, "external_userid", "JSON {YYYY-MM-DD (brand zone): proactive messages due that day} for the last two weeks, for limits.contact_per_day/week", "bot/engine cap.go"},
 	{BucketWeekly, "Monday YYYY-MM-DD (brand zone)|channel name", "WeekStats JSON: added, stage entries, buyers, orders, GMV, refunds, lost, silent, came back, invites", "bot/engine weekly.go"},
 	{BucketCheckinDays, "campaign|member|day", "check-in JSON", "bot/checkin ledger.go"},
 	{BucketCheckinMemberDays, "member|day|campaign", "present (a member's days, for the console)", "bot/checkin ledger.go"},

@@ -1,9 +1,8 @@
 package engine
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -18,20 +17,25 @@ import (
 // no mass-send quota. Features send proactive messages through
 // enqueueProactive (engine.go), which checks and counts here.
 //
-//	contact_cap  <external_userid>|<YYYY-MM-DD brand zone> → messages due that day (decimal)
+//	contact_cap  <external_userid> → {"YYYY-MM-DD": n, …} the days of the last week (brand zone)
+//
+// One record per member, pruned to the week on every write, so the bucket
+// stays as large as the member base however long the bot runs.
 
-// contactsOn reads the member's count for the day of t.
-func (r *run) contactsOn(member string, t time.Time) (int, error) {
-	raw, err := r.tx.Get(bot.BucketContactCap, member+"|"+t.In(r.sc.Brand.Zone).Format(time.DateOnly))
-	if errors.Is(err, bot.ErrNotFound) {
-		return 0, nil
+// capWindow is the days a record keeps: the weekly cap's 7 days, and
+// follow-ups scheduled up to a week ahead.
+const capWindow = 14
+
+// contactDays reads the member's per-day counts.
+func (r *run) contactDays(member string) (map[string]int, error) {
+	days := map[string]int{}
+	if _, err := r.getJSON(bot.BucketContactCap, member, &days); err != nil {
+		return nil, fmt.Errorf("read contact cap: %w", err)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("read contact cap: %w", err)
-	}
-	n, _ := strconv.Atoi(string(raw))
-	return n, nil
+	return days, nil
 }
+
+func (r *run) capDay(t time.Time) string { return t.In(r.sc.Brand.Zone).Format(time.DateOnly) }
 
 // contactCapReason says why a proactive message to member due at when is
 // over her cap, or "" when it may go.
@@ -40,37 +44,46 @@ func (r *run) contactCapReason(member string, when time.Time) (string, error) {
 	if perDay <= 0 && perWeek <= 0 {
 		return "", nil
 	}
-	today, err := r.contactsOn(member, when)
+	days, err := r.contactDays(member)
 	if err != nil {
 		return "", err
 	}
+	today := days[r.capDay(when)]
 	if perDay > 0 && today >= perDay {
 		return fmt.Sprintf("contact cap: %d proactive messages per member per day (limits.contact_per_day), %d already due on %s",
-			perDay, today, when.In(r.sc.Brand.Zone).Format(time.DateOnly)), nil
+			perDay, today, r.capDay(when)), nil
 	}
 	if perWeek <= 0 {
 		return "", nil
 	}
-	week := today
-	for i := 1; i < 7; i++ {
-		n, err := r.contactsOn(member, when.AddDate(0, 0, -i))
-		if err != nil {
-			return "", err
-		}
-		week += n
+	week := 0
+	for i := 0; i < 7; i++ {
+		week += days[r.capDay(when.AddDate(0, 0, -i))]
 	}
 	if week >= perWeek {
 		return fmt.Sprintf("contact cap: %d proactive messages per member in 7 days (limits.contact_per_week), %d already due in the 7 days to %s",
-			perWeek, week, when.In(r.sc.Brand.Zone).Format(time.DateOnly)), nil
+			perWeek, week, r.capDay(when)), nil
 	}
 	return "", nil
 }
 
-// countContact counts a proactive message to member due at when.
+// countContact counts a proactive message to member due at when, dropping
+// days the caps no longer look at.
 func (r *run) countContact(member string, when time.Time) error {
-	n, err := r.contactsOn(member, when)
+	days, err := r.contactDays(member)
 	if err != nil {
 		return err
 	}
-	return r.tx.Put(bot.BucketContactCap, member+"|"+when.In(r.sc.Brand.Zone).Format(time.DateOnly), []byte(strconv.Itoa(n+1)))
+	days[r.capDay(when)]++
+	oldest := r.capDay(r.now.AddDate(0, 0, -capWindow))
+	for d := range days {
+		if d < oldest {
+			delete(days, d)
+		}
+	}
+	raw, err := json.Marshal(days)
+	if err != nil {
+		return err
+	}
+	return r.tx.Put(bot.BucketContactCap, member, raw)
 }
