@@ -118,6 +118,21 @@ const BucketMassBatches = "mass_batches"
 // BucketMassMembers holds each batch's customers or groups and their actions.
 const BucketMassMembers = "mass_members"
 
+// Outreach buckets.
+const (
+	// BucketBroadcasts: "run|<id>" → engine.BroadcastRun; "def|<id>" → an
+	// API broadcast's request.
+	BucketBroadcasts = "broadcasts"
+	// BucketBroadcastMembers: "<run>|<member>" → engine.BroadcastTarget.
+	BucketBroadcastMembers = "broadcast_members"
+	// BucketBroadcastRecv: "<member>|<run>" → RFC 3339 time she was sent it.
+	BucketBroadcastRecv = "broadcast_recv"
+	// BucketBroadcastOrders: "<run>|<order_id>" → engine.BroadcastOrder.
+	BucketBroadcastOrders = "broadcast_orders"
+	// BucketSOP: "<member>|<sop>" → engine.SOPEnrollment.
+	BucketSOP = "sop"
+)
+
 // BucketMedia holds the media library's records (bot/media): what WeCom
 // holds for each file or URL a scenario attaches.
 const BucketMedia = "media"
@@ -204,6 +219,11 @@ var Buckets = []Bucket{
 	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketHealth, "probe", "RFC 3339 time of the latest probe write", "bot/pipeline health.go"},
+	{BucketBroadcasts, "run|<id> or def|<id>", "engine.BroadcastRun JSON (progress, counts) or an API broadcast's request JSON", "bot/engine broadcast.go"},
+	{BucketBroadcastMembers, "run ‖ external_userid", "engine.BroadcastTarget JSON (staff, action id or skip reason)", "bot/engine broadcast.go"},
+	{BucketBroadcastRecv, "external_userid ‖ run", "RFC 3339 time the broadcast was queued for her (orders within 7 days)", "bot/engine broadcast.go"},
+	{BucketBroadcastOrders, "run ‖ order_id", "engine.BroadcastOrder JSON (member, amount): orders within 7 days of the broadcast", "bot/engine broadcast.go"},
+	{BucketSOP, "external_userid ‖ sop", "engine.SOPEnrollment JSON (started, stopped and why)", "bot/engine sop.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},
 }
 

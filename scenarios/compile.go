@@ -62,6 +62,8 @@ type merged struct {
 	redeem         *redeemSpec
 	silent         *silentSpec
 	lossAlerts     *lossAlertsSpec
+	broadcasts     []*broadcastSpec
+	sops           []*sopSpec
 }
 
 type tagGroupSrc struct {
@@ -139,6 +141,8 @@ func merge(docs []*document, ps *problems) *merged {
 		m.coupons = append(m.coupons, d.Coupons...)
 		m.levels = append(m.levels, d.Levels...)
 		m.segments = append(m.segments, d.Segments...)
+		m.broadcasts = append(m.broadcasts, d.Broadcasts...)
+		m.sops = append(m.sops, d.SOPs...)
 	}
 	return m
 }
@@ -201,6 +205,8 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c.segments(m.segments)
 	c.profileForm(m.profileForm)
 	c.silent(m)
+	c.broadcasts(m.broadcasts)
+	c.sops(m.sops)
 	c.couponHooks(m)
 	c.economy(m)
 	return c.sc
@@ -595,8 +601,14 @@ func (c *compiler) script(s *scriptSpec, name string) *Script {
 	out := &Script{Pos: s.Pos, Name: name, Text: c.template(s.Pos, "text", s.Text),
 		Attachments: c.attachments(s.Pos, "attachments", s.Attachments, MaxWelcomeAttachments),
 		Coupon:      c.couponRef(s.Pos, "coupon", s.Coupon)}
+	if len(s.FollowUps) > 0 {
+		// A welcome's follow-ups are its SOP: started by the welcome,
+		// stopped when the member is lost (the outbox's follow-up guard).
+		out.FollowUps = &SOP{Pos: s.Pos, Name: WelcomeSOPPrefix + name, Welcome: name,
+			Trigger: Trigger{Kind: TriggerAdded}, Stop: []Stop{{Kind: StopLost}}}
+	}
 	for _, f := range s.FollowUps {
-		fu := &FollowUp{Pos: f.Pos, After: time.Duration(f.After), Via: f.Via, OpenKfID: f.OpenKfID,
+		fu := &SOPStep{Pos: f.Pos, After: time.Duration(f.After), Via: f.Via, OpenKfID: f.OpenKfID,
 			Text: c.template(f.Pos, "text", f.Text)}
 		if !f.has("after") || f.After <= 0 {
 			c.ps.at(f.Pos, "after", "required: how long after the welcome to send (e.g. 1d)")
@@ -605,16 +617,8 @@ func (c *compiler) script(s *scriptSpec, name string) *Script {
 		if f.Otherwise != "" && f.Via != ViaKf {
 			c.ps.at(f.Pos, "otherwise", "only for via: kf (what to send when 微信客服 may not reach the member)")
 		}
-		switch f.Via {
-		case "", ViaMassSend:
-			fu.Via = ViaMassSend
-			fu.Attachments = c.attachments(f.Pos, "attachments", f.Attachments, MaxWelcomeAttachments)
-		case ViaKf:
-			c.required(f.Pos, "open_kfid", f.OpenKfID, "the 微信客服 account (open_kfid) to send from")
-			c.fits(f.Pos, "text", f.Text, bot.MaxKfText, "a 微信客服 message")
-			if len(f.Attachments) > 0 {
-				c.ps.at(f.Pos, "attachments", "kf follow-ups send text only")
-			}
+		c.stepVia(f.Pos, fu, f.Via, f.Text, f.OpenKfID, f.Attachments, ViaMassSend, ViaKf)
+		if fu.Via == ViaKf {
 			switch f.Otherwise {
 			case "":
 			case ViaMassSend:
@@ -622,10 +626,8 @@ func (c *compiler) script(s *scriptSpec, name string) *Script {
 			default:
 				c.ps.at(f.Pos, "otherwise", "unknown %q (want mass_send: a mass-send task from the staff member when 微信客服 may not reach her)", f.Otherwise)
 			}
-		default:
-			c.ps.at(f.Pos, "via", "unknown %q (want mass_send or kf)", f.Via)
 		}
-		out.FollowUps = append(out.FollowUps, fu)
+		out.FollowUps.Steps = append(out.FollowUps.Steps, fu)
 	}
 	return out
 }

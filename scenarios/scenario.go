@@ -70,6 +70,12 @@ type Scenario struct {
 	Silent *Silent
 	// LossAlerts is nil when the scenario has no loss_alerts section.
 	LossAlerts *LossAlerts
+	// Broadcasts (群发) and SOPs (sequences) are in file order (outreach.go).
+	Broadcasts []*Broadcast
+	SOPs       []*SOP
+	// PastSchedules are one-off broadcasts whose time has passed: errors
+	// for check (they would never run), warnings for serve (they ran).
+	PastSchedules ValidationError
 
 	channelsByState map[string]*Channel
 	channelsByName  map[string]*Channel
@@ -178,29 +184,17 @@ type Script struct {
 	Text        *Template
 	Attachments []*Attachment
 	// Coupon is the new-member coupon pool (issued in issue 6), or nil.
-	Coupon    *CouponPool
-	FollowUps []*FollowUp
+	Coupon *CouponPool
+	// FollowUps is the script's follow-up sequence (nil: none): an SOP
+	// started by the welcome (outreach.go).
+	FollowUps *SOP
 }
 
-// Ways a follow-up reaches the member.
+// Ways a follow-up (and an SOP step or broadcast) reaches the member.
 const (
 	ViaMassSend = "mass_send" // the staff member's mass-send task (add_msg_template, staff confirm)
 	ViaKf       = "kf"        // 微信客服, only inside its reply window
 )
-
-// FollowUp is a delayed message after the welcome.
-type FollowUp struct {
-	Pos
-	After time.Duration
-	Via   string
-	// Otherwise is ViaMassSend when a kf follow-up outside the 微信客服
-	// budget (she never wrote, 48 h passed, a person holds the session)
-	// goes as a mass-send task from the staff member instead.
-	Otherwise   string
-	OpenKfID    string
-	Text        *Template
-	Attachments []*Attachment
-}
 
 // Attachment is a compiled message attachment; link title, url and desc
 // are templates.

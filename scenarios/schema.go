@@ -31,6 +31,8 @@ type document struct {
 	ProfileForm  *profileFormSpec    `yaml:"profile_form"`
 	Silent       *silentSpec         `yaml:"silent"`
 	LossAlerts   *lossAlertsSpec     `yaml:"loss_alerts"`
+	Broadcasts   []*broadcastSpec    `yaml:"broadcasts"`
+	SOPs         []*sopSpec          `yaml:"sops"`
 }
 
 // limitsSpec holds WeCom's quotas where they differ per corp.

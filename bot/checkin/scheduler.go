@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/schedule"
 	"github.com/wecombot/wecombot/scenarios"
 )
 
@@ -76,8 +76,8 @@ func ParseTick(ev *bot.Event) (Tick, error) {
 	return Tick{Campaign: ev.Data[DataCampaign], Reminder: idx, Spec: ev.Data[DataSpec], Slot: time.Unix(slot, 0)}, nil
 }
 
-// schedule returns the reminder's schedule in the campaign's zone.
-func schedule(c *scenarios.Campaign, r *scenarios.Reminder) cron.Schedule {
+// reminderSchedule returns the reminder's schedule in the campaign's zone.
+func reminderSchedule(c *scenarios.Campaign, r *scenarios.Reminder) cron.Schedule {
 	if s, ok := r.Schedule.(*cron.SpecSchedule); ok {
 		cp := *s // the scenario is immutable: zone a copy
 		cp.Location = c.Zone
@@ -96,7 +96,7 @@ func Ticks(sc *scenarios.Scenario, from, to time.Time) []Tick {
 			if r.Schedule == nil {
 				continue
 			}
-			s := schedule(c, r)
+			s := reminderSchedule(c, r)
 			for t := s.Next(from); !t.IsZero() && !t.After(to); t = s.Next(t) {
 				out = append(out, Tick{Campaign: c.Name, Reminder: i, Spec: r.Spec, Slot: t})
 			}
@@ -145,9 +145,7 @@ func TickDone(tx bot.Tx, t Tick) (bool, error) {
 func MarkTick(tx bot.Tx, t Tick) error { return tx.Put(BucketTicks, t.DedupeKey(), present) }
 
 // Appender is the part of the event log the scheduler needs.
-type Appender interface {
-	AppendEvent(ctx context.Context, ev *bot.Event) (dup bool, err error)
-}
+type Appender = schedule.Appender
 
 // SchedulerOptions configure a Scheduler.
 type SchedulerOptions struct {
@@ -166,19 +164,16 @@ type SchedulerOptions struct {
 	Zone *time.Location
 }
 
-// Scheduler runs campaign reminders on robfig/cron. A firing never sends
+// Scheduler runs campaign reminders (bot/schedule). A firing never sends
 // anything: it appends a campaign.tick event to the durable log, so the
 // engine turns it into outbox actions exactly once, even across restarts.
 type Scheduler struct {
-	o   SchedulerOptions
-	log zerolog.Logger
-
-	mu      sync.Mutex
-	cron    *cron.Cron
-	current *scenarios.Scenario
+	o     SchedulerOptions
+	log   zerolog.Logger
+	inner *schedule.Scheduler
 }
 
-// NewScheduler returns a stopped scheduler; Run starts it.
+// NewScheduler returns a stopped scheduler; Load starts it.
 func NewScheduler(o SchedulerOptions) *Scheduler {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -186,26 +181,16 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	if o.CatchUp == 0 {
 		o.CatchUp = 15 * time.Minute
 	}
-	if o.Zone == nil {
-		o.Zone = time.Local
-	}
-	return &Scheduler{o: o, log: o.Log.With().Str("component", "scheduler").Logger()}
+	log := o.Log.With().Str("component", "scheduler").Logger()
+	return &Scheduler{o: o, log: log,
+		inner: schedule.New(schedule.Options{Log: log, Events: o.Events, Notify: o.Notify, Now: o.Now, Zone: o.Zone, What: "campaign tick"})}
 }
 
 // Fire appends the tick's event; a duplicate (the slot was appended before)
 // is not an error.
 func (s *Scheduler) Fire(ctx context.Context, t Tick) error {
-	dup, err := s.o.Events.AppendEvent(ctx, t.Event(s.o.Now()))
-	if err != nil {
-		return fmt.Errorf("append campaign tick %s: %w", t.DedupeKey(), err)
-	}
-	if dup {
-		s.log.Debug().Str("tick", t.DedupeKey()).Msg("campaign tick already in the log")
-		return nil
-	}
-	s.log.Info().Str("campaign", t.Campaign).Int("reminder", t.Reminder).Time("slot", t.Slot).Msg("campaign reminder due")
-	if s.o.Notify != nil {
-		s.o.Notify()
+	if _, err := s.inner.Fire(ctx, t.Event(s.o.Now())); err != nil {
+		return fmt.Errorf("campaign tick: %w", err)
 	}
 	return nil
 }
@@ -213,80 +198,34 @@ func (s *Scheduler) Fire(ctx context.Context, t Tick) error {
 // Load replaces the cron entries with sc's reminders (on start and on every
 // scenario reload) and catches up firings missed in the last CatchUp.
 func (s *Scheduler) Load(ctx context.Context, sc *scenarios.Scenario) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sc == s.current {
-		return
-	}
-	if s.cron != nil {
-		<-s.cron.Stop().Done()
-	}
-	s.current = sc
-	logger := cronLogger{s.log}
-	c := cron.New(cron.WithLocation(s.o.Zone), cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)))
-	n := 0
+	var jobs []schedule.Job
 	for _, camp := range sc.Campaigns {
 		for i, r := range camp.Reminders {
 			if r.Schedule == nil {
 				continue
 			}
-			sched := schedule(camp, r)
 			tick := Tick{Campaign: camp.Name, Reminder: i, Spec: r.Spec}
-			c.Schedule(sched, cron.FuncJob(func() {
+			jobs = append(jobs, schedule.Job{Schedule: reminderSchedule(camp, r), Event: func(slot time.Time) *bot.Event {
 				t := tick
-				t.Slot = lastSlot(sched, s.o.Now())
-				if err := s.Fire(ctx, t); err != nil {
-					s.log.Error().Err(err).Msg("campaign reminder not recorded; it will be caught up on restart")
-				}
-			}))
-			n++
+				t.Slot = slot
+				return t.Event(s.o.Now())
+			}})
 		}
 	}
 	if sched := economySchedule(sc); sched != nil {
-		c.Schedule(sched, cron.FuncJob(func() {
-			if err := s.Fire(ctx, economyTick(lastSlot(sched, s.o.Now()))); err != nil {
-				s.log.Error().Err(err).Msg("economy run not recorded; it will be caught up on restart")
-			}
-		}))
-		n++
+		jobs = append(jobs, schedule.Job{Schedule: sched, Event: func(slot time.Time) *bot.Event { return economyTick(slot).Event(s.o.Now()) }})
 	}
+	var catchUp []*bot.Event
 	if s.o.CatchUp > 0 {
 		now := s.o.Now()
 		for _, t := range Ticks(sc, now.Add(-s.o.CatchUp), now) {
-			if err := s.Fire(ctx, t); err != nil {
-				s.log.Error().Err(err).Msg("catch up campaign reminder")
-			}
+			catchUp = append(catchUp, t.Event(now))
 		}
 	}
-	c.Start()
-	s.cron = c
-	s.log.Info().Int("reminders", n).Str("scenario", sc.Version).Msg("campaign schedule loaded")
+	if s.inner.Load(ctx, sc, jobs, catchUp) {
+		s.log.Info().Int("reminders", len(jobs)).Str("scenario", sc.Version).Msg("campaign schedule loaded")
+	}
 }
 
 // Stop stops cron and waits for a running job.
-func (s *Scheduler) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cron != nil {
-		<-s.cron.Stop().Done()
-		s.cron = nil
-	}
-}
-
-// lastSlot is the latest firing of sched at or before now: the slot a job
-// running (slightly late) at now stands for.
-func lastSlot(sched cron.Schedule, now time.Time) time.Time {
-	slot := now.Truncate(time.Minute)
-	for t := sched.Next(now.Add(-25 * time.Hour)); !t.IsZero() && !t.After(now); t = sched.Next(t) {
-		slot = t
-	}
-	return slot
-}
-
-// cronLogger adapts zerolog to cron.Logger.
-type cronLogger struct{ l zerolog.Logger }
-
-func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug().Fields(kv).Msg("cron: " + msg) }
-func (c cronLogger) Error(err error, msg string, kv ...any) {
-	c.l.Error().Err(err).Fields(kv).Msg("cron: " + msg)
-}
+func (s *Scheduler) Stop() { s.inner.Stop() }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -100,12 +99,7 @@ func (r *run) contactAdd() error {
 			return err
 		}
 	}
-	for i, fu := range script.FollowUps {
-		if err := r.followUp(ms, fu, i, data); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.welcomeFollowUps(ms, script.FollowUps, data)
 }
 
 // follow records the follow relation; it reports whether it is new (never
@@ -124,37 +118,6 @@ func (r *run) follow(ms *memberState, staffID, state string) bool {
 	ms.dirty = true
 	ms.fullSync[staffID] = true
 	return true
-}
-
-func (r *run) followUp(ms *memberState, fu *scenarios.FollowUp, i int, data scenarios.TemplateData) error {
-	key := fmt.Sprintf("followup|%s|%d", r.ref, i)
-	due := r.at.Add(fu.After)
-	text := r.render(fu.Text, data)
-	switch fu.Via {
-	case scenarios.ViaKf:
-		msg := bot.KfMessage{OpenKfID: fu.OpenKfID, ExternalUserID: ms.m.ExternalUserID, Text: text, MsgID: kfMsgID(key)}
-		if fu.Otherwise == scenarios.ViaMassSend {
-			s, found, err := ReadKfSession(r.tx, fu.OpenKfID, ms.m.ExternalUserID)
-			if err != nil {
-				return err
-			}
-			if reason := kfRefusal(s, found, due); reason != "" {
-				// Rerouted: the kf message is recorded skipped (with its
-				// reason), the mass-send task goes instead.
-				r.log.Info().Str("member", ms.m.ExternalUserID).Str("reason", reason).Msg("kf follow-up rerouted to a mass-send task (otherwise: mass_send)")
-				if err := r.enqueueProactive(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{}); err != nil {
-					return err
-				}
-				mass := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID}, Text: text}
-				return r.enqueueProactive(bot.PurposeFollowUp, bot.ActionMassSend, key+"|otherwise", ms.m.ExternalUserID, mass, due, time.Time{})
-			}
-		}
-		return r.enqueueProactive(bot.PurposeFollowUp, bot.ActionKfMessage, key, ms.m.ExternalUserID, msg, due, time.Time{})
-	default:
-		msg := bot.MassSend{ChatType: "single", Sender: r.ev.StaffID, ExternalUserIDs: []string{ms.m.ExternalUserID},
-			Text: text, Attachments: r.renderAttachments(fu.Attachments, data)}
-		return r.enqueueProactive(bot.PurposeFollowUp, bot.ActionMassSend, key, ms.m.ExternalUserID, msg, due, time.Time{})
-	}
 }
 
 // contactEdit: staff edited a customer's remark or tags. Nothing to act on,

@@ -300,7 +300,8 @@ func (r *run) enqueue(kind bot.ActionKind, key, memberID string, payload any, du
 // enqueuePurpose is enqueue for an action with a purpose the outbox checks
 // before delivering it (bot.PurposeFollowUp).
 func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
-	return r.enqueueAs(purpose, false, kind, key, memberID, payload, due, notAfter)
+	_, _, err := r.enqueueAs(purpose, false, kind, key, memberID, payload, due, notAfter)
+	return err
 }
 
 // enqueueProactive is enqueuePurpose for a message the member didn't ask
@@ -308,16 +309,24 @@ func (r *run) enqueuePurpose(purpose bot.ActionPurpose, kind bot.ActionKind, key
 // step): it counts against her contact cap (limits.contact_per_day /
 // contact_per_week, cap.go) and is skipped with the reason over it.
 func (r *run) enqueueProactive(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
+	_, _, err := r.enqueueAs(purpose, true, kind, key, memberID, payload, due, notAfter)
+	return err
+}
+
+// enqueueOwed is enqueueProactive returning the action as enqueued (its ID,
+// and Status skipped with LastError when WeCom would refuse it or her
+// contact cap is reached) and the mass-send batch it joined ("" for none).
+func (r *run) enqueueOwed(purpose bot.ActionPurpose, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) (*bot.Action, string, error) {
 	return r.enqueueAs(purpose, true, kind, key, memberID, payload, due, notAfter)
 }
 
-func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) error {
+func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.ActionKind, key, memberID string, payload any, due, notAfter time.Time) (*bot.Action, string, error) {
 	// Texts are cut to their surface's limit here, where they are rendered,
 	// so the outbox, the timeline and simulate show what WeCom will show.
 	payload = bot.FitSurface(payload)
 	a, err := bot.NewAction(kind, key, payload)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	a.Purpose = purpose
 	when := due
@@ -328,7 +337,7 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 		// Checked first, so a message over the cap uses no WeCom quota.
 		reason, err := r.contactCapReason(memberID, when)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		if reason != "" {
 			a.Status, a.LastError = bot.ActionSkipped, "skipped: "+reason
@@ -339,7 +348,7 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 			r.e.metrics.SendSkipped(surface, "contact_cap")
 			r.log.Info().Str("key", key).Str("reason", reason).Msg("proactive message skipped: the member's contact cap is reached")
 			r.stamp(a, memberID, due, notAfter)
-			return r.enqueueAction(a)
+			return a, "", r.enqueueAction(a)
 		}
 	}
 	// A mass send to one customer (or group) joins a batch: one task per
@@ -353,11 +362,11 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 		p := payload.(bot.MassSend)
 		b, err := r.massBatchFor(p, when)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		inBatch, err := r.has(bucketMassMembers, massMemberKey(b.ID, target))
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		quotaTarget := target
 		if len(p.ChatIDs) == 1 {
@@ -369,7 +378,7 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 			reason = "the same message already goes to her in this mass-send task"
 		default:
 			if reason, err = r.massQuota(quotaTarget, when); err != nil {
-				return err
+				return nil, "", err
 			}
 			if reason != "" {
 				r.e.metrics.SendSkipped("mass_send", "over_quota")
@@ -382,10 +391,12 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 			a.Status, batch = bot.ActionBatched, b
 		}
 	}
-	if p, isKf := payload.(bot.KfMessage); isKf {
+	// An outreach step due later is checked against the kf budget when it
+	// is delivered (the guard), not now: she may write again before then.
+	if p, isKf := payload.(bot.KfMessage); isKf && (purpose != bot.PurposeOutreach || !due.After(r.now.Add(time.Minute))) {
 		reason, err := r.kfBudget(p, when)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		if reason != "" {
 			// Not attempted: WeCom would refuse it. Recorded (the member's
@@ -397,28 +408,30 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 	}
 	r.stamp(a, memberID, due, notAfter)
 	var dup bool
+	batchID := ""
 	if batch == nil {
 		if dup, err = r.enqueueActionDup(a); err != nil {
-			return err
+			return a, "", err
 		}
 		if err := r.indexKfMsgID(a, payload); err != nil {
-			return err
+			return a, "", err
 		}
 	} else {
+		batchID = batch.ID
 		// DueAt stays when it was owed; the batch's timer goes at the window's end.
 		if dup, err = r.tx.Enqueue(a); err != nil {
-			return err
+			return a, batchID, err
 		}
 		if !dup {
 			if err := r.massJoin(batch, target, a); err != nil {
-				return err
+				return a, batchID, err
 			}
 		}
 	}
 	if dup || !proactive || memberID == "" || a.Status == bot.ActionSkipped {
-		return nil // a replay counts once; a skipped message not at all
+		return a, batchID, nil // a replay counts once; a skipped message not at all
 	}
-	return r.countContact(memberID, when) // cap.go
+	return a, batchID, r.countContact(memberID, when) // cap.go
 }
 
 // stamp fills a built action's member, event, creation and due times.

@@ -120,6 +120,14 @@ func (r *run) dispatch() error {
 		return r.memberSilent()
 	case bot.EventLossDigest:
 		return r.lossDigest()
+	// Broadcasts (broadcast.go): an occurrence, an API broadcast; their
+	// fan-out pages return as action results.
+	case bot.EventBroadcastRun:
+		return r.broadcastRunEvent()
+	case bot.EventBroadcastCreate:
+		return r.broadcastCreate()
+	case bot.EventSOPDate:
+		return r.sopDateEvent() // sop.go
 	}
 	return nil
 }
@@ -156,9 +164,11 @@ func (r *run) afterEvent() error {
 		name string
 		run  func() error
 	}{
-		{"referral", r.referralAfter}, // credit referrers of new/lost invitees (referral.go)
-		{"coupons", r.couponsAfter},   // stage-change coupons, redemption on orders (coupons.go)
-		{"economy", r.economyAfter},   // the economy's scheduled work left over (rights.go)
+		{"referral", r.referralAfter},    // credit referrers of new/lost invitees (referral.go)
+		{"coupons", r.couponsAfter},      // stage-change coupons, redemption on orders (coupons.go)
+		{"economy", r.economyAfter},      // the economy's scheduled work left over (rights.go)
+		{"sop", r.sopAfter},              // SOP stop conditions, then triggers (sop.go)
+		{"broadcasts", r.broadcastAfter}, // orders within 7 days of a broadcast (broadcast.go)
 	} {
 		if err := step.run(); err != nil {
 			return fmt.Errorf("%s: %w", step.name, err)

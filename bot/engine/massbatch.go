@@ -91,6 +91,9 @@ type massBatch struct {
 type massMember struct {
 	Action uint64 `json:"a"`
 	Result string `json:"r,omitempty"`
+	// Key is the action's key, for the checks its feature makes when the
+	// batch closes (an SOP step of a stopped sequence is dropped).
+	Key string `json:"k,omitempty"`
 }
 
 // MassBatch is a batch as the console and tests read it.
@@ -217,7 +220,7 @@ func massMemberKey(batch, target string) string { return batch + "|" + target }
 // member sets the timer that closes it.
 func (r *run) massJoin(b *massBatch, target string, a *bot.Action) error {
 	b.N++
-	if err := r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), massMember{Action: a.ID}); err != nil {
+	if err := r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), massMember{Action: a.ID, Key: a.Key}); err != nil {
 		return err
 	}
 	if b.N == 1 {
@@ -287,6 +290,9 @@ func (r *run) massBatchClose(id string) error {
 	var send []string
 	for i, t := range targets {
 		reason, err := r.massStillApplies(b, t)
+		if err == nil && reason == "" {
+			reason, err = sopStopped(r.tx, &bot.Action{Key: members[i].Key})
+		}
 		if err != nil {
 			return err
 		}

@@ -142,8 +142,11 @@ func (r *run) actionResult() error {
 	case bot.ActionMassResult:
 		return r.massPollResult(d)
 	case bot.ActionTimer:
-		if d[dataTimer] == timerMassBatch {
+		switch d[dataTimer] {
+		case timerMassBatch:
 			return r.massBatchClose(d[bot.DataBatch])
+		case timerOutreachPage:
+			return r.outreachPageResult(d) // broadcast.go
 		}
 	case bot.ActionContactProfile:
 		return r.profileLearned(d["profile"])
@@ -174,22 +177,36 @@ func (r *run) actionResult() error {
 // the member has since deleted the staff member (or every staff member).
 // Other actions need no check (nil).
 func Guard(a *bot.Action) func(tx bot.Tx) (reason string, err error) {
+	owed := a.Purpose == bot.PurposeFollowUp || a.Purpose == bot.PurposeOutreach
 	if a.Kind == bot.ActionKfMessage {
 		// A person may have taken the 微信客服 session since it was queued.
 		return func(tx bot.Tx) (string, error) {
-			if reason, err := kfGuard(tx, a); reason != "" || err != nil {
+			check := kfGuard
+			if a.Purpose == bot.PurposeOutreach {
+				check = outreachKfGuard
+			}
+			if reason, err := check(tx, a); reason != "" || err != nil {
 				return reason, err
 			}
-			if a.Purpose == bot.PurposeFollowUp && a.MemberID != "" {
-				return followUpStillApplies(tx, a)
+			if owed && a.MemberID != "" {
+				return stillOwed(tx, a)
 			}
 			return "", nil
 		}
 	}
-	if a.Purpose != bot.PurposeFollowUp || a.MemberID == "" {
+	if !owed || a.MemberID == "" {
 		return nil
 	}
-	return func(tx bot.Tx) (string, error) { return followUpStillApplies(tx, a) }
+	return func(tx bot.Tx) (string, error) { return stillOwed(tx, a) }
+}
+
+// stillOwed returns why a follow-up, broadcast or SOP step must not go out
+// any more, or "".
+func stillOwed(tx bot.Tx, a *bot.Action) (string, error) {
+	if reason, err := followUpStillApplies(tx, a); reason != "" || err != nil {
+		return reason, err
+	}
+	return sopStopped(tx, a)
 }
 
 // followUpStillApplies returns why follow-up a must not go out, or "".

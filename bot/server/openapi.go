@@ -84,6 +84,9 @@ var apiDocs = map[string]apiDoc{
 	"POST /api/v1/coupons/{pool}/grant":             {summary: "Give a member one code from the pool", body: `{"external_userid": "…", "operator": "…", "note": "…", "request_id": "…"}`},
 	"PUT /api/v1/members/{external_userid}/profile": {summary: "Record a member's profile form (问卷) answers on her behalf: tags, birthday, points once, as her own submission; 400 names the refused field", status: http.StatusAccepted, body: `{"answers": {"birthday": "1990-05-17", "taste": ["tea", "milk"], "note": "…"}}`},
 	"GET /api/v1/posters":                           {summary: "The 任务宝 poster campaign's funnel: members with a poster, posters sent, invitees added, held, counted, void, rewards issued"},
+	"GET /api/v1/broadcasts":                        {summary: "Broadcasts (群发): every run, newest first, with targeted/queued/skipped counts, and the scenario's broadcasts with their next time"},
+	"POST /api/v1/broadcasts":                       {summary: "Send a broadcast to a segment or an inline filter, via mass_send, group or kf, now or at a time (brand zone); dry_run answers the count and per-staff split without sending; 202 with the id", body: `{"segment": "小红书新客", "filter": {"channels": ["xhs"]}, "via": "mass_send", "text": "{{.Name}}，本周上新……", "at": "2026-12-04 20:00", "dry_run": false}`},
+	"GET /api/v1/broadcasts/{id}":                   {summary: "One broadcast run's report: targeted, tasks, confirmed, delivered, skipped by reason, orders and GMV within 7 days, and per-customer results (cursor/limit)"},
 }
 
 // queryParamDocs describes each query parameter once.

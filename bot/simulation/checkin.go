@@ -9,6 +9,7 @@ import (
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/outreach"
 	"github.com/wecombot/wecombot/bot/signlink"
 	"github.com/wecombot/wecombot/bot/sweep"
 )
@@ -71,7 +72,7 @@ type scheduledJob struct {
 }
 
 // scheduled lists what serve's schedulers would append in (from, to], in
-// time order: campaign reminders, the hourly member sweep (silent
+// time order: campaign reminders, broadcasts, the hourly member sweep (silent
 // members) and the daily loss digest.
 func (s *simulator) scheduled(from, to time.Time) []scheduledJob {
 	var jobs []scheduledJob
@@ -93,6 +94,16 @@ func (s *simulator) scheduled(from, to time.Time) []scheduledJob {
 	}
 	if !s.script.Cron {
 		return jobs
+	}
+	// Broadcasts' occurrences (after reminders on equal times).
+	for _, o := range outreach.Occurrences(s.sc, from, to) {
+		ev := o.Event(o.At)
+		jobs = append(jobs, scheduledJob{o.At, func(ctx context.Context) error {
+			if err := s.deliver(ctx, ev, 1); err != nil {
+				return fmt.Errorf("%s: %w", ev.DedupeKey, err)
+			}
+			return nil
+		}})
 	}
 	for _, ev := range sweep.Digests(s.sc, from, to) {
 		jobs = append(jobs, scheduledJob{ev.At, func(ctx context.Context) error { return s.deliver(ctx, ev, 1) }})

@@ -201,6 +201,9 @@ func Run(ctx context.Context, sc *scenarios.Scenario, store bot.Store, script io
 	if err := sim.summary(ctx); err != nil {
 		return err
 	}
+	if err := sim.outreach(ctx); err != nil {
+		return err
+	}
 	return sim.leaderboards(ctx)
 }
 

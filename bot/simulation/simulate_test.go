@@ -40,8 +40,15 @@ func TestSimulateGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A script may bring its own scenario (testdata/NAME.scenario/).
+			sc := scenarios.LoadDefault()
+			if dir := strings.TrimSuffix(script, ".yaml") + ".scenario"; fileExists(dir) {
+				if sc, err = scenarios.Load(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var out bytes.Buffer
-			if err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &out); err != nil {
+			if err := Run(context.Background(), sc, newTestStore(t), bytes.NewReader(in), &out); err != nil {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(script), ".yaml")+".golden")
@@ -59,11 +66,16 @@ func TestSimulateGolden(t *testing.T) {
 			}
 			// Same script, same output.
 			var again bytes.Buffer
-			if err := Run(context.Background(), scenarios.LoadDefault(), newTestStore(t), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
+			if err := Run(context.Background(), sc, newTestStore(t), bytes.NewReader(in), &again); err != nil || again.String() != out.String() {
 				t.Errorf("simulation is not deterministic (%v)", err)
 			}
 		})
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // diff shows the first differing lines.
@@ -122,7 +134,7 @@ func newTestStore(t testing.TB) *bolt.Store {
 // it does in production, and the output says so.
 func TestSimulateCancelsFollowUpsOfALostMember(t *testing.T) {
 	sc := scenarios.LoadDefault()
-	followUps := len(sc.DefaultWelcome.FollowUps)
+	followUps := len(sc.DefaultWelcome.FollowUps.Steps)
 	if followUps == 0 {
 		t.Fatal("the default scenario's welcome has no follow-ups to cancel")
 	}
@@ -213,8 +225,8 @@ func TestLostMemberFollowUpCancelledInProduction(t *testing.T) {
 		}
 		return len(followUps) > 0
 	})
-	if len(followUps) != len(sc.DefaultWelcome.FollowUps) {
-		t.Fatalf("%d follow-ups, want %d", len(followUps), len(sc.DefaultWelcome.FollowUps))
+	if len(followUps) != len(sc.DefaultWelcome.FollowUps.Steps) {
+		t.Fatalf("%d follow-ups, want %d", len(followUps), len(sc.DefaultWelcome.FollowUps.Steps))
 	}
 	for _, a := range followUps {
 		if a.Status != bot.ActionFailed || a.LastError != "canceled: member lost (deleted every staff member)" {

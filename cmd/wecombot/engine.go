@@ -127,8 +127,13 @@ func checkScenarios(path string) (string, scenarios.ValidationError, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%s, version %s: %d channels, %d welcome scripts, %d keyword rules, %d campaigns, %d coupon pools",
-		sc.Source, sc.Version, len(sc.Channels), len(sc.Scripts), len(sc.Keywords.Rules), len(sc.Campaigns), len(sc.Coupons)), sc.Warnings, nil
+	if len(sc.PastSchedules) > 0 {
+		// A one-off broadcast whose time has passed would never run: an
+		// error for check (serve only warns, since one that ran keeps its time).
+		return "", nil, sc.PastSchedules
+	}
+	return fmt.Sprintf("%s, version %s: %d channels, %d welcome scripts, %d keyword rules, %d campaigns, %d coupon pools, %d broadcasts, %d SOPs",
+		sc.Source, sc.Version, len(sc.Channels), len(sc.Scripts), len(sc.Keywords.Rules), len(sc.Campaigns), len(sc.Coupons), len(sc.Broadcasts), len(sc.SOPs)), sc.Warnings, nil
 }
 
 // simulate runs scenarios offline against a scripted timeline of events.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/wecombot/wecombot/bot/logging"
 	"github.com/wecombot/wecombot/bot/media"
 	"github.com/wecombot/wecombot/bot/metrics"
+	"github.com/wecombot/wecombot/bot/outreach"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/bot/poster"
 	"github.com/wecombot/wecombot/bot/retry"
@@ -242,6 +244,7 @@ type serverApp struct {
 	ln       net.Listener
 	engine   *engineApp
 	sched    *checkin.Scheduler
+	bcasts   *outreach.Scheduler
 	pipeline *pipeline.Pipeline
 	server   *server.Server
 	// syncer imports the existing community from WeCom (nil in the sandbox).
@@ -322,6 +325,9 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: wake.Event,
 		Zone: scenarioHolder.Current().Brand.Zone})
 	a.sched = sched
+	// Broadcasts (群发): each occurrence appends a broadcast.run event.
+	bcasts := outreach.New(outreach.Options{Log: log, Events: store, Notify: wake.Event})
+	a.bcasts = bcasts
 	work := a.work
 	// At start (once serving) and after every successful reload: push the
 	// scenario's customer-group welcome templates to WeCom (the event's
@@ -329,6 +335,10 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 	// pushed twice), and rebuild the campaign schedule.
 	onLoad := func(sc *scenarios.Scenario) {
 		sched.Load(work, sc)
+		bcasts.Load(work, sc)
+		for _, p := range sc.PastSchedules {
+			log.Warn().Str("at", p.File+":"+strconv.Itoa(p.Line)).Msg(p.Msg)
+		}
 		if len(sc.GroupWelcomes) == 0 {
 			return
 		}
@@ -494,6 +504,7 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 	<-serveErr
 	a.stopWork()
 	a.sched.Stop()
+	a.bcasts.Stop()
 	bg.Wait()
 	log.Info().Msg("stopped")
 	return nil

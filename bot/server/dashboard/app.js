@@ -77,6 +77,7 @@
       tagsAny: '含任一标签', tagsAll: '含全部标签', tagsNone: '不含标签', silentDays: '沉默天数 ≥', activeDays: '活跃于最近（天）', addedWithin: '添加于最近（天）',
       segMinSpend: '累计消费 ≥（元）', minOrders: '订单数 ≥', lostOnly: '只看已流失客户', bySender: '按跟进员工（群发发送人）', sampleMembers: '示例客户',
       asYAML: '写进剧本（YAML）', reset: '清空条件', load: '载入', noStaff: '（无跟进员工）', counting: '计算中…', segmentNote: '每条条件都须满足；同一条件里的多项满足其一即可。已流失客户默认不计。',
+      broadcasts: '群发',
     },
     en: {
       title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons', economy: 'Points', redemptionsOf: 'Redemptions', red_done: 'redeemed', red_awaiting_address: 'awaiting address', red_to_ship: 'to ship', red_shipped: 'shipped',
@@ -137,6 +138,7 @@
       tagsAny: 'Has any tag', tagsAll: 'Has every tag', tagsNone: 'Has none of', silentDays: 'Silent for ≥ days', activeDays: 'Active within days', addedWithin: 'Added within days',
       segMinSpend: 'Spend ≥ (yuan)', minOrders: 'Orders ≥', lostOnly: 'Lost customers only', bySender: 'By staff (who sends)', sampleMembers: 'Sample customers',
       asYAML: 'In the scenario (YAML)', reset: 'Clear', load: 'Load', noStaff: '(no staff)', counting: 'Counting…', segmentNote: 'Every rule must hold; within a rule any entry will do. Lost customers are left out unless asked for.',
+      broadcasts: 'Broadcasts',
     },
   };
   // Labels for the codes the API speaks in (event types, action kinds,
@@ -152,6 +154,7 @@
         'operator.coupon_grant': '运营发券', 'profile.submit': '填写资料', 'campaign.checkin': '打卡', 'campaign.tick': '活动定时任务', 'operator.group_welcome_sync': '同步入群欢迎语',
         'operator.contact_way_create': '创建渠道活码', 'system.action_result': '动作结果', 'aibot.text': '智能机器人消息', 'ai.handoff': '转人工',
         'member.silent': '成为沉默客户', 'loss.digest': '流失日报',
+        'broadcast.run': '群发开始', 'broadcast.create': '新建群发', 'sop.date': 'SOP 日期扫描',
       },
       action: {
         welcome: '发送欢迎语', mark_tag: '打企业客户标签', mass_send: '群发', group_welcome: '入群欢迎语', staff_message: '通知员工',
@@ -192,7 +195,7 @@
         'campaign.checkin': 'Check-in', 'campaign.tick': 'Campaign timer', 'operator.group_welcome_sync': 'Group welcome sync',
         'operator.contact_way_create': 'Contact-me code created', 'system.action_result': 'Action result', 'aibot.text': 'AI bot message',
         'member.silent': 'Went silent', 'loss.digest': 'Loss digest',
-        'ai.handoff': 'Handed to staff',
+        'ai.handoff': 'Handed to staff', 'broadcast.run': 'Broadcast started', 'broadcast.create': 'Broadcast created', 'sop.date': 'SOP date scan',
       },
       action: {
         welcome: 'Welcome message', mark_tag: 'Corp tags', mass_send: 'Mass message', group_welcome: 'Group welcome', staff_message: 'Staff notice',
@@ -1139,10 +1142,111 @@ steps:
     })();
   }
 
+  // ---- broadcasts (群发): create with a preview (dry run: count and
+  // per-staff split, nothing sent), schedule, and each run's report ----
+  const BC = {
+    zh: {
+      newBroadcast: '新建群发', segment: '客户分群', via: '发送方式', text: '内容', at: '发送时间（留空为立即）', preview: '预览人数',
+      send: '发送', schedule: '定时发送', scheduled: '已排期', targeted: '目标客户', reachable: '可触达', skipped: '跳过', tasks: '群发任务',
+      confirmedBy: '员工已确认', delivered: '已送达', ordersIn7: '7 天内订单', gmv: '7 天内成交额', inScenario: '剧本中的群发', runs: '群发记录',
+      next: '下次', report: '群发报告', results: '结果', customers: '客户结果', noRuns: '还没有群发。', perStaff: '按发送员工',
+      viaLabel: { mass_send: '客户群发（员工确认）', group: '客户群群发', kf: '微信客服（48 小时内）' }, queuedCol: '已排队',
+      bStatus: { scheduled: '已排期', running: '发送中', done: '已完成', canceled: '已取消' }, yamlNote: '剧本 YAML', queuedOK: '已创建：',
+      result: {
+        queued: '待发送', batched: '已合并，待创建任务', waiting_confirm: '待员工确认', sent: '已创建任务', delivered: '已送达', not_friend: '已不是好友',
+        over_quota: '超出本月群发次数', not_confirmed: '员工未确认', left_out: '员工未选择该客户', canceled: '已取消', failed: '发送失败',
+        possibly_delivered: '可能已送达', task_failed: '任务失败', task_unknown: '任务结果未知', unknown: '未知',
+        'skipped:quota': '跳过：超出本月群发次数', 'skipped:not_a_friend': '跳过：没有跟进员工', 'skipped:outside_window': '跳过：不在微信客服 48 小时内',
+        'skipped:contact_cap': '跳过：触达频次上限', 'skipped:refused': '跳过：企业微信会拒绝',
+      },
+      skip: { quota: '超出本月群发次数', not_a_friend: '没有跟进员工', outside_window: '不在微信客服 48 小时内', contact_cap: '触达频次上限', refused: '企业微信会拒绝' },
+    },
+    en: {
+      newBroadcast: 'New broadcast', segment: 'Segment', via: 'Via', text: 'Text', at: 'When (empty: now)', preview: 'Preview',
+      send: 'Send', schedule: 'Schedule', scheduled: 'scheduled', targeted: 'Targeted', reachable: 'Reachable', skipped: 'Skipped', tasks: 'Tasks',
+      confirmedBy: 'Confirmed by staff', delivered: 'Delivered', ordersIn7: 'Orders in 7 days', gmv: 'GMV in 7 days', inScenario: 'Broadcasts in the scenario', runs: 'Runs',
+      next: 'Next', report: 'Broadcast report', results: 'Results', customers: 'Per customer', noRuns: 'No broadcasts yet.', perStaff: 'By sending staff',
+      viaLabel: { mass_send: 'Mass message (staff confirm)', group: 'Customer groups', kf: 'WeChat Customer Service (within 48 h)' }, queuedCol: 'Queued',
+      bStatus: { scheduled: 'scheduled', running: 'sending', done: 'done', canceled: 'canceled' }, yamlNote: 'Scenario YAML', queuedOK: 'Created: ',
+      result: {
+        queued: 'queued', batched: 'batched, task pending', waiting_confirm: 'waiting for staff', sent: 'task created', delivered: 'delivered', not_friend: 'no longer a contact',
+        over_quota: 'over the monthly quota', not_confirmed: 'staff did not confirm', left_out: 'left out by staff', canceled: 'canceled', failed: 'failed',
+        possibly_delivered: 'possibly delivered', task_failed: 'task failed', task_unknown: 'task outcome unknown', unknown: 'unknown',
+        'skipped:quota': 'skipped: monthly quota', 'skipped:not_a_friend': 'skipped: no staff contact', 'skipped:outside_window': 'skipped: outside the 48 h window',
+        'skipped:contact_cap': 'skipped: contact cap', 'skipped:refused': 'skipped: WeCom would refuse',
+      },
+      skip: { quota: 'monthly quota', not_a_friend: 'no staff contact', outside_window: 'outside the 48 h window', contact_cap: 'contact cap', refused: 'WeCom would refuse' },
+    },
+  };
+  const bt = (k) => (BC[lang] && k in BC[lang] ? BC[lang][k] : BC.en[k]);
+  const bcResult = (r) => (bt('result')[r] || (String(r).startsWith('skipped:') ? bt('skipped') : r));
+  const bcStatus = (x) => bt('bStatus')[x] || x;
+  const viaName = (v) => bt('viaLabel')[v] || v;
+
+  async function viewBroadcasts(main) {
+    const [list, segs] = await Promise.all([api('/api/v1/broadcasts'), api('/api/v1/segments').catch(() => ({ segments: [] }))]);
+    const segNames = (segs.segments || []).map((x) => x.name);
+    const segment = h('select', { id: 'bc-segment', name: 'segment' }, segNames.map((n) => h('option', { value: n }, n)));
+    const via = h('select', { id: 'bc-via', name: 'via' }, ['mass_send', 'kf', 'group'].map((v) => h('option', { value: v }, viaName(v))));
+    const text = h('textarea', { id: 'bc-text', rows: 3, placeholder: '{{.Name}}，本周上新……' });
+    const at = h('input', { id: 'bc-at', type: 'datetime-local' });
+    const out = h('div', { id: 'bc-preview' });
+    const request = (dry) => {
+      const body = { text: text.value, via: via.value, dry_run: dry };
+      if (via.value !== 'group') body.segment = segment.value;
+      if (at.value) body.at = at.value.replace('T', ' ');
+      return api('/api/v1/broadcasts', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+    };
+    const showError = (err) => out.replaceChildren(h('p', { class: 'error', id: 'bc-error' }, String(err.message)));
+    const previewBtn = h('button', { type: 'button', id: 'bc-preview-btn', onclick: async () => {
+      try {
+        const r = await request(true);
+        const p = r.preview;
+        const skipped = Object.values(p.skipped || {}).reduce((a, b) => a + b, 0);
+        out.replaceChildren(h('div', { class: 'kpis' }, kpi(bt('targeted'), fmtInt(p.targeted), 'bc-count'), kpi(bt('reachable'), fmtInt(p.targeted - skipped)), kpi(bt('skipped'), fmtInt(skipped))),
+          Object.keys(p.per_staff).length ? table([bt('perStaff'), [t('membersCol'), 'num']],
+            Object.entries(p.per_staff).sort().map(([k, v]) => h('tr', null, h('td', null, k), h('td', { class: 'num' }, fmtInt(v)))), { id: 'bc-split' }) : null,
+          Object.keys(p.skipped).length ? kvTable(Object.entries(p.skipped).map(([k, v]) => [bt('skip')[k] || k, fmtInt(v)])) : null);
+      } catch (err) { showError(err); }
+    } }, bt('preview'));
+    const sendBtn = h('button', { type: 'button', class: 'primary', id: 'bc-send-btn', onclick: async () => {
+      try {
+        const r = await request(false);
+        out.replaceChildren(h('p', null, bt('queuedOK'), h('a', { href: '#broadcast/' + encodeURIComponent(r.id), id: 'bc-created' }, r.id), ' · ', when(r.at)));
+      } catch (err) { showError(err); }
+    } }, bt('send'));
+    main.append(h('h1', null, t('broadcasts')),
+      card(bt('newBroadcast'), h('form', { class: 'filters', id: 'bc-form', onsubmit: (e) => e.preventDefault() },
+        h('label', null, bt('segment'), segment), h('label', null, bt('via'), via), h('label', null, bt('at'), at),
+        h('label', { class: 'wide' }, bt('text'), text)), h('div', { class: 'row' }, previewBtn, sendBtn), out),
+      card(bt('inScenario'), list.scenario.length ? table([t('name'), bt('segment'), bt('via'), [bt('next'), 'hide-sm'], [t('file'), 'hide-sm']],
+        list.scenario.map((b) => h('tr', null, h('td', null, b.name), h('td', null, b.segment || '—'), h('td', null, viaName(b.via)),
+          h('td', { class: 'hide-sm' }, b.next ? when(b.next) : '—'), h('td', { class: 'hide-sm' }, b.where))), { id: 'bc-scenario' }) : empty(t('none'))),
+      card(bt('runs'), list.broadcasts.length ? table([t('time'), t('name'), [bt('via'), 'hide-sm'], t('status'), [bt('targeted'), 'num'], [bt('queuedCol'), 'num hide-sm'], [bt('skipped'), 'num hide-sm']],
+        list.broadcasts.map((r) => h('tr', null, h('td', null, when(r.occurrence)),
+          h('td', null, h('a', { href: '#broadcast/' + encodeURIComponent(r.id) }, r.name)), h('td', { class: 'hide-sm' }, viaName(r.via)), h('td', null, bcStatus(r.status)),
+          h('td', { class: 'num' }, fmtInt(r.targeted)), h('td', { class: 'num hide-sm' }, fmtInt(r.queued)),
+          h('td', { class: 'num hide-sm' }, fmtInt(Object.values(r.skipped || {}).reduce((a, b) => a + b, 0))))), { id: 'bc-runs' }) : empty(bt('noRuns'))));
+  }
+
+  async function viewBroadcast(main, params, id) {
+    const r = await api('/api/v1/broadcasts/' + encodeURIComponent(id) + '?limit=200');
+    main.append(h('p', null, h('a', { href: '#broadcasts' }, '← ' + t('broadcasts'))), h('h1', null, bt('report') + ' · ' + r.name),
+      h('p', { class: 'muted' }, when(r.occurrence), ' · ', viaName(r.via), ' · ', bcStatus(r.status), r.segment ? ' · ' + r.segment : ''),
+      h('div', { class: 'kpis' }, kpi(bt('targeted'), fmtInt(r.targeted), 'bc-targeted'), kpi(bt('tasks'), fmtInt(r.tasks), 'bc-tasks'),
+        kpi(bt('confirmedBy'), fmtInt(r.confirmed), 'bc-confirmed'), kpi(bt('delivered'), fmtInt(r.delivered), 'bc-delivered'),
+        kpi(bt('ordersIn7'), fmtInt(r.orders), 'bc-orders'), kpi(bt('gmv'), yuan(r.gmv_fen), 'bc-gmv')),
+      card(bt('results'), kvTable(Object.entries(r.results).sort().map(([k, v]) => [bcResult(k), fmtInt(v)]))),
+      r.per_staff && Object.keys(r.per_staff).length ? card(bt('perStaff'), kvTable(Object.entries(r.per_staff).sort().map(([k, v]) => [k, fmtInt(v)]))) : null,
+      card(bt('customers'), r.customers.length ? table([t('name'), t('staff'), t('status'), [t('reason'), 'hide-sm']],
+        r.customers.map((c) => h('tr', null, h('td', null, c.member ? h('a', { href: '#member/' + encodeURIComponent(c.member) }, c.member) : c.chat),
+          h('td', null, c.staff || '—'), h('td', null, bcResult(c.status)), h('td', { class: 'hide-sm' }, c.reason || ''))), { id: 'bc-customers', class: 'stack' }) : empty(t('noMembers'))));
+  }
+
   // ---- shell and routing ----
   const ROUTES = [
     ['overview', viewOverview], ['members', viewMembers], ['segments', viewSegments], ['campaigns', viewCampaigns], ['coupons', viewCoupons],
-    ['economy', viewEconomy], ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
+    ['economy', viewEconomy], ['broadcasts', viewBroadcasts], ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
   ];
   let main, nav;
   function shell() {
@@ -1173,6 +1277,7 @@ steps:
     let view = ROUTES.find(([n]) => n === name);
     let arg = rest.length ? decodeURIComponent(rest.join('/')) : undefined;
     if (name === 'member' && arg) view = ['members', (m, p) => viewMember(m, p, arg)];
+    if (name === 'broadcast' && arg) view = ['broadcasts', (m, p) => viewBroadcast(m, p, arg)];
     if (!view) view = ROUTES[0];
     for (const a of nav.querySelectorAll('a')) a.classList.toggle('on', a.dataset.route === view[0]);
     const gen = ++generation;

@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
+	"github.com/wecombot/wecombot/storage/bolt"
+)
+
+// BenchmarkBroadcastFanOut fans one broadcast out over a store of members
+// (100,000 by default; WECOMBOT_BENCH_MEMBERS=1000000 for the issue's
+// figure), a tenth of them in the segment, page by page as the pipeline
+// does: each page is one write transaction (BroadcastPage members read, an
+// action and a target record per member of the segment, the next page
+// queued). It reports members/s, the number of transactions and the
+// longest one (how long it holds the store's one writer, i.e. callbacks'
+// appends, off).
+func BenchmarkBroadcastFanOut(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("WECOMBOT_BENCH_MEMBERS")); err == nil && v > 0 {
+		n = v
+	}
+	sc, err := scenarios.LoadBytes("s.yaml", []byte(`
+brand: {name: 山茶集, zone: Asia/Shanghai}
+channels:
+  - {state: xhs, name: 小红书}
+  - {state: douyin, name: 抖音}
+segments:
+  - {name: 小红书客户, channels: [xhs]}
+broadcasts:
+  - {name: 上新, segment: 小红书客户, cron: "0 20 * * 5", text: "{{.Name}}，本周上新"}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "b.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	added := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := 0; i < n; {
+		if err := st.Update(ctx, func(tx bot.Tx) error {
+			for end := min(i+10_000, n); i < end; i++ {
+				ch, state := "抖音", "douyin"
+				if i%10 == 0 {
+					ch, state = "小红书", "xhs"
+				}
+				m := &bot.Member{ExternalUserID: fmt.Sprintf("wm%08d", i), Name: "茶友", Channel: ch, State: state, Stage: bot.StageAware,
+					Follows: []bot.Follow{{StaffID: fmt.Sprintf("staff%02d", i%20), State: state, AddedAt: added}}, CreatedAt: added}
+				if err := tx.PutMember(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Date(2025, 3, 7, 20, 0, 0, 0, time.UTC)
+	eng := New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return now })
+	b.ResetTimer()
+	var txs int
+	var longest, total time.Duration
+	for round := 0; round < b.N; round++ {
+		ev := bot.BroadcastRunEvent("上新", now.Add(time.Duration(round)*time.Hour), now)
+		handle := func(ev *bot.Event) {
+			start := time.Now()
+			if err := st.Update(ctx, func(tx bot.Tx) error { return eng.Handle(ctx, tx, ev) }); err != nil {
+				b.Fatal(err)
+			}
+			d := time.Since(start)
+			txs++
+			total += d
+			longest = max(longest, d)
+		}
+		handle(ev)
+		run := BroadcastRunID("上新", ev.At)
+		for {
+			var r *BroadcastRun
+			if err := st.View(ctx, func(tx bot.Tx) (err error) { r, err = ReadBroadcastRun(tx, run); return err }); err != nil {
+				b.Fatal(err)
+			}
+			if r.Status == BroadcastDone {
+				if r.Targeted != n/10+btoi(n%10 != 0) {
+					b.Fatalf("targeted %d of %d", r.Targeted, n)
+				}
+				break
+			}
+			key := "bcpage|" + run + "|" + r.Cursor
+			handle(&bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + key,
+				Data: map[string]string{bot.ResultKind: string(bot.ActionTimer), bot.ResultKey: key, dataTimer: timerOutreachPage, bot.DataRun: run, bot.DataCursor: r.Cursor}})
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "members/s")
+	b.ReportMetric(float64(txs)/float64(b.N), "tx/run")
+	b.ReportMetric(float64(longest.Milliseconds()), "longest_tx_ms")
+}
+
+func btoi(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
