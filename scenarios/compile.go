@@ -209,6 +209,7 @@ func compileIn(m *merged, ps *problems, base string) *Scenario {
 	c.sops(m.sops)
 	c.couponHooks(m)
 	c.economy(m)
+	c.danglingTriggers()
 	return c.sc
 }
 

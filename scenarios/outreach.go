@@ -459,6 +459,38 @@ func (c *compiler) sops(specs []*sopSpec) {
 	}
 }
 
+// danglingTriggers warns about what loads but can never happen because
+// what it waits for is not configured: an SOP started by members going
+// silent without a silent section (nothing marks them), and a birthday
+// (SOP trigger date:birthday, a level's birthday_coupon) no profile form
+// field asks for.
+func (c *compiler) danglingTriggers() {
+	birthday := false
+	if f := c.sc.ProfileForm; f != nil {
+		for _, fd := range f.Fields {
+			birthday = birthday || fd.Type == FieldBirthday
+		}
+	}
+	const noBirthday = "never %s: a member's birthday comes from the profile form (问卷), and no profile_form field has type: birthday"
+	for _, sop := range c.sc.SOPs {
+		switch {
+		case sop.Welcome != "":
+		case sop.Trigger.Kind == TriggerSilent && c.sc.Silent == nil:
+			c.ps.warn(sop.Pos, "trigger", "never fires: no silent section marks members silent (add silent: {days: 14, tag: <a tag>})")
+		case sop.Trigger.Kind == TriggerDate && sop.Trigger.Field == "birthday" && !birthday:
+			c.ps.warn(sop.Pos, "trigger", noBirthday, "fires")
+		}
+	}
+	if birthday {
+		return
+	}
+	for _, l := range c.sc.Levels {
+		if l.BirthdayCoupon != nil {
+			c.ps.warn(l.Pos, "birthday_coupon", noBirthday, "given")
+		}
+	}
+}
+
 func (c *compiler) trigger(p Pos, s string) Trigger {
 	kind, arg, _ := strings.Cut(strings.TrimSpace(s), ":")
 	t := Trigger{Kind: kind}

@@ -177,3 +177,54 @@ func TestCompileBroadcastRequest(t *testing.T) {
 		}
 	}
 }
+
+// What loads but can never happen is a warning at file:line: an SOP on
+// members going silent without a silent section, a birthday trigger or
+// birthday coupon without a profile form field asking for it.
+func TestDanglingTriggerWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"silent without silent section", `
+sops:
+  - {name: 唤醒, trigger: silent, steps: [{day: 0, text: hi}]}
+`, []string{"s.yaml:12: sops[0].trigger: never fires: no silent section marks members silent"}},
+		{"silent with silent section", `
+silent: {days: 14}
+sops:
+  - {name: 唤醒, trigger: silent, steps: [{day: 0, text: hi}]}
+`, nil},
+		{"birthday without a form field", `
+levels:
+  - {name: 普通, min_points: 0, birthday_coupon: 生日券}
+coupons:
+  - {name: 生日券, value_yuan: 10, valid_days: 7}
+sops:
+  - {name: 生日, trigger: "date:birthday", steps: [{day: 0, text: hi}]}
+`, []string{"s.yaml:12: levels[0].birthday_coupon: never given: a member's birthday comes from the profile form", "s.yaml:16: sops[0].trigger: never fires: a member's birthday comes from the profile form"}},
+		{"birthday with a form field", `
+profile_form:
+  title: 完善资料
+  fields:
+    - {key: bd, label: 生日, type: birthday}
+sops:
+  - {name: 生日, trigger: "date:birthday", steps: [{day: 0, text: hi}]}
+`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := Load(writeScenario(t, outreachBase+tc.yaml, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sc.Warnings) != len(tc.want) {
+				t.Fatalf("warnings %v, want %d", sc.Warnings, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(sc.Warnings[i].Error(), w) {
+					t.Errorf("warning %d = %v, want %q", i, sc.Warnings[i], w)
+				}
+			}
+		})
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/schedule"
@@ -147,49 +146,29 @@ func MarkTick(tx bot.Tx, t Tick) error { return tx.Put(BucketTicks, t.DedupeKey(
 // Appender is the part of the event log the scheduler needs.
 type Appender = schedule.Appender
 
-// SchedulerOptions configure a Scheduler.
-type SchedulerOptions struct {
-	Log    zerolog.Logger
-	Events Appender
-	// Notify wakes the pipeline after an append (may be nil).
-	Notify func()
-	// Now is the clock (nil: time.Now).
-	Now func() time.Time
-	// CatchUp re-appends firings missed while the process was down, up to
-	// this far back, on start and reload (the log's dedupe drops those that
-	// did fire). Default 15 minutes; negative turns it off.
-	CatchUp time.Duration
-	// Zone is cron's default location (the brand's zone); each reminder
-	// runs in its campaign's zone.
-	Zone *time.Location
-}
+// SchedulerOptions configure a Scheduler: Zone is cron's default
+// location (the brand's zone; each reminder runs in its campaign's zone);
+// CatchUp (firings missed while the process was down, re-appended on start
+// and reload: the log's dedupe drops those that did fire) defaults to 15
+// minutes.
+type SchedulerOptions = schedule.Options
 
 // Scheduler runs campaign reminders (bot/schedule). A firing never sends
 // anything: it appends a campaign.tick event to the durable log, so the
 // engine turns it into outbox actions exactly once, even across restarts.
 type Scheduler struct {
-	o     SchedulerOptions
-	log   zerolog.Logger
 	inner *schedule.Scheduler
 }
 
 // NewScheduler returns a stopped scheduler; Load starts it.
 func NewScheduler(o SchedulerOptions) *Scheduler {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.CatchUp == 0 {
-		o.CatchUp = 15 * time.Minute
-	}
-	log := o.Log.With().Str("component", "scheduler").Logger()
-	return &Scheduler{o: o, log: log,
-		inner: schedule.New(schedule.Options{Log: log, Events: o.Events, Notify: o.Notify, Now: o.Now, Zone: o.Zone, What: "campaign tick"})}
+	return &Scheduler{inner: schedule.New(o, schedule.Kind{Component: "scheduler", What: "campaign tick", CatchUp: 15 * time.Minute})}
 }
 
 // Fire appends the tick's event; a duplicate (the slot was appended before)
 // is not an error.
 func (s *Scheduler) Fire(ctx context.Context, t Tick) error {
-	if _, err := s.inner.Fire(ctx, t.Event(s.o.Now())); err != nil {
+	if _, err := s.inner.Fire(ctx, t.Event(s.inner.Now())); err != nil {
 		return fmt.Errorf("campaign tick: %w", err)
 	}
 	return nil
@@ -208,22 +187,21 @@ func (s *Scheduler) Load(ctx context.Context, sc *scenarios.Scenario) {
 			jobs = append(jobs, schedule.Job{Schedule: reminderSchedule(camp, r), Event: func(slot time.Time) *bot.Event {
 				t := tick
 				t.Slot = slot
-				return t.Event(s.o.Now())
+				return t.Event(s.inner.Now())
 			}})
 		}
 	}
 	if sched := economySchedule(sc); sched != nil {
-		jobs = append(jobs, schedule.Job{Schedule: sched, Event: func(slot time.Time) *bot.Event { return economyTick(slot).Event(s.o.Now()) }})
+		jobs = append(jobs, schedule.Job{Schedule: sched, Event: func(slot time.Time) *bot.Event { return economyTick(slot).Event(s.inner.Now()) }})
 	}
-	var catchUp []*bot.Event
-	if s.o.CatchUp > 0 {
-		now := s.o.Now()
-		for _, t := range Ticks(sc, now.Add(-s.o.CatchUp), now) {
-			catchUp = append(catchUp, t.Event(now))
+	missed := func(from, to time.Time) (evs []*bot.Event) {
+		for _, t := range Ticks(sc, from, to) {
+			evs = append(evs, t.Event(to))
 		}
+		return evs
 	}
-	if s.inner.Load(ctx, sc, jobs, catchUp) {
-		s.log.Info().Int("reminders", len(jobs)).Str("scenario", sc.Version).Msg("campaign schedule loaded")
+	if s.inner.Load(ctx, sc, jobs, missed) {
+		s.inner.Log().Info().Int("reminders", len(jobs)).Str("scenario", sc.Version).Msg("campaign schedule loaded")
 	}
 }
 

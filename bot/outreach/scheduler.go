@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/schedule"
@@ -81,38 +80,19 @@ func Occurrences(sc *scenarios.Scenario, from, to time.Time) []Occurrence {
 	return out
 }
 
-// Options configure a Scheduler.
-type Options struct {
-	Log    zerolog.Logger
-	Events schedule.Appender
-	// Notify wakes the pipeline after an append (may be nil).
-	Notify func()
-	// Now is the clock (nil: time.Now).
-	Now func() time.Time
-	// CatchUp re-appends occurrences missed while the process was down, up
-	// to this far back, on start and reload (the log's dedupe and the
-	// engine's run record drop those that ran). Default 1 hour; negative
-	// turns it off.
-	CatchUp time.Duration
-}
+// Options configure a Scheduler; CatchUp (occurrences missed while the
+// process was down, re-appended on start and reload: the log's dedupe and
+// the engine's run record drop those that ran) defaults to 1 hour.
+type Options = schedule.Options
 
 // Scheduler fires the scenario's broadcasts and date-triggered SOPs (bot/schedule).
 type Scheduler struct {
-	o     Options
-	log   zerolog.Logger
 	inner *schedule.Scheduler
 }
 
 // New returns a stopped scheduler; Load starts it.
 func New(o Options) *Scheduler {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.CatchUp == 0 {
-		o.CatchUp = time.Hour
-	}
-	log := o.Log.With().Str("component", "broadcasts").Logger()
-	return &Scheduler{o: o, log: log, inner: schedule.New(schedule.Options{Log: log, Events: o.Events, Notify: o.Notify, Now: o.Now, What: "broadcast"})}
+	return &Scheduler{inner: schedule.New(o, schedule.Kind{Component: "broadcasts", What: "broadcast", CatchUp: time.Hour})}
 }
 
 // Load replaces the entries with sc's (start and every reload) and catches
@@ -123,18 +103,17 @@ func (s *Scheduler) Load(ctx context.Context, sc *scenarios.Scenario) {
 		o := o
 		jobs = append(jobs, schedule.Job{Schedule: scheduleOf(sc, o), Event: func(slot time.Time) *bot.Event {
 			o.At = slot
-			return o.Event(s.o.Now())
+			return o.Event(s.inner.Now())
 		}})
 	}
-	var catchUp []*bot.Event
-	if s.o.CatchUp > 0 {
-		now := s.o.Now()
-		for _, o := range Occurrences(sc, now.Add(-s.o.CatchUp), now) {
-			catchUp = append(catchUp, o.Event(now))
+	missed := func(from, to time.Time) (evs []*bot.Event) {
+		for _, o := range Occurrences(sc, from, to) {
+			evs = append(evs, o.Event(to))
 		}
+		return evs
 	}
-	if s.inner.Load(ctx, sc, jobs, catchUp) {
-		s.log.Info().Int("broadcasts", len(sc.Broadcasts)).Str("scenario", sc.Version).Msg("broadcast schedule loaded")
+	if s.inner.Load(ctx, sc, jobs, missed) {
+		s.inner.Log().Info().Int("broadcasts", len(sc.Broadcasts)).Str("scenario", sc.Version).Msg("broadcast schedule loaded")
 	}
 }
 

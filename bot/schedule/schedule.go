@@ -40,32 +40,61 @@ type Options struct {
 	Now func() time.Time
 	// Zone is cron's default location (the brand's zone).
 	Zone *time.Location
+	// CatchUp is how far back Load appends the firings missed while the
+	// process was down (the log's dedupe and the engine's own records drop
+	// those that did fire); zero takes the kind's default, negative turns
+	// catching up off.
+	CatchUp time.Duration
+}
+
+// Kind is what one user of the package schedules: its log names and its
+// default catch-up.
+type Kind struct {
+	// Component is the logger's component ("scheduler").
+	Component string
 	// What names the events in logs ("campaign tick").
 	What string
+	// CatchUp is the default of Options.CatchUp.
+	CatchUp time.Duration
 }
 
 // Scheduler fires jobs on cron.
 type Scheduler struct {
-	o Options
+	o    Options
+	what string
+	log  zerolog.Logger
 
 	mu      sync.Mutex
 	cron    *cron.Cron
 	current any
 }
 
-// New returns a stopped scheduler; Load starts it.
-func New(o Options) *Scheduler {
+// New returns a stopped scheduler of kind k; Load starts it.
+func New(o Options, k Kind) *Scheduler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Zone == nil {
 		o.Zone = time.Local
 	}
-	if o.What == "" {
-		o.What = "scheduled event"
+	if o.CatchUp == 0 {
+		o.CatchUp = k.CatchUp
 	}
-	return &Scheduler{o: o}
+	if k.What == "" {
+		k.What = "scheduled event"
+	}
+	log := o.Log
+	if k.Component != "" {
+		log = log.With().Str("component", k.Component).Logger()
+	}
+	return &Scheduler{o: o, what: k.What, log: log}
 }
+
+// Now is the scheduler's clock.
+func (s *Scheduler) Now() time.Time { return s.o.Now() }
+
+// Log is the scheduler's logger.
+func (s *Scheduler) Log() *zerolog.Logger { return &s.log }
 
 // Fire appends ev; a duplicate (the slot was appended before) is not an
 // error. It reports whether ev was new.
@@ -75,10 +104,10 @@ func (s *Scheduler) Fire(ctx context.Context, ev *bot.Event) (bool, error) {
 		return false, fmt.Errorf("append %s: %w", ev.DedupeKey, err)
 	}
 	if dup {
-		s.o.Log.Debug().Str("key", ev.DedupeKey).Msg(s.o.What + " already in the log")
+		s.log.Debug().Str("key", ev.DedupeKey).Msg(s.what + " already in the log")
 		return false, nil
 	}
-	s.o.Log.Info().Str("key", ev.DedupeKey).Time("slot", ev.At).Msg(s.o.What + " due")
+	s.log.Info().Str("key", ev.DedupeKey).Time("slot", ev.At).Msg(s.what + " due")
 	if s.o.Notify != nil {
 		s.o.Notify()
 	}
@@ -86,20 +115,24 @@ func (s *Scheduler) Fire(ctx context.Context, ev *bot.Event) (bool, error) {
 }
 
 // Load replaces the jobs (unless version is the one loaded: then it does
-// nothing and returns false), after appending catchUp — firings missed
-// while the process was down, which the log's dedupe drops when they did
-// fire.
-func (s *Scheduler) Load(ctx context.Context, version any, jobs []Job, catchUp []*bot.Event) bool {
+// nothing and returns false), after appending the firings missed while the
+// process was down: missed(from, to) lists those in the last CatchUp.
+func (s *Scheduler) Load(ctx context.Context, version any, jobs []Job, missed func(from, to time.Time) []*bot.Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if version == s.current {
 		return false
 	}
+	var catchUp []*bot.Event
+	if s.o.CatchUp > 0 {
+		now := s.o.Now()
+		catchUp = missed(now.Add(-s.o.CatchUp), now)
+	}
 	if s.cron != nil {
 		<-s.cron.Stop().Done()
 	}
 	s.current = version
-	logger := cronLogger{s.o.Log}
+	logger := cronLogger{s.log}
 	c := cron.New(cron.WithLocation(s.o.Zone), cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)))
 	for _, j := range jobs {
 		j := j
@@ -110,13 +143,13 @@ func (s *Scheduler) Load(ctx context.Context, version any, jobs []Job, catchUp [
 			}
 			ev := j.Event(slot)
 			if _, err := s.Fire(ctx, ev); err != nil {
-				s.o.Log.Error().Err(err).Msg("scheduled event not recorded; it is caught up on restart")
+				s.log.Error().Err(err).Msg("scheduled event not recorded; it is caught up on restart")
 			}
 		}))
 	}
 	for _, ev := range catchUp {
 		if _, err := s.Fire(ctx, ev); err != nil {
-			s.o.Log.Error().Err(err).Msg("catch up scheduled event")
+			s.log.Error().Err(err).Msg("catch up scheduled event")
 		}
 	}
 	c.Start()
