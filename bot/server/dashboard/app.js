@@ -22,6 +22,7 @@
       title: '运营控制台', overview: '总览', members: '客户', campaigns: '打卡活动', coupons: '优惠券', economy: '积分', redemptionsOf: '积分兑换', red_done: '已兑换', red_awaiting_address: '待填地址', red_to_ship: '待发货', red_shipped: '已发货',
       pointsOutstanding: '未兑积分（负债）', pointsDebt: '待抵扣欠分', giftsToShip: '待发货礼品', giftsAwaiting: '待填地址',
       pointsWeekly: '每周积分发放与兑换', issuedPts: '发放', redeemedPts: '兑换', spentPts: '补卡', clawedPts: '退款扣回', expiredPts: '过期',
+      issuedWeekly: '每周发放积分', redeemedWeekly: '每周兑换积分',
       topItems: '兑换排行', stockAlerts: '库存预警', item: '礼品', cost: '积分', left: '剩余', noItems: '剧本中没有积分兑换礼品。',
       noAlerts: '没有库存不足的礼品。', ship: '发货', tracking: '运单号', carrier: '快递', markShipped: '标记已发货', shipTo: '收货信息',
       noGifts: '没有待发货的礼品。', shipped: '已发货', levelsCol: '会员等级', multiplier: '积分倍数', minPoints: '所需成长值',
@@ -82,7 +83,8 @@
     en: {
       title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons', economy: 'Points', redemptionsOf: 'Redemptions', red_done: 'redeemed', red_awaiting_address: 'awaiting address', red_to_ship: 'to ship', red_shipped: 'shipped',
       pointsOutstanding: 'Points outstanding (liability)', pointsDebt: 'Points owed', giftsToShip: 'Gifts to ship', giftsAwaiting: 'Awaiting address',
-      pointsWeekly: 'Points issued and redeemed per week', issuedPts: 'issued', redeemedPts: 'redeemed', spentPts: 'make-ups', clawedPts: 'clawed back', expiredPts: 'expired',
+      pointsWeekly: 'Points issued and redeemed per week', issuedPts: 'Issued', redeemedPts: 'Redeemed', spentPts: 'Make-ups', clawedPts: 'Clawed back', expiredPts: 'Expired',
+      issuedWeekly: 'Points issued per week', redeemedWeekly: 'Points redeemed per week',
       topItems: 'Top items', stockAlerts: 'Stock alerts', item: 'Item', cost: 'Points', left: 'Left', noItems: 'The scenario has no catalogue items.',
       noAlerts: 'No item is low on stock.', ship: 'Ship', tracking: 'Tracking no.', carrier: 'Carrier', markShipped: 'Mark shipped', shipTo: 'Ship to',
       noGifts: 'No gift waits to ship.', shipped: 'shipped', levelsCol: 'Level', multiplier: 'Points ×', minPoints: 'Earned points needed',
@@ -123,7 +125,7 @@
       notSandbox: 'Only in sandbox mode (no WECOM_SECRET set).', member: 'Customer id', amount: 'Amount (yuan)',
       add: 'Add customer', joinGroup: 'Join customer group', checkIn: 'Check in', order: 'Order', journey: 'Whole journey', newMember: 'New customer',
       processed: 'processed', queued: 'queued', refresh: 'Refresh', stageNone: 'not in funnel', from_member: 'customer', from_bot: 'bot',
-      week: 'week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
+      week: 'Week', time: 'Time', delta: 'Change', balance: 'Balance', reason: 'Reason', referral: 'Referrals',
       allChannels: 'All channels', results: 'found', ofMembers: 'customers in all:', problems: 'problems (file:line)',
       sandboxEmpty: 'No customers yet. In the sandbox, simulate one: add, join the customer group, check in and order, and watch the bot work.', currentStreaks: 'Streak lengths',
       campaign: 'Campaign', streak: 'Streak', score: 'Score', makeups: 'Make-ups', certificate: 'Certificate', got: 'earned', recentDays: 'Recent check-ins',
@@ -420,7 +422,7 @@
     const step = Math.max(1, Math.ceil(top / 4)), max = step * 4; // whole-number gridlines
     const x = (i) => L + (weeks.length <= 1 ? 0 : (i * (W - L - R)) / (weeks.length - 1));
     const y = (v) => T + (H - T - B) * (1 - v / max);
-    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('trend'), id: 'trend-chart' });
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': t('trend'), id: 'trend-chart' });
     for (let k = 0; k <= 4; k++) {
       const v = step * k;
       g.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#eef0f3' }));
@@ -449,7 +451,7 @@
     const top = Math.max(0, ...items.map((d) => d.value));
     const step = Math.max(1, Math.ceil(top / 2)), max = step * 2;
     const bw = (W - L - 6) / Math.max(1, items.length);
-    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', id });
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', id });
     for (let k = 0; k <= 2; k++) {
       const v = step * k, yy = T + (H - T - B) * (1 - v / max);
       g.append(svg('line', { x1: L, x2: W, y1: yy, y2: yy, stroke: '#eef0f3' }));
@@ -847,8 +849,11 @@
         kpi(t('giftsToShip'), fmtInt(e.gifts_to_ship), 'kpi-gifts-to-ship'),
         kpi(t('giftsAwaiting'), fmtInt(e.gifts_awaiting_address), 'kpi-gifts-awaiting')),
       card(t('pointsWeekly'),
-        barChart(weeks.map((w) => ({ label: `${w.week} ${t('issuedPts')}`, short: w.week.slice(5), value: w.issued })), 'points-issued-chart'),
-        barChart(weeks.map((w) => ({ label: `${w.week} ${t('redeemedPts')}`, short: w.week.slice(5), value: w.redeemed })), 'points-redeemed-chart', '#fbbc04'),
+        h('div', { class: 'grid two' },
+          h('div', null, h('h3', null, t('issuedWeekly')),
+            barChart(weeks.map((w) => ({ label: `${w.week} ${t('issuedPts')}`, short: w.week.slice(5), value: w.issued })), 'points-issued-chart')),
+          h('div', null, h('h3', null, t('redeemedWeekly')),
+            barChart(weeks.map((w) => ({ label: `${w.week} ${t('redeemedPts')}`, short: w.week.slice(5), value: w.redeemed })), 'points-redeemed-chart', '#fbbc04'))),
         weeks.length ? table([t('week'), [t('issuedPts'), 'num'], [t('redeemedPts'), 'num'], [t('spentPts'), 'num'], [t('clawedPts'), 'num'], [t('expiredPts'), 'num']],
           weeks.slice().reverse().map((w) => h('tr', null, h('td', { class: 'code' }, w.week), h('td', { class: 'num' }, fmtInt(w.issued)), h('td', { class: 'num' }, fmtInt(w.redeemed)),
             h('td', { class: 'num' }, fmtInt(w.spent)), h('td', { class: 'num' }, fmtInt(w.clawed_back)), h('td', { class: 'num' }, fmtInt(w.expired)))), { id: 'points-weeks', class: 'stack' }) : empty(t('noData'))),
@@ -1156,9 +1161,8 @@ steps:
         queued: '待发送', batched: '已合并，待创建任务', waiting_confirm: '待员工确认', sent: '已创建任务', delivered: '已送达', not_friend: '已不是好友',
         over_quota: '超出本月群发次数', not_confirmed: '员工未确认', left_out: '员工未选择该客户', canceled: '已取消', failed: '发送失败',
         possibly_delivered: '可能已送达', task_failed: '任务失败', task_unknown: '任务结果未知', unknown: '未知',
-        'skipped:quota': '跳过：超出本月群发次数', 'skipped:not_a_friend': '跳过：没有跟进员工', 'skipped:outside_window': '跳过：不在微信客服 48 小时内',
-        'skipped:contact_cap': '跳过：触达频次上限', 'skipped:refused': '跳过：企业微信会拒绝',
       },
+      skippedAs: (reason) => `跳过：${reason}`,
       skip: { quota: '超出本月群发次数', not_a_friend: '没有跟进员工', outside_window: '不在微信客服 48 小时内', contact_cap: '触达频次上限', refused: '企业微信会拒绝' },
     },
     en: {
@@ -1172,14 +1176,18 @@ steps:
         queued: 'queued', batched: 'batched, task pending', waiting_confirm: 'waiting for staff', sent: 'task created', delivered: 'delivered', not_friend: 'no longer a contact',
         over_quota: 'over the monthly quota', not_confirmed: 'staff did not confirm', left_out: 'left out by staff', canceled: 'canceled', failed: 'failed',
         possibly_delivered: 'possibly delivered', task_failed: 'task failed', task_unknown: 'task outcome unknown', unknown: 'unknown',
-        'skipped:quota': 'skipped: monthly quota', 'skipped:not_a_friend': 'skipped: no staff contact', 'skipped:outside_window': 'skipped: outside the 48 h window',
-        'skipped:contact_cap': 'skipped: contact cap', 'skipped:refused': 'skipped: WeCom would refuse',
       },
+      skippedAs: (reason) => `skipped: ${reason}`,
       skip: { quota: 'monthly quota', not_a_friend: 'no staff contact', outside_window: 'outside the 48 h window', contact_cap: 'contact cap', refused: 'WeCom would refuse' },
     },
   };
   const bt = (k) => (BC[lang] && k in BC[lang] ? BC[lang][k] : BC.en[k]);
-  const bcResult = (r) => (bt('result')[r] || (String(r).startsWith('skipped:') ? bt('skipped') : r));
+  // A result is a status, or skipped:<reason> (the reason's words from skip).
+  const bcResult = (r) => {
+    const [kind, reason] = String(r).split(':');
+    if (kind === 'skipped' && reason !== undefined) return bt('skippedAs')(bt('skip')[reason] || reason);
+    return bt('result')[r] || r;
+  };
   const bcStatus = (x) => bt('bStatus')[x] || x;
   const viaName = (v) => bt('viaLabel')[v] || v;
 
