@@ -118,7 +118,18 @@ type poolState struct {
 	Alerted bool `json:"alerted,omitempty"`
 	// EmptyAt is the last time a hook found the pool empty.
 	EmptyAt time.Time `json:"empty_at,omitzero"`
+	// EmptyWarnedAt is when the empty pool was last logged as a warning
+	// (zero once a code is issued again) and EmptyUnlogged how many members
+	// got the fallback since: an empty pool is logged once per
+	// emptyWarnEvery, not on every member who meets it.
+	EmptyWarnedAt time.Time `json:"empty_warned_at,omitzero"`
+	EmptyUnlogged int       `json:"empty_unlogged,omitempty"`
 }
+
+// emptyWarnEvery is how often an empty coupon pool is logged as a warning
+// while it stays empty (the metric wecombot_coupon_pool_empty_total counts
+// every member; the stock alert tells staff once per crossing).
+const emptyWarnEvery = time.Hour
 
 type kfSeen struct {
 	OpenKfID string    `json:"open_kfid"`
@@ -205,10 +216,20 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 	}
 	if code == "" {
 		st.EmptyAt = r.now
+		st.EmptyUnlogged++
+		warn := st.EmptyWarnedAt.IsZero() || r.now.Sub(st.EmptyWarnedAt) >= emptyWarnEvery
+		fallbacks := st.EmptyUnlogged
+		if warn {
+			st.EmptyWarnedAt, st.EmptyUnlogged = r.now, 0
+		}
 		if err := r.putJSON(bucketCouponPools, pool.Name, st); err != nil {
 			return issueResult{}, err
 		}
-		log.Warn().Msg("coupon pool is empty: the member got the fallback text; import or generate codes (wecombot coupons import)")
+		if warn {
+			log.Warn().Int("fallbacks", fallbacks).Msg("coupon pool is empty: members get the fallback text; import or generate codes (wecombot coupons import) — logged once an hour while it stays empty")
+		} else {
+			log.Debug().Msg("coupon pool is empty: the member got the fallback text")
+		}
 		r.e.metrics.CouponEmpty(pool.Name)
 		if err := r.stockAlert(pool, &st, 0); err != nil {
 			return issueResult{}, err
@@ -233,6 +254,7 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 		return issueResult{}, fmt.Errorf("record coupon issue: %w", err)
 	}
 	st.Issued++
+	st.EmptyWarnedAt, st.EmptyUnlogged = time.Time{}, 0 // empty again later: warn at once
 	if err := r.putJSON(bucketCouponPools, pool.Name, st); err != nil {
 		return issueResult{}, err
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -153,6 +154,63 @@ func TestCouponPoolExhaustion(t *testing.T) {
 	h.send(kf("wmF", "领券"))
 	if n := len(h.actions(bot.ActionStaffMessage)); n != 2 {
 		t.Errorf("stock alerts after the second crossing = %d, want 2", n)
+	}
+}
+
+// TestEmptyPoolWarnsOncePerHour: members meeting an empty pool all get the
+// fallback (and the metric counts each), but the warning is logged once an
+// hour while the pool stays empty, with the count since the last one; a
+// restocked pool that empties again warns at once.
+func TestEmptyPoolWarnsOncePerHour(t *testing.T) {
+	t.Parallel()
+	sc := couponScenario(t, `
+  - name: 券
+    per_member: 1
+    fallback: 券抢光啦
+`)
+	h := newHarness(t, sc)
+	var logs bytes.Buffer
+	h.eng = New(func() *scenarios.Scenario { return sc }, zerolog.New(&logs), func() time.Time { return h.clock })
+	m := metrics.New()
+	h.eng.WithMetrics(m)
+	warnings := func() []string {
+		var out []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, "coupon pool is empty") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	ask := func(id string) {
+		h.send(add(id, "s1", "", ""))
+		h.send(kf(id, "领券"))
+	}
+	for i := range 5 {
+		ask(fmt.Sprint("wmE", i))
+		h.clock = h.clock.Add(time.Minute)
+	}
+	if w := warnings(); len(w) != 1 || !strings.Contains(w[0], `"fallbacks":1`) {
+		t.Fatalf("5 members in 5 minutes: warnings %q, want one naming 1 fallback", w)
+	}
+	if got := metricSum(t, m, "wecombot_coupon_pool_empty_total"); got != 5 {
+		t.Errorf("empty metric = %v, want 5 (every member counted)", got)
+	}
+	h.clock = h.clock.Add(time.Hour)
+	ask("wmLater")
+	if w := warnings(); len(w) != 2 || !strings.Contains(w[1], `"fallbacks":5`) {
+		t.Fatalf("an hour later: warnings %q, want a second naming the 5 fallbacks since the first", w)
+	}
+	importCodes(t, h, "券", "C1")
+	ask("wmGetsC1")
+	ask("wmEmptyAgain")
+	if w := warnings(); len(w) != 3 || !strings.Contains(w[2], `"fallbacks":1`) {
+		t.Errorf("restocked, issued, empty again: warnings %q, want a third at once", w)
+	}
+	for _, txt := range kfTexts(h) {
+		if !strings.Contains(txt, "券抢光啦") && !strings.Contains(txt, "券码：C1") {
+			t.Errorf("reply %q: want the fallback or C1", txt)
+		}
 	}
 }
 

@@ -88,10 +88,32 @@ func (r *Redactor) Bytes(b []byte) []byte {
 			b = bytes.ReplaceAll(b, s, []byte(Redacted))
 		}
 	}
-	if tokenInURL.Match(b) {
+	if mayHoldCredential(b) && tokenInURL.Match(b) {
 		b = tokenInURL.ReplaceAll(b, []byte("${1}"+Redacted))
 	}
 	return b
+}
+
+// mayHoldCredential is tokenInURL's fast path: every name it matches ends
+// in "key", "token" or "secret" right before an '=', and y, n and t fold
+// only to themselves in either case (unlike k and s, which (?i) also
+// matches as U+212A and U+017F), so a line with no '=' after one of
+// yYnNtT — nearly every log line — needs no regexp at all.
+func mayHoldCredential(b []byte) bool {
+	for i := bytes.IndexByte(b, '='); i >= 0; {
+		if i > 0 {
+			switch b[i-1] | 0x20 {
+			case 'y', 'n', 't':
+				return true
+			}
+		}
+		j := bytes.IndexByte(b[i+1:], '=')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // String is Bytes for a string.

@@ -41,3 +41,48 @@ func TestLevelAndFormat(t *testing.T) {
 		t.Fatalf("level/format: %q", buf.String())
 	}
 }
+
+// TestRedactorFastPathKeepsTheRule: lines the fast path lets through come
+// out exactly as the regexp alone would leave them, and credentials in any
+// case are still caught.
+func TestRedactorFastPathKeepsTheRule(t *testing.T) {
+	r := NewRedactor(nil)
+	for _, line := range []string{
+		`{"level":"info","message":"coupon issued"}`,
+		`a=b c=d`, `=`, `x=`, `=token`, `=x&token=t`, `key`, `token=`, `token= x`,
+		`GET /cgi-bin/gettoken?corpid=ww&CORPSECRET=abc`,
+		`?Access_Token=T1&x=1`, `send?KEY=robot`, `?Secret=s&token=t`,
+		"K\u212aey=v kelvin=1 \u017fecret=v", // (?i) folds K and ſ: both names end in y/t anyway
+		`{"url":"https://x/y?key=V\"rest"}`,
+	} {
+		want := tokenInURL.ReplaceAllString(line, "${1}"+Redacted)
+		if got := r.String(line); got != want {
+			t.Errorf("%q: got %q, want %q", line, got, want)
+		}
+		if want != line && !mayHoldCredential([]byte(line)) {
+			t.Errorf("%q: the fast path skips a line the regexp changes", line)
+		}
+	}
+}
+
+// FuzzRedactorFastPath: whatever the line, the fast path never skips one
+// the regexp would change.
+func FuzzRedactorFastPath(f *testing.F) {
+	for _, s := range []string{"access_token=x", "a=b", "Key=1", "\u212aey=2", "se\u017fret=3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if tokenInURL.MatchString(line) && !mayHoldCredential([]byte(line)) {
+			t.Fatalf("%q matches the regexp but the fast path skips it", line)
+		}
+	})
+}
+
+func BenchmarkRedactLine(b *testing.B) {
+	r := NewRedactor([]string{"corp-secret-123456", "aesKeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	line := []byte(`{"level":"warn","component":"engine","pool":"新人券","member":"wm_bench_3b9a_1234","time":"2026-12-01T15:47:58.478Z","message":"coupon pool is empty: the member got the fallback text; import or generate codes (wecombot coupons import)"}` + "\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Bytes(line)
+	}
+}

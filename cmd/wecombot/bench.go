@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +46,11 @@ type benchOptions struct {
 	Drain       time.Duration
 	NoBare      bool
 	CPUProfile  string
+	// NoAck skips the ack-path phase: the server again on the same data,
+	// its engine and outbox held while the load runs, then released.
+	NoAck bool
+	// AckCPUProfile profiles the ack-path phase's load.
+	AckCPUProfile string
 	// DatabaseURL runs the servers on PostgreSQL instead of bbolt; Nodes
 	// is how many servers share it (callbacks spread round-robin).
 	DatabaseURL string
@@ -120,7 +126,17 @@ type benchReport struct {
 	Welcomes []time.Duration // event sent → fake WeCom got send_welcome_msg, sorted
 	Bare     loadtest.Result
 	Peer     loadtest.Result
-	APICalls map[string]int
+	// Ack is the ack-path phase: callbacks verified, logged durably and
+	// acknowledged while the engine and outbox are held. AckHeldApplied
+	// counts events applied during that load (0: they were held); after
+	// the release AckApplied were applied, and AckDrain is how the
+	// backlog drained.
+	Ack            loadtest.Result
+	AckHeldApplied int
+	AckHeldPending int // events pending in the log at the release
+	AckApplied     int
+	AckDrain       drainResult
+	APICalls       map[string]int
 	// Stages are mean latencies of the pipeline's stages from /metrics.
 	Stages []string
 	// Processed counts events the engine applied (all nodes), from the
@@ -137,8 +153,12 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 Starts the real server in this process (the code path of serve) on a data
 directory, with a fake WeCom API (the real client and outbox run against it),
 and sends signed, encrypted callbacks over loopback for a fixed time. Then
-it runs a bare handler (verify + decrypt + 200, nothing stored) the same way
-and prints both, with their ratio. See docs/performance.md.`, 0, 0)
+it runs the same server on the same data with its engine and outbox held
+(the ack path alone: verify, decrypt, parse, durable append, 200) and
+measures the drain once they are released, then a bare handler (verify +
+decrypt + 200, nothing stored) and optionally a PostgreSQL-INSERT peer, the
+same way, and prints them side by side with their ratios. See
+docs/performance.md.`, 0, 0)
 	fs := cl.fs
 	var o benchOptions
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each load phase runs")
@@ -150,6 +170,8 @@ and prints both, with their ratio. See docs/performance.md.`, 0, 0)
 	fs.DurationVar(&o.Drain, "drain", time.Minute, "how long to wait after the load for the event log and outbox to empty")
 	fs.BoolVar(&o.NoBare, "no-bare", false, "skip the bare-handler comparison")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
+	fs.BoolVar(&o.NoAck, "no-ack-path", false, "skip the ack-path phase (the server with its engine and outbox held during the load)")
+	fs.StringVar(&o.AckCPUProfile, "ack-cpuprofile", "", "write a CPU profile of the ack-path phase's load to this file")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
@@ -167,6 +189,7 @@ and prints both, with their ratio. See docs/performance.md.`, 0, 0)
 			return &exitError{exitUsage, err}
 		}
 		o.BurstN, o.BurstOver = n, over
+		o.NoAck = true // a burst measures welcomes, which a held engine cannot send
 		o.Duration, o.Rate = over, float64(n)/over.Seconds()
 		mixSet := false
 		fs.Visit(func(f *flag.Flag) { mixSet = mixSet || f.Name == "mix" })
@@ -271,19 +294,32 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		}
 		env["WECOMBOT_DATABASE_URL"] = o.DatabaseURL
 	}
-	var srvs []*benchServer
-	var bases []string
-	for i := 0; i < max(o.Nodes, 1); i++ {
-		if o.Nodes > 1 {
-			env["WECOMBOT_DATA_DIR"] = filepath.Join(dir, fmt.Sprint("node-", i))
+	// startNodes starts the server(s) on the data, each stopped on return.
+	var started []*benchServer
+	defer func() {
+		for _, s := range started {
+			s.stop()
 		}
-		srv, err := startBenchServer(ctx, env)
-		if err != nil {
-			return nil, err
+	}()
+	startNodes := func(hold <-chan struct{}) (srvs []*benchServer, bases []string, err error) {
+		for i := 0; i < max(o.Nodes, 1); i++ {
+			nodeEnv := maps.Clone(env)
+			if o.Nodes > 1 {
+				nodeEnv["WECOMBOT_DATA_DIR"] = filepath.Join(dir, fmt.Sprint("node-", i))
+			}
+			srv, err := startBenchServer(ctx, nodeEnv, hold)
+			if err != nil {
+				return nil, nil, err
+			}
+			started = append(started, srv)
+			srvs = append(srvs, srv)
+			bases = append(bases, srv.base)
 		}
-		defer srv.stop()
-		srvs = append(srvs, srv)
-		bases = append(bases, srv.base)
+		return srvs, bases, nil
+	}
+	srvs, bases, err := startNodes(nil)
+	if err != nil {
+		return nil, err
 	}
 	srv := srvs[0]
 	rep.Startup = srv.startup
@@ -317,13 +353,9 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		}
 		return r
 	}
+	stopProfile := func() {}
 	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if stopProfile, err = startProfile(o.CPUProfile); err != nil {
 			return nil, err
 		}
 	}
@@ -346,37 +378,49 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 			}
 		},
 	})
-	drainStart := time.Now()
-	deadline := drainStart.Add(o.Drain)
-	for {
-		st, err := srv.status()
-		if err == nil && jsonNum(st, "events", "pending") == 0 && nothingDue(st) {
-			rep.DrainOK = true
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			if st != nil {
-				b, _ := json.Marshal(map[string]any{"events": st["events"], "outbox": st["outbox"], "pipeline": st["pipeline"]})
-				rep.LastStatus = string(b)
-			}
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	rep.Drained = time.Since(drainStart)
+	d := drainServer(ctx, srv, o.Drain)
+	rep.DrainOK, rep.Drained, rep.LastStatus = d.OK, d.Took, d.Last
 	rep.Processed = processedBy(srvs) - processedBefore
-	if o.CPUProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	rep.ServeMem = loadtest.ReadMemory()
 	rep.Stages = srv.stageMeans()
 	mu.Lock()
 	slices.Sort(rep.Welcomes)
-	rep.APICalls = apiCalls
+	rep.APICalls = maps.Clone(apiCalls)
 	mu.Unlock()
 	for _, s := range srvs {
 		rep.ServeLogs += s.logs.String()
 		s.stop()
+	}
+
+	if !o.NoAck {
+		// The ack path alone: the same server on the same data, its engine
+		// and outbox held while the load runs, so the acks get the machine
+		// the way bare and the peer do; then released, the backlog drained.
+		hold := make(chan struct{})
+		acks, ackBases, err := startNodes(hold)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(progress, "bench: %v against the ack path (engine and outbox held) …\n", o.Duration)
+		runID = randomHex(4)
+		if o.AckCPUProfile != "" {
+			if stopProfile, err = startProfile(o.AckCPUProfile); err != nil {
+				return nil, err
+			}
+		}
+		rep.Ack = loadtest.Run(ctx, loadtest.Options{Base: acks[0].base, Bases: ackBases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next})
+		stopProfile()
+		rep.AckHeldApplied = processedBy(acks)
+		if st, err := acks[0].status(); err == nil {
+			rep.AckHeldPending = int(jsonNum(st, "events", "pending"))
+		}
+		close(hold)
+		rep.AckDrain = drainServer(ctx, acks[0], o.Drain)
+		rep.AckApplied = processedBy(acks) - rep.AckHeldApplied
+		for _, s := range acks {
+			s.stop()
+		}
 	}
 
 	if !o.NoBare {
@@ -398,6 +442,60 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		}
 	}
 	return rep, nil
+}
+
+// startProfile starts a CPU profile into path; call stop when done.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// drainResult is how a drain went: whether the event log emptied with
+// nothing due in the outbox within the limit, how long that took, when
+// the event log alone was empty (0: never), and the status seen last when
+// the drain did not finish.
+type drainResult struct {
+	OK     bool
+	Took   time.Duration
+	Events time.Duration
+	Last   string
+}
+
+// drainServer waits up to limit for srv's event log to empty with nothing
+// due in the outbox.
+func drainServer(ctx context.Context, srv *benchServer, limit time.Duration) drainResult {
+	start := time.Now()
+	deadline := start.Add(limit)
+	var d drainResult
+	for {
+		st, err := srv.status()
+		if err == nil && jsonNum(st, "events", "pending") == 0 && d.Events == 0 {
+			d.Events = max(time.Since(start), time.Nanosecond)
+		}
+		if err == nil && d.Events > 0 && nothingDue(st) {
+			d.OK, d.Took = true, time.Since(start)
+			return d
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if st != nil {
+				b, _ := json.Marshal(map[string]any{"events": st["events"], "outbox": st["outbox"], "pipeline": st["pipeline"]})
+				d.Last = string(b)
+			}
+			d.Took = time.Since(start)
+			return d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // runPeer runs the load against the PostgreSQL peer: verify, decrypt, one
@@ -496,14 +594,14 @@ func (w *syncWriter) String() string {
 	return string(w.b)
 }
 
-func startBenchServer(ctx context.Context, env map[string]string) (*benchServer, error) {
+func startBenchServer(ctx context.Context, env map[string]string, hold <-chan struct{}) (*benchServer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	logs := &syncWriter{}
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		err := serve(ctx, nil, func(k string) string { return env[k] }, pw, logs)
+		err := serveHeld(ctx, func(k string) string { return env[k] }, pw, logs, hold)
 		pw.Close()
 		done <- err
 	}()
@@ -713,39 +811,83 @@ func (r *benchReport) print(w io.Writer) {
 		loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.IdleMem.Anon), loadtest.MB(r.IdleMem.File),
 		loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Anon), loadtest.MB(r.ServeMem.File), loadtest.MB(r.ServeMem.Peak))
 
-	peer := o.PeerDatabaseURL != ""
-	row := func(name string, serve, bare string, pg string) {
-		fmt.Fprintf(w, "%-28s %16s %16s", name, serve, bare)
-		if peer {
-			fmt.Fprintf(w, " %16s", pg)
+	// The phases side by side: serve (everything running), the ack path
+	// (engine and outbox held), bare and the PostgreSQL peer, those run.
+	type phase struct {
+		name string
+		res  *loadtest.Result
+	}
+	phases := []phase{{"wecombot serve", &r.Serve}}
+	ack, bare, peer := !o.NoAck, !o.NoBare, o.PeerDatabaseURL != ""
+	if ack {
+		phases = append(phases, phase{"ack path", &r.Ack})
+	}
+	if bare {
+		phases = append(phases, phase{"bare handler", &r.Bare})
+	}
+	if peer {
+		phases = append(phases, phase{"bare + PG INSERT", &r.Peer})
+	}
+	row := func(name string, cell func(*loadtest.Result) string) {
+		fmt.Fprintf(w, "%-28s", name)
+		for _, p := range phases {
+			v := p.name
+			if cell != nil {
+				v = cell(p.res)
+			}
+			fmt.Fprintf(w, " %16s", v)
 		}
 		fmt.Fprintln(w)
 	}
-	b, pr := r.Bare, r.Peer
-	bareOr := func(s string) string {
-		if o.NoBare {
-			return "—"
+	row("", nil)
+	row("acked req/s", func(r *loadtest.Result) string { return fmt.Sprintf("%.0f", r.RPS()) })
+	row("acked / sent / failed", func(r *loadtest.Result) string { return fmt.Sprintf("%d/%d/%d", r.Acked, r.Sent, r.Failed) })
+	for _, p := range []float64{50, 99, 100} {
+		name := fmt.Sprintf("ack latency p%g", p)
+		if p == 100 {
+			name = "ack latency max"
 		}
-		return s
+		row(name, func(r *loadtest.Result) string { return loadtest.Ms(loadtest.Percentile(r.Latencies, p)) })
 	}
-	row("", "wecombot serve", "bare handler", "bare + PG INSERT")
-	row("acked req/s", fmt.Sprintf("%.0f", r.Serve.RPS()), bareOr(fmt.Sprintf("%.0f", b.RPS())), fmt.Sprintf("%.0f", pr.RPS()))
-	row("acked / sent / failed", fmt.Sprintf("%d/%d/%d", r.Serve.Acked, r.Serve.Sent, r.Serve.Failed), bareOr(fmt.Sprintf("%d/%d/%d", b.Acked, b.Sent, b.Failed)), fmt.Sprintf("%d/%d/%d", pr.Acked, pr.Sent, pr.Failed))
-	for _, p := range []float64{50, 99} {
-		row(fmt.Sprintf("ack latency p%g", p), loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, p)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, p))), loadtest.Ms(loadtest.Percentile(pr.Latencies, p)))
+	fmt.Fprintln(w)
+	ratio := func(name string, a, b *loadtest.Result, note string) {
+		if b.RPS() > 0 {
+			fmt.Fprintf(w, "ratio %s: %.2f (acked req/s%s)\n", name, a.RPS()/b.RPS(), note)
+		}
 	}
-	row("ack latency max", loadtest.Ms(loadtest.Percentile(r.Serve.Latencies, 100)), bareOr(loadtest.Ms(loadtest.Percentile(b.Latencies, 100))), loadtest.Ms(loadtest.Percentile(pr.Latencies, 100)))
-	if !o.NoBare && b.RPS() > 0 {
-		fmt.Fprintf(w, "\nratio serve/bare: %.2f (acked req/s)\n", r.Serve.RPS()/b.RPS())
+	const peerNote = "; the peer verifies, decrypts and INSERTs into PostgreSQL"
+	if bare {
+		ratio("serve/bare", &r.Serve, &r.Bare, "")
+		if ack {
+			ratio("ack/bare", &r.Ack, &r.Bare, "")
+		}
 	}
-	if peer && pr.RPS() > 0 {
-		fmt.Fprintf(w, "ratio serve/peer: %.2f (acked req/s; the peer verifies, decrypts and INSERTs into PostgreSQL)\n", r.Serve.RPS()/pr.RPS())
-		if pr.FirstError != "" {
-			fmt.Fprintf(w, "first peer failure: %s\n", pr.FirstError)
+	if peer {
+		ratio("serve/peer", &r.Serve, &r.Peer, peerNote)
+		if ack {
+			ratio("ack/peer", &r.Ack, &r.Peer, peerNote)
+		}
+		if r.Peer.FirstError != "" {
+			fmt.Fprintf(w, "first peer failure: %s\n", r.Peer.FirstError)
 		}
 	}
 	if r.Serve.FirstError != "" {
 		fmt.Fprintf(w, "first serve failure: %s\n", r.Serve.FirstError)
+	}
+	if ack {
+		if r.Ack.FirstError != "" {
+			fmt.Fprintf(w, "first ack-path failure: %s\n", r.Ack.FirstError)
+		}
+		d := r.AckDrain
+		fmt.Fprintf(w, "ack path: %d events applied while held (%d pending at the release); after it %d applied", r.AckHeldApplied, r.AckHeldPending, r.AckApplied)
+		if d.Events > 0 {
+			fmt.Fprintf(w, ", the event log empty in %.2f s (%.0f events/s)", d.Events.Seconds(), float64(r.AckApplied)/d.Events.Seconds())
+		}
+		if d.OK {
+			fmt.Fprintf(w, ", event log and outbox drained in %.2f s\n", d.Took.Seconds())
+		} else {
+			fmt.Fprintf(w, "; NOT drained in %.2f s\n  status then: %s\n", d.Took.Seconds(), d.Last)
+		}
 	}
 	fmt.Fprintf(w, "\nevent → welcome sent (add posted → fake WeCom got send_welcome_msg): %d of %d owed\n", len(r.Welcomes), r.Adds)
 	if len(r.Welcomes) > 0 {

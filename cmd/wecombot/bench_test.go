@@ -54,13 +54,34 @@ func TestBenchCommandSmoke(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
 	}
 	report := out.String()
-	for _, want := range []string{"acked req/s", "ack latency p99", "ratio serve/bare", "event → welcome sent", "start-up:", "RSS", "store: 500 members", "drained"} {
+	for _, want := range []string{"acked req/s", "ack latency p99", "ratio serve/bare", "ratio ack/bare", "ack path", "event → welcome sent", "start-up:", "RSS", "store: 500 members", "drained"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
 	}
 	if strings.Contains(report, "NOT drained") {
 		t.Errorf("outbox did not drain:\n%s", report)
+	}
+}
+
+// TestBenchAckPathHoldsTheEngine: the ack-path phase acknowledges every
+// callback while nothing is applied (the events wait in the log), and once
+// released the engine applies them all and the outbox drains.
+func TestBenchAckPathHoldsTheEngine(t *testing.T) {
+	rep, err := runBench(context.Background(), benchOptions{Duration: 400 * time.Millisecond, Concurrency: 8, Mix: "add=6,join=3,kf=1", Drain: 20 * time.Second, NoBare: true},
+		func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Ack
+	if a.Acked == 0 || a.Failed > 0 {
+		t.Fatalf("ack path: acked %d, failed %d (%s)", a.Acked, a.Failed, a.FirstError)
+	}
+	if rep.AckHeldApplied != 0 || rep.AckHeldPending < a.Acked {
+		t.Errorf("while held: %d applied, %d pending; want 0 applied and the %d acknowledged pending", rep.AckHeldApplied, rep.AckHeldPending, a.Acked)
+	}
+	if !rep.AckDrain.OK || rep.AckApplied < a.Acked {
+		t.Errorf("after the release: drained %v, %d applied, want all %d acknowledged (%s)", rep.AckDrain.OK, rep.AckApplied, a.Acked, rep.AckDrain.Last)
 	}
 }
 

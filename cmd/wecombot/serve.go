@@ -214,6 +214,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if _, done, err := cl.parse(args, stdout, stderr); done {
 		return err
 	}
+	return serveHeld(ctx, getenv, stdout, stderr, nil)
+}
+
+// serveHeld is serve; a non-nil hold keeps the pipeline (engine and
+// outbox) from starting until it is closed, while callbacks are verified,
+// logged durably and acknowledged as always — bench's ack-path phase.
+func serveHeld(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, hold <-chan struct{}) error {
 	cfg, log, err := loadConfig(getenv, stderr)
 	if err != nil {
 		return err
@@ -223,6 +230,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer app.close()
+	app.hold = hold
 	return app.run(ctx, stdout)
 }
 
@@ -258,6 +266,8 @@ type serverApp struct {
 	work     context.Context
 	stopWork context.CancelFunc
 	closers  []func() error
+	// hold, when set, delays the pipeline until it is closed (serveHeld).
+	hold <-chan struct{}
 }
 
 // buildServer opens the store and listener and builds the engine, the
@@ -440,7 +450,16 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer a.stopWork()
-	bg.Go(func() { _ = a.pipeline.Run(a.work) })
+	bg.Go(func() {
+		if a.hold != nil {
+			select {
+			case <-a.hold:
+			case <-a.work.Done():
+				return
+			}
+		}
+		_ = a.pipeline.Run(a.work)
+	})
 	bg.Go(func() { a.engine.Watch(a.work) })
 	bg.Go(func() { housekeeping(a.work, a.store, a.cfg.DedupeTTL, a.cfg.Retention, log) })
 	bg.Go(func() { keepMedia(a.work, a.media, a.engine.holder.Current, log) })
@@ -458,10 +477,12 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 		}
 	})
 
-	select {
-	case <-a.pipeline.Ready():
-	case <-ctx.Done():
-		return nil
+	if a.hold == nil {
+		select {
+		case <-a.pipeline.Ready():
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	bg.Go(func() { a.server.WarmConsole(a.work) })
 	// Silent members and the loss digest: hourly looks over the members
