@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -20,29 +21,34 @@ import (
 // RecentFailedActions returns up to limit dead-lettered actions, newest
 // first, looking at the newest window actions.
 func (s *Store) RecentFailedActions(ctx context.Context, limit, window int) ([]bot.Action, error) {
-	return s.recentActions(ctx, limit, window, []byte(`"status":"failed"`), func(a *bot.Action) bool { return a.Status == bot.ActionFailed })
+	return s.recentActions(ctx, limit, window, func(a *bot.Action) bool { return a.Status == bot.ActionFailed })
 }
 
-func (s *Store) recentActions(ctx context.Context, limit, window int, needle []byte, keep func(*bot.Action) bool) ([]bot.Action, error) {
+// recentActions walks the newest window status records backwards and
+// returns up to limit actions whose status keep accepts (only their
+// bodies are decoded).
+func (s *Store) recentActions(ctx context.Context, limit, window int, keep func(*bot.Action) bool) ([]bot.Action, error) {
 	if err := check(ctx); err != nil {
 		return nil, err
 	}
 	var out []bot.Action
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketOutbox).Cursor()
+		c := tx.Bucket(bucketOutboxStatus).Cursor()
 		n := 0
 		for k, v := c.Last(); k != nil && n < window && len(out) < limit; k, v = c.Prev() {
 			n++
-			if !bytes.Contains(v, needle) {
+			var st bot.Action
+			if _, err := decodeStatus(v, &st); err != nil {
+				return fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !keep(&st) {
 				continue
 			}
-			var a bot.Action
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode action: %w", err)
+			a, err := loadAction(tx, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
 			}
-			if keep(&a) {
-				out = append(out, a)
-			}
+			out = append(out, a)
 		}
 		return nil
 	})
@@ -59,13 +65,9 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 	}
 	var a bot.Action
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
-		raw := ob.Get(u64(id))
-		if raw == nil {
-			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode action %d: %w", id, err)
+		var err error
+		if a, err = loadAction(tx, id); err != nil {
+			return err
 		}
 		if a.Status != bot.ActionFailed && a.Status != bot.ActionUnknown {
 			return fmt.Errorf("action %d is %s, only failed or possibly delivered actions can be retried: %w", id, a.Status, bot.ErrConflict)
@@ -75,17 +77,13 @@ func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot
 		}
 		// An operator's retry is a decision to send it again.
 		a.Status, a.DueAt, a.AttemptAt = bot.ActionPending, due, time.Time{}
-		if err := putDue(tx, &a, id); err != nil {
+		if err := putDue(tx, a.DueAt, !a.NotAfter.IsZero(), id); err != nil {
 			return err
 		}
 		if err := addCounter(tx, ctrObPending, 1); err != nil {
 			return err
 		}
-		out, err := json.Marshal(&a)
-		if err != nil {
-			return err
-		}
-		return ob.Put(u64(id), out)
+		return putStatus(tx, id, &a, !a.NotAfter.IsZero())
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ type ExportSink struct {
 	Event  func(seq uint64, raw []byte, pending bool, errMsg string) error
 	Dedupe func(key string, at time.Time) error
 	Member func(id string, raw []byte) error
-	Action func(id uint64, raw []byte) error
+	Action func(id uint64, raw []byte) error // the whole action (body and status) as JSON
 	KV     func(bucket, key string, value []byte) error
 }
 
@@ -76,7 +77,16 @@ func (s *Store) Export(ctx context.Context, from ExportFrom, sink ExportSink) (e
 		}
 		oc := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := oc.Seek(u64(from.ActionID + 1)); k != nil; k, v = oc.Next() {
-			if err := sink.Action(binary.BigEndian.Uint64(k), v); err != nil {
+			// The copy gets the whole action as JSON (body and status).
+			a, err := decodeAction(tx, binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			raw, err := json.Marshal(&a)
+			if err != nil {
+				return err
+			}
+			if err := sink.Action(a.ID, raw); err != nil {
 				return err
 			}
 		}

@@ -97,18 +97,25 @@ func memberHistory(tx *bbolt.Tx, index []byte, member string, fn func(id []byte)
 // MemberEvents returns up to limit events about member (her own, and
 // group changes naming her), newest first, from her history index.
 func (s *Store) MemberEvents(ctx context.Context, member string, limit int) ([]bot.Event, error) {
-	return memberRecords[bot.Event](ctx, s, bucketMemberEvents, bucketEvents, "event", member, limit)
+	return memberRecords(ctx, s, bucketMemberEvents, bucketEvents, member, limit, func(_ *bbolt.Tx, id uint64, raw []byte) (bot.Event, error) {
+		var ev bot.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return ev, fmt.Errorf("decode event %d: %w", id, err)
+		}
+		return ev, nil
+	})
 }
 
 // MemberActions returns up to limit outbox actions for member, newest
 // first, from her history index.
 func (s *Store) MemberActions(ctx context.Context, member string, limit int) ([]bot.Action, error) {
-	return memberRecords[bot.Action](ctx, s, bucketMemberActions, bucketOutbox, "action", member, limit)
+	return memberRecords(ctx, s, bucketMemberActions, bucketOutbox, member, limit, decodeAction)
 }
 
 // memberRecords decodes up to limit records of table that member's
 // history index names, newest first.
-func memberRecords[T any](ctx context.Context, s *Store, index, table []byte, what, member string, limit int) ([]T, error) {
+func memberRecords[T any](ctx context.Context, s *Store, index, table []byte, member string, limit int,
+	decode func(tx *bbolt.Tx, id uint64, raw []byte) (T, error)) ([]T, error) {
 	if err := check(ctx); err != nil {
 		return nil, err
 	}
@@ -121,9 +128,9 @@ func memberRecords[T any](ctx context.Context, s *Store, index, table []byte, wh
 			if raw == nil {
 				return true
 			}
-			var rec T
-			if err := json.Unmarshal(raw, &rec); err != nil {
-				decodeErr = fmt.Errorf("decode %s %d: %w", what, binary.BigEndian.Uint64(id), err)
+			rec, err := decode(tx, binary.BigEndian.Uint64(id), raw)
+			if err != nil {
+				decodeErr = err
 				return false
 			}
 			out = append(out, rec)

@@ -50,20 +50,27 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (bot.SweepStats, er
 	}
 	// Ids are enqueue order, and an action sent before cutoff was created
 	// before it: the scan ends at the first action created at or after cutoff.
-	actions, err := s.sweepTable(ctx, bucketOutbox, &st, func(_ *bbolt.Tx, _, v []byte) (del, stop bool) {
-		var a struct {
-			Status    string    `json:"status"`
+	actions, err := s.sweepTable(ctx, bucketOutbox, &st, func(tx *bbolt.Tx, k, v []byte) (del, stop bool) {
+		var body struct {
 			CreatedAt time.Time `json:"created_at"`
-			SentAt    time.Time `json:"sent_at"`
 		}
-		if json.Unmarshal(v, &a) != nil {
+		if json.Unmarshal(v, &body) != nil {
 			return false, false
 		}
-		if !a.CreatedAt.Before(cutoff) {
+		if !body.CreatedAt.Before(cutoff) {
 			return false, true
 		}
+		var a bot.Action
+		if _, err := loadStatus(tx, binary.BigEndian.Uint64(k), &a); err != nil {
+			return false, false
+		}
 		return a.Status == bot.ActionSent && a.SentAt.Before(cutoff), false
-	}, func(tx *bbolt.Tx, n int) error { return addCounter(tx, ctrObSent, -int64(n)) }, unindexAction)
+	}, func(tx *bbolt.Tx, n int) error { return addCounter(tx, ctrObSent, -int64(n)) }, func(tx *bbolt.Tx, id uint64, raw []byte) error {
+		if err := deleteStatus(tx, id); err != nil {
+			return err
+		}
+		return unindexAction(tx, id, raw)
+	})
 	st.Actions = actions
 	st.Took = time.Since(start)
 	return st, err

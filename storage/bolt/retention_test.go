@@ -55,15 +55,14 @@ func fill(tb testing.TB, s *Store, n int, start time.Time) {
 					if i%20 != 0 {
 						a.Status, a.SentAt, ctr = bot.ActionSent, at.Add(time.Second), ctrObSent
 					}
-					raw, _ := json.Marshal(a)
-					if err := ob.Put(u64(id), raw); err != nil {
+					if err := putAction(tx, id, a); err != nil {
 						return err
 					}
 					if err := tx.Bucket(bucketOutboxKeys).Put([]byte(a.Key), u64(id)); err != nil {
 						return err
 					}
 					if a.Status == bot.ActionPending {
-						if err := putDue(tx, a, id); err != nil {
+						if err := putDue(tx, a.DueAt, false, id); err != nil {
 							return err
 						}
 					}

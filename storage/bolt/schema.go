@@ -20,14 +20,17 @@ var (
 	bucketFailed     = []byte("failed")      // seq BE → error text (events recorded as failed)
 	bucketDedupe     = []byte("dedupe")      // dedupe key → unix-nano BE ‖ seq BE
 	bucketMembers    = []byte("members")     // external_userid → Member JSON
-	bucketOutbox     = []byte("outbox")      // id BE → Action JSON
+	bucketOutbox     = []byte("outbox")      // id BE → action body JSON (fixed at enqueue; actionrecord.go)
 	bucketOutboxKeys = []byte("outbox_keys") // action key → id BE (kept after the action is swept: idempotency)
 	bucketOutboxDue  = []byte("outbox_due")  // due unix-nano BE ‖ id BE → nil (pending only)
 	// outbox_urgent indexes the pending actions that must go out by a
 	// deadline (welcome codes: 20 s) the same way; DueActions serves them
 	// first, so a backlog of other actions never makes a welcome miss its window.
 	bucketOutboxUrgent = []byte("outbox_urgent")
-	bucketMeta         = []byte("meta") // counter name → int64 BE; schema_version, member_index_version → uint64 BE
+	// outbox_status holds what delivery changes of each action (status, due
+	// time, attempts…) in a compact binary record (actionrecord.go).
+	bucketOutboxStatus = []byte("outbox_status") // id BE → status record
+	bucketMeta         = []byte("meta")          // counter name → int64 BE; schema_version, member_index_version → uint64 BE
 	// The member index (memberindex.go), derived from members: rebuilt at
 	// open when its version differs, never exported.
 	bucketTallies = []byte("member_tallies") // tally key → int64 BE
@@ -38,7 +41,7 @@ var (
 	kvPrefix            = "kv:"
 
 	tables = [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
-		bucketOutbox, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta, bucketTallies, bucketTerms,
+		bucketOutbox, bucketOutboxStatus, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta, bucketTallies, bucketTerms,
 		bucketMemberEvents, bucketMemberActions}
 )
 
@@ -75,6 +78,7 @@ var migrations = []migration{
 	{"record the schema version (files written before had none)", func(*bbolt.Tx, []byte) ([]byte, bool, error) { return nil, true, nil }},
 	{"typed action purpose: pending follow-ups (keys followup|…) get purpose followup", migrateFollowUpPurpose},
 	{"member history: events and actions indexed by member (member_events, member_actions)", migrateMemberHistory},
+	{"outbox status records: each action's delivery status beside its body (outbox_status)", migrateActionStatus},
 }
 
 // migrateChunk bounds how many records one migration transaction touches.

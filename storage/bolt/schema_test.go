@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -246,4 +249,109 @@ func reopenAfter(t *testing.T, s *Store, change func(*bbolt.Tx) error) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestStatusMigrationSplitsActions: a version-3 file keeps each action as
+// one JSON record; opening it splits every action (more than one chunk)
+// into body and status records, keeping every field, and the outbox
+// works on the result: due actions, attempts and outcomes, retention.
+func TestStatusMigrationSplitsActions(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "v3.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n := migrateChunk + 5
+	start := time.Unix(1_700_000_000, 0).UTC()
+	var want []bot.Action
+	// Written the way schema version 3 stored them.
+	s = reopenAfter(t, s, func(tx *bbolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		for i := range n {
+			id, _ := ob.NextSequence()
+			a, _ := bot.NewAction(bot.ActionWelcome, fmt.Sprintf("welcome|%d", i), bot.WelcomeMessage{WelcomeCode: fmt.Sprint("wc", i), Text: "欢迎"})
+			a.ID, a.MemberID, a.CreatedAt, a.DueAt = id, fmt.Sprintf("wm%05d", i), start, start.Add(time.Duration(i)*time.Second)
+			a.NotAfter = a.CreatedAt.Add(20 * time.Second)
+			ctr := ctrObPending
+			switch i % 4 {
+			case 0:
+				a.Status, a.Attempts, a.SentAt, a.Detail, ctr = bot.ActionSent, 1, a.DueAt.Add(time.Second), "msgid", ctrObSent
+			case 1:
+				a.Status, a.Attempts, a.LastError, ctr = bot.ActionFailed, 3, "invalid welcome code", ctrObFailed
+			case 2:
+				a.AttemptAt, a.Attempts, a.LastError = a.DueAt, 1, "timeout" // pending, an attempt open
+			}
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			if err := ob.Put(u64(id), raw); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketOutboxStatus).Delete(u64(id)); err != nil {
+				return err
+			}
+			if a.Status == bot.ActionPending {
+				if err := putDue(tx, a.DueAt, true, id); err != nil {
+					return err
+				}
+			}
+			if err := addCounter(tx, ctr, 1); err != nil {
+				return err
+			}
+			var back bot.Action // as the JSON record reads back
+			if err := json.Unmarshal(raw, &back); err != nil {
+				return err
+			}
+			want = append(want, back)
+		}
+		return tx.Bucket(bucketMeta).Put(metaVersion, u64(3))
+	})
+	if got := s.Migrated(); len(got) != 1 || !strings.Contains(got[0], "outbox status") {
+		t.Fatalf("migrations run: %q, want the status split", got)
+	}
+	got, err := s.Actions(ctx, 0, n+1)
+	if err != nil || len(got) != n {
+		t.Fatalf("%d actions, %v", len(got), err)
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("action %d after the migration:\n%+v\nwant\n%+v", i+1, got[i], want[i])
+		}
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if k := tx.Bucket(bucketOutboxStatus).Stats().KeyN; k != n {
+			t.Errorf("%d status records for %d actions", k, n)
+		}
+		_, v := tx.Bucket(bucketOutbox).Cursor().First()
+		if bytes.Contains(v, []byte(`"status"`)) {
+			t.Errorf("a body still holds the status: %s", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueActions(ctx, start.Add(24*time.Hour), n)
+	if err != nil || len(due) != n/2 {
+		t.Fatalf("%d due actions, want %d (%v)", len(due), n/2, err)
+	}
+	// The open attempt (i%4 == 2) makes the next one possibly delivered.
+	a := due[0]
+	if a.AttemptAt.IsZero() {
+		a = due[1]
+	}
+	if err := s.BeginAttempt(ctx, a.ID, start.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, a.ID, start.Add(time.Hour), "msgid-2"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Action(ctx, a.ID)
+	if err != nil || after.Status != bot.ActionSent || !after.PossiblyDelivered || after.Attempts != 2 || after.Detail != "msgid-2" || !after.AttemptAt.IsZero() {
+		t.Fatalf("after attempt and outcome: %+v %v", after, err)
+	}
+	if ob, _ := s.OutboxStats(ctx); ob.Pending != n/2-1 || ob.Sent != (n+3)/4+1 || ob.Failed != (n+2)/4 {
+		t.Errorf("outbox stats %+v after the migration and one send", ob)
+	}
 }

@@ -488,12 +488,8 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if a.Status == "" {
 		a.Status = bot.ActionPending
 	}
-	raw, err := encodeAction(a)
-	if err != nil {
-		return false, fmt.Errorf("encode action %s: %w", a.Key, err)
-	}
-	if err := ob.Put(u64(id), raw); err != nil {
-		return false, err
+	if err := putAction(t.tx, id, a); err != nil {
+		return false, fmt.Errorf("store action %s: %w", a.Key, err)
 	}
 	if err := keys.Put([]byte(a.Key), u64(id)); err != nil {
 		return false, err
@@ -504,15 +500,15 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if a.Status != bot.ActionPending {
 		return false, nil
 	}
-	if err := putDue(t.tx, a, id); err != nil {
+	if err := putDue(t.tx, a.DueAt, !a.NotAfter.IsZero(), id); err != nil {
 		return false, err
 	}
 	return false, addCounter(t.tx, ctrObPending, 1)
 }
 
 func (t *boltTx) SetActionResult(id uint64, r bot.ActionResult) error {
-	ob := t.tx.Bucket(bucketOutbox)
-	a, err := loadAction(ob, id)
+	var a bot.Action
+	urgent, err := loadStatus(t.tx, id, &a)
 	if err != nil {
 		return err
 	}
@@ -532,11 +528,7 @@ func (t *boltTx) SetActionResult(id uint64, r bot.ActionResult) error {
 			return err
 		}
 	}
-	out, err := json.Marshal(&a)
-	if err != nil {
-		return err
-	}
-	return ob.Put(u64(id), out)
+	return putStatus(t.tx, id, &a, urgent)
 }
 
 func (t *boltTx) kv(bucket string, create bool) (*bbolt.Bucket, error) {
@@ -602,22 +594,25 @@ func (t *boltTx) Scan(bucket, prefix string, fn func(key string, value []byte) b
 // ---- outbox ----
 
 // putDue indexes a pending action by due time (and as urgent when it has a deadline).
-func putDue(tx *bbolt.Tx, a *bot.Action, id uint64) error {
-	if err := tx.Bucket(bucketOutboxDue).Put(dueKey(a.DueAt, id), nil); err != nil {
+func putDue(tx *bbolt.Tx, due time.Time, urgent bool, id uint64) error {
+	if err := tx.Bucket(bucketOutboxDue).Put(dueKey(due, id), nil); err != nil {
 		return err
 	}
-	if a.NotAfter.IsZero() {
+	if !urgent {
 		return nil
 	}
-	return tx.Bucket(bucketOutboxUrgent).Put(dueKey(a.DueAt, id), nil)
+	return tx.Bucket(bucketOutboxUrgent).Put(dueKey(due, id), nil)
 }
 
 // deleteDue removes a pending action from the due indexes.
-func deleteDue(tx *bbolt.Tx, a *bot.Action, id uint64) error {
-	if err := tx.Bucket(bucketOutboxDue).Delete(dueKey(a.DueAt, id)); err != nil {
+func deleteDue(tx *bbolt.Tx, due time.Time, urgent bool, id uint64) error {
+	if err := tx.Bucket(bucketOutboxDue).Delete(dueKey(due, id)); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketOutboxUrgent).Delete(dueKey(a.DueAt, id))
+	if !urgent {
+		return nil
+	}
+	return tx.Bucket(bucketOutboxUrgent).Delete(dueKey(due, id))
 }
 
 // DueActions implements bot.Outbox: range scans of the urgent index (actions
@@ -653,9 +648,9 @@ func (s *Store) DueActionsExcept(ctx context.Context, now time.Time, limit int, 
 					continue
 				}
 				taken[id] = true
-				var a bot.Action
-				if err := json.Unmarshal(ob.Get(k[8:]), &a); err != nil {
-					return fmt.Errorf("decode action %d: %w", id, err)
+				a, err := decodeAction(tx, id, ob.Get(k[8:]))
+				if err != nil {
+					return err
 				}
 				out = append(out, a)
 			}
@@ -698,29 +693,39 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return at, found, err
 }
 
-// updateAction loads a pending action, lets fn change it, and keeps the due
-// index and counters in step, in one transaction shared with concurrent
-// callers (group commit: fn works on a fresh copy, so a re-run is harmless).
+// updateAction loads a pending action's status, lets fn change it, and
+// keeps the due index and counters in step, in one transaction shared with
+// concurrent callers (group commit: fn works on a fresh copy, so a re-run
+// is harmless). fn sees and changes only the status fields (bot.Action's
+// Record* methods): the action's body is neither read nor rewritten.
 func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Action)) error {
 	if err := check(ctx); err != nil {
 		return err
 	}
 	return s.gc.run(func(tx *bbolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
-		a, err := loadAction(ob, id)
+		var a bot.Action
+		urgent, err := loadStatus(tx, id, &a)
 		if err != nil {
 			return err
 		}
 		if a.Status != bot.ActionPending {
 			return fmt.Errorf("action %d is already %s: %w", id, a.Status, bot.ErrConflict)
 		}
-		if err := deleteDue(tx, &a, id); err != nil {
-			return err
-		}
+		due := a.DueAt
 		fn(&a)
+		// The due indexes change only when the action leaves pending or is
+		// due at another time (not when an attempt starts).
+		if a.Status != bot.ActionPending || !a.DueAt.Equal(due) {
+			if err := deleteDue(tx, due, urgent, id); err != nil {
+				return err
+			}
+		}
 		switch a.Status {
 		case bot.ActionPending:
-			if err := putDue(tx, &a, id); err != nil {
+			if a.DueAt.Equal(due) {
+				break
+			}
+			if err := putDue(tx, a.DueAt, urgent, id); err != nil {
 				return err
 			}
 		case bot.ActionSent:
@@ -738,48 +743,8 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 				return err
 			}
 		}
-		out, err := encodeAction(&a)
-		if err != nil {
-			return err
-		}
-		return ob.Put(u64(id), out)
+		return putStatus(tx, id, &a, urgent)
 	})
-}
-
-// loadAction decodes action id from the outbox bucket.
-func loadAction(ob *bbolt.Bucket, id uint64) (bot.Action, error) {
-	var a bot.Action
-	raw := ob.Get(u64(id))
-	if raw == nil {
-		return a, fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
-	}
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return a, fmt.Errorf("decode action %d: %w", id, err)
-	}
-	return a, nil
-}
-
-// encodeAction is json.Marshal(a) without re-validating and compacting the
-// payload, which is already JSON (bot.NewAction marshalled it, or it was
-// decoded from the store): the payload is the last field, so the record is
-// the other fields' encoding with the payload spliced in. On the hot path
-// (every enqueue, attempt and outcome) that check was most of the cost.
-func encodeAction(a *bot.Action) ([]byte, error) {
-	payload := a.Payload
-	if len(payload) == 0 {
-		return json.Marshal(a)
-	}
-	c := *a
-	c.Payload = nil
-	head, err := json.Marshal(&c)
-	const tail = `"payload":null}`
-	if err != nil || !bytes.HasSuffix(head, []byte(tail)) {
-		return json.Marshal(a) // not the layout expected: the slow, checked way
-	}
-	out := make([]byte, 0, len(head)-len("null}")+len(payload)+1)
-	out = append(out, head[:len(head)-len("null}")]...)
-	out = append(out, payload...)
-	return append(out, '}'), nil
 }
 
 // statusCounter names the counter of a final status.
@@ -825,12 +790,12 @@ func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
 	}
 	var a *bot.Action
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		raw := tx.Bucket(bucketOutbox).Get(u64(id))
-		if raw == nil {
-			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		got, err := loadAction(tx, id)
+		if err != nil {
+			return err
 		}
-		a = new(bot.Action)
-		return json.Unmarshal(raw, a)
+		a = &got
+		return nil
 	})
 	return a, err
 }
@@ -844,9 +809,9 @@ func (s *Store) Actions(ctx context.Context, after uint64, limit int) ([]bot.Act
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			var a bot.Action
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(k), err)
+			a, err := decodeAction(tx, binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
 			}
 			out = append(out, a)
 		}
