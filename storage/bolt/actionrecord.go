@@ -139,22 +139,23 @@ type statusReader struct {
 
 func (r *statusReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	r.b = r.b[n:]
+	r.skip(n)
 	return v
 }
 
 func (r *statusReader) varint() int64 {
 	v, n := binary.Varint(r.b)
+	r.skip(n)
+	return v
+}
+
+// skip moves past a varint of n bytes (n <= 0: none could be read).
+func (r *statusReader) skip(n int) {
 	if n <= 0 {
 		r.bad, r.b = true, nil
-		return 0
+		return
 	}
 	r.b = r.b[n:]
-	return v
 }
 
 func (r *statusReader) str() string {
