@@ -138,6 +138,10 @@ const (
 	StopPurchase = "purchase"
 	StopLost     = "lost"
 	StopTag      = "tag"
+	// StopActive: she was active (a 微信客服 message, a check-in, an order,
+	// joining a group) since the sequence started — a re-activation SOP's
+	// natural end.
+	StopActive = "active"
 )
 
 // SOP is a compiled sequence: when Trigger fires for a member (in Segment,
@@ -207,10 +211,14 @@ func (s *SOPStep) Due(start time.Time, zone *time.Location) time.Time {
 }
 
 // Stops reports the stop condition of sop that holds for m ("" for none),
-// given the purchases made since the sequence started.
-func (sop *SOP) Stops(m *bot.Member, ordersSince int) string {
+// given when the sequence started and the purchases made since.
+func (sop *SOP) Stops(m *bot.Member, started time.Time, ordersSince int) string {
 	for _, st := range sop.Stop {
 		switch st.Kind {
+		case StopActive:
+			if m.LastActiveAt.After(started) {
+				return StopActive
+			}
 		case StopPurchase:
 			if ordersSince > 0 {
 				return StopPurchase
@@ -443,7 +451,7 @@ func (c *compiler) sops(specs []*sopSpec) {
 			rel := fmt.Sprintf("stop[%d]", i)
 			kind, arg, _ := strings.Cut(stop, ":")
 			switch kind {
-			case StopPurchase, StopLost:
+			case StopPurchase, StopLost, StopActive:
 				if arg != "" {
 					c.ps.at(s.Pos, rel, "%s takes no argument", kind)
 				}
@@ -452,7 +460,7 @@ func (c *compiler) sops(specs []*sopSpec) {
 				c.tag(s.Pos, rel, arg)
 				sop.Stop = append(sop.Stop, Stop{Kind: kind, Tag: arg})
 			default:
-				c.ps.at(s.Pos, rel, "unknown stop condition %q (want purchase, lost or tag:<tag>)", stop)
+				c.ps.at(s.Pos, rel, "unknown stop condition %q (want purchase, lost, active or tag:<tag>)", stop)
 			}
 		}
 		c.sc.SOPs = append(c.sc.SOPs, sop)

@@ -354,7 +354,7 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 	// A mass send to one customer (or group) joins a batch: one task per
 	// staff member, content and window (massbatch.go).
 	var batch *massBatch
-	target := ""
+	target, quotaKey := "", ""
 	if p, isMass := payload.(bot.MassSend); isMass {
 		target = massTarget(p)
 	}
@@ -379,6 +379,9 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 		default:
 			if reason, err = r.massQuota(quotaTarget, when); err != nil {
 				return nil, "", err
+			}
+			if reason == "" {
+				quotaKey = r.massQuotaKey(quotaTarget, when)
 			}
 			if reason != "" {
 				r.e.metrics.SendSkipped("mass_send", "over_quota")
@@ -423,7 +426,7 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 			return a, batchID, err
 		}
 		if !dup {
-			if err := r.massJoin(batch, target, a); err != nil {
+			if err := r.massJoin(batch, target, quotaKey, a); err != nil {
 				return a, batchID, err
 			}
 		}

@@ -315,7 +315,7 @@ func (r *run) massQuota(member string, due time.Time) (reason string, err error)
 	if limit <= 0 {
 		limit = DefaultMassSendPerMonth
 	}
-	key := member + "|" + due.In(r.sc.Brand.Zone).Format("2006-01")
+	key := r.massQuotaKey(member, due)
 	raw, err := r.tx.Get(bucketMassQuota, key)
 	if err != nil && !errors.Is(err, bot.ErrNotFound) {
 		return "", err
@@ -325,4 +325,29 @@ func (r *run) massQuota(member string, due time.Time) (reason string, err error)
 		return fmt.Sprintf("over WeCom's mass-send quota (%d per customer or group per natural month; %d already in %s)", limit, n, due.In(r.sc.Brand.Zone).Format("2006-01")), nil
 	}
 	return "", r.tx.Put(bucketMassQuota, key, []byte(strconv.Itoa(n+1)))
+}
+
+// massQuotaKey is the mass_quota record counting member's (or a group's,
+// "group|<chat>") mass sends in due's natural month.
+func (r *run) massQuotaKey(member string, due time.Time) string {
+	return member + "|" + due.In(r.sc.Brand.Zone).Format("2006-01")
+}
+
+// massQuotaRelease gives back a mass send counted under key that never
+// reached WeCom (dropped when its batch closed: an SOP step of a stopped
+// sequence, a member who deleted the sender), so it doesn't crowd out a
+// later one that month.
+func (r *run) massQuotaRelease(key string) error {
+	raw, err := r.tx.Get(bucketMassQuota, key)
+	if errors.Is(err, bot.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(string(raw))
+	if n <= 1 {
+		return r.tx.Delete(bucketMassQuota, key)
+	}
+	return r.tx.Put(bucketMassQuota, key, []byte(strconv.Itoa(n-1)))
 }

@@ -94,6 +94,9 @@ type massMember struct {
 	// Key is the action's key, for the checks its feature makes when the
 	// batch closes (an SOP step of a stopped sequence is dropped).
 	Key string `json:"k,omitempty"`
+	// Quota is the mass_quota record she was counted under (given back if
+	// she is dropped before the task is created).
+	Quota string `json:"q,omitempty"`
 }
 
 // MassBatch is a batch as the console and tests read it.
@@ -218,9 +221,9 @@ func massMemberKey(batch, target string) string { return batch + "|" + target }
 
 // massJoin records the batched action a of target in b; the batch's first
 // member sets the timer that closes it.
-func (r *run) massJoin(b *massBatch, target string, a *bot.Action) error {
+func (r *run) massJoin(b *massBatch, target, quota string, a *bot.Action) error {
 	b.N++
-	if err := r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), massMember{Action: a.ID, Key: a.Key}); err != nil {
+	if err := r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), massMember{Action: a.ID, Key: a.Key, Quota: quota}); err != nil {
 		return err
 	}
 	if b.N == 1 {
@@ -299,6 +302,11 @@ func (r *run) massBatchClose(id string) error {
 		if reason != "" {
 			if err := r.setMassResult(b, t, &members[i], bot.ActionFailed, bot.MassCanceled, "canceled: "+reason); err != nil {
 				return err
+			}
+			if members[i].Quota != "" {
+				if err := r.massQuotaRelease(members[i].Quota); err != nil {
+					return err
+				}
 			}
 			continue
 		}

@@ -284,6 +284,17 @@ func TestMassSendBatchRules(t *testing.T) {
 	if a["wm2"].Status != bot.ActionFailed || a["wm2"].Result != bot.MassCanceled {
 		t.Errorf("wm2: %s %s %q, want failed/canceled", a["wm2"].Status, a["wm2"].Result, a["wm2"].Detail)
 	}
+	// wm2's send never reached WeCom: her month's quota is given back
+	// (wm1's two stand: both went out in tasks).
+	quota := map[string]string{}
+	if err := h.store.View(context.Background(), func(tx bot.Tx) error {
+		return tx.Scan(bucketMassQuota, "", func(k string, v []byte) bool { quota[k] = string(v); return true })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(quota) != 1 || quota["wm1|2025-03"] != "2" {
+		t.Errorf("mass_quota %v, want only wm1|2025-03 = 2", quota)
+	}
 }
 
 // A task that fails for good fails its members' actions with the reason;

@@ -130,7 +130,7 @@ func (r *run) sopStops(ms *memberState) error {
 		if sop == nil {
 			continue
 		}
-		reason := sop.Stops(ms.m, ms.m.Orders-e.Orders)
+		reason := sop.Stops(ms.m, e.Started, ms.m.Orders-e.Orders)
 		if reason == "" {
 			continue
 		}
