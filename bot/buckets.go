@@ -131,6 +131,11 @@ const (
 	BucketBroadcastOrders = "broadcast_orders"
 	// BucketSOP: "<member>|<sop>" → engine.SOPEnrollment.
 	BucketSOP = "sop"
+	// BucketSOPMembers: "<sop>|<member>" → present (the SOP's enrollments,
+	// for its console page).
+	BucketSOPMembers = "sop_members"
+	// BucketSOPStats: "<sop>" → engine.SOPStats.
+	BucketSOPStats = "sop_stats"
 )
 
 // BucketMedia holds the media library's records (bot/media): what WeCom
@@ -213,7 +218,7 @@ var Buckets = []Bucket{
 	{BucketKfCursor, "open_kfid", "kf/sync_msg cursor", "bot/kf puller.go"},
 	{BucketKfSessions, "open_kfid ‖ external_userid (and fail ‖ msgid)", "engine.KfSession JSON (msg_send_fail: fail type)", "bot/engine kfsession.go"},
 	{BucketMassQuota, "external_userid ‖ YYYY-MM (brand zone)", "mass-send tasks queued for the customer that month (decimal)", "bot/engine kfsession.go"},
-	{BucketKfMsgIDs, "msgid (kf/send_msg, send_msg_on_event)", "the outbox action id (decimal), for msg_send_fail", "bot/engine kfsession.go"},
+	{BucketKfMsgIDs, "msgid (kf/send_msg, send_msg_on_event)", "the outbox action id (decimal) and, after a space, its key: for msg_send_fail", "bot/engine kfsession.go"},
 	{BucketMassBatches, "chat_type ‖ sender ‖ content hash ‖ window end (unix ms) [‖ #generation]", "engine massBatch JSON: content, window, task msgid, confirmation, polls", "bot/engine massbatch.go"},
 	{BucketMassMembers, "batch id ‖ external_userid or chat_id", "engine massMember JSON: the member's action id and result so far", "bot/engine massbatch.go"},
 	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},
@@ -223,7 +228,9 @@ var Buckets = []Bucket{
 	{BucketBroadcastMembers, "run ‖ external_userid", "engine.BroadcastTarget JSON (staff, action id or skip reason)", "bot/engine broadcast.go"},
 	{BucketBroadcastRecv, "external_userid ‖ run", "RFC 3339 time the broadcast was queued for her (orders within 7 days)", "bot/engine broadcast.go"},
 	{BucketBroadcastOrders, "run ‖ order_id", "engine.BroadcastOrder JSON (member, amount): orders within 7 days of the broadcast", "bot/engine broadcast.go"},
-	{BucketSOP, "external_userid ‖ sop", "engine.SOPEnrollment JSON (started, stopped and why)", "bot/engine sop.go"},
+	{BucketSOP, "external_userid ‖ sop", "engine.SOPEnrollment JSON (started, stopped and why, each step's status)", "bot/engine sop.go"},
+	{BucketSOPMembers, "sop ‖ external_userid", "present: she was enrolled (the SOP's member list)", "bot/engine sop.go"},
+	{BucketSOPStats, "sop", "engine.SOPStats JSON: enrolled, stopped by reason, each step's messages by status, paused", "bot/engine sop.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},
 }
 

@@ -21,6 +21,9 @@ const (
 	// EventSOPDate: the day's scan of a date-triggered SOP (date:birthday).
 	// Data: DataSOP, DataDay (YYYY-MM-DD, brand zone; bot/silent.go).
 	EventSOPDate EventType = "sop.date"
+	// EventSOPState: an operator paused or resumed an SOP (console, admin
+	// API). Data: DataSOP, DataPaused ("true" or "false").
+	EventSOPState EventType = "sop.state"
 )
 
 // PurposeOutreach: a broadcast's or an SOP step's message; the outbox
@@ -37,6 +40,7 @@ const (
 	DataRun           = "run"
 	DataCursor        = "cursor"
 	DataSOP           = "sop"
+	DataPaused        = "paused"
 )
 
 // BroadcastRunKey is the dedupe key of a broadcast's occurrence.

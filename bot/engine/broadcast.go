@@ -83,6 +83,24 @@ type BroadcastRun struct {
 	Skipped  map[string]int `json:"skipped,omitempty"`
 	// PerStaff counts targets per sending staff member (group owner).
 	PerStaff map[string]int `json:"per_staff,omitempty"`
+	// Counted: the run keeps its report's counts below, moved by every
+	// outcome as it happens (outcome.go), so a report reads no actions;
+	// runs stored before these counts existed report from their targets'
+	// actions instead.
+	Counted bool `json:"counted,omitempty"`
+	// Tasks are the mass-send tasks created (one per staff member and
+	// batch window once batched); Confirmed counts customers whose task the
+	// staff member sent; Delivered those WeCom says received it.
+	Tasks     int `json:"tasks"`
+	Confirmed int `json:"confirmed"`
+	Delivered int `json:"delivered"`
+	// Results counts customers by status (queued, waiting_confirm,
+	// delivered, over_quota, not_friend, not_confirmed, canceled,
+	// skipped:<reason>, …).
+	Results map[string]int `json:"results"`
+	// Orders and GMVFen: orders recipients paid within 7 days.
+	Orders int   `json:"orders"`
+	GMVFen int64 `json:"gmv_fen"`
 }
 
 // BroadcastTarget is one member (or group) a run reached for.
@@ -96,6 +114,13 @@ type BroadcastTarget struct {
 	Batch    string `json:"batch,omitempty"`
 	Skip     string `json:"skip,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Status is what became of her message (targetStatus, kept current by
+	// its outcomes in a counted run) and Detail why, when it didn't reach her.
+	Status string `json:"status,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Orders and GMVFen are what she paid within OrderWindow of it.
+	Orders int   `json:"orders,omitempty"`
+	GMVFen int64 `json:"gmv_fen,omitempty"`
 }
 
 // BroadcastOrder is an order a recipient paid within OrderWindow.
@@ -210,7 +235,7 @@ func (r *run) broadcastCreate() error {
 		return err
 	}
 	run := &BroadcastRun{ID: id, Name: req.Name, Source: "api", Via: b.Via, Segment: req.Segment, Occurrence: r.at,
-		Status: BroadcastScheduled, CreatedAt: r.at}
+		Status: BroadcastScheduled, CreatedAt: r.at, Counted: true}
 	if !b.At.IsZero() {
 		run.Occurrence = b.At
 	}
@@ -254,7 +279,7 @@ func (r *run) broadcastRunEvent() error {
 		r.log.Info().Str("broadcast", name).Msg("broadcast no longer in the scenario (reloaded); not sent")
 		return nil
 	}
-	run := &BroadcastRun{ID: id, Name: name, Source: "yaml", Via: b.Via, Occurrence: occurrence, CreatedAt: r.at}
+	run := &BroadcastRun{ID: id, Name: name, Source: "yaml", Via: b.Via, Occurrence: occurrence, CreatedAt: r.at, Counted: true}
 	if b.Segment != nil {
 		run.Segment = b.Segment.Name
 	}
@@ -495,10 +520,17 @@ func (t *BroadcastTarget) queued(a *bot.Action, batch string) {
 		t.Reason = strings.TrimPrefix(a.LastError, "skipped: ")
 		t.Skip = skipCategory(t.Reason)
 	}
+	t.Status = targetStatus(*t, a)
 }
 
 // recordTarget stores a target and counts it.
 func (r *run) recordTarget(run *BroadcastRun, t BroadcastTarget, key string) error {
+	if run.Counted {
+		if t.Status == "" {
+			t.Status = targetStatus(t, nil) // skipped before anything was queued
+		}
+		run.count(t, +1)
+	}
 	if run.PerStaff == nil {
 		run.PerStaff = map[string]int{}
 	}
@@ -658,12 +690,39 @@ func (r *run) broadcastAfter() error {
 		return fmt.Errorf("read broadcasts sent to %s: %w", member, err)
 	}
 	for _, rc := range runs {
+		key := rc.run + "|" + orderID
+		if seen, err := r.has(bucketBroadcastOrders, key); err != nil || seen {
+			return err // a replayed order counts once
+		}
 		o := BroadcastOrder{Member: member, OrderID: orderID, AmountFen: amount, At: r.at}
-		if err := r.putJSON(bucketBroadcastOrders, rc.run+"|"+orderID, o); err != nil {
+		if err := r.putJSON(bucketBroadcastOrders, key, o); err != nil {
+			return err
+		}
+		if err := r.broadcastOrder(rc.run, member, amount); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// broadcastOrder adds an order of member's to her target in a counted
+// run, and to the run's orders while her message counts as reaching her
+// (a later outcome moves them with her status).
+func (r *run) broadcastOrder(runID, member string, amount int64) error {
+	run, err := r.broadcastRunFor(runID)
+	if err != nil || run == nil || !run.Counted {
+		return err
+	}
+	var t BroadcastTarget
+	key := runID + "|" + member
+	if found, err := r.getJSON(bucketBroadcastMembers, key, &t); err != nil || !found {
+		return err
+	}
+	run.count(t, -1)
+	t.Orders++
+	t.GMVFen += amount
+	run.count(t, +1)
+	return r.putJSON(bucketBroadcastMembers, key, t)
 }
 
 // BroadcastReport is what a run did: its counts, what became of each
@@ -671,19 +730,6 @@ func (r *run) broadcastAfter() error {
 // reported), and the orders its recipients paid within OrderWindow.
 type BroadcastReport struct {
 	BroadcastRun
-	// Tasks are the mass-send tasks created (one per staff member and
-	// batch window once batched); Confirmed counts customers whose task the
-	// staff member sent; Delivered those WeCom says received it.
-	Tasks     int `json:"tasks"`
-	Confirmed int `json:"confirmed"`
-	Delivered int `json:"delivered"`
-	// Results counts customers by status (queued, waiting_confirm,
-	// delivered, over_quota, not_friend, not_confirmed, canceled,
-	// skipped:<reason>, …).
-	Results map[string]int `json:"results"`
-	// Orders and GMVFen: orders recipients paid within 7 days.
-	Orders int   `json:"orders"`
-	GMVFen int64 `json:"gmv_fen"`
 	// Customers is one page of per-customer results (after the request's
 	// cursor); NextCursor continues it.
 	Customers  []BroadcastResult `json:"customers"`
@@ -710,19 +756,59 @@ func reached(status string) bool {
 	return false
 }
 
-// ReportBroadcast builds run id's report; action loads an outbox action
-// (Outbox.Action). Customers lists up to limit targets after cursor.
+// ReportBroadcast builds run id's report: a counted run's counts as kept,
+// and up to limit targets after cursor with their status (the page's
+// targets only). A run from before the counts read every target's action
+// (action: Outbox.Action).
 func ReportBroadcast(tx bot.Tx, id string, action func(uint64) (*bot.Action, error), after string, limit int) (*BroadcastReport, error) {
 	run, err := ReadBroadcastRun(tx, id)
 	if err != nil || run == nil {
 		return nil, err
 	}
-	rep := &BroadcastReport{BroadcastRun: *run, Results: map[string]int{}, Customers: []BroadcastResult{}}
+	if !run.Counted {
+		return reportFromActions(tx, run, action, after, limit)
+	}
+	rep := &BroadcastReport{BroadcastRun: *run, Customers: []BroadcastResult{}}
+	if rep.Results == nil {
+		rep.Results = map[string]int{}
+	}
+	err = BroadcastTargets(tx, id, after, func(t BroadcastTarget) bool {
+		if len(rep.Customers) == limit {
+			rep.NextCursor = targetKey(rep.Customers[limit-1])
+			return false
+		}
+		reason := t.Reason
+		if reason == "" {
+			reason = t.Detail
+		}
+		rep.Customers = append(rep.Customers, BroadcastResult{Member: t.Member, Chat: t.Chat, Staff: t.Staff, ActionID: t.ActionID, Status: t.Status, Reason: reason})
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// targetKey is a result's place in the run's targets (the report's cursor).
+func targetKey(res BroadcastResult) string {
+	if res.Member == "" {
+		return "group|" + res.Chat
+	}
+	return res.Member
+}
+
+// reportFromActions is the report of a run stored before runs kept their
+// counts: every target's action is read (O(targets)).
+func reportFromActions(tx bot.Tx, run *BroadcastRun, action func(uint64) (*bot.Action, error), after string, limit int) (*BroadcastReport, error) {
+	id := run.ID
+	rep := &BroadcastReport{BroadcastRun: *run, Customers: []BroadcastResult{}}
+	rep.Results = map[string]int{}
 	tasks := map[string]bool{}
 	recipients := map[string]bool{}
 	more := false
 	var loadErr error
-	err = BroadcastTargets(tx, id, "", func(t BroadcastTarget) bool {
+	err := BroadcastTargets(tx, id, "", func(t BroadcastTarget) bool {
 		res := BroadcastResult{Member: t.Member, Chat: t.Chat, Staff: t.Staff, ActionID: t.ActionID, Reason: t.Reason}
 		var a *bot.Action
 		if t.Skip == "" && t.ActionID != 0 {
@@ -749,11 +835,7 @@ func ReportBroadcast(tx bot.Tx, id string, action func(uint64) (*bot.Action, err
 		if reached(res.Status) && t.Member != "" {
 			recipients[t.Member] = true
 		}
-		key := t.Member
-		if key == "" {
-			key = "group|" + t.Chat
-		}
-		switch {
+		switch key := targetKey(res); {
 		case key <= after:
 		case len(rep.Customers) < limit:
 			rep.Customers = append(rep.Customers, res)
@@ -769,11 +851,7 @@ func ReportBroadcast(tx bot.Tx, id string, action func(uint64) (*bot.Action, err
 		return nil, err
 	}
 	if more && len(rep.Customers) > 0 {
-		last := rep.Customers[len(rep.Customers)-1]
-		rep.NextCursor = last.Member
-		if last.Member == "" {
-			rep.NextCursor = "group|" + last.Chat
-		}
+		rep.NextCursor = targetKey(rep.Customers[len(rep.Customers)-1])
 	}
 	rep.Tasks = len(tasks)
 	orders, err := BroadcastOrders(tx, id)

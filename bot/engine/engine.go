@@ -207,6 +207,12 @@ type run struct {
 	// by key in first-touched order.
 	weekly     map[string]*WeekStats
 	weeklyKeys []string
+	// bcRuns and sopStats are the broadcast runs and SOP counters the
+	// event's outreach outcomes moved (outcome.go), written at the end.
+	bcRuns        map[string]*BroadcastRun
+	bcRunOrder    []string
+	sopStats      map[string]*SOPStats
+	sopStatsOrder []string
 }
 
 // memberState is a member touched by the event, with the tag changes to
@@ -511,6 +517,9 @@ func (r *run) finish() error {
 		if err := r.tx.PutMember(ms.m); err != nil {
 			return fmt.Errorf("store member %s: %w", ms.m.ExternalUserID, err)
 		}
+	}
+	if err := r.flushOutreach(); err != nil {
+		return err
 	}
 	return r.flushWeekly()
 }

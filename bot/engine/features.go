@@ -128,6 +128,8 @@ func (r *run) dispatch() error {
 		return r.broadcastCreate()
 	case bot.EventSOPDate:
 		return r.sopDateEvent() // sop.go
+	case bot.EventSOPState:
+		return r.sopState() // sop.go
 	}
 	return nil
 }

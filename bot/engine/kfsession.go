@@ -225,17 +225,20 @@ func (r *run) kfSendFail() error {
 	if err != nil {
 		return err
 	}
-	id, _ := strconv.ParseUint(string(raw), 10, 64)
+	id, key := parseKfMsgIDEntry(raw)
 	r.e.metrics.SendResult("kf", bot.KfUndelivered)
-	err = r.tx.SetActionResult(id, bot.ActionResult{Status: bot.ActionFailed, Result: bot.KfUndelivered,
-		Detail: fmt.Sprintf("not delivered: WeCom reported msg_send_fail (fail_type %d: %s)", ft, why), At: r.at})
+	detail := fmt.Sprintf("not delivered: WeCom reported msg_send_fail (fail_type %d: %s)", ft, why)
+	err = r.tx.SetActionResult(id, bot.ActionResult{Status: bot.ActionFailed, Result: bot.KfUndelivered, Detail: detail, At: r.at})
 	if errors.Is(err, bot.ErrConflict) || errors.Is(err, bot.ErrNotFound) {
 		// Still being sent (its outcome not recorded yet) or swept: the
 		// failure stays recorded under fail|msgid.
 		r.log.Info().Err(err).Uint64("action", id).Msg("msg_send_fail not written onto its action")
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return r.outreachOutcome(key, bot.KfUndelivered, detail)
 }
 
 var bucketKfMsgIDs = bot.BucketKfMsgIDs
@@ -256,7 +259,7 @@ func (r *run) indexKfMsgID(a *bot.Action, payload any) error {
 	if msgID == "" {
 		return nil
 	}
-	return r.tx.Put(bucketKfMsgIDs, msgID, []byte(strconv.FormatUint(a.ID, 10)))
+	return r.tx.Put(bucketKfMsgIDs, msgID, kfMsgIDEntry(a))
 }
 
 // kfTransferDone applies a session moved by kf/service_state/trans.

@@ -266,6 +266,13 @@ func (r *run) setMassResult(b *massBatch, target string, m *massMember, status, 
 	if err := r.tx.SetActionResult(m.Action, bot.ActionResult{Status: status, Result: result, Detail: detail, At: r.at}); err != nil {
 		return fmt.Errorf("write the mass-send result onto action %d: %w", m.Action, err)
 	}
+	why := "" // the action keeps a reason (LastError) only when it failed
+	if status == bot.ActionFailed {
+		why = detail
+	}
+	if err := r.outreachOutcome(m.Key, result, why); err != nil {
+		return err
+	}
 	return r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), m)
 }
 
@@ -392,10 +399,12 @@ func (r *run) massTaskResult(d map[string]string) error {
 			n++
 		}
 	}
+	var inTask []string
 	for i, t := range targets {
 		if !waiting(members[i]) {
 			continue
 		}
+		inTask = append(inTask, members[i].Key)
 		status, result := bot.ActionSent, bot.MassWaiting
 		detail := fmt.Sprintf("in mass-send task %s (%d %s): waiting for %s to confirm it in 企业微信", b.MsgID, n, b.noun(), b.Sender)
 		if failed[t] {
@@ -404,6 +413,9 @@ func (r *run) massTaskResult(d map[string]string) error {
 		if err := r.setMassResult(b, t, &members[i], status, result, detail); err != nil {
 			return err
 		}
+	}
+	if err := r.broadcastTasks(inTask); err != nil {
+		return err
 	}
 	r.log.Info().Str("batch", id).Str("msgid", b.MsgID).Int("fail_list", len(failed)).Msg("mass-send task created; waiting for the staff member's confirmation")
 	if err := r.massPoll(b, 0, ""); err != nil {

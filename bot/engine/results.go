@@ -139,6 +139,8 @@ func (r *run) actionResult() error {
 		return r.kfTransferDone(d)
 	case bot.ActionMassSend:
 		return r.massTaskResult(d)
+	case bot.ActionKfMessage, bot.ActionStaffMessage:
+		return r.deliveredOutcome(d) // outcome.go
 	case bot.ActionMassResult:
 		return r.massPollResult(d)
 	case bot.ActionTimer:

@@ -20,8 +20,13 @@ import (
 // script's follow-ups are the first SOP: started by the welcome, stopped
 // when the member is lost.
 //
-// Bucket sop: "<member>|<sop>" → SOPEnrollment.
-var bucketSOP = bot.BucketSOP
+// Bucket sop: "<member>|<sop>" → SOPEnrollment; sop_members:
+// "<sop>|<member>" (its member list); sop_stats: "<sop>" → SOPStats.
+var (
+	bucketSOP        = bot.BucketSOP
+	bucketSOPMembers = bot.BucketSOPMembers
+	bucketSOPStats   = bot.BucketSOPStats
+)
 
 // SOPEnrollment is a member's run through an SOP.
 type SOPEnrollment struct {
@@ -34,6 +39,163 @@ type SOPEnrollment struct {
 	Until     time.Time `json:"until"`
 	StoppedAt time.Time `json:"stopped_at,omitzero"`
 	Stop      string    `json:"stop,omitempty"`
+	// Steps is what became of each step's message (queued, batched, sent,
+	// delivered, canceled, skipped:<reason>, group_post …), kept current
+	// by its outcomes (outcome.go); nil for enrollments from before.
+	Steps []string `json:"steps,omitempty"`
+}
+
+// SOPStats are an SOP's counts, kept as members enroll, stop and each
+// step's message has its outcome; Paused is the operator's switch.
+type SOPStats struct {
+	Enrolled int `json:"enrolled"`
+	// Stopped counts enrollments by the stop condition that ended them.
+	Stopped map[string]int `json:"stopped"`
+	// Steps[i] counts step i's messages by status.
+	Steps []map[string]int `json:"steps"`
+	// Paused: no member enrolls and steps falling due are canceled
+	// (PausedAt when it was switched off).
+	Paused   bool      `json:"paused"`
+	PausedAt time.Time `json:"paused_at,omitzero"`
+}
+
+// StatusGroupPost is a group step's status: posted into her customer
+// groups (one post per group, step and day, shared by the members who
+// started it that day, so not followed per member).
+const StatusGroupPost = "group_post"
+
+// move counts step i's message out of status from (unless "") into to.
+func (s *SOPStats) move(i int, from, to string) {
+	for len(s.Steps) <= i {
+		s.Steps = append(s.Steps, map[string]int{})
+	}
+	if s.Steps[i] == nil {
+		s.Steps[i] = map[string]int{}
+	}
+	if from != "" {
+		if s.Steps[i][from]--; s.Steps[i][from] <= 0 {
+			delete(s.Steps[i], from)
+		}
+	}
+	s.Steps[i][to]++
+}
+
+// ReadSOPStats returns the SOP's counts (zero when none yet).
+func ReadSOPStats(tx bot.Tx, sop string) (*SOPStats, error) {
+	st := &SOPStats{}
+	if _, err := readJSON(tx, bucketSOPStats, sop, st); err != nil {
+		return nil, err
+	}
+	if st.Stopped == nil {
+		st.Stopped = map[string]int{}
+	}
+	if st.Steps == nil {
+		st.Steps = []map[string]int{}
+	}
+	return st, nil
+}
+
+// SOPMembers calls fn with the enrollments of sop after member after, in
+// member order; false stops.
+func SOPMembers(tx bot.Tx, sop, after string, fn func(member string, e *SOPEnrollment) bool) error {
+	var members []string
+	prefix := sop + "|"
+	if err := tx.Scan(bucketSOPMembers, prefix, func(k string, _ []byte) bool {
+		if m := strings.TrimPrefix(k, prefix); m > after {
+			members = append(members, m)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, m := range members {
+		e, err := ReadSOPEnrollment(tx, m, sop)
+		if err != nil {
+			return err
+		}
+		if e != nil && !fn(m, e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// sopStatsFor is sop's counts as this event changes them (written at the
+// end of the event: flushOutreach).
+func (r *run) sopStatsFor(sop string) (*SOPStats, error) {
+	if st, ok := r.sopStats[sop]; ok {
+		return st, nil
+	}
+	st, err := ReadSOPStats(r.tx, sop)
+	if err != nil {
+		return nil, err
+	}
+	if r.sopStats == nil {
+		r.sopStats = map[string]*SOPStats{}
+	}
+	r.sopStats[sop] = st
+	r.sopStatsOrder = append(r.sopStatsOrder, sop)
+	return st, nil
+}
+
+// sopStepOutcome moves an SOP step's status (key sop|<sop>|<member>|<start>|<i>).
+func (r *run) sopStepOutcome(key, status string) error {
+	parts := sopStepKey(key)
+	if parts == nil {
+		return nil // a group post (shared by its members), or not a step
+	}
+	i, err := strconv.Atoi(parts[4])
+	if err != nil {
+		return nil
+	}
+	e, err := ReadSOPEnrollment(r.tx, parts[2], parts[1])
+	if err != nil || e == nil || strconv.FormatInt(e.Started.Unix(), 10) != parts[3] || i >= len(e.Steps) || e.Steps[i] == status {
+		return err // an earlier run's step, or an enrollment from before statuses
+	}
+	st, err := r.sopStatsFor(e.SOP)
+	if err != nil {
+		return err
+	}
+	st.move(i, e.Steps[i], status)
+	e.Steps[i] = status
+	return r.putJSON(bucketSOP, parts[2]+"|"+e.SOP, e)
+}
+
+// sopStepKey splits a member's SOP step key sop|<sop>|<member>|<start>|<i>
+// (also with |otherwise: the mass send that went instead of a kf step);
+// nil for any other key (a group post's, another feature's).
+func sopStepKey(key string) []string {
+	parts := strings.Split(key, "|")
+	if len(parts) == 6 && parts[5] == "otherwise" {
+		parts = parts[:5]
+	}
+	if len(parts) != 5 || parts[0] != "sop" {
+		return nil
+	}
+	return parts
+}
+
+// sopState pauses or resumes an SOP (operator event sop.state).
+func (r *run) sopState() error {
+	name := r.ev.Data[bot.DataSOP]
+	if r.sc.SOP(name) == nil {
+		r.log.Info().Str("sop", name).Msg("sop.state for an SOP not in the scenario; ignored")
+		return nil
+	}
+	st, err := r.sopStatsFor(name)
+	if err != nil {
+		return err
+	}
+	paused := r.ev.Data[bot.DataPaused] == "true"
+	if st.Paused == paused {
+		return nil
+	}
+	st.Paused, st.PausedAt = paused, time.Time{}
+	if paused {
+		st.PausedAt = r.at
+	}
+	r.log.Info().Str("sop", name).Bool("paused", paused).Msg("SOP switched by the operator")
+	return nil
 }
 
 // ReadSOPEnrollment returns the member's enrollment in sop (nil if none).
@@ -58,6 +220,12 @@ func (r *run) sopAfter() error {
 		for _, sop := range r.sc.SOPs {
 			chat, fired := r.sopFired(ms, sop.Trigger)
 			if !fired || (sop.Segment != nil && !sop.Segment.Match(ms.m, r.at)) {
+				continue
+			}
+			if st, err := r.sopStatsFor(sop.Name); err != nil || st.Paused {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			if err := r.startSOP(ms, sop, chat); err != nil {
@@ -138,6 +306,11 @@ func (r *run) sopStops(ms *memberState) error {
 		if err := r.putJSON(bucketSOP, id+"|"+e.SOP, e); err != nil {
 			return err
 		}
+		st, err := r.sopStatsFor(e.SOP)
+		if err != nil {
+			return err
+		}
+		st.Stopped[reason]++
 		r.log.Info().Str("sop", e.SOP).Str("stop", reason).Msg("SOP stopped: its remaining steps are cancelled")
 	}
 	return nil
@@ -165,25 +338,45 @@ func (r *run) startSOPAt(ms *memberState, sop *scenarios.SOP, chat string, at ti
 		staff = sop.Segment.Sender(ms.m)
 	}
 	data := r.sc.DataFor(ms.m)
+	stats, err := r.sopStatsFor(sop.Name)
+	if err != nil {
+		return err
+	}
+	stats.Enrolled++
 	for i, st := range sop.Steps {
 		due := st.Due(at, r.sc.Brand.Zone)
 		if due.After(e.Until) {
 			e.Until = due
 		}
 		key := "sop|" + sop.Name + "|" + id + "|" + strconv.FormatInt(at.Unix(), 10) + "|" + strconv.Itoa(i)
-		if err := r.sendStep(ms, sop, i, st, key, bot.PurposeOutreach, staff, chat, due, data); err != nil {
+		status, err := r.sendStep(ms, sop, i, st, key, bot.PurposeOutreach, staff, chat, due, data)
+		if err != nil {
 			return err
 		}
+		e.Steps = append(e.Steps, status)
+		stats.move(i, "", status)
 	}
 	r.log.Info().Str("sop", sop.Name).Int("steps", len(sop.Steps)).Msg("SOP started")
+	if err := r.tx.Put(bucketSOPMembers, sop.Name+"|"+id, present); err != nil {
+		return err
+	}
 	return r.putJSON(bucketSOP, id+"|"+sop.Name, e)
 }
 
 // sendStep queues step i of sop for ms, due then, as the step's via says:
 // a staff task to staff, a mass send from staff, a 微信客服 message, or a
 // post into the member's customer groups (chat when the trigger names one).
+// It returns the message's status as queued (queued, batched,
+// skipped:<reason>, group_post).
 func (r *run) sendStep(ms *memberState, sop *scenarios.SOP, i int, st *scenarios.SOPStep, key string, purpose bot.ActionPurpose,
-	staff, chat string, due time.Time, data scenarios.TemplateData) error {
+	staff, chat string, due time.Time, data scenarios.TemplateData) (string, error) {
+	queued := func(a *bot.Action, _ string, err error) (string, error) {
+		if err != nil {
+			return "", err
+		}
+		return targetStatus(BroadcastTarget{}, a), nil
+	}
+	const noStaff = "skipped:" + SkipNotFriend
 	m := ms.m
 	if purpose == bot.PurposeOutreach && (st.Via == scenarios.ViaMassSend || st.Via == scenarios.ViaGroup) {
 		// One text for every customer of a task (see broadcastTo): the
@@ -195,39 +388,40 @@ func (r *run) sendStep(ms *memberState, sop *scenarios.SOP, i int, st *scenarios
 	case scenarios.ViaStaffTask:
 		if staff == "" {
 			r.log.Info().Str("sop", sop.Name).Int("step", i).Msg("SOP staff task skipped: the member follows no staff member")
-			return nil
+			return noStaff, nil
 		}
 		msg := bot.StaffMessage{ToUsers: []string{staff}, Text: r.staffTaskText(sop, st, m, data, text)}
-		return r.enqueuePurpose(purpose, bot.ActionStaffMessage, key, m.ExternalUserID, msg, due, time.Time{})
+		return queued(r.enqueueAs(purpose, false, bot.ActionStaffMessage, key, m.ExternalUserID, msg, due, time.Time{}))
 	case scenarios.ViaKf:
 		msg := bot.KfMessage{OpenKfID: st.OpenKfID, ExternalUserID: m.ExternalUserID, Text: text, MsgID: kfMsgID(key)}
 		if st.Otherwise == scenarios.ViaMassSend {
 			s, found, err := ReadKfSession(r.tx, st.OpenKfID, m.ExternalUserID)
 			if err != nil {
-				return err
+				return "", err
 			}
 			if reason := kfRefusal(s, found, due); reason != "" {
 				// Rerouted: the kf message is recorded skipped (with its
 				// reason), the mass-send task goes instead.
 				r.log.Info().Str("member", m.ExternalUserID).Str("reason", reason).Msg("kf follow-up rerouted to a mass-send task (otherwise: mass_send)")
 				if err := r.enqueueProactive(purpose, bot.ActionKfMessage, key, m.ExternalUserID, msg, due, time.Time{}); err != nil {
-					return err
+					return "", err
 				}
 				mass := bot.MassSend{ChatType: "single", Sender: staff, ExternalUserIDs: []string{m.ExternalUserID}, Text: text}
-				return r.enqueueProactive(purpose, bot.ActionMassSend, key+"|otherwise", m.ExternalUserID, mass, due, time.Time{})
+				return queued(r.enqueueOwed(purpose, bot.ActionMassSend, key+"|otherwise", m.ExternalUserID, mass, due, time.Time{}))
 			}
 		}
-		return r.enqueueProactive(purpose, bot.ActionKfMessage, key, m.ExternalUserID, msg, due, time.Time{})
+		return queued(r.enqueueOwed(purpose, bot.ActionKfMessage, key, m.ExternalUserID, msg, due, time.Time{}))
 	case scenarios.ViaGroup:
 		chats := m.Groups
 		if chat != "" {
 			chats = []string{chat}
 		}
 		day := due.In(r.sc.Brand.Zone).Format("2006-01-02")
+		status := "skipped:no_group"
 		for _, c := range chats {
 			g, err := r.loadGroup(c)
 			if err != nil {
-				return err
+				return "", err
 			}
 			if g.Owner == "" || !g.DismissedAt.IsZero() {
 				continue
@@ -237,18 +431,19 @@ func (r *run) sendStep(ms *memberState, sop *scenarios.SOP, i int, st *scenarios
 				Attachments: r.renderAttachments(st.Attachments, data)}
 			gkey := "sop|" + sop.Name + "|group|" + c + "|" + strconv.Itoa(i) + "|" + day
 			if err := r.enqueuePurpose(purpose, bot.ActionMassSend, gkey, "", p, due, time.Time{}); err != nil {
-				return err
+				return "", err
 			}
+			status = StatusGroupPost
 		}
-		return nil
+		return status, nil
 	default:
 		if staff == "" {
 			r.log.Info().Str("sop", sop.Name).Int("step", i).Msg("SOP mass send skipped: the member follows no staff member")
-			return nil
+			return noStaff, nil
 		}
 		msg := bot.MassSend{ChatType: "single", Sender: staff, ExternalUserIDs: []string{m.ExternalUserID},
 			Text: text, Attachments: r.renderAttachments(st.Attachments, data)}
-		return r.enqueueProactive(purpose, bot.ActionMassSend, key, m.ExternalUserID, msg, due, time.Time{})
+		return queued(r.enqueueOwed(purpose, bot.ActionMassSend, key, m.ExternalUserID, msg, due, time.Time{}))
 	}
 }
 
@@ -272,7 +467,7 @@ func (r *run) welcomeFollowUps(ms *memberState, sop *scenarios.SOP, data scenari
 	}
 	for i, st := range sop.Steps {
 		key := fmt.Sprintf("followup|%s|%d", r.ref, i)
-		if err := r.sendStep(ms, sop, i, st, key, bot.PurposeFollowUp, r.ev.StaffID, "", st.Due(r.at, r.sc.Brand.Zone), data); err != nil {
+		if _, err := r.sendStep(ms, sop, i, st, key, bot.PurposeFollowUp, r.ev.StaffID, "", st.Due(r.at, r.sc.Brand.Zone), data); err != nil {
 			return err
 		}
 	}
@@ -282,8 +477,8 @@ func (r *run) welcomeFollowUps(ms *memberState, sop *scenarios.SOP, data scenari
 // sopStopped is the outbox guard's check for an SOP step (key
 // "sop|<sop>|<member>|<start>|<i>"): why it must not go out, or "".
 func sopStopped(tx bot.Tx, a *bot.Action) (string, error) {
-	parts := strings.Split(a.Key, "|")
-	if len(parts) != 5 || parts[0] != "sop" {
+	parts := sopStepKey(a.Key)
+	if parts == nil {
 		return "", nil
 	}
 	e, err := ReadSOPEnrollment(tx, parts[2], parts[1])
@@ -295,6 +490,13 @@ func sopStopped(tx bot.Tx, a *bot.Action) (string, error) {
 	}
 	if !e.StoppedAt.IsZero() {
 		return "SOP " + e.SOP + " stopped: " + e.Stop, nil
+	}
+	st, err := ReadSOPStats(tx, e.SOP)
+	if err != nil {
+		return "", err
+	}
+	if st.Paused {
+		return "SOP " + e.SOP + " paused", nil
 	}
 	return "", nil
 }

@@ -1291,6 +1291,9 @@ func (p *Pipeline) begin(ctx context.Context, a *bot.Action, log zerolog.Logger)
 		if err != nil {
 			log.Warn().Err(err).Msg("could not check whether the action still applies; sending")
 		} else if reason != "" {
+			if reportsDelivery(a) {
+				p.feedBackOutcome(ctx, a, "failed", "canceled: "+reason, now, log)
+			}
 			p.record("record cancellation", log, func() error { return p.o.Store.MarkFailed(ctx, a.ID, now, "canceled: "+reason) })
 			p.o.Metrics.OutboxAttempt(string(a.Kind), "canceled", 0)
 			log.Info().Str("reason", reason).Msg("action canceled before sending")
@@ -1316,7 +1319,14 @@ func (p *Pipeline) begin(ctx context.Context, a *bot.Action, log zerolog.Logger)
 func (p *Pipeline) outcome(ctx context.Context, a *bot.Action, res bot.SendResult, retryable bool, err error, log zerolog.Logger) {
 	now := p.o.Now()
 	if err == nil {
-		if len(res.Data) > 0 {
+		switch {
+		case reportsDelivery(a):
+			d := map[string]string{bot.DataOutcome: "sent"}
+			for k, v := range res.Data {
+				d[k] = v
+			}
+			p.feedBack(ctx, a, d, "result|"+a.Key, now, log)
+		case len(res.Data) > 0:
 			p.feedBack(ctx, a, res.Data, "result|"+a.Key, now, log)
 		}
 		p.record("sent, but could not record it", log, func() error { return p.o.Store.MarkSent(ctx, a.ID, now, res.Detail) })
@@ -1431,10 +1441,19 @@ func reportsOutcome(k bot.ActionKind) bool {
 	return k == bot.ActionMassSend || k == bot.ActionMassResult
 }
 
+// reportsDelivery are the outreach messages (broadcasts, SOP steps) the
+// outbox delivers itself — a 微信客服 message, a staff task: every outcome
+// (sent, failed, canceled, unknown) returns to the engine as a result event,
+// which keeps each broadcast's and SOP's counts exact without reading their
+// actions back. (Batched mass sends report through their task's results.)
+func reportsDelivery(a *bot.Action) bool {
+	return a.Purpose == bot.PurposeOutreach && (a.Kind == bot.ActionKfMessage || a.Kind == bot.ActionStaffMessage)
+}
+
 // feedBackOutcome appends a failed or unknown outcome (bot.DataOutcome) of
 // an action whose kind reports it; each attempt's outcome is its own event.
 func (p *Pipeline) feedBackOutcome(ctx context.Context, a *bot.Action, outcome, msg string, now time.Time, log zerolog.Logger) {
-	if !reportsOutcome(a.Kind) {
+	if !reportsOutcome(a.Kind) && !reportsDelivery(a) {
 		return
 	}
 	data := map[string]string{bot.DataOutcome: outcome, bot.DataError: msg}

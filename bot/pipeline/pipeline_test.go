@@ -752,3 +752,58 @@ func TestWelcomesOvertakeQueuedTagWrites(t *testing.T) {
 		t.Fatalf("first welcome was send %d of %v: it waited behind the queued mark_tags", first+1, snd.order)
 	}
 }
+
+// An outreach 微信客服 message or staff task (a broadcast's, an SOP
+// step's) returns every final outcome to the engine as a result event —
+// sent, failed for good, canceled by the guard — so its broadcast and SOP
+// counts follow without reading actions back; other kinds' sends don't.
+func TestOutreachOutcomesComeBackAsEvents(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var mu sync.Mutex
+	outcomes := map[string]string{}
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		if ev.Type == bot.EventActionResult {
+			mu.Lock()
+			outcomes[ev.Data[bot.ResultKey]] = ev.Data[bot.DataOutcome] + " " + ev.Data[bot.DataError]
+			mu.Unlock()
+			return nil
+		}
+		for _, k := range []string{"bc|r|sent", "bc|r|fail", "bc|r|drop", "sop|s|wm|1|0", "followup|x|0"} {
+			var a *bot.Action
+			if k == "sop|s|wm|1|0" {
+				a, _ = bot.NewAction(bot.ActionStaffMessage, k, bot.StaffMessage{ToUsers: []string{"zhang"}, Text: k})
+			} else {
+				a, _ = bot.NewAction(bot.ActionKfMessage, k, bot.KfMessage{Text: k})
+			}
+			a.Purpose = bot.PurposeOutreach
+			if k == "followup|x|0" {
+				a.Purpose = bot.PurposeFollowUp
+			}
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rec := newRecorder()
+	rec.failures["bc|r|fail"] = -1
+	guard := func(a *bot.Action) func(bot.Tx) (string, error) {
+		if a.Key != "bc|r|drop" {
+			return nil
+		}
+		return func(bot.Tx) (string, error) { return "member lost", nil }
+	}
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec, Guard: guard, MaxAttempts: 1})
+	waitFor(t, "four outcomes handled", func() bool { return p.Stats().Processed == 5 })
+	waitFor(t, "the outbox settled", func() bool { ob, _ := st.OutboxStats(context.Background()); return ob.Pending == 0 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]string{"bc|r|sent": "sent ", "bc|r|fail": "failed final failure", "bc|r|drop": "failed canceled: member lost", "sop|s|wm|1|0": "sent "}
+	if fmt.Sprint(outcomes) != fmt.Sprint(want) {
+		t.Errorf("outcomes %v\nwant %v (and none for the follow-up)", outcomes, want)
+	}
+}

@@ -421,7 +421,9 @@ func (s *simulator) handle(ctx context.Context, scripted *bot.Event) error {
 }
 
 // massResultEvent: a mass-send batch's timer, task or poll result, which
-// the task, result and remind lines already show.
+// the task, result and remind lines already show; or the delivery outcome
+// of an outreach kf message or staff task (its send or cancel line shows
+// it; the engine only counts it for the broadcast and SOP reports).
 func massResultEvent(ev *bot.Event) bool {
 	if ev.Type != bot.EventActionResult {
 		return false
@@ -429,6 +431,8 @@ func massResultEvent(ev *bot.Event) bool {
 	switch bot.ActionKind(ev.Data[bot.ResultKind]) {
 	case bot.ActionTimer, bot.ActionMassResult:
 		return true
+	case bot.ActionKfMessage, bot.ActionStaffMessage:
+		return ev.Data[bot.DataOutcome] != ""
 	case bot.ActionMassSend:
 		return ev.Data[bot.DataBatch] != "" || strings.HasPrefix(ev.Data[bot.ResultKey], "masstask|")
 	}
