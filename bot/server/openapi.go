@@ -87,6 +87,10 @@ var apiDocs = map[string]apiDoc{
 	"GET /api/v1/broadcasts":                        {summary: "Broadcasts (群发): every run, newest first, with targeted/queued/skipped counts, and the scenario's broadcasts with their next time"},
 	"POST /api/v1/broadcasts":                       {summary: "Send a broadcast to a segment or an inline filter, via mass_send, group or kf, now or at a time (brand zone); dry_run answers the count and per-staff split without sending; 202 with the id", body: `{"segment": "小红书新客", "filter": {"channels": ["xhs"]}, "via": "mass_send", "text": "{{.Name}}，本周上新……", "at": "2026-12-04 20:00", "dry_run": false}`},
 	"GET /api/v1/broadcasts/{id}":                   {summary: "One broadcast run's report: targeted, tasks, confirmed, delivered, skipped by reason, orders and GMV within 7 days, and per-customer results (cursor/limit)"},
+	"GET /api/v1/sops":                              {summary: "SOP sequences (客户SOP) of the scenario, the welcome scripts' follow-ups first: trigger, segment, stop conditions, steps with each step's messages by status, enrolled, stopped by reason, paused"},
+	"GET /api/v1/sops/{name}":                       {summary: "One SOP with its counts and a page of its members: each one's state (running, stopped, done), the step due next and every step's message status", query: []string{"state", "cursor", "limit"}, list: "members"},
+	"POST /api/v1/sops/{name}/pause":                {summary: "Pause an SOP: nobody enrolls and steps falling due are canceled until it is resumed (applied by the engine, in order)", status: http.StatusAccepted},
+	"POST /api/v1/sops/{name}/resume":               {summary: "Resume a paused SOP: members enroll again when its trigger fires", status: http.StatusAccepted},
 }
 
 // queryParamDocs describes each query parameter once.
@@ -111,6 +115,7 @@ var queryParamDocs = map[string]struct{ desc, typ string }{
 	"member":  {"Only this member's orders (external_userid).", "string"},
 	"n":       {"How many codes.", "integer"},
 	"status":  {"Redemption status: done, awaiting_address, to_ship, shipped.", "string"},
+	"state":   {"An SOP member's state: running, stopped or done.", "string"},
 }
 
 var pathParamRe = regexp.MustCompile(`\{([A-Za-z_]+)\}`)
