@@ -709,20 +709,11 @@ func (r *run) broadcastAfter() error {
 // run, and to the run's orders while her message counts as reaching her
 // (a later outcome moves them with her status).
 func (r *run) broadcastOrder(runID, member string, amount int64) error {
-	run, err := r.broadcastRunFor(runID)
-	if err != nil || run == nil || !run.Counted {
-		return err
-	}
-	var t BroadcastTarget
-	key := runID + "|" + member
-	if found, err := r.getJSON(bucketBroadcastMembers, key, &t); err != nil || !found {
-		return err
-	}
-	run.count(t, -1)
-	t.Orders++
-	t.GMVFen += amount
-	run.count(t, +1)
-	return r.putJSON(bucketBroadcastMembers, key, t)
+	return r.moveTarget(runID, member, func(t *BroadcastTarget) bool {
+		t.Orders++
+		t.GMVFen += amount
+		return true
+	})
 }
 
 // BroadcastReport is what a run did: its counts, what became of each

@@ -86,6 +86,22 @@ func (r *run) flushOutreach() error {
 
 // broadcastOutcome moves a target of a counted run to status.
 func (r *run) broadcastOutcome(runID, target, status, detail string) error {
+	return r.moveTarget(runID, target, func(t *BroadcastTarget) bool {
+		if t.Status == status {
+			return false
+		}
+		t.Status, t.Detail = status, ""
+		if !reached(status) {
+			t.Detail = strings.TrimPrefix(strings.TrimPrefix(detail, "canceled: "), "skipped: ")
+		}
+		return true
+	})
+}
+
+// moveTarget applies change to a target of a counted run (nothing for a
+// run from before counts, or an unknown target): its counts leave the run
+// as they were and come back as they are (change false: nothing changed).
+func (r *run) moveTarget(runID, target string, change func(*BroadcastTarget) bool) error {
 	run, err := r.broadcastRunFor(runID)
 	if err != nil || run == nil || !run.Counted {
 		return err
@@ -95,14 +111,11 @@ func (r *run) broadcastOutcome(runID, target, status, detail string) error {
 	if found, err := r.getJSON(bucketBroadcastMembers, key, &t); err != nil || !found {
 		return err
 	}
-	if t.Status == status {
+	before := t
+	if !change(&t) {
 		return nil
 	}
-	run.count(t, -1)
-	t.Status, t.Detail = status, ""
-	if !reached(status) {
-		t.Detail = strings.TrimPrefix(strings.TrimPrefix(detail, "canceled: "), "skipped: ")
-	}
+	run.count(before, -1)
 	run.count(t, +1)
 	return r.putJSON(bucketBroadcastMembers, key, t)
 }
