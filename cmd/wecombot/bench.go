@@ -124,6 +124,7 @@ type benchReport struct {
 	DrainOK  bool
 	Adds     int             // acknowledged contact adds (welcomes owed)
 	Welcomes []time.Duration // event sent → fake WeCom got send_welcome_msg, sorted
+	Expired  int             // send_welcome_msg calls the fake refused: code older than 20 s
 	Bare     loadtest.Result
 	Peer     loadtest.Result
 	// Ack is the ack-path phase: callbacks verified, logged durably and
@@ -338,6 +339,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		case "add":
 			ev.Type, ev.State, ev.WelcomeCode = "contact.add", "xhs", fmt.Sprintf("WC-%s-%d", runID, i)
 			r.Key = ev.WelcomeCode
+			fake.IssueWelcomeCode(ev.WelcomeCode) // the fake refuses it 20 s on, as WeCom does
 		case "join":
 			ev.Type, ev.ChatID = "group.join", "wr_bench_group_"+strconv.FormatUint(i%50, 10)
 		case "kf":
@@ -381,6 +383,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	d := drainServer(ctx, srv, o.Drain)
 	rep.DrainOK, rep.Drained, rep.LastStatus = d.OK, d.Took, d.Last
 	rep.Processed = processedBy(srvs) - processedBefore
+	rep.Expired = fake.ExpiredWelcomes()
 	stopProfile()
 	rep.ServeMem = loadtest.ReadMemory()
 	rep.Stages = srv.stageMeans()
@@ -894,7 +897,7 @@ func (r *benchReport) print(w io.Writer) {
 		fmt.Fprintf(w, "  p50 %s, p99 %s, max %s\n", loadtest.Ms(loadtest.Percentile(r.Welcomes, 50)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 99)), loadtest.Ms(loadtest.Percentile(r.Welcomes, 100)))
 	}
 	in, share := r.InWindow()
-	fmt.Fprintf(w, "welcomes inside WeCom's %v window: %d of %d owed = %.2f%%\n", welcomeWindow, in, r.Adds, share*100)
+	fmt.Fprintf(w, "welcomes inside WeCom's %v window: %d of %d owed = %.2f%%; the fake WeCom refused %d as expired\n", welcomeWindow, in, r.Adds, share*100, r.Expired)
 	if busy := r.Serve.Elapsed + r.Drained; busy > 0 {
 		fmt.Fprintf(w, "engine: %d events applied in %.2f s (load + drain) = %.0f events/s\n", r.Processed, busy.Seconds(), float64(r.Processed)/busy.Seconds())
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ func liveEnv(t *testing.T, fake *fakewecom.Server, dataDir string) (map[string]s
 	if err != nil {
 		t.Fatal(err)
 	}
+	fakeOf.Store(c, fake)
+	t.Cleanup(func() { fakeOf.Delete(c) })
 	return map[string]string{
 		"WECOMBOT_DATA_DIR": dataDir,
 		"WECOM_CORP_ID":     corp,
@@ -36,13 +39,22 @@ func liveEnv(t *testing.T, fake *fakewecom.Server, dataDir string) (map[string]s
 	}, c
 }
 
+// fakeOf is the fake WeCom behind each crypter liveEnv made: signEvent
+// tells it the welcome codes it "hands out", so the fake refuses each code
+// 20 s after its add, as WeCom does.
+var fakeOf sync.Map // *wecom.Crypter → *fakewecom.Server
+
 // signEvent seals one callback for c's corp (CreateTime now unless ev.At
 // is set) and returns the signed path and encrypted body WeCom would POST.
+// A contact add's welcome code starts its 20 s now on c's fake WeCom's clock.
 func signEvent(t *testing.T, c *wecom.Crypter, ev callbackEvent) (string, []byte) {
 	t.Helper()
 	ev.CorpID = c.ReceiveID()
 	if ev.At.IsZero() {
 		ev.At = time.Now()
+	}
+	if f, ok := fakeOf.Load(c); ok && ev.WelcomeCode != "" {
+		f.(*fakewecom.Server).IssueWelcomeCode(ev.WelcomeCode)
 	}
 	plain, err := ev.xml()
 	if err != nil {

@@ -240,3 +240,42 @@ func processed(t *testing.T, in *instance, dedupeKey string) bool {
 	}
 	return false
 }
+
+// A welcome that reaches WeCom more than 20 s after its add is refused
+// (41051, the code expired) and wecombot takes that as final: the action
+// fails with WeCom's reason, it is not sent again, and the member's tags
+// still reach WeCom.
+func TestWelcomeRefusedOnceItsCodeExpired(t *testing.T) {
+	fake := fakewecom.New(t)
+	clock := &movableClock{}
+	fake.SetClock(clock.now)
+	env, c := liveEnv(t, fake, t.TempDir())
+	in := startServe(t, env)
+	defer in.stop()
+
+	fake.FailNext(fakewecom.APISendWelcomeMsg, -1, 1) // system busy: not processed, retried
+	in.sendEvent(t, c, callbackEvent{Type: "contact.add", Staff: "zhangsan", ExternalUser: "wm_late", State: "xhs", WelcomeCode: "WC-LATE"}, 1)
+	eventuallyT(t, "first (busy) welcome attempt", 5*time.Second, func() bool { return fake.Count(fakewecom.APISendWelcomeMsg) == 1 })
+	clock.jump(fakewecom.WelcomeCodeLifetime + time.Second) // WeCom's clock passes the code's 20 s before the retry
+	var welcome bot.Action
+	eventuallyT(t, "welcome failed on the expired code", 15*time.Second, func() bool {
+		for _, a := range in.actions(t, bot.ActionWelcome) {
+			if a.MemberID == "wm_late" && a.Status == bot.ActionFailed {
+				welcome = a
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(welcome.LastError, "41051") {
+		t.Errorf("failed welcome's error %q does not name WeCom's 41051", welcome.LastError)
+	}
+	if n := fake.ExpiredWelcomes(); n != 1 {
+		t.Errorf("fake refused %d expired welcomes, want 1", n)
+	}
+	eventuallyT(t, "the member's tags written", 5*time.Second, func() bool { return fake.Count(fakewecom.APIMarkTag) >= 1 })
+	in.waitDrained(t)
+	if n := fake.Count(fakewecom.APISendWelcomeMsg); n != 2 {
+		t.Errorf("send_welcome_msg called %d times, want 2 (busy, then the refused retry; never again)", n)
+	}
+}

@@ -106,7 +106,8 @@ type fault struct {
 //
 // It enforces WeCom's production rules (WECOM.md §8) on its own clock
 // (SetClock): temporary media ids expire three days after upload, pic_url
-// must come from media/uploadimg, kf sends are refused outside the 48 h
+// must come from media/uploadimg, a welcome_code is refused 20 s after
+// IssueWelcomeCode handed it out and on its second use, kf sends are refused outside the 48 h
 // window, beyond 5 per customer message and while the session is not new or
 // bot-held, a reused kf msgid is refused, customers over the monthly
 // mass-send quota land in fail_list, deleted tags answer 40068 and
@@ -125,12 +126,16 @@ type Server struct {
 	faults      map[string][]fault
 	delays      map[string]time.Duration
 	welcomeUsed map[string]bool
-	groups      []*TagGroup
-	templates   map[string]bool
-	kfPages     map[string]KfPage
-	robotKeys   map[string]bool // empty accepts any non-empty key
-	observe     func(Call)
-	noRecord    bool
+	// welcomeAt: when each welcome_code was handed out (IssueWelcomeCode);
+	// send_welcome_msg refuses a code older than WelcomeCodeLifetime.
+	welcomeAt      map[string]time.Time
+	welcomeExpired int // send_welcome_msg calls refused for an expired code
+	groups         []*TagGroup
+	templates      map[string]bool
+	kfPages        map[string]KfPage
+	robotKeys      map[string]bool // empty accepts any non-empty key
+	observe        func(Call)
+	noRecord       bool
 
 	now     func() time.Time
 	latency time.Duration
@@ -157,6 +162,31 @@ type Server struct {
 	dir *directory
 }
 
+// WelcomeCodeLifetime is how long WeCom accepts an add event's welcome_code
+// (WECOM.md §8: valid 20 s, usable once).
+const WelcomeCodeLifetime = 20 * time.Second
+
+// IssueWelcomeCode tells the fake that WeCom hands code out now, on its
+// clock (with the add event that carries it): send_welcome_msg then refuses
+// it with 41051 when the call arrives more than WelcomeCodeLifetime later,
+// as WeCom does. Issuing a known code again changes nothing. A code the
+// fake was never told of is taken as issued just before its first use.
+func (s *Server) IssueWelcomeCode(code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, known := s.welcomeAt[code]; !known {
+		s.welcomeAt[code] = s.now()
+	}
+}
+
+// ExpiredWelcomes counts send_welcome_msg calls refused because their code
+// was older than WelcomeCodeLifetime.
+func (s *Server) ExpiredWelcomes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.welcomeExpired
+}
+
 // New starts a fake. With tb, it is closed when the test ends.
 func New(tb TB) *Server {
 	s := &Server{
@@ -166,6 +196,7 @@ func New(tb TB) *Server {
 		faults:      map[string][]fault{},
 		delays:      map[string]time.Duration{},
 		welcomeUsed: map[string]bool{},
+		welcomeAt:   map[string]time.Time{},
 		templates:   map[string]bool{},
 		kfPages:     map[string]KfPage{},
 		robotKeys:   map[string]bool{},
@@ -486,6 +517,10 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 		if code == "" || s.welcomeUsed[code] {
 			return http.StatusOK, errBody(41051)
 		}
+		if at, issued := s.welcomeAt[code]; issued && call.Time.Sub(at) > WelcomeCodeLifetime {
+			s.welcomeExpired++
+			return http.StatusOK, errBodyMsg(41051, "welcome_code expired")
+		}
 		atts, _ := body["attachments"].([]any)
 		if len(atts) > 9 {
 			return http.StatusOK, errBodyMsg(40058, "attachments exceed the limit of 9")
@@ -494,6 +529,7 @@ func (s *Server) answerLocked(api string, r *http.Request, token string, call Ca
 			return http.StatusOK, e
 		}
 		s.welcomeUsed[code] = true
+		delete(s.welcomeAt, code) // used: welcomeUsed refuses it from now on
 		return http.StatusOK, ok(nil)
 	case APIMarkTag:
 		for _, key := range []string{"add_tag", "remove_tag"} {

@@ -307,3 +307,35 @@ func TestFakeProfilesAndLatency(t *testing.T) {
 		t.Errorf("answer took %v with 80 ms latency", took)
 	}
 }
+
+// A welcome_code is usable once and only for 20 s after WeCom handed it out.
+func TestFakeWelcomeCodeLifetime(t *testing.T) {
+	s, c, tok := newRulesFake(t)
+	send := func(code string) map[string]any {
+		return post(t, s, "externalcontact/send_welcome_msg?access_token="+tok, welcomeBody(code, ""))
+	}
+	for _, wc := range []string{"wc-fresh", "wc-edge", "wc-late"} {
+		s.IssueWelcomeCode(wc)
+	}
+	if got := send("wc-fresh"); code(got) != 0 {
+		t.Fatalf("fresh code refused: %v", got)
+	}
+	if got := send("wc-fresh"); code(got) != 41051 {
+		t.Fatalf("second use of a code: %v, want 41051", got)
+	}
+	c.Add(fakewecom.WelcomeCodeLifetime)
+	if got := send("wc-edge"); code(got) != 0 {
+		t.Fatalf("code used at exactly 20 s refused: %v", got)
+	}
+	c.Add(time.Second)
+	s.IssueWelcomeCode("wc-late") // a second issue of a known code changes nothing
+	if got := send("wc-late"); code(got) != 41051 || !strings.Contains(got["errmsg"].(string), "expired") {
+		t.Fatalf("code used 21 s after issue: %v, want 41051 expired", got)
+	}
+	if got := send("wc-never-issued"); code(got) != 0 {
+		t.Fatalf("a code the fake was not told of is taken as fresh: %v", got)
+	}
+	if n := s.ExpiredWelcomes(); n != 1 {
+		t.Fatalf("ExpiredWelcomes = %d, want 1", n)
+	}
+}
