@@ -52,7 +52,7 @@ func TestPosterEndToEnd(t *testing.T) {
 	fake.ScriptKf("kf-token-1", "", fakewecom.KfPage{Msgs: []map[string]any{
 		fakewecom.KfText("kfmsg-1", "wk_shop", "wm_alice", "我要海报", time.Now())}, NextCursor: "cur-1"})
 	in.sendEvent(t, c, callbackEvent{Type: "kf", OpenKfID: "wk_shop", MsgID: "1"}, 1)
-	eventuallyT(t, "the poster picture in 微信客服", 10*time.Second, func() bool { return fake.Count(fakewecom.APIKfSendMsg) >= 3 })
+	eventuallyT(t, "the poster picture in 微信客服", 30*time.Second, func() bool { return fake.Count(fakewecom.APIKfSendMsg) >= 3 })
 	if n := fake.Count(fakewecom.APIAddContactWay); n != 1 {
 		t.Fatalf("add_contact_way calls = %d, want 1", n)
 	}
