@@ -11,6 +11,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 // Read methods for the operator console (bot/server's AdminStore). A
@@ -38,7 +39,7 @@ func (s *Store) recentActions(ctx context.Context, limit, window int, keep func(
 		for k, v := c.Last(); k != nil && n < window && len(out) < limit; k, v = c.Prev() {
 			n++
 			var st bot.Action
-			if _, err := decodeStatus(v, &st); err != nil {
+			if _, err := actionrec.DecodeStatus(v, &st); err != nil {
 				return fmt.Errorf("decode action %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			if !keep(&st) {

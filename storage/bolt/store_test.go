@@ -3,12 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,63 +209,6 @@ func BenchmarkMarkProcessedAndEnqueue(b *testing.B) {
 		})
 		if err != nil {
 			b.Fatal(err)
-		}
-	}
-}
-
-// TestActionRecordsRoundTrip: an action stored as body and status record
-// reads back as it was — every field, times at the same instant and
-// offset as a JSON record kept them — and the fast body encoding is byte
-// for byte what json.Marshal writes of the body, with and without a payload.
-func TestActionRecordsRoundTrip(t *testing.T) {
-	t.Parallel()
-	a, err := bot.NewAction(bot.ActionWelcome, "welcome|1", bot.WelcomeMessage{WelcomeCode: "wc", Text: "欢迎 <b>\"hi\"</b>",
-		Attachments: []bot.Attachment{{Type: "link", Title: "t", URL: "https://x.test/?a=1&b=2"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cst := time.FixedZone("CST", 8*3600)
-	a.ID, a.MemberID, a.EventSeq, a.Purpose = 7, "wm1", 42, bot.PurposeFollowUp
-	a.Status, a.Attempts, a.LastError, a.Detail, a.Result = bot.ActionSent, 2, "system busy", "msgid-1", bot.MassDelivered
-	a.DueAt, a.NotAfter, a.CreatedAt = time.Unix(1e9, 5).In(cst), time.Unix(1e9+20, 0).UTC(), time.Unix(1e9, 0)
-	a.SentAt, a.AttemptAt, a.ResultAt = time.Unix(1e9+3, 999_999_999).UTC(), time.Unix(-5e9, 1).In(cst), time.Unix(1e9+60, 0)
-	a.PossiblyDelivered = true
-	empty := *a
-	empty.Payload = nil
-	fresh := bot.Action{Key: "k", Kind: bot.ActionMarkTag, Status: bot.ActionPending, Payload: json.RawMessage(`{}`)}
-	for _, x := range []*bot.Action{a, &empty, &fresh} {
-		body := actionBody{Key: x.Key, Kind: x.Kind, Purpose: x.Purpose, MemberID: x.MemberID, EventSeq: x.EventSeq,
-			NotAfter: x.NotAfter, CreatedAt: x.CreatedAt, Payload: x.Payload}
-		want, err := json.Marshal(&body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := encodeBody(x)
-		if err != nil || string(got) != string(want) {
-			t.Fatalf("encodeBody:\n%s (%v)\nwant json.Marshal's\n%s", got, err, want)
-		}
-		// What a JSON record of the whole action read back as.
-		full, _ := json.Marshal(x)
-		var viaJSON bot.Action
-		if err := json.Unmarshal(full, &viaJSON); err != nil {
-			t.Fatal(err)
-		}
-		var back bot.Action
-		if err := json.Unmarshal(got, &back); err != nil {
-			t.Fatal(err)
-		}
-		urgent, err := decodeStatus(encodeStatus(x, !x.NotAfter.IsZero()), &back)
-		if err != nil || urgent != !x.NotAfter.IsZero() {
-			t.Fatalf("decodeStatus: urgent %v, %v", urgent, err)
-		}
-		back.ID = x.ID
-		if !reflect.DeepEqual(back, viaJSON) {
-			t.Errorf("read back:\n%+v\nwant (as JSON kept it)\n%+v", back, viaJSON)
-		}
-	}
-	for _, bad := range [][]byte{nil, {2, 0}, {statusVersion, 0}, encodeStatus(a, false)[:20]} {
-		if _, err := decodeStatus(bad, new(bot.Action)); err == nil {
-			t.Errorf("decodeStatus(%x) took a malformed record", bad)
 		}
 	}
 }
