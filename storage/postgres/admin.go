@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 // Read methods for the operator console (bot/server's AdminStore): a
@@ -29,7 +30,7 @@ func (s *Store) MemberEvents(ctx context.Context, member string, limit int) ([]b
 
 // MemberActions returns up to limit outbox actions for member, newest first.
 func (s *Store) MemberActions(ctx context.Context, member string, limit int) ([]bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE member = $1 ORDER BY id DESC LIMIT $2`, member, limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, body, state FROM outbox WHERE member = $1 ORDER BY id DESC LIMIT $2`, member, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +40,7 @@ func (s *Store) MemberActions(ctx context.Context, member string, limit int) ([]
 // RecentFailedActions returns up to limit dead-lettered actions, newest
 // first, among the newest window actions.
 func (s *Store) RecentFailedActions(ctx context.Context, limit, window int) ([]bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE status = 'failed'
+	rows, err := s.pool.Query(ctx, `SELECT id, body, state FROM outbox WHERE status = 'failed'
 		AND id > (SELECT coalesce(max(id), 0) FROM outbox) - $2 ORDER BY id DESC LIMIT $1`, limit, window)
 	if err != nil {
 		return nil, err
@@ -51,30 +52,29 @@ func (s *Store) RecentFailedActions(ctx context.Context, limit, window int) ([]b
 func (s *Store) RetryAction(ctx context.Context, id uint64, due time.Time) (*bot.Action, error) {
 	var a bot.Action
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var raw []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 AND status <> 'swept' FOR UPDATE`, int64(id)).Scan(&raw)
+		var body []byte
+		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 AND status <> 'swept'`, int64(id)).Scan(&body)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(raw, &a); err != nil {
+		if err := json.Unmarshal(body, &a); err != nil {
 			return fmt.Errorf("decode action %d: %w", id, err)
 		}
-		a.ID = id
+		urgent, err := lockStatus(ctx, tx, id, &a)
+		if err != nil {
+			return err
+		}
 		if a.Status != bot.ActionFailed && a.Status != bot.ActionUnknown {
 			return fmt.Errorf("action %d is %s, only failed or possibly delivered actions can be retried: %w", id, a.Status, bot.ErrConflict)
 		}
 		counter := "outbox_" + a.Status // outbox_failed or outbox_possibly_delivered
 		// An operator's retry is a decision to send it again.
 		a.Status, a.DueAt, a.AttemptAt = bot.ActionPending, due, time.Time{}
-		out, err := json.Marshal(&a)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET status = 'pending', due_at = $2, body = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1`,
-			int64(id), due, out); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET status = 'pending', due_at = $2, state = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1`,
+			int64(id), due, actionrec.Status(&a, urgent)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO counters (name, slot, n) VALUES ($2, $1, -1)

@@ -147,7 +147,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 		FROM (SELECT id FROM outbox WHERE status = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until <= now())
 			ORDER BY urgent DESC, due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) pick
 		WHERE o.id = pick.id
-		RETURNING o.id, o.body`, now, limit, s.o.NodeID, interval(lease))
+		RETURNING o.id, o.body, o.state`, now, limit, s.o.NodeID, interval(lease))
 	if err != nil {
 		return nil, err
 	}

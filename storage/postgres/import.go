@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 // ImportState is how far an import from source got: records at or before
@@ -136,8 +137,13 @@ func (im *Import) Action(id uint64, raw []byte) error {
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return fmt.Errorf("decode action %d: %w", id, err)
 	}
-	return im.queue("outbox", `INSERT INTO outbox (id, key, status, due_at, urgent, member, body) VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7) ON CONFLICT (id) DO NOTHING`,
-		int64(id), []byte(a.Key), a.Status, a.DueAt, !a.NotAfter.IsZero(), a.MemberID, raw)
+	body, err := actionrec.Body(&a)
+	if err != nil {
+		return fmt.Errorf("encode action %d: %w", id, err)
+	}
+	urgent := !a.NotAfter.IsZero()
+	return im.queue("outbox", `INSERT INTO outbox (id, key, status, due_at, urgent, member, body, state) VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8) ON CONFLICT (id) DO NOTHING`,
+		int64(id), []byte(a.Key), a.Status, a.DueAt, urgent, a.MemberID, body, actionrec.Status(&a, urgent))
 }
 
 // KV copies one feature key.

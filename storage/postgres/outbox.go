@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,23 +10,25 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 // counterSlots spreads the sent/failed counters over rows so concurrent
 // deliveries do not queue on one row lock.
 const counterSlots = 16
 
+// scanActions decodes rows of (id, body, state).
 func scanActions(rows pgx.Rows) ([]bot.Action, error) {
 	defer rows.Close()
 	var out []bot.Action
 	for rows.Next() {
 		var id int64
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
+		var body, state []byte
+		if err := rows.Scan(&id, &body, &state); err != nil {
 			return nil, err
 		}
-		var a bot.Action
-		if err := json.Unmarshal(raw, &a); err != nil {
+		a, err := actionrec.Decode(body, state)
+		if err != nil {
 			return nil, fmt.Errorf("decode action %d: %w", id, err)
 		}
 		a.ID = uint64(id)
@@ -36,9 +37,34 @@ func scanActions(rows pgx.Rows) ([]bot.Action, error) {
 	return out, rows.Err()
 }
 
+// lockStatus reads action id's status under its row lock into a (only
+// the status fields) and reports whether it has a deadline.
+func lockStatus(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, id uint64, a *bot.Action) (urgent bool, err error) {
+	var state, whole []byte
+	err = q.QueryRow(ctx, `SELECT state, CASE WHEN state IS NULL THEN body END FROM outbox WHERE id = $1 AND status <> 'swept' FOR UPDATE`, int64(id)).Scan(&state, &whole)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return false, err
+	}
+	if state == nil {
+		urgent, err = actionrec.Legacy(whole, a)
+	} else {
+		urgent, err = actionrec.DecodeStatus(state, a)
+	}
+	if err != nil {
+		return false, fmt.Errorf("decode action %d: %w", id, err)
+	}
+	a.ID = id
+	return urgent, nil
+}
+
 // DueActions implements bot.Outbox: actions with a deadline first, then by due time.
 func (s *Store) DueActions(ctx context.Context, now time.Time, limit int) ([]bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE status = 'pending' AND due_at <= $1
+	rows, err := s.pool.Query(ctx, `SELECT id, body, state FROM outbox WHERE status = 'pending' AND due_at <= $1
 		ORDER BY urgent DESC, due_at, id LIMIT $2`, now, limit)
 	if err != nil {
 		return nil, err
@@ -70,7 +96,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 func (s *Store) oldestPending(ctx context.Context) (*bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE status = 'pending' ORDER BY due_at, id LIMIT 1`)
+	rows, err := s.pool.Query(ctx, `SELECT id, body, state FROM outbox WHERE status = 'pending' ORDER BY due_at, id LIMIT 1`)
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +107,10 @@ func (s *Store) oldestPending(ctx context.Context) (*bot.Action, error) {
 	return &acts[0], nil
 }
 
-// updateAction loads a pending action under its row lock, lets fn change
-// it, and stores it with its due index columns, lease cleared, and the
-// status counters.
+// updateAction loads a pending action's status under its row lock, lets
+// fn change it (bot.Action's Record* methods: status fields only), and
+// stores the status record with its due index columns, lease cleared, and
+// the status counters. The body is neither read nor rewritten.
 func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Action)) error {
 	return s.updateActionLease(ctx, id, false, fn)
 }
@@ -93,32 +120,20 @@ func (s *Store) updateAction(ctx context.Context, id uint64, fn func(a *bot.Acti
 // node may take the action meanwhile).
 func (s *Store) updateActionLease(ctx context.Context, id uint64, keepLease bool, fn func(a *bot.Action)) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var raw []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM outbox WHERE id = $1 AND status <> 'swept' FOR UPDATE`, int64(id)).Scan(&raw)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
-		}
+		var a bot.Action
+		urgent, err := lockStatus(ctx, tx, id, &a)
 		if err != nil {
 			return err
 		}
-		var a bot.Action
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode action %d: %w", id, err)
-		}
-		a.ID = id
 		if a.Status != bot.ActionPending {
 			return fmt.Errorf("action %d is already %s: %w", id, a.Status, bot.ErrConflict)
 		}
 		fn(&a)
-		out, err := json.Marshal(&a)
-		if err != nil {
-			return err
-		}
-		update := `UPDATE outbox SET status = $2, due_at = $3, body = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1`
+		update := `UPDATE outbox SET status = $2, due_at = $3, state = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1`
 		if keepLease {
-			update = `UPDATE outbox SET status = $2, due_at = $3, body = $4 WHERE id = $1`
+			update = `UPDATE outbox SET status = $2, due_at = $3, state = $4 WHERE id = $1`
 		}
-		if _, err := tx.Exec(ctx, update, int64(id), a.Status, a.DueAt, out); err != nil {
+		if _, err := tx.Exec(ctx, update, int64(id), a.Status, a.DueAt, actionrec.Status(&a, urgent)); err != nil {
 			return err
 		}
 		if a.Status != bot.ActionPending {
@@ -158,7 +173,7 @@ func (s *Store) MarkFailed(ctx context.Context, id uint64, at time.Time, errMsg 
 
 // Action implements bot.Outbox.
 func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id = $1 AND status <> 'swept'`, int64(id))
+	rows, err := s.pool.Query(ctx, `SELECT id, body, state FROM outbox WHERE id = $1 AND status <> 'swept'`, int64(id))
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +189,7 @@ func (s *Store) Action(ctx context.Context, id uint64) (*bot.Action, error) {
 
 // Actions implements bot.Outbox.
 func (s *Store) Actions(ctx context.Context, after uint64, limit int) ([]bot.Action, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, body FROM outbox WHERE id > $1 AND status <> 'swept' ORDER BY id LIMIT $2`, int64(after), limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, body, state FROM outbox WHERE id > $1 AND status <> 'swept' ORDER BY id LIMIT $2`, int64(after), limit)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 var _ bot.Retention = (*Store)(nil)
@@ -130,7 +130,7 @@ func sweepEvents(ctx context.Context, tx pgx.Tx, from int64, cutoff time.Time) (
 // created before it, so the sweep is done at the first sent action created
 // at or after cutoff (or the last one).
 func sweepActions(ctx context.Context, tx pgx.Tx, from int64, cutoff time.Time) (int, int64, bool, error) {
-	rows, err := tx.Query(ctx, `SELECT id, body FROM outbox WHERE status = 'sent' AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE`, from, sweepChunk)
+	rows, err := tx.Query(ctx, `SELECT id, body, state FROM outbox WHERE status = 'sent' AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE`, from, sweepChunk)
 	if err != nil {
 		return 0, 0, false, err
 	}
@@ -138,17 +138,14 @@ func sweepActions(ctx context.Context, tx pgx.Tx, from int64, cutoff time.Time) 
 	last, visited, done := from, 0, false
 	for rows.Next() {
 		var id int64
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
+		var body, state []byte
+		if err := rows.Scan(&id, &body, &state); err != nil {
 			rows.Close()
 			return 0, 0, false, err
 		}
 		visited++
-		var a struct {
-			CreatedAt time.Time `json:"created_at"`
-			SentAt    time.Time `json:"sent_at"`
-		}
-		if json.Unmarshal(raw, &a) != nil {
+		a, err := actionrec.Decode(body, state)
+		if err != nil {
 			last = id
 			continue // an undecodable action stays for an operator to look at
 		}
@@ -171,7 +168,7 @@ func sweepActions(ctx context.Context, tx pgx.Tx, from int64, cutoff time.Time) 
 	if len(ids) == 0 {
 		return 0, last, done, nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE outbox SET status = 'swept', body = ''::bytea, member = NULL, lease_owner = NULL, lease_until = NULL
+	tag, err := tx.Exec(ctx, `UPDATE outbox SET status = 'swept', body = ''::bytea, state = NULL, member = NULL, lease_owner = NULL, lease_until = NULL
 		WHERE id = ANY($1) AND status = 'sent'`, ids)
 	if err != nil {
 		return 0, 0, false, err

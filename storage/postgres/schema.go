@@ -2,10 +2,14 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 // migrations are applied in order, each once, inside one transaction under
@@ -132,6 +136,64 @@ ALTER TABLE outbox ADD COLUMN member text COLLATE "C";
 UPDATE outbox SET member = nullif(convert_from(body, 'UTF8')::jsonb->>'member_id', '') WHERE status <> 'swept';
 CREATE INDEX outbox_member ON outbox (member, id) WHERE member IS NOT NULL;
 `,
+	// 6: each action's delivery status in a compact record beside its body
+	// (storage/actionrec): attempts and outcomes write only state and the
+	// index columns, never the body. The rows written before are split by
+	// splitActions (goSteps) in the same transaction. A NULL state means
+	// the body holds the whole action, status included (a swept stub, or a
+	// row an older node wrote), and is read as such.
+	`
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS state bytea;
+`,
+}
+
+// goSteps are the data changes of a migration that SQL cannot make: run
+// after migrations[v-1], in its transaction.
+var goSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{6: splitActions}
+
+// splitActions gives every action stored as one JSON body (before schema
+// version 6) its status record and a body without the status, 1,000 rows
+// per statement.
+func splitActions(ctx context.Context, tx pgx.Tx) error {
+	for after := int64(0); ; {
+		rows, err := tx.Query(ctx, `SELECT id, body FROM outbox WHERE id > $1 AND state IS NULL AND status <> 'swept' ORDER BY id LIMIT 1000`, after)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		var bodies, states [][]byte
+		for rows.Next() {
+			var id int64
+			var whole []byte
+			if err := rows.Scan(&id, &whole); err != nil {
+				rows.Close()
+				return err
+			}
+			var a bot.Action
+			if err := json.Unmarshal(whole, &a); err != nil {
+				rows.Close()
+				return fmt.Errorf("decode action %d: %w", id, err)
+			}
+			body, err := actionrec.Body(&a)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			ids, bodies, states = append(ids, id), append(bodies, body), append(states, actionrec.Status(&a, !a.NotAfter.IsZero()))
+			after = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox o SET body = u.body, state = u.state
+			FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(id, body, state) WHERE o.id = u.id`, ids, bodies, states); err != nil {
+			return err
+		}
+	}
 }
 
 // SchemaVersion is the schema this build writes.
@@ -165,6 +227,11 @@ func Migrate(ctx context.Context, conn interface {
 	for v := from + 1; v <= len(migrations); v++ {
 		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
 			return from, v - 1, fmt.Errorf("schema migration %d: %w", v, err)
+		}
+		if step := goSteps[v]; step != nil {
+			if err := step(ctx, tx); err != nil {
+				return from, v - 1, fmt.Errorf("schema migration %d: %w", v, err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
 			return from, v - 1, err

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -111,7 +114,7 @@ func TestMigrationIndexesMemberHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to schema 4, the history gone, then migrate again.
-	pgtest.Exec(t, url, `DROP TABLE member_events; DROP INDEX outbox_member; ALTER TABLE outbox DROP COLUMN member; DELETE FROM schema_migrations WHERE version = 5`)
+	pgtest.Exec(t, url, `DROP TABLE member_events; DROP INDEX outbox_member; ALTER TABLE outbox DROP COLUMN member; DELETE FROM schema_migrations WHERE version >= 5`)
 	if from, to, err := Migrate(ctx, s.pool); err != nil || from != 4 || to != SchemaVersion {
 		t.Fatalf("migrate %d → %d: %v", from, to, err)
 	}
@@ -124,5 +127,104 @@ func TestMigrationIndexesMemberHistory(t *testing.T) {
 	}
 	if acts, err := s.MemberActions(ctx, "wm1", 10); err != nil || len(acts) != 1 {
 		t.Errorf("wm1's actions: %+v %v", acts, err)
+	}
+}
+
+// TestMigrationSplitsActions: schema migration 6 gives the actions a
+// database held as one JSON body each (before status records) their
+// status record, keeping every field; the outbox then works on them.
+func TestMigrationSplitsActions(t *testing.T) {
+	url := pgtest.Database(t)
+	ctx := context.Background()
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 2503 // more than one statement's 1,000 rows
+	now := time.Now().Truncate(time.Millisecond)
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for i := range n {
+			a, _ := bot.NewAction(bot.ActionWelcome, fmt.Sprint("welcome|", i), bot.WelcomeMessage{WelcomeCode: fmt.Sprint("wc", i), Text: "欢迎"})
+			a.MemberID, a.CreatedAt, a.DueAt, a.NotAfter = fmt.Sprint("wm", i), now, now, now.Add(20*time.Second)
+			if _, err := tx.Enqueue(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueActions(ctx, now, n)
+	if err != nil || len(due) != n {
+		t.Fatalf("%d due, %v", len(due), err)
+	}
+	for i, a := range due[:n/2] {
+		if err := s.BeginAttempt(ctx, a.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := s.MarkSent(ctx, a.ID, now.Add(time.Second), "msgid"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before, err := s.Actions(ctx, 0, n+1)
+	if err != nil || len(before) != n {
+		t.Fatalf("%d actions, %v", len(before), err)
+	}
+	// Back to schema 5: every action one JSON body, no status records.
+	conn := s.pool
+	rows := make([][]any, 0, n)
+	for _, a := range before {
+		whole, _ := json.Marshal(a)
+		rows = append(rows, []any{int64(a.ID), whole})
+	}
+	for _, r := range rows {
+		if _, err := conn.Exec(ctx, `UPDATE outbox SET body = $2 WHERE id = $1`, r...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pgtest.Exec(t, url, `ALTER TABLE outbox DROP COLUMN state; DELETE FROM schema_migrations WHERE version = 6`)
+	if from, to, err := Migrate(ctx, s.pool); err != nil || from != 5 || to != SchemaVersion {
+		t.Fatalf("migrate %d → %d: %v", from, to, err)
+	}
+	after, err := s.Actions(ctx, 0, n+1)
+	if err != nil || len(after) != n {
+		t.Fatalf("%d actions after the migration, %v", len(after), err)
+	}
+	for i := range after {
+		if !after[i].DueAt.Equal(before[i].DueAt) || !after[i].SentAt.Equal(before[i].SentAt) || !after[i].AttemptAt.Equal(before[i].AttemptAt) {
+			t.Fatalf("action %d times changed:\n%+v\nwas\n%+v", after[i].ID, after[i], before[i])
+		}
+		a, b := after[i], before[i]
+		a.DueAt, a.SentAt, a.AttemptAt, a.CreatedAt, a.NotAfter = b.DueAt, b.SentAt, b.AttemptAt, b.CreatedAt, b.NotAfter
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("action %d changed by the migration:\n%+v\nwas\n%+v", after[i].ID, after[i], before[i])
+		}
+	}
+	var legacy, withStatus int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IS NULL), count(*) FILTER (WHERE position('"status"' in convert_from(body, 'UTF8')) > 0) FROM outbox`).Scan(&legacy, &withStatus); err != nil {
+		t.Fatal(err)
+	}
+	if legacy != 0 || withStatus != 0 {
+		t.Errorf("after the migration %d rows have no status record and %d bodies still hold a status", legacy, withStatus)
+	}
+	// An open attempt migrated as such: the next attempt is possibly delivered.
+	open := before[1]
+	if open.AttemptAt.IsZero() || open.Status != bot.ActionPending {
+		t.Fatalf("fixture: %+v", open)
+	}
+	if err := s.BeginAttempt(ctx, open.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, open.ID, now, "msgid-2"); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.Action(ctx, open.ID); err != nil || a.Status != bot.ActionSent || !a.PossiblyDelivered || a.Detail != "msgid-2" {
+		t.Fatalf("after a send on a migrated action: %+v %v", a, err)
+	}
+	if ob, _ := s.OutboxStats(ctx); ob.Sent != (n/2+1)/2+1 || ob.Pending != n-(n/2+1)/2-1 {
+		t.Errorf("outbox stats %+v", ob)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/actionrec"
 )
 
 // Update implements bot.Store: fn runs in a SERIALIZABLE transaction and is
@@ -287,14 +288,15 @@ func (t *pgTx) Enqueue(a *bot.Action) (bool, error) {
 	if e.Status == "" {
 		e.Status = bot.ActionPending
 	}
-	raw, err := json.Marshal(&e)
+	body, err := actionrec.Body(&e)
 	if err != nil {
 		return false, fmt.Errorf("encode action %s: %w", a.Key, err)
 	}
+	urgent := !e.NotAfter.IsZero()
 	// One round trip: the key's uniqueness decides, the sequence gives the id.
 	var id int64
-	err = t.row(`INSERT INTO outbox (id, key, status, due_at, urgent, member, body) VALUES (nextval('outbox_id'), $1, $2, $3, $4, nullif($5, ''), $6)
-		ON CONFLICT (key) DO NOTHING RETURNING id`, []any{[]byte(e.Key), e.Status, e.DueAt, !e.NotAfter.IsZero(), e.MemberID, raw}, &id)
+	err = t.row(`INSERT INTO outbox (id, key, status, due_at, urgent, member, body, state) VALUES (nextval('outbox_id'), $1, $2, $3, $4, nullif($5, ''), $6, $7)
+		ON CONFLICT (key) DO NOTHING RETURNING id`, []any{[]byte(e.Key), e.Status, e.DueAt, urgent, e.MemberID, body, actionrec.Status(&e, urgent)}, &id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return true, nil
 	}
@@ -318,27 +320,16 @@ func (t *pgTx) SetActionResult(id uint64, r bot.ActionResult) error {
 	if err := t.readOnly("set action result"); err != nil {
 		return err
 	}
-	var raw []byte
-	if err := t.row(`SELECT body FROM outbox WHERE id = $1 AND status <> 'swept'`, []any{int64(id)}, &raw); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
-		}
+	var a bot.Action
+	urgent, err := lockStatus(t.ctx, t.tx, id, &a)
+	if t.note(err) != nil {
 		return err
 	}
-	var a bot.Action
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return fmt.Errorf("decode action %d: %w", id, err)
-	}
-	a.ID = id
 	was := a.Status
 	if !a.ApplyResult(r) {
 		return fmt.Errorf("action %d is %s and takes no %q result: %w", id, was, r.Status, bot.ErrConflict)
 	}
-	out, err := json.Marshal(&a)
-	if err != nil {
-		return err
-	}
-	if _, err := t.exec(`UPDATE outbox SET status = $2, body = $3 WHERE id = $1`, int64(id), a.Status, out); err != nil {
+	if _, err := t.exec(`UPDATE outbox SET status = $2, state = $3 WHERE id = $1`, int64(id), a.Status, actionrec.Status(&a, urgent)); err != nil {
 		return err
 	}
 	if a.Status == was {
