@@ -66,7 +66,6 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-
 // TestDecodeLegacy: a record from before status records (the whole action
 // as JSON, no status record) reads back whole, and Legacy takes its status.
 func TestDecodeLegacy(t *testing.T) {
