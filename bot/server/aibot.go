@@ -185,7 +185,7 @@ func (s *Server) aibotText(ep *callbackEndpoint, w http.ResponseWriter, r *http.
 	if s.o.AIStreams != nil {
 		s.o.AIStreams.Open(id)
 	}
-	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	dup, err := s.ingest(r.Context(), ev)
 	var fe *bot.FieldError
 	if errors.As(err, &fe) {
 		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", fe.Error())

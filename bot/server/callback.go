@@ -123,7 +123,7 @@ func (s *Server) callbackEvent(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, start, http.StatusBadRequest, "bad_request", "cannot parse decrypted message: "+err.Error())
 		return
 	}
-	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	dup, err := s.ingest(r.Context(), ev)
 	s.observeAppend(dup, err)
 	var fe *bot.FieldError
 	if errors.As(err, &fe) {

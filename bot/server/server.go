@@ -202,6 +202,22 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // observeAppend tells the pipeline's health how an event append went (a
 // duplicate answered from a read proves nothing about writes).
+// ingester is a store that acknowledges an event once it is durable,
+// before the event log's readers see it (storage/bolt's ingest log).
+type ingester interface {
+	IngestEvent(ctx context.Context, ev *bot.Event) (bool, error)
+}
+
+// ingest stores a callback's event durably before its 200: through the
+// store's ingest path when it has one (the pipeline is woken when the
+// event reaches the log), else AppendEvent.
+func (s *Server) ingest(ctx context.Context, ev *bot.Event) (bool, error) {
+	if in, ok := s.o.Store.(ingester); ok {
+		return in.IngestEvent(ctx, ev)
+	}
+	return s.o.Store.AppendEvent(ctx, ev)
+}
+
 func (s *Server) observeAppend(dup bool, err error) {
 	if s.o.Pipeline != nil && (err != nil || !dup) {
 		s.o.Pipeline.ObserveWrite(err)

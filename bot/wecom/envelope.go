@@ -31,14 +31,40 @@ type xmlEnvelope struct {
 	Encrypt string `xml:"Encrypt"`
 }
 
+// readFlat fills env from a body of flatXML's plain shape (what WeCom and
+// SealXML send) and reports false for anything else, which encoding/xml
+// reads instead: the same rules as message.readFlat.
+func (env *xmlEnvelope) readFlat(body []byte) bool {
+	seen := false
+	root, ok := flatXML(body, func(name []byte, text flatText, kids []flatKid) bool {
+		if string(name) != "Encrypt" {
+			return true
+		}
+		if seen || len(kids) > 0 {
+			return false
+		}
+		seen = true
+		env.Encrypt = string(text.Bytes(body))
+		return true
+	})
+	if !ok || string(root) != "xml" {
+		return false
+	}
+	env.XMLName.Local = "xml"
+	return true
+}
+
 // OpenXML verifies and decrypts a POSTed callback body. It parses the
 // envelope, checks msg_signature over its Encrypt element (ErrBadSignature),
 // decrypts it and returns the plaintext XML for ParseMessage. It accepts
 // WeCom's request bodies and what SealXML makes.
 func (c *Crypter) OpenXML(signature, timestamp, nonce string, body []byte) ([]byte, error) {
 	var env xmlEnvelope
-	if err := xml.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformed, err)
+	if !env.readFlat(body) {
+		env = xmlEnvelope{}
+		if err := xml.Unmarshal(body, &env); err != nil {
+			return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformed, err)
+		}
 	}
 	if env.XMLName.Local != "xml" {
 		return nil, fmt.Errorf("%w: body root is <%s>, want <xml>", ErrMalformed, truncate(env.XMLName.Local, 64))

@@ -88,6 +88,113 @@ type message struct {
 	OpenKfID string `xml:"OpenKfId"`
 }
 
+// readFlat fills m from a plaintext of the plain shape flatXML reads (every
+// callback WeCom sends), its values substrings of raw (the plaintext as a
+// string, kept as the event's Raw), and reports false — m then partly
+// filled — for anything else, which encoding/xml reads instead. It gives
+// what xml.Unmarshal gives (FuzzFlatXMLMatchesEncodingXML): elements with
+// no field are skipped, and a field's element appearing twice, or holding
+// elements, goes to encoding/xml.
+func (m *message) readFlat(plaintext []byte, raw string) bool {
+	var seen uint64
+	root, ok := flatXML(plaintext, func(name []byte, text flatText, kids []flatKid) bool {
+		f, bit := m.field(name)
+		if f == nil && bit == 0 {
+			return true // no field for it: skipped, as encoding/xml does
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if f == nil { // MemChangeList
+			for _, k := range kids {
+				if string(k.Name) == "Item" {
+					m.MemChangeList.Items = append(m.MemChangeList.Items, k.Text.In(raw))
+				}
+			}
+			m.MemChangeList.Text = text.In(raw)
+			return true
+		}
+		if len(kids) > 0 {
+			return false
+		}
+		*f = text.In(raw)
+		return true
+	})
+	if !ok || string(root) != "xml" {
+		return false
+	}
+	m.XMLName.Local = "xml"
+	return true
+}
+
+// field returns the string field for an element of a callback and its bit
+// among the fields; MemChangeList has a bit and no string; an element
+// with no field gives nil, 0.
+func (m *message) field(name []byte) (*string, uint64) {
+	switch string(name) {
+	case "ToUserName":
+		return &m.ToUserName, 1 << 0
+	case "FromUserName":
+		return &m.FromUserName, 1 << 1
+	case "CreateTime":
+		return &m.CreateTime, 1 << 2
+	case "MsgType":
+		return &m.MsgType, 1 << 3
+	case "Event":
+		return &m.Event, 1 << 4
+	case "ChangeType":
+		return &m.ChangeType, 1 << 5
+	case "AgentID":
+		return &m.AgentID, 1 << 6
+	case "Content":
+		return &m.Content, 1 << 7
+	case "MsgId":
+		return &m.MsgID, 1 << 8
+	case "EventKey":
+		return &m.EventKey, 1 << 9
+	case "UserID":
+		return &m.UserID, 1 << 10
+	case "ExternalUserID":
+		return &m.ExternalUserID, 1 << 11
+	case "State":
+		return &m.State, 1 << 12
+	case "WelcomeCode":
+		return &m.WelcomeCode, 1 << 13
+	case "Source":
+		return &m.Source, 1 << 14
+	case "FailReason":
+		return &m.FailReason, 1 << 15
+	case "ChatId":
+		return &m.ChatID, 1 << 16
+	case "UpdateDetail":
+		return &m.UpdateDetail, 1 << 17
+	case "JoinScene":
+		return &m.JoinScene, 1 << 18
+	case "QuitScene":
+		return &m.QuitScene, 1 << 19
+	case "MemChangeCnt":
+		return &m.MemChangeCnt, 1 << 20
+	case "MemChangeList":
+		return nil, 1 << 21
+	case "LastMemVer":
+		return &m.LastMemVer, 1 << 22
+	case "CurMemVer":
+		return &m.CurMemVer, 1 << 23
+	case "Id":
+		return &m.TagID, 1 << 24
+	case "TagType":
+		return &m.TagType, 1 << 25
+	case "StrategyId":
+		return &m.StrategyID, 1 << 26
+	case "Token":
+		return &m.KfToken, 1 << 27
+	case "OpenKfId":
+		return &m.OpenKfID, 1 << 28
+	}
+	return nil, 0
+}
+
 // memChangeList reads both forms WeCom has used for the members of a group
 // change: <MemChangeList><Item>id</Item>…</MemChangeList> (current) and
 // <MemChangeList><![CDATA[id1,id2]]></MemChangeList> (older clients).
@@ -137,9 +244,13 @@ const maxUnix = 253402300799
 // stable format). A retry of the same callback gets the same key; two
 // different events do not.
 func ParseMessage(plaintext []byte, receivedAt time.Time) (*bot.Event, error) {
+	raw := string(plaintext)
 	var m message
-	if err := xml.Unmarshal(plaintext, &m); err != nil {
-		return nil, fmt.Errorf("%w: decrypted message is not XML: %v", ErrMalformed, err)
+	if !m.readFlat(plaintext, raw) {
+		m = message{}
+		if err := xml.Unmarshal(plaintext, &m); err != nil {
+			return nil, fmt.Errorf("%w: decrypted message is not XML: %v", ErrMalformed, err)
+		}
 	}
 	if m.XMLName.Local != "xml" {
 		return nil, fmt.Errorf("%w: decrypted message root is <%s>, want <xml>", ErrMalformed, truncate(m.XMLName.Local, 64))
@@ -180,7 +291,7 @@ func ParseMessage(plaintext []byte, receivedAt time.Time) (*bot.Event, error) {
 		KfToken:  m.KfToken,
 		OpenKfID: m.OpenKfID,
 
-		Raw: string(plaintext),
+		Raw: raw,
 	}
 	if sec := atoi64(m.CreateTime); sec > 0 && sec <= maxUnix {
 		ev.At = time.Unix(sec, 0).UTC()

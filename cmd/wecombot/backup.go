@@ -189,6 +189,11 @@ outbox rows) are sent again when wecombot starts: see docs/deploy.md.`, 1, 1)
 		if err := copyFile(dest, kept); err != nil {
 			return fmt.Errorf("restore: keep the current file: %w", err)
 		}
+		// Its ingest log (events acknowledged after its last move) goes
+		// aside with it: they belong to that file, not to the backup.
+		if err := os.Rename(bolt.IngestLogPath(dest), bolt.IngestLogPath(kept)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("restore: keep the current file's ingest log: %w", err)
+		}
 	}
 	tmp := dest + ".restoring"
 	if err := copyFile(src, tmp); err != nil {

@@ -330,6 +330,11 @@ func buildServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_
 	// Everything that appends events or enqueues actions nudges the
 	// pipeline through wake, which exists before the pipeline does.
 	wake := pipeline.NewWake()
+	// Callbacks are acknowledged once durable in bbolt's ingest log and
+	// reach the event log a moment later: that wakes the pipeline too.
+	if in, ok := store.(interface{ OnEventsAppended(func()) }); ok {
+		in.OnEventsAppended(wake.Event)
+	}
 	// Campaign reminders: cron firings append campaign.tick events (never
 	// send); the schedule is rebuilt when a reload swaps the scenario.
 	sched := checkin.NewScheduler(checkin.SchedulerOptions{Log: log, Events: store, Notify: wake.Event,

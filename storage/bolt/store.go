@@ -42,6 +42,7 @@ type Options struct {
 type Store struct {
 	db   *bbolt.DB
 	gc   *groupCommit // concurrent writers share a transaction and an fsync
+	in   *ingestLog   // the event log's way in (nil read-only)
 	path string
 	o    Options
 	// migrated lists the migrations Open ran ("2: typed action purpose…").
@@ -79,6 +80,10 @@ func Open(path string, o Options) (*Store, error) {
 			db.Close()
 			return nil, errNewerSchema(path, v)
 		}
+		if err := s.checkIngestMoved(); err != nil {
+			db.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	if err := s.migrate(); err != nil {
@@ -90,6 +95,10 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	} else if n > 0 {
 		s.migrated = append(s.migrated, fmt.Sprintf("member index version %d built from %d members", bot.MemberIndexVersion, n))
+	}
+	if s.in, err = openIngest(s); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
 	return s, nil
 }
@@ -131,8 +140,28 @@ func openDB(path string, o Options) (db *bbolt.DB, err error) {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close moves the events acknowledged but not yet in the database into it
+// (what cannot be moved stays in the ingest log for the next Open) and
+// closes the files.
+func (s *Store) Close() error {
+	var err error
+	if s.in != nil {
+		err = s.in.close()
+	}
+	return errors.Join(err, s.db.Close())
+}
+
+// OnEventsAppended sets f to be called whenever events reach the event
+// log's readers (IngestEvent's a moment after their acknowledgement): the
+// pipeline's wake-up.
+func (s *Store) OnEventsAppended(f func()) {
+	if s.in == nil {
+		return
+	}
+	s.in.mu.Lock()
+	s.in.onMoved = f
+	s.in.mu.Unlock()
+}
 
 // Backup writes a consistent copy of the database to w from a read
 // transaction: safe while serving.
@@ -182,72 +211,45 @@ func check(ctx context.Context) error {
 
 // ---- event log ----
 
-// AppendEvent implements bot.EventLog. Concurrent appends share one fsync
-// (groupCommit); the function is safe to re-run, as a group may do.
+// AppendEvent implements bot.EventLog: it returns once the event is in
+// the log (its readers see it), deduplicated by its key. Concurrent
+// appends share one transaction and fsync with the other writers
+// (groupCommit), after the events acknowledged before them (ingestLog).
 func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
+	return s.appendEvent(ctx, ev, false)
+}
+
+// IngestEvent is AppendEvent for an event that must be durable before it
+// is acknowledged but need not be read back at once (a callback): it
+// returns once the event is synced to the ingest log, and the log's
+// readers see it a moment later, when OnEventsAppended's function is
+// called. A crash in between loses nothing: Open moves it.
+func (s *Store) IngestEvent(ctx context.Context, ev *bot.Event) (bool, error) {
+	return s.appendEvent(ctx, ev, true)
+}
+
+func (s *Store) appendEvent(ctx context.Context, ev *bot.Event, ingest bool) (bool, error) {
 	if err := check(ctx); err != nil {
 		return false, err
 	}
 	if err := bot.CheckEvent(ev); err != nil {
 		return false, fmt.Errorf("append event: %w", err)
 	}
+	if s.in == nil {
+		return false, fmt.Errorf("append event: %s is open read-only", s.path)
+	}
 	now := s.o.Now()
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = now
 	}
-	// A retry is answered from a read transaction, without a write or fsync;
-	// the write below checks again, so racing first deliveries stay single.
-	if ev.DedupeKey != "" && s.seen(ev.DedupeKey, now) {
-		return true, nil
-	}
 	var dup bool
-	var seq uint64
-	err := s.gc.run(func(tx *bbolt.Tx) error {
-		dup, seq = false, 0
-		dd := tx.Bucket(bucketDedupe)
-		if ev.DedupeKey != "" {
-			if v := dd.Get([]byte(ev.DedupeKey)); len(v) >= 8 {
-				at := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-				if now.Sub(at) < s.o.DedupeTTL {
-					dup = true
-					return nil
-				}
-			}
-		}
-		events := tx.Bucket(bucketEvents)
-		var err error
-		if seq, err = events.NextSequence(); err != nil {
-			return err
-		}
-		e := *ev
-		e.Seq = seq
-		raw, err := json.Marshal(&e)
-		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
-		}
-		if err := events.Put(u64(seq), raw); err != nil {
-			return err
-		}
-		if err := indexEvent(tx, e.Members(), seq); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketPending).Put(u64(seq), i64(ev.ReceivedAt.UnixNano())); err != nil {
-			return err
-		}
-		if ev.DedupeKey != "" {
-			if err := dd.Put([]byte(ev.DedupeKey), append(i64(now.UnixNano()), u64(seq)...)); err != nil {
-				return err
-			}
-		}
-		return addCounter(tx, ctrPending, 1)
-	})
-	if err != nil {
-		return false, fmt.Errorf("append event: %w", err)
+	var err error
+	if ingest {
+		dup, err = s.in.ingest(ev, now)
+	} else {
+		dup, err = s.in.appendDirect(ev, now)
 	}
-	if !dup {
-		ev.Seq = seq
-	}
-	return dup, nil
+	return dup, err
 }
 
 // seen reports whether key was appended within the dedupe TTL.
@@ -308,9 +310,13 @@ func (s *Store) EventStats(ctx context.Context) (bot.EventStats, error) {
 	if err := check(ctx); err != nil {
 		return st, err
 	}
+	unmoved, last := 0, uint64(0)
+	if s.in != nil {
+		unmoved, last = s.in.stats()
+	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		st.LastSeq = tx.Bucket(bucketEvents).Sequence()
-		st.Pending = int(counter(tx, ctrPending))
+		st.LastSeq = max(tx.Bucket(bucketEvents).Sequence(), last)
+		st.Pending = int(counter(tx, ctrPending)) + unmoved
 		st.Failed = int(counter(tx, ctrFailed))
 		if _, v := tx.Bucket(bucketPending).Cursor().First(); len(v) == 8 {
 			st.OldestPending = time.Unix(0, int64(binary.BigEndian.Uint64(v)))

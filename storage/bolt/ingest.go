@@ -1,0 +1,623 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// The ingest log makes a callback durable with one small write and one
+// fdatasync, so its 200 never waits for a bbolt commit (two fsyncs, the
+// pages of four tables, and the writer lock the engine and the outbox
+// hold): IngestEvent appends the event to a preallocated file beside the
+// database (<file>-ingest), group-committed like the bbolt writes (the
+// first waiter flushes; the next group forms while it syncs), and
+// answers once that is synced. A mover then copies the synced events into
+// bbolt — events, pending, member history, dedupe — in sequence order,
+// group-committed with the engine's transactions, and wakes the pipeline;
+// only then do the event log's readers see them.
+//
+// AppendEvent (every other writer: schedulers, sweeps, results) goes
+// through the same sequence and mover without the file, returning once
+// its event is in bbolt, so sequence numbers reach the log's readers in
+// order whichever way an event came in.
+//
+// Open moves what a crash left in the file (records with a sequence
+// number above the log's, CRC-checked; the first torn or older record
+// ends the file's contents) before anything else runs; Close moves the
+// rest. A retry is recognised against both the events not moved yet and
+// bbolt's dedupe table.
+type ingestLog struct {
+	s    *Store
+	f    *os.File
+	path string
+	sync bool // fdatasync each group (off only with Options.NoSync)
+
+	mu      sync.Mutex
+	seq     uint64              // last sequence number given out
+	queue   []*ingestEntry      // given out, not yet in bbolt, in order
+	keys    map[string]struct{} // dedupe keys in queue
+	forming *ingestGroup        // IngestEvent entries waiting for the next flush
+	busy    bool                // a leader is writing and syncing a group
+	off     int64               // where the next group goes in the file
+	size    int64               // bytes written in the file (zeros beyond off)
+	closed  bool
+	// moverErr is the last move's failure (nil once one succeeds).
+	moverErr error
+	onMoved  func()
+
+	wake     chan struct{} // nudges the mover
+	stop     chan struct{} // closed by close: the mover moves what it can and returns
+	moverOut chan struct{} // closed when the mover returned
+}
+
+// ingestEntry is one event between its sequence number and bbolt.
+type ingestEntry struct {
+	seq     uint64
+	at      int64 // dedupe time (unix ns)
+	key     string
+	raw     []byte // the event's JSON, Seq set
+	members []string
+	recv    int64 // ReceivedAt (unix ns)
+	ready   bool  // durable in the file, or AppendEvent's: may be moved
+	direct  bool  // AppendEvent's: its caller waits for the move
+	moved   chan struct{}
+	err     error // set before moved is closed when the move failed (direct only)
+}
+
+// ingestGroup is IngestEvent entries flushed together.
+type ingestGroup struct {
+	opener  *ingestEntry // its first entry: leads it when handed the lead
+	entries []*ingestEntry
+	buf     []byte
+	err     error
+	done    chan struct{} // closed when err is set
+	lead    chan struct{} // closed when the group's first caller is to flush it
+}
+
+const (
+	ingestSuffix = "-ingest"
+	// ingestHeader is a record's length (u32), CRC-32C of the rest
+	// (u32), sequence number (u64) and dedupe time (i64); the event's
+	// JSON follows.
+	ingestHeader = 24
+	// ingestChunk is how much the file grows at a time, written as zeros
+	// and synced once, so that a group's fdatasync has no size change
+	// (metadata) to write.
+	ingestChunk = 4 << 20
+	// ingestKeep is the most of the file kept at start-up; larger files
+	// (a long outage of bbolt writes) are cut back after their move.
+	ingestKeep = 4 * ingestChunk
+	// maxMove bounds the events in one bbolt transaction of the mover.
+	maxMove = 2000
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// errIngestClosed answers writes after Close.
+var errIngestClosed = errors.New("store is closed")
+
+// IngestLogPath is the ingest log beside the database file at path: it
+// belongs to that file (moved aside with it by a restore).
+func IngestLogPath(path string) string { return path + ingestSuffix }
+
+// checkIngestMoved fails a read-only open while the ingest log holds
+// acknowledged events the file lacks (the server stopped without closing
+// it): a copy or check of the file alone would miss them.
+func (s *Store) checkIngestMoved() error {
+	f, err := os.Open(IngestLogPath(s.path))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open ingest log: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open ingest log: %w", err)
+	}
+	var last uint64
+	_ = s.db.View(func(tx *bbolt.Tx) error { last = tx.Bucket(bucketEvents).Sequence(); return nil })
+	recs, err := readIngest(f, fi.Size(), last)
+	if err != nil {
+		return err
+	}
+	if len(recs) > 0 {
+		return fmt.Errorf("%s: %d acknowledged events are still in %s, not yet in the file (wecombot stopped without closing it): start wecombot serve once, which moves them, then retry", s.path, len(recs), IngestLogPath(s.path))
+	}
+	return nil
+}
+
+// openIngest opens (creating) the ingest log of s, moves what it holds
+// into bbolt and starts the mover.
+func openIngest(s *Store) (*ingestLog, error) {
+	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, keys: map[string]struct{}{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open ingest log: %w", err)
+	}
+	l.f = f
+	if err := l.recover(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go l.mover()
+	return l, nil
+}
+
+// recover moves the records a crash left in the file into bbolt and
+// starts the file over.
+func (l *ingestLog) recover() error {
+	fi, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("ingest log: %w", err)
+	}
+	l.size = fi.Size()
+	var last uint64
+	err = l.s.db.View(func(tx *bbolt.Tx) error { last = tx.Bucket(bucketEvents).Sequence(); return nil })
+	if err != nil {
+		return err
+	}
+	l.seq = last
+	recs, err := readIngest(l.f, l.size, last)
+	if err != nil {
+		return err
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), maxMove)
+		if err := l.s.gc.run(func(tx *bbolt.Tx) error { return moveEntries(tx, recs[:n], l.s.o.DedupeTTL) }); err != nil {
+			return fmt.Errorf("move the ingest log's events into the database: %w", err)
+		}
+		l.seq = max(l.seq, recs[n-1].seq)
+		recs = recs[n:]
+	}
+	if l.size > ingestKeep {
+		if err := l.f.Truncate(ingestKeep); err != nil {
+			return fmt.Errorf("ingest log: %w", err)
+		}
+		l.size = ingestKeep
+	}
+	// The file starts over at 0; what is left behind is older than the
+	// log (skipped) or cut off by the first record written.
+	return nil
+}
+
+// readIngest returns the file's records with a sequence number above
+// after, in order, up to the first torn record, zeros, or a record not
+// newer than the one before (left from before the file started over).
+func readIngest(f *os.File, size int64, after uint64) ([]*ingestEntry, error) {
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read ingest log: %w", err)
+	}
+	var out []*ingestEntry
+	var prev uint64
+	for off := 0; off+ingestHeader <= len(data); {
+		n := int(binary.BigEndian.Uint32(data[off:]))
+		if n < ingestHeader || off+n > len(data) || crc32.Checksum(data[off+8:off+n], crcTable) != binary.BigEndian.Uint32(data[off+4:]) {
+			break
+		}
+		seq := binary.BigEndian.Uint64(data[off+8:])
+		if seq <= prev {
+			break
+		}
+		prev = seq
+		at := int64(binary.BigEndian.Uint64(data[off+16:]))
+		raw := data[off+ingestHeader : off+n]
+		off += n
+		if seq <= after {
+			continue // in the database already
+		}
+		var ev bot.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			break // not a record of ours after all: stop rather than guess
+		}
+		out = append(out, &ingestEntry{seq: seq, at: at, key: ev.DedupeKey, raw: raw, members: ev.Members(),
+			recv: ev.ReceivedAt.UnixNano(), ready: true})
+	}
+	return out, nil
+}
+
+// moveEntries writes entries into bbolt's event log in one transaction;
+// it may run more than once (group commit). An entry whose dedupe key is
+// in bbolt already (only possible for a record moved again at recovery)
+// is skipped.
+func moveEntries(tx *bbolt.Tx, entries []*ingestEntry, ttl time.Duration) error {
+	events, pending, dd := tx.Bucket(bucketEvents), tx.Bucket(bucketPending), tx.Bucket(bucketDedupe)
+	added := int64(0)
+	top := events.Sequence()
+	for _, e := range entries {
+		top = max(top, e.seq)
+		if events.Get(u64(e.seq)) != nil {
+			continue
+		}
+		if e.key != "" {
+			if v := dd.Get([]byte(e.key)); len(v) >= 8 && e.at-int64(binary.BigEndian.Uint64(v)) < int64(ttl) {
+				continue
+			}
+		}
+		if err := events.Put(u64(e.seq), e.raw); err != nil {
+			return err
+		}
+		if err := indexEvent(tx, e.members, e.seq); err != nil {
+			return err
+		}
+		if err := pending.Put(u64(e.seq), i64(e.recv)); err != nil {
+			return err
+		}
+		if e.key != "" {
+			if err := dd.Put([]byte(e.key), append(i64(e.at), u64(e.seq)...)); err != nil {
+				return err
+			}
+		}
+		added++
+	}
+	if top > events.Sequence() {
+		if err := events.SetSequence(top); err != nil {
+			return err
+		}
+	}
+	if added == 0 {
+		return nil
+	}
+	return addCounter(tx, ctrPending, added)
+}
+
+// add gives ev the next sequence number and queues it, unless its dedupe
+// key was appended within the TTL (dup). direct entries are ready at once;
+// the others join the forming group g, which the caller is to flush when
+// lead.
+func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEntry, g *ingestGroup, lead, dup bool, err error) {
+	// Encoded before the lock, without its sequence number (seq is the
+	// first field and omitted when 0): withSeq adds it under the lock.
+	cp := *ev
+	cp.Seq = 0
+	body, err := json.Marshal(&cp)
+	if err != nil {
+		return nil, nil, false, false, fmt.Errorf("encode event: %w", err)
+	}
+	members := ev.Members()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, nil, false, false, errIngestClosed
+	}
+	if ev.DedupeKey != "" {
+		if _, ok := l.keys[ev.DedupeKey]; ok {
+			return nil, nil, false, true, nil
+		}
+		// Checked under the lock: a key leaves l.keys only once it is in
+		// bbolt, so one of the two always has it.
+		if l.s.seen(ev.DedupeKey, now) {
+			return nil, nil, false, true, nil
+		}
+	}
+	e = &ingestEntry{seq: l.seq + 1, at: now.UnixNano(), key: ev.DedupeKey, members: members,
+		recv: ev.ReceivedAt.UnixNano(), ready: direct, direct: direct, moved: make(chan struct{})}
+	e.raw = withSeq(body, e.seq)
+	l.seq = e.seq
+	l.queue = append(l.queue, e)
+	if e.key != "" {
+		l.keys[e.key] = struct{}{}
+	}
+	if !direct {
+		if l.forming == nil {
+			l.forming = &ingestGroup{opener: e, done: make(chan struct{}), lead: make(chan struct{})}
+		}
+		g = l.forming
+		g.entries = append(g.entries, e)
+		g.buf = appendRecord(g.buf, e)
+		if !l.busy {
+			l.busy, lead = true, true
+		}
+	}
+	return e, g, lead, false, nil
+}
+
+// withSeq is json.Marshal of the event body encodes with Seq set to seq
+// (TestWithSeqIsJSONMarshal): Seq is bot.Event's first field, omitted
+// when zero.
+func withSeq(body []byte, seq uint64) []byte {
+	out := make([]byte, 0, len(body)+28)
+	out = append(out, `{"seq":`...)
+	out = strconv.AppendUint(out, seq, 10)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...)
+}
+
+func appendRecord(buf []byte, e *ingestEntry) []byte {
+	start := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(ingestHeader+len(e.raw)))
+	buf = binary.BigEndian.AppendUint32(buf, 0) // CRC, below
+	buf = binary.BigEndian.AppendUint64(buf, e.seq)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(e.at))
+	buf = append(buf, e.raw...)
+	binary.BigEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start+8:], crcTable))
+	return buf
+}
+
+// ingest makes ev durable in the file and returns once it is (see
+// ingestLog); it is in bbolt a moment later.
+func (l *ingestLog) ingest(ev *bot.Event, now time.Time) (bool, error) {
+	e, g, lead, dup, err := l.add(ev, now, false)
+	if err != nil || dup {
+		return dup, err
+	}
+	opened := g.opener == e
+	switch {
+	case lead:
+		l.flush() // g: it forms until its leader takes it
+	case opened: // e opened g, which formed while another group was written: it leads g next
+		select {
+		case <-g.done:
+		case <-g.lead: // the previous leader handed over: flush what formed
+			l.flush()
+		}
+	}
+	<-g.done
+	if g.err != nil {
+		return false, g.err
+	}
+	ev.Seq = e.seq
+	return false, nil
+}
+
+// flush writes and syncs the forming group (the caller leads it), then
+// hands the lead to the group that formed meanwhile.
+func (l *ingestLog) flush() {
+	l.mu.Lock()
+	g := l.forming
+	l.forming = nil
+	if len(l.queue) == len(g.entries) && l.queue[0] == g.entries[0] {
+		l.off = 0 // everything before is in bbolt: the file starts over
+	}
+	off := l.off
+	l.mu.Unlock()
+
+	err := l.write(g.buf, off)
+
+	l.mu.Lock()
+	if err == nil {
+		l.off = off + int64(len(g.buf))
+		for _, e := range g.entries {
+			e.ready = true
+		}
+	} else {
+		l.drop(g.entries)
+		err = fmt.Errorf("append event: %w", err)
+	}
+	g.err = err
+	close(g.done)
+	if l.forming != nil {
+		close(l.forming.lead)
+	} else {
+		l.busy = false
+	}
+	l.mu.Unlock()
+	if err == nil {
+		l.nudge()
+	}
+}
+
+// write puts buf at off, growing the file by zeroed chunks as needed, and
+// syncs it.
+func (l *ingestLog) write(buf []byte, off int64) error {
+	if end := off + int64(len(buf)); end > l.size {
+		grow := (end - l.size + ingestChunk - 1) / ingestChunk * ingestChunk
+		zeros := make([]byte, 64<<10)
+		for at := l.size; at < l.size+grow; at += int64(len(zeros)) {
+			if _, err := l.f.WriteAt(zeros, at); err != nil {
+				_ = l.f.Truncate(l.size) // leave no half-grown chunk
+				return fmt.Errorf("grow ingest log: %w", err)
+			}
+		}
+		if l.sync {
+			if err := l.f.Sync(); err != nil {
+				return fmt.Errorf("grow ingest log: %w", err)
+			}
+		}
+		l.size += grow
+	}
+	if _, err := l.f.WriteAt(buf, off); err != nil {
+		return fmt.Errorf("write ingest log: %w", err)
+	}
+	if l.sync {
+		if err := fdatasync(l.f); err != nil {
+			return fmt.Errorf("sync ingest log: %w", err)
+		}
+	}
+	return nil
+}
+
+// drop takes entries that will not be moved out of the queue (l.mu held).
+func (l *ingestLog) drop(entries []*ingestEntry) {
+	gone := make(map[*ingestEntry]bool, len(entries))
+	for _, e := range entries {
+		gone[e] = true
+		if e.key != "" {
+			delete(l.keys, e.key)
+		}
+	}
+	kept := l.queue[:0]
+	for _, e := range l.queue {
+		if !gone[e] {
+			kept = append(kept, e)
+		}
+	}
+	clear(l.queue[len(kept):])
+	l.queue = kept
+}
+
+// appendDirect queues ev after the events before it and returns once the
+// mover has put it in bbolt (AppendEvent).
+func (l *ingestLog) appendDirect(ev *bot.Event, now time.Time) (bool, error) {
+	e, _, _, dup, err := l.add(ev, now, true)
+	if err != nil || dup {
+		return dup, err
+	}
+	l.nudge()
+	<-e.moved
+	if e.err != nil {
+		return false, e.err
+	}
+	ev.Seq = e.seq
+	return false, nil
+}
+
+func (l *ingestLog) nudge() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// mover copies ready entries into bbolt, oldest first, until stopped
+// with nothing left it can move.
+func (l *ingestLog) mover() {
+	defer close(l.moverOut)
+	defer l.failDirect(errIngestClosed) // stopped: nobody waits forever
+	backoff := time.Duration(0)
+	for {
+		moved, err := l.moveOnce()
+		if err == nil && moved {
+			backoff = 0
+			continue
+		}
+		wait := time.Second // a nudge lost to a full channel costs at most this
+		if err != nil {
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			wait = backoff
+		}
+		select {
+		case <-l.stop:
+			if err != nil || !l.pendingReady() {
+				return
+			}
+		case <-l.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// failDirect answers AppendEvent callers still waiting with err.
+func (l *ingestLog) failDirect(err error) {
+	l.mu.Lock()
+	var direct []*ingestEntry
+	for _, e := range l.queue {
+		if e.direct {
+			e.err = err
+			direct = append(direct, e)
+		}
+	}
+	l.drop(direct)
+	l.mu.Unlock()
+	for _, e := range direct {
+		close(e.moved)
+	}
+}
+
+func (l *ingestLog) pendingReady() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue) > 0 && l.queue[0].ready
+}
+
+// moveOnce moves the queue's ready head (at most maxMove) into bbolt.
+func (l *ingestLog) moveOnce() (moved bool, err error) {
+	l.mu.Lock()
+	n := 0
+	for n < len(l.queue) && n < maxMove && l.queue[n].ready {
+		n++
+	}
+	batch := append([]*ingestEntry(nil), l.queue[:n]...)
+	l.mu.Unlock()
+	if n == 0 {
+		return false, nil
+	}
+	err = l.s.gc.run(func(tx *bbolt.Tx) error { return moveEntries(tx, batch, l.s.o.DedupeTTL) })
+	l.mu.Lock()
+	l.moverErr = err
+	if err != nil {
+		// IngestEvent's entries are durable in the file and wait for the
+		// next try; AppendEvent's callers get the error.
+		var direct []*ingestEntry
+		for _, e := range batch {
+			if e.direct {
+				e.err = fmt.Errorf("append event: %w", err)
+				direct = append(direct, e)
+			}
+		}
+		l.drop(direct)
+		l.mu.Unlock()
+		for _, e := range direct {
+			close(e.moved)
+		}
+		return false, err
+	}
+	// The batch is still the queue's head: only entries not ready (in a
+	// group being written) or AppendEvent's after a failed move leave it
+	// otherwise, and neither is in a batch being moved.
+	for _, e := range batch {
+		if e.key != "" {
+			delete(l.keys, e.key)
+		}
+	}
+	clear(l.queue[:n])
+	l.queue = l.queue[n:]
+	notify := l.onMoved
+	l.mu.Unlock()
+	for _, e := range batch {
+		close(e.moved)
+	}
+	if notify != nil {
+		notify()
+	}
+	return true, nil
+}
+
+// stats are the events not in bbolt yet and the last sequence number.
+func (l *ingestLog) stats() (unmoved int, last uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue), l.seq
+}
+
+// close refuses new events, waits for the group being written, moves
+// what it can and closes the file (what could not be moved stays in it
+// for the next Open).
+func (l *ingestLog) close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		busy := l.busy
+		l.mu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(l.stop)
+	<-l.moverOut
+	return l.f.Close()
+}

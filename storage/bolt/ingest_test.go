@@ -1,0 +1,328 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wecombot/wecombot/bot"
+)
+
+// TestIngestAndAppendKeepOneOrder: callbacks through IngestEvent and other
+// writers through AppendEvent, concurrently: every event reaches the log
+// once, with distinct sequence numbers, retries are duplicates, and a
+// reader that saw seq n never sees an event below n appear later.
+func TestIngestAndAppendKeepOneOrder(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const writers, each = 16, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each*2)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				ev := &bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprintf("wm%d_%d", w, i), DedupeKey: fmt.Sprintf("k%d_%d", w, i)}
+				var dup bool
+				var err error
+				if w%4 == 0 {
+					dup, err = s.AppendEvent(ctx, ev)
+				} else {
+					dup, err = s.IngestEvent(ctx, ev)
+				}
+				if err != nil || dup || ev.Seq == 0 {
+					errs <- fmt.Errorf("append %s: dup %v seq %d err %v", ev.DedupeKey, dup, ev.Seq, err)
+				}
+				retry := &bot.Event{Type: bot.EventContactAdd, ExternalUserID: ev.ExternalUserID, DedupeKey: ev.DedupeKey}
+				if dup, err := s.IngestEvent(ctx, retry); err != nil || !dup {
+					errs <- fmt.Errorf("retry %s: dup %v err %v", ev.DedupeKey, dup, err)
+				}
+			}
+		})
+	}
+	// A reader following the log as the pipeline does.
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	var seen []uint64
+	go func() {
+		defer close(readerDone)
+		var after uint64
+		for {
+			evs, err := s.PendingEvents(ctx, after, 256)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, ev := range evs {
+				seen = append(seen, ev.Seq)
+				after = ev.Seq
+			}
+			select {
+			case <-stop:
+				if len(evs) == 0 {
+					return
+				}
+			default:
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}()
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := s.EventStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pending == writers*each {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d, want %d", st.Pending, writers*each)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-readerDone
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(seen) != writers*each {
+		t.Errorf("the reader saw %d events, want %d (an event appeared below its cursor)", len(seen), writers*each)
+	}
+	all, err := s.PendingEvents(ctx, 0, 10*writers*each)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != writers*each {
+		t.Errorf("log holds %d events, want %d", len(all), writers*each)
+	}
+}
+
+// copyFile copies src to dst as it is on disk.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIngestedEventsSurviveACrash: events acknowledged by IngestEvent while
+// nothing could be moved into bbolt (a writer holds it) are in the files
+// a crash leaves: Open moves each exactly once, a torn record at the end
+// is ignored, their retries stay duplicates, and the log goes on from
+// there — a second crash moves only what came after.
+func TestIngestedEventsSurviveACrash(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.AppendEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm_before", DedupeKey: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	// crashWith acknowledges n events while bbolt's writer is held, then
+	// copies the files as a crash would leave them.
+	crashWith := func(prefix string, n int, to string) {
+		t.Helper()
+		hold, held := make(chan struct{}), make(chan struct{})
+		go s.db.Update(func(*bbolt.Tx) error { close(held); <-hold; return nil })
+		<-held
+		for i := range n {
+			ev := &bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprint(prefix, i), DedupeKey: fmt.Sprint(prefix, i)}
+			if dup, err := s.IngestEvent(ctx, ev); err != nil || dup {
+				t.Fatalf("ingest: %v %v", dup, err)
+			}
+		}
+		copyFile(t, path, to)
+		copyFile(t, path+ingestSuffix, to+ingestSuffix)
+		close(hold)
+	}
+	crashed := filepath.Join(dir, "crashed.db")
+	crashWith("wm_a", 50, crashed)
+	// A record torn by the crash after the last acknowledged one.
+	f, err := os.OpenFile(crashed+ingestSuffix, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readIngest(f, mustSize(t, f), 0)
+	if err != nil || len(recs) != 50 {
+		t.Fatalf("ingest file holds %d records (%v), want 50", len(recs), err)
+	}
+	end := int64(0)
+	for _, r := range recs {
+		end += int64(ingestHeader + len(r.raw))
+	}
+	if _, err := f.WriteAt([]byte{0, 0, 1, 0, 9, 9, 9, 9, 1, 2, 3}, end); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	c, err := Open(crashed, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := c.PendingEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 51 || evs[0].ExternalUserID != "wm_before" || evs[50].ExternalUserID != "wm_a49" {
+		t.Fatalf("after the crash the log holds %d events, want wm_before and the 50 acknowledged", len(evs))
+	}
+	for i, ev := range evs[1:] {
+		if ev.Seq <= evs[i].Seq {
+			t.Fatalf("sequence not increasing at %d: %d after %d", i, ev.Seq, evs[i].Seq)
+		}
+	}
+	if dup, err := c.IngestEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm_a7", DedupeKey: "wm_a7"}); err != nil || !dup {
+		t.Errorf("a retry of a recovered event: dup %v err %v, want a duplicate", dup, err)
+	}
+	// Go on, crash again: only the new events are moved.
+	s.Close()
+	s = c
+	path = crashed
+	again := filepath.Join(dir, "again.db")
+	crashWith("wm_b", 5, again)
+	d, err := Open(again, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	evs, err = d.PendingEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 56 || evs[55].ExternalUserID != "wm_b4" {
+		t.Fatalf("after the second crash the log holds %d events, want 56 ending with wm_b4", len(evs))
+	}
+	st, err := d.EventStats(ctx)
+	if err != nil || st.Pending != 56 {
+		t.Errorf("pending %d (%v), want 56", st.Pending, err)
+	}
+}
+
+func mustSize(t *testing.T, f *os.File) int64 {
+	t.Helper()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// BenchmarkIngestVsAppend16 is 16 concurrent writers (WeCom's connections)
+// of distinct members, durable: IngestEvent (the callback's path) and
+// AppendEvent (into bbolt before returning), side by side.
+func BenchmarkIngestVsAppend16(b *testing.B) {
+	for _, path := range []string{"ingest", "append"} {
+		b.Run(path, func(b *testing.B) {
+			s := benchStore(b, false)
+			ctx := context.Background()
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(8) // × GOMAXPROCS 2 = 16 writers
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					ev := bot.Event{Type: bot.EventContactAdd, DedupeKey: fmt.Sprint("k", i), ExternalUserID: fmt.Sprint("wm_bench_", i), WelcomeCode: "WC"}
+					var err error
+					if path == "ingest" {
+						_, err = s.IngestEvent(ctx, &ev)
+					} else {
+						_, err = s.AppendEvent(ctx, &ev)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+// TestReadOnlyOpenRefusesUnmovedEvents: a file whose ingest log holds
+// acknowledged events it lacks is not opened read-only (a backup or check
+// of it would miss them); once a writable open moved them, it is.
+func TestReadOnlyOpenRefusesUnmovedEvents(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, held := make(chan struct{}), make(chan struct{})
+	go s.db.Update(func(*bbolt.Tx) error { close(held); <-hold; return nil })
+	<-held
+	if _, err := s.IngestEvent(context.Background(), &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1", DedupeKey: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(dir, "crashed.db")
+	copyFile(t, path, crashed)
+	copyFile(t, IngestLogPath(path), IngestLogPath(crashed))
+	close(hold)
+	s.Close()
+	if ro, err := Open(crashed, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "1 acknowledged events are still in") {
+		if ro != nil {
+			ro.Close()
+		}
+		t.Fatalf("read-only open of a file with unmoved events: %v", err)
+	}
+	w, err := Open(crashed, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	ro, err := Open(crashed, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open after the move: %v", err)
+	}
+	defer ro.Close()
+	if st, err := ro.EventStats(context.Background()); err != nil || st.Pending != 1 {
+		t.Errorf("pending %d (%v), want the moved event", st.Pending, err)
+	}
+}
+
+// TestWithSeqIsJSONMarshal: the log's records are byte for byte what
+// json.Marshal makes of the event with its sequence number.
+func TestWithSeqIsJSONMarshal(t *testing.T) {
+	for _, ev := range []bot.Event{
+		{},
+		{Type: bot.EventContactAdd},
+		{Type: bot.EventGroupUpdate, ChatID: "wr1", MemChangeList: []string{"a", "b"}, Data: map[string]string{"x": "y"}, At: time.Unix(1, 2)},
+	} {
+		for _, seq := range []uint64{1, 42, 1<<64 - 1} {
+			body, err := json.Marshal(&ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ev
+			want.Seq = seq
+			w, _ := json.Marshal(&want)
+			if got := withSeq(body, seq); string(got) != string(w) {
+				t.Errorf("withSeq = %s, want %s", got, w)
+			}
+		}
+	}
+}
