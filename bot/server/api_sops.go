@@ -22,8 +22,9 @@ import (
 
 // sopStepView is one step as the console shows it.
 type sopStepView struct {
-	Day      int    `json:"day"`
-	At       string `json:"at,omitempty"`
+	Day int    `json:"day"`
+	At  string `json:"at,omitempty"`
+	// After is a welcome follow-up's delay (2d, 36h, 90m).
 	After    string `json:"after,omitempty"`
 	Via      string `json:"via"`
 	Text     string `json:"text"`
@@ -93,7 +94,7 @@ func newSOPView(sop *scenarios.SOP, st *engine.SOPStats) sopView {
 			sv.At = fmt.Sprintf("%02d:%02d", int(s.Clock.Hours()), int(s.Clock.Minutes())%60)
 		}
 		if s.After > 0 {
-			sv.After = s.After.String()
+			sv.After = afterText(s.After)
 		}
 		if i < len(st.Steps) && st.Steps[i] != nil {
 			sv.Counts = st.Steps[i]
@@ -101,6 +102,17 @@ func newSOPView(sop *scenarios.SOP, st *engine.SOPStats) sopView {
 		v.Steps = append(v.Steps, sv)
 	}
 	return v
+}
+
+// afterText writes a follow-up's delay as the YAML does: 2d, 36h or 90m.
+func afterText(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	case d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return strconv.Itoa(int(d/time.Minute)) + "m"
 }
 
 // sopByName is the scenario's SOP called name, or a 404 naming the list.

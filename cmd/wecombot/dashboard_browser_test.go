@@ -345,6 +345,42 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("broadcast report shows %q targeted, the preview %q (%v)", reportTargeted, previewCount, err)
 	}
 
+	// SOP: the demo's re-activation SOP is listed with its steps; its
+	// pause button pauses it (the engine applies the operator's event: the
+	// API says paused, the page shows it) and resume undoes it.
+	const sopName = "沉默唤醒"
+	var stepRows int
+	var sopState string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(in.base+"/#sops"),
+		ready(`section[data-sop="`+sopName+`"]`),
+		chromedp.Evaluate(`document.querySelectorAll('section[data-sop="`+sopName+`"] tbody tr').length`, &stepRows),
+		chromedp.Click(`button[data-sop-switch="`+sopName+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`span.badge.bad[data-sop-state="`+sopName+`"]`, chromedp.ByQuery),
+		chromedp.Text(`span[data-sop-state="`+sopName+`"]`, &sopState, chromedp.ByQuery),
+		shot("14-sops-paused"),
+	)
+	if err != nil || stepRows != 2 {
+		t.Fatalf("SOP page: %v (%d step rows, want 2)", err, stepRows)
+	}
+	code, sops, _ := in.adminCall(t, "GET", "/api/v1/sops", token, nil)
+	paused := false
+	for _, x := range sops["sops"].([]any) {
+		if x.(map[string]any)["name"] == sopName {
+			paused = x.(map[string]any)["paused"] == true
+		}
+	}
+	if code != 200 || !paused || sopState == "" {
+		t.Errorf("after pause on the page: API %d paused=%v, page badge %q", code, paused, sopState)
+	}
+	err = chromedp.Run(ctx,
+		chromedp.Click(`button[data-sop-switch="`+sopName+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`span.badge.ok[data-sop-state="`+sopName+`"]`, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Errorf("resume on the SOP page: %v", err)
+	}
+
 	// The language toggle: 中文 (the browser asks for zh-CN) → English → 中文, kept across loads.
 	var langs, navs []string
 	for i := 0; i < 3; i++ {
@@ -553,7 +589,7 @@ func consoleMatrix(t *testing.T, ctx context.Context, base, dir, store string, b
 	pages := []struct{ hash, sel string }{
 		{"#overview", "#funnel-table"}, {"#members", "#member-search"}, {"#segments", "#segment-form"}, {"#campaigns", "#checkin-chart"},
 		{"#coupons", "main h1"}, {"#scenarios", "#scenario-yaml"}, {"#operations", "#ops-lag"}, {"#sandbox", "#sim-add"},
-		{"#broadcasts", "#bc-form"},
+		{"#broadcasts", "#bc-form"}, {"#sops", "section.sop"}, {"#economy", "#points-issued-chart"},
 	}
 	if busy {
 		pages = append(pages, struct{ hash, sel string }{"#member/wm_alice", "#member-profile"})

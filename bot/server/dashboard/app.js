@@ -78,7 +78,7 @@
       tagsAny: '含任一标签', tagsAll: '含全部标签', tagsNone: '不含标签', silentDays: '沉默天数 ≥', activeDays: '活跃于最近（天）', addedWithin: '添加于最近（天）',
       segMinSpend: '累计消费 ≥（元）', minOrders: '订单数 ≥', lostOnly: '只看已流失客户', bySender: '按跟进员工（群发发送人）', sampleMembers: '示例客户',
       asYAML: '写进剧本（YAML）', reset: '清空条件', load: '载入', noStaff: '（无跟进员工）', counting: '计算中…', segmentNote: '每条条件都须满足；同一条件里的多项满足其一即可。已流失客户默认不计。',
-      broadcasts: '群发',
+      broadcasts: '群发', sops: 'SOP',
     },
     en: {
       title: 'Operator console', overview: 'Overview', members: 'Customers', campaigns: 'Check-ins', coupons: 'Coupons', economy: 'Points', redemptionsOf: 'Redemptions', red_done: 'redeemed', red_awaiting_address: 'awaiting address', red_to_ship: 'to ship', red_shipped: 'shipped',
@@ -140,7 +140,7 @@
       tagsAny: 'Has any tag', tagsAll: 'Has every tag', tagsNone: 'Has none of', silentDays: 'Silent for ≥ days', activeDays: 'Active within days', addedWithin: 'Added within days',
       segMinSpend: 'Spend ≥ (yuan)', minOrders: 'Orders ≥', lostOnly: 'Lost customers only', bySender: 'By staff (who sends)', sampleMembers: 'Sample customers',
       asYAML: 'In the scenario (YAML)', reset: 'Clear', load: 'Load', noStaff: '(no staff)', counting: 'Counting…', segmentNote: 'Every rule must hold; within a rule any entry will do. Lost customers are left out unless asked for.',
-      broadcasts: 'Broadcasts',
+      broadcasts: 'Broadcasts', sops: 'SOPs',
     },
   };
   // Labels for the codes the API speaks in (event types, action kinds,
@@ -1161,9 +1161,10 @@ steps:
         queued: '待发送', batched: '已合并，待创建任务', waiting_confirm: '待员工确认', sent: '已创建任务', delivered: '已送达', not_friend: '已不是好友',
         over_quota: '超出本月群发次数', not_confirmed: '员工未确认', left_out: '员工未选择该客户', canceled: '已取消', failed: '发送失败',
         possibly_delivered: '可能已送达', task_failed: '任务失败', task_unknown: '任务结果未知', unknown: '未知',
+        group_post: '已发到客户群', undelivered: '未送达',
       },
       skippedAs: (reason) => `跳过：${reason}`,
-      skip: { quota: '超出本月群发次数', not_a_friend: '没有跟进员工', outside_window: '不在微信客服 48 小时内', contact_cap: '触达频次上限', refused: '企业微信会拒绝' },
+      skip: { quota: '超出本月群发次数', not_a_friend: '没有跟进员工', outside_window: '不在微信客服 48 小时内', contact_cap: '触达频次上限', refused: '企业微信会拒绝', no_group: '不在任何客户群' },
     },
     en: {
       newBroadcast: 'New broadcast', segment: 'Segment', via: 'Via', text: 'Text', at: 'When (empty: now)', preview: 'Preview',
@@ -1176,9 +1177,10 @@ steps:
         queued: 'queued', batched: 'batched, task pending', waiting_confirm: 'waiting for staff', sent: 'task created', delivered: 'delivered', not_friend: 'no longer a contact',
         over_quota: 'over the monthly quota', not_confirmed: 'staff did not confirm', left_out: 'left out by staff', canceled: 'canceled', failed: 'failed',
         possibly_delivered: 'possibly delivered', task_failed: 'task failed', task_unknown: 'task outcome unknown', unknown: 'unknown',
+        group_post: 'posted to her groups', undelivered: 'not delivered',
       },
       skippedAs: (reason) => `skipped: ${reason}`,
-      skip: { quota: 'monthly quota', not_a_friend: 'no staff contact', outside_window: 'outside the 48 h window', contact_cap: 'contact cap', refused: 'WeCom would refuse' },
+      skip: { quota: 'monthly quota', not_a_friend: 'no staff contact', outside_window: 'outside the 48 h window', contact_cap: 'contact cap', refused: 'WeCom would refuse', no_group: 'in no customer group' },
     },
   };
   const bt = (k) => (BC[lang] && k in BC[lang] ? BC[lang][k] : BC.en[k]);
@@ -1251,10 +1253,138 @@ steps:
           h('td', null, c.staff || '—'), h('td', null, bcResult(c.status)), h('td', { class: 'hide-sm' }, c.reason || ''))), { id: 'bc-customers', class: 'stack' }) : empty(t('noMembers'))));
   }
 
+  // ---- SOPs (客户SOP): each sequence as a timeline of its steps with what
+  // became of each step's messages, its members and the step each is at,
+  // pause / resume. SOPs are written in the scenario (剧本 page). ----
+  const SO = {
+    zh: {
+      trigger: '触发', stopWhen: '结束条件', steps: '步骤', enrolled: '进入人数', running: '进行中', stopped: '已结束', done: '已走完',
+      paused: '已暂停', active: '运行中', pause: '暂停', resume: '恢复', viewMembers: '查看客户', step: '步骤', when: '时间', via: '方式',
+      text: '内容', outcome: '发送情况', memberCol: '客户', startedCol: '进入时间', stateCol: '状态', atStep: '当前步骤', nextAt: '下一步',
+      stoppedBy: '结束原因', allStates: '全部', more: '更多', none: '剧本里还没有 SOP（sops:）。', noMembers: '还没有客户进入这个 SOP。',
+      welcomeNote: '欢迎语的跟进消息随每次欢迎语发出，在客户详情的时间线里查看。', pausedNote: '暂停期间不会有新客户进入，到期的步骤会被取消。',
+      segment: '客户分群', sopCount: 'SOP 数', pausedCount: '已暂停', day: (d) => (d === 0 ? '当天' : `第 ${d} 天`),
+      after: (n, unit) => `${n} ${{ d: '天', h: '小时', m: '分钟' }[unit]}后`,
+      trig: { added: '添加员工', joined_group: '进入客户群', silent: '成为沉默客户', welcome: '欢迎语之后', stage: (x) => `进入阶段「${x}」`, tag: (x) => `打上标签「${x}」`, date: () => '生日当天' },
+      stop: { purchase: '下单', lost: '流失', active: '客户再次活跃', tag: (x) => `打上标签「${x}」` },
+      vias: { staff_task: '员工任务（应用消息）', mass_send: '客户群发（员工确认）', kf: '微信客服', group: '客户群群发' },
+      status: { sent: '已发送', queued: '待发送' }, stoppedKpi: '已结束', membersTitle: '客户', welcomeTitle: (x) => `欢迎语跟进（${x}）`,
+    },
+    en: {
+      trigger: 'Trigger', stopWhen: 'Stops on', steps: 'Steps', enrolled: 'Enrolled', running: 'running', stopped: 'stopped', done: 'done',
+      paused: 'Paused', active: 'Active', pause: 'Pause', resume: 'Resume', viewMembers: 'Customers', step: 'Step', when: 'When', via: 'Via',
+      text: 'Text', outcome: 'Messages', memberCol: 'Customer', startedCol: 'Started', stateCol: 'State', atStep: 'Step', nextAt: 'Next',
+      stoppedBy: 'Stopped by', allStates: 'All', more: 'More', none: 'The scenario has no SOPs (sops:).', noMembers: 'Nobody has entered this SOP yet.',
+      welcomeNote: 'A welcome script\'s follow-ups go with each welcome: see them on the customer\'s timeline.', pausedNote: 'While paused nobody enters and steps falling due are canceled.',
+      segment: 'Segment', sopCount: 'SOPs', pausedCount: 'Paused', day: (d) => `Day ${d}`,
+      after: (n, unit) => `after ${n} ${{ d: 'day', h: 'hour', m: 'minute' }[unit]}${n === 1 ? '' : 's'}`,
+      trig: { added: 'adds a staff member', joined_group: 'joins a customer group', silent: 'goes silent', welcome: 'after the welcome', stage: (x) => `reaches ${x}`, tag: (x) => `gets tag ${x}`, date: () => 'on her birthday' },
+      stop: { purchase: 'an order', lost: 'lost', active: 'active again', tag: (x) => `tag ${x}` },
+      vias: { staff_task: 'Staff task (app message)', mass_send: 'Mass message (staff confirm)', kf: 'WeChat Customer Service', group: 'Customer groups' },
+      status: { sent: 'sent', queued: 'queued' }, stoppedKpi: 'Stopped', membersTitle: 'Customers', welcomeTitle: (x) => `Welcome follow-ups (${x})`,
+    },
+  };
+  const st = (k) => (SO[lang] && k in SO[lang] ? SO[lang][k] : SO.en[k]);
+  // A trigger or stop condition "kind[:arg]" in words (stage names the scenario's).
+  const sopWords = (dict, x) => {
+    const [kind, arg] = String(x).split(/:(.*)/s);
+    const w = st(dict)[kind];
+    if (typeof w === 'function') return w(kind === 'stage' ? stageLabel(arg) : arg);
+    return w || x;
+  };
+  // A step's time: day N [HH:MM], or (a welcome follow-up) "after" as 2d, 36h or 90m.
+  const stepWhen = (s) => {
+    const m = /^(\d+)([dhm])$/.exec(s.after || '');
+    if (m) return st('after')(Number(m[1]), m[2]);
+    return st('day')(s.day) + (s.at ? ' ' + s.at : '');
+  };
+  // A step message's status: a staff task or kf message is "sent"; the rest as the broadcasts say.
+  const sopResult = (k) => st('status')[k] || bcResult(k);
+  const sopStates = { running: () => st('running'), stopped: () => st('stopped'), done: () => st('done') };
+  // counts {status: n} as chips, largest first.
+  const outcomeChips = (counts) => {
+    const list = Object.entries(counts || {}).sort((a, b) => b[1] - a[1]);
+    return list.length ? h('div', { class: 'chips' }, list.map(([k, v]) => h('span', { class: 'chip', 'data-status': k }, `${sopResult(k)} ${fmtInt(v)}`))) : h('span', { class: 'muted' }, '—');
+  };
+  const stepsTable = (sop, id) => table(['#', st('when'), st('via'), [st('text'), 'hide-sm'], st('outcome')],
+    sop.steps.map((s, i) => h('tr', { 'data-step': String(i) }, h('td', null, String(i + 1)), h('td', null, stepWhen(s)), h('td', null, st('vias')[s.via] || s.via),
+      h('td', { class: 'hide-sm sop-text' }, s.text), h('td', null, sop.welcome ? h('span', { class: 'muted' }, '—') : outcomeChips(s.counts)))), { id, class: 'stack' });
+  const stateButton = (sop) => {
+    if (sop.welcome) return null;
+    const btn = h('button', { type: 'button', class: sop.paused ? 'primary' : '', 'data-sop-switch': sop.name, onclick: async () => {
+      btn.disabled = true;
+      try {
+        const path = `/api/v1/sops/${encodeURIComponent(sop.name)}`;
+        await api(`${path}/${sop.paused ? 'resume' : 'pause'}`, { method: 'POST' });
+        // The engine applies it in order with the events before it: wait (up to 10 s) until it has.
+        for (let i = 0; i < 50; i++) {
+          const r = await api(path + '?limit=1');
+          if (r.sop.paused !== sop.paused) break;
+          await new Promise((ok) => setTimeout(ok, 200));
+        }
+        route(true);
+      } catch (err) { btn.replaceWith(h('p', { class: 'error' }, String(err.message))); }
+    } }, sop.paused ? st('resume') : st('pause'));
+    return btn;
+  };
+  const sopMeta = (sop) => h('div', { class: 'sop-meta' },
+    h('span', null, h('b', null, st('trigger') + colon()), sopWords('trig', sop.trigger)),
+    sop.segment ? h('span', null, h('b', null, st('segment') + colon()), sop.segment) : null,
+    sop.stop.length ? h('span', null, h('b', null, st('stopWhen') + colon()), sop.stop.map((x) => sopWords('stop', x)).join(lang === 'zh' ? '、' : ', ')) : null,
+    sop.file ? h('span', { class: 'muted hide-sm', title: sop.file }, `${sop.file.split('/').pop()}:${sop.line}`) : null);
+  const sopBadge = (sop) => (sop.welcome ? null : h('span', { class: 'badge ' + (sop.paused ? 'bad' : 'ok'), 'data-sop-state': sop.name }, sop.paused ? st('paused') : st('active')));
+
+  async function viewSOPs(main) {
+    const r = await api('/api/v1/sops');
+    const sops = r.sops.filter((x) => !x.welcome).concat(r.sops.filter((x) => x.welcome)); // the scenario's first
+    main.append(h('h1', null, t('sops')),
+      h('div', { class: 'kpis' }, kpi(st('sopCount'), fmtInt(r.sops.filter((x) => !x.welcome).length), 'sop-count'),
+        kpi(st('enrolled'), fmtInt(r.sops.reduce((a, x) => a + x.enrolled, 0)), 'sop-enrolled'),
+        kpi(st('stoppedKpi'), fmtInt(r.sops.reduce((a, x) => a + Object.values(x.stopped || {}).reduce((p, q) => p + q, 0), 0)), 'sop-stopped'),
+        kpi(st('pausedCount'), fmtInt(r.sops.filter((x) => x.paused).length), 'sop-paused')),
+      ...(sops.length ? sops : [null]).map((sop) => (!sop ? card(null, empty(st('none'))) : h('section', { class: 'card sop', 'data-sop': sop.name },
+        h('div', { class: 'row sop-head' }, h('h2', null, sop.welcome ? st('welcomeTitle')(sop.welcome) : sop.name, ' ', sopBadge(sop)),
+          sop.welcome ? null : h('a', { href: '#sop/' + encodeURIComponent(sop.name), class: 'button' }, st('viewMembers')), stateButton(sop)),
+        sopMeta(sop),
+        sop.welcome ? h('p', { class: 'muted' }, st('welcomeNote')) : h('p', { class: 'muted' }, `${st('enrolled')} ${fmtInt(sop.enrolled)}`,
+          Object.keys(sop.stopped || {}).length ? ` · ${st('stoppedBy')}${colon()}` + Object.entries(sop.stopped).map(([k, v]) => `${sopWords('stop', k)} ${fmtInt(v)}`).join(' · ') : ''),
+        sop.paused ? h('p', { class: 'error' }, st('pausedNote')) : null,
+        stepsTable(sop, null)))));
+  }
+
+  async function viewSOP(main, params, name) {
+    const state = params.get('state') || '';
+    const q = new URLSearchParams({ limit: '100' });
+    if (state) q.set('state', state);
+    if (params.get('cursor')) q.set('cursor', params.get('cursor'));
+    const r = await api('/api/v1/sops/' + encodeURIComponent(name) + '?' + q);
+    const sop = r.sop;
+    const filter = h('select', { id: 'sop-state', onchange: () => { location.hash = '#sop/' + encodeURIComponent(name) + (filter.value ? '?state=' + filter.value : ''); } },
+      h('option', { value: '' }, st('allStates')), ['running', 'stopped', 'done'].map((x) => h('option', { value: x, selected: x === state ? '' : null }, sopStates[x]())));
+    const stepName = (i) => (i === undefined || i === null ? '—' : `${i + 1} · ${stepWhen(sop.steps[i])}`);
+    const rows = r.members.map((m) => h('tr', { 'data-member': m.member },
+      h('td', null, h('a', { href: '#member/' + encodeURIComponent(m.member) }, m.name || m.member)),
+      h('td', { class: 'hide-sm' }, m.staff || '—'), h('td', { class: 'hide-sm' }, when(m.started_at)),
+      h('td', null, h('span', { class: 'badge ' + (m.state === 'running' ? 'ok' : ''), 'data-state': m.state }, sopStates[m.state] ? sopStates[m.state]() : m.state),
+        m.stop ? ' ' + sopWords('stop', m.stop) : ''),
+      h('td', null, m.state === 'running' ? stepName(m.step) : '—', m.next_at ? h('div', { class: 'muted' }, when(m.next_at)) : null),
+      h('td', { class: 'hide-sm' }, h('div', { class: 'chips' }, m.steps.map((x, i) => h('span', { class: 'chip', title: stepWhen(sop.steps[i] || {}), 'data-status': x }, `${i + 1} ${sopResult(x)}`))))));
+    main.append(...[h('p', null, h('a', { href: '#sops' }, '← ' + t('sops'))),
+      h('div', { class: 'row sop-head' }, h('h1', null, sop.name, ' ', sopBadge(sop)), stateButton(sop)), sopMeta(sop),
+      sop.paused ? h('p', { class: 'error' }, st('pausedNote')) : null,
+      h('div', { class: 'kpis' }, kpi(st('enrolled'), fmtInt(sop.enrolled), 'sop-enrolled'),
+        kpi(st('stoppedKpi'), fmtInt(Object.values(sop.stopped || {}).reduce((a, b) => a + b, 0)), 'sop-stopped'),
+        Object.entries(sop.stopped || {}).map(([k, v]) => kpi(`${st('stoppedBy')}${colon()}${sopWords('stop', k)}`, fmtInt(v)))),
+      card(st('steps'), stepsTable(sop, 'sop-steps')),
+      card(st('membersTitle'), h('div', { class: 'row' }, h('label', null, st('stateCol') + ' ', filter)),
+        r.members.length ? table([st('memberCol'), [t('staff'), 'hide-sm'], [st('startedCol'), 'hide-sm'], st('stateCol'), st('atStep'), [st('steps'), 'hide-sm']], rows, { id: 'sop-members', class: 'stack' }) : empty(st('noMembers')),
+        r.next_cursor ? h('p', null, h('a', { href: '#sop/' + encodeURIComponent(name) + '?' + new URLSearchParams(Object.assign(state ? { state } : {}, { cursor: r.next_cursor })), id: 'sop-more' }, st('more') + ' →')) : null)].filter(Boolean));
+  }
+
   // ---- shell and routing ----
   const ROUTES = [
     ['overview', viewOverview], ['members', viewMembers], ['segments', viewSegments], ['campaigns', viewCampaigns], ['coupons', viewCoupons],
-    ['economy', viewEconomy], ['broadcasts', viewBroadcasts], ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
+    ['economy', viewEconomy], ['broadcasts', viewBroadcasts], ['sops', viewSOPs], ['scenarios', viewScenarios], ['operations', viewOperations], ['sandbox', viewSandbox],
   ];
   let main, nav;
   function shell() {
@@ -1286,6 +1416,7 @@ steps:
     let arg = rest.length ? decodeURIComponent(rest.join('/')) : undefined;
     if (name === 'member' && arg) view = ['members', (m, p) => viewMember(m, p, arg)];
     if (name === 'broadcast' && arg) view = ['broadcasts', (m, p) => viewBroadcast(m, p, arg)];
+    if (name === 'sop' && arg) view = ['sops', (m, p) => viewSOP(m, p, arg)];
     if (!view) view = ROUTES[0];
     for (const a of nav.querySelectorAll('a')) a.classList.toggle('on', a.dataset.route === view[0]);
     const gen = ++generation;
