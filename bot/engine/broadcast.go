@@ -729,7 +729,9 @@ type BroadcastReport struct {
 
 // BroadcastResult is what became of one target.
 type BroadcastResult struct {
-	Member   string `json:"member,omitempty"`
+	Member string `json:"member,omitempty"`
+	// Name is the member's name (as the page shows her).
+	Name     string `json:"name,omitempty"`
 	Chat     string `json:"chat,omitempty"`
 	Staff    string `json:"staff,omitempty"`
 	Status   string `json:"status"`
@@ -757,7 +759,11 @@ func ReportBroadcast(tx bot.Tx, id string, action func(uint64) (*bot.Action, err
 		return nil, err
 	}
 	if !run.Counted {
-		return reportFromActions(tx, run, action, after, limit)
+		rep, err := reportFromActions(tx, run, action, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		return rep, nameCustomers(tx, rep.Customers)
 	}
 	rep := &BroadcastReport{BroadcastRun: *run, Customers: []BroadcastResult{}}
 	if rep.Results == nil {
@@ -778,7 +784,24 @@ func ReportBroadcast(tx bot.Tx, id string, action func(uint64) (*bot.Action, err
 	if err != nil {
 		return nil, err
 	}
-	return rep, nil
+	return rep, nameCustomers(tx, rep.Customers)
+}
+
+// nameCustomers fills in the page's members' names.
+func nameCustomers(tx bot.Tx, page []BroadcastResult) error {
+	for i := range page {
+		if page[i].Member == "" {
+			continue
+		}
+		m, err := tx.Member(page[i].Member)
+		switch {
+		case err == nil:
+			page[i].Name = m.Name
+		case !errors.Is(err, bot.ErrNotFound):
+			return err
+		}
+	}
+	return nil
 }
 
 // targetKey is a result's place in the run's targets (the report's cursor).

@@ -28,8 +28,10 @@ func (h *harness) reports(id string) (counted, fromActions *BroadcastReport) {
 		}
 		// The counts as a run from before them would have stored them.
 		run.Counted, run.Tasks, run.Confirmed, run.Delivered, run.Results, run.Orders, run.GMVFen = false, 0, 0, 0, nil, 0, 0
-		fromActions, err = reportFromActions(tx, run, action, "", 100)
-		return err
+		if fromActions, err = reportFromActions(tx, run, action, "", 100); err != nil {
+			return err
+		}
+		return nameCustomers(tx, fromActions.Customers)
 	})
 	if err != nil {
 		h.t.Fatal(err)

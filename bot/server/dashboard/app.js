@@ -1232,11 +1232,13 @@ steps:
       card(bt('inScenario'), list.scenario.length ? table([t('name'), bt('segment'), bt('via'), [bt('next'), 'hide-sm'], [t('file'), 'hide-sm']],
         list.scenario.map((b) => h('tr', null, h('td', null, b.name), h('td', null, b.segment || '—'), h('td', null, viaName(b.via)),
           h('td', { class: 'hide-sm' }, b.next ? when(b.next) : '—'), h('td', { class: 'hide-sm' }, b.where))), { id: 'bc-scenario' }) : empty(t('none'))),
-      card(bt('runs'), list.broadcasts.length ? table([t('time'), t('name'), [bt('via'), 'hide-sm'], t('status'), [bt('targeted'), 'num'], [bt('queuedCol'), 'num hide-sm'], [bt('skipped'), 'num hide-sm']],
+      card(bt('runs'), list.broadcasts.length ? table([t('time'), t('name'), [bt('via'), 'hide-sm'], t('status'), [bt('targeted'), 'num'], [bt('queuedCol'), 'num hide-sm'], [bt('skipped'), 'num hide-sm'], [bt('delivered'), 'num hide-sm']],
         list.broadcasts.map((r) => h('tr', null, h('td', null, when(r.occurrence)),
           h('td', null, h('a', { href: '#broadcast/' + encodeURIComponent(r.id) }, r.name)), h('td', { class: 'hide-sm' }, viaName(r.via)), h('td', null, bcStatus(r.status)),
           h('td', { class: 'num' }, fmtInt(r.targeted)), h('td', { class: 'num hide-sm' }, fmtInt(r.queued)),
-          h('td', { class: 'num hide-sm' }, fmtInt(Object.values(r.skipped || {}).reduce((a, b) => a + b, 0))))), { id: 'bc-runs' }) : empty(bt('noRuns'))));
+          h('td', { class: 'num hide-sm' }, fmtInt(Object.values(r.skipped || {}).reduce((a, b) => a + b, 0))),
+          // runs keep their report's counts since they were counted (older ones: open the report)
+          h('td', { class: 'num hide-sm' }, r.counted ? fmtInt(r.delivered) : '—'))), { id: 'bc-runs' }) : empty(bt('noRuns'))));
   }
 
   async function viewBroadcast(main, params, id) {
@@ -1249,7 +1251,7 @@ steps:
       card(bt('results'), kvTable(Object.entries(r.results).sort().map(([k, v]) => [bcResult(k), fmtInt(v)]))),
       r.per_staff && Object.keys(r.per_staff).length ? card(bt('perStaff'), kvTable(Object.entries(r.per_staff).sort().map(([k, v]) => [k, fmtInt(v)]))) : null,
       card(bt('customers'), r.customers.length ? table([t('name'), t('staff'), t('status'), [t('reason'), 'hide-sm']],
-        r.customers.map((c) => h('tr', null, h('td', null, c.member ? h('a', { href: '#member/' + encodeURIComponent(c.member) }, c.member) : c.chat),
+        r.customers.map((c) => h('tr', null, h('td', null, c.member ? h('a', { href: '#member/' + encodeURIComponent(c.member) }, c.name || c.member) : c.chat),
           h('td', null, c.staff || '—'), h('td', null, bcResult(c.status)), h('td', { class: 'hide-sm' }, c.reason || ''))), { id: 'bc-customers', class: 'stack' }) : empty(t('noMembers'))));
   }
 
