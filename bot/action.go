@@ -415,6 +415,9 @@ const (
 	// (DataError says why).
 	DataOutcome = "outcome"
 	DataError   = "error"
+	// DataDue is when the action was due (RFC 3339), on the outcome of an
+	// outreach kf message or staff task.
+	DataDue = "due"
 )
 
 // MaxMassCustomers and MaxMassGroups are add_msg_template's limits on

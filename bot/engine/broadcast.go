@@ -709,11 +709,12 @@ func (r *run) broadcastAfter() error {
 // run, and to the run's orders while her message counts as reaching her
 // (a later outcome moves them with her status).
 func (r *run) broadcastOrder(runID, member string, amount int64) error {
-	return r.moveTarget(runID, member, func(t *BroadcastTarget) bool {
+	_, err := r.moveTarget(runID, member, func(t *BroadcastTarget) bool {
 		t.Orders++
 		t.GMVFen += amount
 		return true
 	})
+	return err
 }
 
 // BroadcastReport is what a run did: its counts, what became of each

@@ -70,11 +70,28 @@ func (r *run) contactCapReason(member string, when time.Time) (string, error) {
 // countContact counts a proactive message to member due at when, dropping
 // days the caps no longer look at.
 func (r *run) countContact(member string, when time.Time) error {
+	return r.addContact(member, r.capDay(when), +1)
+}
+
+// releaseContact gives back a proactive message counted on day (capDay)
+// that never went out (dropped or canceled before delivery: a stopped
+// SOP's step, a member who deleted the sender), so it doesn't crowd out a
+// later one.
+func (r *run) releaseContact(member, day string) error {
+	if member == "" || day == "" {
+		return nil
+	}
+	return r.addContact(member, day, -1)
+}
+
+func (r *run) addContact(member, day string, n int) error {
 	days, err := r.contactDays(member)
 	if err != nil {
 		return err
 	}
-	days[r.capDay(when)]++
+	if days[day] += n; days[day] <= 0 {
+		delete(days, day)
+	}
 	oldest := r.capDay(r.now.AddDate(0, 0, -capWindow))
 	for d := range days {
 		if d < oldest {

@@ -432,7 +432,11 @@ func (r *run) enqueueAs(purpose bot.ActionPurpose, proactive bool, kind bot.Acti
 			return a, batchID, err
 		}
 		if !dup {
-			if err := r.massJoin(batch, target, quotaKey, a); err != nil {
+			capDay := "" // counted below
+			if proactive && memberID != "" {
+				capDay = r.capDay(when)
+			}
+			if err := r.massJoin(batch, target, quotaKey, capDay, a); err != nil {
 				return a, batchID, err
 			}
 		}

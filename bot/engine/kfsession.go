@@ -238,7 +238,8 @@ func (r *run) kfSendFail() error {
 	if err != nil {
 		return err
 	}
-	return r.outreachOutcome(key, bot.KfUndelivered, detail)
+	_, err = r.outreachOutcome(key, bot.KfUndelivered, detail)
+	return err
 }
 
 var bucketKfMsgIDs = bot.BucketKfMsgIDs

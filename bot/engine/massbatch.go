@@ -94,9 +94,11 @@ type massMember struct {
 	// Key is the action's key, for the checks its feature makes when the
 	// batch closes (an SOP step of a stopped sequence is dropped).
 	Key string `json:"k,omitempty"`
-	// Quota is the mass_quota record she was counted under (given back if
-	// she is dropped before the task is created).
-	Quota string `json:"q,omitempty"`
+	// Quota is the mass_quota record she was counted under, CapDay the
+	// day her contact cap counted it (both given back if she is dropped
+	// before the task is created).
+	Quota  string `json:"q,omitempty"`
+	CapDay string `json:"c,omitempty"`
 }
 
 // MassBatch is a batch as the console and tests read it.
@@ -221,9 +223,9 @@ func massMemberKey(batch, target string) string { return batch + "|" + target }
 
 // massJoin records the batched action a of target in b; the batch's first
 // member sets the timer that closes it.
-func (r *run) massJoin(b *massBatch, target, quota string, a *bot.Action) error {
+func (r *run) massJoin(b *massBatch, target, quota, capDay string, a *bot.Action) error {
 	b.N++
-	if err := r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), massMember{Action: a.ID, Key: a.Key, Quota: quota}); err != nil {
+	if err := r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), massMember{Action: a.ID, Key: a.Key, Quota: quota, CapDay: capDay}); err != nil {
 		return err
 	}
 	if b.N == 1 {
@@ -270,7 +272,7 @@ func (r *run) setMassResult(b *massBatch, target string, m *massMember, status, 
 	if status == bot.ActionFailed {
 		why = detail
 	}
-	if err := r.outreachOutcome(m.Key, result, why); err != nil {
+	if _, err := r.outreachOutcome(m.Key, result, why); err != nil {
 		return err
 	}
 	return r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), m)
@@ -312,6 +314,11 @@ func (r *run) massBatchClose(id string) error {
 			}
 			if members[i].Quota != "" {
 				if err := r.massQuotaRelease(members[i].Quota); err != nil {
+					return err
+				}
+			}
+			if b.ChatType != "group" {
+				if err := r.releaseContact(t, members[i].CapDay); err != nil {
 					return err
 				}
 			}

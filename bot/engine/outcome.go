@@ -3,6 +3,7 @@ package engine
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wecombot/wecombot/bot"
 )
@@ -18,8 +19,10 @@ import (
 // counts from the old status to the new.
 
 // outreachOutcome records that the outreach message with action key
-// (bc|<run>|<target>, sop|<sop>|<member>|<start>|<step>) is now status.
-func (r *run) outreachOutcome(key, status, detail string) error {
+// (bc|<run>|<target>, sop|<sop>|<member>|<start>|<step>) is now status;
+// moved is false when it already was (a replayed or repeated result) or
+// is not followed.
+func (r *run) outreachOutcome(key, status, detail string) (moved bool, err error) {
 	switch {
 	case strings.HasPrefix(key, "bc|"):
 		run, target, ok := strings.Cut(strings.TrimPrefix(key, "bc|"), "|")
@@ -29,7 +32,7 @@ func (r *run) outreachOutcome(key, status, detail string) error {
 	case strings.HasPrefix(key, "sop|"):
 		return r.sopStepOutcome(key, status)
 	}
-	return nil
+	return false, nil
 }
 
 // deliveredOutcome is the result event of an outreach kf message or staff
@@ -47,7 +50,16 @@ func (r *run) deliveredOutcome(d map[string]string) error {
 			status = "canceled"
 		}
 	}
-	return r.outreachOutcome(d[bot.ResultKey], status, d[bot.DataError])
+	moved, err := r.outreachOutcome(d[bot.ResultKey], status, d[bot.DataError])
+	if err != nil || !moved || status != "canceled" || bot.ActionKind(d[bot.ResultKind]) != bot.ActionKfMessage {
+		return err
+	}
+	// A proactive kf message counted against her contact cap on its due
+	// day never went out: give it back (once: only when it became canceled).
+	if due, err := time.Parse(time.RFC3339, d[bot.DataDue]); err == nil {
+		return r.releaseContact(r.ev.ExternalUserID, r.capDay(due))
+	}
+	return nil
 }
 
 // broadcastRunFor is run id as this event changes it: loaded once, written
@@ -85,7 +97,7 @@ func (r *run) flushOutreach() error {
 }
 
 // broadcastOutcome moves a target of a counted run to status.
-func (r *run) broadcastOutcome(runID, target, status, detail string) error {
+func (r *run) broadcastOutcome(runID, target, status, detail string) (bool, error) {
 	return r.moveTarget(runID, target, func(t *BroadcastTarget) bool {
 		if t.Status == status {
 			return false
@@ -101,23 +113,23 @@ func (r *run) broadcastOutcome(runID, target, status, detail string) error {
 // moveTarget applies change to a target of a counted run (nothing for a
 // run from before counts, or an unknown target): its counts leave the run
 // as they were and come back as they are (change false: nothing changed).
-func (r *run) moveTarget(runID, target string, change func(*BroadcastTarget) bool) error {
+func (r *run) moveTarget(runID, target string, change func(*BroadcastTarget) bool) (bool, error) {
 	run, err := r.broadcastRunFor(runID)
 	if err != nil || run == nil || !run.Counted {
-		return err
+		return false, err
 	}
 	var t BroadcastTarget
 	key := runID + "|" + target
 	if found, err := r.getJSON(bucketBroadcastMembers, key, &t); err != nil || !found {
-		return err
+		return false, err
 	}
 	before := t
 	if !change(&t) {
-		return nil
+		return false, nil
 	}
 	run.count(before, -1)
 	run.count(t, +1)
-	return r.putJSON(bucketBroadcastMembers, key, t)
+	return true, r.putJSON(bucketBroadcastMembers, key, t)
 }
 
 // broadcastTasks counts the mass-send task just created for batch in the

@@ -233,3 +233,51 @@ sops:
 		t.Errorf("resumed: %+v", st)
 	}
 }
+
+// A proactive message counted against the member's contact cap that never
+// goes out — an SOP step dropped when her sequence stopped, as a batched
+// mass send or a kf message the outbox cancels — is given back, so it
+// doesn't crowd out a later message that day.
+func TestDroppedStepsGiveBackContactCap(t *testing.T) {
+	sc := outreachScenario(t, `
+limits: {contact_per_day: 1}
+sops:
+  - name: 新客
+    trigger: added
+    steps:
+      - {day: 1, at: "10:00", via: mass_send, text: 新客专享}
+      - {day: 2, at: "12:00", via: kf, open_kfid: wkTEST, text: 午休来一杯}
+    stop: [purchase]
+`)
+	h := newHarness(t, sc)
+	h.clock = time.Date(2025, 3, 3, 9, 0, 0, 0, sc.Brand.Zone)
+	h.send(add("wm1", "zhang", "xhs", ""))
+	capDays := func() string {
+		t.Helper()
+		var raw []byte
+		if err := h.store.View(context.Background(), func(tx bot.Tx) (err error) { raw, err = tx.Get(bot.BucketContactCap, "wm1"); return err }); err != nil {
+			return "none"
+		}
+		return string(raw)
+	}
+	if got := capDays(); got != `{"2025-03-04":1,"2025-03-05":1}` {
+		t.Fatalf("contact cap after enrolling: %s", got)
+	}
+	h.send(&bot.Event{Type: bot.EventOrderPaid, ExternalUserID: "wm1", Data: map[string]string{bot.DataOrderID: "O1", bot.DataAmountFen: "100"}})
+	h.clock = time.Date(2025, 3, 4, 10, 15, 0, 0, sc.Brand.Zone)
+	h.relayDue(nil, nil) // the batch closes: her step is dropped
+	if got := capDays(); got != `{"2025-03-05":1}` {
+		t.Errorf("after the dropped mass send: %s", got)
+	}
+	for _, a := range h.actions(bot.ActionKfMessage) {
+		ev := &bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result-failed|" + a.Key, ExternalUserID: "wm1",
+			Data: map[string]string{bot.ResultKind: string(a.Kind), bot.ResultKey: a.Key, bot.DataOutcome: "failed",
+				bot.DataError: "canceled: SOP 新客 stopped: purchase", bot.DataDue: a.DueAt.UTC().Format(time.RFC3339)}}
+		h.send(ev)
+		ev.DedupeKey += "|again" // canceled again (an operator's retry): given back once
+		h.send(ev)
+	}
+	if got := capDays(); got != `{}` {
+		t.Errorf("after the canceled kf step: %s", got)
+	}
+}

@@ -139,26 +139,26 @@ func (r *run) sopStatsFor(sop string) (*SOPStats, error) {
 }
 
 // sopStepOutcome moves an SOP step's status (key sop|<sop>|<member>|<start>|<i>).
-func (r *run) sopStepOutcome(key, status string) error {
+func (r *run) sopStepOutcome(key, status string) (bool, error) {
 	parts := sopStepKey(key)
 	if parts == nil {
-		return nil // a group post (shared by its members), or not a step
+		return false, nil // a group post (shared by its members), or not a step
 	}
 	i, err := strconv.Atoi(parts[4])
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	e, err := ReadSOPEnrollment(r.tx, parts[2], parts[1])
 	if err != nil || e == nil || strconv.FormatInt(e.Started.Unix(), 10) != parts[3] || i >= len(e.Steps) || e.Steps[i] == status {
-		return err // an earlier run's step, or an enrollment from before statuses
+		return false, err // an earlier run's step, or an enrollment from before statuses
 	}
 	st, err := r.sopStatsFor(e.SOP)
 	if err != nil {
-		return err
+		return false, err
 	}
 	st.move(i, e.Steps[i], status)
 	e.Steps[i] = status
-	return r.putJSON(bucketSOP, parts[2]+"|"+e.SOP, e)
+	return true, r.putJSON(bucketSOP, parts[2]+"|"+e.SOP, e)
 }
 
 // sopStepKey splits a member's SOP step key sop|<sop>|<member>|<start>|<i>

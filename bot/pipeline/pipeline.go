@@ -1457,6 +1457,9 @@ func (p *Pipeline) feedBackOutcome(ctx context.Context, a *bot.Action, outcome, 
 		return
 	}
 	data := map[string]string{bot.DataOutcome: outcome, bot.DataError: msg}
+	if reportsDelivery(a) && !a.DueAt.IsZero() {
+		data[bot.DataDue] = a.DueAt.UTC().Format(time.RFC3339)
+	}
 	if a.Kind == bot.ActionMassResult {
 		var p bot.MassResult
 		if a.Decode(&p) == nil {
