@@ -232,6 +232,18 @@ sops:
 	if st, members = h.sopView("新客"); st.Paused || st.Enrolled != 5 || members["wm6"] == nil {
 		t.Errorf("resumed: %+v", st)
 	}
+	// The member list reads ids in chunks: every member once, in order, from a cursor on.
+	defer func(n int) { sopMembersChunk = n }(sopMembersChunk)
+	sopMembersChunk = 2
+	var listed []string
+	if err := h.store.View(context.Background(), func(tx bot.Tx) error {
+		return SOPMembers(tx, "新客", "wm1", func(m string, _ *SOPEnrollment) bool { listed = append(listed, m); return true })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(listed) != "[wm2 wm3 wm5 wm6]" {
+		t.Errorf("members after wm1 in chunks of 2: %v", listed)
+	}
 }
 
 // A proactive message counted against the member's contact cap that never

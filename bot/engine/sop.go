@@ -98,27 +98,38 @@ func ReadSOPStats(tx bot.Tx, sop string) (*SOPStats, error) {
 // SOPMembers calls fn with the enrollments of sop after member after, in
 // member order; false stops.
 func SOPMembers(tx bot.Tx, sop, after string, fn func(member string, e *SOPEnrollment) bool) error {
-	var members []string
 	prefix := sop + "|"
-	if err := tx.Scan(bucketSOPMembers, prefix, func(k string, _ []byte) bool {
-		if m := strings.TrimPrefix(k, prefix); m > after {
-			members = append(members, m)
-		}
-		return true
-	}); err != nil {
-		return err
-	}
-	for _, m := range members {
-		e, err := ReadSOPEnrollment(tx, m, sop)
-		if err != nil {
+	for {
+		// A chunk of member ids at a time (keys only), then their
+		// enrollments: no read inside the scan, and a page of a large SOP
+		// reads no more than it shows.
+		var members []string
+		if err := tx.Scan(bucketSOPMembers, prefix, func(k string, _ []byte) bool {
+			if m := strings.TrimPrefix(k, prefix); m > after {
+				members = append(members, m)
+			}
+			return len(members) < sopMembersChunk
+		}); err != nil {
 			return err
 		}
-		if e != nil && !fn(m, e) {
+		for _, m := range members {
+			e, err := ReadSOPEnrollment(tx, m, sop)
+			if err != nil {
+				return err
+			}
+			if e != nil && !fn(m, e) {
+				return nil
+			}
+		}
+		if len(members) < sopMembersChunk {
 			return nil
 		}
+		after = members[len(members)-1]
 	}
-	return nil
 }
+
+// sopMembersChunk is how many member ids SOPMembers reads per scan.
+var sopMembersChunk = 256
 
 // sopStatsFor is sop's counts as this event changes them (written at the
 // end of the event: flushOutreach).
