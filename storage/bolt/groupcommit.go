@@ -73,6 +73,7 @@ func (g *groupCommit) commit(group []*gcCall) {
 	for len(group) > 0 {
 		failed := -1
 		err := g.db.Update(func(tx *bbolt.Tx) error {
+			denseAppends(tx)
 			for i, c := range group {
 				if err := c.fn(tx); err != nil {
 					failed = i

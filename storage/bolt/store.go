@@ -354,7 +354,28 @@ func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
 	if err := check(ctx); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, s: s}) })
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		denseAppends(tx)
+		return fn(&boltTx{tx: tx, s: s})
+	})
+}
+
+// appendFill is how full the pages of the append-only tables are written.
+// bbolt splits a page at half its size by default, which suits keys
+// inserted anywhere; records appended in key order (event seqs, action
+// ids) and never rewritten would then leave every page half empty — the
+// event log and the outbox bodies took twice their size on disk.
+const appendFill = 0.95
+
+// denseAppends sets the fill of the append-only tables for write tx: the
+// event log and the outbox bodies (immutable since their status lives in
+// outbox_status).
+func denseAppends(tx *bbolt.Tx) {
+	for _, name := range [][]byte{bucketEvents, bucketOutbox} {
+		if b := tx.Bucket(name); b != nil {
+			b.FillPercent = appendFill
+		}
+	}
 }
 
 // Batch is Update with group commit: concurrent callers share one write

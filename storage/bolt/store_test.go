@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/storage/storagetest"
 )
@@ -258,4 +260,46 @@ func BenchmarkAttemptAndOutcome(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestAppendOnlyTablesAreDense: the event log and the outbox bodies are
+// appended in key order and never rewritten, so their pages are written
+// nearly full (bbolt's default split leaves them half empty): the disk an
+// add takes.
+func TestAppendOnlyTablesAreDense(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "dense.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	text := strings.Repeat("欢迎加入！新人专享券已发放。", 3)
+	for i := range 1500 {
+		ev := &bot.Event{Type: bot.EventContactAdd, Source: bot.SourceWeCom, ExternalUserID: fmt.Sprint("wm", i), DedupeKey: fmt.Sprint("add|", i)}
+		if _, err := s.AppendEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Batch(ctx, func(tx bot.Tx) error {
+			a, _ := bot.NewAction(bot.ActionWelcome, fmt.Sprint("welcome|", i), bot.WelcomeMessage{WelcomeCode: fmt.Sprint("wc", i), Text: text})
+			a.MemberID = fmt.Sprint("wm", i)
+			_, err := tx.Enqueue(a)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketOutbox} {
+			st := tx.Bucket(name).Stats()
+			if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.8 {
+				t.Errorf("%s: leaf pages %.0f%% full, want ≥ 80%%", name, 100*fill)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
