@@ -804,6 +804,9 @@ type enqueueRecorder struct {
 func (r *enqueueRecorder) Enqueue(a *bot.Action) (bool, error) {
 	dup, err := r.Tx.Enqueue(a)
 	if err == nil && !dup && a.ID != 0 && a.Status == bot.ActionPending {
+		if r.added == nil {
+			r.added = make([]bot.Action, 0, 8) // a contact add owes about five
+		}
 		r.added = append(r.added, *a)
 	}
 	return dup, err

@@ -11,50 +11,82 @@
 package actionrec
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
 )
 
-// body is the JSON of an action's body: bot.Action's fixed fields,
-// under the same names, so a body decodes straight into a bot.Action.
-type body struct {
-	Key       string            `json:"key"`
-	Kind      bot.ActionKind    `json:"kind"`
-	Purpose   bot.ActionPurpose `json:"purpose,omitempty"`
-	MemberID  string            `json:"member_id,omitempty"`
-	EventSeq  uint64            `json:"event_seq,omitempty"`
-	NotAfter  time.Time         `json:"not_after,omitzero"`
-	CreatedAt time.Time         `json:"created_at"`
-	Payload   json.RawMessage   `json:"payload"`
+// Body is the JSON of a's body: byte for byte json.Marshal of body, written
+// by hand (this runs in the engine's write transaction for every action).
+// The payload is already JSON (bot.NewAction marshalled it, or it was
+// decoded from the store) and is written as it is instead of being
+// re-validated and compacted; a string that needs escaping, and a time
+// json.Marshal refuses, go through encoding/json.
+func Body(a *bot.Action) ([]byte, error) {
+	out := make([]byte, 0, 96+len(a.Key)+len(a.Kind)+len(a.Purpose)+len(a.MemberID)+2*len(time.RFC3339Nano)+len(a.Payload))
+	out = append(out, `{"key":`...)
+	out = appendJSONString(out, a.Key)
+	out = append(out, `,"kind":`...)
+	out = appendJSONString(out, string(a.Kind))
+	if a.Purpose != "" {
+		out = append(out, `,"purpose":`...)
+		out = appendJSONString(out, string(a.Purpose))
+	}
+	if a.MemberID != "" {
+		out = append(out, `,"member_id":`...)
+		out = appendJSONString(out, a.MemberID)
+	}
+	if a.EventSeq != 0 {
+		out = append(out, `,"event_seq":`...)
+		out = strconv.AppendUint(out, a.EventSeq, 10)
+	}
+	var err error
+	if !a.NotAfter.IsZero() {
+		out = append(out, `,"not_after":`...)
+		if out, err = appendJSONTime(out, a.NotAfter); err != nil {
+			return nil, err
+		}
+	}
+	out = append(out, `,"created_at":`...)
+	if out, err = appendJSONTime(out, a.CreatedAt); err != nil {
+		return nil, err
+	}
+	out = append(out, `,"payload":`...)
+	if len(a.Payload) == 0 {
+		out = append(out, "null"...)
+	} else {
+		out = append(out, a.Payload...)
+	}
+	return append(out, '}'), nil
 }
 
-// Body is the JSON of a's body. The payload is already JSON
-// (bot.NewAction marshalled it, or it was decoded from the store) and is
-// spliced in as it is instead of being re-validated and compacted by
-// json.Marshal: it is the last field, so the record is the other fields'
-// encoding with the payload in place of null.
-func Body(a *bot.Action) ([]byte, error) {
-	b := body{Key: a.Key, Kind: a.Kind, Purpose: a.Purpose, MemberID: a.MemberID, EventSeq: a.EventSeq,
-		NotAfter: a.NotAfter, CreatedAt: a.CreatedAt}
-	if len(a.Payload) == 0 {
-		return json.Marshal(&b)
+// appendJSONString appends s as encoding/json writes it: as it is when
+// every byte is printable ASCII that JSON and its HTML-safe escaping leave
+// alone, else through json.Marshal.
+func appendJSONString(out []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(out, q...)
+		}
 	}
-	head, err := json.Marshal(&b)
-	const tail = `"payload":null}`
-	if err != nil || !bytes.HasSuffix(head, []byte(tail)) {
-		b.Payload = a.Payload
-		return json.Marshal(&b) // not the layout expected: the slow, checked way
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
+}
+
+// appendJSONTime appends t as time.Time.MarshalJSON does (and fails where it does).
+func appendJSONTime(out []byte, t time.Time) ([]byte, error) {
+	q, err := t.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode action time: %w", err)
 	}
-	out := make([]byte, 0, len(head)-len("null}")+len(a.Payload)+1)
-	out = append(out, head[:len(head)-len("null}")]...)
-	out = append(out, a.Payload...)
-	return append(out, '}'), nil
+	return append(out, q...), nil
 }
 
 // Version is the first byte of a status record.

@@ -9,6 +9,48 @@ import (
 	"github.com/wecombot/wecombot/bot"
 )
 
+// body is what Body writes, for encoding/json: bot.Action's fixed
+// fields under the same names.
+type body struct {
+	Key       string            `json:"key"`
+	Kind      bot.ActionKind    `json:"kind"`
+	Purpose   bot.ActionPurpose `json:"purpose,omitempty"`
+	MemberID  string            `json:"member_id,omitempty"`
+	EventSeq  uint64            `json:"event_seq,omitempty"`
+	NotAfter  time.Time         `json:"not_after,omitzero"`
+	CreatedAt time.Time         `json:"created_at"`
+	Payload   json.RawMessage   `json:"payload"`
+}
+
+// TestBodyIsJSONMarshal: Body's hand-written JSON is byte for byte
+// json.Marshal's, for strings that need escaping (HTML characters,
+// controls, invalid UTF-8, U+2028) and times in any zone.
+func TestBodyIsJSONMarshal(t *testing.T) {
+	t.Parallel()
+	strs := []string{"", "welcome|WC-1", "a<b>&c", "引号\"和\\", "tab\tnl\n\x01", "bad\xffutf8", "line\u2028sep", "wm_bench_000001", "😀"}
+	times := []time.Time{{}, time.Unix(1e9, 123456789).UTC(), time.Unix(1e9, 0).In(time.FixedZone("CST", 8*3600)), time.Unix(1e9, 5).In(time.FixedZone("", -(3*3600 + 30*60)))}
+	payloads := []json.RawMessage{nil, json.RawMessage(`{"text":"欢迎"}`), json.RawMessage(`[1,2]`)}
+	for i, key := range strs {
+		for j, tm := range times {
+			a := &bot.Action{Key: key, Kind: bot.ActionKind(strs[(i+1)%len(strs)]), Purpose: bot.ActionPurpose(strs[(i+j)%len(strs)]),
+				MemberID: strs[(i+2*j)%len(strs)], EventSeq: uint64(i * j), NotAfter: tm, CreatedAt: times[(j+1)%len(times)], Payload: payloads[(i+j)%len(payloads)]}
+			want, err := json.Marshal(&body{Key: a.Key, Kind: a.Kind, Purpose: a.Purpose, MemberID: a.MemberID, EventSeq: a.EventSeq,
+				NotAfter: a.NotAfter, CreatedAt: a.CreatedAt, Payload: a.Payload})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Body(a)
+			if err != nil || string(got) != string(want) {
+				t.Fatalf("Body:\n%s (%v)\nwant json.Marshal's\n%s", got, err, want)
+			}
+		}
+	}
+	// A time json.Marshal refuses is refused.
+	if _, err := Body(&bot.Action{Key: "k", CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
+		t.Error("Body took a year-10000 time")
+	}
+}
+
 // TestRoundTrip: an action stored as body and status record
 // reads back as it was — every field, times at the same instant and
 // offset as a JSON record kept them — and the fast body encoding is byte
