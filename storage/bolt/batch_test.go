@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wecombot/wecombot/bot"
 )
@@ -33,12 +34,21 @@ func TestBatchCommitsConcurrentWorkAndIsolatesAFailure(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			errs[i] = st.Batch(ctx, func(tx bot.Tx) error {
+				// Each stores a member and owes an action (the counters a
+				// transaction keeps and stores when its function returns).
+				if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%02d", i)}); err != nil {
+					return err
+				}
+				a, _ := bot.NewAction(bot.ActionWelcome, fmt.Sprint("welcome|", i), bot.WelcomeMessage{WelcomeCode: "c"})
+				if _, err := tx.Enqueue(a); err != nil {
+					return err
+				}
 				if i == 7 {
 					failedRuns.Add(1)
 					_ = tx.Put(bot.BucketScratch, "poison", []byte("x"))
 					return boom
 				}
-				return tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%02d", i)})
+				return nil
 			})
 		}()
 	}
@@ -60,6 +70,12 @@ func TestBatchCommitsConcurrentWorkAndIsolatesAFailure(t *testing.T) {
 		}
 		return nil
 	})
+	if ob, _ := st.OutboxStats(ctx); ob.Pending != 49 {
+		t.Errorf("outbox pending %d, want 49", ob.Pending)
+	}
+	if acts, _ := st.DueActions(ctx, time.Now().Add(time.Hour), 100); len(acts) != 49 {
+		t.Errorf("%d actions stored, want 49", len(acts))
+	}
 }
 
 // TestGroupCommitFormsTheNextGroupWhileOneCommits: the first writer

@@ -356,8 +356,17 @@ func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		denseAppends(tx)
-		return fn(&boltTx{tx: tx, s: s})
+		return s.write(tx, fn)
 	})
+}
+
+// write runs fn on tx and then stores the counter changes it made.
+func (s *Store) write(tx *bbolt.Tx, fn func(bot.Tx) error) error {
+	t := &boltTx{tx: tx, s: s}
+	if err := fn(t); err != nil {
+		return err
+	}
+	return t.flushCounters()
 }
 
 // appendFill is how full the pages of the append-only tables are written.
@@ -389,7 +398,7 @@ func (s *Store) Batch(ctx context.Context, fn func(bot.Tx) error) error {
 	if err := check(ctx); err != nil {
 		return err
 	}
-	return s.gc.run(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx, s: s}) })
+	return s.gc.run(func(tx *bbolt.Tx) error { return s.write(tx, fn) })
 }
 
 // View implements bot.Store.
@@ -407,6 +416,28 @@ type boltTx struct {
 	// indexed caches the index entries of members read or written in this
 	// transaction, so PutMember diffs without decoding the stored member again.
 	indexed map[string]bot.MemberIndex
+	// The changes to the hot counters (events pending, outbox pending,
+	// members) made through this Tx, stored once when its function
+	// returns (Store.write) instead of a read and a write of the counter
+	// per event, action and member.
+	pending, obPending, members int64
+}
+
+// flushCounters stores the counter changes made through t.
+func (t *boltTx) flushCounters() error {
+	for _, c := range []struct {
+		name  []byte
+		delta int64
+	}{{ctrPending, t.pending}, {ctrObPending, t.obPending}, {ctrMembers, t.members}} {
+		if c.delta == 0 {
+			continue
+		}
+		if err := addCounter(t.tx, c.name, c.delta); err != nil {
+			return err
+		}
+	}
+	t.pending, t.obPending, t.members = 0, 0, 0
+	return nil
 }
 
 func (t *boltTx) MarkProcessed(seq uint64, errMsg string) (bool, error) {
@@ -418,9 +449,7 @@ func (t *boltTx) MarkProcessed(seq uint64, errMsg string) (bool, error) {
 	if err := pending.Delete(k); err != nil {
 		return false, err
 	}
-	if err := addCounter(t.tx, ctrPending, -1); err != nil {
-		return false, err
-	}
+	t.pending--
 	if errMsg != "" {
 		if err := t.tx.Bucket(bucketFailed).Put(k, []byte(errMsg)); err != nil {
 			return false, err
@@ -457,9 +486,7 @@ func (t *boltTx) PutMember(m *bot.Member) error {
 	key := []byte(m.ExternalUserID)
 	old := b.Get(key)
 	if old == nil {
-		if err := addCounter(t.tx, ctrMembers, 1); err != nil {
-			return err
-		}
+		t.members++
 	}
 	if err := t.reindexMember(m, old); err != nil {
 		return err
@@ -490,7 +517,9 @@ func (t *boltTx) Members(after string, fn func(*bot.Member) bool) error {
 	return nil
 }
 
-func (t *boltTx) MemberCount() (int, error) { return int(counter(t.tx, ctrMembers)), nil }
+func (t *boltTx) MemberCount() (int, error) {
+	return int(counter(t.tx, ctrMembers) + t.members), nil
+}
 
 func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if a.Key == "" {
@@ -530,7 +559,8 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if err := putDue(t.tx, a.DueAt, !a.NotAfter.IsZero(), id); err != nil {
 		return false, err
 	}
-	return false, addCounter(t.tx, ctrObPending, 1)
+	t.obPending++
+	return false, nil
 }
 
 func (t *boltTx) SetActionResult(id uint64, r bot.ActionResult) error {
