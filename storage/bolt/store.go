@@ -525,8 +525,8 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if a.Key == "" {
 		return false, errors.New("enqueue: action has no key")
 	}
-	keys := t.tx.Bucket(bucketOutboxKeys)
-	if keys.Get([]byte(a.Key)) != nil {
+	keys, key := t.tx.Bucket(bucketOutboxKeys), []byte(a.Key)
+	if keys.Get(key) != nil {
 		return true, nil
 	}
 	ob := t.tx.Bucket(bucketOutbox)
@@ -547,7 +547,7 @@ func (t *boltTx) Enqueue(a *bot.Action) (bool, error) {
 	if err := putAction(t.tx, id, a); err != nil {
 		return false, fmt.Errorf("store action %s: %w", a.Key, err)
 	}
-	if err := keys.Put([]byte(a.Key), u64(id)); err != nil {
+	if err := keys.Put(key, u64(id)); err != nil {
 		return false, err
 	}
 	if err := indexAction(t.tx, a.MemberID, id); err != nil {
