@@ -57,7 +57,8 @@ type ingestLog struct {
 	moverErr error
 	onMoved  func()
 
-	wake     chan struct{} // nudges the mover
+	wake     chan struct{} // nudges the mover: a group is synced
+	urgent   chan struct{} // nudges the mover: an AppendEvent caller waits
 	stop     chan struct{} // closed by close: the mover moves what it can and returns
 	moverOut chan struct{} // closed when the mover returned
 }
@@ -101,6 +102,10 @@ const (
 	ingestKeep = 4 * ingestChunk
 	// maxMove bounds the events in one bbolt transaction of the mover.
 	maxMove = 2000
+	// movePace is the least time between two moves while events keep
+	// coming (mover): 16 writers ingest 60–66k events/s with it, 18–28k
+	// without (BenchmarkIngestVsAppend16, one run).
+	movePace = 5 * time.Millisecond
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -144,7 +149,7 @@ func (s *Store) checkIngestMoved() error {
 // into bbolt and starts the mover.
 func openIngest(s *Store) (*ingestLog, error) {
 	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, keys: map[string]struct{}{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
+		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open ingest log: %w", err)
@@ -470,7 +475,10 @@ func (l *ingestLog) appendDirect(ev *bot.Event, now time.Time) (bool, error) {
 	if err != nil || dup {
 		return dup, err
 	}
-	l.nudge()
+	select {
+	case l.urgent <- struct{}{}:
+	default:
+	}
 	<-e.moved
 	if e.err != nil {
 		return false, e.err
@@ -494,21 +502,27 @@ func (l *ingestLog) mover() {
 	backoff := time.Duration(0)
 	for {
 		moved, err := l.moveOnce()
-		if err == nil && moved {
-			backoff = 0
-			continue
-		}
+		wake := l.wake
 		wait := time.Second // a nudge lost to a full channel costs at most this
-		if err != nil {
+		switch {
+		case err != nil:
 			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
-			wait = backoff
+			wait, wake = backoff, nil
+		case moved:
+			// Paced while events keep coming: each move is a bbolt
+			// commit (two fsyncs), which the ingest log's syncs would
+			// queue behind on the disk; the first event after a pause
+			// moves at once. AppendEvent's callers never wait for it.
+			backoff = 0
+			wait, wake = movePace, nil
 		}
 		select {
 		case <-l.stop:
 			if err != nil || !l.pendingReady() {
 				return
 			}
-		case <-l.wake:
+		case <-wake:
+		case <-l.urgent:
 		case <-time.After(wait):
 		}
 	}
