@@ -72,6 +72,20 @@ type Result struct {
 	FirstError string
 }
 
+// Add merges run o into r, as if one run had done both (slices of one
+// phase taking turns with others).
+func (r *Result) Add(o Result) {
+	r.Sent += o.Sent
+	r.Acked += o.Acked
+	r.Failed += o.Failed
+	r.Elapsed += o.Elapsed
+	r.Latencies = append(r.Latencies, o.Latencies...)
+	slices.Sort(r.Latencies)
+	if r.FirstError == "" {
+		r.FirstError = o.FirstError
+	}
+}
+
 // RPS is acknowledged requests per second.
 func (r Result) RPS() float64 {
 	if r.Elapsed <= 0 {

@@ -156,9 +156,10 @@ directory, with a fake WeCom API (the real client and outbox run against it),
 and sends signed, encrypted callbacks over loopback for a fixed time. Then
 it runs the same server on the same data with its engine and outbox held
 (the ack path alone: verify, decrypt, parse, durable append, 200) and
-measures the drain once they are released, then a bare handler (verify +
-decrypt + 200, nothing stored) and optionally a PostgreSQL-INSERT peer, the
-same way, and prints them side by side with their ratios. See
+measures the drain once they are released, a bare handler (verify +
+decrypt + 200, nothing stored) and optionally a PostgreSQL-INSERT peer —
+these three taking turns in 1 s slices, so a shared machine's load swings
+reach them alike — and prints them side by side with their ratios. See
 docs/performance.md.`, 0, 0)
 	fs := cl.fs
 	var o benchOptions
@@ -172,7 +173,7 @@ docs/performance.md.`, 0, 0)
 	fs.BoolVar(&o.NoBare, "no-bare", false, "skip the bare-handler comparison")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
 	fs.BoolVar(&o.NoAck, "no-ack-path", false, "skip the ack-path phase (the server with its engine and outbox held during the load)")
-	fs.StringVar(&o.AckCPUProfile, "ack-cpuprofile", "", "write a CPU profile of the ack-path phase's load to this file")
+	fs.StringVar(&o.AckCPUProfile, "ack-cpuprofile", "", "write a CPU profile of the ack-path phase's load to this file (the phases then run one after another, not in turns)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
@@ -396,24 +397,78 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		s.stop()
 	}
 
+	// The ack path, the bare handler and the PostgreSQL peer run side by
+	// side: all three servers up, the load sent to each in turn in 1 s
+	// slices (one block each for a burst or with --ack-cpuprofile), so a
+	// shared machine's load swings reach them alike and the ratios hold.
+	type phase struct {
+		name string
+		res  *loadtest.Result
+		opts loadtest.Options
+	}
+	var phases []phase
+	var acks []*benchServer
+	var hold chan struct{}
 	if !o.NoAck {
-		// The ack path alone: the same server on the same data, its engine
-		// and outbox held while the load runs, so the acks get the machine
-		// the way bare and the peer do; then released, the backlog drained.
-		hold := make(chan struct{})
-		acks, ackBases, err := startNodes(hold)
+		// The same server on the same data, its engine and outbox held
+		// while the load runs, so the acks get the machine the way bare
+		// and the peer do; released after, and the backlog drained.
+		hold = make(chan struct{})
+		var ackBases []string
+		if acks, ackBases, err = startNodes(hold); err != nil {
+			return nil, err
+		}
+		phases = append(phases, phase{"the ack path (engine and outbox held)", &rep.Ack, loadtest.Options{Base: acks[0].base, Bases: ackBases}})
+	}
+	if !o.NoBare {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(progress, "bench: %v against the ack path (engine and outbox held) …\n", o.Duration)
-		runID = randomHex(4)
-		if o.AckCPUProfile != "" {
-			if stopProfile, err = startProfile(o.AckCPUProfile); err != nil {
-				return nil, err
+		bare := &http.Server{Handler: loadtest.Bare(crypter), ReadHeaderTimeout: 5 * time.Second}
+		go bare.Serve(ln)
+		defer bare.Close()
+		phases = append(phases, phase{"the bare handler", &rep.Bare, loadtest.Options{Base: "http://" + ln.Addr().String()}})
+	}
+	if o.PeerDatabaseURL != "" {
+		base, stop, err := startPeer(ctx, o, crypter)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		phases = append(phases, phase{"the PostgreSQL-insert peer", &rep.Peer, loadtest.Options{Base: base}})
+	}
+	slices := max(1, int(o.Duration/time.Second))
+	if o.BurstN > 0 || o.AckCPUProfile != "" {
+		slices = 1
+	}
+	if len(phases) > 0 {
+		names := make([]string, len(phases))
+		for i, ph := range phases {
+			names[i] = ph.name
+		}
+		fmt.Fprintf(progress, "bench: %v each against %s, in %d slices taking turns …\n", o.Duration, strings.Join(names, ", "), slices)
+	}
+	for k := 0; k < slices; k++ {
+		for _, ph := range phases {
+			lo := ph.opts
+			lo.Concurrency, lo.Duration, lo.Rate, lo.Count, lo.Next = o.Concurrency, o.Duration/time.Duration(slices), o.Rate, o.BurstN, next
+			if ph.res == &rep.Ack {
+				lo.Count = 0 // no burst: the phase is skipped for one
+				if o.AckCPUProfile != "" {
+					if stopProfile, err = startProfile(o.AckCPUProfile); err != nil {
+						return nil, err
+					}
+				}
+			}
+			runID = randomHex(4) // every slice's callbacks are new events
+			ph.res.Add(loadtest.Run(ctx, lo))
+			if ph.res == &rep.Ack {
+				stopProfile()
 			}
 		}
-		rep.Ack = loadtest.Run(ctx, loadtest.Options{Base: acks[0].base, Bases: ackBases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Next: next})
-		stopProfile()
+	}
+	if acks != nil {
 		rep.AckHeldApplied = processedBy(acks)
 		if st, err := acks[0].status(); err == nil {
 			rep.AckHeldPending = int(jsonNum(st, "events", "pending"))
@@ -423,25 +478,6 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		rep.AckApplied = processedBy(acks) - rep.AckHeldApplied
 		for _, s := range acks {
 			s.stop()
-		}
-	}
-
-	if !o.NoBare {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		bare := &http.Server{Handler: loadtest.Bare(crypter), ReadHeaderTimeout: 5 * time.Second}
-		go bare.Serve(ln)
-		fmt.Fprintf(progress, "bench: %v against the bare handler …\n", o.Duration)
-		runID = randomHex(4)
-		rep.Bare = loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next})
-		_ = bare.Close()
-	}
-	if o.PeerDatabaseURL != "" {
-		runID = randomHex(4)
-		if rep.Peer, err = runPeer(ctx, o, crypter, next, progress); err != nil {
-			return nil, err
 		}
 	}
 	return rep, nil
@@ -501,35 +537,38 @@ func drainServer(ctx context.Context, srv *benchServer, limit time.Duration) dra
 	}
 }
 
-// runPeer runs the load against the PostgreSQL peer: verify, decrypt, one
-// INSERT per callback (a pool of --concurrency connections), then 200.
-func runPeer(ctx context.Context, o benchOptions, crypter *wecom.Crypter, next func(uint64) loadtest.Request, progress io.Writer) (loadtest.Result, error) {
+// startPeer starts the PostgreSQL peer: verify, decrypt, one INSERT per
+// callback (a pool of --concurrency connections), then 200. stop drops
+// its table and stops it.
+func startPeer(ctx context.Context, o benchOptions, crypter *wecom.Crypter) (base string, stop func(), err error) {
 	cfg, err := pgxpool.ParseConfig(o.PeerDatabaseURL)
 	if err != nil {
-		return loadtest.Result{}, fmt.Errorf("bench: --peer-database-url: %w", err)
+		return "", nil, fmt.Errorf("bench: --peer-database-url: %w", err)
 	}
 	cfg.MaxConns = int32(min(o.Concurrency, 200))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return loadtest.Result{}, fmt.Errorf("bench: --peer-database-url: %w", err)
+		return "", nil, fmt.Errorf("bench: --peer-database-url: %w", err)
 	}
-	defer pool.Close()
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS wecombot_bench_peer (id bigserial PRIMARY KEY, received_at timestamptz NOT NULL DEFAULT now(), body bytea NOT NULL)`); err != nil {
-		return loadtest.Result{}, fmt.Errorf("bench: peer table: %w", err)
+		pool.Close()
+		return "", nil, fmt.Errorf("bench: peer table: %w", err)
 	}
-	defer pool.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS wecombot_bench_peer`)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return loadtest.Result{}, err
+		pool.Close()
+		return "", nil, err
 	}
 	peer := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: loadtest.Peer(crypter, func(ctx context.Context, plain []byte) error {
 		_, err := pool.Exec(ctx, `INSERT INTO wecombot_bench_peer (body) VALUES ($1)`, plain)
 		return err
 	})}
 	go peer.Serve(ln)
-	defer peer.Close()
-	fmt.Fprintf(progress, "bench: %v against the PostgreSQL-insert peer …\n", o.Duration)
-	return loadtest.Run(ctx, loadtest.Options{Base: "http://" + ln.Addr().String(), Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next}), nil
+	return "http://" + ln.Addr().String(), func() {
+		_ = peer.Close()
+		_, _ = pool.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS wecombot_bench_peer`)
+		pool.Close()
+	}, nil
 }
 
 // processedBy sums the events the servers' pipelines applied since they started.
