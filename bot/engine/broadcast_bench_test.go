@@ -25,10 +25,76 @@ import (
 // longest one (how long it holds the store's one writer, i.e. callbacks'
 // appends, off).
 func BenchmarkBroadcastFanOut(b *testing.B) {
-	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("WECOMBOT_BENCH_MEMBERS")); err == nil && v > 0 {
-		n = v
+	n := benchMembers()
+	st, eng, now := broadcastBenchStore(b, n)
+	b.ResetTimer()
+	var txs int
+	var longest, total time.Duration
+	for round := 0; round < b.N; round++ {
+		t, l, d := fanOutBench(b, st, eng, now.Add(time.Duration(round)*time.Hour), n)
+		txs += t
+		longest = max(longest, l)
+		total += d
 	}
+	b.StopTimer()
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "members/s")
+	b.ReportMetric(float64(txs)/float64(b.N), "tx/run")
+	b.ReportMetric(float64(longest.Milliseconds()), "longest_tx_ms")
+}
+
+// BenchmarkBroadcastReport reads one run's report (a page of 100
+// customers) after a fan-out to a tenth of the members: from the run's
+// counters (counted), and as a run stored before them is reported, by
+// reading every target's action (from_actions).
+func BenchmarkBroadcastReport(b *testing.B) {
+	n := benchMembers()
+	st, eng, now := broadcastBenchStore(b, n)
+	fanOutBench(b, st, eng, now, n)
+	ctx := context.Background()
+	id := BroadcastRunID("上新", now)
+	action := func(aid uint64) (*bot.Action, error) { return st.Action(ctx, aid) }
+	b.Run("counted", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := st.View(ctx, func(tx bot.Tx) error {
+				rep, err := ReportBroadcast(tx, id, action, "", 100)
+				if err == nil && (rep.Results["batched"] != n/10+btoi(n%10 != 0) || len(rep.Customers) != 100) {
+					err = fmt.Errorf("report %+v", rep.BroadcastRun)
+				}
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("from_actions", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := st.View(ctx, func(tx bot.Tx) error {
+				run, err := ReadBroadcastRun(tx, id)
+				if err != nil {
+					return err
+				}
+				run.Counted, run.Results = false, nil
+				_, err = reportFromActions(tx, run, action, "", 100)
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchMembers is the benchmarks' community size: 100,000 by default,
+// WECOMBOT_BENCH_MEMBERS=1000000 for the issue's figure.
+func benchMembers() int {
+	if v, err := strconv.Atoi(os.Getenv("WECOMBOT_BENCH_MEMBERS")); err == nil && v > 0 {
+		return v
+	}
+	return 100_000
+}
+
+// broadcastBenchStore is a store of n members (a tenth from 小红书, the
+// broadcast's segment; 20 staff) and an engine whose clock is a Friday 20:00.
+func broadcastBenchStore(b *testing.B, n int) (*bolt.Store, *Engine, time.Time) {
 	sc, err := scenarios.LoadBytes("s.yaml", []byte(`
 brand: {name: 山茶集, zone: Asia/Shanghai}
 channels:
@@ -46,7 +112,7 @@ broadcasts:
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	ctx := context.Background()
 	added := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	for i := 0; i < n; {
@@ -69,43 +135,41 @@ broadcasts:
 	}
 	now := time.Date(2025, 3, 7, 20, 0, 0, 0, time.UTC)
 	eng := New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return now })
-	b.ResetTimer()
-	var txs int
-	var longest, total time.Duration
-	for round := 0; round < b.N; round++ {
-		ev := bot.BroadcastRunEvent("上新", now.Add(time.Duration(round)*time.Hour), now)
-		handle := func(ev *bot.Event) {
-			start := time.Now()
-			if err := st.Update(ctx, func(tx bot.Tx) error { return eng.Handle(ctx, tx, ev) }); err != nil {
-				b.Fatal(err)
-			}
-			d := time.Since(start)
-			txs++
-			total += d
-			longest = max(longest, d)
+	return st, eng, now
+}
+
+// fanOutBench runs the broadcast's occurrence at as the pipeline would,
+// page by page: transactions, the longest, their total time.
+func fanOutBench(b *testing.B, st *bolt.Store, eng *Engine, at time.Time, n int) (txs int, longest, total time.Duration) {
+	ctx := context.Background()
+	handle := func(ev *bot.Event) {
+		start := time.Now()
+		if err := st.Update(ctx, func(tx bot.Tx) error { return eng.Handle(ctx, tx, ev) }); err != nil {
+			b.Fatal(err)
 		}
-		handle(ev)
-		run := BroadcastRunID("上新", ev.At)
-		for {
-			var r *BroadcastRun
-			if err := st.View(ctx, func(tx bot.Tx) (err error) { r, err = ReadBroadcastRun(tx, run); return err }); err != nil {
-				b.Fatal(err)
-			}
-			if r.Status == BroadcastDone {
-				if r.Targeted != n/10+btoi(n%10 != 0) {
-					b.Fatalf("targeted %d of %d", r.Targeted, n)
-				}
-				break
-			}
-			key := "bcpage|" + run + "|" + r.Cursor
-			handle(&bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + key,
-				Data: map[string]string{bot.ResultKind: string(bot.ActionTimer), bot.ResultKey: key, dataTimer: timerOutreachPage, bot.DataRun: run, bot.DataCursor: r.Cursor}})
-		}
+		d := time.Since(start)
+		txs++
+		total += d
+		longest = max(longest, d)
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(n*b.N)/total.Seconds(), "members/s")
-	b.ReportMetric(float64(txs)/float64(b.N), "tx/run")
-	b.ReportMetric(float64(longest.Milliseconds()), "longest_tx_ms")
+	ev := bot.BroadcastRunEvent("上新", at, at)
+	handle(ev)
+	run := BroadcastRunID("上新", ev.At)
+	for {
+		var r *BroadcastRun
+		if err := st.View(ctx, func(tx bot.Tx) (err error) { r, err = ReadBroadcastRun(tx, run); return err }); err != nil {
+			b.Fatal(err)
+		}
+		if r.Status == BroadcastDone {
+			if r.Targeted != n/10+btoi(n%10 != 0) {
+				b.Fatalf("targeted %d of %d", r.Targeted, n)
+			}
+			return txs, longest, total
+		}
+		key := "bcpage|" + run + "|" + r.Cursor
+		handle(&bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "result|" + key,
+			Data: map[string]string{bot.ResultKind: string(bot.ActionTimer), bot.ResultKey: key, dataTimer: timerOutreachPage, bot.DataRun: run, bot.DataCursor: r.Cursor}})
+	}
 }
 
 func btoi(v bool) int {
