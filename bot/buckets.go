@@ -134,8 +134,10 @@ const (
 	// BucketSOPMembers: "<sop>|<member>" → present (the SOP's enrollments,
 	// for its console page).
 	BucketSOPMembers = "sop_members"
-	// BucketSOPStats: "<sop>" → engine.SOPStats.
+	// BucketSOPStats: "<sop>" → engine.SOPStats (the operator's pause switch).
 	BucketSOPStats = "sop_stats"
+	// BucketOutreachCounts: "<bc|run or sop|name>|<shard>" → JSON counts.
+	BucketOutreachCounts = "outreach_counts"
 )
 
 // BucketMedia holds the media library's records (bot/media): what WeCom
@@ -230,7 +232,8 @@ var Buckets = []Bucket{
 	{BucketBroadcastOrders, "run ‖ order_id", "engine.BroadcastOrder JSON (member, amount): orders within 7 days of the broadcast", "bot/engine broadcast.go"},
 	{BucketSOP, "external_userid ‖ sop", "engine.SOPEnrollment JSON (started, stopped and why, each step's status)", "bot/engine sop.go"},
 	{BucketSOPMembers, "sop ‖ external_userid", "present: she was enrolled (the SOP's member list)", "bot/engine sop.go"},
-	{BucketSOPStats, "sop", "engine.SOPStats JSON: enrolled, stopped by reason, each step's messages by status, paused", "bot/engine sop.go"},
+	{BucketSOPStats, "sop", "engine.SOPStats JSON: paused (the counts are in outreach_counts)", "bot/engine sop.go"},
+	{BucketOutreachCounts, "bc|<run> or sop|<name> ‖ shard (16, by member)", "JSON {count name: n}: a broadcast run's report counts (r:<status>, tasks, confirmed, delivered, orders, gmv), an SOP's (enrolled, stopped:<reason>, step:<i>:<status>); readers sum the shards", "bot/engine outcome.go"},
 	{BucketScratch, "any", "test data (conformance and pipeline tests only)", "storage/storagetest"},
 }
 

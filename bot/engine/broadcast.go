@@ -162,6 +162,14 @@ func BroadcastRuns(tx bot.Tx) ([]BroadcastRun, error) {
 		err = bad
 	}
 	out = slices.DeleteFunc(out, func(r BroadcastRun) bool { return r.Source == sourceSOP })
+	for i := range out {
+		if out[i].Counted && err == nil {
+			var c map[string]int64
+			if c, err = ReadCounts(tx, "bc|"+out[i].ID); err == nil {
+				out[i].addCounts(c)
+			}
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Occurrence.After(out[j].Occurrence) })
 	return out, err
 }
@@ -529,7 +537,9 @@ func (r *run) recordTarget(run *BroadcastRun, t BroadcastTarget, key string) err
 		if t.Status == "" {
 			t.Status = targetStatus(t, nil) // skipped before anything was queued
 		}
-		run.count(t, +1)
+		if err := r.countTarget(run.ID, t, +1); err != nil {
+			return err
+		}
 	}
 	if run.PerStaff == nil {
 		run.PerStaff = map[string]int{}
@@ -767,9 +777,11 @@ func ReportBroadcast(tx bot.Tx, id string, action func(uint64) (*bot.Action, err
 		return rep, nameCustomers(tx, rep.Customers)
 	}
 	rep := &BroadcastReport{BroadcastRun: *run, Customers: []BroadcastResult{}}
-	if rep.Results == nil {
-		rep.Results = map[string]int{}
+	counts, err := ReadCounts(tx, "bc|"+id)
+	if err != nil {
+		return nil, err
 	}
+	rep.addCounts(counts)
 	err = BroadcastTargets(tx, id, after, func(t BroadcastTarget) bool {
 		if len(rep.Customers) == limit {
 			rep.NextCursor = targetKey(rep.Customers[limit-1])

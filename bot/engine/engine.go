@@ -207,12 +207,13 @@ type run struct {
 	// by key in first-touched order.
 	weekly     map[string]*WeekStats
 	weeklyKeys []string
-	// bcRuns and sopStats are the broadcast runs and SOP counters the
-	// event's outreach outcomes moved (outcome.go), written at the end.
-	bcRuns        map[string]*BroadcastRun
-	bcRunOrder    []string
-	sopStats      map[string]*SOPStats
-	sopStatsOrder []string
+	// bcRuns and sopStats are broadcast runs and SOP switches the event
+	// read; counts the broadcast and SOP count shards it changed, by key in
+	// first-touched order (outcome.go), written at the end.
+	bcRuns    map[string]*BroadcastRun
+	sopStats  map[string]*SOPStats
+	counts    map[string]map[string]int64
+	countKeys []string
 }
 
 // memberState is a member touched by the event, with the tag changes to

@@ -421,7 +421,7 @@ func (r *run) massTaskResult(d map[string]string) error {
 			return err
 		}
 	}
-	if err := r.broadcastTasks(inTask); err != nil {
+	if err := r.broadcastTasks(id, inTask); err != nil {
 		return err
 	}
 	r.log.Info().Str("batch", id).Str("msgid", b.MsgID).Int("fail_list", len(failed)).Msg("mass-send task created; waiting for the staff member's confirmation")

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -62,9 +64,8 @@ func (r *run) deliveredOutcome(d map[string]string) error {
 	return nil
 }
 
-// broadcastRunFor is run id as this event changes it: loaded once, written
-// at the end of the event (flushOutreach) however many of its targets the
-// event moved.
+// broadcastRunFor is run id, read once per event (outcomes change only
+// its counts, which live beside it: addCount).
 func (r *run) broadcastRunFor(id string) (*BroadcastRun, error) {
 	if run, ok := r.bcRuns[id]; ok {
 		return run, nil
@@ -77,19 +78,66 @@ func (r *run) broadcastRunFor(id string) (*BroadcastRun, error) {
 		r.bcRuns = map[string]*BroadcastRun{}
 	}
 	r.bcRuns[id] = run
-	r.bcRunOrder = append(r.bcRunOrder, id)
 	return run, nil
 }
 
-// flushOutreach writes the broadcast runs and SOP counters the event changed.
-func (r *run) flushOutreach() error {
-	for _, id := range r.bcRunOrder {
-		if err := r.putJSON(bucketBroadcasts, "run|"+id, r.bcRuns[id]); err != nil {
+// Counts of broadcast runs and SOPs are spread over statShards records by
+// member (outreach_counts "<scope>|<shard>"), so outcomes of different
+// members don't all rewrite one hot key (PostgreSQL with several nodes);
+// an event loads each shard it touches once and writes it at its end
+// (flushOutreach); readers sum the shards (ReadCounts).
+var bucketOutreachCounts = bot.BucketOutreachCounts
+
+// addCount adds delta to count name of scope ("bc|<run>", "sop|<name>")
+// in member by's shard.
+func (r *run) addCount(scope, by, name string, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	key := scope + "|" + statShard(by)
+	c, ok := r.counts[key]
+	if !ok {
+		c = map[string]int64{}
+		if _, err := r.getJSON(bucketOutreachCounts, key, &c); err != nil {
 			return err
 		}
+		if r.counts == nil {
+			r.counts = map[string]map[string]int64{}
+		}
+		r.counts[key] = c
+		r.countKeys = append(r.countKeys, key)
 	}
-	for _, name := range r.sopStatsOrder {
-		if err := r.putJSON(bucketSOPStats, name, r.sopStats[name]); err != nil {
+	if c[name] += delta; c[name] == 0 {
+		delete(c, name)
+	}
+	return nil
+}
+
+// ReadCounts sums scope's counts over its shards.
+func ReadCounts(tx bot.Tx, scope string) (map[string]int64, error) {
+	out := map[string]int64{}
+	var bad error
+	err := tx.Scan(bucketOutreachCounts, scope+"|", func(k string, v []byte) bool {
+		var c map[string]int64
+		if bad = json.Unmarshal(v, &c); bad != nil {
+			bad = fmt.Errorf("outreach counts %s: %w", k, bad)
+			return false
+		}
+		for name, n := range c {
+			out[name] += n
+		}
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, err
+}
+
+// flushOutreach writes the count shards the event changed.
+func (r *run) flushOutreach() error {
+	for _, key := range r.countKeys {
+		if err := r.putJSON(bucketOutreachCounts, key, r.counts[key]); err != nil {
 			return err
 		}
 	}
@@ -127,14 +175,18 @@ func (r *run) moveTarget(runID, target string, change func(*BroadcastTarget) boo
 	if !change(&t) {
 		return false, nil
 	}
-	run.count(before, -1)
-	run.count(t, +1)
+	if err := r.countTarget(runID, before, -1); err != nil {
+		return false, err
+	}
+	if err := r.countTarget(runID, t, +1); err != nil {
+		return false, err
+	}
 	return true, r.putJSON(bucketBroadcastMembers, key, t)
 }
 
 // broadcastTasks counts the mass-send task just created for batch in the
 // runs whose targets it carries (keys of the members going out in it).
-func (r *run) broadcastTasks(keys []string) error {
+func (r *run) broadcastTasks(batch string, keys []string) error {
 	seen := map[string]bool{}
 	for _, k := range keys {
 		rest, ok := strings.CutPrefix(k, "bc|")
@@ -151,32 +203,61 @@ func (r *run) broadcastTasks(keys []string) error {
 			return err
 		}
 		if run != nil && run.Counted {
-			run.Tasks++
+			if err := r.addCount("bc|"+id, batch, "tasks", 1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// count adds (sign +1) or removes (-1) target t, in its current status,
-// from the run's report counts.
-func (run *BroadcastRun) count(t BroadcastTarget, sign int) {
-	if run.Results == nil {
-		run.Results = map[string]int{}
+// countTarget adds (sign +1) or removes (-1) target t, in its current
+// status, to run's report counts.
+func (r *run) countTarget(runID string, t BroadcastTarget, sign int) error {
+	scope, by := "bc|"+runID, t.Member
+	if by == "" {
+		by = t.Chat
 	}
-	if run.Results[t.Status] += sign; run.Results[t.Status] == 0 {
-		delete(run.Results, t.Status)
+	add := func(name string, n int64) error { return r.addCount(scope, by, name, int64(sign)*n) }
+	if err := add("r:"+t.Status, 1); err != nil {
+		return err
 	}
 	switch t.Status {
 	case "delivered", "over_quota", "not_friend", "left_out":
-		run.Confirmed += sign
+		if err := add("confirmed", 1); err != nil {
+			return err
+		}
 	}
 	if t.Status == "delivered" || (t.Status == "sent" && strings.HasPrefix(t.Staff, "kf:")) {
-		run.Delivered += sign
+		if err := add("delivered", 1); err != nil {
+			return err
+		}
 	}
-	if reached(t.Status) && t.Member != "" {
-		run.Orders += sign * t.Orders
-		run.GMVFen += int64(sign) * t.GMVFen
+	if reached(t.Status) && t.Member != "" && t.Orders > 0 {
+		if err := add("orders", int64(t.Orders)); err != nil {
+			return err
+		}
+		return add("gmv", t.GMVFen)
 	}
+	return nil
+}
+
+// addCounts adds a counted run's summed counts (ReadCounts) to its report
+// fields (which hold what it kept itself, if anything).
+func (run *BroadcastRun) addCounts(c map[string]int64) {
+	if run.Results == nil {
+		run.Results = map[string]int{}
+	}
+	for name, n := range c {
+		if status, ok := strings.CutPrefix(name, "r:"); ok && n != 0 {
+			run.Results[status] += int(n)
+		}
+	}
+	run.Tasks += int(c["tasks"])
+	run.Confirmed += int(c["confirmed"])
+	run.Delivered += int(c["delivered"])
+	run.Orders += int(c["orders"])
+	run.GMVFen += c["gmv"]
 }
 
 // kfMsgIDEntry is the kf_msgids value: the action id and key ("id key";

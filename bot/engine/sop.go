@@ -46,7 +46,8 @@ type SOPEnrollment struct {
 }
 
 // SOPStats are an SOP's counts, kept as members enroll, stop and each
-// step's message has its outcome; Paused is the operator's switch.
+// step's message has its outcome (in outreach_counts: ReadSOPStats sums
+// them); Paused is the operator's switch (the sop_stats record).
 type SOPStats struct {
 	Enrolled int `json:"enrolled"`
 	// Stopped counts enrollments by the stop condition that ended them.
@@ -64,24 +65,53 @@ type SOPStats struct {
 // started it that day, so not followed per member).
 const StatusGroupPost = "group_post"
 
-// move counts step i's message out of status from (unless "") into to.
-func (s *SOPStats) move(i int, from, to string) {
-	for len(s.Steps) <= i {
-		s.Steps = append(s.Steps, map[string]int{})
-	}
-	if s.Steps[i] == nil {
-		s.Steps[i] = map[string]int{}
-	}
+// sopStep counts member's step i message of sop out of status from
+// (unless "") and into to.
+func (r *run) sopStep(sop, member string, i int, from, to string) error {
 	if from != "" {
-		if s.Steps[i][from]--; s.Steps[i][from] <= 0 {
-			delete(s.Steps[i], from)
+		if err := r.addCount("sop|"+sop, member, "step:"+strconv.Itoa(i)+":"+from, -1); err != nil {
+			return err
 		}
 	}
-	s.Steps[i][to]++
+	return r.addCount("sop|"+sop, member, "step:"+strconv.Itoa(i)+":"+to, 1)
 }
 
-// ReadSOPStats returns the SOP's counts (zero when none yet).
+// ReadSOPStats returns the SOP's switch and counts (zero when none yet).
 func ReadSOPStats(tx bot.Tx, sop string) (*SOPStats, error) {
+	st, err := readSOPSwitch(tx, sop)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := ReadCounts(tx, "sop|"+sop)
+	if err != nil {
+		return nil, err
+	}
+	for name, n := range counts {
+		switch kind, rest, _ := strings.Cut(name, ":"); kind {
+		case "enrolled":
+			st.Enrolled += int(n)
+		case "stopped":
+			st.Stopped[rest] += int(n)
+		case "step":
+			is, status, _ := strings.Cut(rest, ":")
+			i, err := strconv.Atoi(is)
+			if err != nil || n == 0 {
+				continue
+			}
+			for len(st.Steps) <= i {
+				st.Steps = append(st.Steps, map[string]int{})
+			}
+			if st.Steps[i] == nil {
+				st.Steps[i] = map[string]int{}
+			}
+			st.Steps[i][status] += int(n)
+		}
+	}
+	return st, nil
+}
+
+// readSOPSwitch reads the sop_stats record (paused).
+func readSOPSwitch(tx bot.Tx, sop string) (*SOPStats, error) {
 	st := &SOPStats{}
 	if _, err := readJSON(tx, bucketSOPStats, sop, st); err != nil {
 		return nil, err
@@ -131,13 +161,12 @@ func SOPMembers(tx bot.Tx, sop, after string, fn func(member string, e *SOPEnrol
 // sopMembersChunk is how many member ids SOPMembers reads per scan.
 var sopMembersChunk = 256
 
-// sopStatsFor is sop's counts as this event changes them (written at the
-// end of the event: flushOutreach).
-func (r *run) sopStatsFor(sop string) (*SOPStats, error) {
+// sopSwitch is sop's operator switch (paused), read once per event.
+func (r *run) sopSwitch(sop string) (*SOPStats, error) {
 	if st, ok := r.sopStats[sop]; ok {
 		return st, nil
 	}
-	st, err := ReadSOPStats(r.tx, sop)
+	st, err := readSOPSwitch(r.tx, sop)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +174,6 @@ func (r *run) sopStatsFor(sop string) (*SOPStats, error) {
 		r.sopStats = map[string]*SOPStats{}
 	}
 	r.sopStats[sop] = st
-	r.sopStatsOrder = append(r.sopStatsOrder, sop)
 	return st, nil
 }
 
@@ -163,11 +191,9 @@ func (r *run) sopStepOutcome(key, status string) (bool, error) {
 	if err != nil || e == nil || strconv.FormatInt(e.Started.Unix(), 10) != parts[3] || i >= len(e.Steps) || e.Steps[i] == status {
 		return false, err // an earlier run's step, or an enrollment from before statuses
 	}
-	st, err := r.sopStatsFor(e.SOP)
-	if err != nil {
+	if err := r.sopStep(e.SOP, parts[2], i, e.Steps[i], status); err != nil {
 		return false, err
 	}
-	st.move(i, e.Steps[i], status)
 	e.Steps[i] = status
 	return true, r.putJSON(bucketSOP, parts[2]+"|"+e.SOP, e)
 }
@@ -193,7 +219,7 @@ func (r *run) sopState() error {
 		r.log.Info().Str("sop", name).Msg("sop.state for an SOP not in the scenario; ignored")
 		return nil
 	}
-	st, err := r.sopStatsFor(name)
+	st, err := r.sopSwitch(name)
 	if err != nil {
 		return err
 	}
@@ -206,7 +232,7 @@ func (r *run) sopState() error {
 		st.PausedAt = r.at
 	}
 	r.log.Info().Str("sop", name).Bool("paused", paused).Msg("SOP switched by the operator")
-	return nil
+	return r.putJSON(bucketSOPStats, name, st)
 }
 
 // ReadSOPEnrollment returns the member's enrollment in sop (nil if none).
@@ -233,7 +259,7 @@ func (r *run) sopAfter() error {
 			if !fired || (sop.Segment != nil && !sop.Segment.Match(ms.m, r.at)) {
 				continue
 			}
-			if st, err := r.sopStatsFor(sop.Name); err != nil || st.Paused {
+			if st, err := r.sopSwitch(sop.Name); err != nil || st.Paused {
 				if err != nil {
 					return err
 				}
@@ -317,11 +343,9 @@ func (r *run) sopStops(ms *memberState) error {
 		if err := r.putJSON(bucketSOP, id+"|"+e.SOP, e); err != nil {
 			return err
 		}
-		st, err := r.sopStatsFor(e.SOP)
-		if err != nil {
+		if err := r.addCount("sop|"+e.SOP, id, "stopped:"+reason, 1); err != nil {
 			return err
 		}
-		st.Stopped[reason]++
 		r.log.Info().Str("sop", e.SOP).Str("stop", reason).Msg("SOP stopped: its remaining steps are cancelled")
 	}
 	return nil
@@ -349,11 +373,9 @@ func (r *run) startSOPAt(ms *memberState, sop *scenarios.SOP, chat string, at ti
 		staff = sop.Segment.Sender(ms.m)
 	}
 	data := r.sc.DataFor(ms.m)
-	stats, err := r.sopStatsFor(sop.Name)
-	if err != nil {
+	if err := r.addCount("sop|"+sop.Name, id, "enrolled", 1); err != nil {
 		return err
 	}
-	stats.Enrolled++
 	for i, st := range sop.Steps {
 		due := st.Due(at, r.sc.Brand.Zone)
 		if due.After(e.Until) {
@@ -365,7 +387,9 @@ func (r *run) startSOPAt(ms *memberState, sop *scenarios.SOP, chat string, at ti
 			return err
 		}
 		e.Steps = append(e.Steps, status)
-		stats.move(i, "", status)
+		if err := r.sopStep(sop.Name, id, i, "", status); err != nil {
+			return err
+		}
 	}
 	r.log.Info().Str("sop", sop.Name).Int("steps", len(sop.Steps)).Msg("SOP started")
 	if err := r.tx.Put(bucketSOPMembers, sop.Name+"|"+id, present); err != nil {
@@ -502,7 +526,7 @@ func sopStopped(tx bot.Tx, a *bot.Action) (string, error) {
 	if !e.StoppedAt.IsZero() {
 		return "SOP " + e.SOP + " stopped: " + e.Stop, nil
 	}
-	st, err := ReadSOPStats(tx, e.SOP)
+	st, err := readSOPSwitch(tx, e.SOP)
 	if err != nil {
 		return "", err
 	}
