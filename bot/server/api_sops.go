@@ -261,7 +261,6 @@ func sopMemberOf(sc *scenarios.Scenario, sop *scenarios.SOP, id string, e *engin
 		mv.State = "running"
 		for i, st := range sop.Steps {
 			if due := st.Due(e.Started, sc.Brand.Zone); due.After(now) {
-				i := i
 				mv.Step, mv.NextAt = &i, &due
 				break
 			}
