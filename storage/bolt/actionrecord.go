@@ -34,7 +34,16 @@ func putAction(tx *bbolt.Tx, id uint64, a *bot.Action) error {
 func loadStatus(tx *bbolt.Tx, id uint64, a *bot.Action) (urgent bool, err error) {
 	raw := tx.Bucket(bucketOutboxStatus).Get(u64(id))
 	if raw == nil {
-		return false, fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		whole := tx.Bucket(bucketOutbox).Get(u64(id))
+		if whole == nil {
+			return false, fmt.Errorf("action %d: %w", id, bot.ErrNotFound)
+		}
+		// A file from before status records opened read-only (backup,
+		// `migrate --from bolt`), never migrated: the body is the whole action.
+		if urgent, err = actionrec.Legacy(whole, a); err != nil {
+			return false, fmt.Errorf("decode action %d: %w", id, err)
+		}
+		return urgent, nil
 	}
 	if urgent, err = actionrec.DecodeStatus(raw, a); err != nil {
 		return false, fmt.Errorf("decode action %d: %w", id, err)

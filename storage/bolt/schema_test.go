@@ -266,7 +266,7 @@ func TestStatusMigrationSplitsActions(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0).UTC()
 	var want []bot.Action
 	// Written the way schema version 3 stored them.
-	s = reopenAfter(t, s, func(tx *bbolt.Tx) error {
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
 		for i := range n {
 			id, _ := ob.NextSequence()
@@ -312,7 +312,25 @@ func TestStatusMigrationSplitsActions(t *testing.T) {
 			return fmt.Errorf("first chunk: done %v, %v", done, err)
 		}
 		return tx.Bucket(bucketMeta).Put(metaVersion, u64(3))
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Opened read-only (backup, `migrate --from bolt`) it is not migrated,
+	// and reads the same actions.
+	ro, err := Open(s.Path(), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ro.Actions(ctx, 0, n+1); err != nil || len(got) != n || !reflect.DeepEqual(got[n-1], want[n-1]) || !reflect.DeepEqual(got[2], want[2]) {
+		t.Fatalf("read-only v3 file: %d actions, %v", len(got), err)
+	}
+	ro.Close()
+	s, err = Open(s.Path(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	if got := s.Migrated(); len(got) != 1 || !strings.Contains(got[0], "outbox status") {
 		t.Fatalf("migrations run: %q, want the status split", got)
 	}
