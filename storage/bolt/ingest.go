@@ -48,10 +48,20 @@ type ingestLog struct {
 	seq     uint64              // last sequence number given out
 	queue   []*ingestEntry      // given out, not yet in bbolt, in order
 	keys    map[string]struct{} // dedupe keys in queue
+	moves   uint64              // moves into bbolt finished (keys left l.keys)
 	forming *ingestGroup        // IngestEvent entries waiting for the next flush
 	busy    bool                // a leader is writing and syncing a group
-	off     int64               // where the next group goes in the file
-	size    int64               // bytes written in the file (zeros beyond off)
+	// The last group's size and sync time, for gather; gathering is set
+	// while a leader waits, and grew wakes it when the group grows.
+	lastGroup int
+	lastFlush time.Duration
+	gathering bool
+	grew      chan struct{}
+	off       int64 // where the next group goes in the file
+
+	growMu  sync.Mutex // held while the file grows
+	size    int64      // bytes written in the file (zeros beyond off; growMu)
+	growing bool       // growAhead is under way (growMu)
 	closed  bool
 	// moverErr is the last move's failure (nil once one succeeds).
 	moverErr error
@@ -149,7 +159,7 @@ func (s *Store) checkIngestMoved() error {
 // into bbolt and starts the mover.
 func openIngest(s *Store) (*ingestLog, error) {
 	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, keys: map[string]struct{}{},
-		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
+		grew: make(chan struct{}, 1), wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open ingest log: %w", err)
@@ -297,18 +307,30 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 	members := ev.Members()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return nil, nil, false, false, errIngestClosed
-	}
-	if ev.DedupeKey != "" {
+	// bbolt is read without the lock (a read can wait for the mover's
+	// commit to remap the file). A key leaves l.keys only once it is in
+	// bbolt, each move counted in l.moves: when no move finished since
+	// bbolt said no, that answer and l.keys (checked again: a racing
+	// delivery may have taken the key meanwhile) hold together.
+	checked := ^uint64(0)
+	for ev.DedupeKey != "" {
 		if _, ok := l.keys[ev.DedupeKey]; ok {
 			return nil, nil, false, true, nil
 		}
-		// Checked under the lock: a key leaves l.keys only once it is in
-		// bbolt, so one of the two always has it.
-		if l.s.seen(ev.DedupeKey, now) {
+		if checked == l.moves {
+			break
+		}
+		moves := l.moves
+		l.mu.Unlock()
+		seen := l.s.seen(ev.DedupeKey, now)
+		l.mu.Lock()
+		if seen {
 			return nil, nil, false, true, nil
 		}
+		checked = moves
+	}
+	if l.closed {
+		return nil, nil, false, false, errIngestClosed
 	}
 	e = &ingestEntry{seq: l.seq + 1, at: now.UnixNano(), key: ev.DedupeKey, members: members,
 		recv: ev.ReceivedAt.UnixNano(), ready: direct, direct: direct, moved: make(chan struct{})}
@@ -325,6 +347,12 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 		g = l.forming
 		g.entries = append(g.entries, e)
 		g.buf = appendRecord(g.buf, e)
+		if l.gathering {
+			select {
+			case l.grew <- struct{}{}:
+			default:
+			}
+		}
 		if !l.busy {
 			l.busy, lead = true, true
 		}
@@ -386,6 +414,7 @@ func (l *ingestLog) ingest(ev *bot.Event, now time.Time) (bool, error) {
 // hands the lead to the group that formed meanwhile.
 func (l *ingestLog) flush() {
 	l.mu.Lock()
+	l.gather()
 	g := l.forming
 	l.forming = nil
 	if len(l.queue) == len(g.entries) && l.queue[0] == g.entries[0] {
@@ -394,9 +423,12 @@ func (l *ingestLog) flush() {
 	off := l.off
 	l.mu.Unlock()
 
+	t0 := time.Now()
 	err := l.write(g.buf, off)
+	took := time.Since(t0)
 
 	l.mu.Lock()
+	l.lastGroup, l.lastFlush = len(g.entries), took
 	if err == nil {
 		l.off = off + int64(len(g.buf))
 		for _, e := range g.entries {
@@ -419,24 +451,49 @@ func (l *ingestLog) flush() {
 	}
 }
 
-// write puts buf at off, growing the file by zeroed chunks as needed, and
-// syncs it.
+// gather lets the leader wait a moment for company (l.mu held, released
+// while waiting): when the last group was large, callers are arriving
+// together — a closed loop of WeCom's connections answered by the last
+// sync — and the first of them flushing alone would cost the rest a
+// second sync. It waits until the group has 3/4 of the last one's
+// entries, or half the last sync's time (at most 500 µs) has passed.
+func (l *ingestLog) gather() {
+	want := l.lastGroup * 3 / 4
+	if want < 2 || len(l.forming.entries) >= want {
+		return
+	}
+	t := time.NewTimer(min(l.lastFlush/2, 500*time.Microsecond))
+	defer t.Stop()
+	l.gathering = true
+	defer func() { l.gathering = false }()
+	for len(l.forming.entries) < want {
+		l.mu.Unlock()
+		select {
+		case <-l.grew:
+			l.mu.Lock()
+		case <-t.C:
+			l.mu.Lock()
+			return
+		}
+	}
+}
+
+// write puts buf at off, growing the file by zeroed chunks if it must
+// (normally growAhead has), and syncs it.
 func (l *ingestLog) write(buf []byte, off int64) error {
-	if end := off + int64(len(buf)); end > l.size {
-		grow := (end - l.size + ingestChunk - 1) / ingestChunk * ingestChunk
-		zeros := make([]byte, 64<<10)
-		for at := l.size; at < l.size+grow; at += int64(len(zeros)) {
-			if _, err := l.f.WriteAt(zeros, at); err != nil {
-				_ = l.f.Truncate(l.size) // leave no half-grown chunk
-				return fmt.Errorf("grow ingest log: %w", err)
-			}
+	end := off + int64(len(buf))
+	l.growMu.Lock()
+	if end > l.size {
+		if err := l.grow(end); err != nil {
+			l.growMu.Unlock()
+			return err
 		}
-		if l.sync {
-			if err := l.f.Sync(); err != nil {
-				return fmt.Errorf("grow ingest log: %w", err)
-			}
-		}
-		l.size += grow
+	}
+	ahead := l.size-end < ingestChunk/2 && !l.growing
+	l.growing = l.growing || ahead
+	l.growMu.Unlock()
+	if ahead {
+		go l.growAhead()
 	}
 	if _, err := l.f.WriteAt(buf, off); err != nil {
 		return fmt.Errorf("write ingest log: %w", err)
@@ -446,6 +503,35 @@ func (l *ingestLog) write(buf []byte, off int64) error {
 			return fmt.Errorf("sync ingest log: %w", err)
 		}
 	}
+	return nil
+}
+
+// growAhead adds a chunk to the file before a group needs it, so no
+// group waits for a chunk of zeros to be written and synced.
+func (l *ingestLog) growAhead() {
+	l.growMu.Lock()
+	defer l.growMu.Unlock()
+	_ = l.grow(l.size + 1) // a failure is a group's to report when it needs the space
+	l.growing = false
+}
+
+// grow extends the file by zeroed, synced chunks to at least end
+// (l.growMu held: what is being zeroed is never written meanwhile).
+func (l *ingestLog) grow(end int64) error {
+	grow := (end - l.size + ingestChunk - 1) / ingestChunk * ingestChunk
+	zeros := make([]byte, 64<<10)
+	for at := l.size; at < l.size+grow; at += int64(len(zeros)) {
+		if _, err := l.f.WriteAt(zeros, at); err != nil {
+			_ = l.f.Truncate(l.size) // leave no half-grown chunk
+			return fmt.Errorf("grow ingest log: %w", err)
+		}
+	}
+	if l.sync {
+		if err := l.f.Sync(); err != nil {
+			return fmt.Errorf("grow ingest log: %w", err)
+		}
+	}
+	l.size += grow
 	return nil
 }
 
@@ -593,6 +679,7 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 	}
 	clear(l.queue[:n])
 	l.queue = l.queue[n:]
+	l.moves++
 	notify := l.onMoved
 	l.mu.Unlock()
 	for _, e := range batch {
@@ -633,5 +720,7 @@ func (l *ingestLog) close() error {
 	}
 	close(l.stop)
 	<-l.moverOut
+	l.growMu.Lock() // a chunk being added ahead is finished first
+	defer l.growMu.Unlock()
 	return l.f.Close()
 }

@@ -326,3 +326,56 @@ func TestWithSeqIsJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestRacingFirstDeliveriesStaySingle: WeCom's retries of one callback
+// racing each other (and the mover, which takes keys from memory into
+// bbolt meanwhile) leave exactly one event per key.
+func TestRacingFirstDeliveriesStaySingle(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const keys, racers = 200, 6
+	var stored atomic.Int64
+	var wg sync.WaitGroup
+	for r := range racers {
+		wg.Go(func() {
+			for k := range keys {
+				ev := &bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprint("wm", k), DedupeKey: fmt.Sprint("key", k)}
+				var dup bool
+				var err error
+				if (k+r)%3 == 0 {
+					dup, err = s.AppendEvent(ctx, ev)
+				} else {
+					dup, err = s.IngestEvent(ctx, ev)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				if !dup {
+					stored.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := stored.Load(); n != keys {
+		t.Errorf("%d first deliveries stored for %d keys", n, keys)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := s.PendingEvents(ctx, 0, 10*keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == keys {
+			break
+		}
+		if len(evs) > keys || time.Now().After(deadline) {
+			t.Fatalf("log holds %d events for %d keys", len(evs), keys)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -125,7 +127,15 @@ func openDB(path string, o Options) (db *bbolt.DB, err error) {
 	// the whole file to rebuild it, which with 1,000,000 members took 0.5–0.7 s
 	// and left ~1 GB of the file resident; synced, start-up is ~0.1 s and
 	// RSS ~20 MB (docs/performance.md). A file written unsynced is walked once.
-	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.OpenTimeout, FreelistType: bbolt.FreelistMapType, ReadOnly: o.ReadOnly})
+	// The map starts at 1 GiB of address space (touched pages only count
+	// as memory): a write that outgrows the map remaps the file, waiting
+	// for every read transaction to end while new reads wait for it — the
+	// callbacks' dedupe reads and the console's long reads among them.
+	mmap := 0
+	if bits.UintSize == 64 && runtime.GOOS != "windows" { // Windows grows the file to the map
+		mmap = 1 << 30
+	}
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.OpenTimeout, FreelistType: bbolt.FreelistMapType, ReadOnly: o.ReadOnly, InitialMmapSize: mmap})
 	switch {
 	case err == nil:
 		return db, nil
