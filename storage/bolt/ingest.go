@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -50,7 +51,10 @@ type ingestLog struct {
 	keys    map[string]struct{} // dedupe keys in queue
 	moves   uint64              // moves into bbolt finished (keys left l.keys)
 	forming *ingestGroup        // IngestEvent entries waiting for the next flush
-	busy    bool                // a leader is writing and syncing a group
+	// flights counts groups written and being synced (at most
+	// maxFlights); taken are those not yet finished, oldest first.
+	flights int
+	taken   []*ingestGroup
 	// The last group's size and sync time, for gather; gathering is set
 	// while a leader waits, and grew wakes it when the group grows.
 	lastGroup int
@@ -59,9 +63,9 @@ type ingestLog struct {
 	grew      chan struct{}
 	off       int64 // where the next group goes in the file
 
-	growMu  sync.Mutex // held while the file grows
-	size    int64      // bytes written in the file (zeros beyond off; growMu)
-	growing bool       // growAhead is under way (growMu)
+	growMu  sync.Mutex   // held while the file grows
+	size    atomic.Int64 // bytes written in the file (zeros beyond off; changed under growMu)
+	growing atomic.Bool  // growAhead is under way
 	closed  bool
 	// moverErr is the last move's failure (nil once one succeeds).
 	moverErr error
@@ -89,12 +93,15 @@ type ingestEntry struct {
 
 // ingestGroup is IngestEvent entries flushed together.
 type ingestGroup struct {
-	opener  *ingestEntry // its first entry: leads it when handed the lead
-	entries []*ingestEntry
-	buf     []byte
-	err     error
-	done    chan struct{} // closed when err is set
-	lead    chan struct{} // closed when the group's first caller is to flush it
+	led      bool         // a caller is to flush it (lead set, or closed lead)
+	off      int64        // where it was written
+	finished bool         // done closed
+	opener   *ingestEntry // its first entry: leads it when handed the lead
+	entries  []*ingestEntry
+	buf      []byte
+	err      error
+	done     chan struct{} // closed when err is set
+	lead     chan struct{} // closed when the group's first caller is to flush it
 }
 
 const (
@@ -112,6 +119,8 @@ const (
 	ingestKeep = 4 * ingestChunk
 	// maxMove bounds the events in one bbolt transaction of the mover.
 	maxMove = 2000
+	// maxFlights is how many groups may be syncing at once (flush).
+	maxFlights = 2
 	// movePace is the least time between two moves while events keep
 	// coming (mover): 16 writers ingest 60–66k events/s with it, 18–28k
 	// without (BenchmarkIngestVsAppend16, one run).
@@ -180,14 +189,14 @@ func (l *ingestLog) recover() error {
 	if err != nil {
 		return fmt.Errorf("ingest log: %w", err)
 	}
-	l.size = fi.Size()
+	l.size.Store(fi.Size())
 	var last uint64
 	err = l.s.db.View(func(tx *bbolt.Tx) error { last = tx.Bucket(bucketEvents).Sequence(); return nil })
 	if err != nil {
 		return err
 	}
 	l.seq = last
-	recs, err := readIngest(l.f, l.size, last)
+	recs, err := readIngest(l.f, l.size.Load(), last)
 	if err != nil {
 		return err
 	}
@@ -199,11 +208,11 @@ func (l *ingestLog) recover() error {
 		l.seq = max(l.seq, recs[n-1].seq)
 		recs = recs[n:]
 	}
-	if l.size > ingestKeep {
+	if l.size.Load() > ingestKeep {
 		if err := l.f.Truncate(ingestKeep); err != nil {
 			return fmt.Errorf("ingest log: %w", err)
 		}
-		l.size = ingestKeep
+		l.size.Store(ingestKeep)
 	}
 	// The file starts over at 0; what is left behind is older than the
 	// log (skipped) or cut off by the first record written.
@@ -353,8 +362,9 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 			default:
 			}
 		}
-		if !l.busy {
-			l.busy, lead = true, true
+		if !g.led && l.flights < maxFlights {
+			g.led, lead = true, true
+			l.flights++
 		}
 	}
 	return e, g, lead, false, nil
@@ -410,8 +420,15 @@ func (l *ingestLog) ingest(ev *bot.Event, now time.Time) (bool, error) {
 	return false, nil
 }
 
-// flush writes and syncs the forming group (the caller leads it), then
-// hands the lead to the group that formed meanwhile.
+// flush writes the forming group (the caller leads it) and syncs it,
+// while the group before may still be syncing: fdatasync returns once
+// everything written to the file before it began is durable, so a
+// group's sync finishes every group written before it too, and two
+// syncs in flight overlap on the disk (two groups per sync time instead
+// of one at 16 connections). Groups finish in order; a group whose write
+// or sync fails fails with every group written after it (recovery stops
+// at the first torn record, so none after may be acknowledged), and the
+// file goes on from its offset.
 func (l *ingestLog) flush() {
 	l.mu.Lock()
 	l.gather()
@@ -420,33 +437,65 @@ func (l *ingestLog) flush() {
 	if len(l.queue) == len(g.entries) && l.queue[0] == g.entries[0] {
 		l.off = 0 // everything before is in bbolt: the file starts over
 	}
-	off := l.off
-	l.mu.Unlock()
-
-	t0 := time.Now()
-	err := l.write(g.buf, off)
-	took := time.Since(t0)
-
-	l.mu.Lock()
-	l.lastGroup, l.lastFlush = len(g.entries), took
+	g.off = l.off
+	l.taken = append(l.taken, g)
+	// Written under the lock, so the file's groups are in order and a
+	// later group's sync covers every earlier one.
+	err := l.writeAt(g.buf, g.off)
 	if err == nil {
-		l.off = off + int64(len(g.buf))
-		for _, e := range g.entries {
-			e.ready = true
+		l.off = g.off + int64(len(g.buf))
+		l.mu.Unlock()
+		t0 := time.Now()
+		if l.sync {
+			if err = fdatasync(l.f); err != nil {
+				err = fmt.Errorf("sync ingest log: %w", err)
+			}
 		}
-	} else {
-		l.drop(g.entries)
-		err = fmt.Errorf("append event: %w", err)
+		l.mu.Lock()
+		l.lastGroup, l.lastFlush = len(g.entries), time.Since(t0)
 	}
-	g.err = err
-	close(g.done)
-	if l.forming != nil {
-		close(l.forming.lead)
-	} else {
-		l.busy = false
+	l.flights--
+	var done []*ingestGroup
+	switch {
+	case g.finished: // finished by a later group's sync, or failed with an earlier group
+	case err == nil:
+		// Every group up to g is durable.
+		n := 0
+		for n < len(l.taken) && l.taken[n] != g {
+			n++
+		}
+		done = append(done, l.taken[:n+1]...)
+		for _, d := range done {
+			d.finished = true
+			for _, e := range d.entries {
+				e.ready = true
+			}
+		}
+		l.taken = append(l.taken[:0], l.taken[n+1:]...)
+	default:
+		err = fmt.Errorf("append event: %w", err)
+		n := 0
+		for n < len(l.taken) && l.taken[n] != g {
+			n++
+		}
+		done = append(done, l.taken[n:]...)
+		for _, d := range done {
+			d.finished, d.err = true, err
+			l.drop(d.entries)
+		}
+		l.taken = l.taken[:n]
+		l.off = g.off
+	}
+	if f := l.forming; f != nil && !f.led && l.flights < maxFlights {
+		f.led = true
+		l.flights++
+		close(f.lead)
 	}
 	l.mu.Unlock()
-	if err == nil {
+	for _, d := range done {
+		close(d.done)
+	}
+	if err == nil && len(done) > 0 {
 		l.nudge()
 	}
 }
@@ -478,30 +527,23 @@ func (l *ingestLog) gather() {
 	}
 }
 
-// write puts buf at off, growing the file by zeroed chunks if it must
-// (normally growAhead has), and syncs it.
-func (l *ingestLog) write(buf []byte, off int64) error {
+// writeAt puts buf at off, growing the file by zeroed chunks if it must
+// (normally growAhead has) (l.mu held).
+func (l *ingestLog) writeAt(buf []byte, off int64) error {
 	end := off + int64(len(buf))
-	l.growMu.Lock()
-	if end > l.size {
-		if err := l.grow(end); err != nil {
-			l.growMu.Unlock()
+	if end > l.size.Load() {
+		l.growMu.Lock()
+		err := l.grow(end)
+		l.growMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
-	ahead := l.size-end < ingestChunk/2 && !l.growing
-	l.growing = l.growing || ahead
-	l.growMu.Unlock()
-	if ahead {
+	if l.size.Load()-end < ingestChunk/2 && !l.growing.Swap(true) {
 		go l.growAhead()
 	}
 	if _, err := l.f.WriteAt(buf, off); err != nil {
 		return fmt.Errorf("write ingest log: %w", err)
-	}
-	if l.sync {
-		if err := fdatasync(l.f); err != nil {
-			return fmt.Errorf("sync ingest log: %w", err)
-		}
 	}
 	return nil
 }
@@ -511,18 +553,22 @@ func (l *ingestLog) write(buf []byte, off int64) error {
 func (l *ingestLog) growAhead() {
 	l.growMu.Lock()
 	defer l.growMu.Unlock()
-	_ = l.grow(l.size + 1) // a failure is a group's to report when it needs the space
-	l.growing = false
+	_ = l.grow(l.size.Load() + 1) // a failure is a group's to report when it needs the space
+	l.growing.Store(false)
 }
 
 // grow extends the file by zeroed, synced chunks to at least end
 // (l.growMu held: what is being zeroed is never written meanwhile).
 func (l *ingestLog) grow(end int64) error {
-	grow := (end - l.size + ingestChunk - 1) / ingestChunk * ingestChunk
+	size := l.size.Load()
+	if end <= size {
+		return nil // grown meanwhile
+	}
+	grow := (end - size + ingestChunk - 1) / ingestChunk * ingestChunk
 	zeros := make([]byte, 64<<10)
-	for at := l.size; at < l.size+grow; at += int64(len(zeros)) {
+	for at := size; at < size+grow; at += int64(len(zeros)) {
 		if _, err := l.f.WriteAt(zeros, at); err != nil {
-			_ = l.f.Truncate(l.size) // leave no half-grown chunk
+			_ = l.f.Truncate(size) // leave no half-grown chunk
 			return fmt.Errorf("grow ingest log: %w", err)
 		}
 	}
@@ -531,7 +577,7 @@ func (l *ingestLog) grow(end int64) error {
 			return fmt.Errorf("grow ingest log: %w", err)
 		}
 	}
-	l.size += grow
+	l.size.Add(grow)
 	return nil
 }
 
@@ -711,7 +757,7 @@ func (l *ingestLog) close() error {
 	l.mu.Unlock()
 	for {
 		l.mu.Lock()
-		busy := l.busy
+		busy := l.flights > 0
 		l.mu.Unlock()
 		if !busy {
 			break
