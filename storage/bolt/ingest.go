@@ -44,6 +44,8 @@ type ingestLog struct {
 	f    *os.File
 	path string
 	sync bool // fdatasync each group (off only with Options.NoSync)
+	// syncFile is fdatasync (tests make it fail).
+	syncFile func(*os.File) error
 
 	mu      sync.Mutex
 	seq     uint64              // last sequence number given out
@@ -167,7 +169,7 @@ func (s *Store) checkIngestMoved() error {
 // openIngest opens (creating) the ingest log of s, moves what it holds
 // into bbolt and starts the mover.
 func openIngest(s *Store) (*ingestLog, error) {
-	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, keys: map[string]struct{}{},
+	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, syncFile: fdatasync, keys: map[string]struct{}{},
 		grew: make(chan struct{}, 1), wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -447,7 +449,7 @@ func (l *ingestLog) flush() {
 		l.mu.Unlock()
 		t0 := time.Now()
 		if l.sync {
-			if err = fdatasync(l.f); err != nil {
+			if err = l.syncFile(l.f); err != nil {
 				err = fmt.Errorf("sync ingest log: %w", err)
 			}
 		}

@@ -379,3 +379,75 @@ func TestRacingFirstDeliveriesStaySingle(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestFailedSyncFailsTheGroupsAfterIt: when a group's sync fails while
+// others are written behind it, none of those is acknowledged (recovery
+// would stop at the failed group's records); every acknowledged event
+// reaches the log, no refused one does, and the log goes on.
+func TestFailedSyncFailsTheGroupsAfterIt(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	s.in.syncFile = func(f *os.File) error {
+		if n := calls.Add(1); n == 5 || n == 6 {
+			time.Sleep(2 * time.Millisecond) // let later groups be written meanwhile
+			return fmt.Errorf("injected sync failure %d", n)
+		}
+		return fdatasync(f)
+	}
+	ctx := context.Background()
+	var mu sync.Mutex
+	acked, refused := map[string]bool{}, map[string]bool{}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 30 {
+				id := fmt.Sprintf("wm%d_%d", w, i)
+				_, err := s.IngestEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: id, DedupeKey: id})
+				mu.Lock()
+				if err != nil {
+					refused[id] = true
+				} else {
+					acked[id] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(refused) == 0 || len(acked) == 0 {
+		t.Fatalf("acked %d, refused %d: want both", len(acked), len(refused))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := s.EventStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.PendingEvents(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pending == len(evs) && len(evs) >= len(acked) || time.Now().After(deadline) {
+			in := map[string]bool{}
+			for _, ev := range evs {
+				in[ev.ExternalUserID] = true
+			}
+			for id := range acked {
+				if !in[id] {
+					t.Errorf("%s acknowledged but not in the log", id)
+				}
+			}
+			for id := range refused {
+				if in[id] {
+					t.Errorf("%s refused but in the log", id)
+				}
+			}
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
