@@ -67,6 +67,24 @@ func (s *simulator) outreach(ctx context.Context) error {
 				fmt.Fprintf(s.out, "%s %s: started %s, %s\n", id, sop.Name, s.fmtTime(e.Started), state)
 			}
 		}
+		// Each SOP's counts as its console page shows them.
+		for _, sop := range s.sc.SOPs {
+			st, err := engine.ReadSOPStats(tx, sop.Name)
+			if err != nil {
+				return err
+			}
+			if st.Enrolled == 0 {
+				continue
+			}
+			line := fmt.Sprintf("%s: enrolled %d", sop.Name, st.Enrolled)
+			if len(st.Stopped) > 0 {
+				line += ", stopped: " + countList(st.Stopped)
+			}
+			fmt.Fprintln(s.out, line)
+			for i, counts := range st.Steps {
+				fmt.Fprintf(s.out, "  step %d (day %d, %s): %s\n", i+1, sop.Steps[min(i, len(sop.Steps)-1)].Day, sop.Steps[min(i, len(sop.Steps)-1)].Via, countList(counts))
+			}
+		}
 		return nil
 	})
 }
