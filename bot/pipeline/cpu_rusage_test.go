@@ -1,0 +1,17 @@
+//go:build linux || darwin
+
+package pipeline_test
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
