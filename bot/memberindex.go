@@ -20,7 +20,7 @@ import (
 
 // MemberIndexVersion is the version of MemberTallies and MemberTerms. A
 // store whose index was built by another version rebuilds it at open.
-const MemberIndexVersion = 1
+const MemberIndexVersion = 2
 
 // IndexSep separates the fields of a tally or term key (names may hold "|").
 const IndexSep = "\x1f"
@@ -177,11 +177,13 @@ func LeaderTerm(checkIns int, points int64) string {
 type MemberIndex struct {
 	Tallies map[string]int64
 	Terms   []string
+	// Bits are her MemberBitTerms.
+	Bits []string
 }
 
 // IndexMember returns m's entries (nil m: none).
 func IndexMember(m *Member) MemberIndex {
-	return MemberIndex{Tallies: MemberTallies(m), Terms: MemberTerms(m)}
+	return MemberIndex{Tallies: MemberTallies(m), Terms: MemberTerms(m), Bits: MemberBitTerms(m)}
 }
 
 // Diff is what replacing old by ix changes: tally deltas (non-zero only)
@@ -199,21 +201,7 @@ func (ix MemberIndex) Diff(old MemberIndex) (tallies map[string]int64, removed, 
 			delete(tallies, k)
 		}
 	}
-	ot, nt := old.Terms, ix.Terms
-	i, j := 0, 0
-	for i < len(ot) || j < len(nt) {
-		switch {
-		case j == len(nt) || (i < len(ot) && ot[i] < nt[j]):
-			removed = append(removed, ot[i])
-			i++
-		case i == len(ot) || nt[j] < ot[i]:
-			added = append(added, nt[j])
-			j++
-		default:
-			i++
-			j++
-		}
-	}
+	removed, added = SortedDiff(old.Terms, ix.Terms)
 	return tallies, removed, added
 }
 

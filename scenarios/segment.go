@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,6 +166,127 @@ func (s *Segment) IndexTerms() [][]string {
 		out = append(out, []string{bot.TermLost})
 	}
 	return out
+}
+
+// SegmentBits is a segment's rules over the member bitmaps
+// (bot.MemberBits) at a moment: a member is in the segment when she holds
+// a term of each All union, none of None, and for each range a term whose
+// field is In — or Edge, when only Match on her can decide. Exact is false
+// when a rule has no bitmap (groups): then Match decides on every member
+// the bitmaps leave.
+type SegmentBits struct {
+	All    [][]string
+	None   []string
+	Ranges []BitRange
+	Exact  bool
+}
+
+// BitRange is a rule over the terms with Prefix (day or amount buckets):
+// Class says whether the members of the term with field f all match (In),
+// some may (Edge), or none do.
+type BitRange struct {
+	Prefix string
+	Class  func(field string) BitClass
+}
+
+// BitClass is how a bucket's members stand against a range rule.
+type BitClass int
+
+// The classes of BitRange.Class.
+const (
+	BitOut BitClass = iota
+	BitIn
+	BitEdge
+)
+
+// Bits maps the segment's rules onto the member bitmaps at now (see
+// SegmentBits; bot.MemberBitTerms writes the terms it reads).
+func (s *Segment) Bits(now time.Time) SegmentBits {
+	b := SegmentBits{Exact: len(s.groups) == 0 && !s.anyGroup}
+	union := func(prefix string, values []string) {
+		if len(values) == 0 {
+			return
+		}
+		terms := make([]string, 0, len(values))
+		for _, v := range values {
+			terms = append(terms, bot.IndexKey(prefix, v))
+		}
+		slices.Sort(terms)
+		b.All = append(b.All, terms)
+	}
+	r := s.Rules()
+	stages := make([]string, 0, len(r.Stages))
+	for _, st := range r.Stages {
+		stages = append(stages, string(st))
+	}
+	union(bot.TermStage, stages)
+	union(bot.BitChannelName, r.Channels)
+	union(bot.TermTag, r.TagsAny)
+	for _, t := range r.TagsAll {
+		union(bot.TermTag, []string{t})
+	}
+	union(bot.TermStaff, r.Staff)
+	union(bot.TermLevel, r.Levels)
+	if s.lost {
+		b.All = append(b.All, []string{bot.TermLost})
+	} else {
+		b.None = append(b.None, bot.TermLost)
+	}
+	for _, t := range r.TagsNone {
+		b.None = append(b.None, bot.IndexKey(bot.TermTag, t))
+	}
+	// A day bucket against a cutoff instant: days wholly on the matching
+	// side are in, the cutoff's own day is decided per member.
+	day := func(prefix string, cutoff time.Time, before bool) {
+		cut := bot.BitDay(cutoff)
+		b.Ranges = append(b.Ranges, BitRange{Prefix: bot.IndexKey(prefix, ""), Class: func(f string) BitClass {
+			switch {
+			case f == cut:
+				return BitEdge
+			case (f < cut) == before:
+				return BitIn
+			}
+			return BitOut
+		}})
+	}
+	if s.silentFor > 0 {
+		day(bot.BitActiveDay, now.Add(-s.silentFor), true) // last active at or before now-silentFor
+	}
+	if s.activeFor > 0 {
+		day(bot.BitActiveDay, now.Add(-s.activeFor), false) // after now-activeFor
+	}
+	if s.addedWithin > 0 {
+		day(bot.BitAddedDay, now.Add(-s.addedWithin), false) // at or after now-addedWithin
+	}
+	if min := s.minSpendFen; min > 0 {
+		b.Ranges = append(b.Ranges, BitRange{Prefix: bot.IndexKey(bot.BitSpend, ""), Class: func(f string) BitClass {
+			floor, err := strconv.ParseInt(f, 10, 64)
+			switch {
+			case err != nil:
+				return BitEdge
+			case floor >= min:
+				return BitIn
+			case bot.SpendCeil(floor) <= min:
+				return BitOut
+			}
+			return BitEdge
+		}})
+	} else {
+		b.None = append(b.None, bot.IndexKey(bot.BitSpend, bot.SpendBucket(-1))) // negative net spend is below 0
+	}
+	if n := s.minOrders; n > 0 {
+		b.Ranges = append(b.Ranges, BitRange{Prefix: bot.IndexKey(bot.BitOrders, ""), Class: func(f string) BitClass {
+			got, err := strconv.Atoi(f)
+			switch {
+			case err != nil || (got == bot.BitOrdersCap && n > bot.BitOrdersCap):
+				return BitEdge
+			case got >= n:
+				return BitIn
+			}
+			return BitOut
+		}})
+	}
+	return b
 }
 
 // Sender is the staff member who reaches m for this segment (a mass send's

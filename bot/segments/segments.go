@@ -16,7 +16,10 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/scenarios"
@@ -136,27 +139,33 @@ func Each(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, 
 	}
 }
 
+// Bitmaps lets Count use the member bitmaps of a store that keeps them
+// (false: read the members, as a store without them does; the benchmarks
+// compare both in one run).
+var Bitmaps = true
+
 // Count counts seg's members at now, split by staff, keeping the first
-// sample members.
+// sample members. Over a store that keeps member bitmaps (bot.MemberBits)
+// it is bitmap algebra: only the members a bitmap can't decide on (the
+// cutoff day of a silent/active/added rule, a spend bucket straddling the
+// minimum, a groups rule) are read, in pages; the sample is then the
+// first matching members in the order they joined. Otherwise it reads
+// the members of the rarest indexed rule (Each) and the sample follows
+// external_userid order.
 func Count(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, sample int) (Result, error) {
 	start := time.Now()
-	res := Result{At: now}
-	byStaff := map[string]int{}
-	scanned, err := Each(ctx, v, seg, now, "", func(m *bot.Member) bool {
-		res.Total++
-		byStaff[seg.Sender(m)]++
-		if len(res.Sample) < sample {
-			res.Sample = append(res.Sample, m)
-		}
-		return true
-	})
+	res, byStaff, ok, err := countBits(ctx, v, seg, now, sample)
+	if err == nil && !ok {
+		res, byStaff, err = countMembers(ctx, v, seg, now, sample)
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	res.Scanned = scanned
 	res.ByStaff = make([]StaffCount, 0, len(byStaff))
 	for id, n := range byStaff {
-		res.ByStaff = append(res.ByStaff, StaffCount{StaffID: id, Members: n})
+		if n > 0 {
+			res.ByStaff = append(res.ByStaff, StaffCount{StaffID: id, Members: n})
+		}
 	}
 	sort.Slice(res.ByStaff, func(i, j int) bool {
 		a, b := res.ByStaff[i], res.ByStaff[j]
@@ -167,6 +176,210 @@ func Count(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time,
 	})
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// countMembers counts by reading the candidates (Each).
+func countMembers(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, sample int) (Result, map[string]int, error) {
+	res := Result{At: now}
+	byStaff := map[string]int{}
+	scanned, err := Each(ctx, v, seg, now, "", func(m *bot.Member) bool {
+		res.Total++
+		byStaff[seg.Sender(m)]++
+		if len(res.Sample) < sample {
+			res.Sample = append(res.Sample, m)
+		}
+		return true
+	})
+	res.Scanned = scanned
+	return res, byStaff, err
+}
+
+// numbered is a member with her number.
+type numbered struct {
+	num uint32
+	m   *bot.Member
+}
+
+// countBits counts over the member bitmaps; ok is false when the store
+// keeps none (or Bitmaps is off).
+func countBits(ctx context.Context, v Viewer, seg *scenarios.Segment, now time.Time, sample int) (res Result, byStaff map[string]int, ok bool, err error) {
+	if !Bitmaps {
+		return res, nil, false, nil
+	}
+	res.At = now
+	byStaff = map[string]int{}
+	plan := seg.Bits(now)
+	var sure, maybe *roaring.Bitmap
+	var first []numbered
+	err = v.View(ctx, func(tx bot.Tx) error {
+		mb, is := tx.(bot.MemberBits)
+		if !is {
+			return nil
+		}
+		ok = true
+		var err error
+		if sure, maybe, err = planBits(mb, plan); err != nil {
+			return err
+		}
+		if !plan.Exact {
+			maybe.Or(sure)
+			sure = roaring.New()
+		}
+		res.Total = int(sure.GetCardinality())
+		read, err := splitBits(mb, seg, sure, byStaff)
+		if err != nil {
+			return err
+		}
+		res.Scanned += read
+		if sample > 0 && !sure.IsEmpty() {
+			nums := make([]uint32, min(uint64(sample), sure.GetCardinality()))
+			sure.ManyIterator().NextMany(nums)
+			return mb.MembersByNum(roaring.BitmapOf(nums...), func(num uint32, m *bot.Member) bool {
+				first = append(first, numbered{num, m})
+				return true
+			})
+		}
+		return nil
+	})
+	if err != nil || !ok {
+		return res, nil, ok, err
+	}
+	// The members the bitmaps left undecided, a page per read transaction.
+	var matched []numbered
+	it := maybe.ManyIterator()
+	buf := make([]uint32, PageSize)
+	for {
+		n := it.NextMany(buf)
+		if n == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return res, nil, true, err
+		}
+		page := roaring.BitmapOf(buf[:n]...)
+		if err := v.View(ctx, func(tx bot.Tx) error {
+			return tx.(bot.MemberBits).MembersByNum(page, func(num uint32, m *bot.Member) bool {
+				res.Scanned++
+				if seg.Match(m, now) {
+					res.Total++
+					byStaff[seg.Sender(m)]++
+					if len(matched) < sample {
+						matched = append(matched, numbered{num, m})
+					}
+				}
+				return true
+			})
+		}); err != nil {
+			return res, nil, true, err
+		}
+	}
+	first = append(first, matched...)
+	sort.Slice(first, func(i, j int) bool { return first[i].num < first[j].num })
+	for _, f := range first[:min(len(first), sample)] {
+		res.Sample = append(res.Sample, f.m)
+	}
+	return res, byStaff, true, nil
+}
+
+// planBits evaluates plan: sure holds the members every rule's bitmaps
+// accept, maybe those only Match can decide on (a range's edge bucket).
+func planBits(mb bot.MemberBits, plan scenarios.SegmentBits) (sure, maybe *roaring.Bitmap, err error) {
+	if sure, err = mb.TermBits(bot.BitAll); err != nil {
+		return nil, nil, err
+	}
+	for _, union := range plan.All {
+		u, err := unionBits(mb, union)
+		if err != nil {
+			return nil, nil, err
+		}
+		sure.And(u)
+	}
+	for _, term := range plan.None {
+		b, err := mb.TermBits(term)
+		if err != nil {
+			return nil, nil, err
+		}
+		sure.AndNot(b)
+	}
+	maybe = roaring.New()
+	for _, r := range plan.Ranges {
+		in, edge := roaring.New(), roaring.New()
+		if err := mb.PrefixBits(r.Prefix, func(term string, b *roaring.Bitmap) bool {
+			switch r.Class(strings.TrimPrefix(term, r.Prefix)) {
+			case scenarios.BitIn:
+				in.Or(b)
+			case scenarios.BitEdge:
+				edge.Or(b)
+			}
+			return true
+		}); err != nil {
+			return nil, nil, err
+		}
+		maybe.And(roaring.Or(in, edge))
+		maybe.Or(roaring.And(sure, edge))
+		sure.And(in)
+	}
+	return sure, maybe, nil
+}
+
+func unionBits(mb bot.MemberBits, terms []string) (*roaring.Bitmap, error) {
+	parts := make([]*roaring.Bitmap, 0, len(terms))
+	for _, t := range terms {
+		b, err := mb.TermBits(t)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, b)
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return roaring.FastOr(parts...), nil
+}
+
+// splitBits adds the members of sure to byStaff by the staff member who
+// reaches each (Segment.Sender): without a staff rule her primary staff
+// (bitmaps); with one, the one of its staff she follows — only members
+// following several of them are read (the most recently added decides).
+// It returns how many members it read.
+func splitBits(mb bot.MemberBits, seg *scenarios.Segment, sure *roaring.Bitmap, byStaff map[string]int) (int, error) {
+	if sure.IsEmpty() {
+		return 0, nil
+	}
+	staff := seg.Rules().Staff
+	if len(staff) == 0 {
+		left := int(sure.GetCardinality())
+		err := mb.PrefixBits(bot.IndexKey(bot.BitPrimaryStaff, ""), func(term string, b *roaring.Bitmap) bool {
+			n := int(sure.AndCardinality(b))
+			byStaff[strings.TrimPrefix(term, bot.IndexKey(bot.BitPrimaryStaff, ""))] += n
+			left -= n
+			return true
+		})
+		byStaff[""] += left
+		return 0, err
+	}
+	seen, multi := roaring.New(), roaring.New()
+	mine := make([]*roaring.Bitmap, len(staff))
+	for i, id := range staff {
+		b, err := mb.TermBits(bot.IndexKey(bot.TermStaff, id))
+		if err != nil {
+			return 0, err
+		}
+		b.And(sure)
+		multi.Or(roaring.And(seen, b))
+		seen.Or(b)
+		mine[i] = b
+	}
+	for i, id := range staff {
+		byStaff[id] += int(roaring.AndNot(mine[i], multi).GetCardinality())
+	}
+	read := 0
+	err := mb.MembersByNum(multi, func(_ uint32, m *bot.Member) bool {
+		read++
+		byStaff[seg.Sender(m)]++
+		return true
+	})
+	return read, err
 }
 
 // Page lists up to limit members of seg after cursor, reading at most

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -123,45 +124,33 @@ func TestCountPagesAndSplits(t *testing.T) {
 			if want == 0 || want == n {
 				t.Fatalf("fixture: %d of %d match; the test needs some of each", want, n)
 			}
-			v := &countingViewer{Viewer: st}
-			res, err := segments.Count(context.Background(), v, seg, now, 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A segment with an indexed rule reads only the members of its
-			// rarest one (and at least every member that matches); one
-			// without reads everyone.
-			if res.Total != want || res.Scanned < want || res.Scanned > n {
-				t.Errorf("total %d of %d scanned, want %d", res.Total, res.Scanned, want)
-			}
-			if indexed := len(seg.IndexTerms()) > 0; indexed && res.Scanned == n || !indexed && res.Scanned != n {
-				t.Errorf("indexed rules %v, yet %d of %d members read", seg.IndexTerms(), res.Scanned, n)
-			}
-			if v.views < res.Scanned/segments.PageSize {
-				t.Errorf("%d read transactions for %d members in pages of %d: not paging", v.views, res.Scanned, segments.PageSize)
-			}
-			sum := 0
-			for i, sc := range res.ByStaff {
-				sum += sc.Members
-				if sc.Members != byStaff[sc.StaffID] {
-					t.Errorf("%s: %d, want %d", sc.StaffID, sc.Members, byStaff[sc.StaffID])
+			for _, bitmaps := range []bool{true, false} {
+				segments.Bitmaps = bitmaps
+				t.Cleanup(func() { segments.Bitmaps = true })
+				v := &countingViewer{Viewer: st}
+				res, err := segments.Count(context.Background(), v, seg, now, 5)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if i > 0 && sc.Members > res.ByStaff[i-1].Members {
-					t.Errorf("by_staff not largest first: %+v", res.ByStaff)
+				checkCount(t, res, want, first, byStaff)
+				if !bitmaps {
+					// Without bitmaps a segment with an indexed rule reads
+					// only the members of its rarest one (and at least every
+					// member that matches); one without reads everyone.
+					if res.Scanned < want || res.Scanned > n {
+						t.Errorf("total %d of %d scanned, want %d", res.Total, res.Scanned, want)
+					}
+					if indexed := len(seg.IndexTerms()) > 0; indexed && res.Scanned == n || !indexed && res.Scanned != n {
+						t.Errorf("indexed rules %v, yet %d of %d members read", seg.IndexTerms(), res.Scanned, n)
+					}
+				} else if res.Scanned > n/20 {
+					// With them only the members of a cutoff day are read.
+					t.Errorf("bitmaps: %d of %d members read", res.Scanned, n)
 				}
-			}
-			if sum != want || len(res.ByStaff) != len(byStaff) {
-				t.Errorf("split %+v does not add up to %d", res.ByStaff, want)
-			}
-			if len(res.Sample) != 5 {
-				t.Fatalf("sample %d, want 5", len(res.Sample))
-			}
-			for i, m := range res.Sample {
-				if m.ExternalUserID != first[i] {
-					t.Errorf("sample[%d] = %s, want %s", i, m.ExternalUserID, first[i])
+				if v.views < res.Scanned/segments.PageSize {
+					t.Errorf("%d read transactions for %d members in pages of %d: not paging", v.views, res.Scanned, segments.PageSize)
 				}
 			}
-
 			// Paging through the members finds the same ones, in order.
 			var got []string
 			cursor := ""
@@ -190,6 +179,35 @@ func TestCountPagesAndSplits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkCount compares a count with the members' own Match: total, split, sample.
+func checkCount(t *testing.T, res segments.Result, want int, first []string, byStaff map[string]int) {
+	t.Helper()
+	if res.Total != want {
+		t.Errorf("total %d, want %d", res.Total, want)
+	}
+	sum := 0
+	for i, sc := range res.ByStaff {
+		sum += sc.Members
+		if sc.Members != byStaff[sc.StaffID] {
+			t.Errorf("%s: %d, want %d", sc.StaffID, sc.Members, byStaff[sc.StaffID])
+		}
+		if i > 0 && sc.Members > res.ByStaff[i-1].Members {
+			t.Errorf("by_staff not largest first: %+v", res.ByStaff)
+		}
+	}
+	if sum != want || len(res.ByStaff) != len(byStaff) {
+		t.Errorf("split %+v does not add up to %d", res.ByStaff, want)
+	}
+	if len(res.Sample) != 5 {
+		t.Fatalf("sample %d, want 5", len(res.Sample))
+	}
+	for i, m := range res.Sample {
+		if m.ExternalUserID != first[i] {
+			t.Errorf("sample[%d] = %s, want %s", i, m.ExternalUserID, first[i])
+		}
 	}
 }
 
@@ -259,6 +277,117 @@ func BenchmarkCount(b *testing.B) {
 			b.ReportMetric(float64(res.Scanned)/(float64(b.Elapsed().Seconds())/float64(b.N)), "members/s")
 			b.ReportMetric(float64(worst.Microseconds())/1000, "worst-write-ms")
 			b.ReportMetric(float64(writes), "writes")
+		})
+	}
+}
+
+// TestCountBitsMatchesTheEvaluator: over members with every field a rule
+// reads varied (some rewritten, so their bitmaps moved), the bitmap count
+// of many segments — cutoff days, straddling spend buckets, several staff,
+// groups — equals Match over every member: total, split and sample.
+func TestCountBitsMatchesTheEvaluator(t *testing.T) {
+	old := segments.PageSize
+	segments.PageSize = 50
+	t.Cleanup(func() { segments.PageSize = old })
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rnd := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[rnd.IntN(len(xs))] }
+	gen := func(i int) *bot.Member {
+		m := member(i)
+		m.Stage = bot.Stages[rnd.IntN(len(bot.Stages))]
+		m.Tags = nil
+		for _, tag := range []string{"爱领券", "需人工跟进"} {
+			if rnd.IntN(3) == 0 {
+				m.Tags = append(m.Tags, tag)
+			}
+		}
+		m.Follows = nil
+		for _, s := range []string{"staff0", "staff1", "staff2"} {
+			if rnd.IntN(2) == 0 {
+				f := bot.Follow{StaffID: s, AddedAt: now.Add(-time.Duration(rnd.IntN(60*24)) * time.Hour)}
+				if rnd.IntN(5) == 0 {
+					f.DeletedAt = now.Add(-time.Hour)
+				}
+				m.Follows = append(m.Follows, f)
+			}
+		}
+		m.Lost = rnd.IntN(10) == 0
+		m.LastActiveAt = now.Add(-time.Duration(rnd.IntN(40*24*60)) * time.Minute)
+		if rnd.IntN(10) == 0 {
+			m.LastActiveAt = time.Time{}
+		}
+		m.SpendFen = int64(rnd.IntN(30000)) - 1000
+		m.Orders = rnd.IntN(25)
+		if rnd.IntN(4) == 0 {
+			m.Groups = []string{pick("wrA", "wrB")}
+		}
+		return m
+	}
+	const n = 800
+	members := make([]*bot.Member, n)
+	for round := range 2 {
+		if err := st.Update(context.Background(), func(tx bot.Tx) error {
+			for i := range n {
+				if round == 1 && i%3 != 0 {
+					continue // the second round rewrites a third of them
+				}
+				members[i] = gen(i)
+				if err := tx.PutMember(members[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc := loadScenario(t)
+	for _, f := range []scenarios.SegmentFilter{
+		{},
+		{Lost: true},
+		{Stages: []string{"aware", "loyal"}, Channels: []string{"xhs"}},
+		{TagsAny: []string{"爱领券"}, TagsNone: []string{"需人工跟进"}},
+		{TagsAll: []string{"爱领券", "需人工跟进"}},
+		{Staff: []string{"staff1"}},
+		{Staff: []string{"staff0", "staff2"}, Stages: []string{"interest"}},
+		{SilentDays: 14},
+		{ActiveDays: 3, Channels: []string{"dy"}},
+		{AddedWithin: scenarios.Duration(20 * 24 * time.Hour)},
+		{MinSpendYuan: 10000},
+		{MinSpendYuan: 12345, MinOrders: 3},
+		{MinOrders: 22},
+		{Groups: []string{"wrA"}, Stages: []string{"aware"}},
+		{Groups: []string{"any"}, SilentDays: 10, MinSpendYuan: 5000},
+	} {
+		seg, err := sc.CompileSegment(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+			want, byStaff := 0, map[string]int{}
+			var first []string
+			for _, m := range members {
+				if seg.Match(m, now) {
+					want++
+					byStaff[seg.Sender(m)]++
+					if len(first) < 5 {
+						first = append(first, m.ExternalUserID)
+					}
+				}
+			}
+			res, err := segments.Count(context.Background(), st, seg, now, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want < 5 {
+				t.Fatalf("fixture: %d match; the test needs more", want)
+			}
+			checkCount(t, res, want, first, byStaff)
+			t.Logf("%d members, %d read", res.Total, res.Scanned)
 		})
 	}
 }

@@ -25,6 +25,7 @@ import (
 var (
 	benchMembers = flag.Int("console.members", 20000, "members seeded for the console benchmarks")
 	benchDB      = flag.String("console.db", "", "bbolt file holding the console benchmarks' community (written when missing or smaller, then reused)")
+	benchNoBase  = flag.Bool("console.nobase", false, "skip the benchmarks' slow before-the-index baselines")
 )
 
 var benchStart = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
@@ -204,10 +205,12 @@ func BenchmarkConsoleMemberSearch(b *testing.B) {
 	}
 }
 
-// BenchmarkConsoleSegmentCount counts segments over the community:
-// through the member index (a rare tag; a stage in one channel) and, in
-// the same run, a segment without an indexed rule (silent members: a pass
-// over every member, what every count cost before).
+// BenchmarkConsoleSegmentCount counts segments over the community with
+// the member bitmaps ("bitmaps": algebra over term bitmaps; only members
+// on a cutoff day are read) and, in the same run, by reading the members
+// of the rarest indexed rule ("members", what a count cost before the
+// bitmaps; a segment without an indexed rule read every member).
+// -console.nobase skips the slow "members" runs.
 func BenchmarkConsoleSegmentCount(b *testing.B) {
 	s := seedBench(b, *benchMembers)
 	sc := scenarios.LoadDefault()
@@ -217,22 +220,31 @@ func BenchmarkConsoleSegmentCount(b *testing.B) {
 	}{
 		{"rare-tag", scenarios.SegmentFilter{TagsAny: []string{benchRareTag}}},
 		{"stage-in-channel", scenarios.SegmentFilter{Stages: []string{"loyal"}, Channels: []string{"xhs"}}},
-		{"silent-no-index", scenarios.SegmentFilter{SilentDays: 14}},
+		{"broad-stages-two-staff", scenarios.SegmentFilter{Stages: []string{"aware", "interest"}, Staff: []string{"staff03", "staff07"}}},
+		{"silent", scenarios.SegmentFilter{SilentDays: 14}},
+		{"added-within-tags-none", scenarios.SegmentFilter{AddedWithin: scenarios.Duration(60 * 24 * time.Hour), TagsNone: []string{benchRareTag}}},
 	} {
 		seg, err := sc.CompileSegment(tc.f)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(tc.name, func(b *testing.B) {
-			var res segments.Result
-			for b.Loop() {
-				if res, err = segments.Count(context.Background(), s.o.Store, seg, s.o.Now(), 5); err != nil {
-					b.Fatal(err)
-				}
+		for _, mode := range []string{"bitmaps", "members"} {
+			if mode == "members" && *benchNoBase {
+				continue
 			}
-			b.ReportMetric(float64(res.Total), "members")
-			b.ReportMetric(float64(res.Scanned), "scanned")
-		})
+			b.Run(tc.name+"/"+mode, func(b *testing.B) {
+				segments.Bitmaps = mode == "bitmaps"
+				defer func() { segments.Bitmaps = true }()
+				var res segments.Result
+				for b.Loop() {
+					if res, err = segments.Count(context.Background(), s.o.Store, seg, s.o.Now(), 5); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(res.Total), "members")
+				b.ReportMetric(float64(res.Scanned), "scanned")
+			})
+		}
 	}
 }
 

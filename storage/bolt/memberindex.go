@@ -13,8 +13,8 @@ import (
 
 // The member index (bot.MemberIndex): tallies in member_tallies (key →
 // int64 BE, zero counts deleted) and the search index in member_terms
-// (term NUL external_userid → nil), changed by PutMember in the member's
-// transaction. Open rebuilds both when the file's index was built by
+// (term NUL external_userid → nil) and the member bitmaps (memberbits.go),
+// changed by PutMember in the member's transaction. Open rebuilds both when the file's index was built by
 // another bot.MemberIndexVersion (or by a wecombot without an index).
 
 // termSep ends the term in a member_terms key (terms never hold NUL).
@@ -64,7 +64,7 @@ func (t *boltTx) reindexMember(m *bot.Member, raw []byte) error {
 		return err
 	}
 	ix := bot.IndexMember(m)
-	if err := applyIndexDelta(t.tx, m.ExternalUserID, ix, old); err != nil {
+	if err := applyIndexDelta(t.tx, t.bits, m.ExternalUserID, ix, old); err != nil {
 		return err
 	}
 	if t.indexed == nil {
@@ -74,7 +74,7 @@ func (t *boltTx) reindexMember(m *bot.Member, raw []byte) error {
 	return nil
 }
 
-func applyIndexDelta(tx *bbolt.Tx, id string, ix, old bot.MemberIndex) error {
+func applyIndexDelta(tx *bbolt.Tx, bits bitChunks, id string, ix, old bot.MemberIndex) error {
 	tallies, removed, added := ix.Diff(old)
 	tb := tx.Bucket(bucketTallies)
 	for k, d := range tallies {
@@ -104,7 +104,8 @@ func applyIndexDelta(tx *bbolt.Tx, id string, ix, old bot.MemberIndex) error {
 			return err
 		}
 	}
-	return nil
+	removed, added = bot.SortedDiff(old.Bits, ix.Bits)
+	return bits.applyBits(tx, id, removed, added)
 }
 
 func (t *boltTx) Tallies(prefix string, fn func(key string, n int64) bool) error {
@@ -170,7 +171,7 @@ func (s *Store) reindex() (members int, err error) {
 		return 0, nil
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketTallies, bucketTerms} {
+		for _, b := range [][]byte{bucketTallies, bucketTerms, bucketNums, bucketNumIDs, bucketBits} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
@@ -185,6 +186,7 @@ func (s *Store) reindex() (members int, err error) {
 	var after []byte
 	for done := false; !done; {
 		if err := s.db.Update(func(tx *bbolt.Tx) error {
+			bits := bitChunks{}
 			c := tx.Bucket(bucketMembers).Cursor()
 			k, v := c.First()
 			if after != nil {
@@ -198,11 +200,14 @@ func (s *Store) reindex() (members int, err error) {
 				if err := json.Unmarshal(v, &m); err != nil {
 					return fmt.Errorf("decode member %s: %w", k, err)
 				}
-				if err := applyIndexDelta(tx, m.ExternalUserID, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
+				if err := applyIndexDelta(tx, bits, m.ExternalUserID, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
 					return err
 				}
 				after = bytes.Clone(k)
 				members++
+			}
+			if err := bits.flush(tx); err != nil {
+				return err
 			}
 			if k != nil {
 				return nil

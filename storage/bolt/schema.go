@@ -35,6 +35,10 @@ var (
 	// open when its version differs, never exported.
 	bucketTallies = []byte("member_tallies") // tally key → int64 BE
 	bucketTerms   = []byte("member_terms")   // term NUL external_userid → nil
+	// The member bitmaps (memberbits.go), part of the member index.
+	bucketNums   = []byte("member_nums") // external_userid → member number (uint32 BE)
+	bucketNumIDs = []byte("num_members") // member number (uint32 BE) → external_userid
+	bucketBits   = []byte("member_bits") // bit term NUL high 16 bits of the number (BE) → roaring bitmap of the low 16 bits
 	// A member's history (history.go), kept with the records and swept with them.
 	bucketMemberEvents  = []byte("member_events")  // external_userid NUL seq BE → nil
 	bucketMemberActions = []byte("member_actions") // external_userid NUL action id BE → nil
@@ -42,6 +46,7 @@ var (
 
 	tables = [][]byte{bucketEvents, bucketPending, bucketFailed, bucketDedupe, bucketMembers,
 		bucketOutbox, bucketOutboxStatus, bucketOutboxKeys, bucketOutboxDue, bucketOutboxUrgent, bucketMeta, bucketTallies, bucketTerms,
+		bucketNums, bucketNumIDs, bucketBits,
 		bucketMemberEvents, bucketMemberActions}
 )
 

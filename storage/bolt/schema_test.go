@@ -378,3 +378,51 @@ func TestStatusMigrationSplitsActions(t *testing.T) {
 		t.Errorf("outbox stats %+v after the migration and one send", ob)
 	}
 }
+
+// TestMemberBitsAcrossChunks: members numbered on both sides of a 65,536
+// chunk boundary land in the right chunk's bitmap, move between terms
+// there, and a rebuilt index numbers them again from 1.
+func TestMemberBitsAcrossChunks(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "wecombot.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketNums).SetSequence(1<<16 - 3) }); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(stage bot.Stage) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx bot.Tx) error {
+			for i := range 6 {
+				if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%d", i), Stage: stage, Tags: []string{fmt.Sprint("t", i%2)}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(bot.StageAware)
+	put(bot.StageLoyal)
+	storagetest.CheckMemberIndex(t, s)
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		all, _ := tx.(bot.MemberBits).TermBits(bot.BitAll)
+		if got := fmt.Sprint(all.ToArray()); got != "[65534 65535 65536 65537 65538 65539]" {
+			t.Errorf("numbers %s", got)
+		}
+		return nil
+	})
+	s = reopenAfter(t, s, func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaIndexVersion, u64(1)) })
+	storagetest.CheckMemberIndex(t, s)
+	_ = s.View(ctx, func(tx bot.Tx) error {
+		all, _ := tx.(bot.MemberBits).TermBits(bot.BitAll)
+		if got := fmt.Sprint(all.ToArray()); got != "[1 2 3 4 5 6]" {
+			t.Errorf("numbers after the rebuild %s", got)
+		}
+		return nil
+	})
+}

@@ -370,10 +370,14 @@ func (s *Store) Update(ctx context.Context, fn func(bot.Tx) error) error {
 	})
 }
 
-// write runs fn on tx and then stores the counter changes it made.
+// write runs fn on tx and then stores the member bitmap chunks and the
+// counter changes it made.
 func (s *Store) write(tx *bbolt.Tx, fn func(bot.Tx) error) error {
-	t := &boltTx{tx: tx, s: s}
+	t := &boltTx{tx: tx, s: s, bits: bitChunks{}}
 	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.bits.flush(tx); err != nil {
 		return err
 	}
 	return t.flushCounters()
@@ -431,6 +435,8 @@ type boltTx struct {
 	// returns (Store.write) instead of a read and a write of the counter
 	// per event, action and member.
 	pending, obPending, members int64
+	// bits are the member bitmap chunks changed by this (writable) transaction.
+	bits bitChunks
 }
 
 // flushCounters stores the counter changes made through t.

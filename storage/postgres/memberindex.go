@@ -69,10 +69,12 @@ func (t *pgTx) reindexMember(m *bot.Member) error {
 
 // applyIndexDelta writes the difference between two index entries of
 // member id in one statement (one round trip): a member write that changes
-// nothing indexed costs none.
+// nothing indexed costs none. A member without a number gets the
+// sequence's next (bits.go lays out member_bits).
 func applyIndexDelta(t *pgTx, id string, ix, old bot.MemberIndex) error {
 	tallies, removed, added := ix.Diff(old)
-	if len(tallies) == 0 && len(removed) == 0 && len(added) == 0 {
+	bitsRemoved, bitsAdded := bot.SortedDiff(old.Bits, ix.Bits)
+	if len(tallies) == 0 && len(removed) == 0 && len(added) == 0 && len(bitsRemoved) == 0 && len(bitsAdded) == 0 {
 		return nil
 	}
 	keys := make([]string, 0, len(tallies))
@@ -85,9 +87,19 @@ func applyIndexDelta(t *pgTx, id string, ix, old bot.MemberIndex) error {
 		t AS (INSERT INTO member_tallies (key, slot, n) SELECT k, $3, d FROM unnest($1::text[], $2::bigint[]) AS u(k, d)
 			ON CONFLICT (key, slot) DO UPDATE SET n = member_tallies.n + EXCLUDED.n RETURNING 1),
 		r AS (DELETE FROM member_terms WHERE member = $4 AND term = ANY($5::text[]) RETURNING 1),
-		a AS (INSERT INTO member_terms (term, member) SELECT unnest($6::text[]), $4 ON CONFLICT DO NOTHING RETURNING 1)
-		SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM r), (SELECT count(*) FROM a)`,
-		keys, deltas, int(bot.ShardHash(id)%tallySlots), id, removed, added)
+		a AS (INSERT INTO member_terms (term, member) SELECT unnest($6::text[]), $4 ON CONFLICT DO NOTHING RETURNING 1),
+		o AS (SELECT (SELECT num FROM member_nums WHERE id = $4) AS num),
+		n AS (SELECT CASE WHEN o.num IS NULL AND cardinality($8::text[]) > 0 THEN nextval('member_num')::int ELSE o.num END AS num,
+			o.num IS NULL AS new FROM o),
+		ni AS (INSERT INTO member_nums (id, num) SELECT $4, n.num FROM n WHERE n.new AND n.num IS NOT NULL RETURNING 1),
+		br AS (UPDATE member_bits b SET bits = b.bits & ~set_bit(B'0'::bit(1024), (n.num >> 4) & 1023, 1) FROM n
+			WHERE b.term = ANY($7::text[]) AND b.chunk = ((n.num >> 14) << 4) | (n.num & 15) RETURNING 1),
+		ba AS (INSERT INTO member_bits (term, chunk, bits)
+			SELECT u, ((n.num >> 14) << 4) | (n.num & 15), set_bit(B'0'::bit(1024), (n.num >> 4) & 1023, 1) FROM unnest($8::text[]) AS u, n
+			ON CONFLICT (term, chunk) DO UPDATE SET bits = member_bits.bits | EXCLUDED.bits RETURNING 1)
+		SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM r), (SELECT count(*) FROM a), (SELECT count(*) FROM ni),
+			(SELECT count(*) FROM br), (SELECT count(*) FROM ba)`,
+		keys, deltas, int(bot.ShardHash(id)%tallySlots), id, removed, added, bitsRemoved, bitsAdded)
 	return err
 }
 
@@ -190,7 +202,7 @@ func (s *Store) reindex(ctx context.Context) (rebuilt bool, err error) {
 	if have == bot.MemberIndexVersion {
 		return false, nil
 	}
-	if _, err := conn.Exec(ctx, `TRUNCATE member_tallies, member_terms`); err != nil {
+	if _, err := conn.Exec(ctx, `TRUNCATE member_tallies, member_terms, member_nums, member_bits; ALTER SEQUENCE member_num RESTART`); err != nil {
 		return false, fmt.Errorf("clear the member index: %w", err)
 	}
 	const reindexChunk = 2000

@@ -145,6 +145,24 @@ CREATE INDEX outbox_member ON outbox (member, id) WHERE member IS NOT NULL;
 	`
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS state bytea;
 `,
+	// 7: the member bitmaps (bot.MemberBits), part of the member index:
+	// members numbered from a sequence, and per bit term one row per
+	// 16,384 numbers and slot (number mod 16, so members numbered one
+	// after the other — written together — update different rows), a
+	// bit(1024) of the numbers there. Built at open with the index.
+	`
+CREATE SEQUENCE member_num;
+CREATE TABLE member_nums (
+	id text COLLATE "C" PRIMARY KEY,
+	num int NOT NULL UNIQUE
+);
+CREATE TABLE member_bits (
+	term text COLLATE "C" NOT NULL,
+	chunk int NOT NULL,
+	bits bit(1024) NOT NULL,
+	PRIMARY KEY (term, chunk)
+);
+`,
 }
 
 // goSteps are the data changes of a migration that SQL cannot make: run

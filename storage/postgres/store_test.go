@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,8 +115,9 @@ func TestMigrationIndexesMemberHistory(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Back to schema 4, the history gone, then migrate again.
-	pgtest.Exec(t, url, `DROP TABLE member_events; DROP INDEX outbox_member; ALTER TABLE outbox DROP COLUMN member; DELETE FROM schema_migrations WHERE version >= 5`)
+	// Back to schema 4, the history (and the later member bitmaps) gone, then migrate again.
+	pgtest.Exec(t, url, `DROP TABLE member_events; DROP INDEX outbox_member; ALTER TABLE outbox DROP COLUMN member;
+		DROP TABLE member_bits, member_nums; DROP SEQUENCE member_num; DELETE FROM schema_migrations WHERE version >= 5`)
 	if from, to, err := Migrate(ctx, s.pool); err != nil || from != 4 || to != SchemaVersion {
 		t.Fatalf("migrate %d → %d: %v", from, to, err)
 	}
@@ -276,5 +278,55 @@ func BenchmarkAttemptAndOutcome(b *testing.B) {
 				return
 			}
 		}
+	})
+}
+
+// TestMemberBitsAcrossBlocksAndNodes: two nodes on one database; members
+// numbered across a 16,384 block boundary by one node, moved between terms
+// concurrently by both, are in exactly their terms' bitmaps as either
+// node reads them.
+func TestMemberBitsAcrossBlocksAndNodes(t *testing.T) {
+	url := pgtest.Database(t)
+	ctx := context.Background()
+	var nodes []*Store
+	for range 2 {
+		s, err := Open(ctx, url, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes = append(nodes, s)
+	}
+	pgtest.Exec(t, url, `SELECT setval('member_num', 16380)`)
+	put := func(s *Store, i int, stage bot.Stage) error {
+		return s.Update(ctx, func(tx bot.Tx) error {
+			return tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%02d", i), Stage: stage, Tags: []string{fmt.Sprint("t", i%3)}})
+		})
+	}
+	for i := range 12 {
+		if err := put(nodes[0], i, bot.StageAware); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := put(nodes[i%2], i, bot.Stages[i%len(bot.Stages)]); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range nodes {
+		storagetest.CheckMemberIndex(t, s)
+	}
+	_ = nodes[1].View(ctx, func(tx bot.Tx) error {
+		all, err := tx.(bot.MemberBits).TermBits(bot.BitAll)
+		if err != nil || all.GetCardinality() != 12 || all.Minimum() != 16381 || all.Maximum() != 16392 {
+			t.Errorf("numbers %v (%v)", all, err)
+		}
+		return nil
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/wecombot/wecombot/bot"
 )
@@ -1217,6 +1220,11 @@ func testMemberIndex(t *testing.T, open Open) {
 	}
 	put(&bot.Member{ExternalUserID: "wm_b", Stage: bot.StageInterest, Tags: []string{"vip"}, CheckIns: 4, Points: 10, Lost: true,
 		StageHistory: []bot.StageChange{{To: bot.StageAware, At: at}, {From: bot.StageAware, To: bot.StageInterest, At: at}}})
+	// Spend (net of a refund below zero), orders and activity move her bitmaps.
+	put(&bot.Member{ExternalUserID: "wm_c", SpendFen: -500, Orders: 2, LastActiveAt: at.Add(72 * time.Hour),
+		Follows: []bot.Follow{{StaffID: "li", AddedAt: at}, {StaffID: "zhang", AddedAt: at.Add(time.Hour)}}})
+	put(&bot.Member{ExternalUserID: "wm_c", SpendFen: 12_345, Orders: 25, LastActiveAt: at.Add(96 * time.Hour),
+		Follows: []bot.Follow{{StaffID: "li", AddedAt: at}}})
 	// A rolled-back write leaves the index alone.
 	_ = s.Update(ctx, func(tx bot.Tx) error {
 		_ = tx.PutMember(&bot.Member{ExternalUserID: "wm_z", Stage: bot.StageLoyal, Tags: []string{"ghost"}})
@@ -1287,6 +1295,59 @@ func CheckMemberIndex(t *testing.T, s bot.Store) {
 		if fmt.Sprint(gotTerms) != fmt.Sprint(wantTerms) {
 			t.Errorf("terms\n got %v\nwant %v", gotTerms, wantTerms)
 		}
+		if mb, ok := tx.(bot.MemberBits); ok {
+			checkMemberBits(t, tx, mb)
+		}
 		return nil
 	})
+}
+
+// checkMemberBits compares the member bitmaps with the members' bit terms
+// (bot.MemberBitTerms): every member has one number of her own, and each
+// term's bitmap holds exactly the numbers of the members with the term.
+func checkMemberBits(t *testing.T, tx bot.Tx, mb bot.MemberBits) {
+	t.Helper()
+	want := map[string][]string{}
+	count := 0
+	_ = tx.Members("", func(m *bot.Member) bool {
+		count++
+		for _, term := range bot.MemberBitTerms(m) {
+			want[term] = append(want[term], m.ExternalUserID)
+		}
+		return true
+	})
+	all, err := mb.TermBits(bot.BitAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[uint32]string{}
+	seen := map[string]bool{}
+	if err := mb.MembersByNum(all, func(num uint32, m *bot.Member) bool {
+		if seen[m.ExternalUserID] {
+			t.Errorf("member %s has two numbers", m.ExternalUserID)
+		}
+		ids[num], seen[m.ExternalUserID] = m.ExternalUserID, true
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != count || int(all.GetCardinality()) != count {
+		t.Errorf("%d members, %d numbered, %d in the all bitmap", count, len(ids), all.GetCardinality())
+	}
+	got := map[string][]string{}
+	if err := mb.PrefixBits("", func(term string, b *roaring.Bitmap) bool {
+		for _, n := range b.ToArray() {
+			got[term] = append(got[term], ids[n])
+		}
+		slices.Sort(got[term])
+		if one, err := mb.TermBits(term); err != nil || !one.Equals(b) {
+			t.Errorf("TermBits(%q) = %v, PrefixBits gave %v (%v)", term, one, b, err)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("member bitmaps\n got %v\nwant %v", got, want)
+	}
 }
