@@ -3,6 +3,7 @@ package bot
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -38,7 +39,73 @@ const (
 	BitSpend = "spend"
 	// BitOrders ‖ min(orders, BitOrdersCap) as two digits.
 	BitOrders = "orders"
+	// BitGram ‖ a character or two consecutive characters of her name,
+	// lower-cased (NameGrams): the name search's candidates.
+	BitGram = "gram"
 )
+
+// gramRunes bounds the name characters indexed; members with a longer name
+// also hold BitGramLong, so a search looks at them whatever it asks.
+const gramRunes = 64
+
+// BitGramLong is the term of the members whose names are longer than the grams index.
+var BitGramLong = IndexKey(BitGram, "\u2026long")
+
+// NameGrams are the BitGram terms of a name: each character and each pair
+// of consecutive characters of the lower-cased name (unique, unsorted).
+func NameGrams(name string) []string {
+	rs := []rune(strings.ToLower(name))
+	long := len(rs) > gramRunes
+	rs = rs[:min(len(rs), gramRunes)]
+	seen := make(map[string]bool, 2*len(rs))
+	out := make([]string, 0, 2*len(rs)+1)
+	add := func(g []rune) {
+		for _, r := range g {
+			if r < 0x20 {
+				return // never a separator in a key
+			}
+		}
+		if t := IndexKey(BitGram, string(g)); !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for i := range rs {
+		add(rs[i : i+1])
+		if i+1 < len(rs) {
+			add(rs[i : i+2])
+		}
+	}
+	if long {
+		out = append(out, BitGramLong)
+	}
+	return out
+}
+
+// QueryGrams are the BitGram terms every name containing q (lower-cased)
+// holds: its pairs of consecutive characters (its one character when it
+// has one); nil when q is empty or holds a control character. A member
+// whose name contains q holds all of them, or BitGramLong.
+func QueryGrams(q string) []string {
+	rs := []rune(strings.ToLower(q))
+	if len(rs) == 0 || len(rs) > gramRunes {
+		return nil
+	}
+	for _, r := range rs {
+		if r < 0x20 {
+			return nil
+		}
+	}
+	if len(rs) == 1 {
+		return []string{IndexKey(BitGram, string(rs))}
+	}
+	out := make([]string, 0, len(rs)-1)
+	for i := 0; i+1 < len(rs); i++ {
+		out = append(out, IndexKey(BitGram, string(rs[i:i+2])))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
 
 // BitOrdersCap is the last BitOrders bucket: members with this many orders or more.
 const BitOrdersCap = 20
@@ -115,6 +182,7 @@ func MemberBitTerms(m *Member) []string {
 	if s := m.PrimaryStaff(); s != "" {
 		out = append(out, IndexKey(BitPrimaryStaff, s))
 	}
+	out = append(out, NameGrams(m.Name)...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }

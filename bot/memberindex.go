@@ -20,7 +20,7 @@ import (
 
 // MemberIndexVersion is the version of MemberTallies and MemberTerms. A
 // store whose index was built by another version rebuilds it at open.
-const MemberIndexVersion = 2
+const MemberIndexVersion = 3
 
 // IndexSep separates the fields of a tally or term key (names may hold "|").
 const IndexSep = "\x1f"

@@ -175,6 +175,9 @@ type Tx interface {
 	Delete(bucket, key string) error
 	// Scan calls fn for keys with prefix in order; returning false stops.
 	Scan(bucket, prefix string, fn func(key string, value []byte) bool) error
+	// ScanAfter is Scan from the first key after the given one (a long
+	// scan resumed in the next transaction).
+	ScanAfter(bucket, prefix, after string, fn func(key string, value []byte) bool) error
 }
 
 // ActionResult is what Tx.SetActionResult writes onto an action.

@@ -52,17 +52,31 @@ func CheckInDays(tx bot.Tx, member string) ([]string, error) {
 }
 
 // ScanCheckInDays calls fn once for every day a member checked in to any
-// campaign, in member then day order (what the console's per-day counts
-// and streaks need); returning false stops. It reads the ledger's
-// member-day index (member|day|campaign), skipping a day's further campaigns.
-func ScanCheckInDays(tx bot.Tx, fn func(member, day string) bool) error {
-	prevMember, prevDay := "", ""
-	return tx.Scan(checkin.BucketMemberDays, "", func(k string, _ []byte) bool {
+// campaign, grouped by member with days in order, reading at most limit
+// keys after the key after (0: no limit): it returns the last key read
+// (where the next call goes on — a day it already reported is not
+// reported again) and whether keys may follow.
+func ScanCheckInDays(tx bot.Tx, after string, limit int, fn func(member, day string) bool) (last string, more bool, err error) {
+	prevMember, prevDay, _ := strings.Cut(after, "|")
+	prevDay, _, _ = strings.Cut(prevDay, "|")
+	last, n := after, 0
+	err = tx.ScanAfter(checkin.BucketMemberDays, "", after, func(k string, _ []byte) bool {
+		if limit > 0 && n == limit {
+			more = true
+			return false
+		}
+		n++
+		last = k
 		parts := strings.SplitN(k, "|", 3)
 		if len(parts) < 2 || (parts[0] == prevMember && parts[1] == prevDay) {
 			return true
 		}
 		prevMember, prevDay = parts[0], parts[1]
-		return fn(parts[0], parts[1])
+		if !fn(parts[0], parts[1]) {
+			more = true
+			return false
+		}
+		return true
 	})
+	return last, more, err
 }

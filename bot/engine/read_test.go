@@ -27,14 +27,27 @@ func TestScanCheckInDaysOncePerMemberDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	err = st.View(ctx, func(tx bot.Tx) error {
-		return ScanCheckInDays(tx, func(member, day string) bool {
-			got = append(got, fmt.Sprint(member, " ", day))
-			return true
-		})
-	})
-	if want := []string{"wm1 2026-11-20", "wm1 2026-11-21", "wm2 2026-11-20"}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("got %v (%v), want %v", got, err, want)
+	want := []string{"wm1 2026-11-20", "wm1 2026-11-21", "wm2 2026-11-20"}
+	// Whole, and in pages of every size: a page ending inside a day's
+	// campaigns does not report the day again.
+	for _, limit := range []int{0, 1, 2, 3} {
+		var got []string
+		after, pages := "", 0
+		for more := true; more; pages++ {
+			err = st.View(ctx, func(tx bot.Tx) error {
+				var err error
+				after, more, err = ScanCheckInDays(tx, after, limit, func(member, day string) bool {
+					got = append(got, fmt.Sprint(member, " ", day))
+					return true
+				})
+				return err
+			})
+			if err != nil || pages > 10 {
+				t.Fatal(err, pages)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: got %v, want %v", limit, got, want)
+		}
 	}
 }

@@ -116,7 +116,7 @@ func (s *Server) computeAggregate(ctx context.Context) (*aggregate, error) {
 	if err := s.o.Store.View(ctx, a.addLeaders); err != nil {
 		return nil, err
 	}
-	if err := s.o.Store.View(ctx, a.addCheckIns); err != nil {
+	if err := a.addCheckIns(ctx, s.o.Store); err != nil {
 		return nil, err
 	}
 	a.ComputedAt = s.o.Now()
@@ -238,9 +238,15 @@ func (s *Server) computeFunnel(ctx context.Context, since time.Time) (*aggregate
 	return a, nil
 }
 
-// addCheckIns counts check-in days per day and each member's longest streak.
-// Keys come grouped by member, days in order.
-func (a *aggregate) addCheckIns(tx bot.Tx) error {
+// checkInPage is how many member-day keys one read transaction of the
+// check-in report scans (a variable so tests can shrink it).
+var checkInPage = 20000
+
+// addCheckIns counts check-in days per day and each member's longest
+// streak, in read transactions of checkInPage keys (a million members'
+// days are never one long transaction). Keys come grouped by member, days
+// in order; a member whose days span two pages carries over.
+func (a *aggregate) addCheckIns(ctx context.Context, st bot.Store) error {
 	cur, run, best := "", 0, 0
 	var prev time.Time
 	flush := func() {
@@ -248,27 +254,37 @@ func (a *aggregate) addCheckIns(tx bot.Tx) error {
 			a.Streaks[best]++
 		}
 	}
-	err := engine.ScanCheckInDays(tx, func(member, day string) bool {
-		a.CheckInsByDay[day]++
-		d, err := time.Parse(time.DateOnly, day)
+	after := ""
+	for more := true; more; {
+		err := st.View(ctx, func(tx bot.Tx) error {
+			var err error
+			after, more, err = engine.ScanCheckInDays(tx, after, checkInPage, func(member, day string) bool {
+				a.CheckInsByDay[day]++
+				d, err := time.Parse(time.DateOnly, day)
+				if err != nil {
+					return true
+				}
+				if member != cur {
+					flush()
+					cur, run, best = member, 0, 0
+				}
+				if run > 0 && d.Sub(prev) == 24*time.Hour {
+					run++
+				} else {
+					run = 1
+				}
+				best = max(best, run)
+				prev = d
+				return true
+			})
+			return err
+		})
 		if err != nil {
-			return true
+			return err
 		}
-		if member != cur {
-			flush()
-			cur, run, best = member, 0, 0
-		}
-		if run > 0 && d.Sub(prev) == 24*time.Hour {
-			run++
-		} else {
-			run = 1
-		}
-		best = max(best, run)
-		prev = d
-		return true
-	})
+	}
 	flush()
-	return err
+	return nil
 }
 
 // weekStart is the Monday (yyyy-mm-dd, in zone) of t's week.

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
@@ -76,8 +79,10 @@ func (s *Server) memberRow(m *bot.Member) memberRow {
 type memberFilter struct {
 	stage                         bot.Stage
 	tag, channel, staff, level, q string
-	lost                          *bool
-	noStage                       bool
+	// rawQ is q as typed (ids are case-sensitive: their prefix is sought as is).
+	rawQ    string
+	lost    *bool
+	noStage bool
 }
 
 func parseMemberFilter(q *query) memberFilter {
@@ -97,7 +102,8 @@ func parseMemberFilter(q *query) memberFilter {
 	f.channel = q.str("channel", 128)
 	f.staff = q.str("staff", 128)
 	f.level = q.str("level", 128)
-	f.q = strings.ToLower(strings.TrimSpace(q.str("q", 128)))
+	f.rawQ = strings.TrimSpace(q.str("q", 128))
+	f.q = strings.ToLower(f.rawQ)
 	f.lost = q.boolean("lost")
 	return f
 }
@@ -124,7 +130,7 @@ func (f memberFilter) match(m *bot.Member) bool {
 			return false
 		}
 	}
-	if f.q != "" && !strings.Contains(strings.ToLower(m.ExternalUserID), f.q) && !strings.Contains(strings.ToLower(m.Name), f.q) {
+	if f.q != "" && !strings.HasPrefix(strings.ToLower(m.ExternalUserID), f.q) && !strings.Contains(strings.ToLower(m.Name), f.q) {
 		return false
 	}
 	return true
@@ -190,13 +196,115 @@ func visitIndexed(tx bot.Tx, terms []string, after string, visit func(*bot.Membe
 	}
 }
 
+// maxSearchCandidates bounds the members a name search reads through the
+// bitmaps; a broader search walks the members instead (its matches are
+// then dense enough that a page fills fast).
+var maxSearchCandidates = 5000
+
+// searchBits answers a name search (q) from the member bitmaps: the
+// members holding every pair of characters of q (bot.QueryGrams) and the
+// filter's other terms, plus those whose id starts with q, read and
+// checked, in external_userid order after cursor. ok is false when the
+// store keeps no bitmaps or the candidates are too many.
+func (s *Server) searchBits(tx bot.Tx, f memberFilter, cursor string, limit int) (rows []memberRow, scanned int, next string, ok bool, err error) {
+	mb, is := tx.(bot.MemberBits)
+	grams := bot.QueryGrams(f.q)
+	if !is || grams == nil {
+		return nil, 0, "", false, nil
+	}
+	and := func(terms []string) (*roaring.Bitmap, error) {
+		var out *roaring.Bitmap
+		for _, term := range terms {
+			b, err := mb.TermBits(term)
+			if err != nil {
+				return nil, err
+			}
+			if out == nil {
+				out = b
+			} else {
+				out.And(b)
+			}
+		}
+		return out, nil
+	}
+	cand, err := and(grams)
+	if err != nil {
+		return nil, 0, "", false, err
+	}
+	long, err := mb.TermBits(bot.BitGramLong)
+	if err != nil {
+		return nil, 0, "", false, err
+	}
+	cand.Or(long)
+	var others []string
+	for _, conj := range f.terms() {
+		others = append(others, conj...)
+	}
+	if len(others) > 0 {
+		rest, err := and(others)
+		if err != nil {
+			return nil, 0, "", false, err
+		}
+		cand.And(rest)
+	}
+	if maxSearchCandidates < 0 || cand.GetCardinality() > uint64(maxSearchCandidates) {
+		return nil, 0, "", false, nil
+	}
+	var found []*bot.Member
+	if err := mb.MembersByNum(cand, func(_ uint32, m *bot.Member) bool {
+		scanned++
+		if m.ExternalUserID > cursor && f.match(m) {
+			found = append(found, m)
+		}
+		return true
+	}); err != nil {
+		return nil, 0, "", false, err
+	}
+	// Ids starting with q (as typed), from the members' own order.
+	byID := 0
+	from := max(cursor, f.rawQ)
+	if m, err := tx.Member(f.rawQ); err == nil && f.rawQ > cursor && f.match(m) {
+		found = append(found, m)
+	}
+	if err := tx.Members(from, func(m *bot.Member) bool {
+		if !strings.HasPrefix(m.ExternalUserID, f.rawQ) {
+			return false
+		}
+		if byID++; byID > maxSearchCandidates {
+			return false
+		}
+		if f.match(m) {
+			found = append(found, m)
+		}
+		return true
+	}); err != nil {
+		return nil, 0, "", false, err
+	}
+	if byID > maxSearchCandidates {
+		return nil, 0, "", false, nil
+	}
+	scanned += byID
+	sort.Slice(found, func(i, j int) bool { return found[i].ExternalUserID < found[j].ExternalUserID })
+	found = slices.CompactFunc(found, func(a, b *bot.Member) bool { return a.ExternalUserID == b.ExternalUserID })
+	if len(found) > limit {
+		found, next = found[:limit], found[limit-1].ExternalUserID
+	}
+	rows = make([]memberRow, 0, len(found))
+	for _, m := range found {
+		rows = append(rows, s.memberRow(m))
+	}
+	return rows, scanned, next, true, nil
+}
+
 // apiMembers answers GET /api/v1/members: filtered, cursor-paginated in
-// external_userid order. When a filter names something the member index
-// holds (stage, tag, channel, staff, level, lost), the page walks the
-// members of its rarest such term instead of every member, and checks the
-// rest of the filter on each; a filter whose term nobody holds answers at
-// once. A page reads at most maxScanPage members; when the filter is rare
-// among them the page may come back short with a next_cursor to go on.
+// external_userid order. A name search (q: part of her name, or the start
+// of her external_userid) reads only the members the member bitmaps leave
+// (searchBits). When a filter names something the member index holds
+// (stage, tag, channel, staff, level, lost), the page walks the members
+// of its rarest such term instead of every member, and checks the rest of
+// the filter on each; a filter whose term nobody holds answers at once. A
+// page reads at most maxScanPage members; when the filter is rare among
+// them the page may come back short with a next_cursor to go on.
 func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 	q := newQuery(r, "stage", "tag", "channel", "staff", "level", "q", "lost", "limit", "cursor")
 	f := parseMemberFilter(q)
@@ -207,11 +315,19 @@ func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := []memberRow{}
-	total, scanned, last, done := 0, 0, "", false
+	total, scanned, last, done, next := 0, 0, "", false, ""
+	searched := false
 	err := s.o.Store.View(r.Context(), func(tx bot.Tx) error {
 		var err error
 		if total, err = tx.MemberCount(); err != nil {
 			return err
+		}
+		if f.q != "" {
+			var found []memberRow
+			if found, scanned, next, searched, err = s.searchBits(tx, f, cursor, limit); err != nil || searched {
+				rows = append(rows, found...)
+				return err
+			}
 		}
 		visit := func(m *bot.Member) bool {
 			scanned++
@@ -239,7 +355,12 @@ func (s *Server) apiMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := map[string]any{"members": rows, "total": total, "scanned": scanned}
-	if !done && (len(rows) == limit || scanned >= maxScanPage) {
+	switch {
+	case searched:
+		if next != "" {
+			body["next_cursor"] = next
+		}
+	case !done && (len(rows) == limit || scanned >= maxScanPage):
 		body["next_cursor"] = last
 	}
 	writeJSON(w, http.StatusOK, body)

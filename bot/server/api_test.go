@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/engine"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/simulation"
@@ -187,11 +189,14 @@ func TestMembersFilters(t *testing.T) {
 		{"staff=zhangsan", []string{"wm_alice", "wm_eve"}, 2}, // carol deleted zhangsan
 		{"lost=true", []string{"wm_carol"}, 1},
 		{"lost=false&stage=aware", []string{"wm_eve"}, 2},
-		{"q=ALI", []string{"wm_alice"}, 5},
-		{"q=小艾", []string{"wm_alice"}, 5},
-		{"q=wm_d", []string{"wm_dave"}, 5},
-		{"q=%3Cscript", []string{"wm_eve"}, 5},
-		{"q=nobody", nil, 5},
+		// A name search reads the members its characters' bitmaps leave,
+		// and those whose id starts with it.
+		{"q=ALI", []string{"wm_alice"}, 1},
+		{"q=小艾", []string{"wm_alice"}, 1},
+		{"q=wm_d", []string{"wm_dave"}, 1},
+		{"q=%3Cscript", []string{"wm_eve"}, 1},
+		{"q=nobody", nil, 0},
+		{"q=ALI&stage=loyal", nil, 0},
 		{"tag=" + f.sc.Funnel.StageTag(bot.StageLoyal), []string{"wm_bob"}, 1},
 		{"level=" + member("wm_alice").Level, []string{"wm_alice", "wm_bob", "wm_carol", "wm_dave", "wm_eve"}, 5},
 		{"level=尊享", nil, 0},
@@ -216,6 +221,69 @@ func TestMembersFilters(t *testing.T) {
 				t.Errorf("next_cursor on the only page: %v", r.json["next_cursor"])
 			}
 		})
+	}
+}
+
+// TestMembersNameSearch: a name search pages through the same members in
+// external_userid order whether it reads the bitmaps' candidates or walks
+// every member (too many candidates): those whose name holds q (any case)
+// or whose id starts with it.
+func TestMembersNameSearch(t *testing.T) {
+	f := newFixture(t, nil)
+	var all []*bot.Member
+	if err := f.st.Update(context.Background(), func(tx bot.Tx) error {
+		for i := range 300 {
+			m := &bot.Member{ExternalUserID: fmt.Sprintf("wm%04d", (i*7919)%300), Name: fmt.Sprintf("会员%d", i), Stage: bot.Stages[i%4]}
+			switch i % 10 {
+			case 3:
+				m.Name = fmt.Sprintf("张三Li%d", i)
+			case 5:
+				m.Name = strings.Repeat("长", 70) + "张三"
+			}
+			all = append(all, m)
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ q, extra string }{
+		{"会员1", ""}, {"张三", ""}, {"三l", ""}, {"LI1", ""}, {"wm02", ""}, {"员2", "&stage=aware"}, {"张三", "&stage=loyal"}, {"没有", ""},
+	} {
+		var want []string
+		for _, m := range all {
+			if (strings.Contains(strings.ToLower(m.Name), strings.ToLower(tc.q)) || strings.HasPrefix(m.ExternalUserID, tc.q)) &&
+				(tc.extra == "" || m.Stage == bot.Stage(strings.TrimPrefix(tc.extra, "&stage="))) {
+				want = append(want, m.ExternalUserID)
+			}
+		}
+		slices.Sort(want)
+		for _, candidates := range []int{5000, 3, -1} {
+			t.Run(fmt.Sprintf("%s%s/candidates=%d", tc.q, tc.extra, candidates), func(t *testing.T) {
+				old := maxSearchCandidates
+				maxSearchCandidates = candidates
+				defer func() { maxSearchCandidates = old }()
+				var got []string
+				cursor := ""
+				for page := 0; ; page++ {
+					r := f.get("/api/v1/members?limit=7&q=" + url.QueryEscape(tc.q) + tc.extra + "&cursor=" + url.QueryEscape(cursor))
+					if r.code != 200 {
+						t.Fatalf("%d %s", r.code, r.body)
+					}
+					got = append(got, ids(r)...)
+					next, _ := r.json["next_cursor"].(string)
+					if next == "" || page > 100 {
+						break
+					}
+					cursor = next
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("got %v\nwant %v", got, want)
+				}
+			})
+		}
 	}
 }
 
@@ -1013,6 +1081,45 @@ func TestFunnelChunkedPassCountsEveryone(t *testing.T) {
 		aggregateChunk = n
 		if got := counts(); got != want {
 			t.Errorf("chunk %d: %s\nwant %s", n, got, want)
+		}
+	}
+}
+
+// TestCheckInReportPages: the per-day counts and longest streaks are the
+// same whether the member-day index is read in one transaction or in
+// pages that split a member's days and a day's campaigns.
+func TestCheckInReportPages(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx bot.Tx) error {
+		for _, k := range []string{
+			"wm1|2026-11-01|早安", "wm1|2026-11-01|夜读", "wm1|2026-11-02|早安", "wm1|2026-11-03|夜读", "wm1|2026-11-05|早安",
+			"wm2|2026-11-01|早安", "wm2|2026-11-03|早安", "wm2|2026-11-04|早安",
+			"wm3|2026-11-02|夜读", "wm3|2026-11-02|早安",
+			"wm4|2026-11-01|早安", "wm4|2026-11-02|早安", "wm4|2026-11-03|早安", "wm4|2026-11-04|早安",
+		} {
+			if err := tx.Put(checkin.BucketMemberDays, k, []byte{1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old := checkInPage
+	t.Cleanup(func() { checkInPage = old })
+	for _, page := range []int{0, 1, 2, 3, 5} {
+		checkInPage = page
+		a := &aggregate{CheckInsByDay: map[string]int{}, Streaks: map[int]int{}}
+		if err := a.addCheckIns(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(a.Streaks, a.CheckInsByDay); got != "map[1:1 2:1 3:1 4:1] map[2026-11-01:3 2026-11-02:3 2026-11-03:3 2026-11-04:2 2026-11-05:1]" {
+			t.Errorf("pages of %d: %s", page, got)
 		}
 	}
 }

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -185,23 +187,49 @@ func BenchmarkConsoleFunnel(b *testing.B) {
 	}
 }
 
-// BenchmarkConsoleMemberSearch is GET /api/v1/members: a name search
-// that matches nothing (no index: one page reads maxScanPage members, the
-// worst case), a rare tag, a stage and a rare tag (walks the tag's
-// members), and a common stage (the first page of it).
+// BenchmarkConsoleMemberSearch is GET /api/v1/members: name searches
+// (q) that match nothing, a few members, or a few of one stage — through
+// the member bitmaps ("bitmaps") and, in the same run, by walking the
+// members as before them ("walk": one page reads maxScanPage members when
+// nothing matches) — then a rare tag, a stage and a rare tag (walks the
+// tag's members), and a common stage (the first page of it).
 func BenchmarkConsoleMemberSearch(b *testing.B) {
 	s := seedBench(b, *benchMembers)
 	for _, tc := range []struct{ name, query string }{
 		{"q-no-match", "q=nobody&limit=50"},
+		{"q-name-few", "q=" + url.QueryEscape(fmt.Sprintf("会员%d", *benchMembers/10+7)) + "&limit=50"},
+		{"q-name-and-stage", "q=" + url.QueryEscape(fmt.Sprintf("会员%d", *benchMembers/100+3)) + "&stage=loyal&limit=50"},
 		{"tag-rare", "tag=" + benchRareTag + "&limit=50"},
 		{"stage-and-rare-tag", "stage=loyal&tag=" + benchRareTag + "&limit=50"},
 		{"stage-common", "stage=aware&limit=50"},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			for b.Loop() {
-				benchGet(b, s, "/api/v1/members?"+tc.query)
+		modes := []string{""}
+		if strings.HasPrefix(tc.name, "q-") {
+			modes = []string{"/bitmaps", "/walk"}
+		}
+		for _, mode := range modes {
+			if mode == "/walk" && *benchNoBase {
+				continue
 			}
-		})
+			b.Run(tc.name+mode, func(b *testing.B) {
+				if mode == "/walk" {
+					old := maxSearchCandidates
+					maxSearchCandidates = -1
+					defer func() { maxSearchCandidates = old }()
+				}
+				var rec *httptest.ResponseRecorder
+				for b.Loop() {
+					rec = benchGet(b, s, "/api/v1/members?"+tc.query)
+				}
+				var body struct {
+					Members []any `json:"members"`
+					Scanned int   `json:"scanned"`
+				}
+				_ = json.Unmarshal(rec.Body.Bytes(), &body)
+				b.ReportMetric(float64(len(body.Members)), "members")
+				b.ReportMetric(float64(body.Scanned), "scanned")
+			})
+		}
 	}
 }
 

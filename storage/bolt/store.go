@@ -650,13 +650,23 @@ func (t *boltTx) Delete(bucket, key string) error {
 }
 
 func (t *boltTx) Scan(bucket, prefix string, fn func(key string, value []byte) bool) error {
+	return t.ScanAfter(bucket, prefix, "", fn)
+}
+
+func (t *boltTx) ScanAfter(bucket, prefix, after string, fn func(key string, value []byte) bool) error {
 	b, _ := t.kv(bucket, false)
 	if b == nil {
 		return nil
 	}
 	c := b.Cursor()
 	p := []byte(prefix)
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	k, v := c.Seek(p)
+	if after != "" && after >= prefix {
+		if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+	}
+	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		if !fn(string(k), bytes.Clone(v)) {
 			return nil
 		}

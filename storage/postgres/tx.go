@@ -393,9 +393,16 @@ func prefixEnd(p []byte) []byte {
 }
 
 func (t *pgTx) Scan(bucket, prefix string, fn func(key string, value []byte) bool) error {
+	return t.ScanAfter(bucket, prefix, "", fn)
+}
+
+func (t *pgTx) ScanAfter(bucket, prefix, after string, fn func(key string, value []byte) bool) error {
 	from := []byte(prefix)
 	end := prefixEnd(from)
 	op := ">="
+	if after != "" && after >= prefix {
+		from, op = []byte(after), ">"
+	}
 	for {
 		rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM kv WHERE bucket = $1 AND key `+op+` $2 AND ($3::bytea IS NULL OR key < $3) ORDER BY key LIMIT $4`,
 			[]byte(bucket), from, end, pageSize)

@@ -1009,6 +1009,27 @@ func testScansPage(t *testing.T, open Open) {
 		if len(got) != 300 || got[299] != keys[300] { // keys[0] is "p\xff", outside "p\xff|"
 			t.Errorf("stopped prefix scan: %d keys", len(got))
 		}
+		// Resumed after a key (held or not), the prefix still bounds it.
+		for _, tc := range []struct {
+			after string
+			want  []string
+		}{
+			{keys[299], keys[300:]},
+			{keys[299] + "\x00", keys[300:]},
+			{"", keys},
+			{"p", keys},
+			{"p\xff", keys[1:]},
+			{keys[len(keys)-1], nil},
+			{"q", nil},
+		} {
+			got = nil
+			if err := tx.ScanAfter(bot.BucketScratch, "p\xff", tc.after, func(k string, v []byte) bool { got = append(got, k); return true }); err != nil {
+				t.Error(err)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("scan after %q: %d keys, want %d", tc.after, len(got), len(tc.want))
+			}
+		}
 		return nil
 	})
 }
