@@ -34,6 +34,11 @@ const (
 	BitActiveDay = "active"
 	// BitAddedDay ‖ UTC day of Member.AddedAt.
 	BitAddedDay = "added"
+	// BitActiveHour and BitAddedHour ‖ UTC hour of the day (00–23) of the
+	// same instants: on a rule's cutoff day they leave only the members of
+	// the cutoff hour to be read.
+	BitActiveHour = "activeh"
+	BitAddedHour  = "addedh"
 	// BitSpend ‖ SpendBucket(SpendFen): her net spend, in buckets of two
 	// significant digits (so round thresholds such as 100 yuan are exact).
 	BitSpend = "spend"
@@ -116,6 +121,9 @@ const BitDayLayout = "20060102"
 // BitDay is the day field of t (UTC).
 func BitDay(t time.Time) string { return t.UTC().Format(BitDayLayout) }
 
+// BitHour is the hour field of t (UTC).
+func BitHour(t time.Time) string { return t.UTC().Format("15") }
+
 // SpendBucket is the lower bound of fen's spend bucket, as the term's
 // sortable field: -1 (negative), 0, 1…99, then two significant digits
 // (100, 110, …, 990, 1000, 1100, …). Every bucket holds the amounts from
@@ -174,6 +182,8 @@ func MemberBitTerms(m *Member) []string {
 	out = append(out, BitAll,
 		IndexKey(BitActiveDay, BitDay(m.LastActivity())),
 		IndexKey(BitAddedDay, BitDay(m.AddedAt())),
+		IndexKey(BitActiveHour, BitHour(m.LastActivity())),
+		IndexKey(BitAddedHour, BitHour(m.AddedAt())),
 		IndexKey(BitSpend, SpendBucket(m.SpendFen)),
 		IndexKey(BitOrders, OrdersBucket(m.Orders)))
 	if m.Channel != "" {

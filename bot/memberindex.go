@@ -20,7 +20,7 @@ import (
 
 // MemberIndexVersion is the version of MemberTallies and MemberTerms. A
 // store whose index was built by another version rebuilds it at open.
-const MemberIndexVersion = 3
+const MemberIndexVersion = 4
 
 // IndexSep separates the fields of a tally or term key (names may hold "|").
 const IndexSep = "\x1f"

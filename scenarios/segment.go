@@ -183,10 +183,12 @@ type SegmentBits struct {
 
 // BitRange is a rule over the terms with Prefix (day or amount buckets):
 // Class says whether the members of the term with field f all match (In),
-// some may (Edge), or none do.
+// some may (Edge), or none do. Edge, when set, splits the members of the
+// Edge buckets further (a cutoff day by hour).
 type BitRange struct {
 	Prefix string
 	Class  func(field string) BitClass
+	Edge   *BitRange
 }
 
 // BitClass is how a bucket's members stand against a range rule.
@@ -235,11 +237,11 @@ func (s *Segment) Bits(now time.Time) SegmentBits {
 	for _, t := range r.TagsNone {
 		b.None = append(b.None, bot.IndexKey(bot.TermTag, t))
 	}
-	// A day bucket against a cutoff instant: days wholly on the matching
-	// side are in, the cutoff's own day is decided per member.
-	day := func(prefix string, cutoff time.Time, before bool) {
-		cut := bot.BitDay(cutoff)
-		b.Ranges = append(b.Ranges, BitRange{Prefix: bot.IndexKey(prefix, ""), Class: func(f string) BitClass {
+	// Day, then hour, buckets against a cutoff instant: days (hours of
+	// the cutoff day) wholly on the matching side are in, the members of
+	// the cutoff's own hour are decided one by one.
+	side := func(prefix, cut string, before bool) *BitRange {
+		return &BitRange{Prefix: bot.IndexKey(prefix, ""), Class: func(f string) BitClass {
 			switch {
 			case f == cut:
 				return BitEdge
@@ -247,16 +249,21 @@ func (s *Segment) Bits(now time.Time) SegmentBits {
 				return BitIn
 			}
 			return BitOut
-		}})
+		}}
+	}
+	day := func(dayPrefix, hourPrefix string, cutoff time.Time, before bool) {
+		r := side(dayPrefix, bot.BitDay(cutoff), before)
+		r.Edge = side(hourPrefix, bot.BitHour(cutoff), before)
+		b.Ranges = append(b.Ranges, *r)
 	}
 	if s.silentFor > 0 {
-		day(bot.BitActiveDay, now.Add(-s.silentFor), true) // last active at or before now-silentFor
+		day(bot.BitActiveDay, bot.BitActiveHour, now.Add(-s.silentFor), true) // last active at or before now-silentFor
 	}
 	if s.activeFor > 0 {
-		day(bot.BitActiveDay, now.Add(-s.activeFor), false) // after now-activeFor
+		day(bot.BitActiveDay, bot.BitActiveHour, now.Add(-s.activeFor), false) // after now-activeFor
 	}
 	if s.addedWithin > 0 {
-		day(bot.BitAddedDay, now.Add(-s.addedWithin), false) // at or after now-addedWithin
+		day(bot.BitAddedDay, bot.BitAddedHour, now.Add(-s.addedWithin), false) // at or after now-addedWithin
 	}
 	if min := s.minSpendFen; min > 0 {
 		b.Ranges = append(b.Ranges, BitRange{Prefix: bot.IndexKey(bot.BitSpend, ""), Class: func(f string) BitClass {

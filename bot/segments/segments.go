@@ -303,16 +303,8 @@ func planBits(mb bot.MemberBits, plan scenarios.SegmentBits) (sure, maybe *roari
 	}
 	maybe = roaring.New()
 	for _, r := range plan.Ranges {
-		in, edge := roaring.New(), roaring.New()
-		if err := mb.PrefixBits(r.Prefix, func(term string, b *roaring.Bitmap) bool {
-			switch r.Class(strings.TrimPrefix(term, r.Prefix)) {
-			case scenarios.BitIn:
-				in.Or(b)
-			case scenarios.BitEdge:
-				edge.Or(b)
-			}
-			return true
-		}); err != nil {
+		in, edge, err := rangeBits(mb, &r)
+		if err != nil {
 			return nil, nil, err
 		}
 		maybe.And(roaring.Or(in, edge))
@@ -320,6 +312,31 @@ func planBits(mb bot.MemberBits, plan scenarios.SegmentBits) (sure, maybe *roari
 		sure.And(in)
 	}
 	return sure, maybe, nil
+}
+
+// rangeBits returns the members of r's In buckets and of its Edge ones —
+// those r.Edge (when set) leaves undecided; the rest of an edge bucket
+// joins in or drops out.
+func rangeBits(mb bot.MemberBits, r *scenarios.BitRange) (in, edge *roaring.Bitmap, err error) {
+	in, edge = roaring.New(), roaring.New()
+	if err := mb.PrefixBits(r.Prefix, func(term string, b *roaring.Bitmap) bool {
+		switch r.Class(strings.TrimPrefix(term, r.Prefix)) {
+		case scenarios.BitIn:
+			in.Or(b)
+		case scenarios.BitEdge:
+			edge.Or(b)
+		}
+		return true
+	}); err != nil || r.Edge == nil || edge.IsEmpty() {
+		return in, edge, err
+	}
+	subIn, subEdge, err := rangeBits(mb, r.Edge)
+	if err != nil {
+		return nil, nil, err
+	}
+	in.Or(roaring.And(edge, subIn))
+	edge.And(subEdge)
+	return in, edge, nil
 }
 
 func unionBits(mb bot.MemberBits, terms []string) (*roaring.Bitmap, error) {
