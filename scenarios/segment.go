@@ -126,23 +126,27 @@ func (s *Segment) Match(m *bot.Member, now time.Time) bool {
 	return true
 }
 
+// appendUnion appends the terms prefix ‖ value of values, sorted, as one
+// conjunct (none when values is empty).
+func appendUnion(out [][]string, prefix string, values []string) [][]string {
+	if len(values) == 0 {
+		return out
+	}
+	terms := make([]string, 0, len(values))
+	for _, v := range values {
+		terms = append(terms, bot.IndexKey(prefix, v))
+	}
+	slices.Sort(terms)
+	return append(out, terms)
+}
+
 // IndexTerms are the segment's rules the member index answers, as
 // conjuncts: every member of the segment holds at least one term of each
 // inner list (bot.MemberTerms). A rule without a term (groups, activity,
 // spend) adds none; Match still decides on each member.
 func (s *Segment) IndexTerms() [][]string {
 	var out [][]string
-	union := func(prefix string, values []string) {
-		if len(values) == 0 {
-			return
-		}
-		terms := make([]string, 0, len(values))
-		for _, v := range values {
-			terms = append(terms, bot.IndexKey(prefix, v))
-		}
-		slices.Sort(terms)
-		out = append(out, terms)
-	}
+	union := func(prefix string, values []string) { out = appendUnion(out, prefix, values) }
 	keys := func(m map[string]bool) []string {
 		var out []string
 		for k := range m {
@@ -205,17 +209,7 @@ const (
 // SegmentBits; bot.MemberBitTerms writes the terms it reads).
 func (s *Segment) Bits(now time.Time) SegmentBits {
 	b := SegmentBits{Exact: len(s.groups) == 0 && !s.anyGroup}
-	union := func(prefix string, values []string) {
-		if len(values) == 0 {
-			return
-		}
-		terms := make([]string, 0, len(values))
-		for _, v := range values {
-			terms = append(terms, bot.IndexKey(prefix, v))
-		}
-		slices.Sort(terms)
-		b.All = append(b.All, terms)
-	}
+	union := func(prefix string, values []string) { b.All = appendUnion(b.All, prefix, values) }
 	r := s.Rules()
 	stages := make([]string, 0, len(r.Stages))
 	for _, st := range r.Stages {
