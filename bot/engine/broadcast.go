@@ -39,6 +39,17 @@ var (
 // BroadcastPage is how many members one fan-out transaction reads.
 var BroadcastPage = 1000
 
+// BroadcastIndexPage is how many of the member index's candidates one
+// fan-out transaction reads: nearly all of them are targets, each an
+// action and a target record, so fewer than BroadcastPage keep the
+// transaction (the store's one writer, which callbacks' appends wait for)
+// as short.
+var BroadcastIndexPage = 250
+
+// fanOutByIndex lets a fan-out walk its segment's members through the
+// member index (off: every member, as before; the benchmark compares).
+var fanOutByIndex = true
+
 // OrderWindow is how long after a broadcast a recipient's order counts for it.
 const OrderWindow = 7 * 24 * time.Hour
 
@@ -355,19 +366,58 @@ func (r *run) outreachPageResult(d map[string]string) error {
 // broadcastPage reaches the next BroadcastPage members after the run's
 // cursor, then queues the next page or finishes the run.
 func (r *run) broadcastPage(run *BroadcastRun, b *scenarios.Broadcast) error {
-	return r.memberPage(run, func(m *bot.Member) error { return r.broadcastTo(run, b, m) })
+	return r.memberPage(run, b.Segment, func(m *bot.Member) error { return r.broadcastTo(run, b, m) })
 }
 
 // memberPage calls each for the next BroadcastPage members after the run's
 // cursor (one transaction), then queues the next page or finishes the run:
-// the fan-out of broadcasts and of date-triggered SOPs.
-func (r *run) memberPage(run *BroadcastRun, each func(*bot.Member) error) error {
+// the fan-out of broadcasts and of date-triggered SOPs. With a segment
+// whose rules the member index holds (stages, channels, tags, staff,
+// levels, lost) the pages walk only the members of its rarest one
+// (bot.RarestUnion: the segment's own count reads the same),
+// BroadcastIndexPage at a time, in the same external_userid order; each
+// still decides on every member it is given.
+func (r *run) memberPage(run *BroadcastRun, seg *scenarios.Segment, each func(*bot.Member) error) error {
 	var page []*bot.Member
-	if err := r.tx.Members(run.Cursor, func(m *bot.Member) bool {
-		page = append(page, m)
-		return len(page) < BroadcastPage
-	}); err != nil {
-		return fmt.Errorf("broadcast %s: read members: %w", run.ID, err)
+	var terms []string
+	none := false
+	if seg != nil && fanOutByIndex {
+		var err error
+		if terms, none, err = bot.RarestUnion(r.tx, seg.IndexTerms()); err != nil {
+			return fmt.Errorf("broadcast %s: read the member index: %w", run.ID, err)
+		}
+	}
+	more := false
+	switch {
+	case none:
+	case terms != nil:
+		ids, idsMore, err := bot.UnionMembers(r.tx, terms, run.Cursor, BroadcastIndexPage)
+		if err != nil {
+			return fmt.Errorf("broadcast %s: read the member index: %w", run.ID, err)
+		}
+		for _, id := range ids {
+			m, err := r.tx.Member(id)
+			if errors.Is(err, bot.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("broadcast %s: read member %s: %w", run.ID, id, err)
+			}
+			page = append(page, m)
+		}
+		if more = idsMore; len(ids) > 0 {
+			run.Cursor = ids[len(ids)-1]
+		}
+	default:
+		if err := r.tx.Members(run.Cursor, func(m *bot.Member) bool {
+			page = append(page, m)
+			return len(page) < BroadcastPage
+		}); err != nil {
+			return fmt.Errorf("broadcast %s: read members: %w", run.ID, err)
+		}
+		if more = len(page) == BroadcastPage; len(page) > 0 {
+			run.Cursor = page[len(page)-1].ExternalUserID
+		}
 	}
 	for _, m := range page {
 		if err := each(m); err != nil {
@@ -375,10 +425,7 @@ func (r *run) memberPage(run *BroadcastRun, each func(*bot.Member) error) error 
 		}
 	}
 	run.Pages++
-	if len(page) > 0 {
-		run.Cursor = page[len(page)-1].ExternalUserID
-	}
-	if len(page) < BroadcastPage {
+	if !more {
 		run.Status, run.FinishedAt = BroadcastDone, r.at
 		r.log.Info().Str("run", run.ID).Int("targeted", run.Targeted).Int("queued", run.Queued).Msg("broadcast fanned out")
 	} else if err := r.outreachTimer("bcpage|"+run.ID+"|"+run.Cursor, run.ID, run.Cursor, time.Time{}); err != nil {

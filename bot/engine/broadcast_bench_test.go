@@ -19,27 +19,37 @@ import (
 // BenchmarkBroadcastFanOut fans one broadcast out over a store of members
 // (100,000 by default; WECOMBOT_BENCH_MEMBERS=1000000 for the issue's
 // figure), a tenth of them in the segment, page by page as the pipeline
-// does: each page is one write transaction (BroadcastPage members read, an
-// action and a target record per member of the segment, the next page
-// queued). It reports members/s, the number of transactions and the
-// longest one (how long it holds the store's one writer, i.e. callbacks'
-// appends, off).
+// does: each page is one write transaction (the members read, an action
+// and a target record per member of the segment, the next page queued).
+// "index" walks the segment's channel members through the member index
+// (BroadcastIndexPage a transaction); "all-members", in the same run on
+// the same store, every member (BroadcastPage a transaction: the fan-out
+// before the index walk). It reports members/s of the community, the
+// number of transactions, the longest one (how long it holds the store's
+// one writer, i.e. callbacks' appends, off) and the whole fan-out's time.
 func BenchmarkBroadcastFanOut(b *testing.B) {
 	n := benchMembers()
 	st, eng, now := broadcastBenchStore(b, n)
-	b.ResetTimer()
-	var txs int
-	var longest, total time.Duration
-	for round := 0; round < b.N; round++ {
-		t, l, d := fanOutBench(b, st, eng, now.Add(time.Duration(round)*time.Hour), n)
-		txs += t
-		longest = max(longest, l)
-		total += d
+	rounds := 0
+	for _, mode := range []string{"index", "all-members"} {
+		b.Run(mode, func(b *testing.B) {
+			fanOutByIndex = mode == "index"
+			defer func() { fanOutByIndex = true }()
+			var txs int
+			var longest, total time.Duration
+			for b.Loop() {
+				rounds++
+				t, l, d := fanOutBench(b, st, eng, now.Add(time.Duration(rounds)*time.Hour), n)
+				txs += t
+				longest = max(longest, l)
+				total += d
+			}
+			b.ReportMetric(float64(n*b.N)/total.Seconds(), "members/s")
+			b.ReportMetric(float64(txs)/float64(b.N), "tx/run")
+			b.ReportMetric(float64(longest.Milliseconds()), "longest_tx_ms")
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/fan-out")
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(n*b.N)/total.Seconds(), "members/s")
-	b.ReportMetric(float64(txs)/float64(b.N), "tx/run")
-	b.ReportMetric(float64(longest.Milliseconds()), "longest_tx_ms")
 }
 
 // BenchmarkBroadcastReport reads one run's report (a page of 100

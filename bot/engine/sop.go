@@ -581,7 +581,7 @@ func (r *run) sopDatePage(run *BroadcastRun) error {
 		return r.putJSON(bucketBroadcasts, "run|"+run.ID, run)
 	}
 	day := run.Occurrence.In(r.sc.Brand.Zone)
-	return r.memberPage(run, func(m *bot.Member) error {
+	return r.memberPage(run, sop.Segment, func(m *bot.Member) error {
 		if m.Lost || !m.BirthdayOn(day) || (sop.Segment != nil && !sop.Segment.Match(m, r.at)) {
 			return nil
 		}
