@@ -38,6 +38,10 @@ type Options struct {
 	// ReadOnly opens an existing file without writing to it (backup,
 	// restore checks); it fails while a server holds the file.
 	ReadOnly bool
+	// TrimEvery is how often the file's pages are dropped from the
+	// process's memory map (trimMapping: the page cache keeps them); default
+	// 30 s, negative never.
+	TrimEvery time.Duration
 }
 
 // Store is the bbolt implementation of bot.Store.
@@ -49,6 +53,9 @@ type Store struct {
 	o    Options
 	// migrated lists the migrations Open ran ("2: typed action purpose…").
 	migrated []string
+	// stopTrim ends the trimming loop; trimDone is closed when it has.
+	stopTrim chan struct{}
+	trimDone chan struct{}
 }
 
 var _ bot.Store = (*Store)(nil)
@@ -102,7 +109,34 @@ func Open(path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
+	s.startTrim()
 	return s, nil
+}
+
+// startTrim drops the file's pages from the process's memory map every
+// TrimEvery (trimMapping), until Close.
+func (s *Store) startTrim() {
+	every := s.o.TrimEvery
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	if every < 0 {
+		return
+	}
+	s.stopTrim, s.trimDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.trimDone)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopTrim:
+				return
+			case <-t.C:
+				_ = s.trimMapping() // best effort: the next tick tries again
+			}
+		}
+	}()
 }
 
 // SchemaVersion is the file's schema version (0: written before versions).
@@ -154,6 +188,11 @@ func (s *Store) Path() string { return s.path }
 // (what cannot be moved stays in the ingest log for the next Open) and
 // closes the files.
 func (s *Store) Close() error {
+	if s.stopTrim != nil {
+		close(s.stopTrim)
+		<-s.trimDone
+		s.stopTrim = nil
+	}
 	var err error
 	if s.in != nil {
 		err = s.in.close()

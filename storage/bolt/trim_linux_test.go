@@ -1,0 +1,151 @@
+package bolt
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/storage/storagetest"
+)
+
+// mappedKB is the resident size of this process's mapping of path
+// (/proc/self/smaps), in kB.
+func mappedKB(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skip("no /proc/self/smaps")
+	}
+	defer f.Close()
+	kb, in := 0, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		switch {
+		case len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
+			in = len(fields) >= 6 && fields[len(fields)-1] == path
+		case in && len(fields) >= 2 && fields[0] == "Rss:":
+			n, _ := strconv.Atoi(fields[1])
+			kb += n
+		}
+	}
+	return kb
+}
+
+// TestTrimMappingDropsResidentPages: reading the members faults the file's
+// pages into the process; a trim drops them from its memory map, and the
+// members read back the same.
+func TestTrimMappingDropsResidentPages(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "wecombot.db")
+	s, err := Open(path, Options{NoSync: true, TrimEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const n = 5000
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for i := range n {
+			if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%06d", i), Name: fmt.Sprintf("会员%d", i), Tags: []string{"vip"}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() int {
+		count := 0
+		if err := s.View(ctx, func(tx bot.Tx) error {
+			return tx.Members("", func(m *bot.Member) bool {
+				if m.Name == fmt.Sprintf("会员%d", count) {
+					count++
+				}
+				return true
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return count
+	}
+	if got := read(); got != n {
+		t.Fatalf("read %d members, want %d", got, n)
+	}
+	before := mappedKB(t, path)
+	if before < 256 {
+		t.Fatalf("reading %d members left %d kB of the file mapped: the test reads too little", n, before)
+	}
+	if err := s.trimMapping(); err != nil {
+		t.Fatal(err)
+	}
+	if after := mappedKB(t, path); after > before/10 {
+		t.Errorf("after the trim %d kB mapped (before %d kB)", after, before)
+	}
+	if got := read(); got != n {
+		t.Errorf("after the trim read %d members, want %d", got, n)
+	}
+}
+
+// TestTrimWhileServing: trims every millisecond while writers grow the
+// file (bbolt remaps it) and readers read: every write lands, every read
+// sees whole members.
+func TestTrimWhileServing(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "wecombot.db"), Options{NoSync: true, TrimEvery: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.Update(ctx, func(tx bot.Tx) error {
+					for j := range 200 {
+						if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%d_%06d_%03d", w, i, j), Name: strings.Repeat("名", 50)}); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		if err := s.View(ctx, func(tx bot.Tx) error {
+			return tx.Members("", func(m *bot.Member) bool {
+				if m.Name != strings.Repeat("名", 50) {
+					t.Errorf("member %s read as %q", m.ExternalUserID, m.Name)
+					return false
+				}
+				return true
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	storagetest.CheckMemberIndex(t, s)
+}
