@@ -69,9 +69,7 @@ type ingestLog struct {
 	size    atomic.Int64 // bytes written in the file (zeros beyond off; changed under growMu)
 	growing atomic.Bool  // growAhead is under way
 	closed  bool
-	// moverErr is the last move's failure (nil once one succeeds).
-	moverErr error
-	onMoved  func()
+	onMoved func()
 
 	wake     chan struct{} // nudges the mover: a group is synced
 	urgent   chan struct{} // nudges the mover: an AppendEvent caller waits
@@ -86,11 +84,11 @@ type ingestEntry struct {
 	key     string
 	raw     []byte // the event's JSON, Seq set
 	members []string
-	recv    int64 // ReceivedAt (unix ns)
-	ready   bool  // durable in the file, or AppendEvent's: may be moved
-	direct  bool  // AppendEvent's: its caller waits for the move
-	moved   chan struct{}
-	err     error // set before moved is closed when the move failed (direct only)
+	recv    int64         // ReceivedAt (unix ns)
+	ready   bool          // durable in the file, or AppendEvent's: may be moved
+	direct  bool          // AppendEvent's: its caller waits for the move
+	moved   chan struct{} // direct only: closed once in bbolt or failed
+	err     error         // set before moved is closed when the move failed
 }
 
 // ingestGroup is IngestEvent entries flushed together.
@@ -344,7 +342,10 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 		return nil, nil, false, false, errIngestClosed
 	}
 	e = &ingestEntry{seq: l.seq + 1, at: now.UnixNano(), key: ev.DedupeKey, members: members,
-		recv: ev.ReceivedAt.UnixNano(), ready: direct, direct: direct, moved: make(chan struct{})}
+		recv: ev.ReceivedAt.UnixNano(), ready: direct, direct: direct}
+	if direct {
+		e.moved = make(chan struct{})
+	}
 	e.raw = withSeq(body, e.seq)
 	l.seq = e.seq
 	l.queue = append(l.queue, e)
@@ -699,7 +700,6 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 	}
 	err = l.s.gc.run(func(tx *bbolt.Tx) error { return moveEntries(tx, batch, l.s.o.DedupeTTL) })
 	l.mu.Lock()
-	l.moverErr = err
 	if err != nil {
 		// IngestEvent's entries are durable in the file and wait for the
 		// next try; AppendEvent's callers get the error.
@@ -731,7 +731,9 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 	notify := l.onMoved
 	l.mu.Unlock()
 	for _, e := range batch {
-		close(e.moved)
+		if e.direct {
+			close(e.moved)
+		}
 	}
 	if notify != nil {
 		notify()
