@@ -1270,7 +1270,7 @@ steps:
       trig: { added: '添加员工', joined_group: '进入客户群', silent: '成为沉默客户', welcome: '欢迎语之后', stage: (x) => `进入阶段「${x}」`, tag: (x) => `打上标签「${x}」`, date: () => '生日当天' },
       stop: { purchase: '下单', lost: '流失', active: '客户再次活跃', tag: (x) => `打上标签「${x}」` },
       vias: { staff_task: '员工任务（应用消息）', mass_send: '客户群发（员工确认）', kf: '微信客服', group: '客户群群发' },
-      status: { sent: '已发送', queued: '待发送' }, stoppedKpi: '已结束', membersTitle: '客户', welcomeTitle: (x) => `欢迎语跟进（${x}）`,
+      status: { sent: '已发送', queued: '待发送' }, stoppedKpi: '已结束', wontSend: '已结束，不再发送', membersTitle: '客户', welcomeTitle: (x) => `欢迎语跟进（${x}）`,
     },
     en: {
       trigger: 'Trigger', stopWhen: 'Stops on', steps: 'Steps', enrolled: 'Enrolled', running: 'running', stopped: 'stopped', done: 'done',
@@ -1283,7 +1283,7 @@ steps:
       trig: { added: 'adds a staff member', joined_group: 'joins a customer group', silent: 'goes silent', welcome: 'after the welcome', stage: (x) => `reaches ${x}`, tag: (x) => `gets tag ${x}`, date: () => 'on her birthday' },
       stop: { purchase: 'an order', lost: 'lost', active: 'active again', tag: (x) => `tag ${x}` },
       vias: { staff_task: 'Staff task (app message)', mass_send: 'Mass message (staff confirm)', kf: 'WeChat Customer Service', group: 'Customer groups' },
-      status: { sent: 'sent', queued: 'queued' }, stoppedKpi: 'Stopped', membersTitle: 'Customers', welcomeTitle: (x) => `Welcome follow-ups (${x})`,
+      status: { sent: 'sent', queued: 'queued' }, stoppedKpi: 'Stopped', wontSend: 'stopped: not sent', membersTitle: 'Customers', welcomeTitle: (x) => `Welcome follow-ups (${x})`,
     },
   };
   const st = (k) => (SO[lang] && k in SO[lang] ? SO[lang][k] : SO.en[k]);
@@ -1370,7 +1370,11 @@ steps:
       h('td', null, h('span', { class: 'badge ' + (m.state === 'running' ? 'ok' : ''), 'data-state': m.state }, sopStates[m.state] ? sopStates[m.state]() : m.state),
         m.stop ? ' ' + sopWords('stop', m.stop) : ''),
       h('td', null, m.state === 'running' ? stepName(m.step) : '—', m.next_at ? h('div', { class: 'muted' }, when(m.next_at)) : null),
-      h('td', { class: 'hide-sm' }, h('div', { class: 'chips' }, m.steps.map((x, i) => h('span', { class: 'chip', title: stepWhen(sop.steps[i] || {}), 'data-status': x }, `${i + 1} ${sopResult(x)}`))))));
+      // A stopped member's steps still owed are dropped by the outbox when due: say so.
+      h('td', { class: 'hide-sm' }, h('div', { class: 'chips' }, m.steps.map((x, i) => {
+        const owed = m.state === 'stopped' && (x === 'queued' || x === 'batched');
+        return h('span', { class: 'chip', title: stepWhen(sop.steps[i] || {}), 'data-status': owed ? 'canceled' : x }, `${i + 1} ${owed ? st('wontSend') : sopResult(x)}`);
+      })))));
     main.append(...[h('p', null, h('a', { href: '#sops' }, '← ' + t('sops'))),
       h('div', { class: 'row sop-head' }, h('h1', null, sop.name, ' ', sopBadge(sop)), stateButton(sop)), sopMeta(sop),
       sop.paused ? h('p', { class: 'error' }, st('pausedNote')) : null,
