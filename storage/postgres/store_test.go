@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,52 +233,15 @@ func TestMigrationSplitsActions(t *testing.T) {
 }
 
 // BenchmarkAttemptAndOutcome is the outbox's part of deliveries on
-// PostgreSQL — BeginAttempt + MarkSent, 16 senders at once — on welcome
-// actions with the demo's rendered text and a link.
+// PostgreSQL — BeginAttempt + MarkSent from concurrent senders:
+// storagetest.BenchAttemptAndOutcome.
 func BenchmarkAttemptAndOutcome(b *testing.B) {
-	ctx := context.Background()
-	s, err := Open(ctx, pgtest.Database(b), Options{})
+	s, err := Open(context.Background(), pgtest.Database(b), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	text := strings.Repeat("欢迎加入！新人专享券已发放，点击领取，满 99 减 20。", 4)
-	now := time.Now()
-	ids := make(chan uint64, b.N)
-	for lo := 0; lo < b.N; lo += 500 {
-		err := s.Update(ctx, func(tx bot.Tx) error {
-			for j := lo; j < min(lo+500, b.N); j++ {
-				a, _ := bot.NewAction(bot.ActionWelcome, fmt.Sprint("w", j), bot.WelcomeMessage{WelcomeCode: fmt.Sprint("WC-", j), Text: text,
-					Attachments: []bot.Attachment{{Type: "link", Title: "新人券", URL: "https://shop.example.com/coupon?c=NEW20&m=wm123"}}})
-				a.MemberID, a.NotAfter = fmt.Sprint("wm_bench_", j), now.Add(20*time.Second)
-				if _, err := tx.Enqueue(a); err != nil {
-					return err
-				}
-				ids <- a.ID
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	close(ids)
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := <-ids
-			if err := s.BeginAttempt(ctx, id, now); err != nil {
-				b.Error(err)
-				return
-			}
-			if err := s.MarkSent(ctx, id, now, "msgid"); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	storagetest.BenchAttemptAndOutcome(b, s, 500)
 }
 
 // TestMemberBitsAcrossBlocksAndNodes: two nodes on one database; members
