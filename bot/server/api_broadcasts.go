@@ -99,12 +99,9 @@ func (s *Server) apiBroadcastCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	if s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	at := now
 	if !b.At.IsZero() {

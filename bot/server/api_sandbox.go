@@ -219,12 +219,9 @@ func (s *Server) apiSandboxEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	if s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	processed := s.waitProcessed(r.Context(), ev.Seq)
 	s.agg.invalidate()

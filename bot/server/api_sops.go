@@ -290,12 +290,9 @@ func (s *Server) apiSOPState(w http.ResponseWriter, r *http.Request) {
 	now := s.o.Now()
 	ev := &bot.Event{Type: bot.EventSOPState, Source: bot.SourceOperator, At: now, ReceivedAt: now, DedupeKey: "op|sop.state|" + hex.EncodeToString(nonce[:]),
 		Data: map[string]string{bot.DataSOP: sop.Name, bot.DataPaused: strconv.FormatBool(paused)}}
-	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	if s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"sop": sop.Name, "paused": paused,
 		"detail": "the engine applies it in order with the events before it; GET /api/v1/sops/" + sop.Name + " shows it"})

@@ -97,12 +97,9 @@ func (s *Server) apiTransferCreate(w http.ResponseWriter, r *http.Request) {
 	ev := &bot.Event{Type: bot.EventTransferRequest, Source: bot.SourceOperator, At: now, DedupeKey: "op|transfer|" + id,
 		Data: map[string]string{bot.DataTransfer: id, "from": req.From, "to": req.To, "customers": strings.Join(req.Customers, ","),
 			"groups": flag(groups), "resigned": flag(req.Resigned), "message": req.Message}}
-	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		writeError(w, errorStatus(err), err.Error())
 		return
-	}
-	if s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": "queued",
 		"detail": "GET /api/v1/transfers/" + id + " shows where it stands; WeCom completes each customer's move within 24 h (the customer may refuse)"})

@@ -154,12 +154,9 @@ func (s *Server) apiCreateContactWay(w http.ResponseWriter, r *http.Request) {
 	ev := &bot.Event{Type: bot.EventContactWayCreate, Source: bot.SourceOperator, At: now,
 		DedupeKey: fmt.Sprintf("op|contact_way|%s|%d", state, now.UnixNano()),
 		Data:      map[string]string{"state": state, "staff": strings.Join(req.Staff, ","), "remark": req.Remark}}
-	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		writeError(w, errorStatus(err), err.Error())
 		return
-	}
-	if s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	deadline := time.Now().Add(ContactWayWait)
 	for {

@@ -250,13 +250,9 @@ func (s *Server) checkinPost(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := &bot.Event{Type: checkin.EventCheckIn, Source: "h5", ExternalUserID: member, At: now, ReceivedAt: now,
 		DedupeKey: checkin.TapDedupeKey(member, camp.Name, day), Data: map[string]string{checkin.DataCampaign: camp.Name}}
-	dup, err := s.o.Store.AppendEvent(ctx, ev)
-	if err != nil {
+	if _, err := s.appendEvent(ctx, ev); err != nil {
 		s.checkinError(w, fmt.Errorf("append check-in: %w", err))
 		return
-	}
-	if !dup && s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	text, found := s.waitCheckinResult(ctx, ev.DedupeKey)
 	if !found {

@@ -75,12 +75,9 @@ func (s *Server) couponRequest(w http.ResponseWriter, r *http.Request, typ bot.E
 	id := "coupons|" + hex.EncodeToString(nonce[:])
 	now := s.o.Now()
 	ev := &bot.Event{Type: typ, Source: bot.SourceOperator, At: now, ReceivedAt: now, DedupeKey: id, Data: data}
-	if _, err := s.o.Store.AppendEvent(r.Context(), ev); err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		writeError(w, errorStatus(err), err.Error())
 		return nil, false
-	}
-	if s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	deadline := time.Now().Add(CouponRequestWait)
 	for {
@@ -174,13 +171,10 @@ func (s *Server) apiCouponGrant(w http.ResponseWriter, r *http.Request) {
 	if req.RequestID != "" {
 		ev.DedupeKey = "grant|" + req.RequestID
 	}
-	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
+	dup, err := s.appendEvent(r.Context(), ev)
 	if err != nil {
 		writeError(w, errorStatus(err), err.Error())
 		return
-	}
-	if !dup && s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"seq": ev.Seq, "duplicate": dup})
 }

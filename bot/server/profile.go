@@ -236,12 +236,8 @@ func (s *Server) submitProfile(ctx context.Context, member string, answers map[s
 	now := s.o.Now()
 	ev := &bot.Event{Type: engine.EventProfileSubmit, Source: source, ExternalUserID: member, At: now, ReceivedAt: now,
 		DedupeKey: engine.ProfileDedupeKey(member, answers), Data: map[string]string{engine.DataProfileAnswers: string(raw)}}
-	dup, err := s.o.Store.AppendEvent(ctx, ev)
-	if err != nil {
+	if _, err := s.appendEvent(ctx, ev); err != nil {
 		return "", fmt.Errorf("append profile: %w", err)
-	}
-	if !dup && s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	text, found := s.waitCheckinResult(ctx, ev.DedupeKey)
 	if !found {

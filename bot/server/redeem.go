@@ -223,12 +223,8 @@ func hashKey(s string) string {
 // appendAndWait appends a member's page event and waits for the engine's
 // answer (kept under the event's dedupe key).
 func (s *Server) appendAndWait(ctx context.Context, ev *bot.Event) (string, error) {
-	dup, err := s.o.Store.AppendEvent(ctx, ev)
-	if err != nil {
+	if _, err := s.appendEvent(ctx, ev); err != nil {
 		return "", fmt.Errorf("append %s: %w", ev.Type, err)
-	}
-	if !dup && s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	text, found := s.waitCheckinResult(ctx, ev.DedupeKey)
 	if !found {
@@ -493,13 +489,9 @@ func (s *Server) apiRedemptionShipped(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := &bot.Event{Type: engine.EventRedeemShipped, Source: bot.SourceOperator, ExternalUserID: red.Member, At: now, ReceivedAt: now, DedupeKey: key,
 		Data: map[string]string{engine.DataRedemption: id, engine.DataCarrier: strings.TrimSpace(req.Carrier), engine.DataTracking: strings.TrimSpace(req.Tracking), engine.DataOperator: req.Operator}}
-	dup, err := s.o.Store.AppendEvent(r.Context(), ev)
-	if err != nil {
+	if _, err := s.appendEvent(r.Context(), ev); err != nil {
 		writeError(w, errorStatus(err), err.Error())
 		return
-	}
-	if !dup && s.o.Pipeline != nil {
-		s.o.Pipeline.NotifyEvent()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), shippedWait)
 	defer cancel()

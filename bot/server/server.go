@@ -277,3 +277,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.SetEscapeHTML(true)
 	_ = enc.Encode(v)
 }
+
+// appendEvent appends ev to the event log and, when it is new, wakes the
+// pipeline to apply it (a retry already in the log wakes nothing).
+func (s *Server) appendEvent(ctx context.Context, ev *bot.Event) (dup bool, err error) {
+	dup, err = s.o.Store.AppendEvent(ctx, ev)
+	if err == nil && !dup && s.o.Pipeline != nil {
+		s.o.Pipeline.NotifyEvent()
+	}
+	return dup, err
+}
