@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -85,6 +86,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error (WECOMBOT_LOG_LEVEL); LogFormat json or console (WECOMBOT_LOG_FORMAT, default: console on a TTY).
 	LogLevel  string
 	LogFormat string
+	// DebugListen, when set, serves Go's profiling endpoints
+	// (/debug/pprof/...) on this loopback address, apart from the main
+	// listener (WECOMBOT_DEBUG_LISTEN, e.g. 127.0.0.1:6060; off by default).
+	// Loopback only: the profiles are unauthenticated.
+	DebugListen string
 }
 
 // WeCom holds the self-built app's credentials and the API endpoint.
@@ -447,6 +453,7 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	str("WECOMBOT_PUBLIC_URL", &c.PublicURL)
 	str("WECOMBOT_LOG_LEVEL", &c.LogLevel)
 	str("WECOMBOT_LOG_FORMAT", &c.LogFormat)
+	str("WECOMBOT_DEBUG_LISTEN", &c.DebugListen)
 	str("WECOM_CORP_ID", &c.WeCom.CorpID)
 	str("WECOM_AGENT_ID", &c.WeCom.AgentID)
 	str("WECOM_API_BASE", &c.WeCom.APIBase)
@@ -504,6 +511,20 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	return errs
 }
 
+// loopbackAddr reports whether addr is host:port with a loopback host
+// (127.0.0.0/8, ::1 or localhost).
+func loopbackAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (c *Config) validate() Errors {
 	var errs Errors
 	bad := func(format string, args ...any) {
@@ -514,6 +535,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.DataDir == "" {
 		bad("data directory is empty (WECOMBOT_DATA_DIR, e.g. ./data)")
+	}
+	if c.DebugListen != "" && !loopbackAddr(c.DebugListen) {
+		bad("WECOMBOT_DEBUG_LISTEN %q: use a loopback host:port such as 127.0.0.1:6060 (the profiling endpoints are unauthenticated)", c.DebugListen)
 	}
 	if u, err := url.Parse(c.WeCom.APIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("WECOM_API_BASE %q is not an http(s) URL", c.WeCom.APIBase)

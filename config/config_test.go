@@ -44,6 +44,7 @@ func TestEnvContract(t *testing.T) {
 		"OPENAI_API_KEY":            "sk-xyz",
 		"OPENAI_BASE_URL":           "http://model",
 		"OPENAI_MODEL":              "qwen",
+		"WECOMBOT_DEBUG_LISTEN":     "127.0.0.1:6060",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +60,7 @@ func TestEnvContract(t *testing.T) {
 		"admin":     {c.AdminToken, "admintoken"},
 		"model":     {c.OpenAI.Model, "qwen"},
 		"openaikey": {c.OpenAI.APIKey, "sk-xyz"},
+		"debug":     {c.DebugListen, "127.0.0.1:6060"},
 	}
 	for name, v := range checks {
 		if v[0] != v[1] {
@@ -159,6 +161,9 @@ func TestValidation(t *testing.T) {
 		{"secret file missing", map[string]string{"WECOM_SECRET_FILE": "/nonexistent"}, "WECOM_SECRET_FILE"},
 		{"database url", map[string]string{"WECOMBOT_DATABASE_URL": "mysql://u:pw@db/x"}, "WECOMBOT_DATABASE_URL is not a postgres://"},
 		{"database url file", map[string]string{"WECOMBOT_DATABASE_URL_FILE": "/nonexistent"}, "WECOMBOT_DATABASE_URL_FILE"},
+		{"debug listen on every interface", map[string]string{"WECOMBOT_DEBUG_LISTEN": ":6060"}, "WECOMBOT_DEBUG_LISTEN"},
+		{"debug listen on a public address", map[string]string{"WECOMBOT_DEBUG_LISTEN": "10.0.0.5:6060"}, "loopback"},
+		{"debug listen without a port", map[string]string{"WECOMBOT_DEBUG_LISTEN": "127.0.0.1"}, "WECOMBOT_DEBUG_LISTEN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -296,7 +296,7 @@ func Peer(c *wecom.Crypter, store func(ctx context.Context, plain []byte) error)
 	})
 }
 
-// Memory is the process's resident memory from /proc/self/status.
+// Memory is a process's resident memory from /proc/<pid>/status.
 type Memory struct {
 	RSS, Peak int64 // VmRSS and VmHWM, bytes
 	// Anon is heap and stacks (RssAnon); File is mapped file pages
@@ -304,9 +304,15 @@ type Memory struct {
 	Anon, File int64
 }
 
-// ReadMemory reads VmRSS and VmHWM (Linux only; zero elsewhere).
-func ReadMemory() Memory {
-	f, err := os.Open("/proc/self/status")
+// ReadMemory reads this process's VmRSS, VmHWM, RssAnon and RssFile
+// (Linux only; zero elsewhere).
+func ReadMemory() Memory { return readMemory("/proc/self/status") }
+
+// ReadMemoryOf is ReadMemory for process pid (zero when it is gone).
+func ReadMemoryOf(pid int) Memory { return readMemory("/proc/" + strconv.Itoa(pid) + "/status") }
+
+func readMemory(path string) Memory {
+	f, err := os.Open(path)
 	if err != nil {
 		return Memory{}
 	}

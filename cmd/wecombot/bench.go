@@ -67,6 +67,14 @@ type benchOptions struct {
 	// one PostgreSQL INSERT of the decrypted callback per request (the
 	// common way to make a callback durable), in a table of its own.
 	PeerDatabaseURL string
+	// ServeProcess runs the serve phase's server as a child process (this
+	// binary's serve, or ServeBinary's), so its memory is measured alone.
+	ServeProcess bool
+	ServeBinary  string
+	// HeapProfile, when set, receives the server's heap profile at the end
+	// of the serve phase's load; MemSamples its memory, read every second.
+	HeapProfile string
+	MemSamples  string
 }
 
 // welcomeWindow is how long a welcome code is usable after the add (WeCom:
@@ -146,6 +154,10 @@ type benchReport struct {
 	// LastStatus is /api/v1/status when the drain timed out.
 	LastStatus string
 	ServeLogs  string
+	// ServePID is the server process's id when it ran as a child (0: in
+	// this process); MemSamples its memory through the serve phase.
+	ServePID   int
+	MemSamples []memSample
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -159,7 +171,9 @@ it runs the same server on the same data with its engine and outbox held
 measures the drain once they are released, a bare handler (verify +
 decrypt + 200, nothing stored) and optionally a PostgreSQL-INSERT peer —
 these three taking turns in 1 s slices, so a shared machine's load swings
-reach them alike — and prints them side by side with their ratios. See
+reach them alike — and prints them side by side with their ratios. With
+--serve-process the serve phase's server is a child process (this binary's
+serve, configured by environment) and the memory figures are its own. See
 docs/performance.md.`, 0, 0)
 	fs := cl.fs
 	var o benchOptions
@@ -178,6 +192,9 @@ docs/performance.md.`, 0, 0)
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
 	fs.StringVar(&o.PeerDatabaseURL, "peer-database-url", "", "also run a peer handler that verifies, decrypts and INSERTs each callback into this PostgreSQL database (table wecombot_bench_peer, dropped after) before answering 200")
+	fs.BoolVar(&o.ServeProcess, "serve-process", false, "run the serve phase's server as a child process (this binary's serve, configured by environment), so the memory figures are the server's alone, not the load generator's and the fake WeCom's")
+	fs.StringVar(&o.HeapProfile, "heapprofile", "", "write the server's heap profile at the end of the serve phase's load to this file (go tool pprof); with --serve-process it comes from the child's WECOMBOT_DEBUG_LISTEN endpoint")
+	fs.StringVar(&o.MemSamples, "memory-samples", "", "write the server's memory, read every second through the serve phase, to this file (tab-separated: seconds, RSS, anon, file in MB)")
 	burst := fs.String("burst", "", "N/duration: send N contact adds evenly over the duration (a livestream burst, e.g. 3000/10s) instead of --duration/--rate, and report the welcomes inside WeCom's 20 s window (mix add only unless --mix is given)")
 	if _, done, err := cl.parse(args, stdout, stderr); done {
 		return err
@@ -309,7 +326,12 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 			if o.Nodes > 1 {
 				nodeEnv["WECOMBOT_DATA_DIR"] = filepath.Join(dir, fmt.Sprint("node-", i))
 			}
-			srv, err := startBenchServer(ctx, nodeEnv, hold)
+			var srv *benchServer
+			if hold == nil && o.ServeProcess {
+				srv, err = startServeProcessFor(ctx, o, nodeEnv)
+			} else {
+				srv, err = startBenchServer(ctx, nodeEnv, hold)
+			}
 			if err != nil {
 				return nil, nil, err
 			}
@@ -325,7 +347,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	}
 	srv := srvs[0]
 	rep.Startup = srv.startup
-	rep.IdleMem = loadtest.ReadMemory()
+	rep.IdleMem, rep.ServePID = srv.memory(), srv.pid
 	if fi, err := os.Stat(filepath.Join(dir, "wecombot.db")); err == nil {
 		rep.DBBytes = fi.Size()
 	}
@@ -364,6 +386,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	}
 	fmt.Fprintf(progress, "bench: %v against wecombot serve (concurrency %d%s) …\n", o.Duration, o.Concurrency, rateText(o.Rate))
 	processedBefore := processedBy(srvs)
+	stopSampling := sampleMemory(srv, memSampleEvery)
 	rep.Serve = loadtest.Run(ctx, loadtest.Options{
 		Base: srv.base, Bases: bases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next,
 		Sent: func(r loadtest.Request, at time.Time) {
@@ -381,12 +404,23 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 			}
 		},
 	})
+	if o.HeapProfile != "" {
+		if err := srv.writeHeapProfile(o.HeapProfile); err != nil {
+			fmt.Fprintf(progress, "bench: heap profile: %v\n", err)
+		}
+	}
 	d := drainServer(ctx, srv, o.Drain)
 	rep.DrainOK, rep.Drained, rep.LastStatus = d.OK, d.Took, d.Last
 	rep.Processed = processedBy(srvs) - processedBefore
 	rep.Expired = fake.ExpiredWelcomes()
 	stopProfile()
-	rep.ServeMem = loadtest.ReadMemory()
+	rep.MemSamples = stopSampling()
+	rep.ServeMem = srv.memory()
+	if o.MemSamples != "" {
+		if err := writeMemSamples(o.MemSamples, rep.MemSamples); err != nil {
+			return nil, err
+		}
+	}
 	rep.Stages = srv.stageMeans()
 	mu.Lock()
 	slices.Sort(rep.Welcomes)
@@ -613,6 +647,10 @@ type benchServer struct {
 	startup time.Duration
 	logs    *syncWriter
 	stop    func()
+	// pid is the server's process when it runs as a child (0: in this
+	// process); debug its profiling address (WECOMBOT_DEBUG_LISTEN).
+	pid   int
+	debug string
 }
 
 // syncWriter keeps the first 64 KiB of the server's (warn-level) log.
@@ -647,16 +685,8 @@ func startBenchServer(ctx context.Context, env map[string]string, hold <-chan st
 		pw.Close()
 		done <- err
 	}()
-	lines := bufio.NewScanner(pr)
-	base := ""
-	for lines.Scan() {
-		if _, rest, ok := strings.Cut(lines.Text(), "listening on "); ok {
-			base = strings.Fields(rest)[0]
-			break
-		}
-	}
+	base := listenLine(pr)
 	startup := time.Since(start)
-	go io.Copy(io.Discard, pr)
 	if base == "" {
 		cancel()
 		err := <-done
@@ -849,9 +879,8 @@ func (r *benchReport) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "start-up: %s (serve called → listening)\n", loadtest.Ms(r.Startup))
-	fmt.Fprintf(w, "memory: RSS %s after start-up (anon %s, file %s); RSS %s (anon %s, file %s), peak %s after load\n\n",
-		loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.IdleMem.Anon), loadtest.MB(r.IdleMem.File),
-		loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Anon), loadtest.MB(r.ServeMem.File), loadtest.MB(r.ServeMem.Peak))
+	r.printMemory(w)
+	fmt.Fprintln(w)
 
 	// The phases side by side: serve (everything running), the ack path
 	// (engine and outbox held), bare and the PostgreSQL peer, those run.

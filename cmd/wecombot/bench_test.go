@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,5 +175,47 @@ func BenchmarkServeAt1000(b *testing.B) {
 		b.ReportMetric(float64(loadtest.Percentile(rep.Serve.Latencies, 99))/1e6, "ack-p99-ms")
 		b.ReportMetric(float64(loadtest.Percentile(rep.Welcomes, 50))/1e6, "welcome-p50-ms")
 		b.ReportMetric(float64(loadtest.Percentile(rep.Welcomes, 99))/1e6, "welcome-p99-ms")
+	}
+}
+
+// TestBenchServeProcess: with --serve-process the serve phase's server is a
+// child process of the built binary: its memory is read from its own
+// /proc entry (not this process's), its heap profile comes from its
+// profiling endpoint, every add still gets its welcome, and the child is
+// gone once the bench returns.
+func TestBenchServeProcess(t *testing.T) {
+	bin := wecombotBinary(t)
+	dir := t.TempDir()
+	heap, samples := filepath.Join(dir, "heap.pprof"), filepath.Join(dir, "mem.tsv")
+	rep, err := runBench(context.Background(), benchOptions{Duration: 1500 * time.Millisecond, Concurrency: 4, Rate: 200, Mix: "add=6,join=3,kf=1",
+		Drain: 20 * time.Second, NoBare: true, NoAck: true, ServeProcess: true, ServeBinary: bin, HeapProfile: heap, MemSamples: samples},
+		func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ServePID == 0 || rep.ServePID == os.Getpid() {
+		t.Fatalf("server pid %d, want a child's (this is %d)", rep.ServePID, os.Getpid())
+	}
+	if rep.Serve.Acked == 0 || rep.Serve.Failed > 0 || !rep.DrainOK || len(rep.Welcomes) != rep.Adds {
+		t.Fatalf("acked %d failed %d drained %v, %d welcomes for %d adds (%s)", rep.Serve.Acked, rep.Serve.Failed, rep.DrainOK, len(rep.Welcomes), rep.Adds, rep.LastStatus)
+	}
+	if rep.IdleMem.RSS == 0 || rep.ServeMem.Anon == 0 || rep.ServeMem.Peak < rep.ServeMem.RSS || len(rep.MemSamples) < 2 {
+		t.Fatalf("child memory: idle %+v, end %+v, %d samples", rep.IdleMem, rep.ServeMem, len(rep.MemSamples))
+	}
+	if err := syscall.Kill(rep.ServePID, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the server process %d is still there after the bench (kill -0: %v)", rep.ServePID, err)
+	}
+	b, err := os.ReadFile(heap)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("heap profile: %d bytes, %v; want a gzipped pprof profile", len(b), err)
+	}
+	tsv, err := os.ReadFile(samples)
+	if lines := strings.Split(strings.TrimSpace(string(tsv)), "\n"); err != nil || lines[0] != "seconds\trss_mb\tanon_mb\tfile_mb" || len(lines) < 3 {
+		t.Errorf("memory samples file: %v\n%s", err, tsv)
+	}
+	var out bytes.Buffer
+	rep.print(&out)
+	if want := fmt.Sprintf("memory (the server process alone, pid %d)", rep.ServePID); !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
 	}
 }

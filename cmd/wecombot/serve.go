@@ -468,6 +468,13 @@ func (a *serverApp) run(ctx context.Context, stdout io.Writer) error {
 	bg.Go(func() { a.engine.Watch(a.work) })
 	bg.Go(func() { housekeeping(a.work, a.store, a.cfg.DedupeTTL, a.cfg.Retention, log) })
 	bg.Go(func() { keepMedia(a.work, a.media, a.engine.holder.Current, log) })
+	if a.cfg.DebugListen != "" {
+		bg.Go(func() {
+			if err := serveDebug(a.work, a.cfg.DebugListen, log); err != nil {
+				log.Error().Err(err).Str("addr", a.cfg.DebugListen).Msg("profiling endpoints (WECOMBOT_DEBUG_LISTEN) not served")
+			}
+		})
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
