@@ -190,19 +190,29 @@ func IndexMember(m *Member) MemberIndex {
 // and the terms removed and added.
 func (ix MemberIndex) Diff(old MemberIndex) (tallies map[string]int64, removed, added []string) {
 	tallies = make(map[string]int64, len(ix.Tallies))
-	for k, n := range ix.Tallies {
-		tallies[k] = n
-	}
-	for k, n := range old.Tallies {
-		tallies[k] -= n
-	}
+	removed, added = ix.AddDiff(old, tallies)
 	for k, n := range tallies {
 		if n == 0 {
 			delete(tallies, k)
 		}
 	}
-	removed, added = SortedDiff(old.Terms, ix.Terms)
 	return tallies, removed, added
+}
+
+// AddDiff is Diff adding the tally deltas to sums (zero sums are left in)
+// instead of returning them.
+func (ix MemberIndex) AddDiff(old MemberIndex, sums map[string]int64) (removed, added []string) {
+	for k, n := range ix.Tallies {
+		if old.Tallies[k] != n {
+			sums[k] += n
+		}
+	}
+	for k, n := range old.Tallies {
+		if ix.Tallies[k] != n {
+			sums[k] -= n
+		}
+	}
+	return SortedDiff(old.Terms, ix.Terms)
 }
 
 // Members are the members an event is about, for the per-member history

@@ -64,7 +64,10 @@ func (t *boltTx) reindexMember(m *bot.Member, raw []byte) error {
 		return err
 	}
 	ix := bot.IndexMember(m)
-	if err := applyIndexDelta(t.tx, t.bits, m.ExternalUserID, ix, old); err != nil {
+	if t.tallies == nil {
+		t.tallies = tallyDeltas{}
+	}
+	if err := applyIndexDelta(t.tx, t.bits, t.tallies, m.ExternalUserID, ix, old); err != nil {
 		return err
 	}
 	if t.indexed == nil {
@@ -74,25 +77,8 @@ func (t *boltTx) reindexMember(m *bot.Member, raw []byte) error {
 	return nil
 }
 
-func applyIndexDelta(tx *bbolt.Tx, bits bitChunks, id string, ix, old bot.MemberIndex) error {
-	tallies, removed, added := ix.Diff(old)
-	tb := tx.Bucket(bucketTallies)
-	for k, d := range tallies {
-		key := []byte(k)
-		n := d
-		if v := tb.Get(key); len(v) == 8 {
-			n += int64(binary.BigEndian.Uint64(v))
-		}
-		var err error
-		if n == 0 {
-			err = tb.Delete(key)
-		} else {
-			err = tb.Put(key, i64(n))
-		}
-		if err != nil {
-			return err
-		}
-	}
+func applyIndexDelta(tx *bbolt.Tx, bits bitChunks, tallies tallyDeltas, id string, ix, old bot.MemberIndex) error {
+	removed, added := ix.AddDiff(old, tallies)
 	terms := tx.Bucket(bucketTerms)
 	for _, term := range removed {
 		if err := terms.Delete(termKey(term, id)); err != nil {
@@ -108,7 +94,46 @@ func applyIndexDelta(tx *bbolt.Tx, bits bitChunks, id string, ix, old bot.Member
 	return bits.applyBits(tx, id, removed, added)
 }
 
+// tallyDeltas are the tally changes of a writing transaction's member
+// writes, summed until flush stores them: a batch of new members in one
+// channel and stage changes each of their dozen or so tallies once, not a
+// read and a write per member.
+type tallyDeltas map[string]int64
+
+// flush adds the deltas to the stored tallies (a zero count is deleted)
+// and forgets them.
+func (td tallyDeltas) flush(tx *bbolt.Tx) error {
+	if len(td) == 0 {
+		return nil
+	}
+	tb := tx.Bucket(bucketTallies)
+	for k, d := range td {
+		delete(td, k)
+		if d == 0 {
+			continue
+		}
+		key := []byte(k)
+		n := d
+		if v := tb.Get(key); len(v) == 8 {
+			n += int64(binary.BigEndian.Uint64(v))
+		}
+		var err error
+		if n == 0 {
+			err = tb.Delete(key)
+		} else {
+			err = tb.Put(key, i64(n))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *boltTx) Tallies(prefix string, fn func(key string, n int64) bool) error {
+	if err := t.tallies.flush(t.tx); err != nil {
+		return err
+	}
 	c := t.tx.Bucket(bucketTallies).Cursor()
 	p := []byte(prefix)
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
@@ -186,7 +211,7 @@ func (s *Store) reindex() (members int, err error) {
 	var after []byte
 	for done := false; !done; {
 		if err := s.db.Update(func(tx *bbolt.Tx) error {
-			bits := bitChunks{}
+			bits, tallies := bitChunks{}, tallyDeltas{}
 			c := tx.Bucket(bucketMembers).Cursor()
 			k, v := c.First()
 			if after != nil {
@@ -200,13 +225,16 @@ func (s *Store) reindex() (members int, err error) {
 				if err := json.Unmarshal(v, &m); err != nil {
 					return fmt.Errorf("decode member %s: %w", k, err)
 				}
-				if err := applyIndexDelta(tx, bits, m.ExternalUserID, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
+				if err := applyIndexDelta(tx, bits, tallies, m.ExternalUserID, bot.IndexMember(&m), bot.MemberIndex{}); err != nil {
 					return err
 				}
 				after = bytes.Clone(k)
 				members++
 			}
 			if err := bits.flush(tx); err != nil {
+				return err
+			}
+			if err := tallies.flush(tx); err != nil {
 				return err
 			}
 			if k != nil {

@@ -419,6 +419,9 @@ func (s *Store) write(tx *bbolt.Tx, fn func(bot.Tx) error) error {
 	if err := t.bits.flush(tx); err != nil {
 		return err
 	}
+	if err := t.tallies.flush(tx); err != nil {
+		return err
+	}
 	return t.flushCounters()
 }
 
@@ -474,8 +477,10 @@ type boltTx struct {
 	// returns (Store.write) instead of a read and a write of the counter
 	// per event, action and member.
 	pending, obPending, members int64
-	// bits are the member bitmap chunks changed by this (writable) transaction.
-	bits bitChunks
+	// bits are the member bitmap chunks changed by this (writable)
+	// transaction, tallies its tally changes (both stored by Store.write).
+	bits    bitChunks
+	tallies tallyDeltas
 }
 
 // flushCounters stores the counter changes made through t.

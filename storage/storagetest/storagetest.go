@@ -1234,6 +1234,14 @@ func testMemberIndex(t *testing.T, open Open) {
 		if err := tx.PutMember(m); err != nil {
 			return err
 		}
+		// The transaction reads its own tally changes.
+		n := int64(-1)
+		if err := tx.Tallies(bot.IndexKey(bot.TallyCurrent, string(bot.StagePurchase)), func(_ string, c int64) bool { n = c; return false }); err != nil {
+			return err
+		}
+		if n != 1 {
+			t.Errorf("members in purchase within the writing transaction: %d, want 1", n)
+		}
 		m.Level = "gold" // a second write of the same member in the transaction
 		return tx.PutMember(m)
 	}); err != nil {
