@@ -138,6 +138,20 @@ func (k ActionKind) ResendSafe() bool {
 	return true
 }
 
+// ReadOnly reports whether an action of kind k only reads from WeCom
+// (externalcontact/get, groupchat/get, get_corp_tag_list, transfer_result,
+// kf/sync_msg from the stored cursor): it reaches no one and creates
+// nothing, so reading again after a crash mid-call is harmless. The outbox
+// records no attempt before such a call, only its outcome. (mass_result is
+// not one: it may remind the staff member first.)
+func (k ActionKind) ReadOnly() bool {
+	switch k {
+	case ActionContactProfile, ActionGroupDetail, ActionTagRefresh, ActionTransferPoll, ActionKfSync:
+		return true
+	}
+	return false
+}
+
 // Action is one owed outbound operation, stored in the outbox until delivered.
 type Action struct {
 	// ID is the outbox sequence, assigned on enqueue.

@@ -1303,6 +1303,13 @@ func (p *Pipeline) begin(ctx context.Context, a *bot.Action, log zerolog.Logger)
 			return false
 		}
 	}
+	if a.Kind.ReadOnly() && a.AttemptAt.IsZero() {
+		// A read reaches no one: should the process die mid-call, the
+		// action is still pending and is read again. Only its outcome is
+		// recorded — one durable write per read instead of two.
+		a.RecordAttempt(now)
+		return true
+	}
 	// Record the attempt before sending; no record, no send.
 	if err := p.o.Store.BeginAttempt(ctx, a.ID, now); err != nil {
 		if errors.Is(err, bot.ErrNotFound) || errors.Is(err, bot.ErrConflict) {

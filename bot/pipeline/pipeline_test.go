@@ -807,3 +807,66 @@ func TestOutreachOutcomesComeBackAsEvents(t *testing.T) {
 		t.Errorf("outcomes %v\nwant %v (and none for the follow-up)", outcomes, want)
 	}
 }
+
+// attemptCounter is a store that counts the attempts recorded before sends.
+type attemptCounter struct {
+	*bolt.Store
+	begun atomic.Int64
+}
+
+func (s *attemptCounter) BeginAttempt(ctx context.Context, id uint64, at time.Time) error {
+	s.begun.Add(1)
+	return s.Store.BeginAttempt(ctx, id, at)
+}
+
+// A read from WeCom (externalcontact/get here) goes out without an attempt
+// record — reading again after a crash reaches no one — and its outcome is
+// recorded as any other; a write (the welcome) still records its attempt
+// before the call.
+func TestReadsNeedNoAttemptRecord(t *testing.T) {
+	t.Parallel()
+	st := &attemptCounter{Store: openStore(t, t.TempDir())}
+	defer st.Close()
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		for _, a := range []struct {
+			kind    bot.ActionKind
+			payload any
+		}{
+			{bot.ActionWelcome, bot.WelcomeMessage{WelcomeCode: ev.WelcomeCode, Text: "hi"}},
+			{bot.ActionContactProfile, bot.ContactProfile{ExternalUserID: ev.ExternalUserID}},
+		} {
+			act, err := bot.NewAction(a.kind, fmt.Sprintf("%s|%d", a.kind, ev.Seq), a.payload)
+			if err != nil {
+				return err
+			}
+			act.MemberID, act.CreatedAt = ev.ExternalUserID, time.Now()
+			if _, err := tx.Enqueue(act); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !bot.ActionContactProfile.ReadOnly() || bot.ActionWelcome.ReadOnly() || bot.ActionMassResult.ReadOnly() {
+		t.Fatal("contact_profile is a read; welcome and mass_result (it may remind staff) are not")
+	}
+	rec := newRecorder()
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wmA", WelcomeCode: "WC", DedupeKey: "a"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec})
+	waitFor(t, "both sent", func() bool { return p.Stats().Sent == 2 })
+	stop()
+	if n := st.begun.Load(); n != 1 {
+		t.Errorf("%d attempts recorded before the calls, want 1 (the welcome's)", n)
+	}
+	acts, err := st.Actions(context.Background(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acts {
+		if a.Status != bot.ActionSent || a.Attempts != 1 || !a.AttemptAt.IsZero() || a.SentAt.IsZero() {
+			t.Errorf("%s: status %s, attempts %d, open attempt %v, sent %v; want sent once, nothing open", a.Kind, a.Status, a.Attempts, a.AttemptAt, a.SentAt)
+		}
+	}
+	if len(acts) != 2 {
+		t.Errorf("%d actions, want 2", len(acts))
+	}
+}
