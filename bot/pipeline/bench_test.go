@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +130,7 @@ func BenchmarkEngineThroughput(b *testing.B) {
 		ctx := context.Background()
 		now := time.Now()
 		run := strconv.FormatInt(now.UnixNano(), 36) // new members on a store used before
+		evs := make([]*bot.Event, n)
 		for i := range n {
 			ev := &bot.Event{Source: bot.SourceWeCom, At: now, ReceivedAt: now, StaffID: "zhangsan",
 				DedupeKey: fmt.Sprintf("%s|%d", run, i), ExternalUserID: fmt.Sprintf("wm_bench_%s_%06d", run, i)}
@@ -141,9 +143,26 @@ func BenchmarkEngineThroughput(b *testing.B) {
 			default:
 				ev.Type, ev.State, ev.WelcomeCode = bot.EventContactAdd, "xhs", fmt.Sprintf("WC-%s-%d", run, i)
 			}
-			if _, err := st.AppendEvent(ctx, ev); err != nil {
-				b.Fatal(err)
-			}
+			evs[i] = ev
+		}
+		// Appended by 16 writers sharing fsyncs: one at a time, a large
+		// store took longer than the welcome codes' 20 s.
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 16 {
+			wg.Go(func() {
+				for i := w; i < n; i += 16 {
+					if _, err := st.AppendEvent(ctx, evs[i]); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
 		}
 		eng := engine.New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), time.Now)
 		p := pipeline.New(pipeline.Options{Store: st, Handle: eng.Handle, Sender: okSender{}, Log: zerolog.Nop(), Guard: engine.Guard})
