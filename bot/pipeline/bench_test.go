@@ -177,7 +177,6 @@ func BenchmarkEngineThroughput(b *testing.B) {
 		}
 		took, cpu := time.Since(start), processCPU()-cpu0
 		stopProfile()
-		fmt.Println("sendfailures", p.Stats().SendFailures, "sent", p.Stats().Sent)
 		b.StopTimer()
 		cancel()
 		<-done
