@@ -91,7 +91,25 @@ type Config struct {
 	// listener (WECOMBOT_DEBUG_LISTEN, e.g. 127.0.0.1:6060; off by default).
 	// Loopback only: the profiles are unauthenticated.
 	DebugListen string
+	// MemoryLimit is the Go runtime's soft memory limit serve sets, in
+	// bytes (WECOMBOT_MEMORY_LIMIT, e.g. 256MiB; "off" or 0: none; default
+	// DefaultMemoryLimit). GOMEMLIMIT, when set, wins (the runtime reads it).
+	MemoryLimit int64
+	// MapBudget bounds the bbolt file's pages mapped into the process
+	// (WECOMBOT_MAP_BUDGET, default 16MiB; "off": never trimmed). The
+	// pages stay in the page cache; see storage/bolt Options.MapBudget.
+	MapBudget int64
 }
+
+// DefaultMapBudget is MapBudget's default.
+const DefaultMapBudget = 16 << 20
+
+// DefaultMemoryLimit is serve's soft memory limit unless
+// WECOMBOT_MEMORY_LIMIT or GOMEMLIMIT says otherwise: the garbage
+// collector works harder as the heap nears it, so the process stays
+// within its memory target under a backlog. It is soft — a live heap
+// larger than it is never refused, the collector's CPU share is capped.
+const DefaultMemoryLimit = 128 << 20
 
 // WeCom holds the self-built app's credentials and the API endpoint.
 type WeCom struct {
@@ -222,6 +240,8 @@ var (
 func Load(getenv func(string) string) (*Config, error) {
 	c := &Config{
 		Listen:         ":8080",
+		MemoryLimit:    DefaultMemoryLimit,
+		MapBudget:      DefaultMapBudget,
 		DataDir:        "./data",
 		CallbackMaxAge: 10 * time.Minute,
 		DedupeTTL:      72 * time.Hour,
@@ -471,6 +491,23 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 	secret("OPENAI_API_KEY", &c.OpenAI.APIKey)
 	secret("WECOM_AIBOT_TOKEN", &c.WeCom.AIBotToken)
 	secret("WECOM_AIBOT_AES_KEY", &c.WeCom.AIBotAESKey)
+	if v := getenv("WECOMBOT_MEMORY_LIMIT"); v != "" {
+		n, err := parseMemoryLimit(v)
+		if err != nil {
+			errs = append(errs, &Error{Msg: "WECOMBOT_MEMORY_LIMIT: " + err.Error()})
+		} else {
+			c.MemoryLimit = n
+		}
+	}
+	if v := getenv("WECOMBOT_MAP_BUDGET"); v != "" {
+		if v == "off" {
+			c.MapBudget = -1
+		} else if n, err := parseSize(v, 1<<20); err != nil {
+			errs = append(errs, &Error{Msg: "WECOMBOT_MAP_BUDGET: " + err.Error()})
+		} else {
+			c.MapBudget = n
+		}
+	}
 	if v := getenv("WECOMBOT_SYNC_AT"); v != "" {
 		c.SyncAt = v
 	}
@@ -509,6 +546,41 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 		}
 	}
 	return errs
+}
+
+// parseMemoryLimit reads a memory size the way GOMEMLIMIT writes it: a
+// whole number of bytes with an optional B, KiB, MiB, GiB or TiB suffix,
+// at least 16MiB ("off" or 0: no limit, returned as 0).
+func parseMemoryLimit(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "off" || v == "0" {
+		return 0, nil
+	}
+	return parseSize(v, 16<<20)
+}
+
+// parseSize reads a whole number of bytes with an optional B, KiB, MiB,
+// GiB or TiB suffix, at least least bytes.
+// (The B suffix is tried last: KiB also ends in B.)
+func parseSize(v string, least int64) (int64, error) {
+	num, mult := v, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 128MiB or 1GiB (or off)", v)
+	}
+	if n*mult < least {
+		return 0, fmt.Errorf("%q is below %dMiB", v, least>>20)
+	}
+	return n * mult, nil
 }
 
 // loopbackAddr reports whether addr is host:port with a loopback host

@@ -161,6 +161,10 @@ func TestValidation(t *testing.T) {
 		{"secret file missing", map[string]string{"WECOM_SECRET_FILE": "/nonexistent"}, "WECOM_SECRET_FILE"},
 		{"database url", map[string]string{"WECOMBOT_DATABASE_URL": "mysql://u:pw@db/x"}, "WECOMBOT_DATABASE_URL is not a postgres://"},
 		{"database url file", map[string]string{"WECOMBOT_DATABASE_URL_FILE": "/nonexistent"}, "WECOMBOT_DATABASE_URL_FILE"},
+		{"memory limit too small", map[string]string{"WECOMBOT_MEMORY_LIMIT": "8MiB"}, "below 16MiB"},
+		{"memory limit not a size", map[string]string{"WECOMBOT_MEMORY_LIMIT": "lots"}, "WECOMBOT_MEMORY_LIMIT"},
+		{"memory limit in MB", map[string]string{"WECOMBOT_MEMORY_LIMIT": "128MB"}, "WECOMBOT_MEMORY_LIMIT"},
+		{"map budget", map[string]string{"WECOMBOT_MAP_BUDGET": "-3"}, "WECOMBOT_MAP_BUDGET"},
 		{"debug listen on every interface", map[string]string{"WECOMBOT_DEBUG_LISTEN": ":6060"}, "WECOMBOT_DEBUG_LISTEN"},
 		{"debug listen on a public address", map[string]string{"WECOMBOT_DEBUG_LISTEN": "10.0.0.5:6060"}, "loopback"},
 		{"debug listen without a port", map[string]string{"WECOMBOT_DEBUG_LISTEN": "127.0.0.1"}, "WECOMBOT_DEBUG_LISTEN"},
@@ -244,6 +248,31 @@ func TestRetention(t *testing.T) {
 		_, err := Load(env(map[string]string{"WECOMBOT_RETENTION": bad}))
 		if err == nil || !strings.Contains(err.Error(), "WECOMBOT_RETENTION") {
 			t.Errorf("WECOMBOT_RETENTION=%q: err = %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
+// TestMemorySizes: WECOMBOT_MEMORY_LIMIT and WECOMBOT_MAP_BUDGET read
+// sizes the way GOMEMLIMIT writes them; unset gives the defaults, "off"
+// turns each off.
+func TestMemorySizes(t *testing.T) {
+	cases := []struct {
+		env         map[string]string
+		limit, maps int64
+	}{
+		{nil, DefaultMemoryLimit, DefaultMapBudget},
+		{map[string]string{"WECOMBOT_MEMORY_LIMIT": "256MiB", "WECOMBOT_MAP_BUDGET": "32MiB"}, 256 << 20, 32 << 20},
+		{map[string]string{"WECOMBOT_MEMORY_LIMIT": "1GiB", "WECOMBOT_MAP_BUDGET": "4194304"}, 1 << 30, 4 << 20},
+		{map[string]string{"WECOMBOT_MEMORY_LIMIT": "200000000B", "WECOMBOT_MAP_BUDGET": "2048KiB"}, 200000000, 2 << 20},
+		{map[string]string{"WECOMBOT_MEMORY_LIMIT": "off", "WECOMBOT_MAP_BUDGET": "off"}, 0, -1},
+	}
+	for _, tc := range cases {
+		c, err := Load(env(tc.env))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.MemoryLimit != tc.limit || c.MapBudget != tc.maps {
+			t.Errorf("%v: memory limit %d, map budget %d; want %d, %d", tc.env, c.MemoryLimit, c.MapBudget, tc.limit, tc.maps)
 		}
 	}
 }

@@ -155,6 +155,10 @@ type Stats struct {
 	// and how many of the event partitions it leases now.
 	Node       string `json:"node,omitempty"`
 	Partitions *int   `json:"partitions,omitempty"`
+	// Queued is how many actions wait in the relay's lanes in memory now
+	// (at most MaxQueued with a deadline and MaxQueued without; the rest
+	// of a backlog stays in the outbox on disk).
+	Queued int `json:"queued"`
 }
 
 // New builds a pipeline; call Run to start it.
@@ -278,6 +282,7 @@ func (p *Pipeline) Stats() Stats {
 		p.ownMu.Unlock()
 		st.Node, st.Partitions = p.cluster.NodeID(), &n
 	}
+	st.Queued = p.queued()
 	return st
 }
 
@@ -837,7 +842,7 @@ func (p *Pipeline) handOff(acts []bot.Action) bool {
 			all = false
 			continue
 		}
-		if a.NotAfter.IsZero() && p.queued() >= maxQueued {
+		if p.laneFull(&a) {
 			all = false
 			continue
 		}
@@ -1057,6 +1062,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 		now := p.o.Now()
 		wait := p.o.PollInterval
 		limit := relayPage
+		full := false
 		var acts []bot.Action
 		var err error
 		switch hold := p.storeHeld(); {
@@ -1074,10 +1080,14 @@ func (p *Pipeline) relay(ctx context.Context) {
 			if limit > 0 {
 				acts, err = p.cluster.ClaimDue(ctx, now, limit, p.o.ClaimLease)
 			}
+		case p.cluster == nil && p.laneFull(&bot.Action{}) && p.laneFull(&bot.Action{NotAfter: now}):
+			// The lanes hold all they may of both kinds: the backlog stays
+			// in the outbox until a lane runs dry (finish reads it again).
+			limit, full = 0, true
 		default:
 			if so, ok := p.o.Store.(SkippingOutbox); ok {
 				// With the lanes full only new welcome codes are worth reading.
-				acts, err = so.DueActionsExcept(ctx, now, limit, p.queued() >= maxQueued, func(id uint64) bool { _, busy := p.inflight.Load(id); return busy })
+				acts, err = so.DueActionsExcept(ctx, now, limit, p.queued() >= MaxQueued, func(id uint64) bool { _, busy := p.inflight.Load(id); return busy })
 			} else {
 				acts, err = p.o.Store.DueActions(ctx, now, limit)
 			}
@@ -1085,7 +1095,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			p.log.Error().Err(err).Msg("read outbox")
 		}
-		p.scanFull.Store(limit > 0 && len(acts) == limit)
+		p.scanFull.Store(full || (limit > 0 && len(acts) == limit))
 		fresh := 0
 		for _, a := range acts {
 			if holder != nil {
@@ -1101,7 +1111,7 @@ func (p *Pipeline) relay(ctx context.Context) {
 				p.inflight.Delete(a.ID)
 				return
 			}
-			if p.cluster == nil && a.NotAfter.IsZero() && p.queued() >= maxQueued {
+			if p.cluster == nil && p.laneFull(&a) {
 				p.inflight.Delete(a.ID) // enough queued: read it again when a lane runs dry
 				p.scanFull.Store(true)
 				continue
@@ -1134,13 +1144,26 @@ func (p *Pipeline) relay(ctx context.Context) {
 	}
 }
 
-// relayPage is how many due actions the relay reads at a time; maxQueued
-// bounds the actions queued in lanes (beyond it only actions with a
-// deadline are queued).
+// relayPage is how many due actions the relay reads at a time; MaxQueued
+// bounds the actions queued in lanes without a deadline, and again those
+// with one (welcome codes): beyond it an action stays in the outbox, on
+// disk, and is read again when a lane runs dry — a backlog WeCom's quota
+// holds back never grows the process's memory.
 const (
 	relayPage = 256
-	maxQueued = 2048
+	MaxQueued = 2048
 )
+
+// laneFull reports whether the lanes hold MaxQueued actions of a's class
+// (with a deadline, or without) already.
+func (p *Pipeline) laneFull(a *bot.Action) bool {
+	if a.NotAfter.IsZero() {
+		return p.queued() >= MaxQueued
+	}
+	p.laneMu.Lock()
+	defer p.laneMu.Unlock()
+	return p.urgentWaiting >= MaxQueued
+}
 
 // SkippingOutbox is implemented by stores that can leave actions out of a
 // due read before decoding them (storage/bolt): the relay skips the ones it

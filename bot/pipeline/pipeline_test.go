@@ -870,3 +870,73 @@ func TestReadsNeedNoAttemptRecord(t *testing.T) {
 		t.Errorf("%d actions, want 2", len(acts))
 	}
 }
+
+// gateSender holds every send until release is closed, then counts them.
+type gateSender struct {
+	release chan struct{}
+	sent    atomic.Int64
+}
+
+func (s *gateSender) Send(ctx context.Context, a *bot.Action) (bot.SendResult, bool, error) {
+	<-s.release
+	s.sent.Add(1)
+	return bot.SendResult{Detail: "ok"}, false, nil
+}
+
+// TestBacklogStaysOnDisk: while WeCom takes no welcome (the sender holds
+// every send), events owing MaxQueued+300 welcome codes (actions with a
+// deadline) queue at most MaxQueued of them in the relay's lanes in
+// memory — the rest stay pending in the outbox — and once sends go
+// through again every one of them is delivered, the ones left on disk
+// read back when the lanes run dry.
+func TestBacklogStaysOnDisk(t *testing.T) {
+	t.Parallel()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "test.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := pipeline.MaxQueued + 300
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		a, err := bot.NewAction(bot.ActionWelcome, fmt.Sprintf("welcome|%d", ev.Seq), bot.WelcomeMessage{WelcomeCode: ev.WelcomeCode, Text: "hi"})
+		if err != nil {
+			return err
+		}
+		a.MemberID, a.CreatedAt, a.NotAfter = ev.ExternalUserID, time.Now(), time.Now().Add(time.Hour)
+		_, err = tx.Enqueue(a)
+		return err
+	}
+	snd := &gateSender{release: make(chan struct{})}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: snd})
+	defer stop()
+	released := false
+	defer func() {
+		if !released {
+			close(snd.release)
+		}
+	}()
+	evs := make([]bot.Event, n)
+	for i := range evs {
+		evs[i] = bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprintf("wm%d", i), WelcomeCode: fmt.Sprint("c", i), DedupeKey: fmt.Sprint("k", i)}
+	}
+	appendEvents(t, st, evs...)
+	p.NotifyEvent()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (stats %+v)", what, p.Stats())
+			}
+		}
+	}
+	wait("every event applied", func() bool { return p.Stats().Processed == uint64(n) })
+	if q := p.Stats().Queued; q > pipeline.MaxQueued || q < pipeline.MaxQueued-300 {
+		t.Fatalf("%d actions queued in memory for %d owed; want at most (and about) %d", q, n, pipeline.MaxQueued)
+	}
+	if ob, err := st.OutboxStats(context.Background()); err != nil || ob.Pending != n {
+		t.Fatalf("outbox holds %d pending (%v), want all %d", ob.Pending, err, n)
+	}
+	close(snd.release)
+	released = true
+	wait("every welcome sent", func() bool { return snd.sent.Load() == int64(n) && p.Stats().Sent == uint64(n) })
+}

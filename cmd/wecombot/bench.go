@@ -158,6 +158,9 @@ type benchReport struct {
 	// this process); MemSamples its memory through the serve phase.
 	ServePID   int
 	MemSamples []memSample
+	// ServeCPU is the server's CPU time and page faults from the load's
+	// start to the end of the drain.
+	ServeCPU procCPU
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -302,7 +305,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		"WECOMBOT_SYNC_AT": "off",
 	}
 	// Tuning knobs pass through so their effect can be measured.
-	for _, k := range []string{"WECOMBOT_WORKERS", "WECOMBOT_QUEUE_SIZE", "WECOMBOT_SCENARIOS", "WECOMBOT_LOG_LEVEL"} {
+	for _, k := range []string{"WECOMBOT_WORKERS", "WECOMBOT_QUEUE_SIZE", "WECOMBOT_SCENARIOS", "WECOMBOT_LOG_LEVEL", "WECOMBOT_MEMORY_LIMIT", "WECOMBOT_MAP_BUDGET"} {
 		if v := getenv(k); v != "" {
 			env[k] = v
 		}
@@ -387,6 +390,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	fmt.Fprintf(progress, "bench: %v against wecombot serve (concurrency %d%s) …\n", o.Duration, o.Concurrency, rateText(o.Rate))
 	processedBefore := processedBy(srvs)
 	stopSampling := sampleMemory(srv, memSampleEvery)
+	cpuBefore := readProcCPU(srv.pid)
 	rep.Serve = loadtest.Run(ctx, loadtest.Options{
 		Base: srv.base, Bases: bases, Concurrency: o.Concurrency, Duration: o.Duration, Rate: o.Rate, Count: o.BurstN, Next: next,
 		Sent: func(r loadtest.Request, at time.Time) {
@@ -415,6 +419,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	rep.Expired = fake.ExpiredWelcomes()
 	stopProfile()
 	rep.MemSamples = stopSampling()
+	rep.ServeCPU = readProcCPU(srv.pid).sub(cpuBefore)
 	rep.ServeMem = srv.memory()
 	if o.MemSamples != "" {
 		if err := writeMemSamples(o.MemSamples, rep.MemSamples); err != nil {

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -191,6 +192,13 @@ func (r *benchReport) printMemory(w io.Writer) {
 	fmt.Fprintf(w, "memory (%s): RSS %s after start-up (anon %s, file %s); RSS %s (anon %s, file %s) at the end, peak (VmHWM) %s\n",
 		who, loadtest.MB(r.IdleMem.RSS), loadtest.MB(r.IdleMem.Anon), loadtest.MB(r.IdleMem.File),
 		loadtest.MB(r.ServeMem.RSS), loadtest.MB(r.ServeMem.Anon), loadtest.MB(r.ServeMem.File), loadtest.MB(r.ServeMem.Peak))
+	if c := r.ServeCPU; c.CPU > 0 {
+		perEvent := ""
+		if r.Processed > 0 {
+			perEvent = fmt.Sprintf(" (%.0f CPU-µs and %.1f minor faults per event applied)", float64(c.CPU.Microseconds())/float64(r.Processed), float64(c.MinorFaults)/float64(r.Processed))
+		}
+		fmt.Fprintf(w, "server CPU through the serve phase (%s): %.1f s user+system, %d minor and %d major page faults%s\n", who, c.CPU.Seconds(), c.MinorFaults, c.MajorFaults, perEvent)
+	}
 	if len(r.MemSamples) == 0 {
 		return
 	}
@@ -264,4 +272,40 @@ func listenLine(r io.Reader) string {
 	}
 	go io.Copy(io.Discard, r)
 	return base
+}
+
+// procCPU is a process's CPU time and page faults so far (/proc/<pid>/stat).
+type procCPU struct {
+	CPU         time.Duration // user + system
+	MinorFaults int64
+	MajorFaults int64
+}
+
+// readProcCPU reads it for pid (0: this process); zero when unknown.
+func readProcCPU(pid int) procCPU {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return procCPU{}
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return procCPU{}
+	}
+	// After "pid (comm)": state ppid pgrp session tty tpgid flags minflt
+	// cminflt majflt cmajflt utime stime (clock ticks, 100 a second).
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return procCPU{}
+	}
+	num := func(k int) int64 { n, _ := strconv.ParseInt(f[k], 10, 64); return n }
+	const tick = 10 * time.Millisecond
+	return procCPU{CPU: time.Duration(num(11)+num(12)) * tick, MinorFaults: num(7), MajorFaults: num(9)}
+}
+
+func (a procCPU) sub(b procCPU) procCPU {
+	return procCPU{a.CPU - b.CPU, a.MinorFaults - b.MinorFaults, a.MajorFaults - b.MajorFaults}
 }

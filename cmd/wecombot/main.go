@@ -20,6 +20,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Only `wecombot serve` sets the memory limit: bench's in-process
+	// servers share the bench's process, which keeps the runtime's default.
+	setsMemoryLimit = len(os.Args) > 1 && os.Args[1] == "serve"
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		if !errors.Is(err, errSilent) {

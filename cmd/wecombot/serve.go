@@ -177,7 +177,11 @@ func openStore(ctx context.Context, cfg *config.Config) (bot.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, &exitError{exitStore, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)}
 	}
-	st, err := bolt.Open(cfg.DBPath(), bolt.Options{DedupeTTL: cfg.DedupeTTL})
+	bo := bolt.Options{DedupeTTL: cfg.DedupeTTL, MapBudget: cfg.MapBudget}
+	if cfg.MapBudget < 0 {
+		bo.TrimEvery = -1 // WECOMBOT_MAP_BUDGET=off: never trimmed
+	}
+	st, err := bolt.Open(cfg.DBPath(), bo)
 	if err != nil {
 		if errors.Is(err, bot.ErrStoreLocked) {
 			return nil, &exitError{exitLocked, err}
@@ -225,6 +229,8 @@ func serveHeld(ctx context.Context, getenv func(string) string, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	limit, from := applyMemoryLimit(cfg, getenv, setsMemoryLimit)
+	logMemoryLimit(log.Info(), limit, from).Bool("applied", setsMemoryLimit || from == "GOMEMLIMIT").Msg("Go runtime soft memory limit")
 	app, err := buildServer(ctx, cfg, log)
 	if err != nil {
 		return err

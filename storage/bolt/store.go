@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -38,11 +39,20 @@ type Options struct {
 	// ReadOnly opens an existing file without writing to it (backup,
 	// restore checks); it fails while a server holds the file.
 	ReadOnly bool
-	// TrimEvery is how often the file's pages are dropped from the
-	// process's memory map (trimMapping: the page cache keeps them); default
-	// 30 s, negative never.
+	// TrimEvery is how often the process's file-backed resident memory is
+	// checked against MapBudget (default 50 ms; negative: never, and the
+	// file's pages stay mapped until the kernel reclaims them).
 	TrimEvery time.Duration
+	// MapBudget bounds the file's pages mapped into the process: when the
+	// process's file-backed resident memory (/proc/self/statm's shared
+	// pages) has grown by more than this since the last trim, the file's
+	// pages are dropped from the memory map (trimMapping; the page cache
+	// keeps them). Default DefaultMapBudget; negative trims at every check.
+	MapBudget int64
 }
+
+// DefaultMapBudget is Options.MapBudget's default.
+const DefaultMapBudget = 16 << 20
 
 // Store is the bbolt implementation of bot.Store.
 type Store struct {
@@ -56,6 +66,7 @@ type Store struct {
 	// stopTrim ends the trimming loop; trimDone is closed when it has.
 	stopTrim chan struct{}
 	trimDone chan struct{}
+	trims    atomic.Int64
 }
 
 var _ bot.Store = (*Store)(nil)
@@ -113,12 +124,20 @@ func Open(path string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// startTrim drops the file's pages from the process's memory map every
-// TrimEvery (trimMapping), until Close.
+// startTrim keeps the file's pages mapped into the process within
+// MapBudget until Close: every TrimEvery it reads the process's
+// file-backed resident memory (cheap: one read of /proc/self/statm) and
+// drops the file's pages from the memory map (trimMapping) once it has
+// grown by more than the budget since the last trim. A fixed interval
+// could not bound it: bbolt's random reads map ~16 cached neighbours per
+// page fault, ~50 MB/s at 1,000 callbacks/s on 1M members.
 func (s *Store) startTrim() {
-	every := s.o.TrimEvery
+	every, budget := s.o.TrimEvery, s.o.MapBudget
 	if every == 0 {
-		every = 30 * time.Second
+		every = 50 * time.Millisecond
+	}
+	if budget == 0 {
+		budget = DefaultMapBudget
 	}
 	if every < 0 {
 		return
@@ -126,6 +145,9 @@ func (s *Store) startTrim() {
 	s.stopTrim, s.trimDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(s.trimDone)
+		res := openFileResident()
+		defer res.close()
+		floor := res.read()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -133,11 +155,21 @@ func (s *Store) startTrim() {
 			case <-s.stopTrim:
 				return
 			case <-t.C:
-				_ = s.trimMapping() // best effort: the next tick tries again
+				if now := res.read(); now-floor <= budget && budget > 0 {
+					continue
+				}
+				if err := s.trimMapping(); err == nil { // best effort: the next tick tries again
+					s.trims.Add(1)
+				}
+				floor = res.read()
 			}
 		}
 	}()
 }
+
+// Trims is how many times the file's pages were dropped from the
+// process's memory map since Open.
+func (s *Store) Trims() int64 { return s.trims.Load() }
 
 // SchemaVersion is the file's schema version (0: written before versions).
 func (s *Store) SchemaVersion() int {

@@ -60,3 +60,46 @@ func mappingSize(start uintptr) (uintptr, error) {
 	}
 	return 0, sc.Err()
 }
+
+// fileResident reads this process's file-backed resident memory from
+// /proc/self/statm (its third field: resident shared pages, i.e. RssFile
+// plus RssShmem), kept open and re-read from the start each time.
+type fileResident struct {
+	f    *os.File
+	buf  []byte
+	page int64
+}
+
+func openFileResident() *fileResident {
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return &fileResident{}
+	}
+	return &fileResident{f: f, buf: make([]byte, 128), page: int64(os.Getpagesize())}
+}
+
+// read is the file-backed resident memory in bytes (0 when unknown).
+func (r *fileResident) read() int64 {
+	if r.f == nil {
+		return 0
+	}
+	n, err := r.f.ReadAt(r.buf, 0)
+	if n == 0 && err != nil {
+		return 0
+	}
+	fields := bytes.Fields(r.buf[:n])
+	if len(fields) < 3 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(fields[2]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * r.page
+}
+
+func (r *fileResident) close() {
+	if r.f != nil {
+		_ = r.f.Close()
+	}
+}

@@ -95,12 +95,59 @@ func TestTrimMappingDropsResidentPages(t *testing.T) {
 	}
 }
 
+// TestTrimHoldsTheMapBudget: with a budget of 256 KiB checked every 5 ms,
+// reading many members (which maps far more of the file than that) makes
+// the store trim on its own: the file's mapped pages drop back under a
+// quarter of what the reads mapped, and the counter says it trimmed.
+func TestTrimHoldsTheMapBudget(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "wecombot.db")
+	s, err := Open(path, Options{NoSync: true, TrimEvery: 5 * time.Millisecond, MapBudget: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const n = 20000
+	if err := s.Update(ctx, func(tx bot.Tx) error {
+		for i := range n {
+			if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%06d", i), Name: fmt.Sprintf("会员%d", i), Tags: []string{"vip"}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() < 4<<20 {
+		t.Fatalf("file %v bytes (%v): the test needs one much larger than the budget", fi.Size(), err)
+	}
+	// A full read maps the whole file (its pages and their neighbours)
+	// unless the store trims: after it, a trim has run and the mapping
+	// holds no more than a few budgets.
+	if err := s.View(ctx, func(tx bot.Tx) error {
+		return tx.Members("", func(*bot.Member) bool { return true })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		kb := mappedKB(t, path)
+		if s.Trims() > 0 && kb < 1024 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d trims; the file's mapping holds %d kB of %d kB, budget 256 kB", s.Trims(), kb, fi.Size()>>10)
+		}
+	}
+}
+
 // TestTrimWhileServing: trims every millisecond while writers grow the
 // file (bbolt remaps it) and readers read: every write lands, every read
 // sees whole members.
 func TestTrimWhileServing(t *testing.T) {
 	t.Parallel()
-	s, err := Open(filepath.Join(t.TempDir(), "wecombot.db"), Options{NoSync: true, TrimEvery: time.Millisecond})
+	s, err := Open(filepath.Join(t.TempDir(), "wecombot.db"), Options{NoSync: true, TrimEvery: time.Millisecond, MapBudget: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
