@@ -40,20 +40,17 @@ func mappedKB(t *testing.T, path string) int {
 	return kb
 }
 
-// TestTrimMappingDropsResidentPages: reading the members faults the file's
-// pages into the process; a trim drops them from its memory map, and the
-// members read back the same.
-func TestTrimMappingDropsResidentPages(t *testing.T) {
-	t.Parallel()
+// storeWithMembers opens a store in a temporary directory with n members
+// (closed at the test's end) and returns it and its file's path.
+func storeWithMembers(t *testing.T, o Options, n int) (*Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "wecombot.db")
-	s, err := Open(path, Options{NoSync: true, TrimEvery: -1})
+	s, err := Open(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
-	const n = 5000
-	if err := s.Update(ctx, func(tx bot.Tx) error {
+	t.Cleanup(func() { s.Close() })
+	if err := s.Update(context.Background(), func(tx bot.Tx) error {
 		for i := range n {
 			if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%06d", i), Name: fmt.Sprintf("会员%d", i), Tags: []string{"vip"}}); err != nil {
 				return err
@@ -63,6 +60,17 @@ func TestTrimMappingDropsResidentPages(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return s, path
+}
+
+// TestTrimMappingDropsResidentPages: reading the members faults the file's
+// pages into the process; a trim drops them from its memory map, and the
+// members read back the same.
+func TestTrimMappingDropsResidentPages(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	s, path := storeWithMembers(t, Options{NoSync: true, TrimEvery: -1}, n)
+	ctx := context.Background()
 	read := func() int {
 		count := 0
 		if err := s.View(ctx, func(tx bot.Tx) error {
@@ -101,24 +109,8 @@ func TestTrimMappingDropsResidentPages(t *testing.T) {
 // quarter of what the reads mapped, and the counter says it trimmed.
 func TestTrimHoldsTheMapBudget(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "wecombot.db")
-	s, err := Open(path, Options{NoSync: true, TrimEvery: 5 * time.Millisecond, MapBudget: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := storeWithMembers(t, Options{NoSync: true, TrimEvery: 5 * time.Millisecond, MapBudget: 256 << 10}, 20000)
 	ctx := context.Background()
-	const n = 20000
-	if err := s.Update(ctx, func(tx bot.Tx) error {
-		for i := range n {
-			if err := tx.PutMember(&bot.Member{ExternalUserID: fmt.Sprintf("wm%06d", i), Name: fmt.Sprintf("会员%d", i), Tags: []string{"vip"}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Size() < 4<<20 {
 		t.Fatalf("file %v bytes (%v): the test needs one much larger than the budget", fi.Size(), err)
