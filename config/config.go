@@ -96,20 +96,20 @@ type Config struct {
 	// DefaultMemoryLimit). GOMEMLIMIT, when set, wins (the runtime reads it).
 	MemoryLimit int64
 	// MapBudget bounds the bbolt file's pages mapped into the process
-	// (WECOMBOT_MAP_BUDGET, default 16MiB; "off": never trimmed). The
+	// (WECOMBOT_MAP_BUDGET, default 32MiB as storage/bolt's; "off": never trimmed). The
 	// pages stay in the page cache; see storage/bolt Options.MapBudget.
 	MapBudget int64
 }
 
 // DefaultMapBudget is MapBudget's default.
-const DefaultMapBudget = 16 << 20
+const DefaultMapBudget = 32 << 20
 
 // DefaultMemoryLimit is serve's soft memory limit unless
 // WECOMBOT_MEMORY_LIMIT or GOMEMLIMIT says otherwise: the garbage
 // collector works harder as the heap nears it, so the process stays
 // within its memory target under a backlog. It is soft — a live heap
 // larger than it is never refused, the collector's CPU share is capped.
-const DefaultMemoryLimit = 128 << 20
+const DefaultMemoryLimit = 80 << 20
 
 // WeCom holds the self-built app's credentials and the API endpoint.
 type WeCom struct {

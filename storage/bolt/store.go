@@ -52,7 +52,7 @@ type Options struct {
 }
 
 // DefaultMapBudget is Options.MapBudget's default.
-const DefaultMapBudget = 16 << 20
+const DefaultMapBudget = 32 << 20
 
 // Store is the bbolt implementation of bot.Store.
 type Store struct {
