@@ -155,7 +155,12 @@ func (s *Store) startTrim() {
 			case <-s.stopTrim:
 				return
 			case <-t.C:
-				if now := res.read(); now-floor <= budget && budget > 0 {
+				// Growth is counted from the lowest size seen since the
+				// last trim: other mappings going away (or the kernel
+				// reclaiming) must not hide this file's growth.
+				now := res.read()
+				floor = min(floor, now)
+				if now-floor <= budget && budget > 0 {
 					continue
 				}
 				if err := s.trimMapping(); err == nil { // best effort: the next tick tries again
