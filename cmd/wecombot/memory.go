@@ -31,6 +31,9 @@ func applyMemoryLimit(cfg *config.Config, getenv func(string) string, apply bool
 		}
 	default:
 		limit, from = math.MaxInt64, "WECOMBOT_MEMORY_LIMIT"
+		if getenv("WECOMBOT_MEMORY_LIMIT") == "" {
+			from = "default"
+		}
 	}
 	if apply && from != "GOMEMLIMIT" {
 		debug.SetMemoryLimit(limit)

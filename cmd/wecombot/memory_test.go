@@ -13,8 +13,8 @@ import (
 )
 
 // TestServeSetsTheMemoryLimit (the built binary): serve sets the Go
-// runtime's soft memory limit — config.DefaultMemoryLimit, or
-// WECOMBOT_MEMORY_LIMIT, none with "off" — and GOMEMLIMIT, when the
+// runtime's soft memory limit — none by default, WECOMBOT_MEMORY_LIMIT's
+// when set ("off": none) — and GOMEMLIMIT, when the
 // operator sets it, wins; /metrics' go_gc_gomemlimit_bytes shows the limit
 // in force.
 func TestServeSetsTheMemoryLimit(t *testing.T) {
@@ -23,7 +23,7 @@ func TestServeSetsTheMemoryLimit(t *testing.T) {
 		env  map[string]string
 		want float64
 	}{
-		{"default", nil, config.DefaultMemoryLimit},
+		{"default: none", nil, math.MaxInt64},
 		{"WECOMBOT_MEMORY_LIMIT", map[string]string{"WECOMBOT_MEMORY_LIMIT": "64MiB"}, 64 << 20},
 		{"off", map[string]string{"WECOMBOT_MEMORY_LIMIT": "off"}, math.MaxInt64},
 		{"GOMEMLIMIT wins", map[string]string{"WECOMBOT_MEMORY_LIMIT": "64MiB", "GOMEMLIMIT": "300MiB"}, 300 << 20},
@@ -75,10 +75,10 @@ func TestApplyMemoryLimitSources(t *testing.T) {
 		wantLimit int64
 		wantFrom  string
 	}{
-		{nil, config.DefaultMemoryLimit, config.DefaultMemoryLimit, "default"},
+		{nil, config.DefaultMemoryLimit, 0, "default"},
 		{map[string]string{"WECOMBOT_MEMORY_LIMIT": "256MiB"}, 256 << 20, 256 << 20, "WECOMBOT_MEMORY_LIMIT"},
 		{map[string]string{"WECOMBOT_MEMORY_LIMIT": "off"}, 0, 0, "WECOMBOT_MEMORY_LIMIT"},
-		{map[string]string{"GOMEMLIMIT": "1GiB"}, config.DefaultMemoryLimit, -1, "GOMEMLIMIT"},
+		{map[string]string{"GOMEMLIMIT": "1GiB"}, 256 << 20, -1, "GOMEMLIMIT"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
