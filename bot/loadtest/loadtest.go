@@ -70,6 +70,10 @@ type Result struct {
 	Latencies []time.Duration
 	// FirstError is the first failure seen, for the report.
 	FirstError string
+	// CPU is the CPU time (user + system) this process used during the
+	// run — the load generator's and whatever else runs in it; 0 where
+	// the platform does not say.
+	CPU time.Duration
 }
 
 // Add merges run o into r, as if one run had done both (slices of one
@@ -79,11 +83,20 @@ func (r *Result) Add(o Result) {
 	r.Acked += o.Acked
 	r.Failed += o.Failed
 	r.Elapsed += o.Elapsed
+	r.CPU += o.CPU
 	r.Latencies = append(r.Latencies, o.Latencies...)
 	slices.Sort(r.Latencies)
 	if r.FirstError == "" {
 		r.FirstError = o.FirstError
 	}
+}
+
+// CPUPerAck is the process's CPU time per acknowledged request.
+func (r Result) CPUPerAck() time.Duration {
+	if r.Acked == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Acked)
 }
 
 // RPS is acknowledged requests per second.
@@ -175,6 +188,7 @@ func Run(ctx context.Context, o Options) Result {
 	}
 	parts := make([]part, o.Concurrency)
 	var wg sync.WaitGroup
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := range o.Concurrency {
 		wg.Add(1)
@@ -234,7 +248,7 @@ func Run(ctx context.Context, o Options) Result {
 		}(&parts[w])
 	}
 	wg.Wait()
-	res := Result{Elapsed: time.Since(start)}
+	res := Result{Elapsed: time.Since(start), CPU: processCPU() - cpu0}
 	for _, p := range parts {
 		res.Sent += p.sent
 		res.Acked += p.acked

@@ -190,7 +190,7 @@ docs/performance.md.`, 0, 0)
 	fs.BoolVar(&o.NoBare, "no-bare", false, "skip the bare-handler comparison")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
 	fs.BoolVar(&o.NoAck, "no-ack-path", false, "skip the ack-path phase (the server with its engine and outbox held during the load)")
-	fs.StringVar(&o.AckCPUProfile, "ack-cpuprofile", "", "write a CPU profile of the ack-path phase's load to this file (the phases then run one after another, not in turns)")
+	fs.StringVar(&o.AckCPUProfile, "ack-cpuprofile", "", "write a CPU profile of the ack-path phase's load to this file, and of the bare handler's to <file>.bare (the phases then run one after another, not in turns)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
@@ -494,17 +494,21 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 			lo.Concurrency, lo.Duration, lo.Rate, lo.Count, lo.Next = o.Concurrency, o.Duration/time.Duration(slices), o.Rate, o.BurstN, next
 			if ph.res == &rep.Ack {
 				lo.Count = 0 // no burst: the phase is skipped for one
-				if o.AckCPUProfile != "" {
-					if stopProfile, err = startProfile(o.AckCPUProfile); err != nil {
-						return nil, err
-					}
+			}
+			// --ack-cpuprofile profiles the ack path into the file and
+			// the bare handler beside it (<file>.bare), to compare.
+			stopProfile = func() {}
+			if path := o.AckCPUProfile; path != "" && (ph.res == &rep.Ack || ph.res == &rep.Bare) {
+				if ph.res == &rep.Bare {
+					path += ".bare"
+				}
+				if stopProfile, err = startProfile(path); err != nil {
+					return nil, err
 				}
 			}
 			runID = randomHex(4) // every slice's callbacks are new events
 			ph.res.Add(loadtest.Run(ctx, lo))
-			if ph.res == &rep.Ack {
-				stopProfile()
-			}
+			stopProfile()
 		}
 	}
 	if acks != nil {
@@ -918,6 +922,12 @@ func (r *benchReport) print(w io.Writer) {
 	row("", nil)
 	row("acked req/s", func(r *loadtest.Result) string { return fmt.Sprintf("%.0f", r.RPS()) })
 	row("acked / sent / failed", func(r *loadtest.Result) string { return fmt.Sprintf("%d/%d/%d", r.Acked, r.Sent, r.Failed) })
+	row("CPU per ack (this process)", func(r *loadtest.Result) string {
+		if r.CPU <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f µs", float64(r.CPUPerAck())/float64(time.Microsecond))
+	})
 	for _, p := range []float64{50, 99, 100} {
 		name := fmt.Sprintf("ack latency p%g", p)
 		if p == 100 {

@@ -59,7 +59,7 @@ func TestBenchCommandSmoke(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
 	}
 	report := out.String()
-	for _, want := range []string{"acked req/s", "ack latency p99", "ratio serve/bare", "ratio ack/bare", "ack path", "event → welcome sent", "start-up:", "RSS", "store: 500 members", "drained"} {
+	for _, want := range []string{"acked req/s", "ack latency p99", "CPU per ack (this process)", "ratio serve/bare", "ratio ack/bare", "ack path", "event → welcome sent", "start-up:", "RSS", "store: 500 members", "drained"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
