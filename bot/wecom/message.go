@@ -418,6 +418,7 @@ func dedupeKey(m *message, plaintext []byte) string {
 		return "msg:" + m.MsgID
 	}
 	var b strings.Builder
+	b.Grow(160) // the usual key in one allocation
 	b.WriteString("evt:")
 	first := true
 	add := func(name, value string) {

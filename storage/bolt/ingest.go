@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -63,7 +64,8 @@ type ingestLog struct {
 	lastFlush time.Duration
 	gathering bool
 	grew      chan struct{}
-	off       int64 // where the next group goes in the file
+	off       int64    // where the next group goes in the file
+	spare     [][]byte // written groups' buffers, for the next groups
 
 	growMu  sync.Mutex   // held while the file grows
 	size    atomic.Int64 // bytes written in the file (zeros beyond off; changed under growMu)
@@ -307,9 +309,9 @@ func moveEntries(tx *bbolt.Tx, entries []*ingestEntry, ttl time.Duration) error 
 func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEntry, g *ingestGroup, lead, dup bool, err error) {
 	// Encoded before the lock, without its sequence number (seq is the
 	// first field and omitted when 0): withSeq adds it under the lock.
-	cp := *ev
-	cp.Seq = 0
-	body, err := json.Marshal(&cp)
+	enc := encoders.Get().(*eventEncoder)
+	defer enc.put() // after the unlock below: withSeq copied the body
+	body, err := enc.encode(ev)
 	if err != nil {
 		return nil, nil, false, false, fmt.Errorf("encode event: %w", err)
 	}
@@ -354,7 +356,7 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 	}
 	if !direct {
 		if l.forming == nil {
-			l.forming = &ingestGroup{opener: e, done: make(chan struct{}), lead: make(chan struct{})}
+			l.forming = &ingestGroup{opener: e, buf: l.takeBuf(), done: make(chan struct{}), lead: make(chan struct{})}
 		}
 		g = l.forming
 		g.entries = append(g.entries, e)
@@ -371,6 +373,59 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 		}
 	}
 	return e, g, lead, false, nil
+}
+
+// eventEncoder encodes events into a buffer it keeps (encoders pools
+// them), so an event costs one allocation of its JSON (withSeq's copy)
+// rather than json.Marshal's and that copy.
+type eventEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &eventEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+// encode returns json.Marshal of ev with Seq 0 (TestEventEncoderIsJSONMarshal),
+// valid until the next encode or put.
+func (e *eventEncoder) encode(ev *bot.Event) ([]byte, error) {
+	cp := *ev
+	cp.Seq = 0
+	e.buf.Reset()
+	if err := e.enc.Encode(&cp); err != nil { // json.Marshal's bytes and a newline
+		return nil, err
+	}
+	b := e.buf.Bytes()
+	return b[:len(b)-1], nil
+}
+
+// put gives e back to the pool, unless an unusually large event grew it.
+func (e *eventEncoder) put() {
+	if e.buf.Cap() <= 64<<10 {
+		encoders.Put(e)
+	}
+}
+
+// takeBuf is a group's record buffer: one a finished group gave back, or
+// none yet (l.mu held).
+func (l *ingestLog) takeBuf() []byte {
+	if n := len(l.spare); n > 0 {
+		b := l.spare[n-1]
+		l.spare = l.spare[:n-1]
+		return b
+	}
+	return nil
+}
+
+// giveBuf keeps a written group's buffer for a later group (l.mu held):
+// a few, none grown past 1 MiB.
+func (l *ingestLog) giveBuf(b []byte) {
+	if cap(b) > 0 && cap(b) <= 1<<20 && len(l.spare) < maxFlights+1 {
+		l.spare = append(l.spare, b[:0])
+	}
 }
 
 // withSeq is json.Marshal of the event body encodes with Seq set to seq
@@ -445,8 +500,11 @@ func (l *ingestLog) flush() {
 	// Written under the lock, so the file's groups are in order and a
 	// later group's sync covers every earlier one.
 	err := l.writeAt(g.buf, g.off)
+	end := g.off + int64(len(g.buf))
+	l.giveBuf(g.buf) // in the file (or failed): the next group may reuse it
+	g.buf = nil
 	if err == nil {
-		l.off = g.off + int64(len(g.buf))
+		l.off = end
 		l.mu.Unlock()
 		t0 := time.Now()
 		if l.sync {

@@ -327,6 +327,31 @@ func TestWithSeqIsJSONMarshal(t *testing.T) {
 	}
 }
 
+// TestEventEncoderIsJSONMarshal: the pooled encoder the ingest log uses
+// makes json.Marshal's bytes of the event without its sequence number
+// (HTML escaping, no trailing newline), used again and again.
+func TestEventEncoderIsJSONMarshal(t *testing.T) {
+	enc := encoders.Get().(*eventEncoder)
+	defer enc.put()
+	for _, ev := range []bot.Event{
+		{},
+		{Seq: 7, Type: bot.EventContactAdd, ExternalUserID: "wm<1>&\"x\"", WelcomeCode: "WC", FailReason: "你好 \u2028 <b>"},
+		{Type: bot.EventGroupUpdate, ChatID: "wr1", MemChangeList: []string{"a", "b"}, Data: map[string]string{"x": "y"}, At: time.Unix(1, 2)},
+		{},
+	} {
+		got, err := enc.encode(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := ev
+		cp.Seq = 0
+		want, _ := json.Marshal(&cp)
+		if string(got) != string(want) {
+			t.Errorf("encode = %s, want %s", got, want)
+		}
+	}
+}
+
 // TestRacingFirstDeliveriesStaySingle: WeCom's retries of one callback
 // racing each other (and the mover, which takes keys from memory into
 // bbolt meanwhile) leave exactly one event per key.
