@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// processCPU is the CPU time (user + system) the process has used.
-func processCPU() time.Duration {
+// ProcessCPU is the CPU time (user + system) the process has used.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0

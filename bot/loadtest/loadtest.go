@@ -188,7 +188,7 @@ func Run(ctx context.Context, o Options) Result {
 	}
 	parts := make([]part, o.Concurrency)
 	var wg sync.WaitGroup
-	cpu0 := processCPU()
+	cpu0 := ProcessCPU()
 	start := time.Now()
 	for w := range o.Concurrency {
 		wg.Add(1)
@@ -248,7 +248,7 @@ func Run(ctx context.Context, o Options) Result {
 		}(&parts[w])
 	}
 	wg.Wait()
-	res := Result{Elapsed: time.Since(start), CPU: processCPU() - cpu0}
+	res := Result{Elapsed: time.Since(start), CPU: ProcessCPU() - cpu0}
 	for _, p := range parts {
 		res.Sent += p.sent
 		res.Acked += p.acked

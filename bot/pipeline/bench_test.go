@@ -17,6 +17,7 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/bot/loadtest"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/scenarios"
 	"github.com/wecombot/wecombot/storage/bolt"
@@ -170,12 +171,12 @@ func BenchmarkEngineThroughput(b *testing.B) {
 		done := make(chan struct{})
 		b.StartTimer()
 		stopProfile := startEngineProfile(b)
-		start, cpu0 := time.Now(), processCPU()
+		start, cpu0 := time.Now(), loadtest.ProcessCPU()
 		go func() { defer close(done); _ = p.Run(rctx) }()
 		for p.Stats().Processed+p.Stats().Failed < uint64(n) {
 			time.Sleep(time.Millisecond)
 		}
-		took, cpu := time.Since(start), processCPU()-cpu0
+		took, cpu := time.Since(start), loadtest.ProcessCPU()-cpu0
 		stopProfile()
 		b.StopTimer()
 		cancel()
