@@ -449,15 +449,16 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 	var acks []*benchServer
 	var hold chan struct{}
 	if !o.NoAck {
-		// The same server on the same data, its engine and outbox held
-		// while the load runs, so the acks get the machine the way bare
-		// and the peer do; released after, and the backlog drained.
+		// The same server on the same data, its engine and outbox (and the
+		// ingest log's move into bbolt) held while the load runs, so the
+		// acks get the machine the way bare and the peer do; released
+		// after, and the backlog drained.
 		hold = make(chan struct{})
 		var ackBases []string
 		if acks, ackBases, err = startNodes(hold); err != nil {
 			return nil, err
 		}
-		phases = append(phases, phase{"the ack path (engine and outbox held)", &rep.Ack, loadtest.Options{Base: acks[0].base, Bases: ackBases}})
+		phases = append(phases, phase{"the ack path (engine, outbox and the move into bbolt held)", &rep.Ack, loadtest.Options{Base: acks[0].base, Bases: ackBases}})
 	}
 	if !o.NoBare {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

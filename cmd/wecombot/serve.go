@@ -222,8 +222,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // serveHeld is serve; a non-nil hold keeps the pipeline (engine and
-// outbox) from starting until it is closed, while callbacks are verified,
-// logged durably and acknowledged as always — bench's ack-path phase.
+// outbox) from starting until it is closed, and the ingest log's move into
+// bbolt with it, while callbacks are verified, logged durably and
+// acknowledged as always — bench's ack-path phase.
 func serveHeld(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, hold <-chan struct{}) error {
 	cfg, log, err := loadConfig(getenv, stderr)
 	if err != nil {
@@ -237,6 +238,9 @@ func serveHeld(ctx context.Context, getenv func(string) string, stdout, stderr i
 	}
 	defer app.close()
 	app.hold = hold
+	if h, ok := app.store.(interface{ HoldMoves(<-chan struct{}) }); ok && hold != nil {
+		h.HoldMoves(hold) // the move into bbolt waits with the engine (storage/bolt's ingest log)
+	}
 	return app.run(ctx, stdout)
 }
 

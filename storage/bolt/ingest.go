@@ -72,6 +72,10 @@ type ingestLog struct {
 	growing atomic.Bool  // growAhead is under way
 	closed  bool
 	onMoved func()
+	// held, while open, keeps the mover from moving (HoldMoves); it
+	// still moves for an AppendEvent caller.
+	held   <-chan struct{}
+	parked bool // the mover waits in waitHeld
 
 	wake     chan struct{} // nudges the mover: a group is synced
 	urgent   chan struct{} // nudges the mover: an AppendEvent caller waits
@@ -694,6 +698,7 @@ func (l *ingestLog) mover() {
 	defer l.failDirect(errIngestClosed) // stopped: nobody waits forever
 	backoff := time.Duration(0)
 	for {
+		l.waitHeld()
 		moved, err := l.moveOnce()
 		wake := l.wake
 		wait := time.Second // a nudge lost to a full channel costs at most this
@@ -718,6 +723,66 @@ func (l *ingestLog) mover() {
 		case <-l.urgent:
 		case <-time.After(wait):
 		}
+	}
+}
+
+// waitHeld returns once the mover may move: nothing holds it (HoldMoves),
+// an AppendEvent caller waits for its event (moved with everything
+// before it), or the log is closing.
+func (l *ingestLog) waitHeld() {
+	for {
+		l.mu.Lock()
+		held, direct := l.held, false
+		if held != nil {
+			select {
+			case <-held:
+				l.held, held = nil, nil
+			default:
+				for _, e := range l.queue {
+					if e.direct {
+						direct = true
+						break
+					}
+				}
+			}
+		}
+		l.parked = held != nil && !direct
+		l.mu.Unlock()
+		if !l.parked {
+			return
+		}
+		select {
+		case <-held:
+		case <-l.urgent:
+		case <-l.stop:
+		}
+		l.mu.Lock()
+		l.parked = false
+		l.mu.Unlock()
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+	}
+}
+
+// moverParked reports whether the mover waits for a hold's release.
+func (l *ingestLog) moverParked() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.parked
+}
+
+// holdMoves keeps the mover from moving IngestEvent's events into bbolt
+// until release is closed.
+func (l *ingestLog) holdMoves(release <-chan struct{}) {
+	l.mu.Lock()
+	l.held = release
+	l.mu.Unlock()
+	select {
+	case l.urgent <- struct{}{}: // a mover waiting on its pace sees it
+	default:
 	}
 }
 

@@ -476,3 +476,74 @@ func TestFailedSyncFailsTheGroupsAfterIt(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestHoldMovesKeepsAckedEventsInTheLog: while HoldMoves holds the mover,
+// acknowledged events stay in the ingest log (durable, counted pending,
+// their retries duplicates) and readers of bbolt do not see them; an
+// AppendEvent is still served, with everything before it; on release the
+// rest is moved.
+func TestHoldMovesKeepsAckedEventsInTheLog(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	release := make(chan struct{})
+	s.HoldMoves(release)
+	ingest := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			ev := &bot.Event{Type: bot.EventContactAdd, ExternalUserID: fmt.Sprint(prefix, i), DedupeKey: fmt.Sprint(prefix, i)}
+			if dup, err := s.IngestEvent(ctx, ev); err != nil || dup {
+				t.Fatalf("ingest: %v %v", dup, err)
+			}
+		}
+	}
+	inBolt := func() int {
+		t.Helper()
+		evs, err := s.PendingEvents(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	// parked: the mover waits for the release (it moves nothing there).
+	parked := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !s.in.moverParked(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the mover never waited for the hold's release")
+			}
+		}
+	}
+	ingest("a", 20)
+	parked()
+	if n := inBolt(); n != 0 {
+		t.Fatalf("%d events moved while held", n)
+	}
+	if st, err := s.EventStats(ctx); err != nil || st.Pending != 20 || st.LastSeq != 20 {
+		t.Fatalf("stats while held: %+v %v, want 20 pending, last 20", st, err)
+	}
+	if dup, err := s.IngestEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "a3", DedupeKey: "a3"}); err != nil || !dup {
+		t.Fatalf("a retry while held: dup %v err %v, want a duplicate", dup, err)
+	}
+	if dup, err := s.AppendEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "direct", DedupeKey: "direct"}); err != nil || dup {
+		t.Fatalf("append while held: %v %v", dup, err)
+	}
+	if n := inBolt(); n != 21 {
+		t.Fatalf("after an AppendEvent while held, bbolt has %d events, want 21 (it and all before it)", n)
+	}
+	ingest("b", 10)
+	parked()
+	if n := inBolt(); n != 21 {
+		t.Fatalf("%d events in bbolt, want 21: held again after the append", n)
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); inBolt() != 31; {
+		if time.Now().After(deadline) {
+			t.Fatalf("released: %d of 31 events in bbolt after 10 s", inBolt())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

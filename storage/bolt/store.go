@@ -305,6 +305,18 @@ func (s *Store) AppendEvent(ctx context.Context, ev *bot.Event) (bool, error) {
 	return s.appendEvent(ctx, ev, false)
 }
 
+// HoldMoves keeps IngestEvent's events in the ingest log, acknowledged
+// and durable, until release is closed, and then moves them into bbolt —
+// bench's ack-path phase, which measures the acknowledgement alone, the
+// move with the drain that follows, as PostgreSQL's peer writes its
+// table pages at a checkpoint. AppendEvent still returns once its event
+// (and everything before it) is in bbolt.
+func (s *Store) HoldMoves(release <-chan struct{}) {
+	if s.in != nil {
+		s.in.holdMoves(release)
+	}
+}
+
 // IngestEvent is AppendEvent for an event that must be durable before it
 // is acknowledged but need not be read back at once (a callback): it
 // returns once the event is synced to the ingest log, and the log's
