@@ -125,6 +125,36 @@ type OutboxStats struct {
 	OldestDue time.Time `json:"oldest_due,omitzero"`
 }
 
+// TxLocal is implemented by write transactions that can carry several
+// events (storage/bolt applies a worker's queued events in one): a handler
+// keeps what it decoded there for the events after it (Local), and has it
+// stored once, after the transaction's last event and before the commit
+// (BeforeCommit), instead of decoding and re-encoding the same hot record
+// on every event. A transaction that fails takes both with it.
+type TxLocal interface {
+	// Local is this transaction's scratch space (never nil).
+	Local() map[string]any
+	// BeforeCommit runs fn after the transaction's last event, in the order
+	// registered; an error fails the transaction.
+	BeforeCommit(fn func() error)
+}
+
+// LocalOf returns tx's TxLocal, looking through wrappers (Unwrap() Tx);
+// nil when the store has none (each event then reads and writes itself).
+func LocalOf(tx Tx) TxLocal {
+	for tx != nil {
+		if l, ok := tx.(TxLocal); ok {
+			return l
+		}
+		w, ok := tx.(interface{ Unwrap() Tx })
+		if !ok {
+			return nil
+		}
+		tx = w.Unwrap()
+	}
+	return nil
+}
+
 // Tx is one storage transaction, handed to engine handlers so that the state
 // changes an event causes, the actions it owes and the mark that it was
 // processed commit together.

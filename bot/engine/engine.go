@@ -656,6 +656,65 @@ func (r *run) putJSON(bucket, key string, v any) error {
 	return nil
 }
 
+// Hot records: records most events of a batch change (a mass-send batch
+// every follow-up joins, the week's counters), decoded once per write
+// transaction and stored once before it commits (bot.TxLocal), instead of
+// decoded and re-encoded on every event. Every engine read of such a
+// record goes through loadHot and every write through saveHot; a caller
+// that changes the copy loadHot returns saves it or fails the event (and
+// with it the transaction and its copies). Without a TxLocal (PostgreSQL)
+// each event reads and writes the record itself.
+
+// hotKey names record bucket/key in the transaction's scratch space.
+func hotKey(bucket, key string) string { return "hot\x00" + bucket + "\x00" + key }
+
+// loadHot returns the transaction's copy of record bucket/key (nil when
+// there is none).
+func loadHot[T any](r *run, bucket, key string) (*T, error) {
+	l := bot.LocalOf(r.tx)
+	if l != nil {
+		if v, ok := l.Local()[hotKey(bucket, key)]; ok {
+			return v.(*T), nil
+		}
+	}
+	v := new(T)
+	found, err := r.getJSON(bucket, key, v)
+	if err != nil || !found {
+		return nil, err
+	}
+	if l != nil {
+		l.Local()[hotKey(bucket, key)] = v
+	}
+	return v, nil
+}
+
+// saveHot stores v as record bucket/key: v becomes the transaction's copy,
+// written once before the commit.
+func saveHot[T any](r *run, bucket, key string, v *T) error {
+	l := bot.LocalOf(r.tx)
+	if l == nil {
+		return r.putJSON(bucket, key, v)
+	}
+	local, hk := l.Local(), hotKey(bucket, key)
+	_, known := local[hk+"\x00saved"]
+	local[hk] = v
+	if !known {
+		local[hk+"\x00saved"] = true
+		tx := r.tx
+		l.BeforeCommit(func() error {
+			raw, err := json.Marshal(local[hk])
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(bucket, key, raw); err != nil {
+				return fmt.Errorf("write %s/%s: %w", bucket, key, err)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
 func (r *run) has(bucket, key string) (bool, error) {
 	_, err := r.tx.Get(bucket, key)
 	if errors.Is(err, bot.ErrNotFound) {

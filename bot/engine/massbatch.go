@@ -205,16 +205,15 @@ func (r *run) massBatchFor(p bot.MassSend, due time.Time) (*massBatch, error) {
 		if gen > 1 {
 			id += "#" + strconv.Itoa(gen)
 		}
-		var b massBatch
-		found, err := r.getJSON(bucketMassBatches, id, &b)
+		b, err := r.loadMassBatch(id)
 		if err != nil {
 			return nil, err
 		}
-		if !found {
+		if b == nil {
 			return &massBatch{ID: id, ChatType: p.ChatType, Sender: p.Sender, Text: p.Text, Attachments: p.Attachments, Due: end}, nil
 		}
 		if !b.Closed && b.N < limit {
-			return &b, nil
+			return b, nil
 		}
 	}
 }
@@ -234,7 +233,7 @@ func (r *run) massJoin(b *massBatch, target, quota, capDay string, a *bot.Action
 			return err
 		}
 	}
-	return r.putJSON(bucketMassBatches, b.ID, b)
+	return r.saveMassBatch(b)
 }
 
 // massMembers lists a batch's members in key order.
@@ -278,13 +277,14 @@ func (r *run) setMassResult(b *massBatch, target string, m *massMember, status, 
 	return r.putJSON(bucketMassMembers, massMemberKey(b.ID, target), m)
 }
 
+// loadMassBatch returns the batch (nil if unknown): the transaction's copy
+// (a hot record, engine.go), which the caller saves (saveMassBatch) or
+// leaves unchanged.
 func (r *run) loadMassBatch(id string) (*massBatch, error) {
-	var b massBatch
-	if found, err := r.getJSON(bucketMassBatches, id, &b); err != nil || !found {
-		return nil, err
-	}
-	return &b, nil
+	return loadHot[massBatch](r, bucketMassBatches, id)
 }
+
+func (r *run) saveMassBatch(b *massBatch) error { return saveHot(r, bucketMassBatches, b.ID, b) }
 
 // massBatchClose: the window ended. Members who can no longer get it (she
 // deleted the sender, the group was dismissed) are dropped; the rest go
@@ -328,7 +328,7 @@ func (r *run) massBatchClose(id string) error {
 	}
 	if len(send) == 0 {
 		b.Done = true
-		return r.putJSON(bucketMassBatches, id, b)
+		return r.saveMassBatch(b)
 	}
 	p := bot.MassSend{ChatType: b.ChatType, Sender: b.Sender, Text: b.Text, Attachments: b.Attachments, Batch: id}
 	if b.ChatType == "group" {
@@ -340,7 +340,7 @@ func (r *run) massBatchClose(id string) error {
 	if err := r.enqueue(bot.ActionMassSend, "masstask|"+id, "", p, time.Time{}, time.Time{}); err != nil {
 		return err
 	}
-	return r.putJSON(bucketMassBatches, id, b)
+	return r.saveMassBatch(b)
 }
 
 // massStillApplies says why target can no longer get b's message ("" if she can).
@@ -393,7 +393,7 @@ func (r *run) massTaskResult(d map[string]string) error {
 				}
 			}
 		}
-		return r.putJSON(bucketMassBatches, id, b)
+		return r.saveMassBatch(b)
 	}
 	b.MsgID, b.TaskAt, b.Outcome = d[bot.DataMsgID], r.at, ""
 	failed := map[string]bool{}
@@ -428,7 +428,7 @@ func (r *run) massTaskResult(d map[string]string) error {
 	if err := r.massPoll(b, 0, ""); err != nil {
 		return err
 	}
-	return r.putJSON(bucketMassBatches, id, b)
+	return r.saveMassBatch(b)
 }
 
 func (b *massBatch) noun() string {
@@ -536,7 +536,7 @@ func (r *run) massPollResult(d map[string]string) error {
 		if err := r.massPoll(b, round, next); err != nil {
 			return err
 		}
-		return r.putJSON(bucketMassBatches, b.ID, b)
+		return r.saveMassBatch(b)
 	}
 	return r.massRoundDone(b, round, d[bot.DataStopped] == "1")
 }
@@ -573,7 +573,7 @@ func (r *run) massRoundDone(b *massBatch, round int, stopped bool) error {
 			return err
 		}
 	}
-	return r.putJSON(bucketMassBatches, b.ID, b)
+	return r.saveMassBatch(b)
 }
 
 // massConclude gives every member still waiting the final result.

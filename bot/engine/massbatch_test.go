@@ -2,12 +2,15 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
@@ -385,5 +388,97 @@ campaigns:
 	}
 	if len(tasks) != 2 || got["owner1"] != "group:wrA1,wrA2" || got["owner2"] != "group:wrB1" {
 		t.Errorf("tasks %v: want one per owner", got)
+	}
+}
+
+// sendInOneTx appends evs and handles them all in one transaction, as the
+// pipeline applies a worker's queued events (an error rolls all back).
+func (h *harness) sendInOneTx(evs ...*bot.Event) error {
+	h.t.Helper()
+	for _, ev := range evs {
+		h.n++
+		ev.At, ev.DedupeKey = h.clock, fmt.Sprintf("test|%d", h.n)
+		if _, err := h.store.AppendEvent(context.Background(), ev); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return h.store.Update(context.Background(), func(tx bot.Tx) error {
+		for _, ev := range evs {
+			if err := h.eng.Handle(context.Background(), tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// hotDump is what the hot records (mass-send batches, weekly counters) and
+// the batches' members hold.
+func (h *harness) hotDump() string {
+	h.t.Helper()
+	var b strings.Builder
+	_ = h.store.View(context.Background(), func(tx bot.Tx) error {
+		for _, bucket := range []string{bucketMassBatches, bucketMassMembers, bot.BucketWeekly} {
+			_ = tx.Scan(bucket, "", func(k string, v []byte) bool {
+				fmt.Fprintf(&b, "%s %s %s\n", bucket, k, v)
+				return true
+			})
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// Several events in one transaction decode a mass-send batch and the week's
+// counters once and store them once before the commit (hot records): the
+// result is what one transaction per event leaves, and a transaction that
+// fails leaves none of it.
+func TestHotRecordsAcrossEventsOfOneTransaction(t *testing.T) {
+	sc, err := scenarios.LoadBytes("mass.yaml", []byte(massYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := func() []*bot.Event {
+		var evs []*bot.Event
+		for i := range 5 {
+			evs = append(evs, add(fmt.Sprintf("wm%d", i), "zhangsan", "a", fmt.Sprintf("WC%d", i)))
+		}
+		return evs
+	}
+	one := newHarness(t, sc)
+	for _, ev := range events() {
+		one.send(ev)
+	}
+	batched := newHarness(t, sc)
+	if err := batched.sendInOneTx(events()...); err != nil {
+		t.Fatal(err)
+	}
+	want, got := one.hotDump(), batched.hotDump()
+	if got != want {
+		t.Errorf("one transaction for five adds stored\n%s\none per add\n%s", got, want)
+	}
+	if !strings.Contains(want, `"n":5`) || !strings.Contains(want, `"added":5`) {
+		t.Errorf("want a batch of 5 and 5 adds in the week:\n%s", want)
+	}
+	// A failing event takes the transaction's copies with it.
+	failing := newHarness(t, sc)
+	evs := append(events(), &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wmX", StaffID: "zhangsan", State: "a"})
+	failing.eng = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return failing.clock })
+	boom := errors.New("boom")
+	err = failing.store.Update(context.Background(), func(tx bot.Tx) error {
+		for _, ev := range evs {
+			failing.n++
+			ev.At, ev.DedupeKey = failing.clock, fmt.Sprintf("test|%d", failing.n)
+			if err := failing.eng.Handle(context.Background(), tx, ev); err != nil {
+				return err
+			}
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	if d := failing.hotDump(); d != "" {
+		t.Errorf("a rolled-back transaction stored\n%s", d)
 	}
 }

@@ -132,12 +132,15 @@ func (r *run) tally(m *bot.Member, f func(*WeekStats)) {
 // flushWeekly adds the event's counts to the stored counters.
 func (r *run) flushWeekly() error {
 	for _, key := range r.weeklyKeys {
-		var cur WeekStats
-		if _, err := r.getJSON(bot.BucketWeekly, key, &cur); err != nil {
+		cur, err := loadHot[WeekStats](r, bot.BucketWeekly, key)
+		if err != nil {
 			return err
 		}
+		if cur == nil {
+			cur = &WeekStats{}
+		}
 		cur.Add(*r.weekly[key])
-		if err := r.putJSON(bot.BucketWeekly, key, cur); err != nil {
+		if err := saveHot(r, bot.BucketWeekly, key, cur); err != nil {
 			return err
 		}
 	}

@@ -806,6 +806,9 @@ type enqueueRecorder struct {
 	added []bot.Action
 }
 
+// Unwrap is the transaction the recorder wraps (bot.LocalOf).
+func (r *enqueueRecorder) Unwrap() bot.Tx { return r.Tx }
+
 func (r *enqueueRecorder) Enqueue(a *bot.Action) (bool, error) {
 	dup, err := r.Tx.Enqueue(a)
 	if err == nil && !dup && a.ID != 0 && a.Status == bot.ActionPending {

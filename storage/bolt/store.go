@@ -465,6 +465,11 @@ func (s *Store) write(tx *bbolt.Tx, fn func(bot.Tx) error) error {
 	if err := fn(t); err != nil {
 		return err
 	}
+	for _, f := range t.beforeCommit {
+		if err := f(); err != nil {
+			return err
+		}
+	}
 	if err := t.bits.flush(tx); err != nil {
 		return err
 	}
@@ -530,7 +535,24 @@ type boltTx struct {
 	// transaction, tallies its tally changes (both stored by Store.write).
 	bits    bitChunks
 	tallies tallyDeltas
+	// local and beforeCommit are bot.TxLocal's (writable transactions).
+	local        map[string]any
+	beforeCommit []func() error
 }
+
+var _ bot.TxLocal = (*boltTx)(nil)
+
+// Local implements bot.TxLocal.
+func (t *boltTx) Local() map[string]any {
+	if t.local == nil {
+		t.local = map[string]any{}
+	}
+	return t.local
+}
+
+// BeforeCommit implements bot.TxLocal: Store.write runs fn after the
+// transaction's function returns.
+func (t *boltTx) BeforeCommit(fn func() error) { t.beforeCommit = append(t.beforeCommit, fn) }
 
 // flushCounters stores the counter changes made through t.
 func (t *boltTx) flushCounters() error {
