@@ -206,11 +206,14 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 		log.Debug().Int("per_member", pool.PerMember).Msg("member reached the coupon limit; reminded of their code")
 		return issueResult{outcome: issueLimit, code: &latest, text: r.couponText(ms, pool, &latest, true)}, nil
 	}
-	var st poolState
-	if _, err := r.getJSON(bucketCouponPools, pool.Name, &st); err != nil {
+	st, err := loadHot[poolState](r, bucketCouponPools, pool.Name) // a hot record: changed by every issue
+	if err != nil {
 		return issueResult{}, err
 	}
-	code, source, err := r.takeCode(pool, &st)
+	if st == nil {
+		st = &poolState{}
+	}
+	code, source, err := r.takeCode(pool, st)
 	if err != nil {
 		return issueResult{}, err
 	}
@@ -222,7 +225,7 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 		if warn {
 			st.EmptyWarnedAt, st.EmptyUnlogged = r.now, 0
 		}
-		if err := r.putJSON(bucketCouponPools, pool.Name, st); err != nil {
+		if err := saveHot(r, bucketCouponPools, pool.Name, st); err != nil {
 			return issueResult{}, err
 		}
 		if warn {
@@ -231,7 +234,7 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 			log.Debug().Msg("coupon pool is empty: the member got the fallback text")
 		}
 		r.e.metrics.CouponEmpty(pool.Name)
-		if err := r.stockAlert(pool, &st, 0); err != nil {
+		if err := r.stockAlert(pool, st, 0); err != nil {
 			return issueResult{}, err
 		}
 		return issueResult{outcome: issueEmpty, text: r.render(pool.Fallback, r.sc.DataFor(ms.m))}, nil
@@ -255,14 +258,14 @@ func (r *run) issue(ms *memberState, pool *scenarios.CouponPool, hook string) (i
 	}
 	st.Issued++
 	st.EmptyWarnedAt, st.EmptyUnlogged = time.Time{}, 0 // empty again later: warn at once
-	if err := r.putJSON(bucketCouponPools, pool.Name, st); err != nil {
+	if err := saveHot(r, bucketCouponPools, pool.Name, st); err != nil {
 		return issueResult{}, err
 	}
 	log.Info().Str("code", code).Msg("coupon issued")
 	r.e.metrics.CouponIssued(pool.Name, hookLabel(hook))
-	if stock, limited := stockLeft(pool, &st); limited {
+	if stock, limited := stockLeft(pool, st); limited {
 		r.e.metrics.CouponStock(pool.Name, stock)
-		if err := r.stockAlert(pool, &st, stock); err != nil {
+		if err := r.stockAlert(pool, st, stock); err != nil {
 			return issueResult{}, err
 		}
 	}
@@ -320,7 +323,7 @@ func (r *run) stockAlert(pool *scenarios.CouponPool, st *poolState, stock int) e
 	if stock > pool.StockAlert {
 		if st.Alerted {
 			st.Alerted = false
-			return r.putJSON(bucketCouponPools, pool.Name, st)
+			return saveHot(r, bucketCouponPools, pool.Name, st)
 		}
 		return nil
 	}
@@ -328,7 +331,7 @@ func (r *run) stockAlert(pool *scenarios.CouponPool, st *poolState, stock int) e
 		return nil
 	}
 	st.Alerted = true
-	if err := r.putJSON(bucketCouponPools, pool.Name, st); err != nil {
+	if err := saveHot(r, bucketCouponPools, pool.Name, st); err != nil {
 		return err
 	}
 	r.log.Warn().Str("pool", pool.Name).Int("stock", stock).Int("stock_alert", pool.StockAlert).

@@ -195,26 +195,19 @@ func putCode(tx bot.Tx, c *CouponCode) error {
 // addStock adds free codes to the pool's counters and re-arms the stock
 // alert when the stock rises above it.
 func addStock(tx bot.Tx, p *scenarios.CouponPool, free, generated int) (int, error) {
-	var st poolState
-	raw, err := tx.Get(bucketCouponPools, p.Name)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return 0, fmt.Errorf("decode pool %s: %w", p.Name, err)
-		}
-	case !errors.Is(err, bot.ErrNotFound):
-		return 0, err
-	}
-	st.Free += free
-	st.Generated += generated
-	if stock, _ := stockLeft(p, &st); stock > p.StockAlert {
-		st.Alerted = false
-	}
-	raw, err = json.Marshal(st)
+	st, err := loadHotTx[poolState](tx, bucketCouponPools, p.Name) // the engine's copy (a hot record)
 	if err != nil {
 		return 0, err
 	}
-	return st.Free, tx.Put(bucketCouponPools, p.Name, raw)
+	if st == nil {
+		st = &poolState{}
+	}
+	st.Free += free
+	st.Generated += generated
+	if stock, _ := stockLeft(p, st); stock > p.StockAlert {
+		st.Alerted = false
+	}
+	return st.Free, saveHotTx(tx, bucketCouponPools, p.Name, st)
 }
 
 // MemberCoupons returns the member's codes, newest first (for the coupon

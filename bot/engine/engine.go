@@ -645,12 +645,15 @@ func readJSON(tx bot.Tx, bucket, key string, v any) (found bool, err error) {
 	return true, nil
 }
 
-func (r *run) putJSON(bucket, key string, v any) error {
+func (r *run) putJSON(bucket, key string, v any) error { return putJSON(r.tx, bucket, key, v) }
+
+// putJSON writes a kv record in tx.
+func putJSON(tx bot.Tx, bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if err := r.tx.Put(bucket, key, raw); err != nil {
+	if err := tx.Put(bucket, key, raw); err != nil {
 		return fmt.Errorf("write %s/%s: %w", bucket, key, err)
 	}
 	return nil
@@ -670,15 +673,22 @@ func hotKey(bucket, key string) string { return "hot\x00" + bucket + "\x00" + ke
 
 // loadHot returns the transaction's copy of record bucket/key (nil when
 // there is none).
-func loadHot[T any](r *run, bucket, key string) (*T, error) {
-	l := bot.LocalOf(r.tx)
+func loadHot[T any](r *run, bucket, key string) (*T, error) { return loadHotTx[T](r.tx, bucket, key) }
+
+// saveHot stores v as record bucket/key: v becomes the transaction's copy,
+// written once before the commit.
+func saveHot[T any](r *run, bucket, key string, v *T) error { return saveHotTx(r.tx, bucket, key, v) }
+
+// loadHotTx is loadHot in tx.
+func loadHotTx[T any](tx bot.Tx, bucket, key string) (*T, error) {
+	l := bot.LocalOf(tx)
 	if l != nil {
 		if v, ok := l.Local()[hotKey(bucket, key)]; ok {
 			return v.(*T), nil
 		}
 	}
 	v := new(T)
-	found, err := r.getJSON(bucket, key, v)
+	found, err := readJSON(tx, bucket, key, v)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -688,29 +698,18 @@ func loadHot[T any](r *run, bucket, key string) (*T, error) {
 	return v, nil
 }
 
-// saveHot stores v as record bucket/key: v becomes the transaction's copy,
-// written once before the commit.
-func saveHot[T any](r *run, bucket, key string, v *T) error {
-	l := bot.LocalOf(r.tx)
+// saveHotTx is saveHot in tx.
+func saveHotTx[T any](tx bot.Tx, bucket, key string, v *T) error {
+	l := bot.LocalOf(tx)
 	if l == nil {
-		return r.putJSON(bucket, key, v)
+		return putJSON(tx, bucket, key, v)
 	}
 	local, hk := l.Local(), hotKey(bucket, key)
 	_, known := local[hk+"\x00saved"]
 	local[hk] = v
 	if !known {
 		local[hk+"\x00saved"] = true
-		tx := r.tx
-		l.BeforeCommit(func() error {
-			raw, err := json.Marshal(local[hk])
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(bucket, key, raw); err != nil {
-				return fmt.Errorf("write %s/%s: %w", bucket, key, err)
-			}
-			return nil
-		})
+		l.BeforeCommit(func() error { return putJSON(tx, bucket, key, local[hk]) })
 	}
 	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
 	"github.com/wecombot/wecombot/bot/metrics"
@@ -418,8 +416,11 @@ func (h *harness) hotDump() string {
 	h.t.Helper()
 	var b strings.Builder
 	_ = h.store.View(context.Background(), func(tx bot.Tx) error {
-		for _, bucket := range []string{bucketMassBatches, bucketMassMembers, bot.BucketWeekly} {
+		for _, bucket := range []string{bucketMassBatches, bucketMassMembers, bot.BucketWeekly, bucketCouponPools, bucketCouponIssues} {
 			_ = tx.Scan(bucket, "", func(k string, v []byte) bool {
+				if bucket == bucketCouponIssues {
+					v = nil // the codes are random
+				}
 				fmt.Fprintf(&b, "%s %s %s\n", bucket, k, v)
 				return true
 			})
@@ -429,56 +430,67 @@ func (h *harness) hotDump() string {
 	return b.String()
 }
 
-// Several events in one transaction decode a mass-send batch and the week's
-// counters once and store them once before the commit (hot records): the
-// result is what one transaction per event leaves, and a transaction that
-// fails leaves none of it.
+// Several events in one transaction decode a mass-send batch, the week's
+// counters and a coupon pool's state once and store them once before the
+// commit (hot records): the result is what one transaction per event
+// leaves, and a transaction that fails leaves none of it.
 func TestHotRecordsAcrossEventsOfOneTransaction(t *testing.T) {
-	sc, err := scenarios.LoadBytes("mass.yaml", []byte(massYAML))
+	mass, err := scenarios.LoadBytes("mass.yaml", []byte(massYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := func() []*bot.Event {
-		var evs []*bot.Event
-		for i := range 5 {
-			evs = append(evs, add(fmt.Sprintf("wm%d", i), "zhangsan", "a", fmt.Sprintf("WC%d", i)))
-		}
-		return evs
-	}
-	one := newHarness(t, sc)
-	for _, ev := range events() {
-		one.send(ev)
-	}
-	batched := newHarness(t, sc)
-	if err := batched.sendInOneTx(events()...); err != nil {
-		t.Fatal(err)
-	}
-	want, got := one.hotDump(), batched.hotDump()
-	if got != want {
-		t.Errorf("one transaction for five adds stored\n%s\none per add\n%s", got, want)
-	}
-	if !strings.Contains(want, `"n":5`) || !strings.Contains(want, `"added":5`) {
-		t.Errorf("want a batch of 5 and 5 adds in the week:\n%s", want)
-	}
-	// A failing event takes the transaction's copies with it.
-	failing := newHarness(t, sc)
-	evs := append(events(), &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wmX", StaffID: "zhangsan", State: "a"})
-	failing.eng = New(func() *scenarios.Scenario { return sc }, zerolog.Nop(), func() time.Time { return failing.clock })
-	boom := errors.New("boom")
-	err = failing.store.Update(context.Background(), func(tx bot.Tx) error {
-		for _, ev := range evs {
-			failing.n++
-			ev.At, ev.DedupeKey = failing.clock, fmt.Sprintf("test|%d", failing.n)
-			if err := failing.eng.Handle(context.Background(), tx, ev); err != nil {
-				return err
+	for _, c := range []struct {
+		name, state string
+		sc          *scenarios.Scenario
+		want        []string
+	}{
+		{"mass sends", "a", mass, []string{`"n":5`, `"added":5`}},
+		{"demo: welcome coupons, follow-ups", "xhs", scenarios.LoadDefault(), []string{`"n":5`, `"added":5`, `"issued":5`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			events := func() []*bot.Event {
+				var evs []*bot.Event
+				for i := range 5 {
+					evs = append(evs, add(fmt.Sprintf("wm%d", i), "zhangsan", c.state, fmt.Sprintf("WC%d", i)))
+				}
+				return evs
 			}
-		}
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("err %v", err)
-	}
-	if d := failing.hotDump(); d != "" {
-		t.Errorf("a rolled-back transaction stored\n%s", d)
+			one := newHarness(t, c.sc)
+			for _, ev := range events() {
+				one.send(ev)
+			}
+			batched := newHarness(t, c.sc)
+			if err := batched.sendInOneTx(events()...); err != nil {
+				t.Fatal(err)
+			}
+			want, got := one.hotDump(), batched.hotDump()
+			if got != want {
+				t.Errorf("one transaction for five adds stored\n%s\none per add\n%s", got, want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(want, w) {
+					t.Errorf("want %s in\n%s", w, want)
+				}
+			}
+			// A failing event takes the transaction's copies with it.
+			failing := newHarness(t, c.sc)
+			boom := errors.New("boom")
+			err = failing.store.Update(context.Background(), func(tx bot.Tx) error {
+				for _, ev := range events() {
+					failing.n++
+					ev.At, ev.DedupeKey = failing.clock, fmt.Sprintf("test|%d", failing.n)
+					if err := failing.eng.Handle(context.Background(), tx, ev); err != nil {
+						return err
+					}
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Fatalf("err %v", err)
+			}
+			if d := failing.hotDump(); d != "" {
+				t.Errorf("a rolled-back transaction stored\n%s", d)
+			}
+		})
 	}
 }
