@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -94,15 +93,7 @@ func startServe(t *testing.T, env map[string]string) *instance {
 		pw.Close()
 		done <- err
 	}()
-	lines := bufio.NewScanner(pr)
-	base := ""
-	for lines.Scan() {
-		if _, rest, ok := strings.Cut(lines.Text(), "listening on "); ok {
-			base = strings.Fields(rest)[0]
-			break
-		}
-	}
-	go io.Copy(io.Discard, pr)
+	base := listenLine(pr)
 	if base == "" {
 		cancel()
 		t.Fatalf("server did not start: %v\n%s", <-done, logs)
