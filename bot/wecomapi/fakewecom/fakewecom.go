@@ -115,10 +115,13 @@ type fault struct {
 type Server struct {
 	srv *httptest.Server
 
-	mu          sync.Mutex
-	corpID      string
-	secrets     map[string]bool // accepted corpsecrets; empty accepts any non-empty one
-	tokens      map[string]bool // token → valid
+	mu      sync.Mutex
+	corpID  string
+	secrets map[string]bool // accepted corpsecrets; empty accepts any non-empty one
+	tokens  map[string]bool // token → valid
+	// tokenEpoch counts ExpireTokens calls: a gettoken received before one
+	// and answered after it hands out a token already expired.
+	tokenEpoch  int
 	tokenSeq    int
 	expiresIn   int
 	seq         int
@@ -247,11 +250,13 @@ func (s *Server) SetTokenExpiresIn(seconds int) {
 	s.expiresIn = seconds
 }
 
-// ExpireTokens expires every token handed out so far: the next call with
+// ExpireTokens expires every token handed out so far, and those of
+// gettoken calls already received but not yet answered: the next call with
 // one of them gets 42001.
 func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tokenEpoch++
 	for t := range s.tokens {
 		s.tokens[t] = false
 	}
@@ -462,7 +467,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.noRecord {
 		s.calls = append(s.calls, call)
 	}
-	delay, observe := s.delays[api]+s.latency, s.observe
+	delay, observe, epoch := s.delays[api]+s.latency, s.observe, s.tokenEpoch
 	s.mu.Unlock()
 	if observe != nil {
 		observe(call)
@@ -480,6 +485,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	status, answer := s.answerLocked(api, r, token, call)
+	if tok, issued := answer["access_token"].(string); issued && epoch != s.tokenEpoch {
+		s.tokens[tok] = false // received before an ExpireTokens: expired with the others
+	}
 	s.mu.Unlock()
 	if status != http.StatusOK {
 		http.Error(w, http.StatusText(status), status)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wecombot/wecombot/bot/wecomapi/fakewecom"
 )
@@ -68,5 +69,37 @@ func TestTokensAndState(t *testing.T) {
 	}
 	if s.Count("") != 5 {
 		t.Errorf("Count = %d, want 5", s.Count(""))
+	}
+}
+
+// A gettoken already received when the tokens expire hands out an expired
+// token too: "every token so far" must not depend on when the answer left.
+func TestTokenInFlightAtExpiryIsExpired(t *testing.T) {
+	s := fakewecom.New(t)
+	s.Delay(fakewecom.APIGetToken, 300*time.Millisecond)
+	got := make(chan string, 1)
+	go func() { // not token(): t.Fatal belongs to the test's goroutine
+		var out struct {
+			AccessToken string `json:"access_token"`
+		}
+		if resp, err := http.Get(s.URL() + "/cgi-bin/gettoken?corpid=ww&corpsecret=sec"); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+		}
+		got <- out.AccessToken
+	}()
+	for deadline := time.Now().Add(5 * time.Second); s.Count(fakewecom.APIGetToken) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("gettoken never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.ExpireTokens()
+	tok := <-got
+	if tok == "" {
+		t.Fatal("no token")
+	}
+	if code := post(t, s, "message/send?access_token="+tok, `{}`)["errcode"]; code != 42001.0 {
+		t.Errorf("token of a gettoken in flight at ExpireTokens: errcode %v, want 42001", code)
 	}
 }
