@@ -21,22 +21,19 @@ var setsMemoryLimit bool
 // config.DefaultMemoryLimit; 0: none). It returns the limit in force
 // (0: none) and where it came from.
 func applyMemoryLimit(cfg *config.Config, getenv func(string) string, apply bool) (limit int64, from string) {
-	switch {
-	case getenv("GOMEMLIMIT") != "":
+	if getenv("GOMEMLIMIT") != "" {
 		limit, from = debug.SetMemoryLimit(-1), "GOMEMLIMIT"
-	case cfg.MemoryLimit > 0:
+	} else {
 		limit, from = cfg.MemoryLimit, "WECOMBOT_MEMORY_LIMIT"
+		if limit <= 0 {
+			limit = math.MaxInt64 // none
+		}
 		if getenv("WECOMBOT_MEMORY_LIMIT") == "" {
 			from = "default"
 		}
-	default:
-		limit, from = math.MaxInt64, "WECOMBOT_MEMORY_LIMIT"
-		if getenv("WECOMBOT_MEMORY_LIMIT") == "" {
-			from = "default"
+		if apply {
+			debug.SetMemoryLimit(limit)
 		}
-	}
-	if apply && from != "GOMEMLIMIT" {
-		debug.SetMemoryLimit(limit)
 	}
 	if limit == math.MaxInt64 {
 		limit = 0
