@@ -55,10 +55,18 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// fetchGroupDetail owes a groupchat/get: on create and owner or name
-// changes, and for the customers who just joined (joined: staff joining
-// need no read).
-func (r *run) fetchGroupDetail(chatID string, joined []string) error {
+// fetchGroupDetail owes a groupchat/get of group g: on create and owner or
+// name changes, and for the customers who just joined (joined: staff
+// joining need no read). The caller stores g.
+//
+// One read per group at a time: while one is owed and unanswered, a join
+// or change only marks g to be read once more when it is answered — that
+// later read goes out after this event, so it shows this event's joiners
+// whether or not the owed one did. A livestream's 700 joins a second into
+// 50 groups owe ~50 reads in flight instead of 700 a second against
+// groupchat/get's 10,000 a minute, and each result walks the group's
+// members once instead of once per joiner.
+func (r *run) fetchGroupDetail(g *groupRecord, joined []string) error {
 	var customers []string
 	for _, id := range joined {
 		if isExternalID(id) {
@@ -68,7 +76,58 @@ func (r *run) fetchGroupDetail(chatID string, joined []string) error {
 	if joined != nil && len(customers) == 0 {
 		return nil
 	}
-	return r.enqueue(bot.ActionGroupDetail, "group_detail|"+r.ref, "", bot.GroupDetail{ChatID: chatID, Members: customers}, time.Time{}, time.Time{})
+	if g.DetailOwed != "" && r.now.Sub(g.DetailSince) < groupDetailStale {
+		g.DetailAgain = true
+		return nil
+	}
+	key := "group_detail|" + r.ref
+	if err := r.enqueue(bot.ActionGroupDetail, key, "", bot.GroupDetail{ChatID: g.ChatID, Members: customers}, time.Time{}, time.Time{}); err != nil {
+		return err
+	}
+	g.DetailOwed, g.DetailSince, g.DetailAgain = key, r.now, false
+	return nil
+}
+
+// groupDetailStale is how long an owed groupchat/get holds back the next:
+// past it (an answer that never came back: a store restored from before
+// the read, a result lost to an operator's purge) a join owes a read of
+// its own again. A read is answered within seconds, or minutes behind
+// WeCom's frequency limits.
+const groupDetailStale = 15 * time.Minute
+
+// groupDetailAnswered clears the read of g owed under key (its result or
+// its failure came back) and owes the next one if joins came meanwhile.
+// A result of another read (an older one, one owed before this version)
+// leaves g's owed read alone.
+func (r *run) groupDetailAnswered(g *groupRecord, key string) error {
+	if key == "" || g.DetailOwed != key {
+		return nil
+	}
+	again := g.DetailAgain
+	g.DetailOwed, g.DetailSince, g.DetailAgain = "", time.Time{}, false
+	if again {
+		return r.fetchGroupDetail(g, nil)
+	}
+	return nil
+}
+
+// groupDetailFailed handles a groupchat/get that failed for good or whose
+// outcome is unknown: the group's next join or change reads it again.
+func (r *run) groupDetailFailed(d map[string]string) error {
+	chat := d["chat_id"]
+	if chat == "" {
+		return nil
+	}
+	g, err := r.loadGroup(chat)
+	if err != nil {
+		return err
+	}
+	owed := g.DetailOwed
+	if err := r.groupDetailAnswered(g, d[bot.ResultKey]); err != nil || g.DetailOwed == owed {
+		return err
+	}
+	r.log.Warn().Str("chat", chat).Str("error", d[bot.DataError]).Msg("groupchat/get failed; the group is read again on its next change")
+	return r.putJSON(bucketGroups, chat, g)
 }
 
 // groupDetailResult learns the names of the group's members wecombot knows
@@ -76,13 +135,21 @@ func (r *run) fetchGroupDetail(chatID string, joined []string) error {
 // code's state: a member without a channel gets the group channel's (first
 // touch wins), and every joiner through it gets its tags, once.
 func (r *run) groupDetailResult(d map[string]string) error {
-	var members []bot.SyncGroupMember
-	if err := json.Unmarshal([]byte(d[bot.DataGroupMembers]), &members); err != nil {
-		r.log.Warn().Err(err).Msg("group detail unreadable; skipped")
-		return nil
+	if d[bot.DataOutcome] != "" {
+		return r.groupDetailFailed(d)
 	}
 	chat := d["chat_id"]
-	if err := r.groupLearned(chat, d["owner"], d["name"]); err != nil {
+	if chat == "" {
+		return nil
+	}
+	var members []bot.SyncGroupMember
+	if raw := d[bot.DataGroupMembers]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &members); err != nil {
+			r.log.Warn().Err(err).Msg("group detail unreadable; skipped")
+			members = nil
+		}
+	}
+	if err := r.groupLearned(chat, d["owner"], d["name"], d[bot.ResultKey]); err != nil {
 		return err
 	}
 	for _, gm := range members {
@@ -124,16 +191,18 @@ func (r *run) groupDetailResult(d map[string]string) error {
 }
 
 // groupLearned stores the owner and name groupchat/get reported (the owner
-// sends the group's mass-send tasks; callbacks never name a new owner).
-func (r *run) groupLearned(chat, owner, name string) error {
-	if chat == "" || (owner == "" && name == "") {
-		return nil
-	}
+// sends the group's mass-send tasks; callbacks never name a new owner),
+// and that the read owed under key is answered.
+func (r *run) groupLearned(chat, owner, name, key string) error {
 	g, err := r.loadGroup(chat)
 	if err != nil {
 		return err
 	}
-	if (owner == "" || g.Owner == owner) && (name == "" || g.Name == name) {
+	owed := g.DetailOwed
+	if err := r.groupDetailAnswered(g, key); err != nil {
+		return err
+	}
+	if (owner == "" || g.Owner == owner) && (name == "" || g.Name == name) && g.DetailOwed == owed {
 		return nil
 	}
 	if owner != "" {

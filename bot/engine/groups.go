@@ -21,6 +21,12 @@ type groupRecord struct {
 	// Members is where records written before group_members held the
 	// group's customers; loadGroup moves them there.
 	Members []string `json:"members,omitempty"`
+	// DetailOwed is the key of the groupchat/get owed and not answered
+	// yet (since DetailSince); DetailAgain, that the group changed since
+	// and is read once more when it is answered (fetchGroupDetail).
+	DetailOwed  string    `json:"detail_owed,omitempty"`
+	DetailSince time.Time `json:"detail_since,omitzero"`
+	DetailAgain bool      `json:"detail_again,omitempty"`
 }
 
 // A group's customers are keys in group_members (chat_id ‖ external_userid),
@@ -82,7 +88,7 @@ func (r *run) groupCreate() error {
 		g.Owner = r.ev.StaffID
 	}
 	// The callback names neither the owner nor the name: groupchat/get does.
-	if err := r.fetchGroupDetail(g.ChatID, nil); err != nil {
+	if err := r.fetchGroupDetail(g, nil); err != nil {
 		return err
 	}
 	return r.putJSON(bucketGroups, g.ChatID, g)
@@ -98,7 +104,14 @@ func (r *run) groupUpdate() error {
 	case bot.GroupChangeOwner, bot.GroupChangeName:
 		// Read back (groupchat/get): the owner changes only there, and the
 		// owner sends the group's mass-send tasks.
-		return r.fetchGroupDetail(ev.ChatID, nil)
+		g, err := r.loadGroup(ev.ChatID)
+		if err != nil {
+			return err
+		}
+		if err := r.fetchGroupDetail(g, nil); err != nil {
+			return err
+		}
+		return r.putJSON(bucketGroups, g.ChatID, g)
 	case bot.GroupAddMember, bot.GroupDelMember:
 	default:
 		return nil
@@ -147,7 +160,7 @@ func (r *run) groupUpdate() error {
 	if joined {
 		// The callback doesn't say which group QR code (JoinScene 3) nor
 		// the joiners' names: groupchat/get does.
-		if err := r.fetchGroupDetail(ev.ChatID, ev.MemChangeList); err != nil {
+		if err := r.fetchGroupDetail(g, ev.MemChangeList); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -180,22 +181,26 @@ func TestProfileLearnedAfterAdd(t *testing.T) {
 }
 
 // A group create, a join and an owner or name change are read back with
-// groupchat/get (issue 16's group detail, one read per event); its result
-// teaches the owner (who sends the group's mass-send tasks) and the name.
+// groupchat/get (issue 16's group detail); its result teaches the owner
+// (who sends the group's mass-send tasks) and the name.
 func TestGroupProfileLearned(t *testing.T) {
 	h := newHarness(t, scenarios.LoadDefault())
 	const chat = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"
 	h.send(add("wm_g", "chayi01", "xhs", "wc-g"))
-	h.send(&bot.Event{Type: bot.EventGroupCreate, ChatID: chat, StaffID: "chayi01"})
-	h.send(join("wm_g", chat))
-	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: chat, UpdateDetail: bot.GroupChangeOwner})
-	h.send(&bot.Event{Type: bot.EventGroupUpdate, ChatID: chat, UpdateDetail: "change_notice"})
-	if n := len(h.actions(bot.ActionGroupDetail)); n != 3 {
-		t.Fatalf("groupchat/get actions %d, want 3 (create, join, change_owner; not change_notice)", n)
-	}
 	members := `[{"userid":"wm_g","type":2,"join_scene":3,"state":"qr-1","name":"小G"},{"userid":"chayi01","type":1}]`
-	h.send(&bot.Event{Type: bot.EventActionResult, Data: map[string]string{bot.ResultKind: string(bot.ActionGroupDetail),
-		"chat_id": chat, "owner": "ZhuShengBen", "name": "销售客服群", bot.DataGroupMembers: members}})
+	for i, ev := range []*bot.Event{
+		{Type: bot.EventGroupCreate, ChatID: chat, StaffID: "chayi01"},
+		join("wm_g", chat),
+		{Type: bot.EventGroupUpdate, ChatID: chat, UpdateDetail: bot.GroupChangeOwner},
+		{Type: bot.EventGroupUpdate, ChatID: chat, UpdateDetail: "change_notice"},
+	} {
+		h.send(ev)
+		reads := h.actions(bot.ActionGroupDetail)
+		if want := min(i+1, 3); len(reads) != want {
+			t.Fatalf("after %s %s: groupchat/get actions %d, want %d (create, join, change_owner; not change_notice)", ev.Type, ev.UpdateDetail, len(reads), want)
+		}
+		h.answerGroupDetail(reads[len(reads)-1], map[string]string{"owner": "ZhuShengBen", "name": "销售客服群", bot.DataGroupMembers: members})
+	}
 	if m := h.member("wm_g"); !m.InGroup(chat) {
 		t.Errorf("member groups %v", m.Groups)
 	}
@@ -281,5 +286,83 @@ welcome:
 		if err == nil || !strings.Contains(err.Error(), "otherwise") {
 			t.Errorf("%s: %v, want an error naming otherwise", bad, err)
 		}
+	}
+}
+
+// answerGroupDetail feeds back the result of groupchat/get action a, as the
+// outbox does (data holds owner, name and members, or an outcome).
+func (h *harness) answerGroupDetail(a bot.Action, data map[string]string) {
+	h.t.Helper()
+	var p bot.GroupDetail
+	if err := a.Decode(&p); err != nil {
+		h.t.Fatal(err)
+	}
+	d := map[string]string{bot.ResultKind: string(bot.ActionGroupDetail), bot.ResultKey: a.Key, "chat_id": p.ChatID}
+	for k, v := range data {
+		d[k] = v
+	}
+	h.send(&bot.Event{Type: bot.EventActionResult, DedupeKey: "result|" + a.Key + "|" + data[bot.DataOutcome], Data: d})
+}
+
+// A group is read by one groupchat/get at a time: joins while a read is
+// owed and unanswered owe one more read once it is answered (which goes out
+// after them, so it shows them), not one each; a failed read, or one owed
+// longer than groupDetailStale, lets the next change read again. Against
+// WeCom's 10,000 calls a minute, a livestream's joins into 50 groups owe
+// ~50 reads in flight instead of one per joiner.
+func TestGroupDetailOneReadPerGroupAtATime(t *testing.T) {
+	h := newHarness(t, scenarios.LoadDefault())
+	const chat, other = "wrLive01", "wrLive02"
+	reads := func() []bot.Action { return h.actions(bot.ActionGroupDetail) }
+	for i := range 5 {
+		h.send(join(fmt.Sprintf("wm_j%d", i), chat))
+	}
+	h.send(join("wm_o", other))
+	if got := reads(); len(got) != 2 {
+		t.Fatalf("5 joins into one group and 1 into another owe %d reads, want 2", len(got))
+	}
+	first := reads()[0]
+	var p bot.GroupDetail
+	if err := first.Decode(&p); err != nil || p.ChatID != chat || !slices.Equal(p.Members, []string{"wm_j0"}) {
+		t.Fatalf("first read %+v %v", p, err)
+	}
+	// Its answer owes the one more read the four later joins need.
+	h.answerGroupDetail(first, map[string]string{bot.DataGroupMembers: `[{"userid":"wm_j0","type":2}]`})
+	got := reads()
+	if len(got) != 3 {
+		t.Fatalf("after the answer: %d reads, want 3", len(got))
+	}
+	again := got[2]
+	if err := again.Decode(&p); err != nil || p.ChatID != chat {
+		t.Fatalf("read again %+v %v", p, err)
+	}
+	// A replayed answer of the first read changes nothing; the second's
+	// answer, with no join since, owes nothing more.
+	h.answerGroupDetail(first, map[string]string{bot.DataGroupMembers: `[]`})
+	h.answerGroupDetail(again, map[string]string{bot.DataGroupMembers: `[]`})
+	if n := len(reads()); n != 3 {
+		t.Fatalf("answers with no join since owe %d reads, want 3", n)
+	}
+	// Answered: the next join reads at once.
+	h.send(join("wm_j5", chat))
+	got = reads()
+	if len(got) != 4 {
+		t.Fatalf("a join into an answered group: %d reads, want 4", len(got))
+	}
+	// A read that failed for good (its outcome fed back) frees the group.
+	h.answerGroupDetail(got[3], map[string]string{bot.DataOutcome: "failed", bot.DataError: "errcode 45033"})
+	h.send(join("wm_j6", chat))
+	if n := len(reads()); n != 5 {
+		t.Fatalf("a join after a failed read: %d reads, want 5", n)
+	}
+	// One never answered holds the group for groupDetailStale only.
+	h.send(join("wm_j7", chat))
+	if n := len(reads()); n != 5 {
+		t.Fatalf("a join while a read is owed: %d reads, want 5", n)
+	}
+	h.advance(groupDetailStale + time.Minute)
+	h.send(join("wm_j8", chat))
+	if n := len(reads()); n != 6 {
+		t.Fatalf("a join after an owed read went stale: %d reads, want 6", n)
 	}
 }

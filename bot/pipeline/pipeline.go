@@ -1471,10 +1471,11 @@ func (p *Pipeline) recordFailure(ctx context.Context, a *bot.Action, now time.Ti
 
 // reportsOutcome are the kinds whose failures and unknown outcomes return to
 // the engine as result events too: a mass-send task's customers wait on its
-// outcome (their actions say what became of them), and a result poll that
-// failed is planned again.
+// outcome (their actions say what became of them), a result poll that
+// failed is planned again, and a group's next groupchat/get waits for the
+// one owed before it.
 func reportsOutcome(k bot.ActionKind) bool {
-	return k == bot.ActionMassSend || k == bot.ActionMassResult
+	return k == bot.ActionMassSend || k == bot.ActionMassResult || k == bot.ActionGroupDetail
 }
 
 // reportsDelivery are the outreach messages (broadcasts, SOP steps) the
@@ -1496,10 +1497,16 @@ func (p *Pipeline) feedBackOutcome(ctx context.Context, a *bot.Action, outcome, 
 	if reportsDelivery(a) && !a.DueAt.IsZero() {
 		data[bot.DataDue] = a.DueAt.UTC().Format(time.RFC3339)
 	}
-	if a.Kind == bot.ActionMassResult {
+	switch a.Kind {
+	case bot.ActionMassResult:
 		var p bot.MassResult
 		if a.Decode(&p) == nil {
 			data[bot.DataBatch], data[bot.DataRound] = p.Batch, strconv.Itoa(p.Round)
+		}
+	case bot.ActionGroupDetail:
+		var p bot.GroupDetail
+		if a.Decode(&p) == nil {
+			data["chat_id"] = p.ChatID
 		}
 	}
 	p.feedBack(ctx, a, data, fmt.Sprintf("result-%s|%s|%d", outcome, a.Key, a.Attempts), now, log)

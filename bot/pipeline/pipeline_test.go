@@ -808,6 +808,42 @@ func TestOutreachOutcomesComeBackAsEvents(t *testing.T) {
 	}
 }
 
+// A groupchat/get that fails for good returns its outcome to the engine
+// with the group it was for: the group's next read waits for the one owed
+// before it (engine's fetchGroupDetail), so a failure must free it.
+func TestGroupDetailFailureComesBackWithItsGroup(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var mu sync.Mutex
+	var got map[string]string
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		if ev.Type == bot.EventActionResult {
+			mu.Lock()
+			got = ev.Data
+			mu.Unlock()
+			return nil
+		}
+		a, err := bot.NewAction(bot.ActionGroupDetail, "group_detail|1", bot.GroupDetail{ChatID: "wrLive01"})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Enqueue(a)
+		return err
+	}
+	rec := newRecorder()
+	rec.failures["group_detail|1"] = -1
+	appendEvents(t, st, bot.Event{Type: bot.EventGroupUpdate, ChatID: "wrLive01"})
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: rec, MaxAttempts: 1})
+	defer stop()
+	waitFor(t, "the outcome handled", func() bool { return p.Stats().Processed == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if got[bot.DataOutcome] != "failed" || got["chat_id"] != "wrLive01" || got[bot.ResultKey] != "group_detail|1" {
+		t.Fatalf("outcome event data %v, want failed for chat wrLive01 under the action's key", got)
+	}
+}
+
 // attemptCounter is a store that counts the attempts recorded before sends.
 type attemptCounter struct {
 	*bolt.Store

@@ -77,8 +77,9 @@ func (c *Client) groupDetail(ctx context.Context, a *bot.Action) (bot.SendResult
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Code == CodeInvalidChatID {
 		// Not a customer group this app may read (dismissed, another
-		// corp's): nothing to learn, not a failed action.
-		return bot.SendResult{Detail: "no group: " + apiErr.Msg}, nil
+		// corp's): nothing to learn, not a failed action — but answered
+		// (the group's next read waits for this one).
+		return bot.SendResult{Detail: "no group: " + apiErr.Msg, Data: map[string]string{"chat_id": p.ChatID}}, nil
 	}
 	if err != nil {
 		return bot.SendResult{}, err

@@ -189,7 +189,7 @@ func TestGroupProfile(t *testing.T) {
 		t.Fatalf("group %v %+v", res.Data, members)
 	}
 	res, _, err = e.client.Send(context.Background(), action(t, bot.ActionGroupDetail, bot.GroupDetail{ChatID: "wrUnknownGroup"}))
-	if err != nil || len(res.Data) != 0 {
-		t.Errorf("unknown group: %+v %v, want nothing learnt and no error", res, err)
+	if err != nil || len(res.Data) != 1 || res.Data["chat_id"] != "wrUnknownGroup" {
+		t.Errorf("unknown group: %+v %v, want only the chat answered (nothing learnt) and no error", res, err)
 	}
 }
