@@ -34,6 +34,7 @@ welcome:
 	h := newHarness(t, sc)
 	h.send(add("wmA", "s1", "", "WC-A"))
 	h.send(kf("wmA", "你好")) // a reply: never counted, never capped
+	h.followUps()
 	got := map[string]string{}
 	for _, a := range h.actions(bot.ActionMassSend) {
 		var p bot.MassSend

@@ -99,7 +99,7 @@ func (r *run) contactAdd() error {
 			return err
 		}
 	}
-	return r.welcomeFollowUps(ms, script.FollowUps, data)
+	return r.welcomeFollowUps(ms, script, data)
 }
 
 // follow records the follow relation; it reports whether it is new (never

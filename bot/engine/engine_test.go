@@ -198,6 +198,7 @@ func TestWelcomeOnAddExactlyOnce(t *testing.T) {
 				t.Fatalf("tag groups %+v", p)
 			}
 			// Follow-ups of the 小红书 script: +1d and +3d, via the staff member's mass send.
+			h.followUps() // planned for their slots
 			fus := h.actions(bot.ActionMassSend)
 			if len(fus) != 2 || !fus[0].DueAt.Equal(t0.Add(24*time.Hour)) || !fus[1].DueAt.Equal(t0.Add(72*time.Hour)) {
 				t.Fatalf("follow-ups %+v", fus)
@@ -660,6 +661,7 @@ welcome:
 	}
 	h := newHarness(t, sc)
 	h.send(add("wmA", "s1", "", ""))
+	h.followUps()
 	acts := h.actions(bot.ActionKfMessage)
 	if len(acts) != 1 || !acts[0].DueAt.Equal(t0.Add(2*time.Hour)) {
 		t.Fatalf("%+v", acts)

@@ -137,6 +137,7 @@ func TestMassSendBatchedIntoOneTaskPerStaff(t *testing.T) {
 		h.send(add(who.m, who.staff, "a", "WC-"+strconv.Itoa(i)))
 		h.advance(2 * time.Minute)
 	}
+	h.followUps() // planned for the next day's slot: queued when it begins
 	acts := h.massActions()
 	for m, a := range acts {
 		if a.Status != bot.ActionBatched {
@@ -307,6 +308,7 @@ func TestMassSendTaskOutcomes(t *testing.T) {
 			h := newHarness(t, massScenario(t, ""))
 			h.clock = time.Date(2025, 3, 3, 10, 0, 0, 0, shanghai)
 			h.send(add("wm1", "zhangsan", "a", "WC-1"))
+			h.followUps()
 			h.clock = h.clock.Add(25 * time.Hour)
 			// Close the batch (the timer), but the task itself fails.
 			ctx := context.Background()
@@ -463,6 +465,10 @@ func TestHotRecordsAcrossEventsOfOneTransaction(t *testing.T) {
 			if err := batched.sendInOneTx(events()...); err != nil {
 				t.Fatal(err)
 			}
+			// The follow-ups, planned for their slot, join their batches
+			// then: five in the slot timer's one transaction.
+			one.followUps()
+			batched.followUps()
 			want, got := one.hotDump(), batched.hotDump()
 			if got != want {
 				t.Errorf("one transaction for five adds stored\n%s\none per add\n%s", got, want)

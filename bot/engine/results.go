@@ -149,6 +149,8 @@ func (r *run) actionResult() error {
 			return r.massBatchClose(d[bot.DataBatch])
 		case timerOutreachPage:
 			return r.outreachPageResult(d) // broadcast.go
+		case timerFollowUps:
+			return r.followUpsDue(d) // followups.go
 		}
 	case bot.ActionContactProfile:
 		return r.profileLearned(d["profile"])

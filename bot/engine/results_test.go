@@ -129,6 +129,7 @@ welcome:
 	h.send(add("wmB", "s2", "", ""))
 	h.send(delFollow("wmA", "s1")) // lost
 	h.send(delFollow("wmB", "s1")) // still follows s2, but s1's follow-up can't go
+	h.followUps()                  // planned before she was lost: queued after, canceled by the guard
 	guard := func(member, sender string) string {
 		for _, a := range h.actions(bot.ActionMassSend) {
 			var p bot.MassSend

@@ -496,13 +496,23 @@ func (r *run) staffTaskText(sop *scenarios.SOP, st *scenarios.SOPStep, m *bot.Me
 // welcomeFollowUps queues the welcome script's follow-up sequence (its
 // first SOP) for a member the welcome just went to; keys and purpose are
 // the follow-ups' own, so actions queued before SOPs existed stay valid.
-func (r *run) welcomeFollowUps(ms *memberState, sop *scenarios.SOP, data scenarios.TemplateData) error {
+// A step due in a later slot is planned instead (followups.go): its action
+// is queued when the slot begins.
+func (r *run) welcomeFollowUps(ms *memberState, script *scenarios.Script, data scenarios.TemplateData) error {
+	sop := script.FollowUps
 	if sop == nil {
 		return nil
 	}
 	for i, st := range sop.Steps {
 		key := fmt.Sprintf("followup|%s|%d", r.ref, i)
-		if _, err := r.sendStep(ms, sop, i, st, key, bot.PurposeFollowUp, r.ev.StaffID, "", st.Due(r.at, r.sc.Brand.Zone), data); err != nil {
+		due := st.Due(r.at, r.sc.Brand.Zone)
+		if planned, err := r.planFollowUp(key, plannedFollowUp{Member: ms.m.ExternalUserID, Script: script.Name, Step: i, Staff: r.ev.StaffID, Due: due}); planned || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := r.sendStep(ms, sop, i, st, key, bot.PurposeFollowUp, r.ev.StaffID, "", due, data); err != nil {
 			return err
 		}
 	}

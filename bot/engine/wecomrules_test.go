@@ -262,6 +262,7 @@ welcome:
 	h.send(kf("wm_wrote", "你好")) // wrote to 微信客服 just before adding the staff member
 	h.send(add("wm_wrote", "zhangsan", "", "WC-1"))
 	h.send(add("wm_silent", "zhangsan", "", "WC-2"))
+	h.followUps()
 	status := map[string]string{}
 	for _, a := range h.actions("") {
 		if strings.HasPrefix(a.Key, "followup|") {
