@@ -172,7 +172,11 @@ func MemberBitTerms(m *Member) []string {
 	if m == nil {
 		return nil
 	}
-	terms := MemberTerms(m)
+	return memberBitTerms(m, MemberTerms(m))
+}
+
+// memberBitTerms is MemberBitTerms given m's MemberTerms.
+func memberBitTerms(m *Member, terms []string) []string {
 	out := make([]string, 0, len(terms)+8)
 	for _, t := range terms {
 		if IsBitTerm(t) {

@@ -183,7 +183,11 @@ type MemberIndex struct {
 
 // IndexMember returns m's entries (nil m: none).
 func IndexMember(m *Member) MemberIndex {
-	return MemberIndex{Tallies: MemberTallies(m), Terms: MemberTerms(m), Bits: MemberBitTerms(m)}
+	if m == nil {
+		return MemberIndex{}
+	}
+	terms := MemberTerms(m)
+	return MemberIndex{Tallies: MemberTallies(m), Terms: terms, Bits: memberBitTerms(m, terms)}
 }
 
 // Diff is what replacing old by ix changes: tally deltas (non-zero only)

@@ -54,7 +54,15 @@ type plannedFollowUp struct {
 	Due    time.Time `json:"d"`
 }
 
-func slotKey(slot time.Time) string { return fmt.Sprintf("%012d", slot.Unix()) }
+// slotKey is slot's key field: Unix seconds, zero-padded to 12 digits (so
+// keys sort by time).
+func slotKey(slot time.Time) string {
+	s := strconv.FormatInt(slot.Unix(), 10)
+	if len(s) < 12 {
+		s = "000000000000"[len(s):] + s
+	}
+	return s
+}
 
 // planFollowUp plans the follow-up with action key key for its slot when
 // that slot begins after now; false: it is due soon, queue it now.

@@ -105,6 +105,9 @@ func TestFollowUpsPlannedForTheirSlot(t *testing.T) {
 		t.Fatalf("queued at the add: %v, want only the step due in this slot", got)
 	}
 	slot := t0.Add(24 * time.Hour).Truncate(followUpSlot)
+	if k := slotKey(slot); k != "001741044600" {
+		t.Fatalf("slot key %q, want Unix seconds in 12 digits", k)
+	}
 	plans := h.planned()
 	if _, ok := plans[slotKey(slot)+"|followup|test|1|1"]; !ok || len(plans) != 1 {
 		t.Fatalf("planned %v", plans)
