@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -318,4 +319,55 @@ func TestHeldAPIWaitsAndUrgentGoesFirst(t *testing.T) {
 	if first := snd.first.Load(); first != "welcome|urgent" {
 		t.Fatalf("first sent after the hold: %v, want the welcome", first)
 	}
+}
+
+// Health never hangs on a store whose writer is held (an event handler
+// stuck in its transaction): the probe write waits in the background, and
+// once it has waited past a bound Health reports the store unwritable and
+// why; when the writer is free again the probe lands and health recovers.
+func TestHealthAnswersWhileTheWriterIsHeld(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	advance := func(d time.Duration) { now.Add(int64(d)) }
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	handle := func(ctx context.Context, tx bot.Tx, ev *bot.Event) error {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil
+	}
+	p, stop := run(t, pipeline.Options{Store: st, Handle: handle, Sender: newRecorder(), Now: clock})
+	defer stop()
+	var freed sync.Once
+	defer freed.Do(func() { close(release) })
+	appendEvents(t, st, bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"})
+	<-entered
+	health := func() pipeline.Health {
+		t.Helper()
+		got := make(chan pipeline.Health, 1)
+		go func() { h, _ := p.Health(context.Background()); got <- h }()
+		select {
+		case h := <-got:
+			return h
+		case <-time.After(10 * time.Second):
+			t.Fatal("Health blocked behind the held writer")
+			return pipeline.Health{}
+		}
+	}
+	advance(6 * time.Second) // no write seen for longer than the probe interval
+	if h := health(); !h.Writable || h.Pending != 1 {
+		t.Fatalf("health with the probe just waiting: %+v", h)
+	}
+	advance(11 * time.Second)
+	h := health()
+	if h.Writable || !strings.Contains(h.WriteError, "waited 11s") || h.FailingSince.IsZero() {
+		t.Fatalf("health with the probe held 11 s: %+v, want unwritable with the reason", h)
+	}
+	freed.Do(func() { close(release) })
+	waitFor(t, "the probe and the event written", func() bool { return p.Stats().Processed == 1 })
+	advance(6 * time.Second)
+	waitFor(t, "health back", func() bool { h := health(); return h.Writable && h.WriteError == "" })
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -94,15 +95,71 @@ func (p *Pipeline) probeWrite(ctx context.Context) error {
 	return err
 }
 
+// probeWait is how long Health waits for its probe write before it
+// answers with what it knows; probeStuck is how long a probe may wait for
+// the store (a transaction holding bbolt's writer, a handler stuck in it)
+// before Health reports the store unwritable.
+const (
+	probeWait  = time.Second
+	probeStuck = 10 * time.Second
+)
+
+// probeState is the probe write under way, if any (one at a time).
+type probeState struct {
+	mu    sync.Mutex
+	done  chan struct{} // nil: none under way
+	since time.Time
+}
+
+// awaitProbe starts a probe write unless one is under way and waits for
+// it up to probeWait: /healthz never hangs on a store whose writer is held.
+// It returns how long the probe under way has waited, once that is past
+// probeStuck.
+func (p *Pipeline) awaitProbe(ctx context.Context) (stuck time.Duration) {
+	p.probe.mu.Lock()
+	if p.probe.done == nil {
+		done := make(chan struct{})
+		p.probe.done, p.probe.since = done, p.o.Now()
+		go func() {
+			// Not the request's context: a probe that outlives its
+			// request still tells the next one how the write went.
+			_ = p.probeWrite(context.WithoutCancel(ctx))
+			p.probe.mu.Lock()
+			p.probe.done = nil
+			p.probe.mu.Unlock()
+			close(done)
+		}()
+	}
+	done, since := p.probe.done, p.probe.since
+	p.probe.mu.Unlock()
+	t := time.NewTimer(probeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return 0
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	if waited := p.o.Now().Sub(since); waited > probeStuck {
+		return waited
+	}
+	return 0
+}
+
 // Health reports the store's writability (probing with a small write when
 // no write was observed for a few seconds) and the event log's lag.
 func (p *Pipeline) Health(ctx context.Context) (Health, error) {
 	_, _, _, lastAt := p.writes.state()
+	var stuck time.Duration
 	if p.o.Now().Sub(lastAt) > probeEvery {
-		_ = p.probeWrite(ctx)
+		stuck = p.awaitProbe(ctx)
 	}
 	failing, since, lastErr, _ := p.writes.state()
 	h := Health{Writable: !failing, WriteError: p.redact(lastErr), FailingSince: since, Held: p.held()}
+	if stuck > 0 && !failing {
+		h.Writable, h.FailingSince = false, p.o.Now().Add(-stuck)
+		h.WriteError = fmt.Sprintf("a write has waited %s for the store: a transaction holds it", stuck.Round(time.Second))
+	}
 	st, err := p.o.Store.EventStats(ctx)
 	if err != nil {
 		return h, err

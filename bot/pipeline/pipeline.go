@@ -118,6 +118,7 @@ type Pipeline struct {
 	rewind atomic.Bool
 	// writes is the latest store write outcome, for Health.
 	writes writeHealth
+	probe  probeState
 	// storeHold: no sends until then (the store could not record an attempt).
 	storeMu      sync.Mutex
 	storeHold    time.Time
