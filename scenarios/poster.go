@@ -22,11 +22,24 @@ type Poster struct {
 	// Keywords (微信客服) send her poster as an image, with Text.
 	Keywords []string
 	Text     *Template
-	// Background is the decoded picture; BackgroundSource where it was read
-	// (its hash is in BackgroundSHA256, so an edit shows in the poster's).
-	Background       image.Image
-	BackgroundSource string
-	Layout           PosterLayout
+	// BackgroundData is the picture's file (PNG or JPEG, checked to decode
+	// at load), BackgroundWidth × BackgroundHeight its size, and
+	// BackgroundSource where it was read. The file is kept, not the decoded
+	// picture: a 1080×900 background is 3.9 MB decoded for the life of the
+	// process, and a poster is drawn once per member who asks (Background).
+	BackgroundData                    []byte
+	BackgroundWidth, BackgroundHeight int
+	BackgroundSource                  string
+	Layout                            PosterLayout
+}
+
+// Background decodes the background picture.
+func (p *Poster) Background() (image.Image, error) {
+	img, _, err := image.Decode(bytes.NewReader(p.BackgroundData))
+	if err != nil {
+		return nil, fmt.Errorf("poster background %s: %w", p.BackgroundSource, err)
+	}
+	return img, nil
 }
 
 // IsKeyword reports whether text asks for the poster.
@@ -146,7 +159,8 @@ func (c *compiler) poster(s *posterSpec) *Poster {
 			c.ps.at(bg.Pos, "file", "%s is not a PNG or JPEG picture", bg.File)
 			break
 		}
-		p.Background, p.BackgroundSource = img, src
+		b := img.Bounds()
+		p.BackgroundData, p.BackgroundWidth, p.BackgroundHeight, p.BackgroundSource = data, b.Dx(), b.Dy(), src
 	}
 	if s.Name == nil {
 		c.ps.at(s.Pos, "name", "required: where her name goes, {x, y, size}")
@@ -176,9 +190,8 @@ func (c *compiler) poster(s *posterSpec) *Poster {
 	} else {
 		p.Layout.QR = PosterBox{X: s.QR.X, Y: s.QR.Y, Size: s.QR.Size}
 	}
-	if p.Background != nil && s.Name != nil && s.QR != nil {
-		b := p.Background.Bounds()
-		if err := p.Layout.Check(b.Dx(), b.Dy()); err != nil {
+	if p.BackgroundData != nil && s.Name != nil && s.QR != nil {
+		if err := p.Layout.Check(p.BackgroundWidth, p.BackgroundHeight); err != nil {
 			at := s.QR.Pos
 			if !strings.Contains(err.Error(), "qr {") {
 				at = s.Name.Pos

@@ -83,7 +83,7 @@ referral:
 					t.Fatal(err)
 				}
 				p := sc.Referral.Poster
-				if p == nil || p.Background.Bounds().Dx() != 400 || p.Layout.QR.Size != 200 || p.Layout.Name.Color.R != 0xff || !p.IsKeyword("我要海报") {
+				if p == nil || p.BackgroundWidth != 400 || p.Layout.QR.Size != 200 || p.Layout.Name.Color.R != 0xff || !p.IsKeyword("我要海报") {
 					t.Fatalf("poster %+v", p)
 				}
 				return

@@ -46,7 +46,11 @@ func (r *Renderer) Render(ctx context.Context, p bot.PosterRef) ([]byte, error) 
 		return nil, err
 	}
 	ps := sc.Referral.Poster
-	return Render(ps.Background, ps.Layout, p.Name, qr)
+	bg, err := ps.Background()
+	if err != nil {
+		return nil, err
+	}
+	return Render(bg, ps.Layout, p.Name, qr)
 }
 
 // Media renders a poster for the media library (bot/media Library.Render).
