@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strconv"
@@ -51,6 +52,9 @@ type benchOptions struct {
 	NoAck bool
 	// AckCPUProfile profiles the ack-path phase's load.
 	AckCPUProfile string
+	// AckTrace writes an execution trace (go tool trace) of the ack-path
+	// phase's load: where requests wait, how full the cores are.
+	AckTrace string
 	// DatabaseURL runs the servers on PostgreSQL instead of bbolt; Nodes
 	// is how many servers share it (callbacks spread round-robin).
 	DatabaseURL string
@@ -191,6 +195,7 @@ docs/performance.md.`, 0, 0)
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve phase to this file (go tool pprof)")
 	fs.BoolVar(&o.NoAck, "no-ack-path", false, "skip the ack-path phase (the server with its engine and outbox held during the load)")
 	fs.StringVar(&o.AckCPUProfile, "ack-cpuprofile", "", "write a CPU profile of the ack-path phase's load to this file, and of the bare handler's to <file>.bare (the phases then run one after another, not in turns)")
+	fs.StringVar(&o.AckTrace, "ack-trace", "", "write an execution trace of the ack-path phase's load to this file (go tool trace; the phases then run one after another, not in turns)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database instead of bbolt (an empty one: bench writes test data into it)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "servers sharing the PostgreSQL database, callbacks spread round-robin (needs --database-url)")
 	fs.DurationVar(&o.WeComLatency, "wecom-latency", 0, "the fake WeCom answers every call after this long (the real one: 50–200 ms)")
@@ -479,7 +484,7 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 		phases = append(phases, phase{"the PostgreSQL-insert peer", &rep.Peer, loadtest.Options{Base: base}})
 	}
 	slices := max(1, int(o.Duration/time.Second))
-	if o.BurstN > 0 || o.AckCPUProfile != "" {
+	if o.BurstN > 0 || o.AckCPUProfile != "" || o.AckTrace != "" {
 		slices = 1
 	}
 	if len(phases) > 0 {
@@ -507,6 +512,14 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 					return nil, err
 				}
 			}
+			if o.AckTrace != "" && ph.res == &rep.Ack {
+				stopTrace, err := startTrace(o.AckTrace)
+				if err != nil {
+					return nil, err
+				}
+				stopCPU := stopProfile
+				stopProfile = func() { stopTrace(); stopCPU() }
+			}
 			runID = randomHex(4) // every slice's callbacks are new events
 			ph.res.Add(loadtest.Run(ctx, lo))
 			stopProfile()
@@ -529,16 +542,27 @@ func runBench(ctx context.Context, o benchOptions, getenv func(string) string, p
 
 // startProfile starts a CPU profile into path; call stop when done.
 func startProfile(path string) (stop func(), err error) {
+	return startRecording(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// startTrace starts an execution trace into path; call stop when done.
+func startTrace(path string) (stop func(), err error) {
+	return startRecording(path, trace.Start, trace.Stop)
+}
+
+// startRecording creates path and starts a recording (profile or trace)
+// into it; stop ends it and closes the file.
+func startRecording(path string, start func(io.Writer) error, end func()) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		end()
 		f.Close()
 	}, nil
 }
