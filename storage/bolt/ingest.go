@@ -125,8 +125,18 @@ const (
 	ingestKeep = 4 * ingestChunk
 	// maxMove bounds the events in one bbolt transaction of the mover.
 	maxMove = 2000
-	// maxFlights is how many groups may be syncing at once (flush).
-	maxFlights = 2
+	// maxFlights is how many groups may be syncing at once (flush). One:
+	// the next group forms for the whole of a sync and is flushed by one
+	// caller when it ends. With two, a second caller arriving during a
+	// sync flushes alone (groups of 1.1 entries at 16 connections), so
+	// nearly every request paid a sync's CPU (~30 µs) and each sync held
+	// one of the runtime's Ps while its thread slept in the kernel —
+	// both Ps at once when two were in flight, leaving a core idle with
+	// work queued (execution trace of bench's ack path: fdatasync held a
+	// P 57% of the run). One flight: groups of ~7, CPU per ack 163–192 µs
+	// vs 195–228, ack/bare 0.48–0.52 vs 0.37–0.40 (bench, c=16,
+	// alternated runs, loaded machine).
+	maxFlights = 1
 	// movePace is the least time between two moves while events keep
 	// coming (mover): 16 writers ingest 60–66k events/s with it, 18–28k
 	// without (BenchmarkIngestVsAppend16, one run).
@@ -483,11 +493,10 @@ func (l *ingestLog) ingest(ev *bot.Event, now time.Time) (bool, error) {
 }
 
 // flush writes the forming group (the caller leads it) and syncs it,
-// while the group before may still be syncing: fdatasync returns once
-// everything written to the file before it began is durable, so a
-// group's sync finishes every group written before it too, and two
-// syncs in flight overlap on the disk (two groups per sync time instead
-// of one at 16 connections). Groups finish in order; a group whose write
+// while the group before may still be syncing when maxFlights allows
+// more than one: fdatasync returns once everything written to the file
+// before it began is durable, so a group's sync finishes every group
+// written before it too. Groups finish in order; a group whose write
 // or sync fails fails with every group written after it (recovery stops
 // at the first torn record, so none after may be acknowledged), and the
 // file goes on from its offset.

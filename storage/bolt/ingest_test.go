@@ -547,3 +547,67 @@ func TestHoldMovesKeepsAckedEventsInTheLog(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestNextGroupFormsDuringTheSync: while a group syncs, later callbacks
+// join one forming group that nobody flushes yet (a second caller
+// flushing alone would cost every request its own sync); when the sync
+// ends the group is flushed with one more sync, and all are acknowledged.
+func TestNextGroupFormsDuringTheSync(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // before Close, which waits for the sync
+	var calls atomic.Int64
+	s.in.syncFile = func(f *os.File) error {
+		if calls.Add(1) == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+		return fdatasync(f)
+	}
+	ctx := context.Background()
+	ingest := func(id string, errs chan<- error) {
+		_, err := s.IngestEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: id, DedupeKey: id})
+		errs <- err
+	}
+	errs := make(chan error, 4)
+	go ingest("wm_first", errs)
+	<-entered // the first group is in its sync
+	for i := range 3 {
+		go ingest(fmt.Sprint("wm_next_", i), errs)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.in.mu.Lock()
+		queued, f := s.in.seq, s.in.forming
+		formed, led := 0, false
+		if f != nil {
+			formed, led = len(f.entries), f.led
+		}
+		s.in.mu.Unlock()
+		if queued == 4 {
+			if formed != 3 || led || calls.Load() != 1 {
+				t.Fatalf("during the first sync: forming group of %d (led %v), %d syncs; want 3 waiting, unled, 1 sync", formed, led, calls.Load())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d given sequence numbers, want 4", queued)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	free()
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d syncs for two groups, want 2", n)
+	}
+}
