@@ -228,7 +228,7 @@ var Buckets = []Bucket{
 	{BucketKfMsgIDs, "msgid (kf/send_msg, send_msg_on_event)", "the outbox action id (decimal) and, after a space, its key: for msg_send_fail", "bot/engine kfsession.go"},
 	{BucketMassBatches, "chat_type ‖ sender ‖ content hash ‖ window end (unix ms) [‖ #generation]", "engine massBatch JSON: content, window, task msgid, confirmation, polls", "bot/engine massbatch.go"},
 	{BucketMassMembers, "batch id ‖ external_userid or chat_id", "engine massMember JSON: the member's action id and result so far", "bot/engine massbatch.go"},
-	{BucketFollowUps, "slot start (unix seconds, 12 digits) ‖ the follow-up's action key (followup ‖ event ref ‖ step)", "engine plannedFollowUp JSON: member, script, step, staff, due time", "bot/engine followups.go"},
+	{BucketFollowUps, "slot start (unix seconds, 12 digits) ‖ the follow-up's action key (followup ‖ event ref ‖ step); drained", "engine plannedFollowUp JSON: member, script, step, staff, due time; drained: the latest slot key whose timer has run", "bot/engine followups.go"},
 	{BucketMedia, "img|media ‖ kind ‖ source (file path or URL)", "media.Record JSON: content hash, media_id or pic_url, uploaded at", "bot/media media.go"},
 	{BucketSettings, "setting name (link_secret)", "the setting's value", "cmd/wecombot serve.go"},
 	{BucketHealth, "probe", "RFC 3339 time of the latest probe write", "bot/pipeline health.go"},

@@ -25,13 +25,27 @@ import (
 // transaction that deletes it. The outbox guard's and a batch's checks
 // (lost member, deleted sender, contact cap) apply to the action as before.
 //
+// A plan is never written for a slot whose timer has run: the first
+// timer event of a slot records the slot as drained ("drained" → its slot
+// key), and a step due in a drained slot (an add handled on a node whose
+// clock is behind the one that ran the timer, or after the clock was set
+// back) is queued at once, as a step due in the slot under way is. The
+// planning transaction reads that record and the timer's writes it after
+// scanning the plans, so on PostgreSQL (SERIALIZABLE) the two cannot both
+// miss each other: one is re-run. Without it such a plan waited for a
+// later slot's timer, or forever when none came.
+//
 //	followups  <slot start, unix seconds, 12 digits>|followup|<ref>|<step> → plannedFollowUp
+//	followups  drained → the latest slot key whose timer has run
 const (
 	bucketFollowUps = bot.BucketFollowUps
 	timerFollowUps  = "followups"
 	// dataSlot and dataPage are a follow-up timer's slot (unix seconds) and page.
 	dataSlot = "slot"
 	dataPage = "page"
+	// keyDrained sorts after every slot key: a slot's scan never meets it.
+	keyDrained   = "drained"
+	localDrained = "followups\x00drained"
 )
 
 // followUpSlot is the planning granularity: a step due in a slot that has
@@ -76,10 +90,37 @@ func (r *run) planFollowUp(key string, p plannedFollowUp) (bool, error) {
 		return false, err
 	}
 	sk := slotKey(slot)
+	drained, err := r.followUpsDrained()
+	if err != nil || sk <= drained {
+		return false, err // its slot's timer has run: queue it now
+	}
 	if err := r.tx.Put(bucketFollowUps, sk+"|"+key, raw); err != nil {
 		return false, fmt.Errorf("plan follow-up %s: %w", key, err)
 	}
 	return true, r.followUpTimer(sk, slot, 0)
+}
+
+// followUpsDrained is the latest slot whose timer has run ("" for none),
+// read once per transaction when the store keeps transaction-local state.
+func (r *run) followUpsDrained() (string, error) {
+	var local map[string]any
+	if l := bot.LocalOf(r.tx); l != nil {
+		local = l.Local()
+		if v, ok := local[localDrained].(string); ok {
+			return v, nil
+		}
+	}
+	v, err := r.tx.Get(bucketFollowUps, keyDrained)
+	if errors.Is(err, bot.ErrNotFound) {
+		v, err = nil, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read drained follow-up slot: %w", err)
+	}
+	if local != nil {
+		local[localDrained] = string(v)
+	}
+	return string(v), nil
 }
 
 // followUpTimer queues the timer for page page of slot sk, due at (once
@@ -135,6 +176,19 @@ func (r *run) followUpsDue(d map[string]string) error {
 	}
 	if err != nil {
 		return err
+	}
+	// From now on a step due in this slot or an earlier one is queued at once.
+	drained, err := r.followUpsDrained()
+	if err != nil {
+		return err
+	}
+	if len(sk) == 12 && sk > drained {
+		if err := r.tx.Put(bucketFollowUps, keyDrained, []byte(sk)); err != nil {
+			return fmt.Errorf("record drained follow-up slot: %w", err)
+		}
+		if l := bot.LocalOf(r.tx); l != nil {
+			l.Local()[localDrained] = sk
+		}
 	}
 	for _, pl := range plans {
 		if err := r.tx.Delete(bucketFollowUps, pl.key); err != nil {

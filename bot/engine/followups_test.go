@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,12 @@ func (h *harness) planned() map[string]string {
 	h.t.Helper()
 	out := map[string]string{}
 	err := h.store.View(context.Background(), func(tx bot.Tx) error {
-		return tx.Scan(bot.BucketFollowUps, "", func(k string, v []byte) bool { out[k] = string(v); return true })
+		return tx.Scan(bot.BucketFollowUps, "", func(k string, v []byte) bool {
+			if k != keyDrained {
+				out[k] = string(v)
+			}
+			return true
+		})
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -186,5 +192,54 @@ func TestFollowUpsPagedAndScenarioInForce(t *testing.T) {
 	}
 	if pages < 2 {
 		t.Errorf("%d page timers, want the slots' plans in pages of %d", pages, followUpChunk)
+	}
+}
+
+// A step due in a slot whose timer has already run (the add handled on a
+// node whose clock is behind the one that ran it, or after the clock was
+// set back) is queued at once, exactly once: it is not planned for a timer
+// that will never come again. A step due in a later slot is still planned.
+func TestFollowUpDueInADrainedSlotQueuedAtOnce(t *testing.T) {
+	sc := followUpScenario(t, "      - {after: 1d, text: 明天见}\n      - {after: 2d, text: 后天见}\n")
+	h := newHarness(t, sc)
+	h.send(add("wmA", "s1", "", "WC-A"))
+	slot := t0.Add(24 * time.Hour).Truncate(followUpSlot)
+	// Day 1's slot begins on the node with the right clock: its timer runs
+	// (and day 2's: the relay here plays every timer at once).
+	h.clock = slot.Add(time.Minute)
+	h.followUps()
+	if n := len(h.actions(bot.ActionMassSend)); n != 2 || len(h.planned()) != 0 {
+		t.Fatalf("%d queued, planned %v after the timers ran; want 2 and none", n, h.planned())
+	}
+	// A node whose clock is a day behind handles an add made then.
+	h.clock = t0.Add(2 * time.Minute)
+	evB := h.send(add("wmB", "s1", "", "WC-B"))
+	h.followUps()
+	h.handle(evB) // a replay queues nothing twice
+	h.followUps()
+	byKey := map[string]bot.Action{}
+	for _, a := range h.actions(bot.ActionMassSend) {
+		if a.MemberID == "wmB" {
+			if _, dup := byKey[a.Key]; dup {
+				t.Fatalf("%s queued twice", a.Key)
+			}
+			byKey[a.Key] = a
+		}
+	}
+	ref := eventRef(evB)
+	for i, due := range []time.Time{evB.At.Add(24 * time.Hour), evB.At.Add(48 * time.Hour)} {
+		a, ok := byKey["followup|"+ref+"|"+strconv.Itoa(i)]
+		if !ok || !a.DueAt.Equal(due) || a.Status != bot.ActionBatched {
+			t.Fatalf("step %d of the add after its slot's timer ran: %+v (queued %v); want it queued, due %v", i, a, ok, due)
+		}
+	}
+	if len(byKey) != 2 || len(h.planned()) != 0 {
+		t.Fatalf("wmB's follow-ups %v, planned %v: want her 2 steps queued, nothing left waiting", byKey, h.planned())
+	}
+	// A step due in a slot not yet drained is still planned for it.
+	h.clock = t0.Add(3 * time.Minute)
+	h.send(&bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wmC", StaffID: "s1", WelcomeCode: "WC-C", At: t0.Add(3 * 24 * time.Hour)})
+	if n := len(h.planned()); n != 2 {
+		t.Fatalf("planned %v, want wmC's 2 steps (their slots' timers have not run)", h.planned())
 	}
 }
