@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 // Follow-ups planned for their slot. A welcome script's follow-ups are due
@@ -223,4 +224,48 @@ func (r *run) materializeFollowUp(key string, p plannedFollowUp) error {
 	sop := script.FollowUps
 	_, err = r.sendStep(ms, sop, p.Step, sop.Steps[p.Step], key, bot.PurposeFollowUp, p.Staff, "", p.Due, r.memberData(m))
 	return err
+}
+
+// PlannedFollowUp is a follow-up step planned for a member and not yet
+// queued as its action (the console's member detail lists them).
+type PlannedFollowUp struct {
+	Key    string
+	Script string
+	Step   int
+	Staff  string
+	Due    time.Time
+}
+
+// PlannedFollowUps returns the follow-ups contact.add event ev planned
+// that are still waiting for their slot, soonest first: the plans' keys
+// follow from the event (its ref, its time, the welcome script of its
+// channel), so reading them costs a lookup per step and the add writes
+// nothing more. A plan made under a step timing changed since is not
+// found (its slot was another); it is still queued at its slot.
+func PlannedFollowUps(tx bot.Tx, sc *scenarios.Scenario, ev *bot.Event) ([]PlannedFollowUp, error) {
+	if ev.Type != bot.EventContactAdd || sc == nil {
+		return nil, nil
+	}
+	script := sc.WelcomeFor(sc.ChannelByState(ev.State))
+	if script == nil || script.FollowUps == nil {
+		return nil, nil
+	}
+	ref := eventRef(ev)
+	var out []PlannedFollowUp
+	for i, st := range script.FollowUps.Steps {
+		key := "followup|" + ref + "|" + strconv.Itoa(i)
+		raw, err := tx.Get(bucketFollowUps, slotKey(st.Due(ev.At, sc.Brand.Zone).Truncate(followUpSlot))+"|"+key)
+		if errors.Is(err, bot.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var p plannedFollowUp
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, fmt.Errorf("decode planned follow-up %s: %w", key, err)
+		}
+		out = append(out, PlannedFollowUp{Key: key, Script: p.Script, Step: p.Step, Staff: p.Staff, Due: p.Due})
+	}
+	return out, nil
 }

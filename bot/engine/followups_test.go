@@ -124,6 +124,15 @@ func TestFollowUpsPlannedForTheirSlot(t *testing.T) {
 			timers = append(timers, a)
 		}
 	}
+	if err := h.store.View(context.Background(), func(tx bot.Tx) error {
+		mine, err := PlannedFollowUps(tx, sc, ev)
+		if err == nil && (len(mine) != 1 || mine[0].Key != "followup|test|1|1" || !mine[0].Due.Equal(t0.Add(24*time.Hour))) {
+			t.Errorf("her planned follow-ups: %+v", mine)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if len(timers) != 1 || !timers[0].DueAt.Equal(slot) || timers[0].Status != bot.ActionPending {
 		t.Fatalf("follow-up timers %+v, want one due at %v", timers, slot)
 	}
@@ -143,6 +152,15 @@ func TestFollowUpsPlannedForTheirSlot(t *testing.T) {
 	}
 	if len(h.planned()) != 0 {
 		t.Fatalf("plans left: %v", h.planned())
+	}
+	if err := h.store.View(context.Background(), func(tx bot.Tx) error {
+		left, err := PlannedFollowUps(tx, sc, ev)
+		if err == nil && len(left) != 0 {
+			t.Errorf("her planned follow-ups after the slot: %+v", left)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// The timer's result again (WeCom-side retry, replay): nothing twice.
 	h.send(&bot.Event{Type: bot.EventActionResult, Source: bot.SourceSystem, DedupeKey: "again",

@@ -15,7 +15,12 @@ import (
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/engine"
+	"github.com/wecombot/wecombot/scenarios"
 )
+
+// StatusPlanned is the timeline status of a follow-up planned for a later
+// slot: its outbox action is queued when the slot begins.
+const StatusPlanned = "planned"
 
 // AdminStore is what the console reads beyond bot.Store: a member's
 // history (newest first, from her index), a bounded newest-first scan for
@@ -489,6 +494,12 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 				conversation = append(conversation, conversationLine{At: ev.At, From: "member", Text: ev.Content})
 			}
 		}
+		planned, err := s.plannedFollowUps(r.Context(), evs)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		timeline = append(timeline, s.plannedItems(m, planned)...)
 		acts, err := as.MemberActions(r.Context(), id, historyLimit)
 		if err != nil {
 			s.fail(w, r, err)
@@ -541,6 +552,69 @@ func (s *Server) apiMember(w http.ResponseWriter, r *http.Request) {
 		"stage_names":   s.stageNames(),
 		"zone":          s.brandZone().String(),
 	})
+}
+
+// plannedFollowUps are the follow-ups her adds among evs planned that
+// wait for their slot.
+func (s *Server) plannedFollowUps(ctx context.Context, evs []bot.Event) ([]engine.PlannedFollowUp, error) {
+	if s.o.Scenario == nil {
+		return nil, nil
+	}
+	sc := s.o.Scenario()
+	var adds []*bot.Event
+	for i := range evs {
+		if evs[i].Type == bot.EventContactAdd {
+			adds = append(adds, &evs[i])
+		}
+	}
+	if sc == nil || len(adds) == 0 {
+		return nil, nil
+	}
+	var out []engine.PlannedFollowUp
+	err := s.o.Store.View(ctx, func(tx bot.Tx) error {
+		out = out[:0]
+		for _, ev := range adds {
+			p, err := engine.PlannedFollowUps(tx, sc, ev)
+			if err != nil {
+				return err
+			}
+			out = append(out, p...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// plannedItems are her follow-ups planned for a later slot, as the actions
+// they will be (status planned, no outbox id yet): what she gets next.
+func (s *Server) plannedItems(m *bot.Member, planned []engine.PlannedFollowUp) []timelineItem {
+	var sc *scenarios.Scenario
+	if s.o.Scenario != nil {
+		sc = s.o.Scenario()
+	}
+	out := make([]timelineItem, 0, len(planned))
+	for _, p := range planned {
+		item := timelineItem{At: p.Due, Kind: "action", Type: string(bot.ActionMassSend), Status: StatusPlanned,
+			Fields: map[string]string{"key": p.Key, "script": p.Script}}
+		if p.Staff != "" {
+			item.Fields["staff"] = p.Staff
+		}
+		if sc != nil {
+			if script := sc.Script(p.Script); script != nil && script.FollowUps != nil && p.Step < len(script.FollowUps.Steps) {
+				st := script.FollowUps.Steps[p.Step]
+				if st.Via == scenarios.ViaKf {
+					item.Type = string(bot.ActionKfMessage)
+				}
+				if st.Text != nil {
+					if text, err := st.Text.Render(sc.DataFor(m)); err == nil {
+						item.Text = text
+					}
+				}
+			}
+		}
+		out = append(out, item)
+	}
+	return out
 }
 
 // stageNames are the scenario's names of the stages (for pages that show a

@@ -1123,3 +1123,40 @@ func TestCheckInReportPages(t *testing.T) {
 		}
 	}
 }
+
+// A welcome follow-up planned for a later slot shows on her detail before
+// its slot begins: what she gets next, when, status planned.
+func TestMemberDetailShowsPlannedFollowUps(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	sc, err := scenarios.LoadBytes("fu.yaml", []byte("brand: {name: 测试}\nwelcome:\n  default:\n    text: 你好\n    follow_ups:\n"+
+		"      - {after: 1d, via: mass_send, text: 明天见}\n      - {after: 3d, text: 三天后见}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sc = sc
+	f.add("wm_plan", "Plan", "", "s1", f.now)
+	r := f.get("/api/v1/members/wm_plan")
+	if r.code != 200 {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	got := map[string]map[string]any{}
+	for _, it := range r.json["timeline"].([]any) {
+		it := it.(map[string]any)
+		if it["status"] == StatusPlanned {
+			got[it["text"].(string)] = it
+		}
+	}
+	for text, due := range map[string]time.Time{"明天见": f.now.Add(24 * time.Hour), "三天后见": f.now.Add(72 * time.Hour)} {
+		it, ok := got[text]
+		if !ok {
+			t.Fatalf("timeline lacks the planned follow-up %q: %s", text, r.body)
+		}
+		if at, _ := time.Parse(time.RFC3339Nano, it["at"].(string)); !at.Equal(due) || it["kind"] != "action" || it["type"] != "mass_send" {
+			t.Errorf("planned %q: %v, want an action due %v", text, it, due)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("planned items %v, want 2", got)
+	}
+}

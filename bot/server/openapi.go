@@ -45,7 +45,7 @@ var apiDocs = map[string]apiDoc{
 	"GET /api/v1/events":                            {summary: "The event log in append order", query: []string{"cursor", "limit"}, list: "events"},
 	"GET /api/v1/outbox":                            {summary: "Outbox actions in creation order (secrets redacted)", query: []string{"cursor", "limit"}, list: "actions"},
 	"GET /api/v1/members":                           {summary: "Members (客户) filtered, in external_userid order", query: []string{"stage", "tag", "channel", "staff", "level", "q", "lost", "limit", "cursor"}, list: "members"},
-	"GET /api/v1/members/{external_userid}":         {summary: "One member: profile, stage history, timeline, conversation, coupons, check-ins"},
+	"GET /api/v1/members/{external_userid}":         {summary: "One member: profile, stage history, timeline (with her follow-ups planned for a later slot, status planned), conversation, coupons, check-ins"},
 	"GET /api/v1/sync":                              {summary: "The running or last sync of customers, groups and tags from WeCom (progress, ETA, counts) and recent runs"},
 	"POST /api/v1/sync":                             {summary: "Start (or resume) a sync from WeCom; 202 when started, 200 with the running one's progress"},
 	"GET /api/v1/transfers":                         {summary: "Staff transfers (在职/离职继承), newest first, with each customer's status and the failures"},

@@ -163,7 +163,7 @@
         kf_message: '微信客服回复', robot: '群机器人消息', contact_way: '创建渠道活码', ai_reply: 'AI 回复', kf_sync: '拉取微信客服消息',
         aibot_response: '智能机器人回复', stage: '阶段变化',
       },
-      status: { pending: '待发送', sent: '已发送', failed: '发送失败', possibly_delivered: '可能已送达', delivering: '发送中', skipped: '未发送（企业微信会拒绝）', batched: '等待合并群发' },
+      status: { pending: '待发送', sent: '已发送', failed: '发送失败', possibly_delivered: '可能已送达', delivering: '发送中', skipped: '未发送（企业微信会拒绝）', batched: '等待合并群发', planned: '已排期（到时加入发送）' },
       result: { waiting_confirm: '等待员工在企业微信确认', undelivered: '未送达（企业微信报告发送失败）', delivered: '已送达', not_confirmed: '员工未确认', over_quota: '超出本月群发次数', not_friend: '不是员工的好友',
         left_out: '员工确认时未选她', canceled: '群发前已取消', task_failed: '群发任务失败', task_unknown: '群发任务结果未知' },
       cause: {
@@ -204,7 +204,7 @@
         kf_message: 'WeChat Customer Service reply', robot: 'Group robot message', contact_way: 'Contact-me code', ai_reply: 'AI reply',
         kf_sync: 'Pull WeChat Customer Service messages', aibot_response: 'AI bot reply', stage: 'Stage change',
       },
-      status: { pending: 'pending', sent: 'sent', failed: 'failed', possibly_delivered: 'possibly delivered', delivering: 'sending', skipped: 'skipped (WeCom would refuse it)', batched: 'waiting for its mass-send task' },
+      status: { pending: 'pending', sent: 'sent', failed: 'failed', possibly_delivered: 'possibly delivered', delivering: 'sending', skipped: 'skipped (WeCom would refuse it)', batched: 'waiting for its mass-send task', planned: 'planned (queued when its time comes)' },
       result: { waiting_confirm: 'waiting for staff to confirm in WeCom', undelivered: 'not delivered (WeCom reported a send failure)', delivered: 'delivered', not_confirmed: 'not confirmed by staff', over_quota: 'over the monthly mass-send quota', not_friend: 'not a friend of the staff member',
         left_out: 'left out when staff confirmed', canceled: 'canceled before the task', task_failed: 'the mass-send task failed', task_unknown: 'the task\'s outcome is unknown' },
       cause: {
