@@ -118,16 +118,8 @@ func (r *run) groupDetailFailed(d map[string]string) error {
 	if chat == "" {
 		return nil
 	}
-	g, err := r.loadGroup(chat)
-	if err != nil {
-		return err
-	}
-	owed := g.DetailOwed
-	if err := r.groupDetailAnswered(g, d[bot.ResultKey]); err != nil || g.DetailOwed == owed {
-		return err
-	}
 	r.log.Warn().Str("chat", chat).Str("error", d[bot.DataError]).Msg("groupchat/get failed; the group is read again on its next change")
-	return r.putJSON(bucketGroups, chat, g)
+	return r.groupLearned(chat, "", "", d[bot.ResultKey])
 }
 
 // groupDetailResult learns the names of the group's members wecombot knows
