@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/wecombot/wecombot/bot/loadtest"
 	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/wecom"
 	"github.com/wecombot/wecombot/storage/bolt"
@@ -109,4 +110,39 @@ func BenchmarkCallbackVerifyOnly(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+// BenchmarkCallbackHandlerCPU is the ack path's CPU and allocations per
+// callback in the server alone: one request at a time, no fsync
+// (Options.NoSync) and the move into bbolt held, as in bench's ack phase.
+func BenchmarkCallbackHandlerCPU(b *testing.B) {
+	c, err := wecom.NewCrypter("benchToken", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wwbench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	release := make(chan struct{})
+	defer close(release)
+	st.HoldMoves(release)
+	s := New(Options{Store: st, Crypter: c, Log: zerolog.Nop(), Metrics: metrics.New()})
+	paths, bodies := sealedRequests(b, c, b.N)
+	reqs := make([]*http.Request, len(paths))
+	for i := range paths {
+		reqs[i] = httptest.NewRequest(http.MethodPost, paths[i], bytes.NewReader(bodies[i]))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := loadtest.ProcessCPU() // on a shared machine CPU time, not wall time, is what compares
+	for i := range b.N {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, reqs[i])
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code, rec.Body.String())
+		}
+	}
+	b.ReportMetric(float64(loadtest.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }

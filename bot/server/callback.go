@@ -4,7 +4,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
@@ -66,14 +69,15 @@ func (s *Server) openCallback(ep *callbackEndpoint, w http.ResponseWriter, r *ht
 		s.rejectAt(ep, w, r, start, http.StatusServiceUnavailable, "not_configured", ep.what+" is not configured: set "+ep.settings)
 		return nil, false
 	}
-	q := r.URL.Query()
-	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
+	sig, ts, nonce := callbackQuery(r.URL.RawQuery)
 	if sig == "" || ts == "" || nonce == "" {
 		s.rejectAt(ep, w, r, start, http.StatusBadRequest, "bad_request", "missing msg_signature, timestamp or nonce")
 		return nil, false
 	}
-	body, err := readBody(w, r)
+	buf := bodyBuffers.Get().(*[]byte)
+	body, err := readBodyInto(w, r, *buf)
 	if err != nil {
+		bodyBuffers.Put(buf)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			s.rejectAt(ep, w, r, start, http.StatusRequestEntityTooLarge, "too_large", "body over 1 MiB")
@@ -83,6 +87,12 @@ func (s *Server) openCallback(ep *callbackEndpoint, w http.ResponseWriter, r *ht
 		return nil, false
 	}
 	plain, err = ep.open(ep.crypter, sig, ts, nonce, body)
+	// OpenXML and OpenJSON keep nothing of the body (their plaintext and
+	// errors are copies): its buffer serves the next request.
+	if cap(body) <= maxPooledBody {
+		*buf = body[:0]
+	}
+	bodyBuffers.Put(buf)
 	if err != nil {
 		s.rejectCrypto(ep, w, r, start, err)
 		return nil, false
@@ -102,21 +112,84 @@ func (s *Server) openCallback(ep *callbackEndpoint, w http.ResponseWriter, r *ht
 	return plain, true
 }
 
+// bodyBuffers are callback body buffers (*[]byte) between requests: a
+// body is garbage as soon as it is verified and decrypted.
+var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody is the largest body buffer kept for another request
+// (WeCom's callbacks are a few KiB).
+const maxPooledBody = 64 << 10
+
 // readBody reads a request body of at most MaxBodyBytes (a
 // *http.MaxBytesError beyond): into one buffer of its Content-Length when
 // the request gives one, rather than io.ReadAll's growing copies.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	return readBodyInto(w, r, nil)
+}
+
+// readBodyInto is readBody into buf when its capacity holds the body's
+// Content-Length.
+func readBodyInto(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	if n := r.ContentLength; n > 0 && n <= MaxBodyBytes {
 		// net/http ends the body at Content-Length: a shorter one is
-		// io.ErrUnexpectedEOF, a longer one is never read.
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(body, buf); err != nil {
+		// io.ErrUnexpectedEOF, a longer one is never read (so no
+		// MaxBytesReader is needed to stop it).
+		if int64(cap(buf)) >= n {
+			buf = buf[:n]
+		} else {
+			buf = make([]byte, n)
+		}
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, err
 		}
 		return buf, nil
 	}
-	return io.ReadAll(body)
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+}
+
+// callbackQuery is r.URL.Query()'s msg_signature, timestamp and nonce
+// (the first value of each) without building url.Values, for the short
+// queries WeCom sends; others go to url.ParseQuery (TestCallbackQuery).
+func callbackQuery(raw string) (sig, ts, nonce string) {
+	if strings.Count(raw, "&") >= 16 || strings.Contains(raw, ";") {
+		q, _ := url.ParseQuery(raw)
+		return q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
+	}
+	var haveSig, haveTS, haveNonce bool
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		key, ok := queryUnescape(key)
+		if !ok {
+			continue
+		}
+		if value, ok = queryUnescape(value); !ok {
+			continue // url.ParseQuery drops the pair
+		}
+		switch {
+		case key == "msg_signature" && !haveSig:
+			sig, haveSig = value, true
+		case key == "timestamp" && !haveTS:
+			ts, haveTS = value, true
+		case key == "nonce" && !haveNonce:
+			nonce, haveNonce = value, true
+		}
+	}
+	return sig, ts, nonce
+}
+
+// queryUnescape is url.QueryUnescape, without its copy when there is
+// nothing to unescape.
+func queryUnescape(s string) (string, bool) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
 }
 
 // callbackVerify answers the callback's URL verification (GET).

@@ -31,10 +31,11 @@ type xmlEnvelope struct {
 	Encrypt string `xml:"Encrypt"`
 }
 
-// readFlat fills env from a body of flatXML's plain shape (what WeCom and
-// SealXML send) and reports false for anything else, which encoding/xml
-// reads instead: the same rules as message.readFlat.
-func (env *xmlEnvelope) readFlat(body []byte) bool {
+// flatEncrypt returns the Encrypt element of a body of flatXML's plain
+// shape (what WeCom and SealXML send), a slice of body when it is one run
+// of text, and reports false for anything else, which encoding/xml reads
+// instead: the same rules as message.readFlat.
+func flatEncrypt(body []byte) (encrypt []byte, ok bool) {
 	seen := false
 	root, ok := flatXML(body, func(name []byte, text flatText, kids []flatKid) bool {
 		if string(name) != "Encrypt" {
@@ -44,27 +45,33 @@ func (env *xmlEnvelope) readFlat(body []byte) bool {
 			return false
 		}
 		seen = true
-		env.Encrypt = string(text.Bytes(body))
+		encrypt = text.Bytes(body)
 		return true
 	})
 	if !ok || string(root) != "xml" {
-		return false
+		return nil, false
 	}
-	env.XMLName.Local = "xml"
-	return true
+	return encrypt, true
 }
 
 // OpenXML verifies and decrypts a POSTed callback body. It parses the
 // envelope, checks msg_signature over its Encrypt element (ErrBadSignature),
 // decrypts it and returns the plaintext XML for ParseMessage. It accepts
-// WeCom's request bodies and what SealXML makes.
+// WeCom's request bodies and what SealXML makes. The plaintext never
+// shares memory with body, which the caller may use again.
 func (c *Crypter) OpenXML(signature, timestamp, nonce string, body []byte) ([]byte, error) {
-	var env xmlEnvelope
-	if !env.readFlat(body) {
-		env = xmlEnvelope{}
-		if err := xml.Unmarshal(body, &env); err != nil {
-			return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformed, err)
+	if encrypt, ok := flatEncrypt(body); ok {
+		if len(encrypt) == 0 {
+			return nil, fmt.Errorf("%w: body has no <Encrypt>", ErrMalformed)
 		}
+		if !verify(c, signature, timestamp, nonce, encrypt) {
+			return nil, ErrBadSignature
+		}
+		return c.decryptBytes(encrypt)
+	}
+	var env xmlEnvelope
+	if err := xml.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformed, err)
 	}
 	if env.XMLName.Local != "xml" {
 		return nil, fmt.Errorf("%w: body root is <%s>, want <xml>", ErrMalformed, truncate(env.XMLName.Local, 64))

@@ -253,3 +253,54 @@ func TestSealOpenJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenXMLPlaintextOwnsItsMemory: the server reads bodies into buffers
+// it uses again for the next request, so the plaintext OpenXML returns
+// must not be a view of the body, and every later use of the one Crypter
+// (its decrypters are used again too) must leave it as it was.
+func TestOpenXMLPlaintextOwnsItsMemory(t *testing.T) {
+	c := vectorCrypter(t, "wx5823bf96d3bd56c7")
+	plains := samplePlaintexts(t)
+	var opened [][]byte
+	for i, p := range plains {
+		ts, nonce := fmt.Sprint(1718000000+i), fmt.Sprint("n", i)
+		body, sig, err := c.SealXML(p, ts, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.OpenXML(sig, ts, nonce, body)
+		if err != nil {
+			t.Fatalf("OpenXML: %v", err)
+		}
+		for j := range body {
+			body[j] = 'X' // the buffer's next request
+		}
+		// A failing message in between must not disturb the next one.
+		if _, err := c.OpenXML(sig, ts, nonce, []byte("<xml><Encrypt>AAAAAAAAAAAAAAAAAAAAAA==</Encrypt></xml>")); err == nil {
+			t.Fatal("OpenXML accepted a forged body")
+		}
+		opened = append(opened, got)
+	}
+	for i, got := range opened {
+		if string(got) != string(plains[i]) {
+			t.Errorf("plaintext %d = %q after its body was overwritten, want %q", i, got, plains[i])
+		}
+	}
+}
+
+// TestVerifyBytesIsVerify: the body's Encrypt as bytes signs as the
+// string does, whatever its place among the sorted parts.
+func TestVerifyBytesIsVerify(t *testing.T) {
+	c := vectorCrypter(t, "wx5823bf96d3bd56c7")
+	for _, enc := range []string{"", "0", "1409659813", "1409659814", "zzzz", "AAAA+/==", strings.Repeat("Q", 3000)} {
+		for _, tn := range [][2]string{{"1409659813", "1372623149"}, {"", ""}, {"zzzz", "zzzz"}} {
+			sig := c.Sign(tn[0], tn[1], enc)
+			if !verify(c, sig, tn[0], tn[1], []byte(enc)) || !c.Verify(sig, tn[0], tn[1], enc) {
+				t.Errorf("encrypt %q ts %q nonce %q: the signature does not verify", enc, tn[0], tn[1])
+			}
+			if verify(c, sig, tn[0], tn[1], []byte(enc+"x")) {
+				t.Errorf("encrypt %q+x verifies with %q's signature", enc, enc)
+			}
+		}
+	}
+}

@@ -393,32 +393,38 @@ func (l *ingestLog) add(ev *bot.Event, now time.Time, direct bool) (e *ingestEnt
 // them), so an event costs one allocation of its JSON (withSeq's copy)
 // rather than json.Marshal's and that copy.
 type eventEncoder struct {
-	buf bytes.Buffer
-	enc *json.Encoder
+	buf []byte
+	// json is encoding/json, for the events appendEventJSON leaves to it.
+	json bytes.Buffer
+	enc  *json.Encoder
 }
 
 var encoders = sync.Pool{New: func() any {
 	e := &eventEncoder{}
-	e.enc = json.NewEncoder(&e.buf)
+	e.enc = json.NewEncoder(&e.json)
 	return e
 }}
 
 // encode returns json.Marshal of ev with Seq 0 (TestEventEncoderIsJSONMarshal),
 // valid until the next encode or put.
 func (e *eventEncoder) encode(ev *bot.Event) ([]byte, error) {
+	if b, ok := appendEventJSON(e.buf[:0], ev); ok {
+		e.buf = b
+		return b, nil
+	}
 	cp := *ev
 	cp.Seq = 0
-	e.buf.Reset()
+	e.json.Reset()
 	if err := e.enc.Encode(&cp); err != nil { // json.Marshal's bytes and a newline
 		return nil, err
 	}
-	b := e.buf.Bytes()
+	b := e.json.Bytes()
 	return b[:len(b)-1], nil
 }
 
 // put gives e back to the pool, unless an unusually large event grew it.
 func (e *eventEncoder) put() {
-	if e.buf.Cap() <= 64<<10 {
+	if cap(e.buf) <= 64<<10 && e.json.Cap() <= 64<<10 {
 		encoders.Put(e)
 	}
 }
