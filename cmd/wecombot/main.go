@@ -23,6 +23,9 @@ func main() {
 	// Only `wecombot serve` sets the memory limit: bench's in-process
 	// servers share the bench's process, which keeps the runtime's default.
 	setsMemoryLimit = len(os.Args) > 1 && os.Args[1] == "serve"
+	// serve and bench (which runs serve's code in-process) take one P
+	// more than cores: a thread in fdatasync holds its P (procs.go).
+	applyProcs(os.Getenv, len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "bench"))
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		if !errors.Is(err, errSilent) {

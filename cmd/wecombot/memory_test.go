@@ -2,9 +2,13 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,6 +89,47 @@ func TestApplyMemoryLimitSources(t *testing.T) {
 			limit, from := applyMemoryLimit(&config.Config{MemoryLimit: tc.cfgLimit}, func(k string) string { return tc.env[k] }, false)
 			if from != tc.wantFrom || (tc.wantLimit >= 0 && limit != tc.wantLimit) {
 				t.Errorf("limit %d from %s, want %d from %s", limit, from, tc.wantLimit, tc.wantFrom)
+			}
+		})
+	}
+}
+
+// serve takes one P more than the runtime's default (a thread in the
+// ingest log's fdatasync keeps its P), unless the operator set
+// GOMAXPROCS; the start-up log says which (the built binary: main sets it).
+func TestServeTakesOneProcessorMoreThanCores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set for the tests: the runtime's default is unknown here")
+	}
+	cases := []struct {
+		env      map[string]string
+		want     int
+		wantFrom string
+	}{
+		{nil, runtime.GOMAXPROCS(0) + 1, "cores+1"},
+		{map[string]string{"GOMAXPROCS": "1"}, 1, "GOMAXPROCS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.wantFrom, func(t *testing.T) {
+			env := map[string]string{"WECOMBOT_DATA_DIR": t.TempDir()}
+			maps.Copy(env, tc.env)
+			p := startProc(t, env)
+			var line struct {
+				Procs int    `json:"gomaxprocs"`
+				From  string `json:"gomaxprocs_from"`
+			}
+			for _, l := range strings.Split(p.stderr.String(), "\n") {
+				if strings.Contains(l, `"Go runtime processors"`) {
+					if err := json.Unmarshal([]byte(l), &line); err != nil {
+						t.Fatalf("%v: %s", err, l)
+					}
+				}
+			}
+			if line.Procs != tc.want || line.From != tc.wantFrom {
+				t.Errorf("start-up log: gomaxprocs %d from %q, want %d from %q\n%s", line.Procs, line.From, tc.want, tc.wantFrom, p.stderr)
 			}
 		})
 	}

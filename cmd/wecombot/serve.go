@@ -232,6 +232,7 @@ func serveHeld(ctx context.Context, getenv func(string) string, stdout, stderr i
 	}
 	limit, from := applyMemoryLimit(cfg, getenv, setsMemoryLimit)
 	logMemoryLimit(log.Info(), limit, from).Bool("applied", setsMemoryLimit || from == "GOMEMLIMIT").Msg("Go runtime soft memory limit")
+	logProcs(log.Info()).Msg("Go runtime processors")
 	app, err := buildServer(ctx, cfg, log)
 	if err != nil {
 		return err
