@@ -4,8 +4,10 @@
 package metrics
 
 import (
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,19 @@ type Metrics struct {
 	breakers    *breakerCollector
 	syncOnce    sync.Once
 	syncC       *syncCollectors
+
+	// callbackSeries are Callbacks' and CallbackSeconds' series looked
+	// up once (callbackChildren): WithLabelValues hashes the labels and
+	// takes a lock on every call, on every callback.
+	callbackMu     sync.Mutex
+	callbackSeries atomic.Pointer[callbackChildren]
+}
+
+// callbackChildren is an immutable snapshot of the callback series seen
+// so far; a new label pair copies it (there are a dozen at most).
+type callbackChildren struct {
+	counts  map[[2]string]prometheus.Counter
+	seconds map[string]prometheus.Observer
 }
 
 // New builds the collectors in a fresh registry, with Go and process collectors.
@@ -110,8 +125,49 @@ func (m *Metrics) Callback(endpoint, result string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.Callbacks.WithLabelValues(endpoint, result).Inc()
-	m.CallbackSeconds.WithLabelValues(endpoint).Observe(d.Seconds())
+	c := m.callbackSeries.Load()
+	count, ok := c.count(endpoint, result)
+	seconds, ok2 := c.observer(endpoint)
+	if !ok || !ok2 {
+		count, seconds = m.addCallbackSeries(endpoint, result)
+	}
+	count.Inc()
+	seconds.Observe(d.Seconds())
+}
+
+func (c *callbackChildren) count(endpoint, result string) (prometheus.Counter, bool) {
+	if c == nil {
+		return nil, false
+	}
+	v, ok := c.counts[[2]string{endpoint, result}]
+	return v, ok
+}
+
+func (c *callbackChildren) observer(endpoint string) (prometheus.Observer, bool) {
+	if c == nil {
+		return nil, false
+	}
+	v, ok := c.seconds[endpoint]
+	return v, ok
+}
+
+// addCallbackSeries looks the series up in the vectors and publishes a
+// snapshot holding them.
+func (m *Metrics) addCallbackSeries(endpoint, result string) (prometheus.Counter, prometheus.Observer) {
+	m.callbackMu.Lock()
+	defer m.callbackMu.Unlock()
+	old := m.callbackSeries.Load()
+	next := &callbackChildren{counts: map[[2]string]prometheus.Counter{}, seconds: map[string]prometheus.Observer{}}
+	if old != nil {
+		maps.Copy(next.counts, old.counts)
+		maps.Copy(next.seconds, old.seconds)
+	}
+	count := m.Callbacks.WithLabelValues(endpoint, result)
+	seconds := m.CallbackSeconds.WithLabelValues(endpoint)
+	next.counts[[2]string{endpoint, result}] = count
+	next.seconds[endpoint] = seconds
+	m.callbackSeries.Store(next)
+	return count, seconds
 }
 
 // WeComCall records one WeCom API call; errcode 0 is success, -2 a transport error.

@@ -30,8 +30,11 @@ type callbackEndpoint struct {
 	open func(c *wecom.Crypter, sig, ts, nonce string, body []byte) ([]byte, error)
 }
 
-func (s *Server) wecomEndpoint() *callbackEndpoint {
-	return &callbackEndpoint{name: endpointCallback, crypter: s.o.Crypter, what: "callback",
+// wecomEndpoint is /wecom/callback (built once, in New).
+func (s *Server) wecomEndpoint() *callbackEndpoint { return s.wecom }
+
+func newWeComEndpoint(c *wecom.Crypter) *callbackEndpoint {
+	return &callbackEndpoint{name: endpointCallback, crypter: c, what: "callback",
 		settings: "WECOM_TOKEN and WECOM_AES_KEY", token: "WECOM_TOKEN", open: (*wecom.Crypter).OpenXML}
 }
 

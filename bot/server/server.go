@@ -97,6 +97,8 @@ type Server struct {
 	mux *http.ServeMux
 	// agg caches the member aggregate behind /api/v1/funnel and the overview.
 	agg *aggregateCache
+	// wecom is the /wecom/callback endpoint.
+	wecom *callbackEndpoint
 }
 
 // New builds the server and its routes.
@@ -107,7 +109,7 @@ func New(o Options) *Server {
 	if o.FunnelTTL <= 0 {
 		o.FunnelTTL = 30 * time.Second
 	}
-	s := &Server{o: o, log: o.Log.With().Str("component", "http").Logger(), mux: http.NewServeMux()}
+	s := &Server{o: o, log: o.Log.With().Str("component", "http").Logger(), mux: http.NewServeMux(), wecom: newWeComEndpoint(o.Crypter)}
 	s.agg = newAggregateCache(o.FunnelTTL, o.Now, s.computeAggregate)
 	s.routes()
 	return s

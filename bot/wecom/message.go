@@ -245,12 +245,13 @@ const maxUnix = 253402300799
 // different events do not.
 func ParseMessage(plaintext []byte, receivedAt time.Time) (*bot.Event, error) {
 	raw := string(plaintext)
-	var m message
+	var m message // on the stack: encoding/xml gets a copy of its own
 	if !m.readFlat(plaintext, raw) {
-		m = message{}
-		if err := xml.Unmarshal(plaintext, &m); err != nil {
+		slow := new(message)
+		if err := xml.Unmarshal(plaintext, slow); err != nil {
 			return nil, fmt.Errorf("%w: decrypted message is not XML: %v", ErrMalformed, err)
 		}
+		m = *slow
 	}
 	if m.XMLName.Local != "xml" {
 		return nil, fmt.Errorf("%w: decrypted message root is <%s>, want <xml>", ErrMalformed, truncate(m.XMLName.Local, 64))
@@ -465,7 +466,11 @@ func dedupeKey(m *message, plaintext []byte) string {
 
 // escapeKey escapes the characters DedupeKey uses as separators.
 func escapeKey(s string) string {
-	if !strings.ContainsAny(s, "%|,") {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] != '%' && s[i] != '|' && s[i] != ','
+	}
+	if plain {
 		return s
 	}
 	var b strings.Builder
