@@ -72,3 +72,21 @@ func TestEventJSONCoversEveryField(t *testing.T) {
 		t.Fatalf("appendEventJSON = %s, %v\nwant %s", got, ok, want)
 	}
 }
+
+// BenchmarkEventJSON is the ingest log's encoding of a typical callback
+// event (a contact add, its plaintext as Raw).
+func BenchmarkEventJSON(b *testing.B) {
+	raw := "<xml><ToUserName><![CDATA[ww3c6024bb94ecef59]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>" +
+		"<CreateTime>1718000000</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>" +
+		"<ChangeType><![CDATA[add_external_contact]]></ChangeType><UserID><![CDATA[zhangsan]]></UserID>" +
+		"<ExternalUserID><![CDATA[wmXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX]]></ExternalUserID><State><![CDATA[xhs]]></State>" +
+		"<WelcomeCode><![CDATA[WELCOMECODE1234567890]]></WelcomeCode></xml>"
+	ev := bot.Event{Type: bot.EventContactAdd, Source: "wecom", DedupeKey: "evt:event=change_external_contact|change=add_external_contact|time=1718000000|from=sys|user=zhangsan|ext=wmXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+		At: time.Unix(1718000000, 0).UTC(), ReceivedAt: time.Now(), WeComEvent: "change_external_contact", ChangeType: "add_external_contact",
+		StaffID: "zhangsan", ExternalUserID: "wmXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", State: "xhs", WelcomeCode: "WELCOMECODE1234567890", Raw: raw}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = appendEventJSON(buf[:0], &ev)
+	}
+}
