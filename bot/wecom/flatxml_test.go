@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // xmlMessage is what encoding/xml makes of a plaintext: the reference the
@@ -130,6 +131,54 @@ func FuzzFlatXMLMatchesEncodingXML(f *testing.F) {
 			if err := xml.Unmarshal(doc, &want); err != nil || want.XMLName != (xml.Name{Local: "xml"}) || string(encrypt) != want.Encrypt {
 				t.Fatalf("envelope: fast %q, xml %+v (%v)", encrypt, want, err)
 			}
+		}
+	})
+}
+
+// plainCharsBytewise is plainChars one byte at a time, as it was written
+// first.
+func plainCharsBytewise(doc []byte) bool {
+	for i := 0; i < len(doc); i++ {
+		c := doc[i]
+		switch {
+		case c < 0x20:
+			if c != '\t' && c != '\n' {
+				return false
+			}
+		case c == 0xEF && i+2 < len(doc) && doc[i+1] == 0xBF && (doc[i+2] == 0xBE || doc[i+2] == 0xBF):
+			return false
+		}
+	}
+	return utf8.Valid(doc)
+}
+
+// TestPlainCharsIsBytewise: the word-at-a-time check answers as the
+// bytewise one for every byte at every position of a word.
+func TestPlainCharsIsBytewise(t *testing.T) {
+	base := []byte("<xml><A><![CDATA[abcdefghijklmnopqrstuvwxyz0123456789]]></A></xml>")
+	for _, p := range samplePlaintexts(t) {
+		if plainChars(p) != plainCharsBytewise(p) {
+			t.Errorf("sample %.40q: plainChars %v", p, plainChars(p))
+		}
+	}
+	for pos := 0; pos < 24; pos++ {
+		for c := 0; c < 256; c++ {
+			doc := append([]byte{}, base...)
+			doc[pos] = byte(c)
+			for _, d := range [][]byte{doc, append(append([]byte{}, doc[:pos+1]...), "\xbf\xbe"...), append(append([]byte{}, doc[:pos+1]...), "\xbf\xbdtail"...)} {
+				if got, want := plainChars(d), plainCharsBytewise(d); got != want {
+					t.Fatalf("%q: plainChars %v, bytewise %v", d, got, want)
+				}
+			}
+		}
+	}
+}
+
+func FuzzPlainChars(f *testing.F) {
+	f.Add([]byte("<xml>\t\n\r\x00\x7f\xef\xbf\xbe\xef\xbf\xbd 你好</xml>"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if got, want := plainChars(doc), plainCharsBytewise(doc); got != want {
+			t.Fatalf("%q: plainChars %v, bytewise %v", doc, got, want)
 		}
 	})
 }
