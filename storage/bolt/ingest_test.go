@@ -15,6 +15,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/loadtest"
 )
 
 // TestIngestAndAppendKeepOneOrder: callbacks through IngestEvent and other
@@ -243,7 +244,7 @@ func BenchmarkIngestVsAppend16(b *testing.B) {
 			s.in.syncFile = func(f *os.File) error { syncs.Add(1); return syncFile(f) }
 			b.ReportAllocs()
 			b.SetParallelism(8) // × GOMAXPROCS 2 = 16 writers
-			start, cpu := time.Now(), processCPU()
+			start, cpu := time.Now(), loadtest.ProcessCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := n.Add(1)
@@ -262,7 +263,7 @@ func BenchmarkIngestVsAppend16(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 			// The whole process's CPU (writers, mover, syncs in the
 			// kernel) per event, and events per sync of the ingest log.
-			b.ReportMetric(float64(processCPU()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/event")
+			b.ReportMetric(float64(loadtest.ProcessCPU()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/event")
 			if path == "ingest" {
 				b.ReportMetric(float64(b.N)/float64(max(syncs.Load(), 1)), "events/sync")
 			}
