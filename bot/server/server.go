@@ -220,9 +220,23 @@ func (s *Server) ingest(ctx context.Context, ev *bot.Event) (bool, error) {
 	return s.o.Store.AppendEvent(ctx, ev)
 }
 
+// observeAppend tells the pipeline's health how a callback's append went.
+// A failure always counts. A success counts only where the append was a
+// write of the store's own (AppendEvent): an ingest log's append goes to
+// a preallocated file beside the database and says nothing of whether the
+// database takes writes — with the disk full, acks went on succeeding
+// there while bbolt refused, and each one marked the store writable again
+// and kept /healthz from probing (TestBinaryDiskFullLosesNoAcknowledgedEvent).
 func (s *Server) observeAppend(dup bool, err error) {
-	if s.o.Pipeline != nil && (err != nil || !dup) {
+	if s.o.Pipeline == nil {
+		return
+	}
+	if err != nil {
 		s.o.Pipeline.ObserveWrite(err)
+		return
+	}
+	if _, ingests := s.o.Store.(ingester); !ingests && !dup {
+		s.o.Pipeline.ObserveWrite(nil)
 	}
 }
 
