@@ -170,11 +170,7 @@ func verify[T string | []byte](c *Crypter, sig, timestamp, nonce string, encrypt
 // Decrypt does not authenticate: the ciphertext has no MAC, only the
 // signature does that. Call Verify first (VerifyURL, OpenXML and OpenJSON do).
 func (c *Crypter) Decrypt(encrypt string) ([]byte, error) {
-	buf, err := base64.StdEncoding.DecodeString(encrypt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ciphertext is not base64: %v", ErrMalformed, err)
-	}
-	return c.open(buf)
+	return c.decryptBytes([]byte(encrypt)) // what DecodeString does: one copy
 }
 
 // decryptBytes is Decrypt of a ciphertext in a []byte (a slice of the
