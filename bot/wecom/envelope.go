@@ -60,29 +60,24 @@ func flatEncrypt(body []byte) (encrypt []byte, ok bool) {
 // WeCom's request bodies and what SealXML makes. The plaintext never
 // shares memory with body, which the caller may use again.
 func (c *Crypter) OpenXML(signature, timestamp, nonce string, body []byte) ([]byte, error) {
-	if encrypt, ok := flatEncrypt(body); ok {
-		if len(encrypt) == 0 {
-			return nil, fmt.Errorf("%w: body has no <Encrypt>", ErrMalformed)
+	encrypt, ok := flatEncrypt(body)
+	if !ok {
+		var env xmlEnvelope
+		if err := xml.Unmarshal(body, &env); err != nil {
+			return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformed, err)
 		}
-		if !verify(c, signature, timestamp, nonce, encrypt) {
-			return nil, ErrBadSignature
+		if env.XMLName.Local != "xml" {
+			return nil, fmt.Errorf("%w: body root is <%s>, want <xml>", ErrMalformed, truncate(env.XMLName.Local, 64))
 		}
-		return c.decryptBytes(encrypt)
+		encrypt = []byte(env.Encrypt)
 	}
-	var env xmlEnvelope
-	if err := xml.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformed, err)
-	}
-	if env.XMLName.Local != "xml" {
-		return nil, fmt.Errorf("%w: body root is <%s>, want <xml>", ErrMalformed, truncate(env.XMLName.Local, 64))
-	}
-	if env.Encrypt == "" {
+	if len(encrypt) == 0 {
 		return nil, fmt.Errorf("%w: body has no <Encrypt>", ErrMalformed)
 	}
-	if !c.Verify(signature, timestamp, nonce, env.Encrypt) {
+	if !verify(c, signature, timestamp, nonce, encrypt) {
 		return nil, ErrBadSignature
 	}
-	return c.Decrypt(env.Encrypt)
+	return c.decryptBytes(encrypt)
 }
 
 // SealXML encrypts and signs plaintext as WeCom does and returns the body in
