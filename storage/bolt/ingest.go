@@ -72,6 +72,10 @@ type ingestLog struct {
 	growing atomic.Bool  // growAhead is under way
 	closed  bool
 	onMoved func()
+	// moveTx runs a move's transaction: the group commit (tests make it
+	// fail); onOutcome hears how moves go (OnMoveOutcome).
+	moveTx    func(func(*bbolt.Tx) error) error
+	onOutcome func(error)
 	// held, while open, keeps the mover from moving (HoldMoves); it
 	// still moves for an AppendEvent caller.
 	held   <-chan struct{}
@@ -194,7 +198,7 @@ func (s *Store) checkIngestMoved() error {
 // openIngest opens (creating) the ingest log of s, moves what it holds
 // into bbolt and starts the mover.
 func openIngest(s *Store) (*ingestLog, error) {
-	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, syncFile: fdatasync, keys: map[string]struct{}{},
+	l := &ingestLog{s: s, path: IngestLogPath(s.path), sync: !s.o.NoSync, syncFile: fdatasync, moveTx: s.gc.run, keys: map[string]struct{}{},
 		grew: make(chan struct{}, 1), wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), moverOut: make(chan struct{})}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -723,9 +727,11 @@ func (l *ingestLog) mover() {
 	defer close(l.moverOut)
 	defer l.failDirect(errIngestClosed) // stopped: nobody waits forever
 	backoff := time.Duration(0)
+	failing := false
 	for {
 		l.waitHeld()
 		moved, err := l.moveOnce()
+		failing = l.report(moved, err, failing)
 		wake := l.wake
 		wait := time.Second // a nudge lost to a full channel costs at most this
 		switch {
@@ -750,6 +756,24 @@ func (l *ingestLog) mover() {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// report tells onOutcome how a move went, failing being whether the
+// moves before it failed: each failure (the mover backs off to one try a
+// second, so this stays cheap, and a hook set during a failing spell
+// still hears of it), and the first move that succeeds after them. It
+// returns whether moves are failing now.
+func (l *ingestLog) report(moved bool, err error, failing bool) bool {
+	if err == nil && !(moved && failing) {
+		return failing
+	}
+	l.mu.Lock()
+	hear := l.onOutcome
+	l.mu.Unlock()
+	if hear != nil {
+		hear(err)
+	}
+	return err != nil
 }
 
 // waitHeld returns once the mover may move: nothing holds it (HoldMoves),
@@ -843,11 +867,12 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 		n++
 	}
 	batch := append([]*ingestEntry(nil), l.queue[:n]...)
+	move := l.moveTx
 	l.mu.Unlock()
 	if n == 0 {
 		return false, nil
 	}
-	err = l.s.gc.run(func(tx *bbolt.Tx) error { return moveEntries(tx, batch, l.s.o.DedupeTTL) })
+	err = move(func(tx *bbolt.Tx) error { return moveEntries(tx, batch, l.s.o.DedupeTTL) })
 	l.mu.Lock()
 	if err != nil {
 		// IngestEvent's entries are durable in the file and wait for the
@@ -864,7 +889,7 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 		for _, e := range direct {
 			close(e.moved)
 		}
-		return false, err
+		return false, fmt.Errorf("move events into the database: %w", err)
 	}
 	// The batch is still the queue's head: only entries not ready (in a
 	// group being written) or AppendEvent's after a failed move leave it
@@ -888,6 +913,14 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 		notify()
 	}
 	return true, nil
+}
+
+// unmoved counts the events not in bbolt yet: acknowledged ones waiting
+// in the file, and the few being synced or appended right now.
+func (l *ingestLog) unmoved() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
 }
 
 // stats are the events not in bbolt yet and the last sequence number.

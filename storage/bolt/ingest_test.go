@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -632,5 +633,111 @@ func TestNextGroupFormsDuringTheSync(t *testing.T) {
 	}
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("%d syncs for two groups, want 2", n)
+	}
+}
+
+// TestFailingMovesAreReportedAndLoseNothing: while the database refuses
+// the mover's transactions, OnMoveOutcome hears of every failure with its
+// error (and of no recovery), the acknowledged events wait in the ingest
+// log, counted by UnmovedEvents, and none reaches bbolt; once it takes
+// them again every event is moved, once, and OnMoveOutcome hears nil
+// once.
+func TestFailingMovesAreReportedAndLoseNothing(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errFull := errors.New("injected: write w.db: no space left on device")
+	var broken atomic.Bool
+	broken.Store(true)
+	s.in.mu.Lock()
+	run := s.in.moveTx
+	s.in.moveTx = func(fn func(*bbolt.Tx) error) error {
+		if broken.Load() {
+			return errFull
+		}
+		return run(fn)
+	}
+	s.in.mu.Unlock()
+	var mu sync.Mutex
+	var heard []error
+	s.OnMoveOutcome(func(err error) { mu.Lock(); heard = append(heard, err); mu.Unlock() })
+	outcomes := func() (failures, recoveries int, last error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, err := range heard {
+			if err != nil {
+				failures++
+			} else {
+				recoveries++
+			}
+		}
+		if len(heard) > 0 {
+			last = heard[len(heard)-1]
+		}
+		return failures, recoveries, last
+	}
+	ctx := context.Background()
+	ingest := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			id := fmt.Sprint(prefix, i)
+			if dup, err := s.IngestEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: id, DedupeKey: id}); err != nil || dup {
+				t.Fatalf("ingest %s: dup %v err %v", id, dup, err)
+			}
+		}
+	}
+	inBolt := func() map[string]int {
+		t.Helper()
+		evs, err := s.PendingEvents(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for _, ev := range evs {
+			seen[ev.ExternalUserID]++
+		}
+		return seen
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10 s, still not %s", what)
+			}
+		}
+	}
+
+	ingest("a", 30)
+	eventually("three failed moves heard", func() bool { f, _, _ := outcomes(); return f >= 3 })
+	if _, recoveries, last := outcomes(); recoveries != 0 || !errors.Is(last, errFull) {
+		t.Fatalf("while failing: %d recoveries heard, last %v; want none, and %v", recoveries, last, errFull)
+	}
+	if n := len(inBolt()); n != 0 {
+		t.Fatalf("%d events in bbolt while its moves fail", n)
+	}
+	if n := s.UnmovedEvents(); n != 30 {
+		t.Fatalf("UnmovedEvents %d while failing, want the 30 acknowledged", n)
+	}
+	if st, err := s.EventStats(ctx); err != nil || st.Pending != 30 {
+		t.Fatalf("stats while failing: %+v %v, want 30 pending", st, err)
+	}
+
+	broken.Store(false)
+	eventually("the 30 acknowledged events in bbolt", func() bool { return len(inBolt()) == 30 })
+	eventually("the recovery heard", func() bool { _, r, last := outcomes(); return r == 1 && last == nil })
+	ingest("b", 5) // moves after the recovery are not reported
+	eventually("all 35 events in bbolt", func() bool { return len(inBolt()) == 35 })
+	for id, n := range inBolt() {
+		if n != 1 {
+			t.Errorf("%s in bbolt %d times", id, n)
+		}
+	}
+	if _, recoveries, last := outcomes(); recoveries != 1 || last != nil {
+		t.Errorf("after recovery: %d recoveries heard, last %v; want one, nil", recoveries, last)
+	}
+	if n := s.UnmovedEvents(); n != 0 {
+		t.Errorf("UnmovedEvents %d after recovery, want 0", n)
 	}
 }

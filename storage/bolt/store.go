@@ -249,6 +249,34 @@ func (s *Store) OnEventsAppended(f func()) {
 	s.in.mu.Unlock()
 }
 
+// OnMoveOutcome sets f to hear how the moves of acknowledged events from
+// the ingest log into the database go: f gets the error of every move
+// that fails (the mover retries, backing off to once a second) and nil
+// at the first move that succeeds after failures. Nothing else shows a
+// database that refuses these moves — the callbacks' appends to the
+// ingest log go on succeeding — while acknowledged events pile up where
+// the event log's readers cannot see them. f runs on the mover, which
+// waits for it: it must not append events (an AppendEvent waits for
+// this very mover).
+func (s *Store) OnMoveOutcome(f func(err error)) {
+	if s.in == nil {
+		return
+	}
+	s.in.mu.Lock()
+	s.in.onOutcome = f
+	s.in.mu.Unlock()
+}
+
+// UnmovedEvents counts the events acknowledged into the ingest log and
+// not yet moved into the database (and the few being synced or appended
+// right now): it grows while the database refuses the moves.
+func (s *Store) UnmovedEvents() int {
+	if s.in == nil {
+		return 0
+	}
+	return s.in.unmoved()
+}
+
 // Backup writes a consistent copy of the database to w from a read
 // transaction: safe while serving.
 func (s *Store) Backup(w io.Writer) (int64, error) {
