@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/wecombot/wecombot/bot"
+	"github.com/wecombot/wecombot/bot/metrics"
 	"github.com/wecombot/wecombot/bot/pipeline"
 	"github.com/wecombot/wecombot/storage/bolt"
 )
@@ -370,4 +373,122 @@ func TestHealthAnswersWhileTheWriterIsHeld(t *testing.T) {
 	waitFor(t, "the probe and the event written", func() bool { return p.Stats().Processed == 1 })
 	advance(6 * time.Second)
 	waitFor(t, "health back", func() bool { h := health(); return h.Writable && h.WriteError == "" })
+}
+
+// lockedBuffer is a log sink safe for the pipeline's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lines counts the log lines at level that contain text.
+func (l *lockedBuffer) lines(level, text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for line := range strings.SplitSeq(l.b.String(), "\n") {
+		if strings.Contains(line, `"level":"`+level+`"`) && strings.Contains(line, text) {
+			n++
+		}
+	}
+	return n
+}
+
+// storeWritable reads wecombot_store_writable from m's registry.
+func storeWritable(t *testing.T, m *metrics.Metrics) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "wecombot_store_writable" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no wecombot_store_writable")
+	return 0
+}
+
+// TestFailingMovesKeepHealthUnwritable: while the store's moves of
+// acknowledged events into its database fail (ObserveMove), Health and
+// wecombot_store_writable say the store refuses writes, with the error,
+// even as other writes and Health's own probe succeed (a probe's few
+// bytes fit where a batch of events may not); each failing spell is
+// logged once, with its error, and its end once; the first successful
+// move makes the store writable again.
+func TestFailingMovesKeepHealthUnwritable(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	later := func() { clock.Add(int64(time.Minute)) } // past probeEvery: Health probes
+	var logs lockedBuffer
+	m := metrics.New()
+	p := pipeline.New(pipeline.Options{Store: st, Handle: welcomeHandler(&sync.Map{}), Sender: newRecorder(),
+		Log: zerolog.New(&logs), Metrics: m, Now: now})
+	ctx := context.Background()
+	health := func() pipeline.Health {
+		t.Helper()
+		h, err := p.Health(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if h := health(); !h.Writable {
+		t.Fatalf("health before any move failed: %+v", h)
+	}
+	const refused = "the database refuses the move"
+	for range 3 {
+		p.ObserveMove(errDiskFull)
+	}
+	p.ObserveWrite(nil) // an AppendEvent elsewhere succeeded
+	later()
+	h := health() // and so does the probe
+	if h.Writable || !strings.Contains(h.WriteError, "no space left on device") || h.FailingSince.IsZero() {
+		t.Fatalf("health while moves fail: %+v, want not writable with the error", h)
+	}
+	if v := storeWritable(t, m); v != 0 {
+		t.Fatalf("wecombot_store_writable %v while moves fail, want 0", v)
+	}
+	if n := logs.lines("warn", refused); n != 1 {
+		t.Fatalf("%d warnings for one failing spell of three failures, want 1:\n%s", n, logs.String())
+	}
+	if n := logs.lines("warn", "no space left on device"); n != 1 {
+		t.Fatalf("the warning lacks the error:\n%s", logs.String())
+	}
+
+	p.ObserveMove(nil)
+	if h := health(); !h.Writable || h.WriteError != "" {
+		t.Fatalf("health after a move succeeded: %+v, want writable", h)
+	}
+	if v := storeWritable(t, m); v != 1 {
+		t.Fatalf("wecombot_store_writable %v after a move succeeded, want 1", v)
+	}
+	if n := logs.lines("info", "takes the ingest log's acknowledged callbacks again"); n != 1 {
+		t.Fatalf("%d recovery lines, want 1:\n%s", n, logs.String())
+	}
+
+	p.ObserveMove(errDiskFull) // a second spell is logged too
+	if n := logs.lines("warn", refused); n != 2 {
+		t.Fatalf("%d warnings after a second failing spell, want 2", n)
+	}
+	if h := health(); h.Writable {
+		t.Fatalf("health in a second failing spell: %+v", h)
+	}
 }

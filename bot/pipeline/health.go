@@ -37,21 +37,25 @@ type writeHealth struct {
 	lastAt  time.Time // latest observation
 }
 
-func (h *writeHealth) observe(err error, now time.Time) {
+// observe records err (nil: a success) and returns whether writes were
+// failing before it, and since when.
+func (h *writeHealth) observe(err error, now time.Time) (wasFailing bool, since time.Time) {
 	if err != nil && (errors.Is(err, bot.ErrInvalidInput) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return // the caller's input or the caller giving up, not the store
+		return false, time.Time{} // the caller's input or the caller giving up, not the store
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	wasFailing, since = h.failing, h.since
 	h.lastAt = now
 	if err == nil {
 		h.failing, h.lastErr, h.since = false, "", time.Time{}
-		return
+		return wasFailing, since
 	}
 	if !h.failing {
 		h.failing, h.since = true, now
 	}
 	h.lastErr = err.Error()
+	return wasFailing, since
 }
 
 func (h *writeHealth) state() (failing bool, since time.Time, lastErr string, lastAt time.Time) {
@@ -71,12 +75,40 @@ func (p *Pipeline) ObserveWrite(err error) {
 	p.setWritableMetric()
 }
 
+// ObserveMove tells the pipeline how the store's move of acknowledged
+// events into its database went (storage/bolt's ingest log mover, through
+// OnMoveOutcome): err at each failure, nil at the first success after
+// them. While moves fail Health reports the store unwritable, whatever
+// other writes do — a probe's few bytes may fit where a batch of events
+// does not, and the events acknowledged meanwhile wait where the engine
+// cannot read them. A failing spell is logged once, as is its end.
+func (p *Pipeline) ObserveMove(err error) {
+	wasFailing, since := p.moves.observe(err, p.o.Now())
+	p.setWritableMetric()
+	switch {
+	case err != nil && !wasFailing:
+		p.log.Warn().Err(err).Msg("the database refuses the move of acknowledged callbacks out of the ingest log (disk full? read-only?): they wait there, nothing is lost, and are moved once it takes writes again; events are not processed meanwhile")
+	case err == nil && wasFailing:
+		p.log.Info().Dur("failed_for_ms", p.o.Now().Sub(since)).Msg("the database takes the ingest log's acknowledged callbacks again")
+	}
+}
+
+// writeState is the store's write health: failing while its writes or
+// its moves fail (the earlier spell's start and error when both do).
+func (p *Pipeline) writeState() (failing bool, since time.Time, lastErr string) {
+	failing, since, lastErr, _ = p.writes.state()
+	mFailing, mSince, mErr, _ := p.moves.state()
+	if mFailing && (!failing || mSince.Before(since)) {
+		return true, mSince, mErr
+	}
+	return failing, since, lastErr
+}
+
 func (p *Pipeline) setWritableMetric() {
 	if p.o.Metrics == nil || p.o.Metrics.StoreWritable == nil {
 		return
 	}
-	failing, _, _, _ := p.writes.state()
-	if failing {
+	if failing, _, _ := p.writeState(); failing {
 		p.o.Metrics.StoreWritable.Set(0)
 	} else {
 		p.o.Metrics.StoreWritable.Set(1)
@@ -154,7 +186,7 @@ func (p *Pipeline) Health(ctx context.Context) (Health, error) {
 	if p.o.Now().Sub(lastAt) > probeEvery {
 		stuck = p.awaitProbe(ctx)
 	}
-	failing, since, lastErr, _ := p.writes.state()
+	failing, since, lastErr := p.writeState()
 	h := Health{Writable: !failing, WriteError: p.redact(lastErr), FailingSince: since, Held: p.held()}
 	if stuck > 0 && !failing {
 		h.Writable, h.FailingSince = false, p.o.Now().Add(-stuck)

@@ -116,8 +116,10 @@ type Pipeline struct {
 	// rewind asks the dispatcher to read the log from the start again
 	// (failed events were put back: Replay).
 	rewind atomic.Bool
-	// writes is the latest store write outcome, for Health.
+	// writes is the latest store write outcome, moves the latest of the
+	// store's moves into its database (ObserveMove), for Health.
 	writes writeHealth
+	moves  writeHealth
 	probe  probeState
 	// storeHold: no sends until then (the store could not record an attempt).
 	storeMu      sync.Mutex

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -234,5 +235,53 @@ func TestHealthzEventLogBehind(t *testing.T) {
 			t.Fatalf("healthz still %d with an event pending past the threshold: %s", rec.Code, rec.Body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHealthzWhileMovesFail: while the store's moves of acknowledged
+// callbacks into its database fail (the mover's reports, as serve wires
+// OnMoveOutcome to the pipeline), /healthz answers 503 "store refuses
+// writes" with the error and store_writable false, as for a failing
+// AppendEvent; the first move that succeeds makes it 200 again.
+func TestHealthzWhileMovesFail(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pl := pipeline.New(pipeline.Options{Store: st, Log: zerolog.Nop(), PollInterval: 10 * time.Millisecond,
+		Handle: func(ctx context.Context, tx bot.Tx, ev *bot.Event) error { return nil }, Sender: nopSender{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pl.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-pl.Ready()
+	s := New(Options{Store: st, Pipeline: pl, Log: zerolog.Nop()})
+	healthz := func() (int, map[string]any) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("healthz body %q: %v", rec.Body, err)
+		}
+		return rec.Code, body
+	}
+	if code, body := healthz(); code != http.StatusOK {
+		t.Fatalf("healthz before any move failed: %d %v", code, body)
+	}
+	pl.ObserveMove(errors.New("move events into the database: write t.db: no space left on device"))
+	if _, err := st.AppendEvent(ctx, &bot.Event{Type: bot.EventContactAdd, ExternalUserID: "wm1"}); err != nil {
+		t.Fatal(err) // a write that still fits
+	}
+	pl.ObserveWrite(nil)
+	code, body := healthz()
+	if reason, _ := body["reason"].(string); code != http.StatusServiceUnavailable || body["status"] != "store refuses writes" ||
+		body["store_writable"] != false || !strings.Contains(reason, "no space left on device") {
+		t.Fatalf("healthz while moves fail: %d %v, want 503 store refuses writes with the error", code, body)
+	}
+	pl.ObserveMove(nil)
+	if code, body := healthz(); code != http.StatusOK || body["store_writable"] != true {
+		t.Fatalf("healthz after a move succeeded: %d %v, want 200", code, body)
 	}
 }
