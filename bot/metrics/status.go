@@ -92,8 +92,16 @@ func ageSeconds(now, since time.Time, any bool) float64 {
 	return now.Sub(since).Seconds()
 }
 
+// unmovedCounter is a store that acknowledges events before they reach
+// its event log and counts those that have not yet (storage/bolt's
+// ingest log).
+type unmovedCounter interface {
+	UnmovedEvents() int
+}
+
 // ObserveStore exports the event log's and the outbox's backlog (counts,
-// oldest ages, dead letters), read from store at every scrape.
+// oldest ages, dead letters), read from store at every scrape, and the
+// events acknowledged but not yet in the event log when store has such.
 func (m *Metrics) ObserveStore(store StoreStats, now func() time.Time) {
 	if m == nil || store == nil {
 		return
@@ -102,6 +110,15 @@ func (m *Metrics) ObserveStore(store StoreStats, now func() time.Time) {
 		now = time.Now
 	}
 	m.Registry.MustRegister(backlogCollector{store: store, now: now})
+	if u, ok := store.(unmovedCounter); ok {
+		// Apart from the backlog collector: it reads no transaction, so
+		// it is still exported when the store's reads fail (bbolt may give
+		// up its mapping after a failed grow) — while events pile up.
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wecombot_ingest_log_unmoved_events",
+			Help: "Callbacks acknowledged into the ingest log beside the database and not yet moved into it (a count); it grows while the database refuses writes, and they are not processed until moved.",
+		}, func() float64 { return float64(u.UnmovedEvents()) }))
+	}
 }
 
 // breakerStates are the states wecombot_breaker_state reports, in order.

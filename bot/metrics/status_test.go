@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,40 @@ func TestRedemptionMetric(t *testing.T) {
 	}
 	if n := got["wecombot_redemptions_total{item=满30减10券,outcome=no_stock}"]; n != 1 {
 		t.Fatalf("no_stock = %v", n)
+	}
+}
+
+// unmovedStats is a store with an ingest log (storage/bolt's).
+type unmovedStats struct {
+	fakeStats
+	unmoved atomic.Int64
+}
+
+func (u *unmovedStats) UnmovedEvents() int { return int(u.unmoved.Load()) }
+
+// TestUnmovedEventsGauge: a store that acknowledges events before they
+// reach its event log exports how many have not yet, read at each scrape
+// and exported even while its other reads fail; a store without one
+// exports no such gauge.
+func TestUnmovedEventsGauge(t *testing.T) {
+	const name = "wecombot_ingest_log_unmoved_events"
+	st := &unmovedStats{}
+	m := New()
+	m.ObserveStore(st, nil)
+	st.unmoved.Store(42)
+	if got := gather(t, m); got[name] != 42 {
+		t.Errorf("%s = %v, want 42", name, got[name])
+	}
+	st.mu.Lock()
+	st.err = errors.New("disk gone")
+	st.mu.Unlock()
+	st.unmoved.Store(43)
+	if got := gather(t, m); got[name] != 43 {
+		t.Errorf("%s = %v while the store's reads fail, want 43", name, got[name])
+	}
+	plain := New()
+	plain.ObserveStore(&fakeStats{}, nil)
+	if _, ok := gather(t, plain)[name]; ok {
+		t.Errorf("%s exported for a store without an ingest log", name)
 	}
 }
