@@ -730,8 +730,8 @@ func (l *ingestLog) mover() {
 	failing := false
 	for {
 		l.waitHeld()
-		moved, err := l.moveOnce()
-		failing = l.report(moved, err, failing)
+		moved, waiting, err := l.moveOnce()
+		failing = l.report(moved, waiting, err, failing)
 		wake := l.wake
 		wait := time.Second // a nudge lost to a full channel costs at most this
 		switch {
@@ -759,12 +759,17 @@ func (l *ingestLog) mover() {
 }
 
 // report tells onOutcome how a move went, failing being whether the
-// moves before it failed: each failure (the mover backs off to one try a
-// second, so this stays cheap, and a hook set during a failing spell
-// still hears of it), and the first move that succeeds after them. It
-// returns whether moves are failing now.
-func (l *ingestLog) report(moved bool, err error, failing bool) bool {
-	if err == nil && !(moved && failing) {
+// moves before it failed: each failure that leaves acknowledged events
+// waiting (the mover backs off to one try a second, so this stays cheap,
+// and a hook set during a failing spell still hears of it), and the first
+// move that succeeds after them. A failed batch of AppendEvent's alone is
+// its callers' to report: nothing is left waiting after it, so no later
+// move would end the spell. It returns whether moves are failing now.
+func (l *ingestLog) report(moved bool, waiting int, err error, failing bool) bool {
+	switch {
+	case err != nil && waiting == 0:
+		return failing
+	case err == nil && !(moved && failing):
 		return failing
 	}
 	l.mu.Lock()
@@ -859,8 +864,10 @@ func (l *ingestLog) pendingReady() bool {
 	return len(l.queue) > 0 && l.queue[0].ready
 }
 
-// moveOnce moves the queue's ready head (at most maxMove) into bbolt.
-func (l *ingestLog) moveOnce() (moved bool, err error) {
+// moveOnce moves the queue's ready head (at most maxMove) into bbolt;
+// when that fails, waiting counts the acknowledged events of the batch,
+// left for the next try.
+func (l *ingestLog) moveOnce() (moved bool, waiting int, err error) {
 	l.mu.Lock()
 	n := 0
 	for n < len(l.queue) && n < maxMove && l.queue[n].ready {
@@ -870,7 +877,7 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 	move := l.moveTx
 	l.mu.Unlock()
 	if n == 0 {
-		return false, nil
+		return false, 0, nil
 	}
 	err = move(func(tx *bbolt.Tx) error { return moveEntries(tx, batch, l.s.o.DedupeTTL) })
 	l.mu.Lock()
@@ -889,7 +896,7 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 		for _, e := range direct {
 			close(e.moved)
 		}
-		return false, fmt.Errorf("move events into the database: %w", err)
+		return false, n - len(direct), fmt.Errorf("move acknowledged events into the database: %w", err)
 	}
 	// The batch is still the queue's head: only entries not ready (in a
 	// group being written) or AppendEvent's after a failed move leave it
@@ -912,7 +919,7 @@ func (l *ingestLog) moveOnce() (moved bool, err error) {
 	if notify != nil {
 		notify()
 	}
-	return true, nil
+	return true, 0, nil
 }
 
 // unmoved counts the events not in bbolt yet: acknowledged ones waiting

@@ -251,13 +251,13 @@ func (s *Store) OnEventsAppended(f func()) {
 
 // OnMoveOutcome sets f to hear how the moves of acknowledged events from
 // the ingest log into the database go: f gets the error of every move
-// that fails (the mover retries, backing off to once a second) and nil
-// at the first move that succeeds after failures. Nothing else shows a
-// database that refuses these moves — the callbacks' appends to the
-// ingest log go on succeeding — while acknowledged events pile up where
-// the event log's readers cannot see them. f runs on the mover, which
-// waits for it: it must not append events (an AppendEvent waits for
-// this very mover).
+// that fails and leaves them waiting (the mover retries, backing off to
+// once a second) and nil at the first move that succeeds after failures.
+// Nothing else shows a database that refuses these moves — the
+// callbacks' appends to the ingest log go on succeeding — while
+// acknowledged events pile up where the event log's readers cannot see
+// them. f runs on the mover, which waits for it: it must not append
+// events (an AppendEvent waits for this very mover).
 func (s *Store) OnMoveOutcome(f func(err error)) {
 	if s.in == nil {
 		return
