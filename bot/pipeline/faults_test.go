@@ -93,9 +93,13 @@ func TestStoreRefusingWritesFailsNoEvent(t *testing.T) {
 	}
 	st.broken.Store(true)
 	rec := newRecorder()
-	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec, Workers: 2, HandleAttempts: 3})
+	m := metrics.New()
+	p, stop := run(t, pipeline.Options{Store: st, Handle: welcomeHandler(&calls), Sender: rec, Workers: 2, HandleAttempts: 3, Metrics: m})
 	defer stop()
 	waitFor(t, "store retries", func() bool { return p.Stats().StoreRetries >= 10 })
+	if v := storeWritable(t, m); v != 0 {
+		t.Fatalf("wecombot_store_writable %v while the store refuses writes, want 0", v)
+	}
 	h, err := p.Health(context.Background())
 	if err != nil || h.Writable || h.WriteError == "" || h.Pending != 5 {
 		t.Fatalf("health while broken: %+v %v", h, err)
@@ -106,6 +110,11 @@ func TestStoreRefusingWritesFailsNoEvent(t *testing.T) {
 	st.broken.Store(false)
 	waitFor(t, "every event applied", func() bool { return p.Stats().Processed == 5 })
 	waitFor(t, "every welcome sent", func() bool { return len(rec.sentKeys()) == 5 })
+	// Before any Health call (whose probe would set it too): the writes
+	// that applied the events end the failing spell in the gauge.
+	if v := storeWritable(t, m); v != 1 {
+		t.Fatalf("wecombot_store_writable %v after the store took the events' writes, want 1", v)
+	}
 	es, _ := st.EventStats(context.Background())
 	if es.Pending != 0 || es.Failed != 0 {
 		t.Fatalf("after repair: %+v", es)

@@ -70,9 +70,15 @@ const probeEvery = 5 * time.Second
 
 // ObserveWrite tells the pipeline how a store write outside it went (the
 // callback handlers' appends), so Health reflects it.
-func (p *Pipeline) ObserveWrite(err error) {
-	p.writes.observe(err, p.o.Now())
-	p.setWritableMetric()
+func (p *Pipeline) ObserveWrite(err error) { p.observeWrite(err, p.o.Now()) }
+
+// observeWrite records a store write's outcome, and in
+// wecombot_store_writable when it fails or ends a failing spell (a
+// success while writes succeed changes nothing, so the hot paths skip it).
+func (p *Pipeline) observeWrite(err error, now time.Time) {
+	if wasFailing, _ := p.writes.observe(err, now); wasFailing || err != nil {
+		p.setWritableMetric()
+	}
 }
 
 // ObserveMove tells the pipeline how the store's move of acknowledged
@@ -122,8 +128,7 @@ func (p *Pipeline) probeWrite(ctx context.Context) error {
 	err := p.o.Store.Update(ctx, func(tx bot.Tx) error {
 		return tx.Put(bot.BucketHealth, "probe", []byte(now.UTC().Format(time.RFC3339Nano)))
 	})
-	p.writes.observe(err, now)
-	p.setWritableMetric()
+	p.observeWrite(err, now)
 	return err
 }
 

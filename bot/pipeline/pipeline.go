@@ -527,7 +527,7 @@ func (p *Pipeline) processTried(ctx context.Context, ev bot.Event, tried int, la
 			return handlerErr
 		})
 		if err == nil {
-			p.writes.observe(nil, p.o.Now())
+			p.ObserveWrite(nil)
 			if !p.committed(&ev, skipped, hooks, rec) {
 				p.NotifyOutbox()
 			}
@@ -562,8 +562,7 @@ func (p *Pipeline) processTried(ctx context.Context, ev bot.Event, tried int, la
 		}
 		storeFails++
 		handlerFails = 0 // handler errors while the store failed say nothing about the handler
-		p.writes.observe(err, p.o.Now())
-		p.setWritableMetric()
+		p.ObserveWrite(err)
 		p.count(func(s *Stats) { s.StoreRetries++ })
 		if storeFails == 1 || storeFails%20 == 0 {
 			p.log.Error().Err(err).Uint64("seq", ev.Seq).Str("type", string(ev.Type)).Int("tries", storeFails).
@@ -638,7 +637,7 @@ func (p *Pipeline) processMany(ctx context.Context, evs []bot.Event) {
 		}
 		return
 	}
-	p.writes.observe(nil, p.o.Now())
+	p.ObserveWrite(nil)
 	all := true
 	for i := range evs {
 		if !p.committed(&evs[i], done[i].skipped, done[i].hooks, done[i].rec) {
@@ -1222,8 +1221,7 @@ func (p *Pipeline) storeHeld() time.Time {
 
 // storeRefused holds all sends for the next StoreRetry backoff; storeOK lifts it.
 func (p *Pipeline) storeRefused(err error) {
-	p.writes.observe(err, p.o.Now())
-	p.setWritableMetric()
+	p.ObserveWrite(err)
 	p.storeMu.Lock()
 	p.storeStrikes++
 	p.storeHold = p.o.Now().Add(p.o.StoreRetry.Backoff(p.storeStrikes))
@@ -1232,7 +1230,7 @@ func (p *Pipeline) storeRefused(err error) {
 }
 
 func (p *Pipeline) storeOK() {
-	p.writes.observe(nil, p.o.Now())
+	p.ObserveWrite(nil)
 	p.storeMu.Lock()
 	p.storeStrikes, p.storeHold = 0, time.Time{}
 	p.storeMu.Unlock()
