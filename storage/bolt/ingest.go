@@ -922,14 +922,6 @@ func (l *ingestLog) moveOnce() (moved bool, waiting int, err error) {
 	return true, 0, nil
 }
 
-// unmoved counts the events not in bbolt yet: acknowledged ones waiting
-// in the file, and the few being synced or appended right now.
-func (l *ingestLog) unmoved() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.queue)
-}
-
 // stats are the events not in bbolt yet and the last sequence number.
 func (l *ingestLog) stats() (unmoved int, last uint64) {
 	l.mu.Lock()

@@ -274,7 +274,8 @@ func (s *Store) UnmovedEvents() int {
 	if s.in == nil {
 		return 0
 	}
-	return s.in.unmoved()
+	n, _ := s.in.stats()
+	return n
 }
 
 // Backup writes a consistent copy of the database to w from a read
