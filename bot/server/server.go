@@ -202,8 +202,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, body)
 }
 
-// observeAppend tells the pipeline's health how an event append went (a
-// duplicate answered from a read proves nothing about writes).
 // ingester is a store that acknowledges an event once it is durable,
 // before the event log's readers see it (storage/bolt's ingest log).
 type ingester interface {
@@ -222,7 +220,8 @@ func (s *Server) ingest(ctx context.Context, ev *bot.Event) (bool, error) {
 
 // observeAppend tells the pipeline's health how a callback's append went.
 // A failure always counts. A success counts only where the append was a
-// write of the store's own (AppendEvent): an ingest log's append goes to
+// write of the store's own (AppendEvent; a duplicate answered from a read
+// proves nothing about writes): an ingest log's append goes to
 // a preallocated file beside the database and says nothing of whether the
 // database takes writes — with the disk full, acks went on succeeding
 // there while bbolt refused, and each one marked the store writable again
