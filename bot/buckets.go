@@ -214,7 +214,7 @@ var Buckets = []Bucket{
 	{BucketRedeemMembers, "member|item|redemption id", "present: per-member limits and her redemptions", "bot/engine redeem.go"},
 	{BucketRedeemRefs, "event ref|item, op|dedupe key", "the event's redemption id (replays); a mark-shipped request's outcome JSON", "bot/engine redeem.go"},
 	{BucketRedeemSeq, "n", "uint64: the last redemption number", "bot/engine redeem.go"},
-	{BucketEconomyJobs, "pending|job, done|job", "cursor of the economy's scheduled work (expiry, monthly and birthday coupons)", "bot/engine rights.go"},
+	{BucketEconomyJobs, "pending|job, done|job, paced", "cursor of the economy's scheduled work (expiry, monthly and birthday coupons); when an event last continued it", "bot/engine rights.go"},
 	{BucketLevelRights, "member|reach|level, member|monthly|YYYY-MM, member|birthday|YYYY", "present: a level right already given", "bot/engine rights.go"},
 	{BucketBirthdays, "MM-DD|member", "present: the member's birthday (from bot.Member.Birthday)", "bot/engine rights.go"},
 	{BucketAIMemory, "scope", "Memory JSON (last turns with a member or staff member)", "bot/ai memory.go"},

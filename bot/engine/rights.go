@@ -11,24 +11,31 @@ package engine
 // The scheduler appends an economy.tick every hour; the first at or after
 // 10:00 in the brand's zone opens the day's jobs (points expiry; birthdays; the month's coupons, opened on the
 // first tick of a month) and works on them in bounded steps, and every
-// later event continues a little (economyAfter), so no transaction grows
-// with the number of members.
+// later event continues a little (economyAfter, paced in time), so no
+// transaction grows with the number of members and a burst of events
+// doesn't carry a member-wide job at its own rate.
 //
 // KV buckets:
 //
-//	economy_jobs  pending|<job> → cursor; done|<job> → present. Jobs:
+//	economy_jobs  pending|<job> → cursor; done|<job> → present; paced → when
+//	              an event last continued them (unix ns, 8 bytes). Jobs:
 //	              expire|YYYY-MM-DD, birthday|YYYY-MM-DD, monthly|YYYY-MM
 //	level_rights  <member>|reach|<level>, <member>|monthly|YYYY-MM, <member>|birthday|YYYY → present
 //	birthdays     MM-DD|<member> → present
 
 import (
+	"cmp"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wecombot/wecombot/bot"
 	"github.com/wecombot/wecombot/bot/checkin"
+	"github.com/wecombot/wecombot/scenarios"
 )
 
 const (
@@ -37,10 +44,14 @@ const (
 	bucketBirthdays   = bot.BucketBirthdays
 )
 
-// Work budgets: members (or expiry days) one event handles.
+// Work budgets: members (or expiry days) one event handles; other events
+// than the ticks continue at most once per economyPace (economyAfter).
 const (
 	economyTickBudget  = 500
 	economyAfterBudget = 50
+	economyPace        = 250 * time.Millisecond
+	// economyPacedKey holds when an event last continued the jobs (unix ns).
+	economyPacedKey = "paced"
 )
 
 // levelRights gives what reaching the member's new level brings, once: a
@@ -130,7 +141,8 @@ func (r *run) economyTick() error {
 	local := time.Unix(slot, 0).In(r.sc.Brand.Zone)
 	if local.Hour() < checkin.EconomyOpenHour {
 		// Nobody wants a birthday coupon at 3 a.m.: earlier ticks only carry on.
-		return r.runJobs(economyTickBudget)
+		_, err := r.runJobs(economyTickBudget)
+		return err
 	}
 	day := local.Format(time.DateOnly)
 	var jobs []string
@@ -164,19 +176,41 @@ func (r *run) economyTick() error {
 			}
 		}
 	}
-	return r.runJobs(economyTickBudget)
+	_, err = r.runJobs(economyTickBudget)
+	return err
 }
 
-// economyAfter continues the economy's open jobs a little on every other event.
+// economyAfter continues the economy's open jobs a little after other
+// events: economyAfterBudget members at most once per economyPace of the
+// engine's clock (the last continuation's time is kept with the jobs), so
+// the work a job adds is bounded in time, about 200 members a second, not
+// in events. At a burst's thousand events a second a million-member job
+// would otherwise ride on every one of them and hold back the welcomes
+// that must go inside WeCom's 20 s; 200 a second is also about what WeCom
+// takes of message/send (10,000 a minute), so going faster would only
+// queue the coupons' messages in the outbox.
 func (r *run) economyAfter() error {
 	if r.ev.Type == checkin.EventEconomyTick {
 		return nil
 	}
-	return r.runJobs(economyAfterBudget)
+	if v, err := r.tx.Get(bucketEconomyJobs, economyPacedKey); err == nil && len(v) == 8 {
+		since := r.now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v))))
+		if since >= 0 && since < economyPace {
+			return nil
+		}
+	} else if err != nil && !errors.Is(err, bot.ErrNotFound) {
+		return fmt.Errorf("read economy pace: %w", err)
+	}
+	open, err := r.runJobs(economyAfterBudget)
+	if err != nil || !open {
+		return err
+	}
+	return r.tx.Put(bucketEconomyJobs, economyPacedKey, binary.BigEndian.AppendUint64(nil, uint64(r.now.UnixNano())))
 }
 
-// runJobs works on the open jobs, oldest first, within budget members.
-func (r *run) runJobs(budget int) error {
+// runJobs works on the open jobs, oldest first, within budget members;
+// open tells whether there were any.
+func (r *run) runJobs(budget int) (open bool, err error) {
 	type job struct{ key, cursor string }
 	var jobs []job
 	if err := r.tx.Scan(bucketEconomyJobs, "pending|", func(k string, v []byte) bool {
@@ -187,11 +221,11 @@ func (r *run) runJobs(budget int) error {
 		jobs = append(jobs, job{strings.TrimPrefix(k, "pending|"), c})
 		return true
 	}); err != nil {
-		return err
+		return false, err
 	}
 	for _, j := range jobs {
 		if budget <= 0 {
-			return nil
+			break
 		}
 		kind, arg, _ := strings.Cut(j.key, "|")
 		var cursor string
@@ -208,24 +242,24 @@ func (r *run) runJobs(budget int) error {
 			cursor = ""
 		}
 		if err != nil {
-			return fmt.Errorf("economy job %s: %w", j.key, err)
+			return true, fmt.Errorf("economy job %s: %w", j.key, err)
 		}
 		budget -= max(used, 1)
 		if cursor == "" {
 			if err := r.tx.Delete(bucketEconomyJobs, "pending|"+j.key); err != nil {
-				return err
+				return true, err
 			}
 			if err := r.tx.Put(bucketEconomyJobs, "done|"+j.key, present); err != nil {
-				return err
+				return true, err
 			}
 			r.log.Info().Str("job", j.key).Msg("economy job done")
 			continue
 		}
 		if err := r.tx.Put(bucketEconomyJobs, "pending|"+j.key, []byte(cursor)); err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return len(jobs) > 0, nil
 }
 
 // expireJob expires points whose last day is before day; cursor "" when done.
@@ -281,24 +315,54 @@ func (r *run) birthdayJob(day, cursor string, budget int) (string, int, error) {
 
 func isLeapYear(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
-// monthlyJob gives the month's coupons to members after cursor, in id order.
+// monthlyJob gives the month's coupons to the members at a level with a
+// monthly coupon after cursor ("<level>|<member>"), level by level from the
+// lowest, each level's members in id order, through the search index's
+// level terms: the job reads the members it gives to, not every member
+// (at a million members most hold no such level). A member who climbs to a
+// higher level mid-job is reached again there and her right, kept per
+// month, is given once; one who drops to a level already passed waits for
+// next month. A cursor without a level (an older build's, a member id)
+// starts over: the rights already given stay given.
 func (r *run) monthlyJob(month, cursor string, budget int) (string, int, error) {
-	var ids []string
-	if err := r.tx.Members(cursor, func(m *bot.Member) bool {
-		ids = append(ids, m.ExternalUserID)
-		return len(ids) < budget
-	}); err != nil {
-		return "", 0, err
-	}
-	for _, id := range ids {
-		if err := r.periodicCoupon(id, "monthly|"+month, time.Time{}); err != nil {
-			return "", 0, err
+	levels := make([]*scenarios.Level, 0, len(r.sc.Levels))
+	for _, l := range r.sc.Levels {
+		if l.MonthlyCoupon != nil {
+			levels = append(levels, l)
 		}
 	}
-	if len(ids) < budget {
-		return "", len(ids), nil
+	slices.SortStableFunc(levels, func(a, b *scenarios.Level) int { return cmp.Compare(a.MinPoints, b.MinPoints) })
+	level, after, ok := strings.Cut(cursor, "|")
+	start := 0
+	if ok {
+		start = slices.IndexFunc(levels, func(l *scenarios.Level) bool { return l.Name == level })
+		if start < 0 {
+			start, after = 0, "" // the level is gone from the scenario
+		}
+	} else {
+		after = ""
 	}
-	return ids[len(ids)-1], len(ids), nil
+	used := 0
+	for _, l := range levels[start:] {
+		var ids []string
+		if err := r.tx.TermMembers(bot.IndexKey(bot.TermLevel, l.Name), after, func(id string) bool {
+			ids = append(ids, id)
+			return used+len(ids) < budget
+		}); err != nil {
+			return "", 0, err
+		}
+		after = ""
+		for _, id := range ids {
+			if err := r.periodicCoupon(id, "monthly|"+month, time.Time{}); err != nil {
+				return "", 0, err
+			}
+		}
+		used += len(ids)
+		if used >= budget {
+			return l.Name + "|" + ids[len(ids)-1], used, nil
+		}
+	}
+	return "", used, nil
 }
 
 // periodicCoupon gives member id her level's monthly or birthday coupon
